@@ -1,0 +1,15 @@
+//! cairn-core: the domain of cairn as plain data and pure functions.
+//!
+//! It owns the typed values (ids, emails, money, dates), the clock abstraction, the
+//! validation of Segment-spec tracking messages and the parsing of CSV import rows.
+//! It knows nothing of tokio, sqlx, HTTP or the file system: every function here takes
+//! its inputs (including the current time) as arguments, so it is testable in isolation.
+
+pub mod clock;
+pub mod doctor;
+pub mod import;
+pub mod tracking;
+pub mod values;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use values::{Email, EntityKind, Money, Source, ValueError};

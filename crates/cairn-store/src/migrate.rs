@@ -1,0 +1,70 @@
+//! A small, strict migration runner: numbered SQL files applied in order, each in its
+//! own transaction, recorded in `cairn_migrations`. Released migrations are never edited.
+
+/// One migration: its number, file name and SQL.
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub(crate) const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_foundation.sql",
+    sql: include_str!("../migrations/sqlite/0001_foundation.sql"),
+}];
+
+pub(crate) const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_foundation.sql",
+    sql: include_str!("../migrations/postgres/0001_foundation.sql"),
+}];
+
+/// Applies the migrations that `pool`'s database lacks. Generic over the two backends
+/// through a macro because the SQL of the bookkeeping table is the same in both.
+macro_rules! run_migrations {
+    ($pool:expr, $migrations:expr, $lock:expr, $unlock:expr) => {{
+        use sqlx::Row as _;
+        let pool = $pool;
+        let migrations: &[$crate::migrate::Migration] = $migrations;
+        let mut conn = pool.acquire().await?;
+        for stmt in $lock {
+            sqlx::raw_sql(stmt).execute(&mut *conn).await?;
+        }
+        let result = async {
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS cairn_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        let rows = sqlx::query("SELECT version FROM cairn_migrations").fetch_all(&mut *conn).await?;
+        let applied: Vec<i64> = rows.iter().map(|r| r.get::<i64, _>(0)).collect();
+        let known = migrations.last().map(|m| m.version).unwrap_or(0);
+        if let Some(found) = applied.iter().copied().max().filter(|v| *v > known) {
+            return Err($crate::StoreError::TooNew { found, known });
+        }
+        for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
+            let run = async {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO cairn_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(jiff::Timestamp::now().as_millisecond())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
+            };
+            run.await.map_err(|source| $crate::StoreError::Migration { version: m.version, name: m.name, source })?;
+        }
+        Ok::<(), $crate::StoreError>(())
+        }
+        .await;
+        for stmt in $unlock {
+            sqlx::raw_sql(stmt).execute(&mut *conn).await?;
+        }
+        result
+    }};
+}
+
+pub(crate) use run_migrations;

@@ -1,0 +1,167 @@
+//! The PostgreSQL backend: for several cairn nodes on one database.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+use crate::migrate::{run_migrations, POSTGRES};
+use crate::{redact_url, StoreError};
+
+/// A store in a PostgreSQL database (optionally in its own schema).
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+}
+
+impl PgStore {
+    pub(crate) async fn open(url: &str) -> crate::Result<PgStore> {
+        let open_err = |source| StoreError::Open { url: redact_url(url), source };
+        // `?schema=NAME` keeps cairn's tables in a schema of their own (tests use one each).
+        let (base, schema) = split_schema(url);
+        let mut options = PgConnectOptions::from_str(&base).map_err(open_err)?;
+        if let Some(schema) = &schema {
+            if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(StoreError::BadUrl(format!("{} (schema names may hold letters, digits and _)", redact_url(url))));
+            }
+            options = options.options([("search_path", schema.as_str())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        let create_schema = schema.map(|s| format!("CREATE SCHEMA IF NOT EXISTS {s}"));
+        let lock = ["SELECT pg_advisory_lock(7263415)".to_string()].into_iter().chain(create_schema);
+        let lock: Vec<sqlx::AssertSqlSafe<String>> = lock.map(sqlx::AssertSqlSafe).collect();
+        run_migrations!(&pool, POSTGRES, lock, ["SELECT pg_advisory_unlock(7263415)"])?;
+        Ok(PgStore { pool })
+    }
+
+    async fn begin_write(&self) -> crate::Result<sqlx::Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+/// Splits `?schema=NAME` (or `&schema=NAME`) off a PostgreSQL URL.
+fn split_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else { return (url.to_string(), None) };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("schema=") {
+            Some(s) => {
+                schema = Some(s.to_string());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let base = if rest.is_empty() { base.to_string() } else { format!("{base}?{}", rest.join("&")) };
+    (base, schema)
+}
+
+crate::shared::shared_store_impl!(PgStore, Postgres);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn schema_is_split_from_the_url() {
+        assert_eq!(
+            super::split_schema("postgres://u@h/db?schema=t1&sslmode=disable"),
+            ("postgres://u@h/db?sslmode=disable".to_string(), Some("t1".to_string()))
+        );
+        assert_eq!(super::split_schema("postgres://u@h/db"), ("postgres://u@h/db".to_string(), None));
+    }
+}
+
+/// Runs of this many plain events or more go through COPY rather than INSERT.
+const COPY_THRESHOLD: usize = 2_000;
+
+/// Appends a run of plain events: small runs with multi-row INSERT, large ones with COPY
+/// into a per-session staging table and one INSERT … SELECT that skips duplicates.
+async fn insert_plain_events(
+    conn: &mut sqlx::PgConnection,
+    source: &str,
+    msgs: &[&cairn_core::tracking::TrackingMessage],
+) -> crate::Result<std::collections::HashSet<String>> {
+    use sqlx::Row as _;
+    if msgs.len() < COPY_THRESHOLD {
+        return insert_events(conn, source, msgs).await;
+    }
+    sqlx::raw_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS events_staging (
+            ord BIGINT, message_id TEXT, kind TEXT, event TEXT, user_id TEXT, anonymous_id TEXT, group_id TEXT, previous_id TEXT,
+            ts BIGINT, original_ts BIGINT, sent_at BIGINT, received_at BIGINT, source TEXT, properties TEXT, context TEXT
+        ) ON COMMIT DELETE ROWS",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let mut buf = Vec::with_capacity(msgs.len() * 256);
+    for (i, m) in msgs.iter().enumerate() {
+        copy_row(&mut buf, i, source, m);
+    }
+    let mut copy = conn
+        .copy_in_raw("COPY events_staging (ord, message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context) FROM STDIN")
+        .await?;
+    copy.send(buf).await?;
+    copy.finish().await?;
+    let rows = sqlx::query(
+        "INSERT INTO events (message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context)
+         SELECT message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context
+         FROM events_staging ORDER BY ord
+         ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    sqlx::raw_sql("TRUNCATE events_staging").execute(&mut *conn).await?;
+    Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+}
+
+/// One line of COPY text format.
+fn copy_row(buf: &mut Vec<u8>, ord: usize, source: &str, m: &cairn_core::tracking::TrackingMessage) {
+    fn text(buf: &mut Vec<u8>, v: Option<&str>) {
+        match v {
+            None => buf.extend_from_slice(b"\\N"),
+            Some(s) => {
+                for b in s.bytes() {
+                    match b {
+                        b'\\' => buf.extend_from_slice(b"\\\\"),
+                        b'\n' => buf.extend_from_slice(b"\\n"),
+                        b'\r' => buf.extend_from_slice(b"\\r"),
+                        b'\t' => buf.extend_from_slice(b"\\t"),
+                        _ => buf.push(b),
+                    }
+                }
+            }
+        }
+        buf.push(b'\t');
+    }
+    fn num(buf: &mut Vec<u8>, v: Option<i64>) {
+        match v {
+            None => buf.extend_from_slice(b"\\N"),
+            Some(n) => buf.extend_from_slice(n.to_string().as_bytes()),
+        }
+        buf.push(b'\t');
+    }
+    let ms = |t: jiff::Timestamp| t.as_millisecond();
+    num(buf, Some(ord as i64));
+    text(buf, Some(&m.message_id));
+    text(buf, Some(m.kind.as_str()));
+    text(buf, m.event.as_deref());
+    text(buf, m.user_id.as_deref());
+    text(buf, m.anonymous_id.as_deref());
+    text(buf, m.group_id.as_deref());
+    text(buf, m.previous_id.as_deref());
+    num(buf, Some(ms(m.timestamp)));
+    num(buf, m.original_timestamp.map(ms));
+    num(buf, m.sent_at.map(ms));
+    num(buf, Some(ms(m.received_at)));
+    text(buf, Some(source));
+    text(buf, m.properties.as_deref());
+    text(buf, m.context.as_deref());
+    buf.pop();
+    buf.push(b'\n');
+}
