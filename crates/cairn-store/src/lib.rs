@@ -14,7 +14,7 @@
 
 mod appender;
 mod migrate;
-mod postgres;
+pub mod postgres;
 mod shared;
 mod sqlite;
 mod types;
@@ -29,6 +29,7 @@ use jiff::civil::Date;
 use jiff::Timestamp;
 
 pub use appender::Appender;
+pub use postgres::copy_columns as pg_copy_line;
 pub use types::{ApiKey, Appended, ImportRun, KeyKind};
 
 /// What can go wrong in the store. Messages say what to do where they can.

@@ -120,8 +120,17 @@ async fn insert_plain_events(
     Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
 }
 
-/// One line of COPY text format.
+/// One line of COPY text format: `ord` then the event columns.
 fn copy_row(buf: &mut Vec<u8>, ord: usize, source: &str, m: &cairn_core::tracking::TrackingMessage) {
+    buf.extend_from_slice(ord.to_string().as_bytes());
+    buf.push(b'\t');
+    copy_columns(buf, source, m);
+}
+
+/// The event columns of one message as a line of PostgreSQL COPY text format
+/// (message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts,
+/// original_ts, sent_at, received_at, source, properties, context).
+pub fn copy_columns(buf: &mut Vec<u8>, source: &str, m: &cairn_core::tracking::TrackingMessage) {
     fn text(buf: &mut Vec<u8>, v: Option<&str>) {
         match v {
             None => buf.extend_from_slice(b"\\N"),
@@ -147,7 +156,6 @@ fn copy_row(buf: &mut Vec<u8>, ord: usize, source: &str, m: &cairn_core::trackin
         buf.push(b'\t');
     }
     let ms = |t: jiff::Timestamp| t.as_millisecond();
-    num(buf, Some(ord as i64));
     text(buf, Some(&m.message_id));
     text(buf, Some(m.kind.as_str()));
     text(buf, m.event.as_deref());

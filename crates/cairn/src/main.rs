@@ -1,1 +1,5 @@
-fn main(){}
+//! The `cairn` binary: see `cairn --help`.
+
+fn main() -> std::process::ExitCode {
+    cairn::cli::main()
+}

@@ -1,0 +1,74 @@
+//! The one HTTP error type: every failure a handler can meet maps to a status and a JSON
+//! body `{"success": false, "error": "...", "field": "..."}` here, and nowhere else.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cairn_core::tracking::MessageError;
+use serde_json::json;
+
+/// An error answered to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No key, or a key that is unknown, revoked or of the wrong kind.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The request body is larger than the endpoint accepts.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The request body is not a valid message.
+    #[error("{0}")]
+    BadMessage(MessageError),
+    /// Any other malformed request.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A batch whose every message was rejected: the body lists each one.
+    #[error("every message in the batch was rejected")]
+    BadBatch(serde_json::Value),
+    /// No such route.
+    #[error("{0}")]
+    NotFound(String),
+    /// The store failed; the client should retry (nothing was acknowledged).
+    #[error("the event store is unavailable, retry later: {0}")]
+    Unavailable(#[from] cairn_store::StoreError),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadMessage(_) | ApiError::BadRequest(_) | ApiError::BadBatch(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(e) => {
+                tracing::error!(error = %e, "store unavailable");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        let field = match &self {
+            ApiError::BadMessage(m) => m.field.clone(),
+            _ => None,
+        };
+        if let ApiError::BadBatch(body) = self {
+            return (status, axum::Json(body)).into_response();
+        }
+        let body = match field {
+            Some(f) => json!({ "success": false, "error": self.to_string(), "field": f }),
+            None => json!({ "success": false, "error": self.to_string() }),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"cairn\""));
+        }
+        response
+    }
+}
+
+/// The fallback for unknown routes.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!(
+        "no such endpoint `{}`: tracking calls go to /v1/identify, /v1/track, /v1/group, /v1/page, /v1/screen, /v1/alias or /v1/batch",
+        uri.path()
+    ))
+}

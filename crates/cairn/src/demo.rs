@@ -1,0 +1,175 @@
+//! The demo customer base: a deterministic generator of accounts, contacts, subscription
+//! lines and product events (the same seed gives the same data), used by `cairn demo`,
+//! `cairn serve --demo` and as the load of the benchmarks.
+
+use anyhow::Result;
+use cairn_core::import::{parse_account, parse_contact, parse_subscription, Header, ImportKind};
+use cairn_core::tracking::{parse_message, Envelope};
+use cairn_core::Source;
+use cairn_store::Store;
+use jiff::{SignedDuration, Timestamp};
+
+/// A small, fast, deterministic random number generator (SplitMix64).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+const INDUSTRIES: [&str; 6] = ["software", "fintech", "healthcare", "retail", "logistics", "education"];
+const PLANS: [&str; 4] = ["starter", "team", "business", "enterprise"];
+const ROLES: [&str; 4] = ["admin", "user", "champion", "economic_buyer"];
+/// Product events, most frequent first.
+pub const EVENTS: [&str; 10] = [
+    "page_viewed", "report_created", "dashboard_viewed", "alert_set", "user_invited",
+    "dashboard_shared", "export_downloaded", "integration_connected", "ticket_opened", "webinar_attended",
+];
+
+/// How many contacts account `i` has (2 to 60, skewed small).
+pub fn contacts_of(i: usize) -> usize {
+    let mut rng = Rng::new(i as u64 ^ 0xC0FFEE);
+    2 + rng.below(20) as usize + if rng.below(10) == 0 { rng.below(40) as usize } else { 0 }
+}
+
+/// The CSV of `n` demo accounts.
+pub fn accounts_csv(n: usize, today: jiff::civil::Date) -> String {
+    let mut rng = Rng::new(1);
+    let mut out = String::from("external_id,name,industry,employees,plan,seats,start_date,domains,product_id,region\n");
+    for i in 0..n {
+        let plan = PLANS[rng.below(4) as usize];
+        let seats = match plan {
+            "starter" => 5,
+            "team" => 20,
+            "business" => 50,
+            _ => 200,
+        };
+        let start = today.checked_sub(SignedDuration::from_hours(24 * (30 + rng.below(700) as i64))).unwrap_or(today);
+        out.push_str(&format!(
+            "A{i:05},Company {i},{},{},{plan},{seats},{start},company{i}.example,acct-{i},{}\n",
+            INDUSTRIES[rng.below(6) as usize],
+            10 + rng.below(5000),
+            ["EMEA", "AMER", "APAC"][rng.below(3) as usize]
+        ));
+    }
+    out
+}
+
+/// The CSV of the demo contacts of `n` accounts.
+pub fn contacts_csv(n: usize) -> String {
+    let mut rng = Rng::new(2);
+    let mut out = String::from("external_id,account_external_id,email,name,role,timezone,product_id\n");
+    for i in 0..n {
+        for j in 0..contacts_of(i) {
+            let tz = ["Europe/London", "America/New_York", "Asia/Tokyo", "Europe/Berlin"][rng.below(4) as usize];
+            let role = if j == 0 { "admin" } else { ROLES[rng.below(4) as usize] };
+            out.push_str(&format!("C{i:05}-{j},A{i:05},user{j}@company{i}.example,User {j} of {i},{role},{tz},u-{i}-{j}\n"));
+        }
+    }
+    out
+}
+
+/// The CSV of the demo subscription lines of `n` accounts: a yearly line per account,
+/// renewing within the coming year.
+pub fn subscriptions_csv(n: usize, today: jiff::civil::Date) -> String {
+    let mut rng = Rng::new(3);
+    let mut out = String::from("id,account_id,start_date,end_date,arr,seats,product\n");
+    for i in 0..n {
+        let end = today.checked_add(SignedDuration::from_hours(24 * rng.below(365) as i64)).unwrap_or(today);
+        let start = end.checked_sub(SignedDuration::from_hours(24 * 364)).unwrap_or(end);
+        let arr = 2_000 + rng.below(98_000);
+        out.push_str(&format!("S{i:05},A{i:05},{start},{end},{arr}.00,{},core\n", 5 + rng.below(100)));
+    }
+    out
+}
+
+/// One demo product event as an NDJSON line (Segment track call), number `k` of the
+/// stream, for one of `accounts` accounts, within `days` days before `end`.
+pub fn event_line(rng: &mut Rng, k: u64, accounts: usize, days: i64, end: Timestamp) -> String {
+    let i = rng.below(accounts as u64) as usize;
+    let j = rng.below(contacts_of(i) as u64);
+    let r = rng.below(1000);
+    // A skewed mix: page views dominate, rare events are rare.
+    let e = match r {
+        0..=399 => 0,
+        400..=599 => 1,
+        600..=749 => 2,
+        750..=829 => 3,
+        830..=879 => 4,
+        880..=929 => 5,
+        930..=959 => 6,
+        960..=979 => 7,
+        980..=994 => 8,
+        _ => 9,
+    };
+    let secs_back = rng.below((days * 86_400) as u64) as i64;
+    let ts = end.checked_sub(SignedDuration::from_secs(secs_back)).unwrap_or(end);
+    format!(
+        r#"{{"type":"track","messageId":"demo-{k}","userId":"u-{i}-{j}","event":"{}","properties":{{"plan_feature":"f{}","duration_ms":{}}},"context":{{"groupId":"acct-{i}","library":{{"name":"cairn-demo"}}}},"timestamp":"{ts}"}}"#,
+        EVENTS[e],
+        rng.below(12),
+        rng.below(5000),
+    )
+}
+
+fn rows<T>(csv_text: &str, kind: ImportKind, parse: impl Fn(&Header, u64, &[&str]) -> Result<T, cairn_core::import::RowError>) -> Result<Vec<T>> {
+    let mut lines = csv_text.lines();
+    let header_fields: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let header = Header::parse(kind, &header_fields)?;
+    lines
+        .enumerate()
+        .map(|(n, l)| {
+            let fields: Vec<&str> = l.split(',').collect();
+            parse(&header, n as u64 + 2, &fields).map_err(anyhow::Error::from)
+        })
+        .collect()
+}
+
+/// Fills the store with `accounts` demo accounts, their contacts and subscription lines,
+/// and 90 days of events (about 40 a contact) ending at `now`. Returns a one-line summary.
+pub async fn seed(store: &Store, accounts: usize, now: Timestamp) -> Result<String> {
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let a = rows(&accounts_csv(accounts, today), ImportKind::Accounts, parse_account)?;
+    let c = rows(&contacts_csv(accounts), ImportKind::Contacts, parse_contact)?;
+    let s = rows(&subscriptions_csv(accounts, today), ImportKind::Subscriptions, parse_subscription)?;
+    for chunk in a.chunks(1000) {
+        store.upsert_accounts(Source::Crm, chunk).await?;
+    }
+    for chunk in c.chunks(1000) {
+        store.upsert_contacts(Source::Crm, chunk).await?;
+    }
+    for chunk in s.chunks(1000) {
+        store.upsert_subscriptions(Source::Crm, chunk).await?;
+    }
+    let events = c.len() as u64 * 40;
+    let envelope = Envelope { received_at: now, batch_sent_at: None, batch_context: None, trust_timestamps: true };
+    let mut rng = Rng::new(4);
+    let mut batch = Vec::with_capacity(10_000);
+    for k in 0..events {
+        let line = event_line(&mut rng, k, accounts, 90, now);
+        batch.push(parse_message(&line, None, &envelope, || format!("demo-{k}"))?);
+        if batch.len() == 10_000 {
+            store.append("demo", &batch).await?;
+            batch.clear();
+        }
+    }
+    store.append("demo", &batch).await?;
+    Ok(format!("demo data: {} accounts, {} contacts, {} subscription lines, {events} events", a.len(), c.len(), s.len()))
+}

@@ -1,0 +1,12 @@
+//! cairn's command line: `serve`, `import`, `doctor`, `keys`, `demo` and `bench`.
+//!
+//! This crate is the edge: it reads files and flags, opens the store, starts the server
+//! and prints reports. Errors are `anyhow` with context here; the library crates below
+//! keep typed errors.
+
+pub mod bench;
+pub mod cli;
+pub mod demo;
+pub mod import;
+pub mod loopback;
+pub mod progress;

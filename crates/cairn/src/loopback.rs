@@ -1,0 +1,126 @@
+//! A minimal HTTP/1.1 client for loopback use by the benchmarks and the tests: one
+//! keep-alive connection, raw bytes in (so tests can send what no polite client would),
+//! status and body out. Not a general-purpose client: it expects `Content-Length` replies.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// A response: status code and body text.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// Response headers, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// Body (lossy UTF-8).
+    pub body: String,
+}
+
+impl Response {
+    /// The body parsed as JSON (`Value::Null` if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One keep-alive connection to `addr`.
+pub struct Connection {
+    addr: String,
+    stream: Option<BufReader<TcpStream>>,
+}
+
+impl Connection {
+    /// A connection to `addr` (`127.0.0.1:PORT`), opened on first use.
+    pub fn new(addr: &str) -> Connection {
+        Connection { addr: addr.to_string(), stream: None }
+    }
+
+    /// Sends a request with the given extra header lines and raw body.
+    pub async fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Response> {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n", self.addr, body.len());
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(body);
+        if self.stream.is_none() {
+            let s = TcpStream::connect(&self.addr).await.with_context(|| format!("connecting to {}", self.addr))?;
+            s.set_nodelay(true)?;
+            self.stream = Some(BufReader::new(s));
+        }
+        let result = tokio::time::timeout(Duration::from_secs(60), self.exchange(&bytes)).await;
+        match result {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                self.stream = None;
+                Err(e)
+            }
+            Err(_) => {
+                self.stream = None;
+                bail!("no response from {} within 60 s", self.addr)
+            }
+        }
+    }
+
+    async fn exchange(&mut self, bytes: &[u8]) -> Result<Response> {
+        let stream = self.stream.as_mut().context("not connected")?;
+        stream.get_mut().write_all(bytes).await?;
+        let mut line = String::new();
+        if stream.read_line(&mut line).await? == 0 {
+            bail!("connection closed before a response");
+        }
+        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("bad status line {line:?}"))?;
+        let mut headers = Vec::new();
+        let mut length = 0usize;
+        let mut close = false;
+        loop {
+            line.clear();
+            stream.read_line(&mut line).await?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
+                if k == "content-length" {
+                    length = v.parse().unwrap_or(0);
+                }
+                if k == "connection" && v.eq_ignore_ascii_case("close") {
+                    close = true;
+                }
+                headers.push((k, v));
+            }
+        }
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body).await?;
+        if close {
+            self.stream = None;
+        }
+        Ok(Response { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
+    }
+
+    /// POSTs JSON text with Basic auth by write key.
+    pub async fn post_json(&mut self, path: &str, write_key: Option<&str>, body: &str) -> Result<Response> {
+        let auth = write_key.map(basic_auth);
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        self.request("POST", path, &headers, body.as_bytes()).await
+    }
+}
+
+/// `Basic base64(key:)`.
+pub fn basic_auth(key: &str) -> String {
+    use base64::Engine as _;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:")))
+}
