@@ -63,6 +63,9 @@ fn split_schema(url: &str) -> (String, Option<String>) {
     (base, schema)
 }
 
+/// Whether bulk statements use `$N` placeholders (see `events_insert_sql`).
+const NUMBERED_PLACEHOLDERS: bool = true;
+
 crate::shared::shared_store_impl!(PgStore, Postgres);
 
 #[cfg(test)]
@@ -86,7 +89,7 @@ async fn insert_plain_events(
     conn: &mut sqlx::PgConnection,
     source: &str,
     msgs: &[&cairn_core::tracking::TrackingMessage],
-) -> crate::Result<std::collections::HashSet<String>> {
+) -> crate::Result<Vec<bool>> {
     use sqlx::Row as _;
     if msgs.len() < COPY_THRESHOLD {
         return insert_events(conn, source, msgs).await;
@@ -117,7 +120,8 @@ async fn insert_plain_events(
     .fetch_all(&mut *conn)
     .await?;
     sqlx::raw_sql("TRUNCATE events_staging").execute(&mut *conn).await?;
-    Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    let inserted = rows.iter().map(|r| r.get::<String, _>(0)).collect();
+    Ok(crate::shared::mark_new(msgs, &inserted))
 }
 
 /// One line of COPY text format: `ord` then the event columns.

@@ -108,11 +108,21 @@ pub(crate) fn is_plain_event(m: &TrackingMessage) -> bool {
     matches!(m.kind, MessageKind::Track | MessageKind::Page | MessageKind::Screen)
 }
 
-/// Rows per multi-row INSERT of events (15 parameters each; well under both limits).
+/// Per message, whether it is new: its id is among those the database stored now, and it
+/// is the first message with that id (a repeat inside one statement is a duplicate).
+pub(crate) fn mark_new(msgs: &[&TrackingMessage], inserted: &std::collections::HashSet<String>) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::with_capacity(msgs.len());
+    msgs.iter().map(|m| inserted.contains(&m.message_id) && seen.insert(m.message_id.as_str())).collect()
+}
+
+/// Rows per multi-row INSERT of events (14 parameters each; well under both limits).
 pub(crate) const EVENT_ROWS_PER_INSERT: usize = 500;
 
-/// Builds `INSERT INTO events (...) VALUES ($1..), ($16..) ... ON CONFLICT DO NOTHING RETURNING message_id`.
-pub(crate) fn events_insert_sql(rows: usize) -> String {
+/// Builds `INSERT INTO events (...) VALUES ($1..), ($15..) ... ON CONFLICT DO NOTHING RETURNING message_id`.
+///
+/// With `numbered = false` the placeholders are plain `?`: SQLite looks a `$N` name up
+/// with a linear scan per bound value, which makes a 7,000-value statement quadratic.
+pub(crate) fn events_insert_sql(rows: usize, numbered: bool) -> String {
     let mut sql = String::with_capacity(200 + rows * 80);
     sql.push_str("INSERT INTO events (message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context) VALUES ");
     let mut n = 1;
@@ -125,8 +135,12 @@ pub(crate) fn events_insert_sql(rows: usize) -> String {
             if c > 0 {
                 sql.push(',');
             }
-            sql.push('$');
-            sql.push_str(&n.to_string());
+            if numbered {
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            } else {
+                sql.push('?');
+            }
             n += 1;
         }
         sql.push(')');
@@ -227,6 +241,28 @@ macro_rules! shared_store_impl {
         async fn account_by_domain(conn: &mut Conn, domain: &str) -> Result<Option<i64>> {
             let rows = sqlx::query("SELECT account_id FROM account_domains WHERE domain = $1 LIMIT 2").bind(domain).fetch_all(&mut *conn).await?;
             Ok(if rows.len() == 1 { Some(rows[0].get::<i64, _>(0)) } else { None })
+        }
+
+        /// Re-derives the links made through `domain` after the accounts listing it changed:
+        /// while exactly one account lists it, contacts without an account whose email is at
+        /// that domain join it; once none or several do, those links are undone. So the
+        /// result does not depend on whether contacts or accounts arrived first.
+        async fn relink_domain(conn: &mut Conn, domain: &str) -> Result<()> {
+            let basis = format!("email_domain:{domain}");
+            match account_by_domain(conn, domain).await? {
+                Some(account_id) => {
+                    sqlx::query("UPDATE contacts SET account_id = $1, account_match_basis = $2 WHERE (account_id IS NULL AND email LIKE $3) OR (account_match_basis = $2 AND account_id <> $1)")
+                        .bind(account_id)
+                        .bind(&basis)
+                        .bind(format!("%@{domain}"))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                None => {
+                    sqlx::query("UPDATE contacts SET account_id = NULL, account_match_basis = NULL WHERE account_match_basis = $1").bind(&basis).execute(&mut *conn).await?;
+                }
+            }
+            Ok(())
         }
 
         /// Links a contact that has no account to the account owning its email's domain.
@@ -378,14 +414,29 @@ macro_rules! shared_store_impl {
             Ok(())
         }
 
-        /// Inserts events with multi-row statements; returns the message ids stored now.
-        async fn insert_events(conn: &mut Conn, source: &str, msgs: &[&TrackingMessage]) -> Result<HashSet<String>> {
+        /// Inserts events with multi-row statements; returns, per message, whether it is new.
+        async fn insert_events(conn: &mut Conn, source: &str, msgs: &[&TrackingMessage]) -> Result<Vec<bool>> {
             let mut inserted = HashSet::with_capacity(msgs.len());
             for chunk in msgs.chunks(EVENT_ROWS_PER_INSERT) {
-                let sql = events_insert_sql(chunk.len());
+                let sql = events_insert_sql(chunk.len(), NUMBERED_PLACEHOLDERS);
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for m in chunk {
-                    q = q
+                    q = bind_event(q, source, m);
+                }
+                for row in q.fetch_all(&mut *conn).await? {
+                    inserted.insert(row.get::<String, _>(0));
+                }
+            }
+            Ok(crate::shared::mark_new(msgs, &inserted))
+        }
+
+        /// Binds the 14 event columns of one message, in `events_insert_sql` order.
+        fn bind_event<'q>(
+            q: sqlx::query::Query<'q, $Db, <$Db as sqlx::Database>::Arguments>,
+            source: &'q str,
+            m: &'q TrackingMessage,
+        ) -> sqlx::query::Query<'q, $Db, <$Db as sqlx::Database>::Arguments> {
+                    q
                         .bind(m.message_id.as_str())
                         .bind(m.kind.as_str())
                         .bind(m.event.as_deref())
@@ -399,19 +450,12 @@ macro_rules! shared_store_impl {
                         .bind(ms(m.received_at))
                         .bind(source)
                         .bind(m.properties.as_deref())
-                        .bind(m.context.as_deref());
-                }
-                for row in q.fetch_all(&mut *conn).await? {
-                    inserted.insert(row.get::<String, _>(0));
-                }
-            }
-            Ok(inserted)
+                        .bind(m.context.as_deref())
         }
 
         /// Appends messages in order on one connection inside the caller's transaction.
         async fn append_in(conn: &mut Conn, source: &str, messages: &[TrackingMessage]) -> Result<Vec<Appended>> {
             let mut out = Vec::with_capacity(messages.len());
-            let mut seen: HashSet<&str> = HashSet::with_capacity(messages.len());
             let mut i = 0;
             while i < messages.len() {
                 // A run of plain events goes in with multi-row inserts; identity calls one by one.
@@ -421,17 +465,14 @@ macro_rules! shared_store_impl {
                 }
                 if i > start {
                     let run: Vec<&TrackingMessage> = messages[start..i].iter().collect();
-                    let inserted = insert_plain_events(conn, source, &run).await?;
-                    for m in run {
-                        let new = inserted.contains(&m.message_id) && seen.insert(m.message_id.as_str());
+                    for new in insert_plain_events(conn, source, &run).await? {
                         out.push(if new { Appended::New } else { Appended::Duplicate });
                     }
                     continue;
                 }
                 let m = &messages[i];
                 i += 1;
-                let inserted = insert_events(conn, source, &[m]).await?;
-                if !inserted.contains(&m.message_id) || !seen.insert(m.message_id.as_str()) {
+                if insert_events(conn, source, &[m]).await? != [true] {
                     out.push(Appended::Duplicate);
                     continue;
                 }
@@ -504,16 +545,10 @@ macro_rules! shared_store_impl {
                         sqlx::query("INSERT INTO account_domains (domain, account_id) VALUES ($1, $2)").bind(d).bind(id).execute(&mut *conn).await?;
                     }
                 }
-                // Contacts waiting for an account whose email domain is now known.
-                for d in domains {
-                    if account_by_domain(conn, d).await? == Some(id) {
-                        sqlx::query("UPDATE contacts SET account_id = $1, account_match_basis = $2 WHERE account_id IS NULL AND email LIKE $3")
-                            .bind(id)
-                            .bind(format!("email_domain:{d}"))
-                            .bind(format!("%@{d}"))
-                            .execute(&mut *conn)
-                            .await?;
-                    }
+                // Contacts waiting for an account whose email domain is now known, and links
+                // through a domain that this row made ambiguous or dropped.
+                for d in current.iter().chain(domains) {
+                    relink_domain(conn, d).await?;
                 }
             }
             Ok(Ok(()))
@@ -620,7 +655,7 @@ macro_rules! shared_store_impl {
         }
 
         /// The label of an account in reports: its CRM id, else any external id, else its row id.
-        const ACCOUNT_LABEL: &str = "COALESCE((SELECT MIN(x.source || ':' || x.external_id) FROM external_ids x WHERE x.entity_kind = 'account' AND x.entity_id = a.id), 'account#' || CAST(a.id AS TEXT))";
+        const ACCOUNT_LABEL: &str = "COALESCE((SELECT MIN(x.source || ':' || x.external_id) FROM external_ids x WHERE x.entity_kind = 'account' AND x.entity_id = a.id AND x.source = 'crm'), (SELECT MIN(x.source || ':' || x.external_id) FROM external_ids x WHERE x.entity_kind = 'account' AND x.entity_id = a.id), 'account#' || CAST(a.id AS TEXT))";
         const CONTACT_LABEL: &str = "COALESCE(c.email, (SELECT MIN(x.source || ':' || x.external_id) FROM external_ids x WHERE x.entity_kind = 'contact' AND x.entity_id = c.id), 'contact#' || CAST(c.id AS TEXT))";
 
         impl $Store {
@@ -726,7 +761,7 @@ macro_rules! shared_store_impl {
                 let mut out: HashMap<String, u64> = ids.iter().map(|i| (i.clone(), 0)).collect();
                 let mut conn = self.pool.acquire().await?;
                 for chunk in ids.chunks(500) {
-                    let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                    let placeholders: Vec<String> = (1..=chunk.len()).map(|i| if NUMBERED_PLACEHOLDERS { format!("${i}") } else { "?".to_string() }).collect();
                     let sql = format!("SELECT message_id FROM events WHERE message_id IN ({})", placeholders.join(","));
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for id in chunk {

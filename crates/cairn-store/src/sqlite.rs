@@ -43,14 +43,38 @@ impl SqliteStore {
     }
 }
 
+/// Whether bulk statements use `$N` placeholders (see `events_insert_sql`).
+const NUMBERED_PLACEHOLDERS: bool = false;
+
 crate::shared::shared_store_impl!(SqliteStore, Sqlite);
 
-/// SQLite's bulk path is the multi-row insert itself: inside one transaction it runs at
-/// the speed of the B-tree.
+/// SQLite's bulk path: multi-row inserts without `RETURNING`. Inside the write
+/// transaction this connection is the only writer and `seq` is AUTOINCREMENT, so the rows
+/// a statement adds are exactly those with `seq` above the previous maximum; only when a
+/// statement skipped duplicates are their ids read back to tell new from old.
 async fn insert_plain_events(
     conn: &mut sqlx::SqliteConnection,
     source: &str,
     msgs: &[&cairn_core::tracking::TrackingMessage],
-) -> crate::Result<std::collections::HashSet<String>> {
-    insert_events(conn, source, msgs).await
+) -> crate::Result<Vec<bool>> {
+    use sqlx::Row as _;
+    let mut out = Vec::with_capacity(msgs.len());
+    let mut before: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events").fetch_one(&mut *conn).await?.get(0);
+    for chunk in msgs.chunks(crate::shared::EVENT_ROWS_PER_INSERT) {
+        let sql = crate::shared::events_insert_sql(chunk.len(), false).replace(" RETURNING message_id", "");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for m in chunk {
+            q = bind_event(q, source, m);
+        }
+        let added = q.execute(&mut *conn).await?.rows_affected() as i64;
+        if added == chunk.len() as i64 {
+            out.resize(out.len() + chunk.len(), true);
+        } else {
+            let rows = sqlx::query("SELECT message_id FROM events WHERE seq > $1").bind(before).fetch_all(&mut *conn).await?;
+            let inserted = rows.iter().map(|r| r.get::<String, _>(0)).collect();
+            out.extend(crate::shared::mark_new(chunk, &inserted));
+        }
+        before += added;
+    }
+    Ok(out)
 }

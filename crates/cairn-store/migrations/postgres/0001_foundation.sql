@@ -78,9 +78,6 @@ CREATE TABLE events (
     properties          TEXT,
     context             TEXT
 );
-CREATE INDEX events_user ON events(user_id);
-CREATE INDEX events_anonymous ON events(anonymous_id);
-CREATE INDEX events_group ON events(group_id);
 
 CREATE TABLE api_keys (
     id          BIGSERIAL PRIMARY KEY,

@@ -64,6 +64,8 @@ CREATE TABLE subscriptions (
 CREATE INDEX subscriptions_account ON subscriptions(account_id);
 
 -- The append-only event log. seq is monotonically increasing (AUTOINCREMENT never reuses).
+-- No secondary indexes: every read of the log is a scan in seq order (engine, doctor),
+-- and each index would cost every append.
 -- Identity is resolved at read time from user_id / anonymous_id / group_id, so an event
 -- that matched nobody when it arrived is linked as soon as the identity becomes known.
 CREATE TABLE events (
@@ -83,9 +85,6 @@ CREATE TABLE events (
     properties          TEXT,
     context             TEXT
 );
-CREATE INDEX events_user ON events(user_id);
-CREATE INDEX events_anonymous ON events(anonymous_id);
-CREATE INDEX events_group ON events(group_id);
 
 CREATE TABLE api_keys (
     id          INTEGER PRIMARY KEY,
