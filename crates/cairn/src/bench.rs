@@ -25,7 +25,7 @@ use crate::loopback::Connection;
 /// Options of `cairn bench ingest`.
 #[derive(Args, Debug, Clone)]
 pub struct IngestArgs {
-    /// Events in the bulk-import file
+    /// Events in the bulk-import file (0 leaves the import benchmarks out)
     #[arg(long, default_value_t = 5_000_000)]
     pub events: u64,
     /// Accounts the events are spread over
@@ -119,56 +119,19 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
-    let ndjson = dir.join("events.ndjson");
-    eprintln!("generating {} events over {} accounts…", args.events, args.accounts);
-    let bytes = generate_ndjson(&ndjson, args.events, args.accounts)?;
-    let received_at = bench_end();
     let mut rows = Vec::new();
-
-    // (a) bulk import into SQLite.
-    let db_path = dir.join("bench.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));
-    }
-    let store = Store::open(&format!("sqlite://{}", db_path.display())).await?;
-    eprintln!("importing into SQLite…");
-    let t = Instant::now();
-    let s = crate::import::import_events(Some(&store), &ndjson, received_at).await?;
-    let secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(s.imported == args.events, "SQLite import stored {} of {} events", s.imported, args.events);
-    rows.push(row("import NDJSON → cairn SQLite", s.imported, secs, format!("{:.0} MB/s of NDJSON", bytes as f64 / 1e6 / secs)));
-    store.close().await;
-
-    // (a) bulk import into PostgreSQL, and the COPY peer.
-    if args.pg != "none" {
-        let schema = unique_schema("import");
-        let url = with_schema(&args.pg, &schema);
-        let store = Store::open(&url).await.context("opening the benchmark PostgreSQL (pass --pg none to leave it out)")?;
-        eprintln!("importing into PostgreSQL…");
-        let t = Instant::now();
-        let s = crate::import::import_events(Some(&store), &ndjson, received_at).await?;
-        let pg_secs = t.elapsed().as_secs_f64();
-        anyhow::ensure!(s.imported == args.events, "PostgreSQL import stored {} of {} events", s.imported, args.events);
-        store.close().await;
-
-        eprintln!("preparing the COPY peer's file (not timed)…");
-        let copy_file = dir.join("events.copy");
-        generate_copy_text(&ndjson, &copy_file, received_at)?;
-        let peer_schema = unique_schema("copy");
-        let peer_secs = copy_peer(&args.pg, &peer_schema, &schema, &copy_file).await?;
-        rows.push(row("import NDJSON → cairn PostgreSQL", args.events, pg_secs, format!("{:.2}× the COPY time", pg_secs / peer_secs)));
-        rows.push(row("peer: PostgreSQL COPY of the same rows", args.events, peer_secs, "same columns and indexes, rows pre-converted".into()));
-        drop_schema(&args.pg, &schema).await;
-        drop_schema(&args.pg, &peer_schema).await;
-        let _ = std::fs::remove_file(&copy_file);
+    let mut bytes = 0;
+    if args.events > 0 {
+        let ndjson = dir.join("events.ndjson");
+        eprintln!("generating {} events over {} accounts…", args.events, args.accounts);
+        bytes = generate_ndjson(&ndjson, args.events, args.accounts)?;
+        bulk_import(&args, &dir, &ndjson, bytes, &mut rows).await?;
+        let _ = std::fs::remove_file(&ndjson);
     }
 
     // (b) /v1/batch over loopback.
-    let http_db = dir.join("http.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", http_db.display()));
-    }
-    let (rate, p50, p99, events) = http_batch(&format!("sqlite://{}", http_db.display()), &args).await?;
+    let http_db = fresh_sqlite(&dir, "http.db");
+    let (rate, p50, p99, events) = http_batch(&http_db, &args).await?;
     rows.push(row(
         "POST /v1/batch → cairn SQLite",
         events,
@@ -186,6 +149,53 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
             println!("| {} | {} | {:.2} | {:.0} | {} |", r.what, r.events, r.seconds, r.events_per_s, r.note);
         }
     }
+    Ok(())
+}
+
+/// The URL of a new, empty SQLite file in `dir`.
+fn fresh_sqlite(dir: &Path, name: &str) -> String {
+    let path = dir.join(name);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    format!("sqlite://{}", path.display())
+}
+
+/// (a) bulk import into SQLite and PostgreSQL, and PostgreSQL COPY as the peer.
+async fn bulk_import(args: &IngestArgs, dir: &Path, ndjson: &Path, bytes: u64, rows: &mut Vec<Row>) -> Result<()> {
+    let received_at = bench_end();
+    let store = Store::open(&fresh_sqlite(dir, "bench.db")).await?;
+    eprintln!("importing into SQLite…");
+    let t = Instant::now();
+    let s = crate::import::import_events(Some(&store), ndjson, received_at).await?;
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(s.imported == args.events, "SQLite import stored {} of {} events", s.imported, args.events);
+    rows.push(row("import NDJSON → cairn SQLite", s.imported, secs, format!("{:.0} MB/s of NDJSON", bytes as f64 / 1e6 / secs)));
+    store.close().await;
+
+    if args.pg == "none" {
+        return Ok(());
+    }
+    let schema = unique_schema("import");
+    let url = with_schema(&args.pg, &schema);
+    let store = Store::open(&url).await.context("opening the benchmark PostgreSQL (pass --pg none to leave it out)")?;
+    eprintln!("importing into PostgreSQL…");
+    let t = Instant::now();
+    let s = crate::import::import_events(Some(&store), ndjson, received_at).await?;
+    let pg_secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(s.imported == args.events, "PostgreSQL import stored {} of {} events", s.imported, args.events);
+    store.close().await;
+
+    eprintln!("preparing the COPY peer's file (not timed)…");
+    let copy_file = dir.join("events.copy");
+    generate_copy_text(ndjson, &copy_file, received_at)?;
+    let peer_schema = unique_schema("copy");
+    let peer_secs = copy_peer(&args.pg, &peer_schema, &schema, &copy_file).await?;
+    rows.push(row("import NDJSON → cairn PostgreSQL", args.events, pg_secs, format!("{:.2}× the COPY time", pg_secs / peer_secs)));
+    rows.push(row("peer: PostgreSQL COPY of the same rows", args.events, peer_secs, "same columns and indexes, rows pre-converted".into()));
+    drop_schema(&args.pg, &schema).await;
+    drop_schema(&args.pg, &peer_schema).await;
+    let _ = std::fs::remove_file(&copy_file);
     Ok(())
 }
 
