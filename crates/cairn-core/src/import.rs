@@ -297,11 +297,10 @@ pub fn infer_trait_value(cell: &str) -> Value {
         if let Ok(n) = v.parse::<i64>() {
             return Value::from(n);
         }
-        if let Ok(f) = v.parse::<f64>() {
-            if let Some(n) = serde_json::Number::from_f64(f) {
+        if let Ok(f) = v.parse::<f64>()
+            && let Some(n) = serde_json::Number::from_f64(f) {
                 return Value::Number(n);
             }
-        }
     }
     Value::String(v.to_string())
 }

@@ -312,11 +312,10 @@ pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
             }
         }
     }
-    if text.len() == 10 {
-        if let Ok(d) = text.parse::<jiff::civil::Date>() {
+    if text.len() == 10
+        && let Ok(d) = text.parse::<jiff::civil::Date>() {
             return d.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp());
         }
-    }
     None
 }
 

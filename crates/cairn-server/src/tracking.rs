@@ -34,11 +34,10 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize, what: &str) ->
             None => format!("{what} is larger than the limit of {limit} bytes ({} KB)", limit / 1024),
         })
     };
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
-        if len > limit as u64 {
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64 {
             return Err(too_large(Some(len)));
         }
-    }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         if e.to_string().contains("length limit") {
             too_large(None)
@@ -163,11 +162,10 @@ pub async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body
     })?;
     let items = raw.batch.ok_or_else(|| ApiError::BadRequest("`batch` is required: an array of messages".into()))?;
     let batch_sent_at = read_timestamp("sentAt", raw.sent_at).map_err(ApiError::BadMessage)?;
-    if let Some(c) = raw.context {
-        if !c.get().starts_with('{') && c.get() != "null" {
+    if let Some(c) = raw.context
+        && !c.get().starts_with('{') && c.get() != "null" {
             return Err(ApiError::BadRequest("`context` must be an object".into()));
         }
-    }
     let envelope = Envelope { received_at: now, batch_sent_at, batch_context: raw.context, trust_timestamps: false };
     let mut messages: Vec<TrackingMessage> = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();

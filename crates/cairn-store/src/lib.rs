@@ -92,14 +92,13 @@ pub enum Store {
 
 /// Removes the password from a database URL, for messages and logs.
 pub fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((creds, host)) = rest.split_once('@') {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((creds, host)) = rest.split_once('@') {
             let user = creds.split(':').next().unwrap_or("");
             if creds.contains(':') {
                 return format!("{scheme}://{user}:***@{host}");
             }
         }
-    }
     url.to_string()
 }
 

@@ -68,17 +68,6 @@ const NUMBERED_PLACEHOLDERS: bool = true;
 
 crate::shared::shared_store_impl!(PgStore, Postgres);
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn schema_is_split_from_the_url() {
-        assert_eq!(
-            super::split_schema("postgres://u@h/db?schema=t1&sslmode=disable"),
-            ("postgres://u@h/db?sslmode=disable".to_string(), Some("t1".to_string()))
-        );
-        assert_eq!(super::split_schema("postgres://u@h/db"), ("postgres://u@h/db".to_string(), None));
-    }
-}
 
 /// Runs of this many plain events or more go through COPY rather than INSERT.
 const COPY_THRESHOLD: usize = 2_000;
@@ -176,4 +165,16 @@ pub fn copy_columns(buf: &mut Vec<u8>, source: &str, m: &cairn_core::tracking::T
     text(buf, m.context.as_deref());
     buf.pop();
     buf.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn schema_is_split_from_the_url() {
+        assert_eq!(
+            super::split_schema("postgres://u@h/db?schema=t1&sslmode=disable"),
+            ("postgres://u@h/db?sslmode=disable".to_string(), Some("t1".to_string()))
+        );
+        assert_eq!(super::split_schema("postgres://u@h/db"), ("postgres://u@h/db".to_string(), None));
+    }
 }

@@ -51,7 +51,9 @@ crate::shared::shared_store_impl!(SqliteStore, Sqlite);
 /// SQLite's bulk path: multi-row inserts without `RETURNING`. Inside the write
 /// transaction this connection is the only writer and `seq` is AUTOINCREMENT, so the rows
 /// a statement adds are exactly those with `seq` above the previous maximum; only when a
-/// statement skipped duplicates are their ids read back to tell new from old.
+/// statement skipped duplicates are their ids read back to tell new from old. (A skipped
+/// row still uses up an AUTOINCREMENT value, so `seq` has gaps: the maximum is taken from
+/// the last inserted rowid, never computed by adding up counts.)
 async fn insert_plain_events(
     conn: &mut sqlx::SqliteConnection,
     source: &str,
@@ -66,7 +68,8 @@ async fn insert_plain_events(
         for m in chunk {
             q = bind_event(q, source, m);
         }
-        let added = q.execute(&mut *conn).await?.rows_affected() as i64;
+        let result = q.execute(&mut *conn).await?;
+        let added = result.rows_affected() as i64;
         if added == chunk.len() as i64 {
             out.resize(out.len() + chunk.len(), true);
         } else {
@@ -74,7 +77,9 @@ async fn insert_plain_events(
             let inserted = rows.iter().map(|r| r.get::<String, _>(0)).collect();
             out.extend(crate::shared::mark_new(chunk, &inserted));
         }
-        before += added;
+        if added > 0 {
+            before = result.last_insert_rowid();
+        }
     }
     Ok(out)
 }

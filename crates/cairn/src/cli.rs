@@ -172,11 +172,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match cli.command {
         Command::Serve { listen, db, workspace, demo } => {
-            if let Some(dir) = &workspace {
-                if !dir.is_dir() {
+            if let Some(dir) = &workspace
+                && !dir.is_dir() {
                     bail!("workspace folder {} does not exist", dir.display());
                 }
-            }
             let store = open_store(&db.db).await?;
             if demo && store.last_seq().await? == 0 {
                 eprintln!("filling the empty database with the demo customer base…");

@@ -1,0 +1,1014 @@
+//! The store's behavioural conformance suite: every scenario runs on SQLite (a fresh
+//! temporary file) and on PostgreSQL (a fresh schema at `CAIRN_TEST_PG`, default
+//! `postgres://postgres@127.0.0.1:5432/test`; `CAIRN_TEST_PG=skip` skips those).
+//!
+//! A scenario is an `async fn name(store: Store)` listed in `on_both_backends!`, which
+//! generates `sqlite::name` and `postgres::name` tests.
+
+mod common;
+
+use std::collections::HashMap;
+
+use cairn_core::doctor::{DoctorReport, Finding, SourceFreshness, Totals, Unmatched};
+use cairn_core::import::RowError;
+use cairn_core::{Money, Source};
+use cairn_store::{Appended, Appender, ImportRun, KeyKind, Store};
+use common::*;
+use serde_json::{Value, json};
+
+macro_rules! on_both_backends {
+    (async: [$($scenario:ident),* $(,)?], blocking: [$($blocking:ident),* $(,)?] $(,)?) => {
+        on_both_backends!(@backend sqlite, Sqlite, [$($scenario),*], [$($blocking),*]);
+        on_both_backends!(@backend postgres, Postgres, [$($scenario),*], [$($blocking),*]);
+    };
+    (@backend $module:ident, $backend:ident, [$($scenario:ident),*], [$($blocking:ident),*]) => {
+        mod $module {
+            use crate::common::{run, run_blocking, Backend};
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    run(Backend::$backend, stringify!($scenario), super::$scenario).await;
+                }
+            )*
+            $(
+                #[test]
+                fn $blocking() {
+                    run_blocking(Backend::$backend, stringify!($blocking), super::$blocking);
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends! {
+    async: [
+        // Accounts import
+        importing_the_same_accounts_twice_changes_nothing,
+        a_changed_account_row_updates_the_account,
+        an_empty_cell_clears_a_column_and_an_absent_column_keeps_it,
+        // Contacts import
+        contacts_are_linked_to_accounts_by_account_external_id,
+        an_unknown_account_external_id_is_a_row_error_naming_the_column,
+        a_contact_is_linked_by_email_domain_when_exactly_one_account_lists_it,
+        a_domain_listed_by_two_accounts_links_nobody,
+        importing_accounts_with_domains_later_links_waiting_contacts,
+        // Subscriptions
+        arr_on_a_day_sums_the_lines_active_that_day_with_both_ends_inclusive,
+        a_subscription_line_for_an_unknown_account_is_a_row_error,
+        // Tracking
+        a_message_id_is_stored_once_however_often_it_is_sent,
+        duplicates_inside_one_call_are_detected,
+        last_seq_grows_with_every_new_event_and_only_then,
+        a_large_batch_is_stored_once_with_its_properties_intact,
+        concurrent_requests_through_the_appender_are_all_committed,
+        // Identity
+        identify_creates_a_contact_and_matches_earlier_anonymous_events,
+        a_group_call_creates_the_account_and_links_the_contact,
+        a_track_with_context_group_id_is_bound_to_the_account,
+        identify_with_the_email_of_a_crm_contact_attaches_the_product_id,
+        alias_links_the_previous_id_to_the_contact,
+        // Doctor
+        doctor_reports_exact_numbers_for_a_small_dataset,
+        doctor_on_an_empty_store_is_clean,
+        // API keys and import runs
+        an_api_key_is_found_by_its_hash,
+        an_unknown_api_key_hash_finds_nothing,
+        an_import_run_can_be_recorded,
+    ],
+    blocking: [
+        import_order_does_not_change_the_snapshot,
+    ],
+}
+
+// =======================================================================================
+// Accounts import
+
+const ACCOUNTS: &str = "
+    external_id,name,industry,plan,seats,start_date,renewal_date,domains,billing_id,region
+    A1,Acme,Manufacturing,team,25,2026-01-15,2027-01-14,acme.com;acme.io,cus_1,EMEA
+    A2,Globex,Energy,business,100,2025-06-01,,globex.com,,AMER
+";
+
+async fn importing_the_same_accounts_twice_changes_nothing(store: Store) {
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    let first = store.snapshot().await.unwrap();
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    let second = store.snapshot().await.unwrap();
+    assert_eq!(first, second, "re-importing the same rows must change nothing");
+
+    assert_eq!(accounts(&second).len(), 2);
+    let acme = account(&second, "crm:A1");
+    assert_eq!(acme["ids"], json!(["billing:cus_1(import)", "crm:A1(import)"]));
+    assert_eq!(acme["name"], "Acme");
+    assert_eq!(acme["industry"], "Manufacturing");
+    assert_eq!(acme["plan"], "team");
+    assert_eq!(acme["seats"], 25);
+    assert_eq!(acme["start_date"], "2026-01-15");
+    assert_eq!(acme["renewal_date"], "2027-01-14");
+    assert_eq!(acme["domains"], json!(["acme.com", "acme.io"]));
+    assert_eq!(acme["traits"], json!({ "region": "EMEA" }));
+    assert_eq!(account(&second, "crm:A2")["renewal_date"], Value::Null);
+}
+
+async fn a_changed_account_row_updates_the_account(store: Store) {
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    import_accounts(
+        &store,
+        Source::Crm,
+        "
+        external_id,name,industry,plan,seats,start_date,renewal_date,domains,billing_id,region
+        A1,Acme Corp,Manufacturing,business,40,2026-01-15,2027-01-14,acme.com,cus_1,APAC
+        ",
+    )
+    .await;
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(accounts(&snap).len(), 2, "an upsert by external id creates no new account");
+    let acme = account(&snap, "crm:A1");
+    assert_eq!(acme["name"], "Acme Corp");
+    assert_eq!(acme["plan"], "business");
+    assert_eq!(acme["seats"], 40);
+    assert_eq!(acme["domains"], json!(["acme.com"]));
+    assert_eq!(acme["traits"], json!({ "region": "APAC" }));
+    assert_eq!(account(&snap, "crm:A2")["plan"], "business", "other accounts are untouched");
+}
+
+async fn an_empty_cell_clears_a_column_and_an_absent_column_keeps_it(store: Store) {
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    // Empty industry, seats, renewal_date, domains and region; no plan or start_date column.
+    import_accounts(
+        &store,
+        Source::Crm,
+        "
+        external_id,name,industry,seats,renewal_date,domains,region
+        A1,Acme,,,,,
+        ",
+    )
+    .await;
+    let snap = store.snapshot().await.unwrap();
+    let acme = account(&snap, "crm:A1");
+    assert_eq!(acme["industry"], Value::Null, "an empty cell clears");
+    assert_eq!(acme["seats"], Value::Null);
+    assert_eq!(acme["renewal_date"], Value::Null);
+    assert_eq!(acme["domains"], json!([]));
+    assert_eq!(acme["traits"], json!({}), "an empty custom cell removes the trait");
+    assert_eq!(acme["plan"], "team", "an absent column leaves the value");
+    assert_eq!(acme["start_date"], "2026-01-15");
+    assert_eq!(acme["ids"], json!(["billing:cus_1(import)", "crm:A1(import)"]), "an absent id column keeps the id");
+}
+
+// =======================================================================================
+// Contacts import
+
+async fn contacts_are_linked_to_accounts_by_account_external_id(store: Store) {
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    import_contacts(
+        &store,
+        Source::Crm,
+        "
+        external_id,account_external_id,email,name,role,timezone,nps
+        C1,A1,Ada@Acme.com,Ada Lovelace,Admin,Europe/London,9
+        C2,A2,bob@globex.com,Bob,Champion,,
+        ",
+    )
+    .await;
+    let snap = store.snapshot().await.unwrap();
+    let ada = contact(&snap, "crm:C1");
+    assert_eq!(ada["account"], account(&snap, "crm:A1")["ids"]);
+    assert_eq!(ada["account_match_basis"], "import");
+    assert_eq!(ada["email"], "ada@acme.com");
+    assert_eq!(ada["name"], "Ada Lovelace");
+    assert_eq!(ada["role"], "admin");
+    assert_eq!(ada["timezone"], "Europe/London");
+    assert_eq!(ada["traits"], json!({ "nps": 9 }));
+    let bob = contact(&snap, "crm:C2");
+    assert_eq!(bob["account"], account(&snap, "crm:A2")["ids"]);
+    assert_eq!(bob["account_match_basis"], "import");
+    assert_eq!(bob["traits"], json!({}));
+}
+
+async fn an_unknown_account_external_id_is_a_row_error_naming_the_column(store: Store) {
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    let rows = contact_rows(
+        "
+        external_id,account_external_id,email
+        C1,A1,ada@acme.com
+        C2,A9,bob@nowhere.org
+        C3,A2,cy@globex.com
+        ",
+    );
+    let results = store.upsert_contacts(Source::Crm, &rows).await.unwrap();
+    assert!(results[0].is_ok() && results[2].is_ok(), "the other rows are applied: {results:?}");
+    let error: &RowError = results[1].as_ref().unwrap_err();
+    assert_eq!(error.line, 3);
+    assert_eq!(error.column.as_deref(), Some("account_external_id"));
+    assert!(error.reason.contains("A9"), "the reason names the id: {error}");
+
+    let snap = store.snapshot().await.unwrap();
+    assert!(!has_contact(&snap, "crm:C2"), "a rejected row changes nothing");
+    assert_eq!(contacts(&snap).len(), 2);
+}
+
+async fn a_contact_is_linked_by_email_domain_when_exactly_one_account_lists_it(store: Store) {
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    import_contacts(
+        &store,
+        Source::Crm,
+        "
+        external_id,account_external_id,email
+        C1,,ada@acme.com
+        C2,,eve@mail.acme.com
+        C3,,
+        ",
+    )
+    .await;
+    let snap = store.snapshot().await.unwrap();
+    let ada = contact(&snap, "crm:C1");
+    assert_eq!(ada["account"], account(&snap, "crm:A1")["ids"]);
+    assert_eq!(ada["account_match_basis"], "email_domain:acme.com");
+    let eve = contact(&snap, "crm:C2");
+    assert_eq!(eve["account"], Value::Null, "only an exact domain matches");
+    assert_eq!(eve["account_match_basis"], Value::Null);
+    assert_eq!(contact(&snap, "crm:C3")["account"], Value::Null);
+}
+
+async fn a_domain_listed_by_two_accounts_links_nobody(store: Store) {
+    // Contacts that arrive after the accounts…
+    import_accounts(
+        &store,
+        Source::Crm,
+        "external_id,name,domains\nA1,Acme,shared.com;acme.com\nA2,Acme Europe,shared.com",
+    )
+    .await;
+    import_contacts(&store, Source::Crm, "external_id,email\nC1,ada@shared.com").await;
+    // …and contacts that were waiting before them, whichever account comes first.
+    import_contacts(&store, Source::Crm, "external_id,email\nC2,bob@twice.com\nC3,cy@twice.com").await;
+    import_accounts(&store, Source::Crm, "external_id,name,domains\nA3,Twice,twice.com\nA4,Twice Again,twice.com")
+        .await;
+
+    let snap = store.snapshot().await.unwrap();
+    for id in ["crm:C1", "crm:C2", "crm:C3"] {
+        let c = contact(&snap, id);
+        assert_eq!(c["account"], Value::Null, "{id} must not be linked: {c:#}");
+        assert_eq!(c["account_match_basis"], Value::Null);
+    }
+    let report = store.doctor(today()).await.unwrap();
+    assert_eq!(report.unmatched.contacts_without_account, 3);
+}
+
+async fn importing_accounts_with_domains_later_links_waiting_contacts(store: Store) {
+    import_contacts(
+        &store,
+        Source::Crm,
+        "
+        external_id,account_external_id,email
+        C1,,ada@acme.com
+        C2,,bob@globex.com
+        C3,,carl@nowhere.org
+        ",
+    )
+    .await;
+    let before = store.doctor(today()).await.unwrap();
+    assert_eq!(before.unmatched.contacts_without_account, 3);
+
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    let snap = store.snapshot().await.unwrap();
+    let ada = contact(&snap, "crm:C1");
+    assert_eq!(ada["account"], account(&snap, "crm:A1")["ids"]);
+    assert_eq!(ada["account_match_basis"], "email_domain:acme.com");
+    let bob = contact(&snap, "crm:C2");
+    assert_eq!(bob["account"], account(&snap, "crm:A2")["ids"]);
+    assert_eq!(bob["account_match_basis"], "email_domain:globex.com");
+    assert_eq!(contact(&snap, "crm:C3")["account"], Value::Null);
+    let after = store.doctor(today()).await.unwrap();
+    assert_eq!(after.unmatched.contacts_without_account, 1);
+
+    // When Globex stops listing its domain, the link made through it goes too.
+    import_accounts(&store, Source::Crm, "external_id,name,domains\nA2,Globex,").await;
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(contact(&snap, "crm:C2")["account"], Value::Null);
+    assert_eq!(contact(&snap, "crm:C2")["account_match_basis"], Value::Null);
+    assert_eq!(contact(&snap, "crm:C1")["account_match_basis"], "email_domain:acme.com", "other links stay");
+}
+
+// =======================================================================================
+// Subscriptions
+
+async fn arr_on_a_day_sums_the_lines_active_that_day_with_both_ends_inclusive(store: Store) {
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    import_subscriptions(
+        &store,
+        Source::Crm,
+        "
+        id,account_id,start_date,end_date,arr,seats,product
+        S1,A1,2026-01-01,2026-06-30,1200,10,Core
+        S2,A1,2026-03-01,2026-12-31,600.50,,Add-on
+        S3,A2,2026-01-01,2026-12-31,99999,,
+        ",
+    )
+    .await;
+    let arr = |day: &'static str| {
+        let store = store.clone();
+        async move { store.account_arr_on(Source::Crm, "A1", date(day)).await.unwrap() }
+    };
+    assert_eq!(arr("2025-12-31").await, Some(Money(0)), "before the first line starts");
+    assert_eq!(arr("2026-01-01").await, Some(Money(120_000)), "on S1's start");
+    assert_eq!(arr("2026-02-28").await, Some(Money(120_000)), "the day before S2 starts");
+    assert_eq!(arr("2026-03-01").await, Some(Money(180_050)), "on S2's start");
+    assert_eq!(arr("2026-06-30").await, Some(Money(180_050)), "on S1's end");
+    assert_eq!(arr("2026-07-01").await, Some(Money(60_050)), "after S1's end");
+    assert_eq!(arr("2026-12-31").await, Some(Money(60_050)), "on S2's end");
+    assert_eq!(arr("2027-01-01").await, Some(Money(0)), "after every line ended");
+    assert_eq!(store.account_arr_on(Source::Crm, "A9", date("2026-03-01")).await.unwrap(), None, "no such account");
+
+    // A line is upserted by id; lines from billing reach the account by its billing id.
+    import_subscriptions(
+        &store,
+        Source::Crm,
+        "id,account_id,start_date,end_date,arr\nS1,A1,2026-01-01,2026-06-30,2400",
+    )
+    .await;
+    import_subscriptions(
+        &store,
+        Source::Billing,
+        "id,account_id,start_date,end_date,arr\nsub_1,cus_1,2026-03-01,2026-03-31,100",
+    )
+    .await;
+    assert_eq!(arr("2026-03-01").await, Some(Money(240_000 + 60_050 + 10_000)));
+    assert_eq!(
+        store.account_arr_on(Source::Billing, "cus_1", date("2026-04-01")).await.unwrap(),
+        Some(Money(240_000 + 60_050))
+    );
+
+    let snap = store.snapshot().await.unwrap();
+    let lines = snap["subscriptions"].as_array().unwrap();
+    assert_eq!(lines.len(), 4);
+    let s2 = lines.iter().find(|l| l["id"] == "S2").unwrap();
+    assert_eq!(s2["account"], account(&snap, "crm:A1")["ids"]);
+    assert_eq!(
+        (s2["arr_cents"].clone(), s2["product"].clone(), s2["seats"].clone()),
+        (json!(60_050), json!("Add-on"), Value::Null)
+    );
+    assert_eq!(store.doctor(today()).await.unwrap().totals.subscription_lines, 4);
+}
+
+async fn a_subscription_line_for_an_unknown_account_is_a_row_error(store: Store) {
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    let rows = subscription_rows(
+        "
+        id,account_id,start_date,end_date,arr
+        S1,A9,2026-01-01,2026-12-31,100
+        S2,A1,2026-01-01,2026-12-31,100
+        ",
+    );
+    let results = store.upsert_subscriptions(Source::Crm, &rows).await.unwrap();
+    let error = results[0].as_ref().unwrap_err();
+    assert_eq!((error.line, error.column.as_deref()), (2, Some("account_id")));
+    assert!(error.reason.contains("A9"), "{error}");
+    assert!(results[1].is_ok());
+    // The same external id from another source is another account.
+    let results = store
+        .upsert_subscriptions(
+            Source::Billing,
+            &subscription_rows("id,account_id,start_date,end_date,arr\nS3,A1,2026-01-01,2026-12-31,100"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(results[0].as_ref().unwrap_err().column.as_deref(), Some("account_id"));
+
+    let snap = store.snapshot().await.unwrap();
+    let ids: Vec<&Value> = snap["subscriptions"].as_array().unwrap().iter().map(|l| &l["id"]).collect();
+    assert_eq!(ids, vec!["S2"]);
+}
+
+// =======================================================================================
+// Tracking
+
+fn track(message_id: &str, user_id: &str, event: &str) -> cairn_core::tracking::TrackingMessage {
+    msg(json!({ "type": "track", "messageId": message_id, "userId": user_id, "event": event }))
+}
+
+fn ids(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+async fn a_message_id_is_stored_once_however_often_it_is_sent(store: Store) {
+    let first = vec![track("m1", "u1", "Report Viewed"), track("m2", "u1", "Report Exported")];
+    assert_eq!(store.append("web", &first).await.unwrap(), vec![Appended::New, Appended::New]);
+    // A retry of the same request, and a resend with other content: both are duplicates.
+    assert_eq!(store.append("web", &first).await.unwrap(), vec![Appended::Duplicate, Appended::Duplicate]);
+    assert_eq!(store.append("mobile", &[track("m1", "u2", "Other")]).await.unwrap(), vec![Appended::Duplicate]);
+
+    let counts = store.count_message_ids(&ids(&["m1", "m2", "m3"])).await.unwrap();
+    assert_eq!(counts, HashMap::from([("m1".to_string(), 1), ("m2".to_string(), 1), ("m3".to_string(), 0)]));
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(
+        snap["events"],
+        json!([
+            ["m1", "track", "Report Viewed", "u1", null, null, timestamp(RECEIVED_AT).as_millisecond(), "web", null],
+            ["m2", "track", "Report Exported", "u1", null, null, timestamp(RECEIVED_AT).as_millisecond(), "web", null],
+        ]),
+        "the first arrival is what is kept"
+    );
+    assert_eq!(store.doctor(today()).await.unwrap().totals.events, 2);
+}
+
+async fn duplicates_inside_one_call_are_detected(store: Store) {
+    let identify = msg(json!({ "type": "identify", "messageId": "i1", "userId": "u1", "traits": { "name": "Ada" } }));
+    let batch = vec![
+        track("m1", "u1", "A"),
+        track("m1", "u1", "A"),
+        identify.clone(),
+        identify,
+        track("m2", "u1", "B"),
+        track("m1", "u1", "A"),
+    ];
+    assert_eq!(
+        store.append("web", &batch).await.unwrap(),
+        vec![
+            Appended::New,
+            Appended::Duplicate,
+            Appended::New,
+            Appended::Duplicate,
+            Appended::New,
+            Appended::Duplicate
+        ]
+    );
+    let counts = store.count_message_ids(&ids(&["m1", "m2", "i1"])).await.unwrap();
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+    assert_eq!(store.doctor(today()).await.unwrap().totals.events, 3);
+
+    // Across the groups of one group commit, too.
+    let a = [track("g1", "u1", "A")];
+    let b = [track("g1", "u2", "A"), track("g2", "u2", "B")];
+    let outcome = store.append_groups(&[("web", &a[..]), ("mobile", &b[..])]).await.unwrap();
+    assert_eq!(outcome, vec![vec![Appended::New], vec![Appended::Duplicate, Appended::New]]);
+    assert_eq!(store.count_message_ids(&ids(&["g1"])).await.unwrap()["g1"], 1);
+}
+
+async fn last_seq_grows_with_every_new_event_and_only_then(store: Store) {
+    assert_eq!(store.last_seq().await.unwrap(), 0, "an empty log");
+    let mut last = 0;
+    for round in 0..4 {
+        let batch: Vec<_> = (0..3).map(|i| track(&format!("m{round}-{i}"), "u1", "E")).collect();
+        append_new(&store, "web", batch.clone()).await;
+        let seq = store.last_seq().await.unwrap();
+        assert!(seq >= last + 3, "round {round}: last_seq went from {last} to {seq} for 3 new events");
+        last = seq;
+        // Resending changes nothing, not even the sequence.
+        store.append("web", &batch).await.unwrap();
+        assert_eq!(store.last_seq().await.unwrap(), last, "round {round}: duplicates must not move last_seq");
+    }
+}
+
+async fn a_large_batch_is_stored_once_with_its_properties_intact(store: Store) {
+    // Large enough for PostgreSQL's COPY path, with raw tabs, line breaks and escapes in
+    // the JSON text (all of which COPY's text format must escape).
+    const N: usize = 2_500;
+    let text = r#"backslash \\ quote \" tab \t ünïcødé"#;
+    let batch: Vec<_> = (0..N)
+        .map(|i| {
+            msg_text(&format!(
+                "{{\"type\":\"track\",\"messageId\":\"bulk-{i:05}\",\"anonymousId\":\"anon-{}\",\"event\":\"Bulk\",\"timestamp\":\"2026-02-01T00:00:00Z\",\r\n\"properties\":{{\"i\":\t{i},\r\n \"text\":\"{text}\"}}}}",
+                i % 7
+            ))
+        })
+        .collect();
+    assert!(
+        batch[0].properties.as_deref().unwrap().contains("\t0,\r\n"),
+        "the test sends raw whitespace: {:?}",
+        batch[0].properties
+    );
+
+    let mut first_half = batch[..N / 2].to_vec();
+    first_half.push(batch[0].clone());
+    let outcome = store.append("import", &first_half).await.unwrap();
+    assert!(outcome[..N / 2].iter().all(|a| *a == Appended::New));
+    assert_eq!(outcome[N / 2], Appended::Duplicate, "repeated inside the call");
+
+    let mut all = batch.clone();
+    all.push(batch[N - 1].clone());
+    let outcome = store.append("import", &all).await.unwrap();
+    assert!(outcome[..N / 2].iter().all(|a| *a == Appended::Duplicate), "the first half was stored before");
+    assert!(outcome[N / 2..N].iter().all(|a| *a == Appended::New), "the second half is new");
+    assert_eq!(outcome[N], Appended::Duplicate, "repeated inside the call");
+
+    let message_ids: Vec<String> = batch.iter().map(|m| m.message_id.clone()).collect();
+    let counts = store.count_message_ids(&message_ids).await.unwrap();
+    assert!(counts.len() == N && counts.values().all(|n| *n == 1));
+    assert_eq!(store.doctor(today()).await.unwrap().totals.events, N as u64);
+
+    let snap = store.snapshot().await.unwrap();
+    let events = snap["events"].as_array().unwrap();
+    assert_eq!(events.len(), N);
+    for i in [0, N / 2 - 1, N / 2, N - 1] {
+        let stored = &events[i];
+        assert_eq!(stored[0], batch[i].message_id.as_str());
+        assert_eq!(stored[8].as_str(), batch[i].properties.as_deref(), "event {i}: properties are kept byte for byte");
+        assert_eq!(stored[6], timestamp("2026-02-01T00:00:00Z").as_millisecond());
+        let properties: Value = serde_json::from_str(stored[8].as_str().unwrap()).unwrap();
+        assert_eq!(properties["text"], "backslash \\ quote \" tab \t ünïcødé");
+    }
+}
+
+async fn concurrent_requests_through_the_appender_are_all_committed(store: Store) {
+    let appender = Appender::start(store.clone());
+    let requests: Vec<_> = (0..8)
+        .map(|r| {
+            let appender = appender.clone();
+            let batch: Vec<_> = (0..5).map(|i| track(&format!("r{r}-{i}"), &format!("u{r}"), "E")).collect();
+            tokio::spawn(async move { appender.append("web", batch).await })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap().unwrap(), vec![Appended::New; 5]);
+    }
+    let again = appender.append("web", vec![track("r0-0", "u0", "E")]).await.unwrap();
+    assert_eq!(again, vec![Appended::Duplicate]);
+    assert_eq!(store.doctor(today()).await.unwrap().totals.events, 40);
+}
+
+// =======================================================================================
+// Identity
+
+async fn identify_creates_a_contact_and_matches_earlier_anonymous_events(store: Store) {
+    append_new(
+        &store,
+        "web",
+        vec![
+            msg(json!({ "type": "track", "messageId": "t1", "anonymousId": "anon-1", "event": "Pricing Viewed" })),
+            msg(json!({ "type": "page", "messageId": "p1", "anonymousId": "anon-1", "name": "Home" })),
+        ],
+    )
+    .await;
+    let before = store.doctor(today()).await.unwrap();
+    assert_eq!(
+        before.unmatched,
+        Unmatched {
+            events_without_contact: 2,
+            events_without_account: 2,
+            events_matched_to_nobody: 2,
+            contacts_without_account: 0
+        }
+    );
+
+    append_new(
+        &store,
+        "web",
+        vec![msg(json!({
+            "type": "identify", "messageId": "i1", "userId": "u1", "anonymousId": "anon-1",
+            "traits": { "email": "Ada@Acme.com", "name": "Ada Lovelace", "favourite_colour": "green" },
+        }))],
+    )
+    .await;
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(contacts(&snap).len(), 1);
+    let ada = contact(&snap, "product:u1");
+    assert_eq!(ada["ids"], json!(["product:u1(identify)"]));
+    assert_eq!(ada["aliases"], json!(["anon-1(identify)"]));
+    assert_eq!(ada["email"], "ada@acme.com");
+    assert_eq!(ada["name"], "Ada Lovelace");
+    assert_eq!(ada["traits"], json!({ "favourite_colour": "green" }));
+
+    let after = store.doctor(today()).await.unwrap();
+    assert_eq!(after.totals.contacts, 1);
+    assert_eq!(
+        after.unmatched,
+        Unmatched {
+            events_without_contact: 0,
+            events_without_account: 3,
+            events_matched_to_nobody: 0,
+            contacts_without_account: 1
+        },
+        "the anonymous events now belong to Ada (who has no account yet)"
+    );
+}
+
+async fn a_group_call_creates_the_account_and_links_the_contact(store: Store) {
+    append_new(
+        &store,
+        "web",
+        vec![
+            msg(json!({ "type": "identify", "messageId": "i1", "userId": "u1", "traits": { "name": "Ada" } })),
+            track("t1", "u1", "Report Viewed"),
+            msg(json!({
+                "type": "group", "messageId": "g1", "userId": "u1", "groupId": "acme-prod",
+                "traits": { "name": "Acme", "plan": "team", "seats": 25, "region": "EMEA" },
+            })),
+        ],
+    )
+    .await;
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(accounts(&snap).len(), 1);
+    let acme = account(&snap, "product:acme-prod");
+    assert_eq!(acme["ids"], json!(["product:acme-prod(group)"]));
+    assert_eq!((&acme["name"], &acme["plan"], &acme["seats"]), (&json!("Acme"), &json!("team"), &json!(25)));
+    assert_eq!(acme["traits"], json!({ "region": "EMEA" }));
+    let ada = contact(&snap, "product:u1");
+    assert_eq!(ada["account"], acme["ids"]);
+    assert_eq!(ada["account_match_basis"], "group_call");
+
+    let report = store.doctor(today()).await.unwrap();
+    assert_eq!(report.unmatched, Unmatched::default(), "every event reaches the account through Ada");
+    assert_eq!(report.accounts_without_crm_id, Finding { count: 1, examples: vec!["product:acme-prod".into()] });
+
+    // A second group call updates the same account.
+    append_new(&store, "web", vec![msg(json!({ "type": "group", "messageId": "g2", "userId": "u1", "groupId": "acme-prod", "traits": { "seats": 30 } }))]).await;
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(accounts(&snap).len(), 1);
+    assert_eq!(account(&snap, "product:acme-prod")["seats"], 30);
+    assert_eq!(account(&snap, "product:acme-prod")["plan"], "team");
+}
+
+async fn a_track_with_context_group_id_is_bound_to_the_account(store: Store) {
+    append_new(
+        &store,
+        "web",
+        vec![
+            msg(json!({ "type": "group", "messageId": "g1", "userId": "u1", "groupId": "acme-prod", "traits": { "name": "Acme" } })),
+            // Someone the store does not know, inside Acme's workspace…
+            msg(json!({ "type": "track", "messageId": "t1", "anonymousId": "anon-9", "event": "Report Viewed", "context": { "groupId": "acme-prod" } })),
+            // …and in a workspace it does not know either.
+            msg(json!({ "type": "track", "messageId": "t2", "anonymousId": "anon-9", "event": "Report Viewed", "context": { "groupId": "unknown-co" } })),
+        ],
+    )
+    .await;
+    let report = store.doctor(today()).await.unwrap();
+    assert_eq!(
+        report.unmatched,
+        Unmatched {
+            events_without_contact: 2,
+            events_without_account: 1,
+            events_matched_to_nobody: 1,
+            contacts_without_account: 0
+        }
+    );
+    let events = store.snapshot().await.unwrap()["events"].clone();
+    assert_eq!(events[1][5], "acme-prod", "the event keeps its group id");
+
+    // Once that account exists, the other event is bound to it too.
+    append_new(
+        &store,
+        "web",
+        vec![msg(json!({ "type": "group", "messageId": "g2", "userId": "u2", "groupId": "unknown-co" }))],
+    )
+    .await;
+    let report = store.doctor(today()).await.unwrap();
+    assert_eq!(report.unmatched.events_without_account, 0);
+}
+
+async fn identify_with_the_email_of_a_crm_contact_attaches_the_product_id(store: Store) {
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    import_contacts(&store, Source::Crm, "external_id,account_external_id,email,name\nC1,A1,ada@acme.com,Ada").await;
+    append_new(
+        &store,
+        "web",
+        vec![
+            msg(json!({ "type": "identify", "messageId": "i1", "userId": "u1", "traits": { "email": "ADA@acme.com", "name": "Ada Lovelace" } })),
+            track("t1", "u1", "Report Viewed"),
+        ],
+    )
+    .await;
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(contacts(&snap).len(), 1, "no second contact for the same person");
+    let ada = contact(&snap, "crm:C1");
+    assert_eq!(ada["ids"], json!(["crm:C1(import)", "product:u1(email_match)"]));
+    assert_eq!(ada["name"], "Ada Lovelace");
+    assert_eq!(ada["account"], account(&snap, "crm:A1")["ids"]);
+    assert_eq!(ada["account_match_basis"], "import");
+    assert_eq!(store.doctor(today()).await.unwrap().unmatched, Unmatched::default());
+
+    // The other way round: a CRM contact imported after the product identified the person.
+    append_new(
+        &store,
+        "web",
+        vec![msg(
+            json!({ "type": "identify", "messageId": "i2", "userId": "u2", "traits": { "email": "bob@globex.com" } }),
+        )],
+    )
+    .await;
+    import_contacts(&store, Source::Crm, "external_id,account_external_id,email\nC2,A2,bob@globex.com").await;
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(contacts(&snap).len(), 2);
+    assert_eq!(contact(&snap, "product:u2")["ids"], json!(["crm:C2(email_match)", "product:u2(identify)"]));
+}
+
+async fn alias_links_the_previous_id_to_the_contact(store: Store) {
+    append_new(&store, "web", vec![track("t1", "legacy-7", "Signed Up")]).await;
+    assert_eq!(store.doctor(today()).await.unwrap().unmatched.events_without_contact, 1);
+
+    append_new(
+        &store,
+        "web",
+        vec![
+            msg(json!({ "type": "identify", "messageId": "i1", "userId": "u1", "traits": { "name": "Ada" } })),
+            msg(json!({ "type": "alias", "messageId": "a1", "userId": "u1", "previousId": "legacy-7" })),
+            msg(json!({ "type": "track", "messageId": "t2", "anonymousId": "legacy-7", "event": "Logged In" })),
+        ],
+    )
+    .await;
+    let snap = store.snapshot().await.unwrap();
+    assert_eq!(contacts(&snap).len(), 1);
+    assert_eq!(contact(&snap, "product:u1")["aliases"], json!(["legacy-7(alias)"]));
+    let report = store.doctor(today()).await.unwrap();
+    assert_eq!(report.totals.events, 4);
+    assert_eq!(report.unmatched.events_without_contact, 0, "events under the previous id are Ada's");
+}
+
+// =======================================================================================
+// Doctor
+
+async fn doctor_reports_exact_numbers_for_a_small_dataset(store: Store) {
+    import_accounts(
+        &store,
+        Source::Crm,
+        "
+        external_id,name,renewal_date,domains,billing_id
+        A1,Acme,,acme.com,
+        A2,Globex,2026-09-30,globex.com,cus_2
+        A3,Initech,,,
+        A4,Umbrella,,,
+        ",
+    )
+    .await;
+    import_subscriptions(
+        &store,
+        Source::Crm,
+        "
+        id,account_id,start_date,end_date,arr
+        S1,A1,2026-01-01,2026-12-31,12000
+        S2,A4,2025-01-01,2025-12-31,5000
+        ",
+    )
+    .await;
+    import_contacts(
+        &store,
+        Source::Crm,
+        "
+        external_id,account_external_id,email,name
+        C1,A1,ada@acme.com,Ada
+        C2,A1,bob@acme.com,Bob
+        C3,A2,Ada@Acme.com,Ada again
+        C4,,carl@nowhere.org,Carl
+        ",
+    )
+    .await;
+    let web = |json| msg_received_at("2026-03-01T12:00:00Z", json);
+    append_new(
+        &store,
+        "web",
+        vec![
+            web(json!({ "type": "identify", "messageId": "w1", "userId": "u1", "traits": { "email": "dan@acme.com" }, "timestamp": "2026-02-20T08:00:00Z" })),
+            web(json!({ "type": "track", "messageId": "w2", "userId": "u1", "event": "Report Viewed", "timestamp": "2026-02-27T10:00:00Z" })),
+            web(json!({ "type": "track", "messageId": "w3", "anonymousId": "anon-x", "event": "Pricing Viewed", "timestamp": "2026-02-28T09:00:00Z" })),
+        ],
+    )
+    .await;
+    let mobile = |json| msg_received_at("2026-03-01T11:00:00Z", json);
+    append_new(
+        &store,
+        "mobile",
+        vec![
+            mobile(json!({ "type": "group", "messageId": "m1", "userId": "u9", "groupId": "g9", "traits": { "name": "Hooli" }, "timestamp": "2026-02-25T00:00:00Z" })),
+            mobile(json!({ "type": "screen", "messageId": "m2", "userId": "ghost", "name": "Home", "context": { "groupId": "g9" }, "timestamp": "2026-02-26T00:00:00Z" })),
+        ],
+    )
+    .await;
+
+    let report = store.doctor(today()).await.unwrap();
+    let finding =
+        |count, examples: &[&str]| Finding { count, examples: examples.iter().map(|e| e.to_string()).collect() };
+    let expected = DoctorReport {
+        as_of: "2026-03-01".into(),
+        // A1–A4 and g9; C1–C4, u1 (dan) and u9; S1, S2; 5 events.
+        totals: Totals { accounts: 5, contacts: 6, subscription_lines: 2, events: 5 },
+        unmatched: Unmatched {
+            events_without_contact: 2,   // w3 (anon-x), m2 (ghost)
+            events_without_account: 1,   // w3; m2 reaches g9 by its context.groupId
+            events_matched_to_nobody: 1, // w3
+            contacts_without_account: 1, // C4; dan joins A1 by domain, u9 joins g9 by the group call
+        },
+        accounts_without_crm_id: finding(1, &["product:g9"]),
+        // A1 has S1; S2 (A4) ended last year.
+        accounts_without_arr: finding(4, &["crm:A2", "crm:A3", "crm:A4", "product:g9"]),
+        // A1's S1 ends in the future; A2 has a renewal date.
+        accounts_without_renewal_date: finding(3, &["crm:A3", "crm:A4", "product:g9"]),
+        duplicate_emails: finding(1, &["ada@acme.com"]),
+        contacts_without_account: finding(1, &["carl@nowhere.org"]),
+        sources: vec![
+            SourceFreshness {
+                source: "mobile".into(),
+                events: 2,
+                newest_event_at: "2026-02-26T00:00:00Z".into(),
+                newest_received_at: "2026-03-01T11:00:00Z".into(),
+            },
+            SourceFreshness {
+                source: "web".into(),
+                events: 3,
+                newest_event_at: "2026-02-28T09:00:00Z".into(),
+                newest_received_at: "2026-03-01T12:00:00Z".into(),
+            },
+        ],
+    };
+    assert_eq!(report, expected);
+    assert!(!report.is_clean());
+}
+
+async fn doctor_on_an_empty_store_is_clean(store: Store) {
+    let report = store.doctor(today()).await.unwrap();
+    assert_eq!(report, DoctorReport { as_of: TODAY.into(), ..DoctorReport::default() });
+    assert!(report.is_clean());
+}
+
+// =======================================================================================
+// API keys and import runs
+
+async fn an_api_key_is_found_by_its_hash(store: Store) {
+    let at = timestamp(RECEIVED_AT);
+    store.create_api_key(KeyKind::Write, "web", "hash-of-write-key", "ck_w_12ab", at).await.unwrap();
+    store.create_api_key(KeyKind::Secret, "ops", "hash-of-secret-key", "ck_s_34cd", at).await.unwrap();
+
+    let write = store.find_api_key("hash-of-write-key").await.unwrap().expect("the write key");
+    assert_eq!((write.kind, write.name.as_str(), write.prefix.as_str()), (KeyKind::Write, "web", "ck_w_12ab"));
+    let secret = store.find_api_key("hash-of-secret-key").await.unwrap().expect("the secret key");
+    assert_eq!((secret.kind, secret.name.as_str(), secret.prefix.as_str()), (KeyKind::Secret, "ops", "ck_s_34cd"));
+    assert_ne!(write.id, secret.id);
+}
+
+async fn an_unknown_api_key_hash_finds_nothing(store: Store) {
+    assert_eq!(store.find_api_key("hash-of-nothing").await.unwrap(), None);
+    store.create_api_key(KeyKind::Publishable, "widget", "hash-a", "ck_p_0000", timestamp(RECEIVED_AT)).await.unwrap();
+    assert_eq!(store.find_api_key("hash-b").await.unwrap(), None);
+    assert_eq!(store.find_api_key("HASH-A").await.unwrap(), None, "hashes match exactly");
+}
+
+async fn an_import_run_can_be_recorded(store: Store) {
+    let run = ImportRun {
+        kind: "accounts".into(),
+        file: "accounts.csv".into(),
+        source: "crm".into(),
+        started_at: timestamp(RECEIVED_AT).as_millisecond(),
+        finished_at: timestamp(RECEIVED_AT).as_millisecond() + 1_500,
+        rows_total: 3,
+        rows_ok: 2,
+        rows_rejected: 1,
+        rejects: json!([{ "line": 3, "column": "seats", "reason": "`many` is not a whole number ≥ 0" }]),
+    };
+    store.record_import_run(&run).await.unwrap();
+    store.record_import_run(&run).await.unwrap();
+}
+
+// =======================================================================================
+// Property: the snapshot depends on the facts, not on the order they arrived in.
+
+mod order {
+    use cairn_core::Source;
+    use cairn_core::import::{AccountRow, ContactRow};
+    use cairn_store::Store;
+    use proptest::prelude::*;
+    use proptest::sample::{select, subsequence};
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+    use crate::common::{Backend, TestDb, account_rows, contact_rows};
+
+    const DOMAINS: [&str; 3] = ["acme.com", "globex.com", "initech.io"];
+    const EMAIL_DOMAINS: [&str; 4] = ["acme.com", "globex.com", "initech.io", "elsewhere.org"];
+
+    #[derive(Debug, Clone)]
+    struct AccountSpec {
+        plan: Option<&'static str>,
+        seats: Option<u16>,
+        domains: Vec<&'static str>,
+        region: Option<&'static str>,
+    }
+
+    #[derive(Debug, Clone)]
+    struct ContactSpec {
+        /// Index of its account (modulo the number of accounts), if it names one.
+        account: Option<usize>,
+        email: Option<(&'static str, &'static str)>,
+        role: Option<&'static str>,
+    }
+
+    /// Accounts and contacts with unique external ids, and an interleaving of them.
+    #[derive(Debug, Clone)]
+    struct Dataset {
+        accounts: Vec<AccountSpec>,
+        contacts: Vec<ContactSpec>,
+        /// A permutation of 0..accounts+contacts (accounts first, then contacts).
+        shuffle: Vec<usize>,
+    }
+
+    fn dataset() -> impl Strategy<Value = Dataset> {
+        let account = (
+            proptest::option::of(select(vec!["team", "business"])),
+            proptest::option::of(0u16..500),
+            subsequence(DOMAINS.to_vec(), 0..=2),
+            proptest::option::of(select(vec!["EMEA", "AMER"])),
+        )
+            .prop_map(|(plan, seats, domains, region)| AccountSpec { plan, seats, domains, region });
+        let contact = (
+            proptest::option::weighted(0.4, 0usize..8),
+            proptest::option::of((select(vec!["ada", "bob", "cy"]), select(EMAIL_DOMAINS.to_vec()))),
+            proptest::option::of(select(vec!["admin", "champion"])),
+        )
+            .prop_map(|(account, email, role)| ContactSpec { account, email, role });
+        (proptest::collection::vec(account, 1..5), proptest::collection::vec(contact, 0..7)).prop_flat_map(
+            |(accounts, contacts)| {
+                let n = accounts.len() + contacts.len();
+                (Just(accounts), Just(contacts), Just((0..n).collect::<Vec<_>>()).prop_shuffle())
+                    .prop_map(|(accounts, contacts, shuffle)| Dataset { accounts, contacts, shuffle })
+            },
+        )
+    }
+
+    impl Dataset {
+        fn account_rows(&self) -> Vec<AccountRow> {
+            let mut csv = String::from("external_id,name,plan,seats,domains,billing_id,region\n");
+            for (i, a) in self.accounts.iter().enumerate() {
+                let seats = a.seats.map(|s| s.to_string()).unwrap_or_default();
+                csv += &format!(
+                    "A{i},Company {i},{},{seats},{},cus_{i},{}\n",
+                    a.plan.unwrap_or(""),
+                    a.domains.join(";"),
+                    a.region.unwrap_or("")
+                );
+            }
+            account_rows(&csv)
+        }
+
+        fn account_of(&self, c: &ContactSpec) -> Option<usize> {
+            c.account.map(|a| a % self.accounts.len())
+        }
+
+        fn contact_rows(&self) -> Vec<ContactRow> {
+            let mut csv = String::from("external_id,account_external_id,email,name,role\n");
+            for (j, c) in self.contacts.iter().enumerate() {
+                let account = self.account_of(c).map(|a| format!("A{a}")).unwrap_or_default();
+                let email = c.email.map(|(name, domain)| format!("{name}@{domain}")).unwrap_or_default();
+                csv += &format!("C{j},{account},{email},Person {j},{}\n", c.role.unwrap_or(""));
+            }
+            contact_rows(&csv)
+        }
+    }
+
+    fn ok<E: std::fmt::Debug>(results: Vec<Result<(), E>>) {
+        assert!(results.iter().all(Result::is_ok), "rows rejected: {results:?}");
+    }
+
+    /// All accounts in one call, then all contacts in one call, in the generated order.
+    async fn import_in_file_order(store: &Store, data: &Dataset) {
+        ok(store.upsert_accounts(Source::Crm, &data.account_rows()).await.unwrap());
+        ok(store.upsert_contacts(Source::Crm, &data.contact_rows()).await.unwrap());
+    }
+
+    /// Row by row in the shuffled order, except that a contact naming an account waits
+    /// until that account has been imported.
+    async fn import_row_by_row_shuffled(store: &Store, data: &Dataset) {
+        let (accounts, contacts) = (data.account_rows(), data.contact_rows());
+        let mut imported = vec![false; accounts.len()];
+        let mut waiting: Vec<usize> = Vec::new();
+        for &k in &data.shuffle {
+            if k < accounts.len() {
+                ok(store.upsert_accounts(Source::Crm, &accounts[k..=k]).await.unwrap());
+                imported[k] = true;
+            } else {
+                waiting.push(k - accounts.len());
+            }
+            let (ready, still): (Vec<usize>, Vec<usize>) =
+                waiting.into_iter().partition(|&j| data.account_of(&data.contacts[j]).is_none_or(|a| imported[a]));
+            waiting = still;
+            for j in ready {
+                ok(store.upsert_contacts(Source::Crm, &contacts[j..=j]).await.unwrap());
+            }
+        }
+        assert!(waiting.is_empty());
+    }
+
+    async fn check(backend: Backend, data: Dataset) -> Result<(), TestCaseError> {
+        let (once, shuffled) = (TestDb::open(backend).await.unwrap(), TestDb::open(backend).await.unwrap());
+        import_in_file_order(&once.store, &data).await;
+        let first = once.store.snapshot().await.unwrap();
+        import_in_file_order(&once.store, &data).await;
+        let second = once.store.snapshot().await.unwrap();
+        import_row_by_row_shuffled(&shuffled.store, &data).await;
+        let other_order = shuffled.store.snapshot().await.unwrap();
+        once.close().await;
+        shuffled.close().await;
+        prop_assert_eq!(&first, &second, "importing the same rows again changed the snapshot");
+        prop_assert_eq!(&first, &other_order, "importing in another order gave another snapshot");
+        Ok(())
+    }
+
+    pub fn import_order_does_not_change_the_snapshot(backend: Backend) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        // Fail once, here, if the database cannot be opened, rather than in every case.
+        runtime.block_on(async { TestDb::open(backend).await.unwrap().close().await });
+        let mut runner = TestRunner::new(Config { cases: 12, failure_persistence: None, ..Config::default() });
+        let result = runner.run(&dataset(), |data| runtime.block_on(check(backend, data)));
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
+}
+
+use order::import_order_does_not_change_the_snapshot;
