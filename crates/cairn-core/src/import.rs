@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use jiff::civil::Date;
 use serde_json::Value;
 
-use crate::values::{normalize_domain, parse_date, parse_time_zone, Email, Money, Source};
+use crate::values::{Email, Money, Source, normalize_domain, parse_date, parse_time_zone};
 
 /// What a CSV file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +42,32 @@ impl ImportKind {
     fn known(self) -> &'static [&'static str] {
         match self {
             ImportKind::Accounts => &[
-                "external_id", "name", "industry", "employees", "plan", "seats", "owner_email",
-                "start_date", "renewal_date", "domains", "crm_id", "billing_id", "product_id", "support_id",
+                "external_id",
+                "name",
+                "industry",
+                "employees",
+                "plan",
+                "seats",
+                "owner_email",
+                "start_date",
+                "renewal_date",
+                "domains",
+                "crm_id",
+                "billing_id",
+                "product_id",
+                "support_id",
             ],
             ImportKind::Contacts => &[
-                "external_id", "account_external_id", "email", "name", "role", "timezone",
-                "crm_id", "billing_id", "product_id", "support_id",
+                "external_id",
+                "account_external_id",
+                "email",
+                "name",
+                "role",
+                "timezone",
+                "crm_id",
+                "billing_id",
+                "product_id",
+                "support_id",
             ],
             ImportKind::Subscriptions => &["id", "account_id", "start_date", "end_date", "arr", "seats", "product"],
         }
@@ -159,8 +179,10 @@ pub struct Header {
 impl Header {
     /// Checks a header: required columns present, no column twice, no empty name.
     pub fn parse(kind: ImportKind, names: &[&str]) -> Result<Header, RowError> {
-        let names: Vec<String> = names.iter().map(|n| n.trim().trim_start_matches('\u{feff}').to_ascii_lowercase()).collect();
-        let err = |column: Option<&str>, reason: String| RowError { line: 1, column: column.map(str::to_string), reason };
+        let names: Vec<String> =
+            names.iter().map(|n| n.trim().trim_start_matches('\u{feff}').to_ascii_lowercase()).collect();
+        let err =
+            |column: Option<&str>, reason: String| RowError { line: 1, column: column.map(str::to_string), reason };
         for (i, n) in names.iter().enumerate() {
             if n.is_empty() {
                 return Err(err(None, format!("column {} has no name in the header", i + 1)));
@@ -298,9 +320,10 @@ pub fn infer_trait_value(cell: &str) -> Value {
             return Value::from(n);
         }
         if let Ok(f) = v.parse::<f64>()
-            && let Some(n) = serde_json::Number::from_f64(f) {
-                return Value::Number(n);
-            }
+            && let Some(n) = serde_json::Number::from_f64(f)
+        {
+            return Value::Number(n);
+        }
     }
     Value::String(v.to_string())
 }
@@ -373,7 +396,10 @@ pub fn parse_subscription(header: &Header, line: u64, fields: &[&str]) -> Result
     if end_date < start_date {
         return Err(c.err("end_date", format!("{end_date} is before start_date {start_date}")));
     }
-    let arr = c.typed("arr", |v| Money::parse_decimal(v).map_err(|e| e.0))?.flatten().ok_or_else(|| c.err("arr", "is empty but required"))?;
+    let arr = c
+        .typed("arr", |v| Money::parse_decimal(v).map_err(|e| e.0))?
+        .flatten()
+        .ok_or_else(|| c.err("arr", "is empty but required"))?;
     Ok(SubscriptionRow {
         line,
         id: check_id(&c, "id")?,
@@ -397,8 +423,16 @@ mod tests {
 
     #[test]
     fn account_row_types_known_columns_and_keeps_the_rest_as_traits() {
-        let h = header(ImportKind::Accounts, "external_id,name,plan,seats,start_date,domains,billing_id,region,nps_last,is_partner");
-        let row = parse_account(&h, 2, &["A1", "Acme", "team", "25", "2026-01-15", "acme.com; acme.io", "cus_9", "EMEA", "42", "true"]).unwrap();
+        let h = header(
+            ImportKind::Accounts,
+            "external_id,name,plan,seats,start_date,domains,billing_id,region,nps_last,is_partner",
+        );
+        let row = parse_account(
+            &h,
+            2,
+            &["A1", "Acme", "team", "25", "2026-01-15", "acme.com; acme.io", "cus_9", "EMEA", "42", "true"],
+        )
+        .unwrap();
         assert_eq!(row.external_id, "A1");
         assert_eq!(row.seats, Some(Some(25)));
         assert_eq!(row.start_date.unwrap().unwrap().to_string(), "2026-01-15");
@@ -424,7 +458,10 @@ mod tests {
     #[test]
     fn header_problems_are_reported_once_for_the_file() {
         let e = Header::parse(ImportKind::Subscriptions, &["id", "account_id", "arr"]).unwrap_err();
-        assert_eq!(e.to_string(), "line 1: missing columns `start_date`, `end_date` (subscriptions files need id,account_id,start_date,end_date,arr)");
+        assert_eq!(
+            e.to_string(),
+            "line 1: missing columns `start_date`, `end_date` (subscriptions files need id,account_id,start_date,end_date,arr)"
+        );
         let e = Header::parse(ImportKind::Accounts, &["external_id", "name", "Name"]).unwrap_err();
         assert_eq!(e.to_string(), "line 1, column `name`: appears twice in the header");
     }

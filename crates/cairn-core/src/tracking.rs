@@ -135,9 +135,7 @@ impl MessageError {
     pub fn invalid_json(err: &serde_json::Error) -> Self {
         let detail = err.to_string();
         if detail.contains("recursion limit") {
-            MessageError::whole(
-                "invalid JSON: nested more than 128 levels deep; flatten the properties",
-            )
+            MessageError::whole("invalid JSON: nested more than 128 levels deep; flatten the properties")
         } else {
             MessageError::whole(format!("invalid JSON: {detail}"))
         }
@@ -241,10 +239,7 @@ fn read_id(field: &str, raw: Option<&RawValue>) -> Result<Option<String>, Messag
             .into_owned(),
         Some(b'-' | b'0'..=b'9') => text.to_string(),
         _ => {
-            return Err(MessageError::field(
-                field,
-                format!("must be a string, got {}", json_type_name(raw)),
-            ));
+            return Err(MessageError::field(field, format!("must be a string, got {}", json_type_name(raw))));
         }
     };
     let id = id.trim().to_string();
@@ -313,9 +308,10 @@ pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
         }
     }
     if text.len() == 10
-        && let Ok(d) = text.parse::<jiff::civil::Date>() {
-            return d.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp());
-        }
+        && let Ok(d) = text.parse::<jiff::civil::Date>()
+    {
+        return d.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp());
+    }
     None
 }
 
@@ -403,7 +399,8 @@ fn validate(
     };
     let context_group = match &context {
         Some(c) => {
-            let rc: RawContext<'_> = serde_json::from_str(c).map_err(|e| MessageError::field("context", e.to_string()))?;
+            let rc: RawContext<'_> =
+                serde_json::from_str(c).map_err(|e| MessageError::field("context", e.to_string()))?;
             read_id("context.groupId", rc.group_id)?
         }
         None => None,
@@ -461,11 +458,8 @@ fn validate(
     let own_sent_at = read_timestamp("sentAt", raw.sent_at)?;
     let own_received_at = read_timestamp("receivedAt", raw.received_at)?;
     let sent_at = own_sent_at.or(envelope.batch_sent_at);
-    let received_at = if envelope.trust_timestamps {
-        own_received_at.unwrap_or(envelope.received_at)
-    } else {
-        envelope.received_at
-    };
+    let received_at =
+        if envelope.trust_timestamps { own_received_at.unwrap_or(envelope.received_at) } else { envelope.received_at };
     let timestamp = match (original_timestamp, sent_at) {
         (Some(ts), _) if envelope.trust_timestamps => ts,
         (Some(ts), Some(sent)) => {
@@ -564,8 +558,14 @@ mod tests {
             (r#"{"userId":"u"}"#, "`event` is required for a track call"),
             (r#"{"userId":"u","event":""}"#, "`event` must not be empty"),
             (r#"{"userId":"u","event":"e","properties":[1]}"#, "`properties` must be an object, got an array"),
-            (r#"{"userId":"u","event":"e","timestamp":"yesterday"}"#, "`timestamp` `yesterday` is not an ISO-8601 timestamp (expected e.g. 2026-03-01T12:30:00.000Z)"),
-            (r#"{"userId":"u","event":"e","type":"identify"}"#, "`type` is `identify` but this endpoint takes `track` calls; send it to /v1/identify or /v1/batch"),
+            (
+                r#"{"userId":"u","event":"e","timestamp":"yesterday"}"#,
+                "`timestamp` `yesterday` is not an ISO-8601 timestamp (expected e.g. 2026-03-01T12:30:00.000Z)",
+            ),
+            (
+                r#"{"userId":"u","event":"e","type":"identify"}"#,
+                "`type` is `identify` but this endpoint takes `track` calls; send it to /v1/identify or /v1/batch",
+            ),
             (r#"[1,2]"#, "a message must be a JSON object"),
         ];
         for (text, expected) in cases {
@@ -584,7 +584,12 @@ mod tests {
 
     #[test]
     fn timestamps_in_several_iso_forms() {
-        for t in ["2026-03-01T12:00:00Z", "2026-03-01T14:00:00+02:00", "2026-03-01T14:00:00+0200", "2026-03-01T12:00:00.000Z"] {
+        for t in [
+            "2026-03-01T12:00:00Z",
+            "2026-03-01T14:00:00+02:00",
+            "2026-03-01T14:00:00+0200",
+            "2026-03-01T12:00:00.000Z",
+        ] {
             assert_eq!(parse_timestamp(t).unwrap().to_string(), "2026-03-01T12:00:00Z", "{t}");
         }
         assert!(parse_timestamp("2026-03-01T12:00:00").is_none(), "no offset: ambiguous");

@@ -43,11 +43,7 @@ impl Source {
         Source::ALL
             .into_iter()
             .find(|src| src.as_str() == s)
-            .ok_or_else(|| {
-                ValueError(format!(
-                    "unknown source `{s}`: expected one of crm, billing, product, support"
-                ))
-            })
+            .ok_or_else(|| ValueError(format!("unknown source `{s}`: expected one of crm, billing, product, support")))
     }
 }
 
@@ -144,11 +140,7 @@ pub fn normalize_domain(raw: &str) -> Result<String, ValueError> {
         && !d.starts_with('.')
         && !d.ends_with('.')
         && d.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    if ok {
-        Ok(d)
-    } else {
-        Err(ValueError(format!("`{raw}` is not a domain (expected something like acme.com)")))
-    }
+    if ok { Ok(d) } else { Err(ValueError(format!("`{raw}` is not a domain (expected something like acme.com)"))) }
 }
 
 /// An amount of money in integer minor units (cents). Never a float.
@@ -186,11 +178,7 @@ impl Money {
         if frac.len() == 1 {
             cents_part *= 10;
         }
-        whole
-            .checked_mul(100)
-            .and_then(|c| c.checked_add(cents_part))
-            .map(Money)
-            .ok_or_else(|| bad("too large"))
+        whole.checked_mul(100).and_then(|c| c.checked_add(cents_part)).map(Money).ok_or_else(|| bad("too large"))
     }
 
     /// The amount in cents.
@@ -211,8 +199,7 @@ pub fn parse_date(raw: &str) -> Result<jiff::civil::Date, ValueError> {
     if s.len() != 10 {
         return Err(ValueError(format!("`{raw}` is not a date: expected YYYY-MM-DD")));
     }
-    s.parse::<jiff::civil::Date>()
-        .map_err(|_| ValueError(format!("`{raw}` is not a date: expected YYYY-MM-DD")))
+    s.parse::<jiff::civil::Date>().map_err(|_| ValueError(format!("`{raw}` is not a date: expected YYYY-MM-DD")))
 }
 
 /// Checks an IANA time zone name such as `Europe/Paris` against the bundled database.

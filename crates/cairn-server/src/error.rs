@@ -1,7 +1,7 @@
 //! The one HTTP error type: every failure a handler can meet maps to a status and a JSON
 //! body `{"success": false, "error": "...", "field": "..."}` here, and nowhere else.
 
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cairn_core::tracking::MessageError;
 use serde_json::json;

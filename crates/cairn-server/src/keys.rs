@@ -38,9 +38,10 @@ impl KeyCache {
     pub(crate) async fn find(&self, store: &Store, key: &str, now: Timestamp) -> Result<Option<ApiKey>, StoreError> {
         let hash = hash_key(key);
         if let Some((k, at)) = self.verified.read().unwrap_or_else(|e| e.into_inner()).get(&hash)
-            && now.duration_since(*at) < CACHE_FOR {
-                return Ok(Some(k.clone()));
-            }
+            && now.duration_since(*at) < CACHE_FOR
+        {
+            return Ok(Some(k.clone()));
+        }
         let found = store.find_api_key(&hash).await?;
         if let Some(k) = &found {
             let mut cache = self.verified.write().unwrap_or_else(|e| e.into_inner());

@@ -13,8 +13,8 @@ mod tracking;
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
 use axum::Router;
+use axum::routing::{get, post};
 use cairn_core::Clock;
 use cairn_store::{Appender, Store};
 

@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::response::Html;
 use jiff::tz::TimeZone;
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 
 /// Liveness probe.
 pub async fn healthz() -> &'static str {

@@ -7,22 +7,22 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
-use axum::Json;
+use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use cairn_core::tracking::{
-    parse_batch_item, parse_message, read_timestamp, Envelope, MessageError, MessageKind, RawBatch, TrackingMessage,
-    MAX_BATCH_BYTES, MAX_MESSAGE_BYTES,
+    Envelope, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, MessageError, MessageKind, RawBatch, TrackingMessage,
+    parse_batch_item, parse_message, read_timestamp,
 };
 use cairn_store::{ApiKey, Appended, KeyKind};
 use jiff::Timestamp;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 
 type Reply = Result<Json<Value>, ApiError>;
 
@@ -34,10 +34,12 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize, what: &str) ->
             None => format!("{what} is larger than the limit of {limit} bytes ({} KB)", limit / 1024),
         })
     };
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
-        && len > limit as u64 {
-            return Err(too_large(Some(len)));
-        }
+    if let Some(len) =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
+    {
+        return Err(too_large(Some(len)));
+    }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         if e.to_string().contains("length limit") {
             too_large(None)
@@ -49,7 +51,10 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize, what: &str) ->
 
 fn utf8(bytes: &[u8]) -> Result<&str, ApiError> {
     std::str::from_utf8(bytes).map_err(|e| {
-        ApiError::BadRequest(format!("the body is not valid UTF-8 (invalid byte at offset {}); send JSON encoded as UTF-8", e.valid_up_to()))
+        ApiError::BadRequest(format!(
+            "the body is not valid UTF-8 (invalid byte at offset {}); send JSON encoded as UTF-8",
+            e.valid_up_to()
+        ))
     })
 }
 
@@ -62,7 +67,9 @@ struct WriteKeyOnly<'a> {
 /// The write key from the Basic auth user name, or else from `writeKey` in the body.
 fn write_key_of<'a>(headers: &HeaderMap, body: &'a str) -> Result<Cow<'a, str>, ApiError> {
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
-        let auth = auth.to_str().map_err(|_| ApiError::Unauthorized("the Authorization header is not readable text".into()))?;
+        let auth = auth
+            .to_str()
+            .map_err(|_| ApiError::Unauthorized("the Authorization header is not readable text".into()))?;
         let encoded = auth.strip_prefix("Basic ").or_else(|| auth.strip_prefix("basic ")).ok_or_else(|| {
             ApiError::Unauthorized("the Authorization header must be `Basic base64(WRITE_KEY:)`".into())
         })?;
@@ -70,16 +77,22 @@ fn write_key_of<'a>(headers: &HeaderMap, body: &'a str) -> Result<Cow<'a, str>, 
             .decode(encoded.trim())
             .ok()
             .and_then(|d| String::from_utf8(d).ok())
-            .ok_or_else(|| ApiError::Unauthorized("the Basic credentials are not valid base64 of `WRITE_KEY:`".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Basic credentials are not valid base64 of `WRITE_KEY:`".into())
+            })?;
         let user = decoded.split(':').next().unwrap_or("").to_string();
         if user.is_empty() {
-            return Err(ApiError::Unauthorized("the Basic credentials have an empty user name: put the write key there".into()));
+            return Err(ApiError::Unauthorized(
+                "the Basic credentials have an empty user name: put the write key there".into(),
+            ));
         }
         return Ok(Cow::Owned(user));
     }
     let in_body = serde_json::from_str::<WriteKeyOnly<'_>>(body).ok().and_then(|w| w.write_key);
     in_body.filter(|k| !k.is_empty()).ok_or_else(|| {
-        ApiError::Unauthorized("missing write key: send it as the HTTP Basic user name, or as `writeKey` in the body".into())
+        ApiError::Unauthorized(
+            "missing write key: send it as the HTTP Basic user name, or as `writeKey` in the body".into(),
+        )
     })
 }
 
@@ -163,9 +176,11 @@ pub async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body
     let items = raw.batch.ok_or_else(|| ApiError::BadRequest("`batch` is required: an array of messages".into()))?;
     let batch_sent_at = read_timestamp("sentAt", raw.sent_at).map_err(ApiError::BadMessage)?;
     if let Some(c) = raw.context
-        && !c.get().starts_with('{') && c.get() != "null" {
-            return Err(ApiError::BadRequest("`context` must be an object".into()));
-        }
+        && !c.get().starts_with('{')
+        && c.get() != "null"
+    {
+        return Err(ApiError::BadRequest("`context` must be an object".into()));
+    }
     let envelope = Envelope { received_at: now, batch_sent_at, batch_context: raw.context, trust_timestamps: false };
     let mut messages: Vec<TrackingMessage> = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
@@ -176,7 +191,8 @@ pub async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body
                 let message_id = serde_json::from_str::<Value>(item.get())
                     .ok()
                     .and_then(|v| v.get("messageId").and_then(Value::as_str).map(str::to_string));
-                rejected.push(json!({ "index": index, "messageId": message_id, "field": e.field, "error": e.to_string() }));
+                rejected
+                    .push(json!({ "index": index, "messageId": message_id, "field": e.field, "error": e.to_string() }));
             }
         }
     }

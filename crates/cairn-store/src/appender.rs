@@ -38,7 +38,8 @@ impl Appender {
                         Err(_) => break,
                     }
                 }
-                let parts: Vec<(&str, &[TrackingMessage])> = group.iter().map(|j| (j.source.as_str(), j.messages.as_slice())).collect();
+                let parts: Vec<(&str, &[TrackingMessage])> =
+                    group.iter().map(|j| (j.source.as_str(), j.messages.as_slice())).collect();
                 match store.append_groups(&parts).await {
                     Ok(results) => {
                         for (job, result) in group.into_iter().zip(results) {

@@ -25,8 +25,8 @@ use cairn_core::doctor::DoctorReport;
 use cairn_core::import::{AccountRow, ContactRow, RowError, SubscriptionRow};
 use cairn_core::tracking::TrackingMessage;
 use cairn_core::{Money, Source};
-use jiff::civil::Date;
 use jiff::Timestamp;
+use jiff::civil::Date;
 
 pub use appender::Appender;
 pub use postgres::copy_columns as pg_copy_line;
@@ -36,7 +36,9 @@ pub use types::{ApiKey, Appended, ImportRun, KeyKind};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The URL is neither `sqlite://…` nor `postgres://…`.
-    #[error("unsupported database URL `{0}`: use sqlite://PATH (e.g. sqlite://cairn.db) or postgres://USER@HOST:PORT/DB")]
+    #[error(
+        "unsupported database URL `{0}`: use sqlite://PATH (e.g. sqlite://cairn.db) or postgres://USER@HOST:PORT/DB"
+    )]
     BadUrl(String),
     /// The database could not be opened or reached.
     #[error("cannot open the database at {url}: {source}")]
@@ -93,12 +95,13 @@ pub enum Store {
 /// Removes the password from a database URL, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((creds, host)) = rest.split_once('@') {
-            let user = creds.split(':').next().unwrap_or("");
-            if creds.contains(':') {
-                return format!("{scheme}://{user}:***@{host}");
-            }
+        && let Some((creds, host)) = rest.split_once('@')
+    {
+        let user = creds.split(':').next().unwrap_or("");
+        if creds.contains(':') {
+            return format!("{scheme}://{user}:***@{host}");
         }
+    }
     url.to_string()
 }
 
@@ -143,7 +146,14 @@ impl Store {
     }
 
     /// Records a new API key by its SHA-256 hash. The key itself is never stored.
-    pub async fn create_api_key(&self, kind: KeyKind, name: &str, key_hash: &str, key_prefix: &str, at: Timestamp) -> Result<()> {
+    pub async fn create_api_key(
+        &self,
+        kind: KeyKind,
+        name: &str,
+        key_hash: &str,
+        key_prefix: &str,
+        at: Timestamp,
+    ) -> Result<()> {
         dispatch!(self, s => s.create_api_key(kind, name, key_hash, key_prefix, at).await)
     }
 
@@ -180,7 +190,11 @@ impl Store {
 
     /// Upserts subscription lines by (`source`, id); the account is found by its
     /// external id in `source`.
-    pub async fn upsert_subscriptions(&self, source: Source, rows: &[SubscriptionRow]) -> Result<Vec<Result<(), RowError>>> {
+    pub async fn upsert_subscriptions(
+        &self,
+        source: Source,
+        rows: &[SubscriptionRow],
+    ) -> Result<Vec<Result<(), RowError>>> {
         dispatch!(self, s => s.upsert_subscriptions(source, rows).await)
     }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-use crate::migrate::{run_migrations, POSTGRES};
-use crate::{redact_url, StoreError};
+use crate::migrate::{POSTGRES, run_migrations};
+use crate::{StoreError, redact_url};
 
 /// A store in a PostgreSQL database (optionally in its own schema).
 #[derive(Clone, Debug)]
@@ -23,7 +23,10 @@ impl PgStore {
         let mut options = PgConnectOptions::from_str(&base).map_err(open_err)?;
         if let Some(schema) = &schema {
             if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(StoreError::BadUrl(format!("{} (schema names may hold letters, digits and _)", redact_url(url))));
+                return Err(StoreError::BadUrl(format!(
+                    "{} (schema names may hold letters, digits and _)",
+                    redact_url(url)
+                )));
             }
             options = options.options([("search_path", schema.as_str())]);
         }
@@ -67,7 +70,6 @@ fn split_schema(url: &str) -> (String, Option<String>) {
 const NUMBERED_PLACEHOLDERS: bool = true;
 
 crate::shared::shared_store_impl!(PgStore, Postgres);
-
 
 /// Runs of this many plain events or more go through COPY rather than INSERT.
 const COPY_THRESHOLD: usize = 2_000;

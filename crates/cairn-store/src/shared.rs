@@ -937,7 +937,9 @@ mod tests {
 
     #[test]
     fn identify_traits_split() {
-        let t = split_identify_traits(Some(r#"{"email":"Ada@Acme.com","firstName":"Ada","lastName":"L","title":"Admin","plan_seen":"x"}"#));
+        let t = split_identify_traits(Some(
+            r#"{"email":"Ada@Acme.com","firstName":"Ada","lastName":"L","title":"Admin","plan_seen":"x"}"#,
+        ));
         assert_eq!(t.email.unwrap().as_str(), "ada@acme.com");
         assert_eq!(t.name.as_deref(), Some("Ada L"));
         assert_eq!(t.role.as_deref(), Some("admin"));

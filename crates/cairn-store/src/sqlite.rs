@@ -7,8 +7,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
-use crate::migrate::{run_migrations, SQLITE};
 use crate::StoreError;
+use crate::migrate::{SQLITE, run_migrations};
 
 /// A store in one SQLite file.
 #[derive(Clone, Debug)]
@@ -28,11 +28,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(open_err)?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(open_err)?;
         run_migrations!(&pool, SQLITE, [] as [&'static str; 0], [] as [&'static str; 0])?;
         Ok(SqliteStore { pool })
     }
@@ -73,7 +69,8 @@ async fn insert_plain_events(
         if added == chunk.len() as i64 {
             out.resize(out.len() + chunk.len(), true);
         } else {
-            let rows = sqlx::query("SELECT message_id FROM events WHERE seq > $1").bind(before).fetch_all(&mut *conn).await?;
+            let rows =
+                sqlx::query("SELECT message_id FROM events WHERE seq > $1").bind(before).fetch_all(&mut *conn).await?;
             let inserted = rows.iter().map(|r| r.get::<String, _>(0)).collect();
             out.extend(crate::shared::mark_new(chunk, &inserted));
         }

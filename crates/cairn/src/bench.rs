@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use cairn_core::tracking::{parse_message, Envelope};
 use cairn_core::FixedClock;
+use cairn_core::tracking::{Envelope, parse_message};
 use cairn_store::{KeyKind, Store};
 use clap::Args;
 use jiff::Timestamp;
 use serde_json::json;
 
-use crate::demo::{event_line, Rng};
+use crate::demo::{Rng, event_line};
 use crate::loopback::Connection;
 
 /// Options of `cairn bench ingest`.
@@ -110,7 +110,8 @@ fn with_schema(url: &str, schema: &str) -> String {
 async fn drop_schema(url: &str, schema: &str) {
     use sqlx::Connection as _;
     if let Ok(mut c) = sqlx::PgConnection::connect(url).await {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&mut c).await;
+        let _ =
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&mut c).await;
     }
 }
 
@@ -136,13 +137,24 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
         "POST /v1/batch → cairn SQLite",
         events,
         events as f64 / rate,
-        format!("{} clients × {} events/request; latency p50 {p50:.1} ms, p99 {p99:.1} ms", args.http_clients, args.batch_size),
+        format!(
+            "{} clients × {} events/request; latency p50 {p50:.1} ms, p99 {p99:.1} ms",
+            args.http_clients, args.batch_size
+        ),
     ));
 
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "events": args.events, "ndjson_bytes": bytes, "rows": rows }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "events": args.events, "ndjson_bytes": bytes, "rows": rows }))?
+        );
     } else {
-        println!("ingest benchmark: {} events ({:.0} MB NDJSON) over {} accounts", args.events, bytes as f64 / 1e6, args.accounts);
+        println!(
+            "ingest benchmark: {} events ({:.0} MB NDJSON) over {} accounts",
+            args.events,
+            bytes as f64 / 1e6,
+            args.accounts
+        );
         println!("| what | events | seconds | events/s | note |");
         println!("|---|---:|---:|---:|---|");
         for r in &rows {
@@ -170,7 +182,12 @@ async fn bulk_import(args: &IngestArgs, dir: &Path, ndjson: &Path, bytes: u64, r
     let s = crate::import::import_events(Some(&store), ndjson, received_at).await?;
     let secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(s.imported == args.events, "SQLite import stored {} of {} events", s.imported, args.events);
-    rows.push(row("import NDJSON → cairn SQLite", s.imported, secs, format!("{:.0} MB/s of NDJSON", bytes as f64 / 1e6 / secs)));
+    rows.push(row(
+        "import NDJSON → cairn SQLite",
+        s.imported,
+        secs,
+        format!("{:.0} MB/s of NDJSON", bytes as f64 / 1e6 / secs),
+    ));
     store.close().await;
 
     if args.pg == "none" {
@@ -191,8 +208,18 @@ async fn bulk_import(args: &IngestArgs, dir: &Path, ndjson: &Path, bytes: u64, r
     generate_copy_text(ndjson, &copy_file, received_at)?;
     let peer_schema = unique_schema("copy");
     let peer_secs = copy_peer(&args.pg, &peer_schema, &schema, &copy_file).await?;
-    rows.push(row("import NDJSON → cairn PostgreSQL", args.events, pg_secs, format!("{:.2}× the COPY time", pg_secs / peer_secs)));
-    rows.push(row("peer: PostgreSQL COPY of the same rows", args.events, peer_secs, "same columns and indexes, rows pre-converted".into()));
+    rows.push(row(
+        "import NDJSON → cairn PostgreSQL",
+        args.events,
+        pg_secs,
+        format!("{:.2}× the COPY time", pg_secs / peer_secs),
+    ));
+    rows.push(row(
+        "peer: PostgreSQL COPY of the same rows",
+        args.events,
+        peer_secs,
+        "same columns and indexes, rows pre-converted".into(),
+    ));
     drop_schema(&args.pg, &schema).await;
     drop_schema(&args.pg, &peer_schema).await;
     let _ = std::fs::remove_file(&copy_file);

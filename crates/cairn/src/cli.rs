@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use cairn_core::{Clock, Source, SystemClock};
 use cairn_store::{KeyKind, Store};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -173,15 +173,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve { listen, db, workspace, demo } => {
             if let Some(dir) = &workspace
-                && !dir.is_dir() {
-                    bail!("workspace folder {} does not exist", dir.display());
-                }
+                && !dir.is_dir()
+            {
+                bail!("workspace folder {} does not exist", dir.display());
+            }
             let store = open_store(&db.db).await?;
             if demo && store.last_seq().await? == 0 {
                 eprintln!("filling the empty database with the demo customer base…");
                 crate::demo::seed(&store, 200, clock.now()).await?;
             }
-            let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
+            let listener =
+                tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
             let addr = listener.local_addr()?;
             eprintln!("cairn is serving on http://{addr}/ ({} database)", store.backend());
             let state = cairn_server::AppState::new(store.clone(), clock);
@@ -228,7 +230,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{summary}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { command: BenchCommand::Ingest(args) } => crate::bench::ingest(args).await.map(|_| ExitCode::SUCCESS),
+        Command::Bench { command: BenchCommand::Ingest(args) } => {
+            crate::bench::ingest(args).await.map(|_| ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -268,14 +272,22 @@ pub fn render_doctor(r: &cairn_core::doctor::DoctorReport) -> String {
     line("contacts without an account", r.contacts_without_account.count, &r.contacts_without_account.examples);
     line("accounts without a CRM id", r.accounts_without_crm_id.count, &r.accounts_without_crm_id.examples);
     line("accounts without ARR on that day", r.accounts_without_arr.count, &r.accounts_without_arr.examples);
-    line("accounts without a renewal date", r.accounts_without_renewal_date.count, &r.accounts_without_renewal_date.examples);
+    line(
+        "accounts without a renewal date",
+        r.accounts_without_renewal_date.count,
+        &r.accounts_without_renewal_date.examples,
+    );
     line("emails on more than one contact", r.duplicate_emails.count, &r.duplicate_emails.examples);
     let _ = writeln!(out, "\nSources (newest event):");
     if r.sources.is_empty() {
         let _ = writeln!(out, "  none yet: send events to /v1/* or run `cairn import events FILE`");
     }
     for s in &r.sources {
-        let _ = writeln!(out, "  {:<20} {:>10} events, newest at {} (received {})", s.source, s.events, s.newest_event_at, s.newest_received_at);
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>10} events, newest at {} (received {})",
+            s.source, s.events, s.newest_event_at, s.newest_received_at
+        );
     }
     out
 }

@@ -3,9 +3,9 @@
 //! `cairn serve --demo` and as the load of the benchmarks.
 
 use anyhow::Result;
-use cairn_core::import::{parse_account, parse_contact, parse_subscription, Header, ImportKind};
-use cairn_core::tracking::{parse_message, Envelope};
 use cairn_core::Source;
+use cairn_core::import::{Header, ImportKind, parse_account, parse_contact, parse_subscription};
+use cairn_core::tracking::{Envelope, parse_message};
 use cairn_store::Store;
 use jiff::{SignedDuration, Timestamp};
 
@@ -39,8 +39,16 @@ const PLANS: [&str; 4] = ["starter", "team", "business", "enterprise"];
 const ROLES: [&str; 4] = ["admin", "user", "champion", "economic_buyer"];
 /// Product events, most frequent first.
 pub const EVENTS: [&str; 10] = [
-    "page_viewed", "report_created", "dashboard_viewed", "alert_set", "user_invited",
-    "dashboard_shared", "export_downloaded", "integration_connected", "ticket_opened", "webinar_attended",
+    "page_viewed",
+    "report_created",
+    "dashboard_viewed",
+    "alert_set",
+    "user_invited",
+    "dashboard_shared",
+    "export_downloaded",
+    "integration_connected",
+    "ticket_opened",
+    "webinar_attended",
 ];
 
 /// How many contacts account `i` has (2 to 60, skewed small).
@@ -80,7 +88,9 @@ pub fn contacts_csv(n: usize) -> String {
         for j in 0..contacts_of(i) {
             let tz = ["Europe/London", "America/New_York", "Asia/Tokyo", "Europe/Berlin"][rng.below(4) as usize];
             let role = if j == 0 { "admin" } else { ROLES[rng.below(4) as usize] };
-            out.push_str(&format!("C{i:05}-{j},A{i:05},user{j}@company{i}.example,User {j} of {i},{role},{tz},u-{i}-{j}\n"));
+            out.push_str(&format!(
+                "C{i:05}-{j},A{i:05},user{j}@company{i}.example,User {j} of {i},{role},{tz},u-{i}-{j}\n"
+            ));
         }
     }
     out
@@ -129,7 +139,11 @@ pub fn event_line(rng: &mut Rng, k: u64, accounts: usize, days: i64, end: Timest
     )
 }
 
-fn rows<T>(csv_text: &str, kind: ImportKind, parse: impl Fn(&Header, u64, &[&str]) -> Result<T, cairn_core::import::RowError>) -> Result<Vec<T>> {
+fn rows<T>(
+    csv_text: &str,
+    kind: ImportKind,
+    parse: impl Fn(&Header, u64, &[&str]) -> Result<T, cairn_core::import::RowError>,
+) -> Result<Vec<T>> {
     let mut lines = csv_text.lines();
     let header_fields: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let header = Header::parse(kind, &header_fields)?;
@@ -171,5 +185,10 @@ pub async fn seed(store: &Store, accounts: usize, now: Timestamp) -> Result<Stri
         }
     }
     store.append("demo", &batch).await?;
-    Ok(format!("demo data: {} accounts, {} contacts, {} subscription lines, {events} events", a.len(), c.len(), s.len()))
+    Ok(format!(
+        "demo data: {} accounts, {} contacts, {} subscription lines, {events} events",
+        a.len(),
+        c.len(),
+        s.len()
+    ))
 }

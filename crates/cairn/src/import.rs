@@ -5,15 +5,15 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
-use cairn_core::import::{parse_account, parse_contact, parse_subscription, Header, ImportKind, RowError};
-use cairn_core::tracking::{parse_message, Envelope, TrackingMessage};
+use anyhow::{Context, Result, bail};
+use cairn_core::import::{Header, ImportKind, RowError, parse_account, parse_contact, parse_subscription};
+use cairn_core::tracking::{Envelope, TrackingMessage, parse_message};
 use cairn_core::{Clock, Source};
 use cairn_store::{Appended, ImportRun, Store};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::cli::{open_store, ImportWhat};
+use crate::cli::{ImportWhat, open_store};
 use crate::progress::Progress;
 
 /// Rows sent to the store per transaction.
@@ -54,7 +54,15 @@ impl ImportSummary {
 }
 
 /// Runs an import and prints its summary; the exit code says whether rows were rejected.
-pub async fn run(what: ImportWhat, file: &Path, source: Source, dry_run: bool, json_out: bool, db: &str, clock: &dyn Clock) -> Result<ExitCode> {
+pub async fn run(
+    what: ImportWhat,
+    file: &Path,
+    source: Source,
+    dry_run: bool,
+    json_out: bool,
+    db: &str,
+    clock: &dyn Clock,
+) -> Result<ExitCode> {
     let started = clock.now();
     let t0 = std::time::Instant::now();
     let store = if dry_run { None } else { Some(open_store(db).await?) };
@@ -62,7 +70,9 @@ pub async fn run(what: ImportWhat, file: &Path, source: Source, dry_run: bool, j
         ImportWhat::Events => import_events(store.as_ref(), file, started).await?,
         ImportWhat::Accounts => import_csv(store.as_ref(), file, ImportKind::Accounts, source, dry_run).await?,
         ImportWhat::Contacts => import_csv(store.as_ref(), file, ImportKind::Contacts, source, dry_run).await?,
-        ImportWhat::Subscriptions => import_csv(store.as_ref(), file, ImportKind::Subscriptions, source, dry_run).await?,
+        ImportWhat::Subscriptions => {
+            import_csv(store.as_ref(), file, ImportKind::Subscriptions, source, dry_run).await?
+        }
     };
     let summary = ImportSummary { seconds: t0.elapsed().as_secs_f64(), ..summary };
     if let Some(store) = &store {
@@ -110,9 +120,16 @@ enum Row {
     Subscription(cairn_core::import::SubscriptionRow),
 }
 
-async fn import_csv(store: Option<&Store>, file: &Path, kind: ImportKind, source: Source, dry_run: bool) -> Result<ImportSummary> {
+async fn import_csv(
+    store: Option<&Store>,
+    file: &Path,
+    kind: ImportKind,
+    source: Source,
+    dry_run: bool,
+) -> Result<ImportSummary> {
     let (f, len) = open(file)?;
-    let mut summary = ImportSummary { file: file.display().to_string(), kind: kind.as_str().to_string(), ..Default::default() };
+    let mut summary =
+        ImportSummary { file: file.display().to_string(), kind: kind.as_str().to_string(), ..Default::default() };
     let mut reader = csv::ReaderBuilder::new().flexible(true).has_headers(true).from_reader(f);
     let header_fields: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(str::to_string).collect(),
@@ -195,7 +212,12 @@ fn column_role(kind: ImportKind, name: &str) -> &'static str {
     }
 }
 
-async fn flush_rows(store: Option<&Store>, source: Source, pending: &mut Vec<Row>, summary: &mut ImportSummary) -> Result<()> {
+async fn flush_rows(
+    store: Option<&Store>,
+    source: Source,
+    pending: &mut Vec<Row>,
+    summary: &mut ImportSummary,
+) -> Result<()> {
     if pending.is_empty() {
         return Ok(());
     }
@@ -206,15 +228,18 @@ async fn flush_rows(store: Option<&Store>, source: Source, pending: &mut Vec<Row
     };
     let results = match rows.first() {
         Some(Row::Account(_)) => {
-            let rows: Vec<_> = rows.into_iter().filter_map(|r| if let Row::Account(a) = r { Some(a) } else { None }).collect();
+            let rows: Vec<_> =
+                rows.into_iter().filter_map(|r| if let Row::Account(a) = r { Some(a) } else { None }).collect();
             store.upsert_accounts(source, &rows).await?
         }
         Some(Row::Contact(_)) => {
-            let rows: Vec<_> = rows.into_iter().filter_map(|r| if let Row::Contact(a) = r { Some(a) } else { None }).collect();
+            let rows: Vec<_> =
+                rows.into_iter().filter_map(|r| if let Row::Contact(a) = r { Some(a) } else { None }).collect();
             store.upsert_contacts(source, &rows).await?
         }
         Some(Row::Subscription(_)) => {
-            let rows: Vec<_> = rows.into_iter().filter_map(|r| if let Row::Subscription(a) = r { Some(a) } else { None }).collect();
+            let rows: Vec<_> =
+                rows.into_iter().filter_map(|r| if let Row::Subscription(a) = r { Some(a) } else { None }).collect();
             store.upsert_subscriptions(source, &rows).await?
         }
         None => Vec::new(),
@@ -244,7 +269,10 @@ struct ParsedChunk {
 }
 
 /// Reads an NDJSON file on a thread of its own, parsing while the store writes.
-fn spawn_event_reader(file: File, received_at: jiff::Timestamp) -> tokio::sync::mpsc::Receiver<std::io::Result<ParsedChunk>> {
+fn spawn_event_reader(
+    file: File,
+    received_at: jiff::Timestamp,
+) -> tokio::sync::mpsc::Receiver<std::io::Result<ParsedChunk>> {
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     std::thread::spawn(move || {
         let envelope = Envelope { received_at, batch_sent_at: None, batch_context: None, trust_timestamps: true };
@@ -253,11 +281,15 @@ fn spawn_event_reader(file: File, received_at: jiff::Timestamp) -> tokio::sync::
         let mut bytes_read = 0u64;
         let mut buf = Vec::with_capacity(4096);
         loop {
-            let mut chunk = ParsedChunk { messages: Vec::with_capacity(EVENT_CHUNK), rejects: Vec::new(), lines: 0, bytes_read: 0 };
+            let mut chunk =
+                ParsedChunk { messages: Vec::with_capacity(EVENT_CHUNK), rejects: Vec::new(), lines: 0, bytes_read: 0 };
             let mut eof = false;
             while chunk.messages.len() < EVENT_CHUNK {
                 buf.clear();
-                let n = match (&mut reader).take(cairn_core::tracking::MAX_MESSAGE_BYTES as u64 * 4).read_until(b'\n', &mut buf) {
+                let n = match (&mut reader)
+                    .take(cairn_core::tracking::MAX_MESSAGE_BYTES as u64 * 4)
+                    .read_until(b'\n', &mut buf)
+                {
                     Ok(n) => n,
                     Err(e) => {
                         let _ = tx.blocking_send(Err(e));
@@ -276,14 +308,22 @@ fn spawn_event_reader(file: File, received_at: jiff::Timestamp) -> tokio::sync::
                     let _ = reader.read_until(b'\n', &mut rest);
                     bytes_read += rest.len() as u64;
                     chunk.lines += 1;
-                    chunk.rejects.push(RowError { line: line_no, column: None, reason: "line is longer than 128 KB; a message may be at most 32 KB".into() });
+                    chunk.rejects.push(RowError {
+                        line: line_no,
+                        column: None,
+                        reason: "line is longer than 128 KB; a message may be at most 32 KB".into(),
+                    });
                     continue;
                 }
                 let text = match std::str::from_utf8(&buf) {
                     Ok(t) => t.trim(),
                     Err(e) => {
                         chunk.lines += 1;
-                        chunk.rejects.push(RowError { line: line_no, column: None, reason: format!("not valid UTF-8 (byte {})", e.valid_up_to()) });
+                        chunk.rejects.push(RowError {
+                            line: line_no,
+                            column: None,
+                            reason: format!("not valid UTF-8 (byte {})", e.valid_up_to()),
+                        });
                         continue;
                     }
                 };
@@ -293,7 +333,11 @@ fn spawn_event_reader(file: File, received_at: jiff::Timestamp) -> tokio::sync::
                 chunk.lines += 1;
                 match parse_message(text, None, &envelope, || line_message_id(text)) {
                     Ok(m) => chunk.messages.push(m),
-                    Err(e) => chunk.rejects.push(RowError { line: line_no, column: e.field.clone(), reason: e.reason.clone() }),
+                    Err(e) => chunk.rejects.push(RowError {
+                        line: line_no,
+                        column: e.field.clone(),
+                        reason: e.reason.clone(),
+                    }),
                 }
             }
             chunk.bytes_read = bytes_read;

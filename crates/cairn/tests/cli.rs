@@ -57,7 +57,11 @@ fn importing_accounts_reports_bad_rows_by_line_and_column_and_keeps_the_good_one
     let f = ws.file("accounts.csv", ACCOUNTS);
     let out = ws.import("accounts", &f);
     assert_eq!(out.status.code(), Some(2), "some rows rejected → exit 2; stderr: {}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("line 3, column `seats`: `lots` is not a whole number ≥ 0"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("line 3, column `seats`: `lots` is not a whole number ≥ 0"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(text(&out.stdout).contains("3 rows read, imported 2"), "{}", text(&out.stdout));
     assert_eq!(ws.doctor("2026-07-01")["totals"]["accounts"], 2);
 }
@@ -91,7 +95,13 @@ fn doctor_reports_what_is_missing() {
     ws.import("accounts", &ws.file("a.csv", &ACCOUNTS.replace("lots", "100")));
     let out = ws.import("contacts", &ws.file("c.csv", CONTACTS));
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("line 4, column `account_external_id`: `A9` matches no account with a crm id; import the accounts first"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(
+            "line 4, column `account_external_id`: `A9` matches no account with a crm id; import the accounts first"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
     ws.import("subscriptions", &ws.file("s.csv", SUBSCRIPTIONS));
     let events = ws.file(
         "e.ndjson",
@@ -168,7 +178,15 @@ fn keys_create_prints_only_the_key() {
 #[test]
 fn every_subcommand_has_help() {
     let ws = Workspace::new();
-    for args in [vec!["--help"], vec!["serve", "--help"], vec!["import", "--help"], vec!["doctor", "--help"], vec!["keys", "create", "--help"], vec!["demo", "--help"], vec!["bench", "ingest", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["import", "--help"],
+        vec!["doctor", "--help"],
+        vec!["keys", "create", "--help"],
+        vec!["demo", "--help"],
+        vec!["bench", "ingest", "--help"],
+    ] {
         let out = ws.cairn(&args);
         assert!(out.status.success(), "{args:?}");
         assert!(text(&out.stdout).contains("Usage: cairn"), "{args:?}");
@@ -180,5 +198,9 @@ fn a_bad_database_url_is_a_clear_error() {
     let ws = Workspace::new();
     let out = ws.cairn(&["doctor", "--db", "mysql://x"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("unsupported database URL `mysql://x`: use sqlite://PATH"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unsupported database URL `mysql://x`: use sqlite://PATH"),
+        "{}",
+        text(&out.stderr)
+    );
 }

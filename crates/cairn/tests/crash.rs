@@ -54,7 +54,10 @@ fn batch_body(ids: &[String]) -> String {
 }
 
 async fn kill_and_restart_while_streaming(db: String) {
-    let key_out = cairn().args(["keys", "create", "--kind", "write", "--name", "crash", "--db", &db]).output().expect("keys create runs");
+    let key_out = cairn()
+        .args(["keys", "create", "--kind", "write", "--name", "crash", "--db", &db])
+        .output()
+        .expect("keys create runs");
     assert!(key_out.status.success(), "keys create failed: {}", String::from_utf8_lossy(&key_out.stderr));
     let key = String::from_utf8(key_out.stdout).expect("utf8 key").trim().to_string();
 
@@ -117,7 +120,12 @@ async fn kill_and_restart_while_streaming(db: String) {
     let store = Store::open(&db).await.expect("store opens after the crashes");
     let counts = store.count_message_ids(&acked).await.expect("counts");
     let missing: Vec<&String> = acked.iter().filter(|id| counts.get(*id).copied().unwrap_or(0) != 1).collect();
-    assert!(missing.is_empty(), "{} acknowledged events are not stored exactly once, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events are not stored exactly once, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     let mut distinct = acked.clone();
     distinct.sort();
     distinct.dedup();
@@ -145,6 +153,7 @@ async fn postgres_acknowledged_events_survive_sigkill_exactly_once() {
     kill_and_restart_while_streaming(url).await;
     use sqlx::Connection as _;
     if let Ok(mut c) = sqlx::PgConnection::connect(&base).await {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&mut c).await;
+        let _ =
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&mut c).await;
     }
 }
