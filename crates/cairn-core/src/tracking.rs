@@ -20,6 +20,9 @@ use serde_json::value::RawValue;
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
 /// Largest accepted batch request, in bytes (Segment: 500 KB).
 pub const MAX_BATCH_BYTES: usize = 500 * 1024;
+/// Deepest accepted nesting of objects and arrays in a message.
+pub const MAX_NESTING: usize = 64;
+
 /// Longest accepted id (`userId`, `anonymousId`, `groupId`, `messageId`), in bytes.
 pub const MAX_ID_BYTES: usize = 512;
 
@@ -332,6 +335,7 @@ pub fn parse_message(
             text.len()
         )));
     }
+    check_nesting(text, MAX_NESTING)?;
     let trimmed = text.trim_start();
     if !trimmed.starts_with('{') {
         if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
@@ -351,6 +355,45 @@ pub fn parse_batch_item(
     fallback_id: impl FnOnce() -> String,
 ) -> Result<TrackingMessage, MessageError> {
     parse_message(raw.get(), None, envelope, fallback_id)
+}
+
+/// Refuses JSON text nested more than `limit` levels deep, before any parser sees it.
+pub fn check_nesting(text: &str, limit: usize) -> Result<(), MessageError> {
+    match nesting_deeper_than(text, limit) {
+        Some(depth) => Err(MessageError::whole(format!(
+            "invalid JSON: nested at least {depth} levels deep; the limit is {limit}: flatten the properties"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Scans JSON text (without parsing it) for objects and arrays nested more than `limit`
+/// deep; returns the depth reached when it is. Strings are skipped, escapes honoured.
+fn nesting_deeper_than(text: &str, limit: usize) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return Some(depth);
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn validate(
@@ -596,6 +639,13 @@ mod tests {
     }
 
     #[test]
+    fn a_hugely_nested_batch_body_is_refused_without_recursion() {
+        let body = format!(r#"{{"batch":[{}]}}"#, "[".repeat(200_000));
+        let err = check_nesting(&body, MAX_NESTING + 2).unwrap_err();
+        assert!(err.to_string().starts_with("invalid JSON: nested at least 67 levels deep"));
+    }
+
+    #[test]
     fn oversize_message_is_refused() {
         let big = format!(r#"{{"userId":"u","event":"e","properties":{{"x":"{}"}}}}"#, "a".repeat(MAX_MESSAGE_BYTES));
         let err = parse(&big, Some(MessageKind::Track)).unwrap_err();
@@ -606,6 +656,17 @@ mod tests {
     fn deep_nesting_is_a_clear_error() {
         let deep = format!(r#"{{"userId":"u","event":"e","properties":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
         let err = parse(&deep, Some(MessageKind::Track)).unwrap_err();
-        assert!(err.to_string().contains("nested more than 128 levels"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "invalid JSON: nested at least 65 levels deep; the limit is 64: flatten the properties"
+        );
+        let object =
+            format!(r#"{{"userId":"u","event":"e","properties":{}1{}}}"#, r#"{"a":"#.repeat(100), "}".repeat(100));
+        assert!(
+            parse(&object, Some(MessageKind::Track)).unwrap_err().to_string().contains("nested at least 65 levels")
+        );
+        let quoted =
+            format!(r#"{{"userId":"u","event":"e","properties":{{"s":"{}\"{}"}}}}"#, "[".repeat(100), "{".repeat(100));
+        assert!(parse(&quoted, Some(MessageKind::Track)).is_ok(), "brackets inside strings are text");
     }
 }

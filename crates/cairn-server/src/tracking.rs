@@ -13,8 +13,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use cairn_core::tracking::{
-    Envelope, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, MessageError, MessageKind, RawBatch, TrackingMessage,
-    parse_batch_item, parse_message, read_timestamp,
+    Envelope, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, MAX_NESTING, MessageError, MessageKind, RawBatch, TrackingMessage,
+    check_nesting, parse_batch_item, parse_message, read_timestamp,
 };
 use cairn_store::{ApiKey, Appended, KeyKind};
 use jiff::Timestamp;
@@ -159,6 +159,8 @@ pub async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body
     let text = utf8(&bytes)?;
     let now = state.clock.now();
     let key = authenticate(&state, &headers, text, now).await?;
+    // The batch wraps each message in two levels: `{"batch": [ … ]}`.
+    check_nesting(text, MAX_NESTING + 2).map_err(ApiError::BadMessage)?;
     if !text.trim_start().starts_with('{') {
         return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
             Err(e) => ApiError::BadMessage(MessageError::invalid_json(&e)),

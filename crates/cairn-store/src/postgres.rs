@@ -74,17 +74,49 @@ crate::shared::shared_store_impl!(PgStore, Postgres);
 /// Runs of this many plain events or more go through COPY rather than INSERT.
 const COPY_THRESHOLD: usize = 2_000;
 
-/// Appends a run of plain events: small runs with multi-row INSERT, large ones with COPY
-/// into a per-session staging table and one INSERT … SELECT that skips duplicates.
+/// Appends a run of plain events: small runs with multi-row INSERT; large ones with an
+/// optimistic COPY straight into `events` (inside a savepoint), which is as fast as a bulk
+/// load can be. Only when that COPY meets a `messageId` already stored (or repeated in the
+/// run) is the savepoint rolled back and the run loaded through a staging table and one
+/// `INSERT … SELECT … ON CONFLICT DO NOTHING`, which tells new from duplicate.
 async fn insert_plain_events(
     conn: &mut sqlx::PgConnection,
     source: &str,
     msgs: &[&cairn_core::tracking::TrackingMessage],
 ) -> crate::Result<Vec<bool>> {
-    use sqlx::Row as _;
     if msgs.len() < COPY_THRESHOLD {
         return insert_events(conn, source, msgs).await;
     }
+    let mut buf = Vec::with_capacity(msgs.len() * 256);
+    for m in msgs {
+        copy_columns(&mut buf, source, m);
+    }
+    sqlx::raw_sql("SAVEPOINT cairn_bulk_copy").execute(&mut *conn).await?;
+    match copy_in(conn, "COPY events (message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context) FROM STDIN", buf).await {
+        Ok(()) => {
+            sqlx::raw_sql("RELEASE SAVEPOINT cairn_bulk_copy").execute(&mut *conn).await?;
+            Ok(vec![true; msgs.len()])
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
+            sqlx::raw_sql("ROLLBACK TO SAVEPOINT cairn_bulk_copy").execute(&mut *conn).await?;
+            insert_through_staging(conn, source, msgs).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn copy_in(conn: &mut sqlx::PgConnection, statement: &str, buf: Vec<u8>) -> Result<(), sqlx::Error> {
+    let mut copy = conn.copy_in_raw(statement).await?;
+    copy.send(buf).await?;
+    copy.finish().await.map(|_| ())
+}
+
+async fn insert_through_staging(
+    conn: &mut sqlx::PgConnection,
+    source: &str,
+    msgs: &[&cairn_core::tracking::TrackingMessage],
+) -> crate::Result<Vec<bool>> {
+    use sqlx::Row as _;
     sqlx::raw_sql(
         "CREATE TEMP TABLE IF NOT EXISTS events_staging (
             ord BIGINT, message_id TEXT, kind TEXT, event TEXT, user_id TEXT, anonymous_id TEXT, group_id TEXT, previous_id TEXT,
@@ -97,11 +129,7 @@ async fn insert_plain_events(
     for (i, m) in msgs.iter().enumerate() {
         copy_row(&mut buf, i, source, m);
     }
-    let mut copy = conn
-        .copy_in_raw("COPY events_staging (ord, message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context) FROM STDIN")
-        .await?;
-    copy.send(buf).await?;
-    copy.finish().await?;
+    copy_in(conn, "COPY events_staging (ord, message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context) FROM STDIN", buf).await?;
     let rows = sqlx::query(
         "INSERT INTO events (message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context)
          SELECT message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context

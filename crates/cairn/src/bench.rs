@@ -19,7 +19,7 @@ use clap::Args;
 use jiff::Timestamp;
 use serde_json::json;
 
-use crate::demo::{Rng, event_line};
+use crate::demo::{Rng, event_line, event_line_random_id};
 use crate::loopback::Connection;
 
 /// Options of `cairn bench ingest`.
@@ -46,6 +46,10 @@ pub struct IngestArgs {
     /// Folder for the generated data and databases (default: a temporary folder)
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Give events random 128-bit message ids (as Segment's UUIDs) instead of ids that
+    /// grow with the stream
+    #[arg(long)]
+    pub random_ids: bool,
     /// Print the results as JSON
     #[arg(long)]
     pub json: bool,
@@ -70,12 +74,17 @@ fn bench_end() -> Timestamp {
     Timestamp::from_second(1_790_000_000).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-fn generate_ndjson(path: &Path, events: u64, accounts: usize) -> Result<u64> {
+fn generate_ndjson(path: &Path, events: u64, accounts: usize, random_ids: bool) -> Result<u64> {
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     let mut rng = Rng::new(42);
     let end = bench_end();
     for k in 0..events {
-        out.write_all(event_line(&mut rng, k, accounts, 180, end).as_bytes())?;
+        let line = if random_ids {
+            event_line_random_id(&mut rng, k, accounts, 180, end)
+        } else {
+            event_line(&mut rng, k, accounts, 180, end)
+        };
+        out.write_all(line.as_bytes())?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
@@ -125,7 +134,7 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
     if args.events > 0 {
         let ndjson = dir.join("events.ndjson");
         eprintln!("generating {} events over {} accounts…", args.events, args.accounts);
-        bytes = generate_ndjson(&ndjson, args.events, args.accounts)?;
+        bytes = generate_ndjson(&ndjson, args.events, args.accounts, args.random_ids)?;
         bulk_import(&args, &dir, &ndjson, bytes, &mut rows).await?;
         let _ = std::fs::remove_file(&ndjson);
     }
@@ -146,7 +155,9 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "events": args.events, "ndjson_bytes": bytes, "rows": rows }))?
+            serde_json::to_string_pretty(
+                &json!({ "events": args.events, "ndjson_bytes": bytes, "random_ids": args.random_ids, "rows": rows })
+            )?
         );
     } else {
         println!(

@@ -111,8 +111,21 @@ pub fn subscriptions_csv(n: usize, today: jiff::civil::Date) -> String {
 }
 
 /// One demo product event as an NDJSON line (Segment track call), number `k` of the
-/// stream, for one of `accounts` accounts, within `days` days before `end`.
+/// stream, for one of `accounts` accounts, within `days` days before `end`. Its
+/// `messageId` is `demo-k`: ids that grow with the stream.
 pub fn event_line(rng: &mut Rng, k: u64, accounts: usize, days: i64, end: Timestamp) -> String {
+    event_line_with_id(rng, &format!("demo-{k}"), accounts, days, end)
+}
+
+/// The same, with a random-looking 128-bit `messageId` derived from `k`, like the UUIDs
+/// that Segment's libraries send (the worst case for a unique index).
+pub fn event_line_random_id(rng: &mut Rng, k: u64, accounts: usize, days: i64, end: Timestamp) -> String {
+    let mut id_rng = Rng::new(k ^ 0x5EED_1D5);
+    let id = format!("{:016x}{:016x}", id_rng.next_u64(), id_rng.next_u64());
+    event_line_with_id(rng, &id, accounts, days, end)
+}
+
+fn event_line_with_id(rng: &mut Rng, message_id: &str, accounts: usize, days: i64, end: Timestamp) -> String {
     let i = rng.below(accounts as u64) as usize;
     let j = rng.below(contacts_of(i) as u64);
     let r = rng.below(1000);
@@ -132,7 +145,7 @@ pub fn event_line(rng: &mut Rng, k: u64, accounts: usize, days: i64, end: Timest
     let secs_back = rng.below((days * 86_400) as u64) as i64;
     let ts = end.checked_sub(SignedDuration::from_secs(secs_back)).unwrap_or(end);
     format!(
-        r#"{{"type":"track","messageId":"demo-{k}","userId":"u-{i}-{j}","event":"{}","properties":{{"plan_feature":"f{}","duration_ms":{}}},"context":{{"groupId":"acct-{i}","library":{{"name":"cairn-demo"}}}},"timestamp":"{ts}"}}"#,
+        r#"{{"type":"track","messageId":"{message_id}","userId":"u-{i}-{j}","event":"{}","properties":{{"plan_feature":"f{}","duration_ms":{}}},"context":{{"groupId":"acct-{i}","library":{{"name":"cairn-demo"}}}},"timestamp":"{ts}"}}"#,
         EVENTS[e],
         rng.below(12),
         rng.below(5000),
