@@ -120,7 +120,7 @@ pub fn event_line(rng: &mut Rng, k: u64, accounts: usize, days: i64, end: Timest
 /// The same, with a random-looking 128-bit `messageId` derived from `k`, like the UUIDs
 /// that Segment's libraries send (the worst case for a unique index).
 pub fn event_line_random_id(rng: &mut Rng, k: u64, accounts: usize, days: i64, end: Timestamp) -> String {
-    let mut id_rng = Rng::new(k ^ 0x5EED_1D5);
+    let mut id_rng = Rng::new(k ^ 0x05EE_D1D5);
     let id = format!("{:016x}{:016x}", id_rng.next_u64(), id_rng.next_u64());
     event_line_with_id(rng, &id, accounts, days, end)
 }
