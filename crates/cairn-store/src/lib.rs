@@ -92,6 +92,35 @@ pub enum Store {
     Postgres(postgres::PgStore),
 }
 
+/// An open bulk-append transaction (see [`Store::bulk_append`]). Dropped without
+/// [`BulkAppend::commit`], it rolls back.
+pub struct BulkAppend(BulkTx);
+
+enum BulkTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl BulkAppend {
+    /// Appends messages, with the same semantics as [`Store::append`], inside the open
+    /// transaction: nothing is durable until [`BulkAppend::commit`].
+    pub async fn append(&mut self, source: &str, messages: &[TrackingMessage]) -> Result<Vec<Appended>> {
+        match &mut self.0 {
+            BulkTx::Sqlite(tx) => sqlite::append_in(tx, source, messages).await,
+            BulkTx::Postgres(tx) => postgres::append_in(tx, source, messages).await,
+        }
+    }
+
+    /// Commits everything appended so far.
+    pub async fn commit(self) -> Result<()> {
+        match self.0 {
+            BulkTx::Sqlite(tx) => tx.commit().await?,
+            BulkTx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
 /// Removes the password from a database URL, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://")
@@ -175,6 +204,17 @@ impl Store {
     /// outcome list per group.
     pub async fn append_groups(&self, groups: &[(&str, &[TrackingMessage])]) -> Result<Vec<Vec<Appended>>> {
         dispatch!(self, s => s.append_groups(groups).await)
+    }
+
+    /// Starts a bulk append: one long transaction for imports, committed by
+    /// [`BulkAppend::commit`]. Appending a large file in a few big transactions, rather
+    /// than many small ones, writes each index page once per commit instead of once per
+    /// chunk (with random `messageId`s, every chunk dirties most of the index).
+    pub async fn bulk_append(&self) -> Result<BulkAppend> {
+        Ok(BulkAppend(match self {
+            Store::Sqlite(s) => BulkTx::Sqlite(s.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Postgres(s) => BulkTx::Postgres(s.pool.begin().await?),
+        }))
     }
 
     /// Upserts accounts by external id in `source`. One result per row: a row that

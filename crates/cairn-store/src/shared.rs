@@ -454,7 +454,7 @@ macro_rules! shared_store_impl {
         }
 
         /// Appends messages in order on one connection inside the caller's transaction.
-        async fn append_in(conn: &mut Conn, source: &str, messages: &[TrackingMessage]) -> Result<Vec<Appended>> {
+        pub(crate) async fn append_in(conn: &mut Conn, source: &str, messages: &[TrackingMessage]) -> Result<Vec<Appended>> {
             let mut out = Vec::with_capacity(messages.len());
             let mut i = 0;
             while i < messages.len() {

@@ -26,7 +26,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
-            .pragma("cache_size", "-65536")
+            .pragma("cache_size", "-262144")
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(open_err)?;
         run_migrations!(&pool, SQLITE, [] as [&'static str; 0], [] as [&'static str; 0])?;

@@ -20,6 +20,9 @@ use crate::progress::Progress;
 const CSV_CHUNK: usize = 1_000;
 /// Events sent to the store per transaction.
 pub const EVENT_CHUNK: usize = 50_000;
+/// Events appended per transaction during an import: large, because each commit rewrites
+/// the index pages it touched (an import is idempotent, so a crash means re-running it).
+pub const EVENTS_PER_COMMIT: u64 = 1_000_000;
 /// Rejected rows listed in full (the rest are counted).
 const REJECTS_SHOWN: usize = 50;
 
@@ -356,24 +359,41 @@ pub async fn import_events(store: Option<&Store>, file: &Path, received_at: jiff
     let mut summary = ImportSummary { file: file.display().to_string(), kind: "events".into(), ..Default::default() };
     let mut progress = Progress::bytes(len, "importing events");
     let mut chunks = spawn_event_reader(f, received_at);
+    let mut bulk = match store {
+        Some(s) => Some(s.bulk_append().await?),
+        None => None,
+    };
+    let mut uncommitted = 0u64;
     while let Some(chunk) = chunks.recv().await {
         let chunk = chunk.with_context(|| format!("reading {}", file.display()))?;
         summary.rows += chunk.lines;
         for e in chunk.rejects {
             summary.reject(e);
         }
-        match store {
-            Some(store) if !chunk.messages.is_empty() => {
-                for outcome in store.append("import", &chunk.messages).await? {
+        match (&mut bulk, store) {
+            (Some(tx), Some(store)) if !chunk.messages.is_empty() => {
+                for outcome in tx.append("import", &chunk.messages).await? {
                     match outcome {
                         Appended::New => summary.imported += 1,
                         Appended::Duplicate => summary.duplicates += 1,
                     }
                 }
+                uncommitted += chunk.messages.len() as u64;
+                if uncommitted >= EVENTS_PER_COMMIT {
+                    if let Some(tx) = bulk.take() {
+                        tx.commit().await?;
+                    }
+                    bulk = Some(store.bulk_append().await?);
+                    uncommitted = 0;
+                }
             }
-            _ => summary.imported += chunk.messages.len() as u64,
+            (_, None) => summary.imported += chunk.messages.len() as u64,
+            _ => {}
         }
         progress.set(chunk.bytes_read);
+    }
+    if let Some(tx) = bulk {
+        tx.commit().await?;
     }
     progress.finish();
     summary.rejects.sort_by_key(|e| e.line);
