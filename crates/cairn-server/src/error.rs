@@ -24,6 +24,10 @@ pub enum ApiError {
     /// A batch whose every message was rejected: the body lists each one.
     #[error("every message in the batch was rejected")]
     BadBatch(serde_json::Value),
+    /// A request rejected with a body that lists every problem (e.g. workspace
+    /// diagnostics).
+    #[error("the request was rejected")]
+    Rejected(serde_json::Value),
     /// No such route.
     #[error("{0}")]
     NotFound(String),
@@ -37,7 +41,9 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::BadMessage(_) | ApiError::BadRequest(_) | ApiError::BadBatch(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadMessage(_) | ApiError::BadRequest(_) | ApiError::BadBatch(_) | ApiError::Rejected(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(e) => {
                 tracing::error!(error = %e, "store unavailable");
@@ -48,7 +54,7 @@ impl IntoResponse for ApiError {
             ApiError::BadMessage(m) => m.field.clone(),
             _ => None,
         };
-        if let ApiError::BadBatch(body) = self {
+        if let ApiError::BadBatch(body) | ApiError::Rejected(body) = self {
             return (status, axum::Json(body)).into_response();
         }
         let body = match field {

@@ -6,17 +6,21 @@
 //! the web pages. It holds no business logic: validation lives in `cairn-core`,
 //! persistence in `cairn-store`; this crate translates between HTTP and those.
 
+mod api;
 pub mod error;
 mod keys;
 mod pages;
 mod tracking;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
 use cairn_core::Clock;
+use cairn_runtime::Runtime;
 use cairn_store::{Appender, Store};
+use cairn_workspace::{Diagnostic, Workspace};
 
 pub use keys::{generate_key, hash_key};
 
@@ -29,6 +33,10 @@ pub struct AppState {
     pub appender: Appender,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
+    /// The engine at run time, when a workspace is loaded.
+    pub runtime: Option<Runtime>,
+    /// The workspace folder, for reloads.
+    pub workspace_dir: Option<PathBuf>,
     keys: Arc<keys::KeyCache>,
 }
 
@@ -36,8 +44,30 @@ impl AppState {
     /// Builds the state and starts the writer task (needs a tokio runtime).
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> AppState {
         let appender = Appender::start(store.clone());
-        AppState { store, appender, clock, keys: Arc::new(keys::KeyCache::default()) }
+        AppState {
+            store,
+            appender,
+            clock,
+            runtime: None,
+            workspace_dir: None,
+            keys: Arc::new(keys::KeyCache::default()),
+        }
     }
+
+    /// Serves the engine's state (`/api/*`) from `runtime`, reloading from `dir`.
+    pub fn with_runtime(mut self, runtime: Runtime, dir: Option<PathBuf>) -> AppState {
+        self.runtime = Some(runtime);
+        self.workspace_dir = dir;
+        self
+    }
+}
+
+/// Reads and checks a workspace folder: the checked definitions and their content hash,
+/// or every problem found.
+pub fn load_workspace(dir: &Path) -> Result<(Workspace, String), Vec<Diagnostic>> {
+    let files = cairn_workspace::read_dir(dir)?;
+    let ws = cairn_workspace::check_sources(&files)?;
+    Ok((ws, cairn_runtime::definitions_hash(&files)))
 }
 
 /// The whole HTTP application.
@@ -53,6 +83,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/alias", post(tracking::alias))
         .route("/v1/batch", post(tracking::batch))
         .route("/v1/import", post(tracking::batch))
+        .route("/api/accounts", get(api::accounts))
+        .route("/api/accounts/{id}", get(api::account))
+        .route("/api/accounts/{id}/health/override", post(api::health_override))
+        .route("/api/segments", get(api::segments))
+        .route("/api/segments/{id}/members", get(api::segment_members))
+        .route("/api/workspace/reload", post(api::reload))
         .fallback(error::not_found)
         .with_state(state)
 }

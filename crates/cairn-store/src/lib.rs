@@ -1,5 +1,7 @@
 //! cairn-store: where cairn keeps its state — the append-only event log, accounts,
-//! contacts, their external ids, subscription lines, API keys and import runs.
+//! contacts, their external ids, subscription lines, API keys and import runs — and what
+//! the engine derives and keeps: transitions, CSMs' health overrides and the log of
+//! definitions loaded.
 //!
 //! [`Store`] is the one API. It has two backends, chosen from the URL: SQLite
 //! (`sqlite://PATH`, the embedded default; one file in WAL mode) and PostgreSQL
@@ -16,6 +18,7 @@ mod appender;
 mod migrate;
 pub mod postgres;
 mod shared;
+mod signals;
 mod sqlite;
 mod types;
 
@@ -27,10 +30,15 @@ use cairn_core::tracking::TrackingMessage;
 use cairn_core::{Money, Source};
 use jiff::Timestamp;
 use jiff::civil::Date;
+use signals::{ChangeSignals, Committed};
+use tokio::sync::watch;
 
 pub use appender::Appender;
 pub use postgres::copy_columns as pg_copy_line;
-pub use types::{ApiKey, Appended, ImportRun, KeyKind};
+pub use types::{
+    AccountRecord, ApiKey, Appended, ContactRecord, HealthOverrideRecord, ImportRun, KeyKind, LogEvent, NewTransition,
+    StoredTransition,
+};
 
 /// What can go wrong in the store. Messages say what to do where they can.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +86,9 @@ pub enum StoreError {
     /// The store's writer stopped (the process is shutting down).
     #[error("the store's writer has stopped")]
     WriterGone,
+    /// A value the store refuses to keep (the caller should have checked it).
+    #[error("cannot store this: {0}")]
+    Invalid(String),
 }
 
 /// Result alias for the store.
@@ -94,7 +105,11 @@ pub enum Store {
 
 /// An open bulk-append transaction (see [`Store::bulk_append`]). Dropped without
 /// [`BulkAppend::commit`], it rolls back.
-pub struct BulkAppend(BulkTx);
+pub struct BulkAppend {
+    tx: BulkTx,
+    signals: std::sync::Arc<ChangeSignals>,
+    committed: Committed,
+}
 
 enum BulkTx {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
@@ -105,18 +120,21 @@ impl BulkAppend {
     /// Appends messages, with the same semantics as [`Store::append`], inside the open
     /// transaction: nothing is durable until [`BulkAppend::commit`].
     pub async fn append(&mut self, source: &str, messages: &[TrackingMessage]) -> Result<Vec<Appended>> {
-        match &mut self.0 {
-            BulkTx::Sqlite(tx) => sqlite::append_in(tx, source, messages).await,
-            BulkTx::Postgres(tx) => postgres::append_in(tx, source, messages).await,
-        }
+        let outcomes = match &mut self.tx {
+            BulkTx::Sqlite(tx) => sqlite::append_in(tx, source, messages).await?,
+            BulkTx::Postgres(tx) => postgres::append_in(tx, source, messages).await?,
+        };
+        self.committed = self.committed.and(Committed::of_appends(messages, &outcomes));
+        Ok(outcomes)
     }
 
     /// Commits everything appended so far.
     pub async fn commit(self) -> Result<()> {
-        match self.0 {
+        match self.tx {
             BulkTx::Sqlite(tx) => tx.commit().await?,
             BulkTx::Postgres(tx) => tx.commit().await?,
         }
+        self.signals.after_commit(self.committed);
         Ok(())
     }
 }
@@ -211,10 +229,16 @@ impl Store {
     /// than many small ones, writes each index page once per commit instead of once per
     /// chunk (with random `messageId`s, every chunk dirties most of the index).
     pub async fn bulk_append(&self) -> Result<BulkAppend> {
-        Ok(BulkAppend(match self {
+        let tx = match self {
             Store::Sqlite(s) => BulkTx::Sqlite(s.pool.begin_with("BEGIN IMMEDIATE").await?),
-            Store::Postgres(s) => BulkTx::Postgres(s.pool.begin().await?),
-        }))
+            Store::Postgres(s) => {
+                let mut tx = s.pool.begin().await?;
+                postgres::lock_log(&mut tx, shared::AppendLog::Events).await?;
+                BulkTx::Postgres(tx)
+            }
+        };
+        let signals = dispatch!(self, s => std::sync::Arc::clone(&s.signals));
+        Ok(BulkAppend { tx, signals, committed: Committed::default() })
     }
 
     /// Upserts accounts by external id in `source`. One result per row: a row that
@@ -269,5 +293,120 @@ impl Store {
     /// The last event sequence number (0 when the log is empty).
     pub async fn last_seq(&self) -> Result<i64> {
         dispatch!(self, s => s.last_seq().await)
+    }
+
+    // -----------------------------------------------------------------------------------
+    // What the engine reads and keeps
+
+    /// Track, page and screen events with `seq > after_seq`, in seq order, at most
+    /// `limit`, with identity resolved now. Identify, group and alias calls are not
+    /// behaviour and are left out. Fewer than `limit` means there are no more for now.
+    ///
+    /// A reader can keep `seq` as its cursor: events become visible in seq order on both
+    /// backends (on PostgreSQL, appending transactions take turns for that).
+    pub async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<LogEvent>> {
+        dispatch!(self, s => s.events_after(after_seq, limit).await)
+    }
+
+    /// `(seq, ts)` of every track, page and screen event with `seq <= up_to_seq`, in seq
+    /// order. A replay orders them by time itself: there is no index on `ts`, so that
+    /// appends stay fast.
+    pub async fn event_times(&self, up_to_seq: i64) -> Result<Vec<(i64, Timestamp)>> {
+        dispatch!(self, s => s.event_times(up_to_seq).await)
+    }
+
+    /// The track, page and screen events with these seqs, in the order of `seqs` (a seq
+    /// given twice is returned twice); seqs of no such event are skipped. Any number of
+    /// seqs: they are read in batches.
+    pub async fn events_by_seq(&self, seqs: &[i64]) -> Result<Vec<LogEvent>> {
+        dispatch!(self, s => s.events_by_seq(seqs).await)
+    }
+
+    /// Every account, by id, with its ARR on `day`.
+    pub async fn engine_accounts(&self, day: Date) -> Result<Vec<AccountRecord>> {
+        dispatch!(self, s => s.engine_accounts(day).await)
+    }
+
+    /// Every contact, by id.
+    pub async fn engine_contacts(&self) -> Result<Vec<ContactRecord>> {
+        dispatch!(self, s => s.engine_contacts().await)
+    }
+
+    /// An account's internal id from an id as a user types it (surrounding spaces
+    /// ignored): the internal number; else an external id, looked up in the CRM first,
+    /// then product, billing and support; else a label as reports print them
+    /// (`account#12`, `crm:A1`). `None` when nothing matches.
+    pub async fn resolve_account(&self, id: &str) -> Result<Option<i64>> {
+        dispatch!(self, s => s.resolve_account(id).await)
+    }
+
+    /// Stores transitions in one transaction, in order; one whose key is already stored
+    /// (or repeated earlier in `rows`) is skipped. Returns how many were new.
+    pub async fn append_transitions(&self, rows: &[NewTransition]) -> Result<u64> {
+        dispatch!(self, s => s.append_transitions(rows).await)
+    }
+
+    /// Transitions with `seq > after_seq`, in seq order, at most `limit`. Like events,
+    /// they become visible in seq order, so `seq` can be a reader's cursor.
+    pub async fn transitions_after(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredTransition>> {
+        dispatch!(self, s => s.transitions_after(after_seq, limit).await)
+    }
+
+    /// An account's transitions and those of its contacts (the contacts linked to it
+    /// now), newest first (by `at`, then by `seq`), at most `limit`.
+    pub async fn account_transitions(&self, account_id: i64, limit: u32) -> Result<Vec<StoredTransition>> {
+        dispatch!(self, s => s.account_transitions(account_id, limit).await)
+    }
+
+    /// Records a CSM's health override of an account (`score: None` clears it) and
+    /// returns the stored row. Rows are never changed: they are the audit trail. An
+    /// unknown account or a score that is not a finite number is [`StoreError::Invalid`].
+    pub async fn insert_health_override(
+        &self,
+        account_id: i64,
+        score: Option<f64>,
+        reason: &str,
+        set_by: &str,
+        set_at: Timestamp,
+        expires_at: Option<Timestamp>,
+    ) -> Result<HealthOverrideRecord> {
+        dispatch!(self, s => s.insert_health_override(account_id, score, reason, set_by, set_at, expires_at).await)
+    }
+
+    /// The audit trail of an account's overrides, oldest first (by `set_at`, then `id`).
+    pub async fn health_overrides(&self, account_id: i64) -> Result<Vec<HealthOverrideRecord>> {
+        dispatch!(self, s => s.health_overrides(account_id).await)
+    }
+
+    /// The latest override row (by `set_at`, then `id`) of every account that has one,
+    /// by account id. Cleared and expired ones too: the caller decides what is in force.
+    pub async fn latest_health_overrides(&self) -> Result<Vec<HealthOverrideRecord>> {
+        dispatch!(self, s => s.latest_health_overrides().await)
+    }
+
+    /// Records that a workspace definition was loaded: its content hash, a one-line
+    /// summary and when. Every call adds a row (the audit of definition changes).
+    pub async fn record_definitions(&self, hash: &str, summary: &str, at: Timestamp) -> Result<()> {
+        dispatch!(self, s => s.record_definitions(hash, summary, at).await)
+    }
+
+    /// The hash of the definitions recorded last, if any.
+    pub async fn last_definitions_hash(&self) -> Result<Option<String>> {
+        dispatch!(self, s => s.last_definitions_hash().await)
+    }
+
+    /// A counter that grows after every commit that applied rows to accounts, contacts,
+    /// subscription lines or identity links (imports, new identify/group/alias calls).
+    /// Readers that keep traits in memory reload them when it moves. Only writes through
+    /// this store (and its clones) move it, not other processes on the same database.
+    pub fn data_changes(&self) -> watch::Receiver<u64> {
+        dispatch!(self, s => s.signals.data_changes())
+    }
+
+    /// A counter that grows after every commit that stored new events (appends, the
+    /// [`Appender`]'s group commits, bulk imports). In-process only, like
+    /// [`Store::data_changes`].
+    pub fn event_appends(&self) -> watch::Receiver<u64> {
+        dispatch!(self, s => s.signals.event_appends())
     }
 }

@@ -8,17 +8,23 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_foundation.sql",
-    sql: include_str!("../migrations/sqlite/0001_foundation.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_foundation.sql",
+        sql: include_str!("../migrations/sqlite/0001_foundation.sql"),
+    },
+    Migration { version: 2, name: "0002_engine.sql", sql: include_str!("../migrations/sqlite/0002_engine.sql") },
+];
 
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_foundation.sql",
-    sql: include_str!("../migrations/postgres/0001_foundation.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_foundation.sql",
+        sql: include_str!("../migrations/postgres/0001_foundation.sql"),
+    },
+    Migration { version: 2, name: "0002_engine.sql", sql: include_str!("../migrations/postgres/0002_engine.sql") },
+];
 
 /// Applies the migrations that `pool`'s database lacks. Generic over the two backends
 /// through a macro because the SQL of the bookkeeping table is the same in both.

@@ -1,18 +1,22 @@
 //! The PostgreSQL backend: for several cairn nodes on one database.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 use crate::migrate::{POSTGRES, run_migrations};
+use crate::shared::AppendLog;
+use crate::signals::ChangeSignals;
 use crate::{StoreError, redact_url};
 
 /// A store in a PostgreSQL database (optionally in its own schema).
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
+    pub(crate) signals: Arc<ChangeSignals>,
 }
 
 impl PgStore {
@@ -40,7 +44,7 @@ impl PgStore {
         let lock = ["SELECT pg_advisory_lock(7263415)".to_string()].into_iter().chain(create_schema);
         let lock: Vec<sqlx::AssertSqlSafe<String>> = lock.map(sqlx::AssertSqlSafe).collect();
         run_migrations!(&pool, POSTGRES, lock, ["SELECT pg_advisory_unlock(7263415)"])?;
-        Ok(PgStore { pool })
+        Ok(PgStore { pool, signals: ChangeSignals::new() })
     }
 
     async fn begin_write(&self) -> crate::Result<sqlx::Transaction<'static, Postgres>> {
@@ -68,6 +72,21 @@ fn split_schema(url: &str) -> (String, Option<String>) {
 
 /// Whether bulk statements use `$N` placeholders (see `events_insert_sql`).
 const NUMBERED_PLACEHOLDERS: bool = true;
+
+/// Makes appends to an append-only log take turns until their commit, so that rows
+/// become visible in `seq` order and a reader may keep `seq` as its cursor. Without it,
+/// two transactions (the group-commit writer and an import, or two nodes) could commit
+/// seq 11 after a reader had already seen seq 12 and moved past 11. SQLite gets the same
+/// ordering from its single write lock.
+pub(crate) async fn lock_log(conn: &mut sqlx::PgConnection, log: AppendLog) -> crate::Result<()> {
+    // Keyed by schema too: stores in other schemas of the same database do not wait.
+    let log: i32 = match log {
+        AppendLog::Events => 1,
+        AppendLog::Transitions => 2,
+    };
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)").bind(log).execute(&mut *conn).await?;
+    Ok(())
+}
 
 crate::shared::shared_store_impl!(PgStore, Postgres);
 

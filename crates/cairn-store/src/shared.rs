@@ -118,20 +118,32 @@ pub(crate) fn mark_new(msgs: &[&TrackingMessage], inserted: &std::collections::H
 /// Rows per multi-row INSERT of events (14 parameters each; well under both limits).
 pub(crate) const EVENT_ROWS_PER_INSERT: usize = 500;
 
-/// Builds `INSERT INTO events (...) VALUES ($1..), ($15..) ... ON CONFLICT DO NOTHING RETURNING message_id`.
-///
-/// With `numbered = false` the placeholders are plain `?`: SQLite looks a `$N` name up
-/// with a linear scan per bound value, which makes a 7,000-value statement quadratic.
-pub(crate) fn events_insert_sql(rows: usize, numbered: bool) -> String {
-    let mut sql = String::with_capacity(200 + rows * 80);
-    sql.push_str("INSERT INTO events (message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context) VALUES ");
+/// Rows per multi-row INSERT of transitions (7 parameters each).
+pub(crate) const TRANSITION_ROWS_PER_INSERT: usize = 500;
+
+/// Values per `IN (…)` list (well under both backends' parameter limits).
+pub(crate) const VALUES_PER_IN_LIST: usize = 500;
+
+/// The append-only logs whose readers keep `seq` as a cursor (see each backend's `lock_log`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum AppendLog {
+    /// `events`.
+    Events,
+    /// `transitions`.
+    Transitions,
+}
+
+/// `rows` groups of `cols` placeholders, `(…),(…)`, numbered from `$1` or plain `?` (see
+/// [`events_insert_sql`] for why SQLite gets `?`).
+pub(crate) fn values_rows(rows: usize, cols: usize, numbered: bool) -> String {
+    let mut sql = String::with_capacity(rows * (cols * 6 + 3));
     let mut n = 1;
     for r in 0..rows {
         if r > 0 {
             sql.push(',');
         }
         sql.push('(');
-        for c in 0..14 {
+        for c in 0..cols {
             if c > 0 {
                 sql.push(',');
             }
@@ -145,6 +157,34 @@ pub(crate) fn events_insert_sql(rows: usize, numbered: bool) -> String {
         }
         sql.push(')');
     }
+    sql
+}
+
+/// `n` placeholders for an `IN (…)` list, numbered from `$1` or plain `?`.
+pub(crate) fn in_list(n: usize, numbered: bool) -> String {
+    let list: Vec<String> = (1..=n).map(|i| if numbered { format!("${i}") } else { "?".to_string() }).collect();
+    list.join(",")
+}
+
+/// Custom traits from their stored text: an object, or empty when the text is not one
+/// (a hand-edited database must not stop the engine).
+pub(crate) fn traits_object(text: &str) -> Map<String, Value> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// Stored JSON text as a value; text that is not JSON comes back as a JSON string.
+pub(crate) fn json_or_string(text: String) -> Value {
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
+/// Builds `INSERT INTO events (...) VALUES ($1..), ($15..) ... ON CONFLICT DO NOTHING RETURNING message_id`.
+///
+/// With `numbered = false` the placeholders are plain `?`: SQLite looks a `$N` name up
+/// with a linear scan per bound value, which makes a 7,000-value statement quadratic.
+pub(crate) fn events_insert_sql(rows: usize, numbered: bool) -> String {
+    let mut sql = String::with_capacity(200 + rows * 80);
+    sql.push_str("INSERT INTO events (message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context) VALUES ");
+    sql.push_str(&values_rows(rows, 14, numbered));
     sql.push_str(" ON CONFLICT (message_id) DO NOTHING RETURNING message_id");
     sql
 }
@@ -162,8 +202,12 @@ macro_rules! shared_store_impl {
         use serde_json::{json, Value};
         use sqlx::Row as _;
 
-        use crate::shared::{merge_traits, split_group_traits, split_identify_traits, events_insert_sql, EVENT_ROWS_PER_INSERT};
-        use crate::types::{ApiKey, Appended, ImportRun, KeyKind};
+        use crate::shared::{
+            events_insert_sql, in_list, json_or_string, merge_traits, split_group_traits, split_identify_traits, traits_object, values_rows,
+            EVENT_ROWS_PER_INSERT, TRANSITION_ROWS_PER_INSERT, VALUES_PER_IN_LIST,
+        };
+        use crate::signals::Committed;
+        use crate::types::{AccountRecord, ApiKey, Appended, ContactRecord, HealthOverrideRecord, ImportRun, KeyKind, LogEvent, NewTransition, StoredTransition};
         use crate::Result;
 
         type Conn = <$Db as sqlx::Database>::Connection;
@@ -672,7 +716,6 @@ macro_rules! shared_store_impl {
             }
 
             pub(crate) async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
-                use crate::StoreError;
                 let row = sqlx::query("SELECT id, kind, name, key_prefix FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
                     .bind(key_hash)
                     .fetch_optional(&self.pool)
@@ -681,7 +724,7 @@ macro_rules! shared_store_impl {
                     let kind: String = r.get(1);
                     Ok(ApiKey {
                         id: r.get(0),
-                        kind: KeyKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("api key kind `{kind}`")))?,
+                        kind: KeyKind::parse(&kind).ok_or_else(|| crate::StoreError::Corrupt(format!("api key kind `{kind}`")))?,
                         name: r.get(2),
                         prefix: r.get(3),
                     })
@@ -691,11 +734,16 @@ macro_rules! shared_store_impl {
 
             pub(crate) async fn append_groups(&self, groups: &[(&str, &[TrackingMessage])]) -> Result<Vec<Vec<Appended>>> {
                 let mut tx = self.begin_write().await?;
+                lock_log(&mut tx, crate::shared::AppendLog::Events).await?;
                 let mut out = Vec::with_capacity(groups.len());
+                let mut committed = Committed::default();
                 for (source, messages) in groups {
-                    out.push(append_in(&mut tx, source, messages).await?);
+                    let outcomes = append_in(&mut tx, source, messages).await?;
+                    committed = committed.and(Committed::of_appends(messages, &outcomes));
+                    out.push(outcomes);
                 }
                 tx.commit().await?;
+                self.signals.after_commit(committed);
                 Ok(out)
             }
 
@@ -706,6 +754,7 @@ macro_rules! shared_store_impl {
                     out.push(upsert_account_row(&mut tx, source, row).await?);
                 }
                 tx.commit().await?;
+                self.signals.after_commit(Committed { events: false, data: out.iter().any(|r| r.is_ok()) });
                 Ok(out)
             }
 
@@ -716,6 +765,7 @@ macro_rules! shared_store_impl {
                     out.push(upsert_contact_row(&mut tx, source, row).await?);
                 }
                 tx.commit().await?;
+                self.signals.after_commit(Committed { events: false, data: out.iter().any(|r| r.is_ok()) });
                 Ok(out)
             }
 
@@ -726,6 +776,7 @@ macro_rules! shared_store_impl {
                     out.push(upsert_subscription_row(&mut tx, source, row).await?);
                 }
                 tx.commit().await?;
+                self.signals.after_commit(Committed { events: false, data: out.iter().any(|r| r.is_ok()) });
                 Ok(out)
             }
 
@@ -760,9 +811,8 @@ macro_rules! shared_store_impl {
             pub(crate) async fn count_message_ids(&self, ids: &[String]) -> Result<HashMap<String, u64>> {
                 let mut out: HashMap<String, u64> = ids.iter().map(|i| (i.clone(), 0)).collect();
                 let mut conn = self.pool.acquire().await?;
-                for chunk in ids.chunks(500) {
-                    let placeholders: Vec<String> = (1..=chunk.len()).map(|i| if NUMBERED_PLACEHOLDERS { format!("${i}") } else { "?".to_string() }).collect();
-                    let sql = format!("SELECT message_id FROM events WHERE message_id IN ({})", placeholders.join(","));
+                for chunk in ids.chunks(VALUES_PER_IN_LIST) {
+                    let sql = format!("SELECT message_id FROM events WHERE message_id IN ({})", in_list(chunk.len(), NUMBERED_PLACEHOLDERS));
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for id in chunk {
                         q = q.bind(id.as_str());
@@ -917,6 +967,313 @@ macro_rules! shared_store_impl {
                 Ok(json!({ "accounts": accounts, "contacts": contacts, "subscriptions": subscriptions, "events": events }))
             }
         }
+
+        // ---------------------------------------------------------------------------
+        // What the engine reads and keeps
+
+        type DbRow = <$Db as sqlx::Database>::Row;
+
+        /// An instant stored as ms since epoch.
+        fn instant(ms: i64) -> Result<Timestamp> {
+            Timestamp::from_millisecond(ms).map_err(|_| crate::StoreError::Corrupt(format!("timestamp {ms} ms since epoch is out of range")))
+        }
+
+        /// A date stored as ISO text; one that does not parse reads as absent (and is logged).
+        fn stored_date(text: Option<String>, what: &str, id: i64) -> Option<Date> {
+            let text = text?;
+            match text.parse() {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    tracing::warn!(id, "{what} `{text}` is not a YYYY-MM-DD date; read as absent");
+                    None
+                }
+            }
+        }
+
+        /// Behaviour events with their identity resolved by the `event_identity` view.
+        const LOG_EVENTS: &str = "SELECT e.seq, e.ts, e.kind, e.event, i.contact_id, i.account_id, e.source, e.properties
+             FROM events e JOIN event_identity i ON i.seq = e.seq
+             WHERE e.kind IN ('track', 'page', 'screen')";
+
+        fn log_event(r: &DbRow) -> Result<LogEvent> {
+            Ok(LogEvent {
+                seq: r.get(0),
+                ts: instant(r.get(1))?,
+                kind: r.get(2),
+                name: r.get(3),
+                contact_id: r.get(4),
+                account_id: r.get(5),
+                source: r.get(6),
+                properties: r.get(7),
+            })
+        }
+
+        const TRANSITION_COLUMNS: &str = "t.seq, t.at, t.subject_kind, t.subject_id, t.kind, t.detail, t.backfill";
+
+        fn stored_transition(r: &DbRow) -> Result<StoredTransition> {
+            Ok(StoredTransition {
+                seq: r.get(0),
+                at: instant(r.get(1))?,
+                subject_kind: r.get(2),
+                subject_id: r.get(3),
+                kind: r.get(4),
+                detail: json_or_string(r.get(5)),
+                backfill: r.get(6),
+            })
+        }
+
+        const HEALTH_OVERRIDE_COLUMNS: &str = "h.id, h.account_id, h.score, h.reason, h.set_by, h.set_at, h.expires_at";
+
+        fn health_override(r: &DbRow) -> Result<HealthOverrideRecord> {
+            Ok(HealthOverrideRecord {
+                id: r.get(0),
+                account_id: r.get(1),
+                score: r.get(2),
+                reason: r.get(3),
+                set_by: r.get(4),
+                set_at: instant(r.get(5))?,
+                expires_at: r.get::<Option<i64>, _>(6).map(instant).transpose()?,
+            })
+        }
+
+        async fn account_exists(conn: &mut Conn, id: i64) -> Result<bool> {
+            Ok(sqlx::query("SELECT 1 FROM accounts WHERE id = $1").bind(id).fetch_optional(&mut *conn).await?.is_some())
+        }
+
+        /// The order in which external ids are tried when a user types an account id.
+        const ACCOUNT_ID_SOURCES: [Source; 4] = [Source::Crm, Source::Product, Source::Billing, Source::Support];
+
+        impl $Store {
+            pub(crate) async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<LogEvent>> {
+                // The bound on both sides: PostgreSQL does not carry a range across the join,
+                // and would otherwise merge-join from the start of the log every time.
+                let sql = format!("{LOG_EVENTS} AND e.seq > $1 AND i.seq > $1 ORDER BY e.seq LIMIT $2");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after_seq).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+                rows.iter().map(log_event).collect()
+            }
+
+            pub(crate) async fn event_times(&self, up_to_seq: i64) -> Result<Vec<(i64, Timestamp)>> {
+                let rows = sqlx::query("SELECT seq, ts FROM events WHERE seq <= $1 AND kind IN ('track', 'page', 'screen') ORDER BY seq")
+                    .bind(up_to_seq)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| Ok((r.get(0), instant(r.get(1))?))).collect()
+            }
+
+            pub(crate) async fn events_by_seq(&self, seqs: &[i64]) -> Result<Vec<LogEvent>> {
+                let mut wanted: Vec<i64> = seqs.to_vec();
+                wanted.sort_unstable();
+                wanted.dedup();
+                let mut found: HashMap<i64, LogEvent> = HashMap::with_capacity(wanted.len());
+                let mut conn = self.pool.acquire().await?;
+                for chunk in wanted.chunks(VALUES_PER_IN_LIST) {
+                    let sql = format!("{LOG_EVENTS} AND e.seq IN ({})", in_list(chunk.len(), NUMBERED_PLACEHOLDERS));
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for seq in chunk {
+                        q = q.bind(*seq);
+                    }
+                    for r in q.fetch_all(&mut *conn).await? {
+                        let e = log_event(&r)?;
+                        found.insert(e.seq, e);
+                    }
+                }
+                // In the caller's order; an event is moved out at its last mention, cloned before.
+                let last_mention: HashMap<i64, usize> = seqs.iter().enumerate().map(|(i, s)| (*s, i)).collect();
+                let mut out = Vec::with_capacity(found.len());
+                for (i, seq) in seqs.iter().enumerate() {
+                    let e = if last_mention[seq] == i { found.remove(seq) } else { found.get(seq).cloned() };
+                    out.extend(e);
+                }
+                Ok(out)
+            }
+
+            pub(crate) async fn engine_accounts(&self, day: Date) -> Result<Vec<AccountRecord>> {
+                let rows = sqlx::query(
+                    "SELECT a.id, a.name, a.industry, a.employees, a.plan, a.seats, a.owner_email, a.start_date, a.renewal_date,
+                            (SELECT CAST(SUM(s.arr_cents) AS BIGINT) FROM subscriptions s WHERE s.account_id = a.id AND s.start_date <= $1 AND s.end_date >= $1),
+                            (SELECT MIN(x.external_id) FROM external_ids x WHERE x.entity_kind = 'account' AND x.source = 'crm' AND x.entity_id = a.id),
+                            (SELECT MIN(x.external_id) FROM external_ids x WHERE x.entity_kind = 'account' AND x.source = 'product' AND x.entity_id = a.id),
+                            a.traits
+                     FROM accounts a ORDER BY a.id",
+                )
+                .bind(day.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        let id: i64 = r.get(0);
+                        AccountRecord {
+                            id,
+                            name: r.get(1),
+                            industry: r.get(2),
+                            employees: r.get(3),
+                            plan: r.get(4),
+                            seats: r.get(5),
+                            owner_email: r.get(6),
+                            start_date: stored_date(r.get(7), "start_date", id),
+                            renewal_date: stored_date(r.get(8), "renewal_date", id),
+                            arr_cents: r.get(9),
+                            crm_id: r.get(10),
+                            product_id: r.get(11),
+                            traits: traits_object(r.get(12)),
+                        }
+                    })
+                    .collect())
+            }
+
+            pub(crate) async fn engine_contacts(&self) -> Result<Vec<ContactRecord>> {
+                let rows = sqlx::query("SELECT id, account_id, email, name, role, timezone, traits FROM contacts ORDER BY id").fetch_all(&self.pool).await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| ContactRecord {
+                        id: r.get(0),
+                        account_id: r.get(1),
+                        email: r.get(2),
+                        name: r.get(3),
+                        role: r.get(4),
+                        timezone: r.get(5),
+                        traits: traits_object(r.get(6)),
+                    })
+                    .collect())
+            }
+
+            pub(crate) async fn resolve_account(&self, id: &str) -> Result<Option<i64>> {
+                let id = id.trim();
+                if id.is_empty() {
+                    return Ok(None);
+                }
+                let mut conn = self.pool.acquire().await?;
+                // The internal number, written as it prints (so a CRM id `007` is not account 7).
+                if let Ok(n) = id.parse::<i64>()
+                    && n.to_string() == id
+                    && account_exists(&mut conn, n).await?
+                {
+                    return Ok(Some(n));
+                }
+                let rows = sqlx::query("SELECT source, entity_id FROM external_ids WHERE entity_kind = 'account' AND source IN ('crm', 'product', 'billing', 'support') AND external_id = $1")
+                    .bind(id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let by_source: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+                if let Some(found) = ACCOUNT_ID_SOURCES.iter().find_map(|s| by_source.get(s.as_str())) {
+                    return Ok(Some(*found));
+                }
+                // Labels as reports print them: `account#12`, `crm:A1`.
+                if let Some(n) = id.strip_prefix("account#").and_then(|n| n.parse::<i64>().ok())
+                    && account_exists(&mut conn, n).await?
+                {
+                    return Ok(Some(n));
+                }
+                if let Some((source, external_id)) = id.split_once(':')
+                    && let Ok(source) = Source::parse(source)
+                {
+                    return find_entity(&mut conn, EntityKind::Account, source, external_id).await;
+                }
+                Ok(None)
+            }
+
+            pub(crate) async fn append_transitions(&self, rows: &[NewTransition]) -> Result<u64> {
+                if rows.is_empty() {
+                    return Ok(0);
+                }
+                let mut tx = self.begin_write().await?;
+                lock_log(&mut tx, crate::shared::AppendLog::Transitions).await?;
+                let mut added = 0;
+                for chunk in rows.chunks(TRANSITION_ROWS_PER_INSERT) {
+                    let sql = format!(
+                        "INSERT INTO transitions (key, at, subject_kind, subject_id, kind, detail, backfill) VALUES {} ON CONFLICT (key) DO NOTHING",
+                        values_rows(chunk.len(), 7, NUMBERED_PLACEHOLDERS)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for t in chunk {
+                        q = q.bind(t.key.as_str()).bind(ms(t.at)).bind(t.subject_kind.as_str()).bind(t.subject_id).bind(t.kind.as_str()).bind(t.detail.as_str()).bind(t.backfill);
+                    }
+                    added += q.execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(added)
+            }
+
+            pub(crate) async fn transitions_after(&self, after_seq: i64, limit: u32) -> Result<Vec<StoredTransition>> {
+                let sql = format!("SELECT {TRANSITION_COLUMNS} FROM transitions t WHERE t.seq > $1 ORDER BY t.seq LIMIT $2");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after_seq).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+                rows.iter().map(stored_transition).collect()
+            }
+
+            pub(crate) async fn account_transitions(&self, account_id: i64, limit: u32) -> Result<Vec<StoredTransition>> {
+                let sql = format!(
+                    "SELECT {TRANSITION_COLUMNS} FROM transitions t
+                     WHERE (t.subject_kind = 'account' AND t.subject_id = $1)
+                        OR (t.subject_kind = 'contact' AND t.subject_id IN (SELECT c.id FROM contacts c WHERE c.account_id = $1))
+                     ORDER BY t.at DESC, t.seq DESC LIMIT $2"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+                rows.iter().map(stored_transition).collect()
+            }
+
+            pub(crate) async fn insert_health_override(
+                &self,
+                account_id: i64,
+                score: Option<f64>,
+                reason: &str,
+                set_by: &str,
+                set_at: Timestamp,
+                expires_at: Option<Timestamp>,
+            ) -> Result<HealthOverrideRecord> {
+                if let Some(s) = score.filter(|s| !s.is_finite()) {
+                    // SQLite would keep NaN as NULL, which reads as "cleared".
+                    return Err(crate::StoreError::Invalid(format!("health override score {s} is not a number")));
+                }
+                let mut tx = self.begin_write().await?;
+                if !account_exists(&mut tx, account_id).await? {
+                    return Err(crate::StoreError::Invalid(format!("no account with id {account_id} to override the health of")));
+                }
+                let id: i64 = sqlx::query("INSERT INTO health_overrides (account_id, score, reason, set_by, set_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+                    .bind(account_id)
+                    .bind(score)
+                    .bind(reason)
+                    .bind(set_by)
+                    .bind(ms(set_at))
+                    .bind(expires_at.map(ms))
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .get(0);
+                tx.commit().await?;
+                Ok(HealthOverrideRecord { id, account_id, score, reason: reason.to_string(), set_by: set_by.to_string(), set_at, expires_at })
+            }
+
+            pub(crate) async fn health_overrides(&self, account_id: i64) -> Result<Vec<HealthOverrideRecord>> {
+                let sql = format!("SELECT {HEALTH_OVERRIDE_COLUMNS} FROM health_overrides h WHERE h.account_id = $1 ORDER BY h.set_at, h.id");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).fetch_all(&self.pool).await?;
+                rows.iter().map(health_override).collect()
+            }
+
+            pub(crate) async fn latest_health_overrides(&self) -> Result<Vec<HealthOverrideRecord>> {
+                let sql = format!(
+                    "SELECT {HEALTH_OVERRIDE_COLUMNS} FROM health_overrides h
+                     WHERE h.id = (SELECT l.id FROM health_overrides l WHERE l.account_id = h.account_id ORDER BY l.set_at DESC, l.id DESC LIMIT 1)
+                     ORDER BY h.account_id"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
+                rows.iter().map(health_override).collect()
+            }
+
+            pub(crate) async fn record_definitions(&self, hash: &str, summary: &str, at: Timestamp) -> Result<()> {
+                sqlx::query("INSERT INTO definitions (hash, summary, loaded_at) VALUES ($1, $2, $3)")
+                    .bind(hash)
+                    .bind(summary)
+                    .bind(ms(at))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn last_definitions_hash(&self) -> Result<Option<String>> {
+                let row = sqlx::query("SELECT hash FROM definitions ORDER BY id DESC LIMIT 1").fetch_optional(&self.pool).await?;
+                Ok(row.map(|r| r.get(0)))
+            }
+        }
     };
 }
 
@@ -933,6 +1290,24 @@ mod tests {
         ch.insert("b".to_string(), Value::Null);
         assert_eq!(merge_traits(r#"{"b":2,"c":3}"#, &ch).unwrap(), r#"{"a":1,"c":3}"#);
         assert_eq!(merge_traits(r#"{"a":1,"c":3}"#, &ch), None, "no change, no write");
+    }
+
+    #[test]
+    fn traits_that_are_not_a_json_object_read_as_empty() {
+        assert_eq!(traits_object(r#"{"tier":2}"#).get("tier"), Some(&Value::from(2)));
+        for bad in ["", "not json", "[1,2]", "42", "null", r#"{"unterminated":"#] {
+            assert!(traits_object(bad).is_empty(), "{bad:?}");
+        }
+        assert_eq!(json_or_string("{\"a\":1}".into()), serde_json::json!({ "a": 1 }));
+        assert_eq!(json_or_string("oops".into()), Value::String("oops".into()));
+    }
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres_and_plain_for_sqlite() {
+        assert_eq!(values_rows(2, 3, true), "($1,$2,$3),($4,$5,$6)");
+        assert_eq!(values_rows(2, 2, false), "(?,?),(?,?)");
+        assert_eq!(in_list(3, true), "$1,$2,$3");
+        assert_eq!(in_list(2, false), "?,?");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! disk before the caller is told it is.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -9,11 +10,14 @@ use sqlx::{Sqlite, SqlitePool};
 
 use crate::StoreError;
 use crate::migrate::{SQLITE, run_migrations};
+use crate::shared::AppendLog;
+use crate::signals::ChangeSignals;
 
 /// A store in one SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
+    pub(crate) signals: Arc<ChangeSignals>,
 }
 
 impl SqliteStore {
@@ -30,7 +34,7 @@ impl SqliteStore {
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(open_err)?;
         run_migrations!(&pool, SQLITE, [] as [&'static str; 0], [] as [&'static str; 0])?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, signals: ChangeSignals::new() })
     }
 
     /// A write transaction that takes the write lock at once (no upgrade deadlocks).
@@ -41,6 +45,13 @@ impl SqliteStore {
 
 /// Whether bulk statements use `$N` placeholders (see `events_insert_sql`).
 const NUMBERED_PLACEHOLDERS: bool = false;
+
+/// Makes appends to an append-only log take turns, so that rows become visible in `seq`
+/// order. Nothing to do in SQLite: a write transaction (`BEGIN IMMEDIATE`) already holds
+/// the database's one write lock until it commits.
+async fn lock_log(_conn: &mut sqlx::SqliteConnection, _log: AppendLog) -> crate::Result<()> {
+    Ok(())
+}
 
 crate::shared::shared_store_impl!(SqliteStore, Sqlite);
 

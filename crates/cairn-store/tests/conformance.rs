@@ -74,6 +74,16 @@ on_both_backends! {
         an_api_key_is_found_by_its_hash,
         an_unknown_api_key_hash_finds_nothing,
         an_import_run_can_be_recorded,
+        // What the engine reads and keeps
+        events_after_resolves_identity_now_even_for_events_stored_before_it_was_known,
+        event_times_and_events_by_seq_give_back_the_log_in_time_order,
+        engine_accounts_have_arr_on_the_day_and_custom_traits,
+        an_account_is_resolved_from_the_id_a_user_types,
+        transitions_are_stored_once_by_key_and_read_back_in_order,
+        health_overrides_keep_an_audit_trail,
+        the_last_recorded_definitions_hash_is_known,
+        change_counters_move_after_the_right_commits_and_not_after_reads,
+        an_append_waits_for_an_open_import_so_events_become_visible_in_seq_order,
     ],
     blocking: [
         import_order_does_not_change_the_snapshot,
@@ -855,6 +865,443 @@ async fn an_import_run_can_be_recorded(store: Store) {
     };
     store.record_import_run(&run).await.unwrap();
     store.record_import_run(&run).await.unwrap();
+}
+
+// =======================================================================================
+// What the engine reads and keeps
+
+/// The internal id of the account with this external id.
+async fn account_id(store: &Store, external_id: &str) -> i64 {
+    store.resolve_account(external_id).await.unwrap().unwrap_or_else(|| panic!("no account `{external_id}`"))
+}
+
+/// The internal id of the contact with this email.
+async fn contact_id(store: &Store, email: &str) -> i64 {
+    let contacts = store.engine_contacts().await.unwrap();
+    contacts.iter().find(|c| c.email.as_deref() == Some(email)).unwrap_or_else(|| panic!("no contact {email}")).id
+}
+
+async fn events_after_resolves_identity_now_even_for_events_stored_before_it_was_known(store: Store) {
+    append_new(
+        &store,
+        "web",
+        vec![
+            msg(json!({ "type": "track", "messageId": "t1", "anonymousId": "anon-1", "event": "Pricing Viewed",
+                        "properties": { "plan": "team" }, "timestamp": "2026-02-01T10:00:00Z" })),
+            msg(json!({ "type": "page", "messageId": "p1", "anonymousId": "anon-1", "name": "Home", "timestamp": "2026-02-01T10:01:00Z" })),
+        ],
+    )
+    .await;
+    let before = store.events_after(0, 100).await.unwrap();
+    assert_eq!(before.len(), 2);
+    let t1 = &before[0];
+    assert_eq!((t1.kind.as_str(), t1.name.as_deref(), t1.source.as_str()), ("track", Some("Pricing Viewed"), "web"));
+    assert_eq!(t1.ts, timestamp("2026-02-01T10:00:00Z"));
+    assert_eq!(t1.properties.as_deref(), Some(r#"{"plan":"team"}"#), "properties are the JSON text as sent");
+    assert_eq!((t1.contact_id, t1.account_id), (None, None), "nobody is known yet");
+    assert_eq!((before[1].kind.as_str(), before[1].name.as_deref()), ("page", Some("Home")), "a page's name");
+
+    // Ada identifies (with the anonymous id of her earlier visit) and joins Acme.
+    append_new(
+        &store,
+        "web",
+        vec![
+            msg(json!({ "type": "identify", "messageId": "i1", "userId": "u1", "anonymousId": "anon-1",
+                        "traits": { "email": "ada@acme.com" } })),
+            msg(json!({ "type": "group", "messageId": "g1", "userId": "u1", "groupId": "acme", "traits": { "name": "Acme" } })),
+            msg(json!({ "type": "screen", "messageId": "s1", "userId": "u1", "name": "Dashboard" })),
+            msg(json!({ "type": "track", "messageId": "t2", "userId": "nobody-yet", "event": "Opened" })),
+        ],
+    )
+    .await;
+    let (ada, acme) = (contact_id(&store, "ada@acme.com").await, account_id(&store, "acme").await);
+    let after = store.events_after(0, 100).await.unwrap();
+    let summary: Vec<(&str, Option<i64>, Option<i64>)> =
+        after.iter().map(|e| (e.kind.as_str(), e.contact_id, e.account_id)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("track", Some(ada), Some(acme)),
+            ("page", Some(ada), Some(acme)),
+            ("screen", Some(ada), Some(acme)),
+            ("track", None, None),
+        ],
+        "identify and group calls are not behaviour events; earlier events now resolve to Ada at Acme"
+    );
+    assert!(after.windows(2).all(|w| w[0].seq < w[1].seq), "in seq order");
+
+    // A cursor and a limit page through the log.
+    let first = store.events_after(0, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].seq, after[0].seq);
+    let rest = store.events_after(first[0].seq, 2).await.unwrap();
+    assert_eq!(rest.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![after[1].seq, after[2].seq]);
+    assert!(store.events_after(after[3].seq, 100).await.unwrap().is_empty(), "nothing after the last event");
+}
+
+async fn event_times_and_events_by_seq_give_back_the_log_in_time_order(store: Store) {
+    // Events arrive out of time order, with an identify call among them, and enough of
+    // them that events_by_seq reads in several batches.
+    let mut batch: Vec<_> = (0..1_200)
+        .map(|i| {
+            let minute = (i * 7) % 1_200;
+            msg(json!({ "type": "track", "messageId": format!("e{i}"), "userId": "u1", "event": format!("E{i}"),
+                        "timestamp": (timestamp("2026-01-01T00:00:00Z") + jiff::SignedDuration::from_mins(minute)).to_string() }))
+        })
+        .collect();
+    batch.insert(
+        600,
+        msg(json!({ "type": "identify", "messageId": "i1", "userId": "u1", "traits": { "name": "Ada" } })),
+    );
+    append_new(&store, "import", batch).await;
+    let last = store.last_seq().await.unwrap();
+
+    let times = store.event_times(last).await.unwrap();
+    assert_eq!(times.len(), 1_200, "track, page and screen only");
+    assert!(times.windows(2).all(|w| w[0].0 < w[1].0), "in seq order");
+    let cut = times[99].0;
+    assert_eq!(store.event_times(cut).await.unwrap(), times[..100].to_vec(), "up to and including up_to_seq");
+    assert!(store.event_times(0).await.unwrap().is_empty());
+
+    let mut by_time = times.clone();
+    by_time.sort_by_key(|(seq, ts)| (*ts, *seq));
+    let seqs: Vec<i64> = by_time.iter().map(|(seq, _)| *seq).collect();
+    let events = store.events_by_seq(&seqs).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs, "in the order asked for");
+    assert!(events.windows(2).all(|w| w[0].ts <= w[1].ts));
+    for (e, (seq, ts)) in events.iter().zip(&by_time) {
+        assert_eq!((e.seq, e.ts), (*seq, *ts));
+    }
+    let all = store.events_after(0, 10_000).await.unwrap();
+    let e = events.iter().find(|e| e.seq == all[0].seq).unwrap();
+    assert_eq!(e, &all[0], "the same event whichever way it is read");
+
+    // Missing seqs (and the identify call's) are skipped; a seq asked twice comes twice.
+    let identify_seq = (1..=last).find(|s| !times.iter().any(|(t, _)| t == s)).expect("the identify call's seq");
+    let asked = [seqs[5], last + 100, identify_seq, seqs[5], seqs[0]];
+    let got: Vec<i64> = store.events_by_seq(&asked).await.unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(got, vec![seqs[5], seqs[5], seqs[0]]);
+    assert!(store.events_by_seq(&[]).await.unwrap().is_empty());
+}
+
+async fn engine_accounts_have_arr_on_the_day_and_custom_traits(store: Store) {
+    import_accounts(
+        &store,
+        Source::Crm,
+        "
+        external_id,name,industry,employees,plan,seats,owner_email,start_date,renewal_date,product_id,region,tier
+        A1,Acme,Manufacturing,250,team,25,csm@cairn.dev,2026-01-15,2027-01-14,acme,EMEA,2
+        A2,Globex,,,,,,,,,,
+        ",
+    )
+    .await;
+    import_subscriptions(
+        &store,
+        Source::Crm,
+        "
+        id,account_id,start_date,end_date,arr
+        S1,A1,2026-01-01,2026-03-31,1200
+        S2,A1,2026-03-31,2026-12-31,600.50
+        S3,A1,2026-04-01,2026-04-01,10
+        ",
+    )
+    .await;
+    let arr_of_acme = |day: &'static str| {
+        let store = store.clone();
+        async move {
+            let accounts = store.engine_accounts(date(day)).await.unwrap();
+            accounts.into_iter().find(|a| a.crm_id.as_deref() == Some("A1")).unwrap().arr_cents
+        }
+    };
+    assert_eq!(arr_of_acme("2025-12-31").await, None, "no line yet: no ARR, not zero");
+    assert_eq!(arr_of_acme("2026-03-30").await, Some(120_000));
+    assert_eq!(arr_of_acme("2026-03-31").await, Some(180_050), "S1's last day is S2's first: both count");
+    assert_eq!(arr_of_acme("2026-04-01").await, Some(60_050 + 1_000), "S1 ended; the one-day S3 counts");
+    assert_eq!(arr_of_acme("2026-04-02").await, Some(60_050));
+    assert_eq!(arr_of_acme("2027-01-01").await, None);
+
+    let accounts = store.engine_accounts(date("2026-03-31")).await.unwrap();
+    assert_eq!(accounts.len(), 2);
+    assert!(accounts[0].id < accounts[1].id, "by id");
+    let acme = &accounts[0];
+    assert_eq!(
+        (acme.name.as_deref(), acme.industry.as_deref(), acme.employees, acme.plan.as_deref(), acme.seats),
+        (Some("Acme"), Some("Manufacturing"), Some(250), Some("team"), Some(25))
+    );
+    assert_eq!(acme.owner_email.as_deref(), Some("csm@cairn.dev"));
+    assert_eq!((acme.start_date, acme.renewal_date), (Some(date("2026-01-15")), Some(date("2027-01-14"))));
+    assert_eq!((acme.crm_id.as_deref(), acme.product_id.as_deref()), (Some("A1"), Some("acme")));
+    assert_eq!(Value::Object(acme.traits.clone()), json!({ "region": "EMEA", "tier": 2 }));
+    let globex = &accounts[1];
+    assert_eq!((globex.crm_id.as_deref(), globex.product_id.as_deref(), globex.arr_cents), (Some("A2"), None, None));
+    assert_eq!((globex.industry.as_deref(), globex.start_date), (None, None));
+    assert!(globex.traits.is_empty());
+
+    // Contacts, with their account and custom traits.
+    import_contacts(
+        &store,
+        Source::Crm,
+        "
+        external_id,account_external_id,email,name,role,timezone,nps
+        C1,A1,ada@acme.com,Ada,Admin,Europe/London,9
+        C2,,carl@nowhere.org,,,,
+        ",
+    )
+    .await;
+    let contacts = store.engine_contacts().await.unwrap();
+    assert_eq!(contacts.len(), 2);
+    let ada = &contacts[0];
+    assert_eq!(
+        (ada.account_id, ada.email.as_deref(), ada.name.as_deref(), ada.role.as_deref(), ada.timezone.as_deref()),
+        (Some(acme.id), Some("ada@acme.com"), Some("Ada"), Some("admin"), Some("Europe/London"))
+    );
+    assert_eq!(Value::Object(ada.traits.clone()), json!({ "nps": 9 }));
+    assert_eq!((contacts[1].account_id, contacts[1].traits.is_empty()), (None, true));
+}
+
+async fn an_account_is_resolved_from_the_id_a_user_types(store: Store) {
+    import_accounts(
+        &store,
+        Source::Crm,
+        "
+        external_id,name,product_id,billing_id,support_id
+        A1,Acme,acme,cus_1,zd_1
+        A2,Globex,,,
+        007,Bond,,,
+        ",
+    )
+    .await;
+    // An id that is Globex's product id but Acme's billing id: the product id wins.
+    import_accounts(&store, Source::Crm, "external_id,name,product_id\nA2,Globex,cus_1").await;
+    let acme = account_id(&store, "A1").await;
+    let globex = account_id(&store, "A2").await;
+    let bond = account_id(&store, "007").await;
+    assert_eq!(store.resolve_account(&acme.to_string()).await.unwrap(), Some(acme), "the internal number");
+    assert_eq!(store.resolve_account(&format!(" {globex} ")).await.unwrap(), Some(globex), "spaces are ignored");
+    assert_eq!(store.resolve_account("acme").await.unwrap(), Some(acme), "a product id");
+    assert_eq!(store.resolve_account("zd_1").await.unwrap(), Some(acme), "a support id");
+    assert_eq!(store.resolve_account("cus_1").await.unwrap(), Some(globex), "product before billing");
+    assert_eq!(store.resolve_account("007").await.unwrap(), Some(bond), "`007` is an external id, not account 7");
+    assert_eq!(store.resolve_account(&format!("account#{acme}")).await.unwrap(), Some(acme), "a report label");
+    assert_eq!(store.resolve_account("billing:cus_1").await.unwrap(), Some(acme), "a source-qualified id");
+    for unknown in ["A9", "999999", "", "crm:A9", "account#999999", "nowhere:A1"] {
+        assert_eq!(store.resolve_account(unknown).await.unwrap(), None, "`{unknown}`");
+    }
+
+    // A CRM id that looks like another account's number: the number wins.
+    import_accounts(&store, Source::Crm, &format!("external_id,name\n{acme},Numbered")).await;
+    assert_eq!(store.resolve_account(&acme.to_string()).await.unwrap(), Some(acme));
+}
+
+fn transition(key: &str, at: &str, subject_kind: &str, subject_id: i64, kind: &str) -> cairn_store::NewTransition {
+    cairn_store::NewTransition {
+        key: key.into(),
+        at: timestamp(at),
+        subject_kind: subject_kind.into(),
+        subject_id,
+        kind: kind.into(),
+        detail: json!({ "key": key }).to_string(),
+        backfill: false,
+    }
+}
+
+async fn transitions_are_stored_once_by_key_and_read_back_in_order(store: Store) {
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    import_contacts(
+        &store,
+        Source::Crm,
+        "external_id,account_external_id,email\nC1,A1,ada@acme.com\nC2,A2,bob@globex.com",
+    )
+    .await;
+    let (acme, globex) = (account_id(&store, "A1").await, account_id(&store, "A2").await);
+    let (ada, bob) = (contact_id(&store, "ada@acme.com").await, contact_id(&store, "bob@globex.com").await);
+
+    let mut first = vec![
+        transition("k1", "2026-02-01T00:00:00Z", "account", acme, "segment_entered"),
+        transition("k2", "2026-02-03T00:00:00Z", "contact", ada, "milestone_achieved"),
+        transition("k3", "2026-02-02T00:00:00Z", "account", globex, "segment_entered"),
+        transition("k1", "2026-02-09T00:00:00Z", "account", acme, "repeated_in_the_same_call"),
+    ];
+    first[1].backfill = true;
+    assert_eq!(store.append_transitions(&first).await.unwrap(), 3);
+    let again = vec![
+        transition("k2", "2026-02-03T00:00:00Z", "contact", ada, "milestone_achieved"),
+        transition("k4", "2026-01-15T00:00:00Z", "account", acme, "health_band_changed"),
+        transition("k5", "2026-02-04T00:00:00Z", "contact", bob, "milestone_missed"),
+    ];
+    assert_eq!(store.append_transitions(&again).await.unwrap(), 2, "k2 was stored before");
+    assert_eq!(store.append_transitions(&[]).await.unwrap(), 0);
+
+    let all = store.transitions_after(0, 100).await.unwrap();
+    let keys: Vec<&str> = all.iter().map(|t| t.detail["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, vec!["k1", "k2", "k3", "k4", "k5"], "in the order stored");
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(all[0].kind, "segment_entered", "the first of a repeated key is kept");
+    let k2 = &all[1];
+    assert_eq!(
+        (k2.at, k2.subject_kind.as_str(), k2.subject_id, k2.kind.as_str(), k2.backfill),
+        (timestamp("2026-02-03T00:00:00Z"), "contact", ada, "milestone_achieved", true)
+    );
+    assert!(!all[0].backfill);
+    let page: Vec<i64> = store.transitions_after(all[1].seq, 2).await.unwrap().iter().map(|t| t.seq).collect();
+    assert_eq!(page, vec![all[2].seq, all[3].seq]);
+    assert!(store.transitions_after(all[4].seq, 100).await.unwrap().is_empty());
+
+    // Acme's timeline: its own and Ada's, newest first; nothing of Globex's or Bob's.
+    let timeline = store.account_transitions(acme, 100).await.unwrap();
+    let keys: Vec<&str> = timeline.iter().map(|t| t.detail["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, vec!["k2", "k1", "k4"]);
+    let latest = store.account_transitions(acme, 1).await.unwrap();
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].detail["key"], "k2");
+    assert!(store.account_transitions(acme + globex + 100, 10).await.unwrap().is_empty());
+}
+
+async fn health_overrides_keep_an_audit_trail(store: Store) {
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    let (acme, globex) = (account_id(&store, "A1").await, account_id(&store, "A2").await);
+    let at = |s: &str| timestamp(s);
+    let set = store
+        .insert_health_override(
+            acme,
+            Some(35.5),
+            "champion left",
+            "csm@cairn.dev",
+            at("2026-03-01T09:00:00Z"),
+            Some(at("2026-04-01T00:00:00Z")),
+        )
+        .await
+        .unwrap();
+    assert_eq!((set.account_id, set.score, set.reason.as_str()), (acme, Some(35.5), "champion left"));
+    assert_eq!((set.set_by.as_str(), set.set_at), ("csm@cairn.dev", at("2026-03-01T09:00:00Z")));
+    assert_eq!(set.expires_at, Some(at("2026-04-01T00:00:00Z")));
+    let cleared = store
+        .insert_health_override(acme, None, "new champion found", "lead@cairn.dev", at("2026-03-10T09:00:00Z"), None)
+        .await
+        .unwrap();
+    store
+        .insert_health_override(
+            globex,
+            Some(80.0),
+            "exec sponsor happy",
+            "csm@cairn.dev",
+            at("2026-03-05T00:00:00Z"),
+            None,
+        )
+        .await
+        .unwrap();
+
+    let trail = store.health_overrides(acme).await.unwrap();
+    assert_eq!(trail, vec![set.clone(), cleared.clone()], "oldest first, every row kept");
+    assert!(set.id < cleared.id);
+    let latest = store.latest_health_overrides().await.unwrap();
+    assert_eq!(latest.len(), 2, "one per account");
+    let latest_of = |id: i64| latest.iter().find(|o| o.account_id == id).unwrap().clone();
+    assert_eq!(latest_of(acme), cleared, "the latest row, even when it clears");
+    assert_eq!(latest_of(globex).score, Some(80.0));
+    assert!(store.health_overrides(acme + globex + 100).await.unwrap().is_empty());
+
+    // Refused: an account that does not exist, a score that is not a number.
+    let now = at("2026-03-11T00:00:00Z");
+    let unknown = store.insert_health_override(acme + globex + 100, Some(50.0), "typo", "csm", now, None).await;
+    assert!(matches!(unknown, Err(cairn_store::StoreError::Invalid(_))), "{unknown:?}");
+    let nan = store.insert_health_override(acme, Some(f64::NAN), "bug", "csm", now, None).await;
+    assert!(matches!(nan, Err(cairn_store::StoreError::Invalid(_))), "{nan:?}");
+    assert_eq!(store.health_overrides(acme).await.unwrap().len(), 2, "refused rows change nothing");
+}
+
+async fn the_last_recorded_definitions_hash_is_known(store: Store) {
+    assert_eq!(store.last_definitions_hash().await.unwrap(), None, "nothing recorded yet");
+    let at = timestamp(RECEIVED_AT);
+    store.record_definitions("sha256:aaa", "3 segments, 2 milestones", at).await.unwrap();
+    assert_eq!(store.last_definitions_hash().await.unwrap().as_deref(), Some("sha256:aaa"));
+    store.record_definitions("sha256:bbb", "4 segments, 2 milestones", at).await.unwrap();
+    store.record_definitions("sha256:aaa", "back to 3 segments", at).await.unwrap();
+    assert_eq!(store.last_definitions_hash().await.unwrap().as_deref(), Some("sha256:aaa"), "the last one recorded");
+}
+
+async fn change_counters_move_after_the_right_commits_and_not_after_reads(store: Store) {
+    // Subscribed on a clone: every clone of a store shares the counters.
+    let mut data = store.clone().data_changes();
+    let mut events = store.event_appends();
+    let mut moved = move || {
+        let out = (data.has_changed().unwrap(), events.has_changed().unwrap());
+        data.borrow_and_update();
+        events.borrow_and_update();
+        out
+    };
+    const DATA: (bool, bool) = (true, false);
+    const EVENTS: (bool, bool) = (false, true);
+    const BOTH: (bool, bool) = (true, true);
+    const NONE: (bool, bool) = (false, false);
+
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    assert_eq!(moved(), DATA, "accounts imported");
+    import_contacts(&store, Source::Crm, "external_id,account_external_id,email\nC1,A1,ada@acme.com").await;
+    assert_eq!(moved(), DATA, "contacts imported");
+    import_subscriptions(&store, Source::Crm, "id,account_id,start_date,end_date,arr\nS1,A1,2026-01-01,2026-12-31,100")
+        .await;
+    assert_eq!(moved(), DATA, "subscription lines imported");
+    let rejected = store.upsert_contacts(Source::Crm, &contact_rows("external_id,account_external_id\nC9,A9")).await;
+    assert!(rejected.unwrap()[0].is_err());
+    assert_eq!(moved(), NONE, "every row rejected: nothing changed");
+
+    append_new(&store, "web", vec![track("t1", "u1", "Report Viewed")]).await;
+    assert_eq!(moved(), EVENTS, "a track call is an event, not a change of identities");
+    store.append("web", &[track("t1", "u1", "Report Viewed")]).await.unwrap();
+    assert_eq!(moved(), NONE, "a duplicate stores nothing");
+    let identify = msg(json!({ "type": "identify", "messageId": "i1", "userId": "u1", "traits": { "name": "Ada" } }));
+    append_new(&store, "web", vec![identify.clone()]).await;
+    assert_eq!(moved(), BOTH, "an identify call is an event and changes a contact");
+    store.append("web", &[identify]).await.unwrap();
+    assert_eq!(moved(), NONE, "a resent identify call is applied once");
+
+    let appender = Appender::start(store.clone());
+    appender.append("web", vec![track("t2", "u1", "E")]).await.unwrap();
+    assert_eq!(moved(), EVENTS, "the Appender's group commit");
+
+    let mut bulk = store.bulk_append().await.unwrap();
+    bulk.append("import", &[track("t3", "u1", "E")]).await.unwrap();
+    assert_eq!(moved(), NONE, "not before the commit");
+    bulk.commit().await.unwrap();
+    assert_eq!(moved(), EVENTS, "a bulk import's commit");
+    let mut bulk = store.bulk_append().await.unwrap();
+    bulk.append("import", &[msg(json!({ "type": "group", "messageId": "g1", "userId": "u1", "groupId": "acme" }))])
+        .await
+        .unwrap();
+    drop(bulk);
+    assert_eq!(moved(), NONE, "a rolled-back bulk import");
+
+    // Reads, and what the engine writes itself, move neither.
+    store.doctor(today()).await.unwrap();
+    store.snapshot().await.unwrap();
+    store.events_after(0, 100).await.unwrap();
+    store.event_times(100).await.unwrap();
+    store.engine_accounts(today()).await.unwrap();
+    store.engine_contacts().await.unwrap();
+    let acme = account_id(&store, "A1").await;
+    store.append_transitions(&[transition("k1", RECEIVED_AT, "account", acme, "segment_entered")]).await.unwrap();
+    store.insert_health_override(acme, Some(10.0), "r", "csm", timestamp(RECEIVED_AT), None).await.unwrap();
+    store.record_definitions("h", "s", timestamp(RECEIVED_AT)).await.unwrap();
+    assert_eq!(moved(), NONE);
+}
+
+async fn an_append_waits_for_an_open_import_so_events_become_visible_in_seq_order(store: Store) {
+    // A reader keeps `seq` as its cursor, so no event may become visible after one with a
+    // higher seq: appends take turns (SQLite's write lock; an advisory lock on PostgreSQL).
+    let mut import = store.bulk_append().await.unwrap();
+    import.append("import", &[track("t1", "u1", "Imported")]).await.unwrap();
+    let http = tokio::spawn({
+        let store = store.clone();
+        async move { store.append("web", &[track("t2", "u1", "Live")]).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!http.is_finished(), "the append must wait for the open import");
+    assert!(store.events_after(0, 10).await.unwrap().is_empty(), "nothing is visible before a commit");
+    import.commit().await.unwrap();
+    assert_eq!(http.await.unwrap().unwrap(), vec![Appended::New]);
+    let names: Vec<Option<String>> = store.events_after(0, 10).await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names, vec![Some("Imported".to_string()), Some("Live".to_string())]);
 }
 
 // =======================================================================================

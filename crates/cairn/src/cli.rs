@@ -42,9 +42,10 @@ enum Command {
         listen: String,
         #[command(flatten)]
         db: DbArg,
-        /// Folder of workspace definitions (YAML). Checked to exist; the engine that
-        /// evaluates segments, journey and health from it is not part of this version yet
-        #[arg(long)]
+        /// Folder of workspace definitions (YAML: segments, journey, health), evaluated
+        /// live by the engine; reloaded on SIGHUP or POST /api/workspace/reload. With
+        /// --demo and no folder, the built-in example workspace
+        #[arg(long, env = "CAIRN_WORKSPACE")]
         workspace: Option<PathBuf>,
         /// Fill an empty database with the demo customer base (as `cairn demo` does)
         #[arg(long)]
@@ -84,6 +85,22 @@ enum Command {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Show what the engine knows of one account: traits, segments, journey stage,
+    /// milestones with dates, health by pillar with its explanation and trend, contacts
+    Show {
+        #[command(subcommand)]
+        command: ShowCommand,
+    },
+    /// List the workspace's segments with their rules and how many members each has now
+    Segments {
+        #[command(flatten)]
+        ws: WorkspaceArg,
+        /// Print the list as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
     /// Manage API keys
     Keys {
         #[command(subcommand)]
@@ -98,10 +115,47 @@ enum Command {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Check a workspace folder (segments, journey, health as YAML) and report every problem.
+    ///
+    /// Reads the folder's *.yaml and *.yml files (in name order, not recursively), checks
+    /// their keys and values and compiles every rule. Each problem is printed to stderr as
+    /// FILE:LINE:COLUMN: error: MESSAGE, with a hint when there is one, then a count
+    /// (`3 errors in 2 files`). Exit status: 0 when the workspace is valid (a summary of
+    /// what it holds goes to stdout), 1 when there is any problem.
+    Check {
+        /// The workspace folder
+        dir: PathBuf,
+        /// Print the diagnostics or the summary as JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks that print cairn's figures beside a peer's, measured in the same run
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkspaceArg {
+    /// Folder of workspace definitions (YAML)
+    #[arg(long, env = "CAIRN_WORKSPACE")]
+    pub workspace: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum ShowCommand {
+    /// One account (by cairn id, CRM id or product id), evaluated as of now
+    Account {
+        /// The account's id
+        id: String,
+        #[command(flatten)]
+        ws: WorkspaceArg,
+        /// Print the account as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArg,
     },
 }
 
@@ -185,9 +239,27 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let listener =
                 tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
             let addr = listener.local_addr()?;
+            let mut state = cairn_server::AppState::new(store.clone(), clock.clone());
+            let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
+            let definitions = match (&workspace, demo) {
+                (Some(dir), _) => Some((crate::show::load_workspace(dir)?, Some(dir.clone()))),
+                (None, true) => Some((crate::demo::example_workspace()?, None)),
+                (None, false) => None,
+            };
+            if let Some(((ws, hash), dir)) = definitions {
+                eprintln!("evaluating the workspace ({}) over the event log…", ws.summary());
+                let runtime = cairn_runtime::Runtime::start(store.clone(), clock.clone(), Arc::new(ws), hash).await?;
+                tokio::spawn(runtime.clone().run(async {
+                    let _ = engine_stopped.await;
+                }));
+                if let Some(dir) = &dir {
+                    tokio::spawn(reload_on_sighup(runtime.clone(), dir.clone()));
+                }
+                state = state.with_runtime(runtime, dir);
+            }
             eprintln!("cairn is serving on http://{addr}/ ({} database)", store.backend());
-            let state = cairn_server::AppState::new(store.clone(), clock);
             cairn_server::serve(listener, state, shutdown_signal()).await.context("serving HTTP")?;
+            let _ = stop_engine.send(());
             store.close().await;
             Ok(ExitCode::SUCCESS)
         }
@@ -209,6 +281,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Show { command: ShowCommand::Account { id, ws, json, db } } => {
+            crate::show::account(&id, &db.db, &ws.workspace, json, clock.as_ref()).await
+        }
+        Command::Segments { ws, json, db } => crate::show::segments(&db.db, &ws.workspace, json, clock.as_ref()).await,
         Command::Keys { command: KeysCommand::Create { kind, name, db } } => {
             let kind = match kind {
                 KindArg::Write => KeyKind::Write,
@@ -230,8 +306,32 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{summary}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Check { dir, json } => Ok(crate::check::run(&dir, json)),
         Command::Bench { command: BenchCommand::Ingest(args) } => {
             crate::bench::ingest(args).await.map(|_| ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Reloads the workspace on every SIGHUP; invalid definitions are logged and the
+/// running ones kept.
+async fn reload_on_sighup(runtime: cairn_runtime::Runtime, dir: PathBuf) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        match cairn_server::load_workspace(&dir) {
+            Ok((ws, hash)) => {
+                let summary = ws.summary().to_string();
+                match runtime.reload(Arc::new(ws), hash).await {
+                    Ok(()) => tracing::info!("workspace reloaded: {summary}"),
+                    Err(e) => tracing::error!("workspace reload failed, the running definitions are kept: {e}"),
+                }
+            }
+            Err(diags) => {
+                for d in &diags {
+                    tracing::error!("{d}");
+                }
+                tracing::error!("the workspace has {} problem(s); the running definitions are kept", diags.len());
+            }
         }
     }
 }

@@ -205,3 +205,21 @@ pub async fn seed(store: &Store, accounts: usize, now: Timestamp) -> Result<Stri
         s.len()
     ))
 }
+
+/// The example workspace shipped in `examples/workspace`, built in: what `cairn serve
+/// --demo` evaluates when no folder is given. Returns the checked definitions and their
+/// content hash.
+pub fn example_workspace() -> Result<(cairn_workspace::Workspace, String)> {
+    let files = [
+        ("workspace.yaml", include_str!("../../../examples/workspace/workspace.yaml")),
+        ("segments.yaml", include_str!("../../../examples/workspace/segments.yaml")),
+        ("journey.yaml", include_str!("../../../examples/workspace/journey.yaml")),
+        ("health.yaml", include_str!("../../../examples/workspace/health.yaml")),
+    ]
+    .map(|(name, text)| cairn_workspace::SourceFile::new(name, text));
+    let ws = cairn_workspace::check_sources(&files).map_err(|diags| {
+        let list: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+        anyhow::anyhow!("the built-in example workspace has problems:\n{}", list.join("\n"))
+    })?;
+    Ok((ws, cairn_runtime::definitions_hash(&files)))
+}

@@ -1,12 +1,15 @@
-//! cairn's command line: `serve`, `import`, `doctor`, `keys`, `demo` and `bench`.
+//! cairn's command line: `serve`, `import`, `doctor`, `check`, `show`, `segments`, `keys`, `demo`
+//! and `bench`.
 //!
 //! This crate is the edge: it reads files and flags, opens the store, starts the server
 //! and prints reports. Errors are `anyhow` with context here; the library crates below
 //! keep typed errors.
 
 pub mod bench;
+pub mod check;
 pub mod cli;
 pub mod demo;
 pub mod import;
 pub mod loopback;
 pub mod progress;
+pub mod show;

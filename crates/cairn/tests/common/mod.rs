@@ -43,6 +43,15 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the server on a fresh database; `None` when the backend is skipped.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        TestApp::spawn_with(backend, None).await
+    }
+
+    /// Starts the server with the engine running the workspace folder `workspace`.
+    pub async fn spawn_with_workspace(backend: Backend, workspace: &std::path::Path) -> Option<TestApp> {
+        TestApp::spawn_with(backend, Some(workspace)).await
+    }
+
+    async fn spawn_with(backend: Backend, workspace: Option<&std::path::Path>) -> Option<TestApp> {
         let (url, dir, schema) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -72,10 +81,22 @@ impl TestApp {
         let clock = Arc::new(FixedClock::new(test_now()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
-        let state = cairn_server::AppState::new(store.clone(), clock.clone());
+        let mut state = cairn_server::AppState::new(store.clone(), clock.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(cairn_server::serve(listener, state, async {
+        let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
+        if let Some(dir) = workspace {
+            let (ws, hash) = cairn_server::load_workspace(dir).unwrap_or_else(|d| panic!("workspace: {d:?}"));
+            let runtime = cairn_runtime::Runtime::start(store.clone(), clock.clone(), Arc::new(ws), hash)
+                .await
+                .expect("engine start");
+            tokio::spawn(runtime.clone().run(async {
+                let _ = engine_stopped.await;
+            }));
+            state = state.with_runtime(runtime, Some(dir.to_path_buf()));
+        }
+        tokio::spawn(cairn_server::serve(listener, state, async move {
             let _ = stopped.await;
+            let _ = stop_engine.send(());
         }));
         Some(TestApp { addr, store, write_key, secret_key, clock, stop: Some(stop), schema, _dir: dir })
     }
@@ -88,6 +109,22 @@ impl TestApp {
     /// POSTs JSON with the write key.
     pub async fn post(&self, path: &str, body: &str) -> Response {
         self.connection().post_json(path, Some(&self.write_key), body).await.expect("request")
+    }
+
+    /// GETs a REST API path with the secret key; the status and JSON body.
+    pub async fn api_get(&self, path: &str) -> (u16, serde_json::Value) {
+        let auth = format!("Bearer {}", self.secret_key);
+        let r = self.raw("GET", path, &[("authorization", &auth)], b"").await;
+        (r.status, serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// POSTs JSON to a REST API path with the secret key.
+    pub async fn api_post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let auth = format!("Bearer {}", self.secret_key);
+        let r = self
+            .raw("POST", path, &[("authorization", &auth), ("content-type", "application/json")], body.as_bytes())
+            .await;
+        (r.status, serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null))
     }
 
     /// POSTs raw bytes with the given headers.
@@ -112,9 +149,48 @@ impl TestApp {
     }
 }
 
-/// Runs each listed `async fn scenario(app: &TestApp)` on SQLite and on PostgreSQL.
+/// Writes `yaml` as `workspace.yaml` in a new temporary folder.
+pub fn workspace_dir(yaml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("workspace.yaml"), yaml).expect("write the workspace");
+    dir
+}
+
+/// Runs each listed `async fn scenario(app: &TestApp)` on SQLite and on PostgreSQL;
+/// with `workspace = YAML;` first, with the engine running those definitions.
 #[macro_export]
 macro_rules! on_both_backends {
+    (workspace = $yaml:expr; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = $crate::common::workspace_dir($yaml);
+                    let app = $crate::common::TestApp::spawn_with_workspace($crate::common::Backend::Sqlite, dir.path())
+                        .await
+                        .expect("sqlite");
+                    super::$name(&app).await;
+                    app.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = $crate::common::workspace_dir($yaml);
+                    let Some(app) =
+                        $crate::common::TestApp::spawn_with_workspace($crate::common::Backend::Postgres, dir.path()).await
+                    else {
+                        eprintln!("CAIRN_TEST_PG=skip: PostgreSQL variant not run");
+                        return;
+                    };
+                    super::$name(&app).await;
+                    app.finish().await;
+                }
+            )*
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(

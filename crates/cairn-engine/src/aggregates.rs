@@ -1,0 +1,474 @@
+//! Behavioural aggregates kept current one event at a time.
+//!
+//! The rules of a workspace name aggregates (`count('report_created', 30d)`,
+//! `distinct_users('user_invited', since_anchor)`). Many of them read the same underlying
+//! series: `count('x', 7d)`, `count('x', 30d)` and `count('x', since_anchor)` all read
+//! the daily counts of `x`. An [`AggregatePlan`] therefore splits every aggregate into a
+//! *tracker* (the state an event updates: daily counts, daily sums, each user's last
+//! active day, …) and a *query* (how the rule reads it: which window). An event touches
+//! only the trackers of its name, in O(1) amortised (events arrive mostly in time order;
+//! a late one is inserted in place); a query reads its window when a rule is evaluated.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cairn_rules::{AggId, Aggregate, AggregateTable, EventFilter, Subject, Value, Window};
+use jiff::Timestamp;
+
+use crate::days::Day;
+
+/// What one tracker keeps, for one subject.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum TrackerSpec {
+    /// Events per day.
+    Count(EventFilter),
+    /// Sum of a numeric property per day.
+    Sum(EventFilter, String),
+    /// Each contact's last day with a matching event.
+    Users(EventFilter),
+    /// Each listed event's last day.
+    Names(Vec<String>),
+    /// The days with any event.
+    Days,
+    /// First and last time a matching event happened.
+    FirstLast(EventFilter),
+}
+
+/// How a rule reads a tracker.
+#[derive(Debug, Clone, Copy)]
+enum Query {
+    Count(usize, WindowRef),
+    Sum(usize, WindowRef),
+    Users(usize, WindowRef),
+    Names(usize, WindowRef),
+    Days(usize, WindowRef),
+    First(usize),
+    Last(usize),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum WindowRef {
+    Days(u32),
+    SinceAnchor,
+    AllTime,
+}
+
+impl From<&Window> for WindowRef {
+    fn from(w: &Window) -> Self {
+        match w {
+            Window::Days(n) => WindowRef::Days(*n),
+            Window::SinceAnchor => WindowRef::SinceAnchor,
+            Window::AllTime => WindowRef::AllTime,
+        }
+    }
+}
+
+/// The trackers of one scope (account or contact) and which events touch them.
+#[derive(Debug, Clone, Default)]
+struct ScopePlan {
+    trackers: Vec<TrackerSpec>,
+    by_name: HashMap<String, Vec<usize>>,
+    any: Vec<usize>,
+}
+
+impl ScopePlan {
+    fn tracker(&mut self, spec: TrackerSpec) -> usize {
+        if let Some(i) = self.trackers.iter().position(|t| *t == spec) {
+            return i;
+        }
+        let i = self.trackers.len();
+        let filter = match &spec {
+            TrackerSpec::Count(f) | TrackerSpec::Sum(f, _) | TrackerSpec::Users(f) | TrackerSpec::FirstLast(f) => {
+                f.clone()
+            }
+            TrackerSpec::Names(names) => EventFilter::Named(names.clone()),
+            TrackerSpec::Days => EventFilter::Any,
+        };
+        match filter {
+            EventFilter::Any => self.any.push(i),
+            EventFilter::Named(names) => {
+                for n in names {
+                    self.by_name.entry(n).or_default().push(i);
+                }
+            }
+        }
+        self.trackers.push(spec);
+        i
+    }
+
+    fn touched<'a>(&'a self, name: &str) -> impl Iterator<Item = usize> + 'a {
+        self.any.iter().copied().chain(self.by_name.get(name).into_iter().flatten().copied())
+    }
+}
+
+/// Which trackers each aggregate of a workspace reads, per scope.
+#[derive(Debug, Clone, Default)]
+pub struct AggregatePlan {
+    account: ScopePlan,
+    contact: ScopePlan,
+    /// Per [`AggId`]: its scope and query.
+    queries: Vec<(Subject, Query)>,
+    /// Numeric properties that `sum` reads (the caller extracts only these).
+    properties: Vec<String>,
+}
+
+impl AggregatePlan {
+    /// Plans the trackers for every aggregate of `table`.
+    pub fn new(table: &AggregateTable) -> Self {
+        let mut plan = AggregatePlan::default();
+        for spec in table.specs() {
+            let scope_plan = match spec.scope {
+                Subject::Account => &mut plan.account,
+                Subject::Contact => &mut plan.contact,
+            };
+            let query = match &spec.aggregate {
+                Aggregate::Count { events, window } => {
+                    Query::Count(scope_plan.tracker(TrackerSpec::Count(events.clone())), window.into())
+                }
+                Aggregate::Sum { events, property, window } => {
+                    if !plan.properties.contains(property) {
+                        plan.properties.push(property.clone());
+                    }
+                    Query::Sum(scope_plan.tracker(TrackerSpec::Sum(events.clone(), property.clone())), window.into())
+                }
+                Aggregate::DistinctUsers { events, window } => {
+                    Query::Users(scope_plan.tracker(TrackerSpec::Users(events.clone())), window.into())
+                }
+                Aggregate::ActiveUsers { window } => {
+                    Query::Users(scope_plan.tracker(TrackerSpec::Users(EventFilter::Any)), window.into())
+                }
+                Aggregate::DistinctEvents { events, window } => {
+                    let names = match events {
+                        EventFilter::Named(names) => names.clone(),
+                        // "How many distinct events" over every event is unbounded; the
+                        // compiler only allows lists, so this reads as zero names.
+                        EventFilter::Any => Vec::new(),
+                    };
+                    Query::Names(scope_plan.tracker(TrackerSpec::Names(names)), window.into())
+                }
+                Aggregate::ActiveDays { window } => Query::Days(scope_plan.tracker(TrackerSpec::Days), window.into()),
+                Aggregate::FirstSeen { events } => {
+                    Query::First(scope_plan.tracker(TrackerSpec::FirstLast(events.clone())))
+                }
+                Aggregate::LastSeen { events } => {
+                    Query::Last(scope_plan.tracker(TrackerSpec::FirstLast(events.clone())))
+                }
+            };
+            plan.queries.push((spec.scope, query));
+        }
+        plan
+    }
+
+    /// The numeric event properties read by `sum` aggregates.
+    pub fn properties(&self) -> &[String] {
+        &self.properties
+    }
+
+    /// Fresh, empty state for one subject of `scope`.
+    pub fn empty_state(&self, scope: Subject) -> AggregateState {
+        let plan = self.scope(scope);
+        AggregateState {
+            trackers: plan
+                .trackers
+                .iter()
+                .map(|t| match t {
+                    TrackerSpec::Count(_) => Tracker::Count(Vec::new()),
+                    TrackerSpec::Sum(..) => Tracker::Sum(Vec::new()),
+                    TrackerSpec::Users(_) => Tracker::Users(BTreeMap::new()),
+                    TrackerSpec::Names(names) => Tracker::Names(vec![None; names.len()]),
+                    TrackerSpec::Days => Tracker::Days(Vec::new()),
+                    TrackerSpec::FirstLast(_) => Tracker::FirstLast(None),
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether any tracker of `scope` reads events named `name`.
+    pub fn is_tracked(&self, scope: Subject, name: &str) -> bool {
+        self.scope(scope).touched(name).next().is_some()
+    }
+
+    /// The aggregates of `scope` that an event named `name` can change.
+    pub fn affected(&self, scope: Subject, name: &str) -> Vec<AggId> {
+        let touched: Vec<usize> = self.scope(scope).touched(name).collect();
+        self.queries
+            .iter()
+            .enumerate()
+            .filter(|(_, (s, q))| *s == scope && touched.contains(&q.tracker()))
+            .map(|(i, _)| AggId(i as u32))
+            .collect()
+    }
+
+    /// Records one event in a subject's state.
+    pub fn record(&self, scope: Subject, state: &mut AggregateState, event: &EventFacts<'_>) {
+        let plan = self.scope(scope);
+        for i in plan.touched(event.name) {
+            let Some(tracker) = state.trackers.get_mut(i) else { continue };
+            match (tracker, &plan.trackers[i]) {
+                (Tracker::Count(series), _) => add_to_series(series, event.day, 1u32),
+                (Tracker::Sum(series), TrackerSpec::Sum(_, property)) => {
+                    if let Some(x) = event.number(property) {
+                        add_to_series(series, event.day, x);
+                    }
+                }
+                (Tracker::Users(last), _) => {
+                    if let Some(contact) = event.contact {
+                        let day = last.entry(contact).or_insert(event.day);
+                        *day = (*day).max(event.day);
+                    }
+                }
+                (Tracker::Names(last), TrackerSpec::Names(names)) => {
+                    if let Some(k) = names.iter().position(|n| n == event.name)
+                        && let Some(slot) = last.get_mut(k)
+                    {
+                        *slot = Some(slot.map_or(event.day, |d: Day| d.max(event.day)));
+                    }
+                }
+                (Tracker::Days(days), _) => {
+                    if let Err(at) = days.binary_search(&event.day) {
+                        days.insert(at, event.day);
+                    }
+                }
+                (Tracker::FirstLast(span), _) => {
+                    *span = Some(match *span {
+                        None => (event.ts, event.ts),
+                        Some((first, last)) => (first.min(event.ts), last.max(event.ts)),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The value of aggregate `id` for a subject, on day `today`, with the journey anchor
+    /// on `anchor` (if any).
+    pub fn value(&self, id: AggId, state: &AggregateState, today: Day, anchor: Option<Day>) -> Value {
+        let Some((_, query)) = self.queries.get(id.0 as usize) else { return Value::Null };
+        let Some(tracker) = state.trackers.get(query.tracker()) else { return Value::Null };
+        let start = |w: WindowRef| -> Option<Day> {
+            match w {
+                WindowRef::Days(n) => Some(today.saturating_sub(n as Day).saturating_add(1)),
+                WindowRef::SinceAnchor => anchor,
+                WindowRef::AllTime => Some(Day::MIN),
+            }
+        };
+        match (*query, tracker) {
+            (Query::Count(_, w), Tracker::Count(series)) => match start(w) {
+                Some(from) => Value::Number(f64::from(window_sum(series, from, today))),
+                None => Value::Null,
+            },
+            (Query::Sum(_, w), Tracker::Sum(series)) => match start(w) {
+                Some(from) => Value::Number(window_sum(series, from, today)),
+                None => Value::Null,
+            },
+            (Query::Users(_, w), Tracker::Users(last)) => match start(w) {
+                Some(from) => Value::Number(last.values().filter(|d| **d >= from && **d <= today).count() as f64),
+                None => Value::Null,
+            },
+            (Query::Names(_, w), Tracker::Names(last)) => match start(w) {
+                Some(from) => {
+                    Value::Number(last.iter().flatten().filter(|d| **d >= from && **d <= today).count() as f64)
+                }
+                None => Value::Null,
+            },
+            (Query::Days(_, w), Tracker::Days(days)) => match start(w) {
+                Some(from) => {
+                    let lo = days.partition_point(|d| *d < from);
+                    let hi = days.partition_point(|d| *d <= today);
+                    Value::Number(hi.saturating_sub(lo) as f64)
+                }
+                None => Value::Null,
+            },
+            (Query::First(_), Tracker::FirstLast(span)) => span.map_or(Value::Null, |(f, _)| Value::Timestamp(f)),
+            (Query::Last(_), Tracker::FirstLast(span)) => span.map_or(Value::Null, |(_, l)| Value::Timestamp(l)),
+            _ => Value::Null,
+        }
+    }
+
+    fn scope(&self, scope: Subject) -> &ScopePlan {
+        match scope {
+            Subject::Account => &self.account,
+            Subject::Contact => &self.contact,
+        }
+    }
+}
+
+impl Query {
+    fn tracker(&self) -> usize {
+        match *self {
+            Query::Count(t, _)
+            | Query::Sum(t, _)
+            | Query::Users(t, _)
+            | Query::Names(t, _)
+            | Query::Days(t, _)
+            | Query::First(t)
+            | Query::Last(t) => t,
+        }
+    }
+}
+
+/// What the aggregates need to know of one event.
+#[derive(Debug, Clone)]
+pub struct EventFacts<'a> {
+    /// The event's name (`report_created`; `page` and `screen` for those calls).
+    pub name: &'a str,
+    /// When it happened.
+    pub ts: Timestamp,
+    /// Its calendar day in the workspace time zone.
+    pub day: Day,
+    /// The contact who did it, if known.
+    pub contact: Option<u64>,
+    /// Numeric properties (only those the plan reads).
+    pub numbers: &'a [(String, f64)],
+}
+
+impl EventFacts<'_> {
+    fn number(&self, property: &str) -> Option<f64> {
+        self.numbers.iter().find(|(k, _)| k == property).map(|(_, v)| *v).filter(|v| v.is_finite())
+    }
+}
+
+/// One subject's aggregate state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AggregateState {
+    trackers: Vec<Tracker>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tracker {
+    Count(Vec<(Day, u32)>),
+    Sum(Vec<(Day, f64)>),
+    Users(BTreeMap<u64, Day>),
+    Names(Vec<Option<Day>>),
+    Days(Vec<Day>),
+    FirstLast(Option<(Timestamp, Timestamp)>),
+}
+
+fn add_to_series<T: Copy + std::ops::AddAssign>(series: &mut Vec<(Day, T)>, day: Day, x: T) {
+    match series.last_mut() {
+        Some((d, v)) if *d == day => *v += x,
+        Some((d, _)) if *d > day => match series.binary_search_by_key(&day, |(d, _)| *d) {
+            Ok(i) => series[i].1 += x,
+            Err(i) => series.insert(i, (day, x)),
+        },
+        _ => series.push((day, x)),
+    }
+}
+
+fn window_sum<T: Copy + std::iter::Sum<T>>(series: &[(Day, T)], from: Day, to: Day) -> T {
+    let lo = series.partition_point(|(d, _)| *d < from);
+    let hi = series.partition_point(|(d, _)| *d <= to);
+    series.get(lo..hi.max(lo)).unwrap_or(&[]).iter().map(|(_, v)| *v).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_rules::AggregateSpec;
+
+    use super::*;
+
+    fn named(names: &[&str]) -> EventFilter {
+        EventFilter::Named(names.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn spec(aggregate: Aggregate) -> AggregateSpec {
+        AggregateSpec { scope: Subject::Account, aggregate }
+    }
+
+    fn ts(day: Day) -> Timestamp {
+        Timestamp::from_second(i64::from(day) * 86_400 + 3600).unwrap()
+    }
+
+    fn event<'a>(name: &'a str, day: Day, contact: u64, numbers: &'a [(String, f64)]) -> EventFacts<'a> {
+        EventFacts { name, ts: ts(day), day, contact: Some(contact), numbers }
+    }
+
+    #[test]
+    fn windows_count_the_days_ending_today_inclusive() {
+        let mut table = AggregateTable::new();
+        let c7 = table.intern(spec(Aggregate::Count { events: named(&["x"]), window: Window::Days(7) }));
+        let c30 = table.intern(spec(Aggregate::Count { events: named(&["x"]), window: Window::Days(30) }));
+        let anchor = table.intern(spec(Aggregate::Count { events: named(&["x"]), window: Window::SinceAnchor }));
+        let all = table.intern(spec(Aggregate::Count { events: named(&["x"]), window: Window::AllTime }));
+        let plan = AggregatePlan::new(&table);
+        // Four aggregates over one series.
+        assert_eq!(plan.account.trackers.len(), 1);
+        let mut st = plan.empty_state(Subject::Account);
+        // Days 100..=139, one event each, plus an unrelated event; one arrives late.
+        for d in (100..140).filter(|d| *d != 120) {
+            plan.record(Subject::Account, &mut st, &event("x", d, 1, &[]));
+            plan.record(Subject::Account, &mut st, &event("y", d, 1, &[]));
+        }
+        plan.record(Subject::Account, &mut st, &event("x", 120, 1, &[]));
+        let today = 139;
+        assert_eq!(plan.value(c7, &st, today, None), Value::Number(7.0)); // 133..=139
+        assert_eq!(plan.value(c30, &st, today, None), Value::Number(30.0)); // 110..=139
+        assert_eq!(plan.value(anchor, &st, today, Some(125)), Value::Number(15.0)); // 125..=139
+        assert_eq!(plan.value(anchor, &st, today, None), Value::Null);
+        assert_eq!(plan.value(all, &st, today, None), Value::Number(40.0));
+        // A week later nothing new happened: the 7-day window is empty.
+        assert_eq!(plan.value(c7, &st, today + 7, None), Value::Number(0.0));
+        assert_eq!(plan.value(c30, &st, today + 7, None), Value::Number(23.0));
+    }
+
+    #[test]
+    fn distinct_users_active_days_names_sums_and_first_last() {
+        let mut table = AggregateTable::new();
+        let users =
+            table.intern(spec(Aggregate::DistinctUsers { events: named(&["invite"]), window: Window::Days(14) }));
+        let active = table.intern(spec(Aggregate::ActiveUsers { window: Window::Days(7) }));
+        let days = table.intern(spec(Aggregate::ActiveDays { window: Window::Days(30) }));
+        let names =
+            table.intern(spec(Aggregate::DistinctEvents { events: named(&["a", "b", "c"]), window: Window::Days(30) }));
+        let sum = table.intern(spec(Aggregate::Sum {
+            events: named(&["order"]),
+            property: "amount".into(),
+            window: Window::AllTime,
+        }));
+        let first = table.intern(spec(Aggregate::FirstSeen { events: named(&["a"]) }));
+        let last = table.intern(spec(Aggregate::LastSeen { events: named(&["a"]) }));
+        let plan = AggregatePlan::new(&table);
+        assert_eq!(plan.properties(), ["amount".to_string()]);
+        let mut st = plan.empty_state(Subject::Account);
+        let amount = |x: f64| vec![("amount".to_string(), x)];
+        for (name, day, who) in [
+            ("invite", 1, 1),
+            ("invite", 2, 2),
+            ("invite", 2, 2),
+            ("invite", 20, 3),
+            ("a", 5, 1),
+            ("b", 6, 1),
+            ("a", 9, 4),
+        ] {
+            plan.record(Subject::Account, &mut st, &event(name, day, who, &[]));
+        }
+        let a = amount(12.5);
+        plan.record(Subject::Account, &mut st, &event("order", 3, 1, &a));
+        let b = amount(-2.5);
+        plan.record(Subject::Account, &mut st, &event("order", 4, 1, &b));
+        let nan = amount(f64::NAN);
+        plan.record(Subject::Account, &mut st, &event("order", 4, 1, &nan));
+        assert_eq!(plan.value(users, &st, 14, None), Value::Number(2.0)); // 1..=14: users 1, 2
+        assert_eq!(plan.value(users, &st, 20, None), Value::Number(1.0)); // 7..=20: user 3
+        assert_eq!(plan.value(active, &st, 9, None), Value::Number(2.0)); // 3..=9: users 1 (a, b, order) and 4; 2 last on day 2
+        assert_eq!(plan.value(days, &st, 30, None), Value::Number(8.0)); // 1,2,3,4,5,6,9,20
+        assert_eq!(plan.value(names, &st, 30, None), Value::Number(2.0)); // a, b; never c
+        assert_eq!(plan.value(sum, &st, 30, None), Value::Number(10.0));
+        assert_eq!(plan.value(first, &st, 30, None), Value::Timestamp(ts(5)));
+        assert_eq!(plan.value(last, &st, 30, None), Value::Timestamp(ts(9)));
+        let empty = plan.empty_state(Subject::Account);
+        assert_eq!(plan.value(first, &empty, 30, None), Value::Null);
+        assert_eq!(plan.value(users, &empty, 30, None), Value::Number(0.0));
+    }
+
+    #[test]
+    fn an_event_affects_only_the_aggregates_that_read_its_name() {
+        let mut table = AggregateTable::new();
+        let x = table.intern(spec(Aggregate::Count { events: named(&["x"]), window: Window::Days(7) }));
+        let _y = table.intern(spec(Aggregate::Count { events: named(&["y"]), window: Window::Days(7) }));
+        let any = table.intern(spec(Aggregate::ActiveDays { window: Window::Days(7) }));
+        let plan = AggregatePlan::new(&table);
+        assert_eq!(plan.affected(Subject::Account, "x"), vec![x, any]);
+        assert!(plan.affected(Subject::Contact, "x").is_empty());
+        assert!(plan.is_tracked(Subject::Account, "z"));
+    }
+}

@@ -1,0 +1,845 @@
+//! The engine: applies events, trait changes and the passing of time to the state of
+//! every account and contact, and reports what changed as [`Transition`]s.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use cairn_rules::{AggId, Env, Reference, Rule, Subject, Value};
+use cairn_workspace::{Definition, Workspace};
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::aggregates::{AggregatePlan, EventFacts};
+use crate::days::{Day, day_of, start_of_day};
+use crate::health::{self, HealthScore};
+use crate::state::{
+    AccountState, ContactState, HealthOverride, HealthSnapshot, MilestoneStatus, SubjectRef, Transition, TransitionKind,
+};
+
+/// How many days of health snapshots an account keeps.
+const SNAPSHOT_DAYS: Day = 400;
+
+/// One event as the engine sees it: identity already resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineEvent {
+    /// When it happened.
+    pub ts: Timestamp,
+    /// Its name (`report_created`; `page` / `screen` for those calls).
+    pub name: String,
+    /// The contact who did it, if known.
+    pub contact: Option<u64>,
+    /// The account it belongs to, if known.
+    pub account: Option<u64>,
+    /// Numeric properties the workspace's `sum` aggregates read.
+    pub numbers: Vec<(String, f64)>,
+}
+
+/// An account-level definition, resolved to indices into the workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Node {
+    Segment(usize),
+    Milestone(usize, usize),
+    Stage,
+    Health,
+}
+
+/// The incremental evaluator of one workspace.
+#[derive(Debug)]
+pub struct Engine {
+    ws: Arc<Workspace>,
+    plan: AggregatePlan,
+    /// Account-level definitions in evaluation order.
+    account_nodes: Vec<Node>,
+    /// Contact segments (indices into the workspace's segments) in evaluation order.
+    contact_segments: Vec<usize>,
+    /// Per account aggregate: the account nodes that read it (directly or through
+    /// another node), in evaluation order.
+    readers_of_aggregate: BTreeMap<AggId, Vec<Node>>,
+    /// Per account trait: the account nodes that read it, in evaluation order.
+    readers_of_trait: BTreeMap<String, Vec<Node>>,
+    /// Whether contact segments read anything of the account (its traits, aggregates,
+    /// segments, milestones, stage or health).
+    contacts_read_account: bool,
+    accounts: BTreeMap<u64, AccountState>,
+    contacts: BTreeMap<u64, ContactState>,
+    now: Timestamp,
+    today: Day,
+    /// Milestone deadlines still pending: (instant, account).
+    deadlines: BTreeSet<(Timestamp, u64)>,
+    backfill: bool,
+}
+
+impl Engine {
+    /// An engine for `ws` with its clock at `now` and no accounts yet.
+    pub fn new(ws: Arc<Workspace>, now: Timestamp) -> Engine {
+        let plan = AggregatePlan::new(ws.aggregates());
+        let segment_index: BTreeMap<&str, usize> =
+            ws.segments().iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+        let milestone_index: BTreeMap<&str, (usize, usize)> = ws
+            .journey()
+            .map(|j| {
+                j.stages
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(si, s)| s.milestones.iter().enumerate().map(move |(mi, m)| (m.id.as_str(), (si, mi))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut account_nodes = Vec::new();
+        let mut contact_segments = Vec::new();
+        for def in ws.evaluation_order() {
+            match def {
+                Definition::Segment(id) => {
+                    if let Some(&i) = segment_index.get(id.as_str()) {
+                        match ws.segments()[i].subject {
+                            Subject::Account => account_nodes.push(Node::Segment(i)),
+                            Subject::Contact => contact_segments.push(i),
+                        }
+                    }
+                }
+                Definition::Milestone(id) => {
+                    if let Some(&(s, m)) = milestone_index.get(id.as_str()) {
+                        account_nodes.push(Node::Milestone(s, m));
+                    }
+                }
+                Definition::Stage => {
+                    if ws.journey().is_some() {
+                        account_nodes.push(Node::Stage);
+                    }
+                }
+                Definition::Health => {
+                    if ws.health().is_some() {
+                        account_nodes.push(Node::Health);
+                    }
+                }
+            }
+        }
+        let mut engine = Engine {
+            plan,
+            account_nodes,
+            contact_segments,
+            readers_of_aggregate: BTreeMap::new(),
+            readers_of_trait: BTreeMap::new(),
+            contacts_read_account: false,
+            accounts: BTreeMap::new(),
+            contacts: BTreeMap::new(),
+            today: day_of(now, ws.time_zone()),
+            now,
+            deadlines: BTreeSet::new(),
+            backfill: false,
+            ws,
+        };
+        engine.index_readers();
+        engine
+    }
+
+    /// An account's state, created empty if new.
+    fn account_mut(&mut self, id: u64) -> &mut AccountState {
+        let plan = &self.plan;
+        self.accounts
+            .entry(id)
+            .or_insert_with(|| AccountState { aggregates: plan.empty_state(Subject::Account), ..Default::default() })
+    }
+
+    /// Works out, once, which nodes each aggregate and trait reaches.
+    fn index_readers(&mut self) {
+        let mut direct_aggs: BTreeMap<Node, BTreeSet<AggId>> = BTreeMap::new();
+        let mut direct_traits: BTreeMap<Node, BTreeSet<String>> = BTreeMap::new();
+        let mut reads_nodes: BTreeMap<Node, BTreeSet<Node>> = BTreeMap::new();
+        for &node in &self.account_nodes {
+            let mut aggs = BTreeSet::new();
+            let mut traits = BTreeSet::new();
+            let mut nodes = BTreeSet::new();
+            for rule in self.rules_of(node) {
+                aggs.extend(rule.aggregates().iter().copied());
+                for r in rule.references() {
+                    match r {
+                        Reference::AccountTrait(t) => {
+                            traits.insert(t.clone());
+                        }
+                        Reference::Anchor => {
+                            if let Some(j) = self.ws.journey() {
+                                traits.insert(j.anchor.clone());
+                            }
+                        }
+                        other => nodes.extend(self.node_of_reference(other)),
+                    }
+                }
+            }
+            direct_aggs.insert(node, aggs);
+            direct_traits.insert(node, traits);
+            reads_nodes.insert(node, nodes);
+        }
+        // Transitive readers: a node is dirty when anything it reads is dirty; the order
+        // is topological, so one pass in order suffices.
+        let mut all_aggs: BTreeMap<Node, BTreeSet<AggId>> = BTreeMap::new();
+        let mut all_traits: BTreeMap<Node, BTreeSet<String>> = BTreeMap::new();
+        for &node in &self.account_nodes {
+            let mut aggs = direct_aggs.remove(&node).unwrap_or_default();
+            let mut traits = direct_traits.remove(&node).unwrap_or_default();
+            for dep in reads_nodes.get(&node).into_iter().flatten() {
+                aggs.extend(all_aggs.get(dep).into_iter().flatten().copied());
+                traits.extend(all_traits.get(dep).into_iter().flatten().cloned());
+            }
+            for a in &aggs {
+                self.readers_of_aggregate.entry(*a).or_default().push(node);
+            }
+            for t in &traits {
+                self.readers_of_trait.entry(t.clone()).or_default().push(node);
+            }
+            all_aggs.insert(node, aggs);
+            all_traits.insert(node, traits);
+        }
+        self.contacts_read_account = self.contact_segments.iter().any(|&i| {
+            let rule = &self.ws.segments()[i].rule;
+            rule.references().iter().any(|r| !matches!(r, Reference::ContactTrait(_)))
+                || rule.aggregates().iter().any(|a| self.ws.aggregates().get(*a).scope == Subject::Account)
+        });
+    }
+
+    fn node_of_reference(&self, r: &Reference) -> Option<Node> {
+        match r {
+            Reference::Segment(id) => self
+                .ws
+                .segments()
+                .iter()
+                .position(|s| s.id.as_str() == id && s.subject == Subject::Account)
+                .map(Node::Segment),
+            Reference::Milestone(id) => self.ws.journey().and_then(|j| {
+                j.stages.iter().enumerate().find_map(|(si, s)| {
+                    s.milestones.iter().position(|m| m.id.as_str() == id).map(|mi| Node::Milestone(si, mi))
+                })
+            }),
+            Reference::Stage => Some(Node::Stage),
+            Reference::Health(_) => Some(Node::Health),
+            _ => None,
+        }
+    }
+
+    fn rules_of(&self, node: Node) -> Vec<&Rule> {
+        match node {
+            Node::Segment(i) => vec![&self.ws.segments()[i].rule],
+            Node::Milestone(s, m) => {
+                self.ws.journey().map(|j| vec![&j.stages[s].milestones[m].rule]).unwrap_or_default()
+            }
+            Node::Stage => self
+                .ws
+                .journey()
+                .map(|j| j.stages.iter().flat_map(|s| s.entry.iter().chain(s.exit.iter())).collect())
+                .unwrap_or_default(),
+            Node::Health => self
+                .ws
+                .health()
+                .map(|h| {
+                    std::iter::once(&h.default)
+                        .chain(h.models.iter())
+                        .flat_map(|m| {
+                            m.condition.iter().chain(m.pillars.iter().flat_map(|p| p.measures.iter().map(|x| &x.value)))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The workspace being evaluated.
+    pub fn workspace(&self) -> &Workspace {
+        &self.ws
+    }
+
+    /// The workspace being evaluated, shared.
+    pub fn workspace_arc(&self) -> &Arc<Workspace> {
+        &self.ws
+    }
+
+    /// The numeric event properties that `sum` aggregates read: the caller extracts only
+    /// these into [`EngineEvent::numbers`].
+    pub fn sum_properties(&self) -> &[String] {
+        self.plan.properties()
+    }
+
+    /// The engine's current instant.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Marks what follows as a backfill (replay of history after a definition change):
+    /// transitions produced carry `backfill: true`.
+    pub fn set_backfill(&mut self, backfill: bool) {
+        self.backfill = backfill;
+    }
+
+    /// An account's state.
+    pub fn account(&self, id: u64) -> Option<&AccountState> {
+        self.accounts.get(&id)
+    }
+
+    /// Every account's state, by id.
+    pub fn accounts(&self) -> &BTreeMap<u64, AccountState> {
+        &self.accounts
+    }
+
+    /// A contact's state.
+    pub fn contact(&self, id: u64) -> Option<&ContactState> {
+        self.contacts.get(&id)
+    }
+
+    /// Every contact's state, by id.
+    pub fn contacts(&self) -> &BTreeMap<u64, ContactState> {
+        &self.contacts
+    }
+
+    /// The members of a segment, in id order.
+    pub fn segment_members(&self, segment: &str) -> Vec<SubjectRef> {
+        let of = self.ws.segments().iter().find(|s| s.id.as_str() == segment).map(|s| s.subject);
+        match of {
+            Some(Subject::Account) => self
+                .accounts
+                .iter()
+                .filter(|(_, a)| a.segments.contains(segment))
+                .map(|(id, _)| SubjectRef::Account(*id))
+                .collect(),
+            Some(Subject::Contact) => self
+                .contacts
+                .iter()
+                .filter(|(_, c)| c.segments.contains(segment))
+                .map(|(id, _)| SubjectRef::Contact(*id))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The journey stage id of an account.
+    pub fn stage_of(&self, account: u64) -> Option<&str> {
+        let stage = self.accounts.get(&account)?.stage?;
+        Some(self.ws.journey()?.stages.get(stage)?.id.as_str())
+    }
+
+    /// Time to Value of an account: from the anchor to the value milestone, if achieved.
+    pub fn time_to_value(&self, account: u64) -> Option<SignedDuration> {
+        let a = self.accounts.get(&account)?;
+        let value = self.ws.journey()?.value_milestone()?;
+        let anchor = start_of_day(a.anchor?, self.ws.time_zone());
+        match a.milestones.get(value.id.as_str())? {
+            MilestoneStatus::Achieved(at) => Some(at.duration_since(anchor)),
+            _ => None,
+        }
+    }
+
+    /// The change of an account's overall health score over `days` days (today's score
+    /// minus the snapshot of `days` days ago), when both are known.
+    pub fn health_trend(&self, account: u64, days: Day) -> Option<f64> {
+        let a = self.accounts.get(&account)?;
+        let now = a.health.as_ref()?.score?;
+        let then = a.snapshots.get(&(self.today - days))?.score?;
+        Some(now - then)
+    }
+
+    /// Sets a CSM override of an account's health. It never changes the computed score.
+    pub fn set_health_override(&mut self, account: u64, o: Option<HealthOverride>) {
+        self.account_mut(account).health_override = o;
+    }
+
+    /// The override in force for an account now (none once expired).
+    pub fn health_override(&self, account: u64) -> Option<&HealthOverride> {
+        self.accounts.get(&account)?.health_override.as_ref().filter(|o| o.expires_at > self.now)
+    }
+
+    /// Creates or replaces an account's traits and re-evaluates what reads them.
+    pub fn upsert_account(&mut self, id: u64, traits: BTreeMap<String, Value>) -> Vec<Transition> {
+        let anchor_trait = self.ws.journey().map(|j| j.anchor.clone());
+        let tz = self.ws.time_zone().clone();
+        let state = self.account_mut(id);
+        let changed: BTreeSet<String> = traits
+            .keys()
+            .chain(state.traits.keys())
+            .filter(|k| traits.get(*k) != state.traits.get(*k))
+            .cloned()
+            .collect();
+        let first = state.evaluated_at.is_none();
+        state.traits = traits;
+        state.anchor = anchor_trait.as_ref().and_then(|t| anchor_day(state.traits.get(t), &tz));
+        self.schedule_deadlines(id);
+        let nodes: Vec<Node> = if first {
+            self.account_nodes.clone()
+        } else {
+            self.nodes_reading(changed.iter().flat_map(|t| self.readers_of_trait.get(t).into_iter().flatten()))
+        };
+        let mut out = Vec::new();
+        let at = self.now;
+        self.evaluate_account(id, &nodes, at, &mut out);
+        if first || (!nodes.is_empty() && self.contacts_read_account) {
+            self.evaluate_contacts_of(id, at, &mut out);
+        }
+        out
+    }
+
+    /// Creates or replaces a contact (its account link and traits) and evaluates its
+    /// segments.
+    pub fn upsert_contact(
+        &mut self,
+        id: u64,
+        account: Option<u64>,
+        traits: BTreeMap<String, Value>,
+    ) -> Vec<Transition> {
+        let previous = self.contacts.get(&id).and_then(|c| c.account);
+        if previous != account {
+            if let Some(p) = previous
+                && let Some(a) = self.accounts.get_mut(&p)
+            {
+                a.contacts.remove(&id);
+            }
+            if let Some(a) = account {
+                self.account_mut(a).contacts.insert(id);
+            }
+        }
+        if let Some(c) = self.contacts.get(&id)
+            && c.account == account
+            && c.traits == traits
+            && c.evaluated
+        {
+            return Vec::new();
+        }
+        let empty = self.plan.empty_state(Subject::Contact);
+        let c = self.contacts.entry(id).or_insert_with(|| ContactState { aggregates: empty, ..Default::default() });
+        c.account = account;
+        c.traits = traits;
+        c.evaluated = true;
+        let mut out = Vec::new();
+        let at = self.now;
+        self.evaluate_contact(id, at, &mut out);
+        out
+    }
+
+    /// Applies one event at the engine's current instant (call [`Engine::advance_to`]
+    /// first). Updates only the aggregates that read its name and re-evaluates only what
+    /// reads them.
+    pub fn apply(&mut self, event: &EngineEvent) -> Vec<Transition> {
+        let mut out = Vec::new();
+        let facts = EventFacts {
+            name: &event.name,
+            ts: event.ts,
+            day: day_of(event.ts, self.ws.time_zone()),
+            contact: event.contact,
+            numbers: &event.numbers,
+        };
+        if let Some(c) = event.contact {
+            let empty = self.plan.empty_state(Subject::Contact);
+            let contact =
+                self.contacts.entry(c).or_insert_with(|| ContactState { aggregates: empty, ..Default::default() });
+            self.plan.record(Subject::Contact, &mut contact.aggregates, &facts);
+        }
+        let Some(a) = event.account else {
+            if let Some(c) = event.contact {
+                self.evaluate_contact(c, self.at_for(event.ts, None), &mut out);
+            }
+            return out;
+        };
+        if !self.accounts.contains_key(&a) {
+            self.upsert_account(a, BTreeMap::new());
+        }
+        if let Some(state) = self.accounts.get_mut(&a) {
+            self.plan.record(Subject::Account, &mut state.aggregates, &facts);
+        }
+        let affected = self.plan.affected(Subject::Account, &event.name);
+        let nodes =
+            self.nodes_reading(affected.iter().flat_map(|id| self.readers_of_aggregate.get(id).into_iter().flatten()));
+        let at = self.at_for(event.ts, Some(a));
+        self.evaluate_account(a, &nodes, at, &mut out);
+        if self.contacts_read_account {
+            self.evaluate_contacts_of(a, at, &mut out);
+        } else if let Some(c) = event.contact {
+            self.evaluate_contact(c, at, &mut out);
+        }
+        out
+    }
+
+    /// Moves the clock to `to`, handling every day boundary (windows slide: everything is
+    /// re-evaluated at the start of the new day, and yesterday's health is kept as a
+    /// snapshot) and every milestone deadline on the way, each at its own instant.
+    pub fn advance_to(&mut self, to: Timestamp) -> Vec<Transition> {
+        let mut out = Vec::new();
+        let tz = self.ws.time_zone().clone();
+        loop {
+            let next_day = start_of_day(self.today + 1, &tz);
+            let next_deadline = self.deadlines.first().map(|(t, _)| *t);
+            let next = match next_deadline {
+                Some(d) if d < next_day => d,
+                _ => next_day,
+            };
+            if next > to {
+                break;
+            }
+            if next == next_day {
+                self.snapshot_day();
+                self.now = next_day;
+                self.today += 1;
+                let ids: Vec<u64> = self.accounts.keys().copied().collect();
+                let nodes = self.account_nodes.clone();
+                for id in ids {
+                    self.evaluate_account(id, &nodes, next_day, &mut out);
+                    self.evaluate_contacts_of(id, next_day, &mut out);
+                }
+                let orphans: Vec<u64> =
+                    self.contacts.iter().filter(|(_, c)| c.account.is_none()).map(|(id, _)| *id).collect();
+                for c in orphans {
+                    self.evaluate_contact(c, next_day, &mut out);
+                }
+            }
+            while let Some(&(t, account)) = self.deadlines.first() {
+                if t > next {
+                    break;
+                }
+                self.deadlines.pop_first();
+                self.now = self.now.max(t);
+                let nodes = self.account_nodes.clone();
+                self.evaluate_account(account, &nodes, t, &mut out);
+                self.evaluate_contacts_of(account, t, &mut out);
+            }
+        }
+        if to > self.now {
+            self.now = to;
+        }
+        out
+    }
+
+    /// Re-evaluates everything for every account and contact at the current instant (a
+    /// full recompute; what [`Engine::apply`] and [`Engine::advance_to`] keep current
+    /// incrementally).
+    pub fn evaluate_all(&mut self) -> Vec<Transition> {
+        let mut out = Vec::new();
+        let at = self.now;
+        let nodes = self.account_nodes.clone();
+        let ids: Vec<u64> = self.accounts.keys().copied().collect();
+        for id in ids {
+            self.evaluate_account(id, &nodes, at, &mut out);
+        }
+        let contacts: Vec<u64> = self.contacts.keys().copied().collect();
+        for c in contacts {
+            self.evaluate_contact(c, at, &mut out);
+        }
+        out
+    }
+
+    /// The instant a change caused by an event is stamped with: the event's time, but
+    /// never before the account's last evaluation nor after now.
+    fn at_for(&self, ts: Timestamp, account: Option<u64>) -> Timestamp {
+        let floor = account.and_then(|a| self.accounts.get(&a)?.evaluated_at).unwrap_or(ts);
+        ts.max(floor).min(self.now)
+    }
+
+    /// The nodes among `readers`, deduplicated, in evaluation order.
+    fn nodes_reading<'a>(&self, readers: impl Iterator<Item = &'a Node>) -> Vec<Node> {
+        let set: BTreeSet<Node> = readers.copied().collect();
+        self.account_nodes.iter().copied().filter(|n| set.contains(n)).collect()
+    }
+
+    fn schedule_deadlines(&mut self, account: u64) {
+        self.deadlines.retain(|(_, a)| *a != account);
+        let Some(journey) = self.ws.journey() else { return };
+        let Some(state) = self.accounts.get(&account) else { return };
+        let Some(anchor) = state.anchor else { return };
+        let tz = self.ws.time_zone();
+        for m in journey.milestones() {
+            let pending = matches!(state.milestones.get(m.id.as_str()), None | Some(MilestoneStatus::Pending));
+            if let (true, Some(within)) = (pending, m.within) {
+                let deadline = deadline(anchor, within, tz);
+                if deadline > self.now {
+                    self.deadlines.insert((deadline, account));
+                }
+            }
+        }
+    }
+
+    /// Evaluates `nodes` of one account at `at`; returns whether anything changed.
+    fn evaluate_account(&mut self, id: u64, nodes: &[Node], at: Timestamp, out: &mut Vec<Transition>) -> bool {
+        let before = out.len();
+        let today = day_of(at, self.ws.time_zone());
+        for &node in nodes {
+            let Some(state) = self.accounts.get(&id) else { return false };
+            let env = AccountEnv { engine: self, account: state, contact: None, now: at, today };
+            match node {
+                Node::Segment(i) => {
+                    let segment = &self.ws.segments()[i];
+                    let inside = segment.rule.eval_bool(&env);
+                    let id_str = segment.id.as_str().to_string();
+                    let was = state.segments.contains(&id_str);
+                    if inside != was {
+                        let kind = if inside {
+                            TransitionKind::SegmentEntered { segment: id_str.clone() }
+                        } else {
+                            TransitionKind::SegmentExited { segment: id_str.clone() }
+                        };
+                        out.push(self.transition(at, SubjectRef::Account(id), kind));
+                        if let Some(s) = self.accounts.get_mut(&id) {
+                            if inside {
+                                s.segments.insert(id_str);
+                            } else {
+                                s.segments.remove(&id_str);
+                            }
+                        }
+                    }
+                }
+                Node::Milestone(si, mi) => {
+                    let Some(journey) = self.ws.journey() else { continue };
+                    let m = &journey.stages[si].milestones[mi];
+                    let status = state.milestones.get(m.id.as_str()).copied().unwrap_or(MilestoneStatus::Pending);
+                    if status != MilestoneStatus::Pending {
+                        continue;
+                    }
+                    let due = match (state.anchor, m.within) {
+                        (Some(anchor), Some(within)) => Some(deadline(anchor, within, self.ws.time_zone())),
+                        _ => None,
+                    };
+                    let new = match due {
+                        Some(due) if at >= due => Some(MilestoneStatus::Missed(due)),
+                        _ if m.rule.eval_bool(&env) => Some(MilestoneStatus::Achieved(at)),
+                        _ => None,
+                    };
+                    if let Some(new) = new {
+                        let milestone = m.id.as_str().to_string();
+                        let kind = match new {
+                            MilestoneStatus::Missed(_) => {
+                                TransitionKind::MilestoneMissed { milestone: milestone.clone() }
+                            }
+                            _ => TransitionKind::MilestoneAchieved { milestone: milestone.clone() },
+                        };
+                        let stamp = match new {
+                            MilestoneStatus::Missed(due) => due,
+                            _ => at,
+                        };
+                        out.push(self.transition(stamp, SubjectRef::Account(id), kind));
+                        if let Some(s) = self.accounts.get_mut(&id) {
+                            s.milestones.insert(milestone, new);
+                        }
+                    }
+                }
+                Node::Stage => {
+                    let Some(journey) = self.ws.journey() else { continue };
+                    let stages = &journey.stages;
+                    let mut current = state.stage;
+                    let mut moves = Vec::new();
+                    // Forward only, at most once per stage: into the first stage, then on
+                    // when the current stage's exit rule holds (if the next stage's entry
+                    // rule, when it has one, holds too), or straight to the furthest later
+                    // stage whose entry rule holds.
+                    for _ in 0..=stages.len() {
+                        let from = current;
+                        let start = current.map_or(0, |c| c + 1);
+                        let jump = (start..stages.len())
+                            .rev()
+                            .find(|&j| stages[j].entry.as_ref().is_some_and(|r| r.eval_bool(&env)));
+                        let next = match (current, jump) {
+                            (_, Some(j)) => Some(j),
+                            (None, None) => (!stages.is_empty()).then_some(0),
+                            (Some(c), None) => {
+                                let exits = stages[c].exit.as_ref().is_some_and(|r| r.eval_bool(&env));
+                                let n = c + 1;
+                                let enters =
+                                    stages.get(n).is_some_and(|s| s.entry.as_ref().is_none_or(|r| r.eval_bool(&env)));
+                                (exits && enters).then_some(n)
+                            }
+                        };
+                        // A stage entered now is checked again with the same facts: its
+                        // exit rule may already hold.
+                        match next {
+                            Some(n) if Some(n) != from => {
+                                moves.push((from, n));
+                                current = Some(n);
+                            }
+                            _ => break,
+                        }
+                    }
+                    if !moves.is_empty() {
+                        for (from, to) in &moves {
+                            let kind = TransitionKind::StageChanged {
+                                from: from.map(|f| stages[f].id.as_str().to_string()),
+                                to: stages[*to].id.as_str().to_string(),
+                            };
+                            out.push(self.transition(at, SubjectRef::Account(id), kind));
+                        }
+                        if let Some(s) = self.accounts.get_mut(&id) {
+                            s.stage = current;
+                            s.stage_since = Some(at);
+                        }
+                    }
+                }
+                Node::Health => {
+                    let Some(health) = self.ws.health() else { continue };
+                    let model = health
+                        .models
+                        .iter()
+                        .find(|m| m.condition.as_ref().is_some_and(|c| c.eval_bool(&env)))
+                        .unwrap_or(&health.default);
+                    let values: Vec<Option<f64>> = model
+                        .pillars
+                        .iter()
+                        .flat_map(|p| p.measures.iter())
+                        .map(|m| match m.value.eval(&env) {
+                            Value::Number(x) => Some(x),
+                            _ => None,
+                        })
+                        .collect();
+                    let scored = health::score(model, &health.bands, &values);
+                    let before_band = state.health.as_ref().and_then(|h| h.band);
+                    if let (Some(to), Some(score)) = (scored.band, scored.score)
+                        && before_band != Some(to)
+                    {
+                        let kind = TransitionKind::HealthBandChanged { from: before_band, to, score };
+                        out.push(self.transition(at, SubjectRef::Account(id), kind));
+                    }
+                    if let Some(s) = self.accounts.get_mut(&id) {
+                        s.health = Some(scored);
+                    }
+                }
+            }
+        }
+        if let Some(s) = self.accounts.get_mut(&id) {
+            s.evaluated_at = Some(s.evaluated_at.map_or(at, |e| e.max(at)));
+        }
+        out.len() > before
+    }
+
+    fn evaluate_contacts_of(&mut self, account: u64, at: Timestamp, out: &mut Vec<Transition>) {
+        let contacts: Vec<u64> =
+            self.accounts.get(&account).map(|a| a.contacts.iter().copied().collect()).unwrap_or_default();
+        for c in contacts {
+            self.evaluate_contact(c, at, out);
+        }
+    }
+
+    fn evaluate_contact(&mut self, id: u64, at: Timestamp, out: &mut Vec<Transition>) {
+        if self.contact_segments.is_empty() {
+            return;
+        }
+        let today = day_of(at, self.ws.time_zone());
+        let empty = AccountState::default();
+        for k in 0..self.contact_segments.len() {
+            let i = self.contact_segments[k];
+            let Some(contact) = self.contacts.get(&id) else { return };
+            let account = contact.account.and_then(|a| self.accounts.get(&a)).unwrap_or(&empty);
+            let env = AccountEnv { engine: self, account, contact: Some(contact), now: at, today };
+            let segment = &self.ws.segments()[i];
+            let inside = segment.rule.eval_bool(&env);
+            let sid = segment.id.as_str().to_string();
+            if inside != contact.segments.contains(&sid) {
+                let kind = if inside {
+                    TransitionKind::SegmentEntered { segment: sid.clone() }
+                } else {
+                    TransitionKind::SegmentExited { segment: sid.clone() }
+                };
+                out.push(self.transition(at, SubjectRef::Contact(id), kind));
+                if let Some(c) = self.contacts.get_mut(&id) {
+                    if inside {
+                        c.segments.insert(sid);
+                    } else {
+                        c.segments.remove(&sid);
+                    }
+                }
+            }
+        }
+    }
+
+    fn snapshot_day(&mut self) {
+        let today = self.today;
+        for a in self.accounts.values_mut() {
+            if let Some(h) = &a.health {
+                a.snapshots.insert(today, snapshot(h));
+                while a.snapshots.first_key_value().is_some_and(|(d, _)| *d <= today - SNAPSHOT_DAYS) {
+                    a.snapshots.pop_first();
+                }
+            }
+        }
+    }
+
+    fn transition(&self, at: Timestamp, subject: SubjectRef, kind: TransitionKind) -> Transition {
+        Transition { at, subject, kind, backfill: self.backfill }
+    }
+}
+
+fn snapshot(h: &HealthScore) -> HealthSnapshot {
+    HealthSnapshot { score: h.score, pillars: h.pillars.iter().map(|p| (p.id.clone(), p.score)).collect() }
+}
+
+fn anchor_day(value: Option<&Value>, tz: &TimeZone) -> Option<Day> {
+    match value? {
+        Value::Date(d) => Some(crate::days::day_of_date(*d)),
+        Value::Timestamp(t) => Some(day_of(*t, tz)),
+        _ => None,
+    }
+}
+
+/// A milestone's deadline: whole days count calendar days from the anchor's day (the
+/// deadline is the start of day anchor + N); other durations count from the anchor's
+/// first instant.
+fn deadline(anchor: Day, within: SignedDuration, tz: &TimeZone) -> Timestamp {
+    let secs = within.as_secs();
+    if secs % 86_400 == 0 {
+        start_of_day(anchor.saturating_add((secs / 86_400).clamp(0, i64::from(i32::MAX)) as i32), tz)
+    } else {
+        start_of_day(anchor, tz).checked_add(within).unwrap_or(Timestamp::MAX)
+    }
+}
+
+/// The view of one account (and, for contact rules, one contact) that rules read.
+struct AccountEnv<'a> {
+    engine: &'a Engine,
+    account: &'a AccountState,
+    contact: Option<&'a ContactState>,
+    now: Timestamp,
+    today: Day,
+}
+
+impl Env for AccountEnv<'_> {
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    fn time_zone(&self) -> &TimeZone {
+        self.engine.ws.time_zone()
+    }
+
+    fn account_trait(&self, name: &str) -> Value {
+        self.account.traits.get(name).cloned().unwrap_or(Value::Null)
+    }
+
+    fn contact_trait(&self, name: &str) -> Value {
+        self.contact.and_then(|c| c.traits.get(name).cloned()).unwrap_or(Value::Null)
+    }
+
+    fn aggregate(&self, id: AggId) -> Value {
+        let state = match self.engine.ws.aggregates().get(id).scope {
+            Subject::Account => &self.account.aggregates,
+            Subject::Contact => match self.contact {
+                Some(c) => &c.aggregates,
+                None => return Value::Null,
+            },
+        };
+        self.engine.plan.value(id, state, self.today, self.account.anchor)
+    }
+
+    fn segment(&self, id: &str) -> bool {
+        self.account.segments.contains(id) || self.contact.is_some_and(|c| c.segments.contains(id))
+    }
+
+    fn milestone_achieved(&self, id: &str) -> bool {
+        matches!(self.account.milestones.get(id), Some(MilestoneStatus::Achieved(_)))
+    }
+
+    fn stage(&self) -> Option<String> {
+        let stage = self.account.stage?;
+        Some(self.engine.ws.journey()?.stages.get(stage)?.id.as_str().to_string())
+    }
+
+    fn health(&self, pillar: Option<&str>) -> Option<f64> {
+        let h = self.account.health.as_ref()?;
+        match pillar {
+            None => h.score,
+            Some(p) => h.pillars.iter().find(|x| x.id == p)?.score,
+        }
+    }
+
+    fn anchor(&self) -> Option<Timestamp> {
+        Some(start_of_day(self.account.anchor?, self.engine.ws.time_zone()))
+    }
+}

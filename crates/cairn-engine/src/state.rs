@@ -1,0 +1,175 @@
+//! What the engine knows of each account and contact, and the transitions it emits.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cairn_rules::Value;
+use cairn_workspace::Band;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::aggregates::AggregateState;
+use crate::days::Day;
+use crate::health::HealthScore;
+
+/// Whom a transition is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "kind", content = "id", rename_all = "lowercase")]
+pub enum SubjectRef {
+    /// An account, by its store id.
+    Account(u64),
+    /// A contact, by its store id.
+    Contact(u64),
+}
+
+/// What changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TransitionKind {
+    /// The subject entered a segment.
+    SegmentEntered {
+        /// The segment's id.
+        segment: String,
+    },
+    /// The subject left a segment.
+    SegmentExited {
+        /// The segment's id.
+        segment: String,
+    },
+    /// The account moved to another journey stage.
+    StageChanged {
+        /// The stage it left (none on entering the journey).
+        from: Option<String>,
+        /// The stage it entered.
+        to: String,
+    },
+    /// A milestone was achieved in time.
+    MilestoneAchieved {
+        /// The milestone's id.
+        milestone: String,
+    },
+    /// A milestone's deadline passed without it.
+    MilestoneMissed {
+        /// The milestone's id.
+        milestone: String,
+    },
+    /// The overall health band changed.
+    HealthBandChanged {
+        /// The band before (none on the first score).
+        from: Option<Band>,
+        /// The band now.
+        to: Band,
+        /// The overall score that put it there.
+        score: f64,
+    },
+}
+
+impl TransitionKind {
+    /// The event name a transition is logged under (`segment_entered`, …).
+    pub fn event_name(&self) -> &'static str {
+        match self {
+            TransitionKind::SegmentEntered { .. } => "segment_entered",
+            TransitionKind::SegmentExited { .. } => "segment_exited",
+            TransitionKind::StageChanged { .. } => "stage_changed",
+            TransitionKind::MilestoneAchieved { .. } => "milestone_achieved",
+            TransitionKind::MilestoneMissed { .. } => "milestone_missed",
+            TransitionKind::HealthBandChanged { .. } => "health_band_changed",
+        }
+    }
+}
+
+/// A change of derived state, stamped with the moment it really happened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transition {
+    /// When it happened: the event that caused it, the start of the day a window slid
+    /// on, or a milestone's deadline.
+    pub at: Timestamp,
+    /// Whom it is about.
+    pub subject: SubjectRef,
+    /// What changed.
+    #[serde(flatten)]
+    pub kind: TransitionKind,
+    /// Produced while replaying history after a definition change: programs must not
+    /// act on it.
+    pub backfill: bool,
+}
+
+/// A milestone's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", content = "at", rename_all = "lowercase")]
+pub enum MilestoneStatus {
+    /// Neither achieved nor past its deadline.
+    Pending,
+    /// Achieved at this instant.
+    Achieved(Timestamp),
+    /// Its deadline (this instant) passed first.
+    Missed(Timestamp),
+}
+
+/// A CSM's override of an account's health: shown beside the computed score, never
+/// overwritten by an evaluation, void after `expires_at`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthOverride {
+    /// The score the CSM set (0–100).
+    pub score: f64,
+    /// Why.
+    pub reason: String,
+    /// Who set it.
+    pub by: String,
+    /// When it was set.
+    pub set_at: Timestamp,
+    /// When it stops applying.
+    pub expires_at: Timestamp,
+}
+
+/// One day's health, kept for trends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthSnapshot {
+    /// The overall score at the end of the day.
+    pub score: Option<f64>,
+    /// Per pillar.
+    pub pillars: BTreeMap<String, Option<f64>>,
+}
+
+/// Everything the engine keeps of one account.
+#[derive(Debug, Clone, Default)]
+pub struct AccountState {
+    /// Traits (built-in and custom), as rule values.
+    pub traits: BTreeMap<String, Value>,
+    /// The journey anchor's day.
+    pub anchor: Option<Day>,
+    /// Behavioural aggregates over the account's events.
+    pub aggregates: AggregateState,
+    /// The account segments it is in.
+    pub segments: BTreeSet<String>,
+    /// Milestone statuses (absent: pending).
+    pub milestones: BTreeMap<String, MilestoneStatus>,
+    /// The current journey stage (index into the journey's stages).
+    pub stage: Option<usize>,
+    /// When it entered that stage.
+    pub stage_since: Option<Timestamp>,
+    /// The latest health evaluation.
+    pub health: Option<HealthScore>,
+    /// A CSM's override, if any.
+    pub health_override: Option<HealthOverride>,
+    /// End-of-day health, by day.
+    pub snapshots: BTreeMap<Day, HealthSnapshot>,
+    /// Its contacts.
+    pub contacts: BTreeSet<u64>,
+    /// The last instant it was evaluated at.
+    pub evaluated_at: Option<Timestamp>,
+}
+
+/// Everything the engine keeps of one contact.
+#[derive(Debug, Clone, Default)]
+pub struct ContactState {
+    /// Its account, if known.
+    pub account: Option<u64>,
+    /// Traits.
+    pub traits: BTreeMap<String, Value>,
+    /// Behavioural aggregates over the contact's own events.
+    pub aggregates: AggregateState,
+    /// The contact segments it is in.
+    pub segments: BTreeSet<String>,
+    /// Whether its traits were set (by [`crate::Engine::upsert_contact`]) and evaluated.
+    pub evaluated: bool,
+}

@@ -1,0 +1,134 @@
+//! Incremental evaluation (only what an event can change) against a full re-evaluation
+//! after every event, over random logs: the same transitions at the same instants, and
+//! nothing left stale.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cairn_engine::{Engine, EngineEvent, Transition};
+use cairn_rules::Value;
+use cairn_workspace::{SourceFile, Workspace, check_sources};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use proptest::prelude::*;
+
+const WORKSPACE: &str = r#"
+workspace: { time_zone: Europe/Berlin }
+traits:
+  account: { tier: string }
+segments:
+  - { id: busy, of: account, where: "count('report_created', 7d) >= 3" }
+  - { id: broad, of: account, where: "distinct_events(['report_created', 'alert_set', 'dashboard_shared'], 30d) >= 2" }
+  - { id: team, of: account, where: "active_users(14d) >= 2 and seats > 1" }
+  - { id: gold, of: account, where: "tier = 'gold' or segment('busy')" }
+  - { id: healthy, of: account, where: "health() >= 60" }
+  - { id: engaged_admin, of: contact, where: "role = 'admin' and count('report_created', 14d) >= 1" }
+  - { id: in_busy_account, of: contact, where: "segment('busy')" }
+journey:
+  anchor: start_date
+  stages:
+    - id: onboarding
+      until: milestone('first_report') and milestone('invited')
+      milestones:
+        - { id: first_report, when: "count('report_created', since_anchor) >= 1", within: 10d }
+        - { id: invited, when: "distinct_users('user_invited', since_anchor) >= 2", within: 20d, value: true }
+    - id: adoption
+    - id: mature
+      from: "segment('busy') and active_days(30d) >= 5"
+health:
+  bands: { red: 30, green: 60 }
+  pillars:
+    adoption:
+      weight: 2
+      measures:
+        - { id: reports, value: "count('report_created', 30d)", score: { red: 0, green: 8 }, weight: 3 }
+        - { id: ratio, value: "active_users(7d) / seats", score: { red: 0.1, green: 0.5 }, weight: 1 }
+    value:
+      weight: 1
+      measures:
+        - { id: shared, value: "count('dashboard_shared', 30d)", score: { bands: [ { below: 1, score: 0 }, { below: 3, score: 60 }, { score: 100 } ] }, weight: 1 }
+"#;
+
+fn workspace() -> Arc<Workspace> {
+    match check_sources(&[SourceFile { name: "ws.yaml".into(), text: WORKSPACE.into() }]) {
+        Ok(ws) => Arc::new(ws),
+        Err(diags) => panic!("{}", diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")),
+    }
+}
+
+const NAMES: [&str; 5] = ["report_created", "alert_set", "dashboard_shared", "user_invited", "page"];
+const START: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+fn setup(engine: &mut Engine) -> Vec<Transition> {
+    let mut out = Vec::new();
+    for a in 1..=3u64 {
+        let traits = BTreeMap::from([
+            ("seats".to_string(), Value::Number(a as f64 * 2.0)),
+            ("start_date".to_string(), Value::Date(Date::constant(2026, 1, a as i8))),
+            ("tier".to_string(), Value::String(if a == 3 { "gold" } else { "silver" }.into())),
+        ]);
+        out.extend(engine.upsert_account(a, traits));
+    }
+    for c in 1..=6u64 {
+        let role = if c % 2 == 0 { "admin" } else { "user" };
+        out.extend(engine.upsert_contact(
+            c,
+            Some((c - 1) / 2 + 1),
+            BTreeMap::from([("role".into(), Value::String(role.into()))]),
+        ));
+    }
+    out
+}
+
+fn events() -> impl Strategy<Value = Vec<EngineEvent>> {
+    prop::collection::vec((0i64..50 * 86_400, 0usize..NAMES.len(), 1u64..=6), 1..120).prop_map(|mut raw| {
+        raw.sort();
+        raw.into_iter()
+            .map(|(offset, n, c)| EngineEvent {
+                ts: Timestamp::from_second(START + offset).unwrap(),
+                name: NAMES[n].to_string(),
+                contact: Some(c),
+                account: Some((c - 1) / 2 + 1),
+                numbers: vec![],
+            })
+            .collect()
+    })
+}
+
+fn sorted(mut v: Vec<Transition>) -> Vec<String> {
+    let mut out: Vec<String> = v.drain(..).map(|t| format!("{} {:?} {:?}", t.at, t.subject, t.kind)).collect();
+    out.sort();
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn incremental_equals_full_evaluation_after_every_event(events in events()) {
+        let start = Timestamp::from_second(START).unwrap();
+        let end = Timestamp::from_second(START + 60 * 86_400).unwrap();
+
+        let mut inc = Engine::new(workspace(), start);
+        let mut inc_log = setup(&mut inc);
+        for e in &events {
+            inc_log.extend(inc.advance_to(e.ts));
+            inc_log.extend(inc.apply(e));
+        }
+        inc_log.extend(inc.advance_to(end));
+
+        let mut full = Engine::new(workspace(), start);
+        let mut full_log = setup(&mut full);
+        for e in &events {
+            full_log.extend(full.advance_to(e.ts));
+            full_log.extend(full.apply(e));
+            full_log.extend(full.evaluate_all());
+        }
+        full_log.extend(full.advance_to(end));
+        full_log.extend(full.evaluate_all());
+
+        prop_assert_eq!(sorted(inc_log), sorted(full_log));
+        prop_assert!(inc.evaluate_all().is_empty(), "incremental state was stale");
+        prop_assert_eq!(format!("{:?}", inc.accounts()), format!("{:?}", full.accounts()));
+    }
+}

@@ -1,0 +1,345 @@
+//! cairn-rules: the rule language of segments, milestones, stages and health measures.
+//!
+//! A rule is a SQL-style expression (`arr < 20000 and plan in ('starter', 'team')`,
+//! `distinct_users('user_invited', since_anchor) >= 5`). [`compile`] lexes, parses (a
+//! hand-written Pratt parser keeping exact byte spans), resolves every name against a
+//! [`Schema`] and type-checks the whole expression, returning a [`Rule`] or the
+//! [`RuleError`]s found, each with its span and, where it can, a suggested fix: every
+//! name and type error of a rule, or its first syntax error. A compiled
+//! rule lists the behavioural aggregates it needs ([`AggregateSpec`], interned in an
+//! [`AggregateTable`] shared by a whole workspace) and the other definitions it refers
+//! to ([`Reference`]), so the engine maintains only those aggregates and knows what to
+//! re-evaluate when one changes. Evaluation ([`Rule::eval`]) reads everything, including
+//! "now", from an [`Env`] the caller provides, follows SQL's three-valued logic, and never
+//! panics (division by zero, overflow and values of an unexpected kind give `Null`).
+//!
+//! The language itself is documented for its users in `docs/rules.md`.
+//!
+//! The way through the crate: `lexer` (tokens, duration literals) → `parser` (Pratt, to
+//! the `ast`, nesting bounded at 64 levels) → `check` (names, types, function calls and
+//! aggregates, to the resolved `eval::Node` tree; `suggest` finds "did you mean") →
+//! `eval` (walks the tree against an [`Env`]).
+//!
+//! Pure: no I/O, no clock of its own, no async.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+
+mod ast;
+mod check;
+mod eval;
+mod lexer;
+mod parser;
+mod suggest;
+
+use eval::{Context, Node};
+
+/// A byte range in a rule's source text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Span {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+/// What a rule is about: an account, or a contact (a person at an account).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Subject {
+    /// A customer company.
+    Account,
+    /// A person at an account.
+    Contact,
+}
+
+/// The static type of an expression.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Type {
+    /// `true` / `false` (a condition).
+    Bool,
+    /// A number (integers and decimals alike).
+    Number,
+    /// Text.
+    String,
+    /// A calendar date (`start_date`, `renewal_date`).
+    Date,
+    /// An instant (`first_seen('x')`).
+    Timestamp,
+    /// A length of time (`14d`, `age()`).
+    Duration,
+    /// A list (`['a', 'b']`, the right side of `in`).
+    List(Box<Type>),
+}
+
+impl fmt::Display for Type {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Type::Bool => f.write_str("boolean"),
+            Type::Number => f.write_str("number"),
+            Type::String => f.write_str("string"),
+            Type::Date => f.write_str("date"),
+            Type::Timestamp => f.write_str("timestamp"),
+            Type::Duration => f.write_str("duration"),
+            Type::List(t) => write!(f, "list of {t}"),
+        }
+    }
+}
+
+/// A run-time value. `Null` is SQL's unknown: comparisons with it are unknown, and a
+/// condition that ends unknown counts as false.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Unknown / missing.
+    Null,
+    /// A truth value.
+    Bool(bool),
+    /// A number.
+    Number(f64),
+    /// Text.
+    String(Arc<str>),
+    /// A calendar date.
+    Date(Date),
+    /// An instant.
+    Timestamp(Timestamp),
+    /// A length of time in seconds.
+    Duration(i64),
+    /// A list of values.
+    List(Arc<[Value]>),
+}
+
+/// Everything a rule may name, for one kind of [`Subject`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schema {
+    /// Whom the rule is evaluated for.
+    pub subject: Subject,
+    /// Account traits and their types (built-in ones and declared custom ones).
+    pub account_traits: BTreeMap<String, Type>,
+    /// Contact traits and their types (only nameable in contact rules).
+    pub contact_traits: BTreeMap<String, Type>,
+    /// Segment ids, and whom each segment holds.
+    pub segments: BTreeMap<String, Subject>,
+    /// Milestone ids.
+    pub milestones: BTreeSet<String>,
+    /// Journey stage ids.
+    pub stages: BTreeSet<String>,
+    /// Health pillar ids.
+    pub pillars: BTreeSet<String>,
+}
+
+/// How far back a behavioural function looks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Window {
+    /// The last N days up to now (`30d`, `12w` = 84 days), in the workspace time zone.
+    Days(u32),
+    /// From the journey anchor (account start date by default) up to now.
+    SinceAnchor,
+    /// The whole history.
+    AllTime,
+}
+
+/// Which events an aggregate counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventFilter {
+    /// Every event.
+    Any,
+    /// Events with one of these names (sorted, deduplicated).
+    Named(Vec<String>),
+}
+
+/// A behavioural aggregate over the event log.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Aggregate {
+    /// `count(event, window)`: number of events.
+    Count { events: EventFilter, window: Window },
+    /// `sum(event, property, window)`: sum of a numeric property.
+    Sum { events: EventFilter, property: String, window: Window },
+    /// `distinct_users(event, window)`: distinct contacts who did it.
+    DistinctUsers { events: EventFilter, window: Window },
+    /// `distinct_events(list, window)`: how many of the named events occurred at all.
+    DistinctEvents { events: EventFilter, window: Window },
+    /// `active_users(window)`: distinct contacts with any event.
+    ActiveUsers { window: Window },
+    /// `active_days(window)`: days with any event.
+    ActiveDays { window: Window },
+    /// `first_seen(event)`: the first time it happened.
+    FirstSeen { events: EventFilter },
+    /// `last_seen(event)`: the last time it happened.
+    LastSeen { events: EventFilter },
+}
+
+/// An aggregate and whose events it reads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AggregateSpec {
+    /// The account's events, or the contact's own.
+    pub scope: Subject,
+    /// What is computed.
+    pub aggregate: Aggregate,
+}
+
+/// The index of an aggregate in its [`AggregateTable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AggId(pub u32);
+
+/// The distinct aggregates a workspace's rules need, interned: two rules that count
+/// the same thing share one aggregate.
+#[derive(Debug, Clone, Default)]
+pub struct AggregateTable {
+    specs: Vec<AggregateSpec>,
+    index: HashMap<AggregateSpec, AggId>,
+}
+
+impl AggregateTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The id of `spec`, adding it if new.
+    pub fn intern(&mut self, spec: AggregateSpec) -> AggId {
+        if let Some(id) = self.index.get(&spec) {
+            return *id;
+        }
+        let id = AggId(self.specs.len() as u32);
+        self.specs.push(spec.clone());
+        self.index.insert(spec, id);
+        id
+    }
+
+    /// Every aggregate, indexed by [`AggId`].
+    pub fn specs(&self) -> &[AggregateSpec] {
+        &self.specs
+    }
+
+    /// The spec of one aggregate.
+    pub fn get(&self, id: AggId) -> &AggregateSpec {
+        &self.specs[id.0 as usize]
+    }
+}
+
+/// Another definition a rule depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reference {
+    /// `segment('id')`.
+    Segment(String),
+    /// `milestone('id')`.
+    Milestone(String),
+    /// `stage()`.
+    Stage,
+    /// `health('pillar')`, or `health()` (overall) as `None`.
+    Health(Option<String>),
+    /// The journey anchor (`since_anchor`, `age()`).
+    Anchor,
+    /// An account trait.
+    AccountTrait(String),
+    /// A contact trait.
+    ContactTrait(String),
+}
+
+/// What a rule's evaluation reads. The engine implements it over its state; tests
+/// implement it over plain maps.
+pub trait Env {
+    /// The evaluation instant.
+    fn now(&self) -> Timestamp;
+    /// The workspace time zone, in which days are counted.
+    fn time_zone(&self) -> &TimeZone;
+    /// An account trait (`Null` when missing).
+    fn account_trait(&self, name: &str) -> Value;
+    /// A contact trait (`Null` when missing; only asked in contact rules).
+    fn contact_trait(&self, name: &str) -> Value;
+    /// The current value of an aggregate (`Null` when it has no data, e.g. `first_seen`
+    /// of an event that never happened; counts are 0, not `Null`).
+    fn aggregate(&self, id: AggId) -> Value;
+    /// Whether the subject (or, for an account segment in a contact rule, the contact's
+    /// account) is in a segment.
+    fn segment(&self, id: &str) -> bool;
+    /// Whether a milestone is achieved.
+    fn milestone_achieved(&self, id: &str) -> bool;
+    /// The current journey stage.
+    fn stage(&self) -> Option<String>;
+    /// A pillar's health score, or the overall one for `None`.
+    fn health(&self, pillar: Option<&str>) -> Option<f64>;
+    /// The journey anchor instant.
+    fn anchor(&self) -> Option<Timestamp>;
+}
+
+/// A problem found while compiling a rule, with where it is and, if known, the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RuleError {
+    /// Where in the rule's source.
+    pub span: Span,
+    /// What is wrong, for the person who wrote the rule.
+    pub message: String,
+    /// A suggestion (`did you mean `count`?`).
+    pub help: Option<String>,
+}
+
+/// A compiled, type-checked rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    source: Arc<str>,
+    ty: Type,
+    aggregates: Vec<AggId>,
+    references: Vec<Reference>,
+    /// The resolved, type-checked tree; `Node::Aggregate(i)` reads `aggregates[i]`.
+    root: Node,
+}
+
+impl Rule {
+    /// The source text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The static type of the whole expression.
+    pub fn ty(&self) -> &Type {
+        &self.ty
+    }
+
+    /// The aggregates it reads (distinct, ids into the workspace's [`AggregateTable`]).
+    pub fn aggregates(&self) -> &[AggId] {
+        &self.aggregates
+    }
+
+    /// The other definitions and traits it reads (distinct, sorted).
+    pub fn references(&self) -> &[Reference] {
+        &self.references
+    }
+
+    /// Evaluates the rule.
+    pub fn eval(&self, env: &dyn Env) -> Value {
+        Context { env, aggregates: &self.aggregates }.eval(&self.root)
+    }
+
+    /// Evaluates a condition: unknown (`Null`) counts as false.
+    pub fn eval_bool(&self, env: &dyn Env) -> bool {
+        matches!(self.eval(env), Value::Bool(true))
+    }
+}
+
+/// Compiles `source` against `schema`. `expected` is the type the rule must have
+/// (`Some(Type::Bool)` for conditions, `Some(Type::Number)` for measures). Aggregates are
+/// interned into `table`. Returns every error found, not just the first.
+pub fn compile(
+    source: &str,
+    schema: &Schema,
+    expected: Option<Type>,
+    table: &mut AggregateTable,
+) -> Result<Rule, Vec<RuleError>> {
+    let expr = parser::parse(source).map_err(|e| vec![e])?;
+    let checked = check::check(source, &expr, schema, expected.as_ref())?;
+    // Interned only now, so that a rule that fails to compile leaves the table untouched.
+    let aggregates = checked.aggregates.into_iter().map(|spec| table.intern(spec)).collect();
+    Ok(Rule {
+        source: source.into(),
+        ty: checked.ty,
+        aggregates,
+        references: checked.references.into_iter().collect(),
+        root: checked.root,
+    })
+}

@@ -1,0 +1,390 @@
+//! cairn-runtime: the engine at run time.
+//!
+//! [`Runtime::start`] loads accounts and contacts from the store, replays the event log
+//! into a fresh [`Engine`] in time order (a backfill: what the definitions say about the
+//! past), stores the transitions it produced and brings the engine to "now". Then
+//! [`Runtime::run`] keeps it current: new events (in the order they were stored), changed
+//! accounts and contacts, and the passing of time (a tick each second) — each transition
+//! stored once, under a deterministic key, however often it is recomputed.
+//!
+//! Time comes from the [`Clock`] it is given. It knows nothing of HTTP.
+
+mod replay;
+mod traits;
+pub mod views;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_core::Clock;
+use cairn_engine::{Engine, EngineEvent, HealthOverride, SubjectRef, Transition};
+use cairn_store::{LogEvent, NewTransition, Store, StoreError};
+use cairn_workspace::Workspace;
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+use tokio::sync::RwLock;
+
+pub use traits::{account_traits, contact_traits};
+
+/// Events read from the store per query.
+const EVENTS_PER_READ: u32 = 10_000;
+
+/// Why the runtime could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No such account.
+    #[error("no account `{0}`: give its cairn id, CRM id or product id")]
+    UnknownAccount(String),
+    /// A bad override.
+    #[error("{0}")]
+    BadOverride(String),
+}
+
+/// The live engine and where it stands in the log.
+#[derive(Debug)]
+pub struct Live {
+    /// The engine.
+    pub engine: Engine,
+    /// The last event seq applied.
+    pub last_seq: i64,
+    /// The content hash of the definitions it runs.
+    pub definitions_hash: String,
+}
+
+/// The engine at run time. Cheap to clone: clones share the engine.
+#[derive(Clone)]
+pub struct Runtime {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    live: Arc<RwLock<Live>>,
+}
+
+/// A content hash of a workspace's files (name and text), for the definitions log and to
+/// tell a changed definition from a restart.
+pub fn definitions_hash(files: &[cairn_workspace::SourceFile]) -> String {
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(f.name.as_bytes());
+        h.update([0]);
+        h.update(f.text.as_bytes());
+        h.update([0]);
+    }
+    hex(&h.finalize())
+}
+
+/// A duration in days, with fractions.
+pub fn days_between(d: jiff::SignedDuration) -> f64 {
+    d.as_secs_f64() / 86_400.0
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Runtime {
+    /// Builds the engine for `ws` from the store: loads accounts and contacts, replays
+    /// the log in time order and advances to the clock's now, storing every transition.
+    /// Transitions are marked as backfill unless these definitions (by `hash`) are the
+    /// ones last recorded — then the replay only recomputes what was already stored, and
+    /// whatever is new (a deadline that passed while cairn was down) is live.
+    pub async fn start(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        ws: Arc<Workspace>,
+        hash: String,
+    ) -> Result<Runtime, RuntimeError> {
+        let live = build(&store, clock.as_ref(), ws, hash, Persist::Yes).await?;
+        Ok(Runtime { store, clock, live: Arc::new(RwLock::new(live)) })
+    }
+
+    /// Evaluates `ws` over the store as of the clock's now without writing anything (for
+    /// read-only tools: `cairn show account`, `cairn segments`).
+    pub async fn evaluate(store: &Store, clock: &dyn Clock, ws: Arc<Workspace>) -> Result<Live, RuntimeError> {
+        build(store, clock, ws, String::new(), Persist::No).await
+    }
+
+    /// Reads the live state.
+    pub async fn read<T>(&self, f: impl FnOnce(&Live) -> T) -> T {
+        f(&*self.live.read().await)
+    }
+
+    /// The store it runs on.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Replaces the definitions: builds a new engine by replaying the log (a backfill),
+    /// then swaps it in. The old engine keeps serving until the new one is ready.
+    pub async fn reload(&self, ws: Arc<Workspace>, hash: String) -> Result<(), RuntimeError> {
+        let live = build(&self.store, self.clock.as_ref(), ws, hash, Persist::Yes).await?;
+        let mut guard = self.live.write().await;
+        *guard = live;
+        drop(guard);
+        // Catch up with what arrived during the rebuild.
+        self.catch_up().await
+    }
+
+    /// Applies everything new: events stored since the last one applied, then the clock.
+    pub async fn catch_up(&self) -> Result<(), RuntimeError> {
+        loop {
+            let after = self.live.read().await.last_seq;
+            let events = self.store.events_after(after, EVENTS_PER_READ).await?;
+            let now = self.clock.now();
+            let mut out = Vec::new();
+            let mut live = self.live.write().await;
+            out.extend(live.engine.advance_to(now));
+            let props = live.engine.sum_properties().to_vec();
+            for e in &events {
+                if let Some(ev) = engine_event(e, &props) {
+                    out.extend(live.engine.apply(&ev));
+                }
+                live.last_seq = live.last_seq.max(e.seq);
+            }
+            drop(live);
+            store_transitions(&self.store, &out).await?;
+            if events.len() < EVENTS_PER_READ as usize {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reloads accounts and contacts from the store and applies what changed.
+    pub async fn refresh_traits(&self) -> Result<(), RuntimeError> {
+        let tz = self.live.read().await.engine.workspace().time_zone().clone();
+        let today = tz.to_datetime(self.clock.now()).date();
+        let accounts = self.store.engine_accounts(today).await?;
+        let contacts = self.store.engine_contacts().await?;
+        let mut out = Vec::new();
+        let mut live = self.live.write().await;
+        let now = self.clock.now();
+        out.extend(live.engine.advance_to(now));
+        let ws = Arc::clone(live.engine.workspace_arc());
+        for a in &accounts {
+            let traits = account_traits(a, &ws);
+            let unchanged =
+                live.engine.account(a.id as u64).is_some_and(|s| s.traits == traits && s.evaluated_at.is_some());
+            if !unchanged {
+                out.extend(live.engine.upsert_account(a.id as u64, traits));
+            }
+        }
+        for c in &contacts {
+            out.extend(live.engine.upsert_contact(c.id as u64, c.account_id.map(|a| a as u64), contact_traits(c, &ws)));
+        }
+        drop(live);
+        store_transitions(&self.store, &out).await?;
+        Ok(())
+    }
+
+    /// Sets (or, with `score: None`, clears) a CSM's override of an account's health:
+    /// recorded in the audit trail, shown beside the computed score, never overwritten
+    /// by an evaluation, void after `expires_at`.
+    pub async fn set_health_override(
+        &self,
+        account: i64,
+        score: Option<f64>,
+        reason: &str,
+        by: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), RuntimeError> {
+        if let Some(s) = score
+            && !(0.0..=100.0).contains(&s)
+        {
+            return Err(RuntimeError::BadOverride(format!("score {s} is outside 0–100")));
+        }
+        if reason.trim().is_empty() {
+            return Err(RuntimeError::BadOverride("a reason is required: say why the score is overridden".into()));
+        }
+        let now = self.clock.now();
+        if expires_at <= now {
+            return Err(RuntimeError::BadOverride(format!("expires_at {expires_at} is not in the future")));
+        }
+        self.store.insert_health_override(account, score, reason, by, now, Some(expires_at)).await?;
+        let o = score.map(|score| HealthOverride {
+            score,
+            reason: reason.to_string(),
+            by: by.to_string(),
+            set_at: now,
+            expires_at,
+        });
+        self.live.write().await.engine.set_health_override(account as u64, o);
+        Ok(())
+    }
+
+    /// Keeps the engine current until `shutdown` resolves: wakes on new events, on changed
+    /// accounts or contacts, and every second for the clock.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let mut appends = self.store.event_appends();
+        let mut changes = self.store.data_changes();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            let result = tokio::select! {
+                _ = &mut shutdown => return,
+                r = appends.changed() => match r {
+                    Ok(()) => self.catch_up().await,
+                    Err(_) => return,
+                },
+                r = changes.changed() => match r {
+                    Ok(()) => match self.refresh_traits().await {
+                        Ok(()) => self.catch_up().await,
+                        Err(e) => Err(e),
+                    },
+                    Err(_) => return,
+                },
+                _ = tick.tick() => self.catch_up().await,
+            };
+            if let Err(e) = result {
+                tracing::warn!("engine: {e}");
+            }
+        }
+    }
+}
+
+/// Whether a build stores its transitions and definitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Persist {
+    Yes,
+    No,
+}
+
+/// Loads, replays and advances a fresh engine.
+async fn build(
+    store: &Store,
+    clock: &dyn Clock,
+    ws: Arc<Workspace>,
+    hash: String,
+    persist: Persist,
+) -> Result<Live, RuntimeError> {
+    let backfill = persist == Persist::No || store.last_definitions_hash().await?.as_deref() != Some(hash.as_str());
+    let save = |transitions: Vec<Transition>| async move {
+        match persist {
+            Persist::Yes => store_transitions(store, &transitions).await,
+            Persist::No => Ok(()),
+        }
+    };
+    let last_seq = store.last_seq().await?;
+    let times = store.event_times(last_seq).await?;
+    let order = replay::time_order(times);
+    let now = clock.now();
+    let start = order.first().map(|(_, ts)| (*ts).min(now)).unwrap_or(now);
+    let mut engine = Engine::new(Arc::clone(&ws), start);
+    engine.set_backfill(backfill);
+    let today = ws.time_zone().to_datetime(now).date();
+    let mut out: Vec<Transition> = Vec::new();
+    for a in store.engine_accounts(today).await? {
+        out.extend(engine.upsert_account(a.id as u64, account_traits(&a, &ws)));
+    }
+    for c in store.engine_contacts().await? {
+        out.extend(engine.upsert_contact(c.id as u64, c.account_id.map(|a| a as u64), contact_traits(&c, &ws)));
+    }
+    for o in store.latest_health_overrides().await? {
+        if let (Some(score), Some(expires_at)) = (o.score, o.expires_at) {
+            engine.set_health_override(
+                o.account_id as u64,
+                Some(HealthOverride { score, reason: o.reason, by: o.set_by, set_at: o.set_at, expires_at }),
+            );
+        }
+    }
+    let props = engine.sum_properties().to_vec();
+    for chunk in order.chunks(EVENTS_PER_READ as usize) {
+        let seqs: Vec<i64> = chunk.iter().map(|(seq, _)| *seq).collect();
+        for e in store.events_by_seq(&seqs).await? {
+            if let Some(ev) = engine_event(&e, &props) {
+                out.extend(engine.advance_to(ev.ts.min(now)));
+                out.extend(engine.apply(&ev));
+            }
+        }
+        save(std::mem::take(&mut out)).await?;
+    }
+    out.extend(engine.advance_to(now));
+    save(out).await?;
+    engine.set_backfill(false);
+    if backfill && persist == Persist::Yes {
+        let summary = ws.summary().to_string();
+        store.record_definitions(&hash, &summary, now).await?;
+    }
+    Ok(Live { engine, last_seq, definitions_hash: hash })
+}
+
+/// The engine's view of a stored event; `None` for calls that are not behaviour.
+fn engine_event(e: &LogEvent, props: &[String]) -> Option<EngineEvent> {
+    let name = match e.kind.as_str() {
+        "track" => e.name.clone()?,
+        "page" => "page".to_string(),
+        "screen" => "screen".to_string(),
+        _ => return None,
+    };
+    let mut numbers = Vec::new();
+    if !props.is_empty()
+        && let Some(text) = &e.properties
+        && let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text)
+    {
+        for p in props {
+            if let Some(x) = map.get(p).and_then(serde_json::Value::as_f64) {
+                numbers.push((p.clone(), x));
+            }
+        }
+    }
+    Some(EngineEvent {
+        ts: e.ts,
+        name,
+        contact: e.contact_id.map(|c| c as u64),
+        account: e.account_id.map(|a| a as u64),
+        numbers,
+    })
+}
+
+/// The deterministic key of a transition: the same transition recomputed (after a
+/// restart, by a second node) is stored once.
+pub fn transition_key(t: &Transition) -> String {
+    let detail = serde_json::to_string(&t.kind).unwrap_or_default();
+    let subject = match t.subject {
+        SubjectRef::Account(id) => format!("account:{id}"),
+        SubjectRef::Contact(id) => format!("contact:{id}"),
+    };
+    let mut h = Sha256::new();
+    h.update(format!("{subject}|{detail}|{}", t.at.as_millisecond()).as_bytes());
+    hex(&h.finalize())
+}
+
+async fn store_transitions(store: &Store, transitions: &[Transition]) -> Result<(), RuntimeError> {
+    if transitions.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<NewTransition> = transitions
+        .iter()
+        .map(|t| {
+            let (subject_kind, subject_id) = match t.subject {
+                SubjectRef::Account(id) => ("account", id as i64),
+                SubjectRef::Contact(id) => ("contact", id as i64),
+            };
+            NewTransition {
+                key: transition_key(t),
+                at: t.at,
+                subject_kind: subject_kind.to_string(),
+                subject_id,
+                kind: t.kind.event_name().to_string(),
+                detail: serde_json::to_string(&t.kind).unwrap_or_else(|_| "{}".into()),
+                backfill: t.backfill,
+            }
+        })
+        .collect();
+    for chunk in rows.chunks(1000) {
+        store.append_transitions(chunk).await?;
+    }
+    Ok(())
+}
+
+/// For tests and tools: the engine's transitions grouped by subject.
+pub fn by_subject(transitions: &[Transition]) -> BTreeMap<SubjectRef, Vec<&Transition>> {
+    let mut out: BTreeMap<SubjectRef, Vec<&Transition>> = BTreeMap::new();
+    for t in transitions {
+        out.entry(t.subject).or_default().push(t);
+    }
+    out
+}

@@ -1,0 +1,176 @@
+//! The REST API over the engine's state (`/api/*`), for a secret key sent as
+//! `Authorization: Bearer KEY`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use cairn_runtime::views;
+use cairn_store::{ApiKey, KeyKind};
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+type Reply = Result<Json<Value>, ApiError>;
+
+/// The secret key of a request, or 401.
+async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "missing secret key: send `Authorization: Bearer KEY` with a key from `cairn keys create --kind secret`".into(),
+            )
+        })?;
+    match state.keys.find(&state.store, token, state.clock.now()).await? {
+        Some(k) if k.kind == KeyKind::Secret => Ok(k),
+        Some(k) => {
+            Err(ApiError::Unauthorized(format!("a {} key cannot use the REST API: use a secret key", k.kind.as_str())))
+        }
+        None => Err(ApiError::Unauthorized("unknown or revoked key".into())),
+    }
+}
+
+fn runtime(state: &AppState) -> Result<&cairn_runtime::Runtime, ApiError> {
+    state.runtime.as_ref().ok_or_else(|| {
+        ApiError::NotFound("no workspace is loaded: start the server with `cairn serve --workspace DIR`".into())
+    })
+}
+
+async fn account_id(state: &AppState, id: &str) -> Result<u64, ApiError> {
+    match state.store.resolve_account(id).await? {
+        Some(n) => Ok(n as u64),
+        None => Err(ApiError::NotFound(format!("no account `{id}`: give its cairn id, CRM id or product id"))),
+    }
+}
+
+/// `GET /api/accounts`: every account with stage, health and segments.
+pub async fn accounts(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    authorize(&state, &headers).await?;
+    let list = runtime(&state)?.read(|live| views::accounts(&live.engine)).await;
+    Ok(Json(json!({ "accounts": list })))
+}
+
+/// `GET /api/accounts/{id}`: the account 360 (traits, segments, stage, milestones,
+/// health by pillar with explanation and trend, override, contacts, recent transitions).
+pub async fn account(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+    authorize(&state, &headers).await?;
+    let rt = runtime(&state)?;
+    let n = account_id(&state, &id).await?;
+    let view = rt.read(|live| views::account(&live.engine, n)).await;
+    let Some(view) = view else {
+        return Err(ApiError::NotFound(format!("account `{id}` is not known to the engine yet")));
+    };
+    let timeline = state.store.account_transitions(n as i64, 50).await?;
+    let mut body = serde_json::to_value(view).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut body {
+        map.insert("timeline".into(), serde_json::to_value(timeline).unwrap_or(Value::Null));
+    }
+    Ok(Json(body))
+}
+
+/// `GET /api/segments`: every segment with its rule and size.
+pub async fn segments(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    authorize(&state, &headers).await?;
+    let list = runtime(&state)?.read(|live| views::segments(&live.engine)).await;
+    Ok(Json(json!({ "segments": list })))
+}
+
+/// `GET /api/segments/{id}/members`.
+pub async fn segment_members(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
+    authorize(&state, &headers).await?;
+    let members = runtime(&state)?.read(|live| views::segment_members(&live.engine, &id)).await;
+    match members {
+        Some(m) => Ok(Json(json!({ "segment": id, "count": m.len(), "members": m }))),
+        None => Err(ApiError::NotFound(format!("no segment `{id}`: `GET /api/segments` lists them"))),
+    }
+}
+
+/// The body of a health override.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideBody {
+    /// The score to show instead (0–100), or null to clear the override.
+    score: Option<f64>,
+    /// Why (required).
+    reason: String,
+    /// When it stops applying (RFC 3339), or…
+    expires_at: Option<String>,
+    /// …how many days from now (default 30).
+    days: Option<u32>,
+    /// Who sets it (default: the key's name).
+    by: Option<String>,
+}
+
+/// `POST /api/accounts/{id}/health/override`: a CSM's override, audited.
+pub async fn health_override(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Reply {
+    let key = authorize(&state, &headers).await?;
+    let rt = runtime(&state)?;
+    let body: OverrideBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body is not a valid override: {e}; send {{\"score\": 0-100 or null, \"reason\": \"…\", \"days\": 30}}"
+        ))
+    })?;
+    let n = account_id(&state, &id).await?;
+    let now = state.clock.now();
+    let expires_at = match (&body.expires_at, body.days) {
+        (Some(t), _) => t.parse::<Timestamp>().map_err(|e| {
+            ApiError::BadRequest(format!(
+                "expires_at `{t}` is not an RFC 3339 instant ({e}); e.g. 2026-12-31T00:00:00Z"
+            ))
+        })?,
+        (None, days) => now
+            .checked_add(SignedDuration::from_hours(24 * i64::from(days.unwrap_or(30))))
+            .map_err(|e| ApiError::BadRequest(format!("days: {e}")))?,
+    };
+    let by = body.by.clone().unwrap_or_else(|| key.name.clone());
+    rt.set_health_override(n as i64, body.score, &body.reason, &by, expires_at).await.map_err(runtime_error)?;
+    let history = state.store.health_overrides(n as i64).await?;
+    Ok(Json(json!({ "success": true, "account": n, "history": history })))
+}
+
+/// `POST /api/workspace/reload`: loads the workspace folder again. Invalid definitions
+/// are answered with every diagnostic, and the running ones stay.
+pub async fn reload(State(state): State<AppState>, headers: HeaderMap) -> Reply {
+    authorize(&state, &headers).await?;
+    let rt = runtime(&state)?;
+    let Some(dir) = state.workspace_dir.as_ref() else {
+        return Err(ApiError::NotFound("no workspace folder to reload".into()));
+    };
+    match crate::load_workspace(dir) {
+        Ok((ws, hash)) => {
+            let summary = ws.summary().to_string();
+            rt.reload(Arc::new(ws), hash).await.map_err(runtime_error)?;
+            Ok(Json(json!({ "success": true, "loaded": summary })))
+        }
+        Err(diagnostics) => {
+            let list: Vec<String> = diagnostics.iter().map(|d| d.to_string()).collect();
+            Err(ApiError::Rejected(json!({
+                "success": false,
+                "error": format!("the workspace has {} problem(s); the running definitions are kept", list.len()),
+                "diagnostics": list,
+            })))
+        }
+    }
+}
+
+fn runtime_error(e: cairn_runtime::RuntimeError) -> ApiError {
+    match e {
+        cairn_runtime::RuntimeError::Store(s) => ApiError::Unavailable(s),
+        cairn_runtime::RuntimeError::UnknownAccount(id) => ApiError::NotFound(format!("no account `{id}`")),
+        cairn_runtime::RuntimeError::BadOverride(m) => ApiError::BadRequest(m),
+    }
+}
