@@ -186,6 +186,9 @@ fn every_subcommand_has_help() {
         vec!["keys", "create", "--help"],
         vec!["demo", "--help"],
         vec!["bench", "ingest", "--help"],
+        vec!["check", "--help"],
+        vec!["show", "account", "--help"],
+        vec!["segments", "--help"],
     ] {
         let out = ws.cairn(&args);
         assert!(out.status.success(), "{args:?}");
@@ -203,4 +206,88 @@ fn a_bad_database_url_is_a_clear_error() {
         "{}",
         text(&out.stderr)
     );
+}
+
+const ENGINE_WORKSPACE: &str = r#"
+segments:
+  - { id: team_plans, of: account, where: "plan = 'team'" }
+  - { id: reporters, of: account, where: "count('report_created', 30d) >= 1" }
+journey:
+  anchor: start_date
+  stages:
+    - id: onboarding
+      until: milestone('first_report')
+      milestones:
+        - { id: first_report, when: "count('report_created') >= 1", value: true }
+    - id: adoption
+health:
+  pillars:
+    adoption:
+      weight: 1
+      measures:
+        - { id: reports, value: "count('report_created', 30d)", score: { red: 0, green: 4 }, weight: 1 }
+"#;
+
+/// Acme with one report created yesterday, and the workspace folder.
+fn engine_data(ws: &Workspace) -> PathBuf {
+    let accounts =
+        ws.file("accounts.csv", "external_id,name,plan,seats,start_date,product_id\nA1,Acme,team,20,2026-01-01,acme\n");
+    assert!(ws.import("accounts", &accounts).status.success());
+    let yesterday = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24);
+    let events = ws.file(
+        "events.ndjson",
+        &format!(r#"{{"type":"track","userId":"u1","event":"report_created","timestamp":"{yesterday}","context":{{"groupId":"acme"}}}}"#),
+    );
+    let out = ws.import("events", &events);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dir = ws.dir.path().join("definitions");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("workspace.yaml"), ENGINE_WORKSPACE).unwrap();
+    dir
+}
+
+#[test]
+fn show_account_explains_stage_milestones_and_health_as_text_and_json() {
+    let ws = Workspace::new();
+    let defs = engine_data(&ws);
+    let defs = defs.to_str().unwrap();
+    let out = ws.cairn(&["show", "account", "A1", "--workspace", defs]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    for expected in ["Acme (account 1)", "stage: adoption", "first_report", "achieved", "health: 25 red", "reports"] {
+        assert!(shown.contains(expected), "`{expected}` missing from:\n{shown}");
+    }
+    let out = ws.cairn(&["show", "account", "acme", "--workspace", defs, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["stage"], "adoption");
+    assert_eq!(v["segments"], serde_json::json!(["reporters", "team_plans"]));
+    assert_eq!(v["health"]["pillars"][0]["measures"][0]["value"], 1.0);
+    assert_eq!(v["health"]["score"], 25.0);
+    let out = ws.cairn(&["show", "account", "nobody", "--workspace", defs]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no account `nobody`"), "{}", text(&out.stderr));
+    // Reading changes nothing: no transition is stored by a report.
+    let out = ws.cairn(&["show", "account", "A1", "--workspace", defs, "--json"]);
+    assert!(out.status.success());
+}
+
+#[test]
+fn segments_lists_rules_and_sizes_and_a_broken_workspace_is_a_clear_error() {
+    let ws = Workspace::new();
+    let defs = engine_data(&ws);
+    let out = ws.cairn(&["segments", "--workspace", defs.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v[0]["id"], "team_plans");
+    assert_eq!(v[0]["members"], 1);
+    assert_eq!(v[1]["rule"], "count('report_created', 30d) >= 1");
+    let out = ws.cairn(&["segments", "--workspace", defs.to_str().unwrap()]);
+    assert!(text(&out.stdout).contains("reporters"), "{}", text(&out.stdout));
+    std::fs::write(defs.join("workspace.yaml"), ENGINE_WORKSPACE.replace("count(", "cout(")).unwrap();
+    let out = ws.cairn(&["segments", "--workspace", defs.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("unknown function `cout`") && err.contains("did you mean `count`?"), "{err}");
+    assert!(err.contains("workspace.yaml:4:"), "{err}");
 }
