@@ -29,6 +29,8 @@ pub use traits::{account_traits, contact_traits};
 
 /// Events read from the store per query.
 const EVENTS_PER_READ: u32 = 10_000;
+/// The least time between two reloads of every account's and contact's traits.
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
 
 /// Why the runtime could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -221,8 +223,14 @@ impl Runtime {
         let mut changes = self.store.data_changes();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Reloading traits reads every account and contact: under a stream of identify
+        // and group calls it runs at most once per `REFRESH_EVERY`, the rest waits for
+        // the next tick (operational pacing, not domain time).
+        let mut last_refresh: Option<tokio::time::Instant> = None;
+        let mut refresh_pending = false;
         tokio::pin!(shutdown);
         loop {
+            let refresh_now = |last: Option<tokio::time::Instant>| last.is_none_or(|t| t.elapsed() >= REFRESH_EVERY);
             let result = tokio::select! {
                 _ = &mut shutdown => return,
                 r = appends.changed() => match r {
@@ -230,18 +238,36 @@ impl Runtime {
                     Err(_) => return,
                 },
                 r = changes.changed() => match r {
-                    Ok(()) => match self.refresh_traits().await {
-                        Ok(()) => self.catch_up().await,
-                        Err(e) => Err(e),
-                    },
+                    Ok(()) if refresh_now(last_refresh) => {
+                        last_refresh = Some(tokio::time::Instant::now());
+                        refresh_pending = false;
+                        self.refresh_then_catch_up().await
+                    }
+                    Ok(()) => {
+                        refresh_pending = true;
+                        Ok(())
+                    }
                     Err(_) => return,
                 },
-                _ = tick.tick() => self.catch_up().await,
+                _ = tick.tick() => {
+                    if refresh_pending && refresh_now(last_refresh) {
+                        last_refresh = Some(tokio::time::Instant::now());
+                        refresh_pending = false;
+                        self.refresh_then_catch_up().await
+                    } else {
+                        self.catch_up().await
+                    }
+                }
             };
             if let Err(e) = result {
                 tracing::warn!("engine: {e}");
             }
         }
+    }
+
+    async fn refresh_then_catch_up(&self) -> Result<(), RuntimeError> {
+        self.refresh_traits().await?;
+        self.catch_up().await
     }
 }
 
