@@ -60,8 +60,15 @@ pub fn contacts_of(i: usize) -> usize {
 /// The CSV of `n` demo accounts.
 pub fn accounts_csv(n: usize, today: jiff::civil::Date) -> String {
     let mut rng = Rng::new(1);
-    let mut out = String::from("external_id,name,industry,employees,plan,seats,start_date,domains,product_id,region\n");
+    // The renewal date is the end of the account's subscription line: the same draws as
+    // `subscriptions_csv`, in lockstep.
+    let mut lines = Rng::new(3);
+    let mut out =
+        String::from("external_id,name,industry,employees,plan,seats,start_date,renewal_date,domains,product_id,region\n");
     for i in 0..n {
+        let renewal =
+            today.checked_add(SignedDuration::from_hours(24 * lines.below(365) as i64)).unwrap_or(today);
+        let _ = (lines.below(98_000), lines.below(100));
         let plan = PLANS[rng.below(4) as usize];
         let seats = match plan {
             "starter" => 5,
@@ -69,9 +76,10 @@ pub fn accounts_csv(n: usize, today: jiff::civil::Date) -> String {
             "business" => 50,
             _ => 200,
         };
-        let start = today.checked_sub(SignedDuration::from_hours(24 * (30 + rng.below(700) as i64))).unwrap_or(today);
+        // Customers of the last two years, a few still onboarding.
+        let start = today.checked_sub(SignedDuration::from_hours(24 * rng.below(730) as i64)).unwrap_or(today);
         out.push_str(&format!(
-            "A{i:05},Company {i},{},{},{plan},{seats},{start},company{i}.example,acct-{i},{}\n",
+            "A{i:05},Company {i},{},{},{plan},{seats},{start},{renewal},company{i}.example,acct-{i},{}\n",
             INDUSTRIES[rng.below(6) as usize],
             10 + rng.below(5000),
             ["EMEA", "AMER", "APAC"][rng.below(3) as usize]
@@ -222,4 +230,21 @@ pub fn example_workspace() -> Result<(cairn_workspace::Workspace, String)> {
         anyhow::anyhow!("the built-in example workspace has problems:\n{}", list.join("\n"))
     })?;
     Ok((ws, cairn_runtime::definitions_hash(&files)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_demo_account_renews_when_its_subscription_line_ends() {
+        let today = jiff::civil::Date::constant(2026, 3, 1);
+        let accounts = accounts_csv(50, today);
+        let lines = subscriptions_csv(50, today);
+        for (a, s) in accounts.lines().skip(1).zip(lines.lines().skip(1)) {
+            let renewal = a.split(',').nth(7).unwrap();
+            let end = s.split(',').nth(3).unwrap();
+            assert_eq!(renewal, end, "{a} / {s}");
+        }
+    }
 }
