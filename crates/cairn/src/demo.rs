@@ -63,11 +63,11 @@ pub fn accounts_csv(n: usize, today: jiff::civil::Date) -> String {
     // The renewal date is the end of the account's subscription line: the same draws as
     // `subscriptions_csv`, in lockstep.
     let mut lines = Rng::new(3);
-    let mut out =
-        String::from("external_id,name,industry,employees,plan,seats,start_date,renewal_date,domains,product_id,region\n");
+    let mut out = String::from(
+        "external_id,name,industry,employees,plan,seats,start_date,renewal_date,domains,product_id,region\n",
+    );
     for i in 0..n {
-        let renewal =
-            today.checked_add(SignedDuration::from_hours(24 * lines.below(365) as i64)).unwrap_or(today);
+        let renewal = today.checked_add(SignedDuration::from_hours(24 * lines.below(365) as i64)).unwrap_or(today);
         let _ = (lines.below(98_000), lines.below(100));
         let plan = PLANS[rng.below(4) as usize];
         let seats = match plan {
