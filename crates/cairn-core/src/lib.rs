@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod doctor;
 pub mod import;
+pub mod suggest;
 pub mod tracking;
 pub mod values;
 

@@ -173,7 +173,7 @@ impl AggregatePlan {
                 .map(|t| match t {
                     TrackerSpec::Count(_) => Tracker::Count(Vec::new()),
                     TrackerSpec::Sum(..) => Tracker::Sum(Vec::new()),
-                    TrackerSpec::Users(_) => Tracker::Users(BTreeMap::new()),
+                    TrackerSpec::Users(_) => Tracker::Users(UserDays::default()),
                     TrackerSpec::Names(names) => Tracker::Names(vec![None; names.len()]),
                     TrackerSpec::Days => Tracker::Days(Vec::new()),
                     TrackerSpec::FirstLast(_) => Tracker::FirstLast(None),
@@ -185,6 +185,23 @@ impl AggregatePlan {
     /// Whether any tracker of `scope` reads events named `name`.
     pub fn is_tracked(&self, scope: Subject, name: &str) -> bool {
         self.scope(scope).touched(name).next().is_some()
+    }
+
+    /// The event names some tracker of `scope` lists by name (trackers of every event
+    /// aside): any other name changes only what [`AggregatePlan::affected_by_any`] lists.
+    pub fn listed_names(&self, scope: Subject) -> impl Iterator<Item = &str> {
+        self.scope(scope).by_name.keys().map(String::as_str)
+    }
+
+    /// The aggregates of `scope` that an event of a name no tracker lists can change.
+    pub fn affected_by_any(&self, scope: Subject) -> Vec<AggId> {
+        let touched = &self.scope(scope).any;
+        self.queries
+            .iter()
+            .enumerate()
+            .filter(|(_, (s, q))| *s == scope && touched.contains(&q.tracker()))
+            .map(|(i, _)| AggId(i as u32))
+            .collect()
     }
 
     /// The aggregates of `scope` that an event named `name` can change.
@@ -210,10 +227,9 @@ impl AggregatePlan {
                         add_to_series(series, event.day, x);
                     }
                 }
-                (Tracker::Users(last), _) => {
+                (Tracker::Users(users), _) => {
                     if let Some(contact) = event.contact {
-                        let day = last.entry(contact).or_insert(event.day);
-                        *day = (*day).max(event.day);
+                        users.record(contact, event.day);
                     }
                 }
                 (Tracker::Names(last), TrackerSpec::Names(names)) => {
@@ -260,8 +276,8 @@ impl AggregatePlan {
                 Some(from) => Value::Number(window_sum(series, from, today)),
                 None => Value::Null,
             },
-            (Query::Users(_, w), Tracker::Users(last)) => match start(w) {
-                Some(from) => Value::Number(last.values().filter(|d| **d >= from && **d <= today).count() as f64),
+            (Query::Users(_, w), Tracker::Users(users)) => match start(w) {
+                Some(from) => Value::Number(f64::from(window_sum(&users.per_last_day, from, today))),
                 None => Value::Null,
             },
             (Query::Names(_, w), Tracker::Names(last)) => match start(w) {
@@ -337,10 +353,40 @@ pub struct AggregateState {
 enum Tracker {
     Count(Vec<(Day, u32)>),
     Sum(Vec<(Day, f64)>),
-    Users(BTreeMap<u64, Day>),
+    Users(UserDays),
     Names(Vec<Option<Day>>),
     Days(Vec<Day>),
     FirstLast(Option<(Timestamp, Timestamp)>),
+}
+
+/// Each contact's last active day, and how many contacts have each day as their last
+/// (so "users active in a window" is a sum over the window's days, not a scan of every
+/// contact).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct UserDays {
+    last: BTreeMap<u64, Day>,
+    /// (day, contacts whose last day it is), by day; no zero counts.
+    per_last_day: Vec<(Day, u32)>,
+}
+
+impl UserDays {
+    fn record(&mut self, contact: u64, day: Day) {
+        let before = self.last.get(&contact).copied();
+        match before {
+            Some(d) if d >= day => return,
+            Some(d) => {
+                if let Ok(i) = self.per_last_day.binary_search_by_key(&d, |(d, _)| *d) {
+                    self.per_last_day[i].1 -= 1;
+                    if self.per_last_day[i].1 == 0 {
+                        self.per_last_day.remove(i);
+                    }
+                }
+            }
+            None => {}
+        }
+        self.last.insert(contact, day);
+        add_to_series(&mut self.per_last_day, day, 1u32);
+    }
 }
 
 fn add_to_series<T: Copy + std::ops::AddAssign>(series: &mut Vec<(Day, T)>, day: Day, x: T) {

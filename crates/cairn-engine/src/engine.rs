@@ -1,7 +1,7 @@
 //! The engine: applies events, trait changes and the passing of time to the state of
 //! every account and contact, and reports what changed as [`Transition`]s.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use cairn_rules::{AggId, Env, Reference, Rule, Subject, Value};
@@ -43,6 +43,24 @@ enum Node {
     Health,
 }
 
+/// What an event of one name makes the engine re-evaluate, worked out once.
+#[derive(Debug, Clone, Default)]
+struct EventPlan {
+    /// The account nodes reading an aggregate the event can change, in evaluation order.
+    nodes: Vec<Node>,
+    /// Whether it can change an account aggregate that contact segments read.
+    contacts_read_changed: bool,
+}
+
+/// The [`EventPlan`] of every event name.
+#[derive(Debug, Default)]
+struct EventPlans {
+    /// Per name listed by some account tracker.
+    by_name: HashMap<String, EventPlan>,
+    /// Any other name (only trackers of every event see it).
+    other: EventPlan,
+}
+
 /// The incremental evaluator of one workspace.
 #[derive(Debug)]
 pub struct Engine {
@@ -60,6 +78,15 @@ pub struct Engine {
     /// Whether contact segments read anything of the account (its traits, aggregates,
     /// segments, milestones, stage or health).
     contacts_read_account: bool,
+    /// The account nodes contact segments read directly.
+    contacts_read_nodes: BTreeSet<Node>,
+    /// Whether contact segments read the account's anchor or the instant (`age()`,
+    /// `now()`), which move within a day: then every event of an account re-evaluates
+    /// all its contacts.
+    contacts_read_instant: bool,
+    /// What each event name re-evaluates (shared so that applying an event can read it
+    /// while changing the state).
+    event_plans: Arc<EventPlans>,
     accounts: BTreeMap<u64, AccountState>,
     contacts: BTreeMap<u64, ContactState>,
     now: Timestamp,
@@ -121,6 +148,9 @@ impl Engine {
             readers_of_aggregate: BTreeMap::new(),
             readers_of_trait: BTreeMap::new(),
             contacts_read_account: false,
+            contacts_read_nodes: BTreeSet::new(),
+            contacts_read_instant: false,
+            event_plans: Arc::default(),
             accounts: BTreeMap::new(),
             contacts: BTreeMap::new(),
             today: day_of(now, ws.time_zone()),
@@ -195,6 +225,35 @@ impl Engine {
             rule.references().iter().any(|r| !matches!(r, Reference::ContactTrait(_)))
                 || rule.aggregates().iter().any(|a| self.ws.aggregates().get(*a).scope == Subject::Account)
         });
+        let mut contact_aggs = BTreeSet::new();
+        for &i in &self.contact_segments {
+            let rule = &self.ws.segments()[i].rule;
+            for r in rule.references() {
+                self.contacts_read_nodes.extend(self.node_of_reference(r));
+                if matches!(r, Reference::Anchor) {
+                    self.contacts_read_instant = true;
+                }
+            }
+            // `now()` leaves no reference behind: look for it in the source.
+            if rule.source().to_ascii_lowercase().contains("now") {
+                self.contacts_read_instant = true;
+            }
+            contact_aggs.extend(
+                rule.aggregates().iter().copied().filter(|a| self.ws.aggregates().get(*a).scope == Subject::Account),
+            );
+        }
+        let plan_of = |affected: Vec<AggId>| EventPlan {
+            nodes: self
+                .nodes_reading(affected.iter().flat_map(|id| self.readers_of_aggregate.get(id).into_iter().flatten())),
+            contacts_read_changed: affected.iter().any(|a| contact_aggs.contains(a)),
+        };
+        let by_name = self
+            .plan
+            .listed_names(Subject::Account)
+            .map(|name| (name.to_string(), plan_of(self.plan.affected(Subject::Account, name))))
+            .collect();
+        let other = plan_of(self.plan.affected_by_any(Subject::Account));
+        self.event_plans = Arc::new(EventPlans { by_name, other });
     }
 
     fn node_of_reference(&self, r: &Reference) -> Option<Node> {
@@ -435,19 +494,29 @@ impl Engine {
             }
             return out;
         };
-        if !self.accounts.contains_key(&a) {
+        let new_account = !self.accounts.contains_key(&a);
+        if new_account {
             self.upsert_account(a, BTreeMap::new());
         }
         if let Some(state) = self.accounts.get_mut(&a) {
             self.plan.record(Subject::Account, &mut state.aggregates, &facts);
         }
-        let affected = self.plan.affected(Subject::Account, &event.name);
-        let nodes =
-            self.nodes_reading(affected.iter().flat_map(|id| self.readers_of_aggregate.get(id).into_iter().flatten()));
+        let plans = Arc::clone(&self.event_plans);
+        let plan = plans.by_name.get(event.name.as_str()).unwrap_or(&plans.other);
+        let contacts_read_changed = plan.contacts_read_changed;
         let at = self.at_for(event.ts, Some(a));
-        self.evaluate_account(a, &nodes, at, &mut out);
+        let account_changed = self.evaluate_account(a, &plan.nodes, at, &mut out);
         if self.contacts_read_account {
-            self.evaluate_contacts_of(a, at, &mut out);
+            // Another contact of the account reads only its own state and the account's:
+            // unless what it reads of the account changed (or moves within the day), its
+            // segments stay as they are, and only the event's contact needs a look.
+            if new_account || self.contacts_read_instant || contacts_read_changed || account_changed {
+                self.evaluate_contacts_of(a, at, &mut out);
+            } else if let Some(c) = event.contact
+                && self.contacts.get(&c).is_some_and(|x| x.account == Some(a))
+            {
+                self.evaluate_contact(c, at, &mut out);
+            }
         } else if let Some(c) = event.contact {
             self.evaluate_contact(c, at, &mut out);
         }
@@ -551,31 +620,35 @@ impl Engine {
         }
     }
 
-    /// Evaluates `nodes` of one account at `at`; returns whether anything changed.
+    /// Evaluates `nodes` of one account at `at`; returns whether a node that contact
+    /// segments read changed (a membership, a milestone, the stage, a health score).
     fn evaluate_account(&mut self, id: u64, nodes: &[Node], at: Timestamp, out: &mut Vec<Transition>) -> bool {
-        let before = out.len();
+        let mut read_by_contacts_changed = false;
         let today = day_of(at, self.ws.time_zone());
+        let ws = Arc::clone(&self.ws);
         for &node in nodes {
-            let Some(state) = self.accounts.get(&id) else { return false };
-            let env = AccountEnv { engine: self, account: state, contact: None, now: at, today };
+            let Some(state) = self.accounts.get(&id) else { return read_by_contacts_changed };
+            let env =
+                AccountEnv { engine: self, account: state, contact: None, contact_segments: None, now: at, today };
+            let transitions_before = out.len();
             match node {
                 Node::Segment(i) => {
-                    let segment = &self.ws.segments()[i];
+                    let segment = &ws.segments()[i];
                     let inside = segment.rule.eval_bool(&env);
-                    let id_str = segment.id.as_str().to_string();
-                    let was = state.segments.contains(&id_str);
+                    let id_str = segment.id.as_str();
+                    let was = state.segments.contains(id_str);
                     if inside != was {
                         let kind = if inside {
-                            TransitionKind::SegmentEntered { segment: id_str.clone() }
+                            TransitionKind::SegmentEntered { segment: id_str.to_string() }
                         } else {
-                            TransitionKind::SegmentExited { segment: id_str.clone() }
+                            TransitionKind::SegmentExited { segment: id_str.to_string() }
                         };
                         out.push(self.transition(at, SubjectRef::Account(id), kind));
                         if let Some(s) = self.accounts.get_mut(&id) {
                             if inside {
-                                s.segments.insert(id_str);
+                                s.segments.insert(id_str.to_string());
                             } else {
-                                s.segments.remove(&id_str);
+                                s.segments.remove(id_str);
                             }
                         }
                     }
@@ -681,6 +754,10 @@ impl Engine {
                         })
                         .collect();
                     let scored = health::score(model, &health.bands, &values);
+                    if self.contacts_read_nodes.contains(&Node::Health) && !same_scores(state.health.as_ref(), &scored)
+                    {
+                        read_by_contacts_changed = true;
+                    }
                     let before_band = state.health.as_ref().and_then(|h| h.band);
                     if let (Some(to), Some(score)) = (scored.band, scored.score)
                         && before_band != Some(to)
@@ -693,11 +770,15 @@ impl Engine {
                     }
                 }
             }
+            // Segments, milestones and stages change only with a transition.
+            if out.len() > transitions_before && node != Node::Health && self.contacts_read_nodes.contains(&node) {
+                read_by_contacts_changed = true;
+            }
         }
         if let Some(s) = self.accounts.get_mut(&id) {
             s.evaluated_at = Some(s.evaluated_at.map_or(at, |e| e.max(at)));
         }
-        out.len() > before
+        read_by_contacts_changed
     }
 
     fn evaluate_contacts_of(&mut self, account: u64, at: Timestamp, out: &mut Vec<Transition>) {
@@ -713,30 +794,43 @@ impl Engine {
             return;
         }
         let today = day_of(at, self.ws.time_zone());
+        let ws = Arc::clone(&self.ws);
         let empty = AccountState::default();
-        for k in 0..self.contact_segments.len() {
-            let i = self.contact_segments[k];
-            let Some(contact) = self.contacts.get(&id) else { return };
+        // The memberships are taken out while the contact is evaluated (later segments
+        // read the earlier ones' new answers), then put back.
+        let Some(c) = self.contacts.get_mut(&id) else { return };
+        let mut segments = std::mem::take(&mut c.segments);
+        if let Some(contact) = self.contacts.get(&id) {
             let account = contact.account.and_then(|a| self.accounts.get(&a)).unwrap_or(&empty);
-            let env = AccountEnv { engine: self, account, contact: Some(contact), now: at, today };
-            let segment = &self.ws.segments()[i];
-            let inside = segment.rule.eval_bool(&env);
-            let sid = segment.id.as_str().to_string();
-            if inside != contact.segments.contains(&sid) {
-                let kind = if inside {
-                    TransitionKind::SegmentEntered { segment: sid.clone() }
-                } else {
-                    TransitionKind::SegmentExited { segment: sid.clone() }
+            for &i in &self.contact_segments {
+                let env = AccountEnv {
+                    engine: self,
+                    account,
+                    contact: Some(contact),
+                    contact_segments: Some(&segments),
+                    now: at,
+                    today,
                 };
-                out.push(self.transition(at, SubjectRef::Contact(id), kind));
-                if let Some(c) = self.contacts.get_mut(&id) {
-                    if inside {
-                        c.segments.insert(sid);
+                let segment = &ws.segments()[i];
+                let inside = segment.rule.eval_bool(&env);
+                let sid = segment.id.as_str();
+                if inside != segments.contains(sid) {
+                    let kind = if inside {
+                        TransitionKind::SegmentEntered { segment: sid.to_string() }
                     } else {
-                        c.segments.remove(&sid);
+                        TransitionKind::SegmentExited { segment: sid.to_string() }
+                    };
+                    out.push(self.transition(at, SubjectRef::Contact(id), kind));
+                    if inside {
+                        segments.insert(sid.to_string());
+                    } else {
+                        segments.remove(sid);
                     }
                 }
             }
+        }
+        if let Some(c) = self.contacts.get_mut(&id) {
+            c.segments = segments;
         }
     }
 
@@ -755,6 +849,15 @@ impl Engine {
     fn transition(&self, at: Timestamp, subject: SubjectRef, kind: TransitionKind) -> Transition {
         Transition { at, subject, kind, backfill: self.backfill }
     }
+}
+
+/// Whether two health evaluations give every rule the same answers (the overall and
+/// each pillar's score: what `health()` and `health('pillar')` read).
+fn same_scores(before: Option<&HealthScore>, after: &HealthScore) -> bool {
+    let Some(before) = before else { return false };
+    before.score == after.score
+        && before.pillars.len() == after.pillars.len()
+        && before.pillars.iter().zip(&after.pillars).all(|(a, b)| a.id == b.id && a.score == b.score)
 }
 
 fn snapshot(h: &HealthScore) -> HealthSnapshot {
@@ -786,6 +889,9 @@ struct AccountEnv<'a> {
     engine: &'a Engine,
     account: &'a AccountState,
     contact: Option<&'a ContactState>,
+    /// The contact's memberships when they are held apart from `contact` while it is
+    /// evaluated.
+    contact_segments: Option<&'a BTreeSet<String>>,
     now: Timestamp,
     today: Day,
 }
@@ -819,7 +925,11 @@ impl Env for AccountEnv<'_> {
     }
 
     fn segment(&self, id: &str) -> bool {
-        self.account.segments.contains(id) || self.contact.is_some_and(|c| c.segments.contains(id))
+        self.account.segments.contains(id)
+            || match self.contact_segments {
+                Some(s) => s.contains(id),
+                None => self.contact.is_some_and(|c| c.segments.contains(id)),
+            }
     }
 
     fn milestone_achieved(&self, id: &str) -> bool {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::{AggId, Env, Value};
+use crate::{AggId, Engagement, Env, Value};
 
 const SECONDS_PER_DAY: i64 = 86_400;
 
@@ -58,6 +58,10 @@ pub(crate) enum Node {
     Milestone(Arc<str>),
     Stage,
     Health(Option<Arc<str>>),
+    /// Engagement with a program's send step.
+    Engagement(Engagement, Arc<str>),
+    /// The program's goal.
+    Goal,
     Now,
     Age,
     /// A date as the instant its day starts in the workspace time zone (so dates and
@@ -364,6 +368,8 @@ impl Context<'_> {
             Node::Milestone(id) => Value::Bool(self.env.milestone_achieved(id)),
             Node::Stage => self.env.stage().map_or(Value::Null, |s| Value::String(s.into())),
             Node::Health(pillar) => self.env.health(pillar.as_deref()).map_or(Value::Null, number),
+            Node::Engagement(kind, step) => Value::Bool(self.env.engagement(step, *kind)),
+            Node::Goal => Value::Bool(self.env.goal_met()),
             Node::Now => Value::Timestamp(self.env.now()),
             Node::Age => match self.env.anchor() {
                 Some(anchor) => {

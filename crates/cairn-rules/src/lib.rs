@@ -1,4 +1,5 @@
-//! cairn-rules: the rule language of segments, milestones, stages and health measures.
+//! cairn-rules: the rule language of segments, milestones, stages, health measures and
+//! programs.
 //!
 //! A rule is a SQL-style expression (`arr < 20000 and plan in ('starter', 'team')`,
 //! `distinct_users('user_invited', since_anchor) >= 5`). [`compile`] lexes, parses (a
@@ -12,6 +13,8 @@
 //! re-evaluate when one changes. Evaluation ([`Rule::eval`]) reads everything, including
 //! "now", from an [`Env`] the caller provides, follows SQL's three-valued logic, and never
 //! panics (division by zero, overflow and values of an unexpected kind give `Null`).
+//! A program's rules may also ask about its steps (`opened('welcome')`) and goal
+//! (`goal()`) when the [`Schema`] carries a [`ProgramScope`].
 //!
 //! The language itself is documented for its users in `docs/rules.md`.
 //!
@@ -129,6 +132,49 @@ pub struct Schema {
     pub stages: BTreeSet<String>,
     /// Health pillar ids.
     pub pillars: BTreeSet<String>,
+    /// The program a rule belongs to, if any: only a program's rules (`if`, `wait until`,
+    /// `goal`, `exit`) may ask about its steps (`opened('step')`) and its goal (`goal()`).
+    pub program: Option<ProgramScope>,
+}
+
+/// What a rule of a program may ask about: the program's steps as seen from where the
+/// rule is. Built by the caller (the workspace checker), which knows the step order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProgramScope {
+    /// Ids of the `send` steps the rule may name, in program order.
+    pub sends: Vec<String>,
+    /// The step `previous` stands for (the latest send step before the rule), if any.
+    pub previous: Option<String>,
+    /// Other step ids of the program, each with why the rule cannot name it (`it is a
+    /// `wait` step`), said after "step `x` cannot be used here: ".
+    pub unavailable: BTreeMap<String, String>,
+    /// Whether `goal()` may be used (not in the goal's own rule).
+    pub goal: bool,
+}
+
+/// How a contact engaged with a program's send step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Engagement {
+    /// `delivered('step')`: the message reached the contact.
+    Delivered,
+    /// `opened('step')`: the contact opened (or, in-app, saw) it.
+    Opened,
+    /// `clicked('step')`: the contact clicked a link in it.
+    Clicked,
+    /// `answered('step')`: the contact answered it (a survey).
+    Answered,
+}
+
+impl Engagement {
+    /// The function's name in rules (`opened`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Engagement::Delivered => "delivered",
+            Engagement::Opened => "opened",
+            Engagement::Clicked => "clicked",
+            Engagement::Answered => "answered",
+        }
+    }
 }
 
 /// How far back a behavioural function looks.
@@ -238,6 +284,16 @@ pub enum Reference {
     AccountTrait(String),
     /// A contact trait.
     ContactTrait(String),
+    /// `opened('step')`, `clicked('step')`, …: engagement with a send step of the
+    /// program the rule belongs to (`previous` resolved to its step id).
+    Engagement {
+        /// The send step's id.
+        step: String,
+        /// What is asked.
+        kind: Engagement,
+    },
+    /// `goal()`: whether the enrollment's program goal is met.
+    Goal,
 }
 
 /// What a rule's evaluation reads. The engine implements it over its state; tests
@@ -265,6 +321,16 @@ pub trait Env {
     fn health(&self, pillar: Option<&str>) -> Option<f64>;
     /// The journey anchor instant.
     fn anchor(&self) -> Option<Timestamp>;
+    /// Whether the enrollment the rule is evaluated for engaged with a send step of its
+    /// program that way (only asked by program rules). Outside a program: false.
+    fn engagement(&self, step: &str, kind: Engagement) -> bool {
+        let _ = (step, kind);
+        false
+    }
+    /// Whether the enrollment's program goal is met (only asked by program rules).
+    fn goal_met(&self) -> bool {
+        false
+    }
 }
 
 /// A problem found while compiling a rule, with where it is and, if known, the fix.

@@ -19,8 +19,12 @@ fn every_example_rule_compiles() {
     let mut in_yaml = false;
     let mut subject = Subject::Account;
     let mut checked = 0;
+    let mut in_programs = false;
     for line in DOC.lines() {
         let trimmed = line.trim();
+        if let Some(heading) = trimmed.strip_prefix("## ") {
+            in_programs = heading == "In programs";
+        }
         if trimmed.starts_with("```") {
             in_yaml = trimmed == "```yaml";
             subject = Subject::Account;
@@ -37,6 +41,7 @@ fn every_example_rule_compiles() {
         let Some((key, rule)) = body.split_once(':') else { continue };
         let expected = match key {
             "where" | "when" | "until" | "from" | "audience" => Type::Bool,
+            "if" | "exit" if in_programs => Type::Bool,
             "value" => Type::Number,
             _ => continue,
         };
@@ -45,7 +50,8 @@ fn every_example_rule_compiles() {
             continue;
         }
         let mut table = AggregateTable::new();
-        let result = compile(rule, &common::schema(subject), Some(expected), &mut table);
+        let schema = if in_programs { common::program_schema() } else { common::schema(subject) };
+        let result = compile(rule, &schema, Some(expected), &mut table);
         assert!(result.is_ok(), "docs/rules.md example `{rule}` does not compile: {result:?}");
         checked += 1;
     }
@@ -64,8 +70,10 @@ fn the_error_table_shows_what_the_compiler_says() {
         }
         let source = if *rule_cell == "(empty)" { "" } else { first_code(rule_cell).unwrap_or("") };
         let subject = if rule_cell.contains("in a contact rule") { Subject::Contact } else { Subject::Account };
+        let schema =
+            if rule_cell.contains("in a program") { common::program_schema() } else { common::schema(subject) };
         let mut table = AggregateTable::new();
-        let errors = compile(source, &common::schema(subject), Some(Type::Bool), &mut table).err().unwrap_or_default();
+        let errors = compile(source, &schema, Some(Type::Bool), &mut table).err().unwrap_or_default();
         let got: Vec<(&str, &str)> =
             errors.iter().map(|e| (e.message.as_str(), e.help.as_deref().unwrap_or(""))).collect();
         assert_eq!(got, vec![(*message, *help)], "docs/rules.md row for `{source}`");

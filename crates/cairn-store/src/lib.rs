@@ -1,7 +1,9 @@
 //! cairn-store: where cairn keeps its state — the append-only event log, accounts,
 //! contacts, their external ids, subscription lines, API keys and import runs — and what
 //! the engine derives and keeps: transitions, CSMs' health overrides and the log of
-//! definitions loaded.
+//! definitions loaded — and what programs need to run exactly once: enrollments, due
+//! steps claimed with leases, the send ledger, the local outbox, dead letters, consent,
+//! suppressed addresses, the in-app inbox and tasks.
 //!
 //! [`Store`] is the one API. It has two backends, chosen from the URL: SQLite
 //! (`sqlite://PATH`, the embedded default; one file in WAL mode) and PostgreSQL
@@ -17,6 +19,7 @@
 mod appender;
 mod migrate;
 pub mod postgres;
+mod programs;
 mod shared;
 mod signals;
 mod sqlite;
@@ -28,16 +31,17 @@ use cairn_core::doctor::DoctorReport;
 use cairn_core::import::{AccountRow, ContactRow, RowError, SubscriptionRow};
 use cairn_core::tracking::TrackingMessage;
 use cairn_core::{Money, Source};
-use jiff::Timestamp;
 use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
 use signals::{ChangeSignals, Committed};
 use tokio::sync::watch;
 
 pub use appender::Appender;
 pub use postgres::copy_columns as pg_copy_line;
 pub use types::{
-    AccountRecord, ApiKey, Appended, ContactRecord, HealthOverrideRecord, ImportRun, KeyKind, LogEvent, NewTransition,
-    StoredTransition,
+    AccountRecord, ApiKey, Appended, ConsentChange, ContactRecord, DeadLetter, DueStep, Enrollment, EnrollmentStatus,
+    HealthOverrideRecord, ImportRun, InAppMessage, KeyKind, LedgerEntry, LogEvent, NewTask, NewTransition,
+    OutboxMessage, StepAttempt, StoredTransition, SubjectKind, Task, TaskPriority,
 };
 
 /// What can go wrong in the store. Messages say what to do where they can.
@@ -408,5 +412,262 @@ impl Store {
     /// [`Store::data_changes`].
     pub fn event_appends(&self) -> watch::Receiver<u64> {
         dispatch!(self, s => s.signals.event_appends())
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Programs: enrollments, due steps, the send ledger. None of these move
+    // `data_changes()`: they change no account data.
+
+    /// Enrolls a subject in a program unless an enrollment with the same (program,
+    /// subject, `trigger_key`) exists; `None` then. So a trigger seen again (a restart, a
+    /// second node, a replay) enrolls once; re-entry is a new trigger key.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn enroll(
+        &self,
+        program_id: &str,
+        subject_kind: SubjectKind,
+        subject_id: i64,
+        trigger_key: &str,
+        at: Timestamp,
+        holdout: bool,
+        variant: Option<&str>,
+    ) -> Result<Option<Enrollment>> {
+        dispatch!(self, s => s.enroll(program_id, subject_kind, subject_id, trigger_key, at, holdout, variant).await)
+    }
+
+    /// A subject's latest enrollment in a program (by `enrolled_at`, then id), whatever
+    /// its status: what a re-entry policy looks at.
+    pub async fn last_enrollment(
+        &self,
+        program_id: &str,
+        subject_kind: SubjectKind,
+        subject_id: i64,
+    ) -> Result<Option<Enrollment>> {
+        dispatch!(self, s => s.last_enrollment(program_id, subject_kind, subject_id).await)
+    }
+
+    /// One enrollment by id.
+    pub async fn enrollment(&self, id: i64) -> Result<Option<Enrollment>> {
+        dispatch!(self, s => s.enrollment(id).await)
+    }
+
+    /// Ends an active enrollment (`completed`, `goal_met` or `exited`; `active` is
+    /// [`StoreError::Invalid`]); an enrollment that already ended keeps its first end. Its
+    /// pending steps are cancelled, except one under a live lease at `at`, which its
+    /// worker finishes and records.
+    pub async fn end_enrollment(&self, id: i64, status: EnrollmentStatus, at: Timestamp) -> Result<()> {
+        dispatch!(self, s => s.end_enrollment(id, status, at).await)
+    }
+
+    /// A program's active enrollments, by id.
+    pub async fn active_enrollments(&self, program_id: &str) -> Result<Vec<Enrollment>> {
+        dispatch!(self, s => s.active_enrollments(program_id).await)
+    }
+
+    /// Schedules a step of an enrollment, due at `due_at`. Idempotent: a step already
+    /// scheduled (whatever became of it since) is left as it is, so re-planning after a
+    /// restart schedules nothing twice. Nothing is scheduled for an enrollment that ended;
+    /// an unknown enrollment is [`StoreError::Invalid`].
+    pub async fn schedule_step(&self, enrollment_id: i64, step_id: &str, due_at: Timestamp) -> Result<()> {
+        dispatch!(self, s => s.schedule_step(enrollment_id, step_id, due_at).await)
+    }
+
+    /// Claims up to `limit` due steps (`due_at <= now`, pending, of an active enrollment,
+    /// lease free or expired at `now`) for `owner` until `now + lease`, oldest due first.
+    /// Two claims never get the same step while its lease runs: on PostgreSQL the rows are
+    /// picked `FOR UPDATE SKIP LOCKED`, so several nodes share the work without waiting on
+    /// each other; SQLite has one writer, and the claim is one `UPDATE … RETURNING` in a
+    /// write transaction. A lease of zero or less is [`StoreError::Invalid`].
+    pub async fn claim_due_steps(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease: SignedDuration,
+        limit: u32,
+    ) -> Result<Vec<DueStep>> {
+        dispatch!(self, s => s.claim_due_steps(owner, now, lease, limit).await)
+    }
+
+    /// In one transaction, if `owner` still holds the lease of `due` (it claimed it and
+    /// nobody claimed it since, even if the lease ran out): marks the step done and
+    /// records `entry` in the ledger under (enrollment, step). `Ok(true)` when this call
+    /// recorded it; `Ok(false)` when the lease was lost or the ledger already had the step
+    /// (done by someone else) — nothing is recorded then. An entry for another enrollment
+    /// or step than `due`'s is [`StoreError::Invalid`].
+    pub async fn complete_step(&self, due: &DueStep, owner: &str, entry: &LedgerEntry) -> Result<bool> {
+        dispatch!(self, s => s.complete_step(due, owner, entry).await)
+    }
+
+    /// [`Store::complete_step`] for an email to the local outbox: the outbox row is
+    /// written in the same transaction as the ledger entry, so an outbox send is exactly
+    /// once by construction. A message id already in the outbox (for another step) is
+    /// [`StoreError::Invalid`], and nothing is recorded.
+    pub async fn complete_step_with_outbox(
+        &self,
+        due: &DueStep,
+        owner: &str,
+        entry: &LedgerEntry,
+        outbox: &OutboxMessage,
+    ) -> Result<bool> {
+        dispatch!(self, s => s.complete_step_with_outbox(due, owner, entry, outbox).await)
+    }
+
+    /// A transient failure: if `owner` still holds the lease, this attempt ends with
+    /// `error` kept, and the next attempt (`attempt + 1`) is due at `next_due_at`, free for
+    /// any worker to claim (none if the enrollment ended meanwhile). Does nothing when the
+    /// lease was lost: the step's new owner decides.
+    pub async fn retry_step(&self, due: &DueStep, owner: &str, next_due_at: Timestamp, error: &str) -> Result<()> {
+        dispatch!(self, s => s.retry_step(due, owner, next_due_at, error).await)
+    }
+
+    /// A permanent failure: if `owner` still holds the lease, the step is marked dead and
+    /// added to the dead letters with `reason`. Does nothing when the lease was lost.
+    pub async fn dead_letter(&self, due: &DueStep, owner: &str, reason: &str, at: Timestamp) -> Result<()> {
+        dispatch!(self, s => s.dead_letter(due, owner, reason, at).await)
+    }
+
+    /// The latest dead letters, newest first, at most `limit`.
+    pub async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>> {
+        dispatch!(self, s => s.dead_letters(limit).await)
+    }
+
+    /// Every attempt of every step of an enrollment, in the order they were made: what
+    /// became of each (pending, done, retried, dead, cancelled) and its error.
+    pub async fn step_attempts(&self, enrollment_id: i64) -> Result<Vec<StepAttempt>> {
+        dispatch!(self, s => s.step_attempts(enrollment_id).await)
+    }
+
+    /// The earliest instant a pending step can be claimed (its due time, or its lease's
+    /// end when later), so a worker can sleep until then; `None` when nothing is pending.
+    pub async fn next_due_at(&self) -> Result<Option<Timestamp>> {
+        dispatch!(self, s => s.next_due_at().await)
+    }
+
+    /// What a step of an enrollment did, if it is recorded.
+    pub async fn ledger_entry(&self, enrollment_id: i64, step_id: &str) -> Result<Option<LedgerEntry>> {
+        dispatch!(self, s => s.ledger_entry(enrollment_id, step_id).await)
+    }
+
+    /// What the steps of an enrollment did, by time (then step id).
+    pub async fn ledger_for_enrollment(&self, enrollment_id: i64) -> Result<Vec<LedgerEntry>> {
+        dispatch!(self, s => s.ledger_for_enrollment(enrollment_id).await)
+    }
+
+    /// Sends to a contact on a channel at or after `since`, across all programs: ledger
+    /// entries with outcome `sent` (for frequency caps). The recipient of an entry is its
+    /// enrollment's subject when that is a contact, else its detail's `contact_id`.
+    pub async fn sends_since(&self, contact_id: i64, channel: &str, since: Timestamp) -> Result<u32> {
+        dispatch!(self, s => s.sends_since(contact_id, channel, since).await)
+    }
+
+    /// The local outbox, newest first, at most `limit` (for tests and `cairn outbox`).
+    pub async fn outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>> {
+        dispatch!(self, s => s.outbox(limit).await)
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Consent and suppression
+
+    /// Records a contact's consent to a topic (`subscribed`) and who said so (`source`:
+    /// unsubscribe_link, import, api, …). Every change is kept; the latest (by `at`, then
+    /// the order recorded) is in force.
+    pub async fn set_consent(
+        &self,
+        contact_id: i64,
+        topic: &str,
+        subscribed: bool,
+        source: &str,
+        at: Timestamp,
+    ) -> Result<()> {
+        dispatch!(self, s => s.set_consent(contact_id, topic, subscribed, source, at).await)
+    }
+
+    /// A contact's consent to a topic in force: `None` when they never said.
+    pub async fn consent(&self, contact_id: i64, topic: &str) -> Result<Option<bool>> {
+        dispatch!(self, s => s.consent(contact_id, topic).await)
+    }
+
+    /// Every consent change of a contact, oldest first (by `at`, then the order recorded).
+    pub async fn consent_history(&self, contact_id: i64) -> Result<Vec<ConsentChange>> {
+        dispatch!(self, s => s.consent_history(contact_id).await)
+    }
+
+    /// Suppresses an address (compared lowercase and trimmed): nothing is sent to it
+    /// again. `reason`: hard_bounce, complaint, unsubscribe_all. Suppressing it again keeps
+    /// the first reason and time. An empty address is [`StoreError::Invalid`].
+    pub async fn suppress_address(&self, address: &str, reason: &str, at: Timestamp) -> Result<()> {
+        dispatch!(self, s => s.suppress_address(address, reason, at).await)
+    }
+
+    /// Whether an address is suppressed (compared lowercase and trimmed).
+    pub async fn is_suppressed(&self, address: &str) -> Result<bool> {
+        dispatch!(self, s => s.is_suppressed(address).await)
+    }
+
+    // -----------------------------------------------------------------------------------
+    // The in-app inbox
+
+    /// Puts a message in a contact's in-app inbox and returns its id. One message per
+    /// (enrollment, step, contact): adding it again (after a crash) returns the first id
+    /// and changes nothing.
+    pub async fn add_inapp_message(
+        &self,
+        contact_id: i64,
+        enrollment_id: i64,
+        step_id: &str,
+        title: &str,
+        body_html: &str,
+        at: Timestamp,
+    ) -> Result<i64> {
+        dispatch!(self, s => s.add_inapp_message(contact_id, enrollment_id, step_id, title, body_html, at).await)
+    }
+
+    /// A contact's in-app messages, newest first; dismissed ones only when asked.
+    pub async fn inapp_messages(&self, contact_id: i64, include_dismissed: bool) -> Result<Vec<InAppMessage>> {
+        dispatch!(self, s => s.inapp_messages(contact_id, include_dismissed).await)
+    }
+
+    /// Marks a contact's in-app message `seen`, `clicked` or `dismissed` (clicked and
+    /// dismissed also mean seen); the first instant of each is kept. `Ok(false)` when the
+    /// message is not this contact's (or does not exist); another action is
+    /// [`StoreError::Invalid`].
+    pub async fn mark_inapp(&self, message_id: i64, contact_id: i64, action: &str, at: Timestamp) -> Result<bool> {
+        dispatch!(self, s => s.mark_inapp(message_id, contact_id, action, at).await)
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Tasks
+
+    /// Creates a task and returns its id. One task per (enrollment, step): creating it
+    /// again returns the first one's id and changes nothing.
+    pub async fn create_task(&self, t: &NewTask) -> Result<i64> {
+        dispatch!(self, s => s.create_task(t).await)
+    }
+
+    /// Open tasks, most urgent first (priority, then due date, those without last), of an
+    /// assignee and/or a pool; all open tasks when both are `None`.
+    pub async fn open_tasks(&self, assignee: Option<&str>, pool: Option<&str>) -> Result<Vec<Task>> {
+        dispatch!(self, s => s.open_tasks(assignee, pool).await)
+    }
+
+    /// One task by id, open or done.
+    pub async fn task(&self, id: i64) -> Result<Option<Task>> {
+        dispatch!(self, s => s.task(id).await)
+    }
+
+    /// How many open tasks each member has (across pools), in the order given, 0 for
+    /// those with none: what least-loaded assignment picks from.
+    pub async fn open_task_counts(&self, pool_members: &[String]) -> Result<Vec<(String, u32)>> {
+        dispatch!(self, s => s.open_task_counts(pool_members).await)
+    }
+
+    /// The assignee of the task given to a pool last: where round-robin continues from.
+    pub async fn last_pool_assignee(&self, pool: &str) -> Result<Option<String>> {
+        dispatch!(self, s => s.last_pool_assignee(pool).await)
+    }
+
+    /// Completes an open task. `Ok(false)` when it is not open (done already, or no such task).
+    pub async fn complete_task(&self, id: i64, by: &str, at: Timestamp) -> Result<bool> {
+        dispatch!(self, s => s.complete_task(id, by, at).await)
     }
 }

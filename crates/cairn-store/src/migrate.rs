@@ -15,6 +15,7 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0001_foundation.sql"),
     },
     Migration { version: 2, name: "0002_engine.sql", sql: include_str!("../migrations/sqlite/0002_engine.sql") },
+    Migration { version: 3, name: "0003_programs.sql", sql: include_str!("../migrations/sqlite/0003_programs.sql") },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -24,6 +25,7 @@ pub(crate) const POSTGRES: &[Migration] = &[
         sql: include_str!("../migrations/postgres/0001_foundation.sql"),
     },
     Migration { version: 2, name: "0002_engine.sql", sql: include_str!("../migrations/postgres/0002_engine.sql") },
+    Migration { version: 3, name: "0003_programs.sql", sql: include_str!("../migrations/postgres/0003_programs.sql") },
 ];
 
 /// Applies the migrations that `pool`'s database lacks. Generic over the two backends

@@ -73,6 +73,11 @@ fn split_schema(url: &str) -> (String, Option<String>) {
 /// Whether bulk statements use `$N` placeholders (see `events_insert_sql`).
 const NUMBERED_PLACEHOLDERS: bool = true;
 
+/// The row-locking clause of a claim of due steps: rows another node is claiming right
+/// now are skipped, not waited for, so several nodes share the work without blocking;
+/// a row claimed and committed meanwhile is re-checked and no longer qualifies.
+const CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
+
 /// Makes appends to an append-only log take turns until their commit, so that rows
 /// become visible in `seq` order and a reader may keep `seq` as its cursor. Without it,
 /// two transactions (the group-commit writer and an import, or two nodes) could commit

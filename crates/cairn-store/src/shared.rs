@@ -1274,6 +1274,8 @@ macro_rules! shared_store_impl {
                 Ok(row.map(|r| r.get(0)))
             }
         }
+
+        crate::programs::programs_store_impl!($Store, $Db);
     };
 }
 

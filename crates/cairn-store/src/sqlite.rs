@@ -46,6 +46,10 @@ impl SqliteStore {
 /// Whether bulk statements use `$N` placeholders (see `events_insert_sql`).
 const NUMBERED_PLACEHOLDERS: bool = false;
 
+/// The row-locking clause of a claim of due steps: none, as SQLite's one writer (the
+/// claim runs in a `BEGIN IMMEDIATE` transaction) already keeps two claims apart.
+const CLAIM_LOCK: &str = "";
+
 /// Makes appends to an append-only log take turns, so that rows become visible in `seq`
 /// order. Nothing to do in SQLite: a write transaction (`BEGIN IMMEDIATE`) already holds
 /// the database's one write lock until it commits.

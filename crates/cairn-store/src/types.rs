@@ -213,3 +213,351 @@ pub struct HealthOverrideRecord {
     /// When it stops counting, if ever.
     pub expires_at: Option<jiff::Timestamp>,
 }
+
+// ---------------------------------------------------------------------------------------
+// Programs
+
+/// Whether a program's subject is an account or a contact (the same two kinds the
+/// external ids name).
+pub use cairn_core::EntityKind as SubjectKind;
+
+/// Reads a stored subject kind back.
+pub(crate) fn parse_subject_kind(s: &str) -> Option<SubjectKind> {
+    match s {
+        "account" => Some(SubjectKind::Account),
+        "contact" => Some(SubjectKind::Contact),
+        _ => None,
+    }
+}
+
+/// Where an enrollment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollmentStatus {
+    /// Still running its steps.
+    Active,
+    /// Ran its last step.
+    Completed,
+    /// Its goal was met (the program's Effect KPI).
+    GoalMet,
+    /// An exit rule held, or an `exit` step ran.
+    Exited,
+}
+
+impl EnrollmentStatus {
+    /// The snake_case name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnrollmentStatus::Active => "active",
+            EnrollmentStatus::Completed => "completed",
+            EnrollmentStatus::GoalMet => "goal_met",
+            EnrollmentStatus::Exited => "exited",
+        }
+    }
+
+    /// Parses `active`, `completed`, `goal_met` or `exited`.
+    pub fn parse(s: &str) -> Option<EnrollmentStatus> {
+        match s {
+            "active" => Some(EnrollmentStatus::Active),
+            "completed" => Some(EnrollmentStatus::Completed),
+            "goal_met" => Some(EnrollmentStatus::GoalMet),
+            "exited" => Some(EnrollmentStatus::Exited),
+            _ => None,
+        }
+    }
+}
+
+/// One subject's pass through a program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Enrollment {
+    /// Row id.
+    pub id: i64,
+    /// The program (its id in the workspace definitions).
+    pub program_id: String,
+    /// Whether the subject is an account or a contact.
+    pub subject_kind: SubjectKind,
+    /// The account's or contact's internal id.
+    pub subject_id: i64,
+    /// What enrolled it (a transition key, a schedule tick, …); with the program and the
+    /// subject, unique.
+    pub trigger_key: String,
+    /// When it was enrolled.
+    pub enrolled_at: jiff::Timestamp,
+    /// In the holdout: enrolled, measured, but sent nothing.
+    pub holdout: bool,
+    /// The A/B arm, if the program splits.
+    pub variant: Option<String>,
+    /// Where it stands.
+    pub status: EnrollmentStatus,
+    /// When it ended, if it has.
+    pub ended_at: Option<jiff::Timestamp>,
+}
+
+/// A step claimed by a worker (see `Store::claim_due_steps`), with what it needs to know
+/// about its enrollment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DueStep {
+    /// Row id of this attempt.
+    pub id: i64,
+    /// The enrollment.
+    pub enrollment_id: i64,
+    /// The enrollment's program.
+    pub program_id: String,
+    /// The enrollment's subject kind.
+    pub subject_kind: SubjectKind,
+    /// The enrollment's subject.
+    pub subject_id: i64,
+    /// The step (its id in the program definition).
+    pub step_id: String,
+    /// When it became due.
+    pub due_at: jiff::Timestamp,
+    /// 0 for the first try, then one more for each retry.
+    pub attempt: u32,
+    /// Who holds the lease.
+    pub lease_owner: Option<String>,
+    /// Until when.
+    pub lease_until: Option<jiff::Timestamp>,
+}
+
+/// What a step did, recorded once per (enrollment, step): the send ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerEntry {
+    /// The enrollment.
+    pub enrollment_id: i64,
+    /// The step.
+    pub step_id: String,
+    /// email, inapp, webhook, slack, task, update, …
+    pub channel: String,
+    /// sent, held_out, skipped_consent, skipped_cap, deferred_cap, suppressed,
+    /// quiet_hours, task_created, updated, …
+    pub outcome: String,
+    /// The message's id on its channel (an email's Message-ID), if any.
+    pub message_id: Option<String>,
+    /// Details as JSON text. For frequency caps the recipient is the enrollment's subject
+    /// when that is a contact; for an account's enrollment, a numeric `contact_id` here
+    /// names the contact it went to.
+    pub detail: String,
+    /// When.
+    pub at: jiff::Timestamp,
+}
+
+/// An email in the local outbox (nothing leaves the machine).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxMessage {
+    /// Its Message-ID; unique in the outbox.
+    pub message_id: String,
+    /// The recipient's address.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// HTML part.
+    pub html: String,
+    /// Text part.
+    pub text: String,
+    /// Headers as a JSON object text (`{"List-Unsubscribe": "…"}`).
+    pub headers: String,
+    /// When it was put in the outbox.
+    pub at: jiff::Timestamp,
+}
+
+/// A step that failed for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    /// Row id.
+    pub id: i64,
+    /// The due step's attempt that failed.
+    pub due_step_id: i64,
+    /// The enrollment.
+    pub enrollment_id: i64,
+    /// The enrollment's program.
+    pub program_id: String,
+    /// The enrollment's subject kind.
+    pub subject_kind: SubjectKind,
+    /// The enrollment's subject.
+    pub subject_id: i64,
+    /// The step.
+    pub step_id: String,
+    /// Which attempt (0 = the first) failed for good.
+    pub attempt: u32,
+    /// Why, as the channel said it.
+    pub reason: String,
+    /// When.
+    pub at: jiff::Timestamp,
+}
+
+/// One change of a contact's consent to a topic. The rows are the history; the latest
+/// (by `at`, then `id`) is in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsentChange {
+    /// Row id.
+    pub id: i64,
+    /// The contact.
+    pub contact_id: i64,
+    /// The topic (a program's topic, or `all`).
+    pub topic: String,
+    /// Subscribed (true) or unsubscribed (false).
+    pub subscribed: bool,
+    /// Who said so: unsubscribe_link, import, api, …
+    pub source: String,
+    /// When.
+    pub at: jiff::Timestamp,
+}
+
+/// A message in a contact's in-app inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InAppMessage {
+    /// Row id (the id the product marks it by).
+    pub id: i64,
+    /// Whose inbox.
+    pub contact_id: i64,
+    /// The enrollment that put it there.
+    pub enrollment_id: i64,
+    /// The step that put it there.
+    pub step_id: String,
+    /// Title.
+    pub title: String,
+    /// Body, as HTML.
+    pub body_html: String,
+    /// When it arrived.
+    pub created_at: jiff::Timestamp,
+    /// First seen.
+    pub seen_at: Option<jiff::Timestamp>,
+    /// First clicked.
+    pub clicked_at: Option<jiff::Timestamp>,
+    /// Dismissed.
+    pub dismissed_at: Option<jiff::Timestamp>,
+}
+
+/// How urgent a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskPriority {
+    /// When there is time.
+    Low,
+    /// The default.
+    Normal,
+    /// Before normal work.
+    High,
+    /// Now.
+    Urgent,
+}
+
+impl TaskPriority {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskPriority::Low => "low",
+            TaskPriority::Normal => "normal",
+            TaskPriority::High => "high",
+            TaskPriority::Urgent => "urgent",
+        }
+    }
+
+    /// Parses `low`, `normal`, `high` or `urgent`.
+    pub fn parse(s: &str) -> Option<TaskPriority> {
+        match s {
+            "low" => Some(TaskPriority::Low),
+            "normal" => Some(TaskPriority::Normal),
+            "high" => Some(TaskPriority::High),
+            "urgent" => Some(TaskPriority::Urgent),
+            _ => None,
+        }
+    }
+
+    /// The stored rank (higher is more urgent), so that open tasks sort by it.
+    pub(crate) fn rank(self) -> i64 {
+        match self {
+            TaskPriority::Low => 0,
+            TaskPriority::Normal => 1,
+            TaskPriority::High => 2,
+            TaskPriority::Urgent => 3,
+        }
+    }
+
+    pub(crate) fn from_rank(rank: i64) -> Option<TaskPriority> {
+        match rank {
+            0 => Some(TaskPriority::Low),
+            1 => Some(TaskPriority::Normal),
+            2 => Some(TaskPriority::High),
+            3 => Some(TaskPriority::Urgent),
+            _ => None,
+        }
+    }
+}
+
+/// A task a program step makes for a human (see `Store::create_task`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewTask {
+    /// The enrollment; with the step, unique.
+    pub enrollment_id: i64,
+    /// The step.
+    pub step_id: String,
+    /// The account it is about, if any.
+    pub account_id: Option<i64>,
+    /// The contact it is about, if any.
+    pub contact_id: Option<i64>,
+    /// What to do, in a line.
+    pub title: String,
+    /// Context for the person doing it.
+    pub body: String,
+    /// Who does it (an email): the account owner, or the pool member chosen.
+    pub assignee: Option<String>,
+    /// The team it went to, when pooled.
+    pub pool: Option<String>,
+    /// How urgent.
+    pub priority: TaskPriority,
+    /// By when.
+    pub due_at: Option<jiff::Timestamp>,
+    /// When it was made.
+    pub created_at: jiff::Timestamp,
+}
+
+/// A stored task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Task {
+    /// Row id.
+    pub id: i64,
+    /// The enrollment that made it.
+    pub enrollment_id: i64,
+    /// The step that made it.
+    pub step_id: String,
+    /// The account it is about, if any.
+    pub account_id: Option<i64>,
+    /// The contact it is about, if any.
+    pub contact_id: Option<i64>,
+    /// What to do, in a line.
+    pub title: String,
+    /// Context for the person doing it.
+    pub body: String,
+    /// Who does it.
+    pub assignee: Option<String>,
+    /// The team it went to, when pooled.
+    pub pool: Option<String>,
+    /// How urgent.
+    pub priority: TaskPriority,
+    /// By when.
+    pub due_at: Option<jiff::Timestamp>,
+    /// When it was made.
+    pub created_at: jiff::Timestamp,
+    /// Who completed it, once done.
+    pub completed_by: Option<String>,
+    /// When it was completed; `None` while open.
+    pub completed_at: Option<jiff::Timestamp>,
+}
+
+/// One attempt of a step as stored, for inspection (`Store::step_attempts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepAttempt {
+    /// Row id (a [`DueStep`]'s id).
+    pub id: i64,
+    /// The step.
+    pub step_id: String,
+    /// 0 for the first try.
+    pub attempt: u32,
+    /// When it was (or is) due.
+    pub due_at: jiff::Timestamp,
+    /// pending, done, retried, dead or cancelled.
+    pub status: String,
+    /// The error that ended this attempt (retried), or the dead-letter reason.
+    pub last_error: Option<String>,
+}

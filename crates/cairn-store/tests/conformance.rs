@@ -3,7 +3,8 @@
 //! `postgres://postgres@127.0.0.1:5432/test`; `CAIRN_TEST_PG=skip` skips those).
 //!
 //! A scenario is an `async fn name(store: Store)` listed in `on_both_backends!`, which
-//! generates `sqlite::name` and `postgres::name` tests.
+//! generates `sqlite::name` and `postgres::name` tests; a `two_nodes` scenario gets two
+//! stores on one database, as two cairn nodes would have.
 
 mod common;
 
@@ -17,17 +18,23 @@ use common::*;
 use serde_json::{Value, json};
 
 macro_rules! on_both_backends {
-    (async: [$($scenario:ident),* $(,)?], blocking: [$($blocking:ident),* $(,)?] $(,)?) => {
-        on_both_backends!(@backend sqlite, Sqlite, [$($scenario),*], [$($blocking),*]);
-        on_both_backends!(@backend postgres, Postgres, [$($scenario),*], [$($blocking),*]);
+    (async: [$($scenario:ident),* $(,)?], two_nodes: [$($two:ident),* $(,)?], blocking: [$($blocking:ident),* $(,)?] $(,)?) => {
+        on_both_backends!(@backend sqlite, Sqlite, [$($scenario),*], [$($two),*], [$($blocking),*]);
+        on_both_backends!(@backend postgres, Postgres, [$($scenario),*], [$($two),*], [$($blocking),*]);
     };
-    (@backend $module:ident, $backend:ident, [$($scenario:ident),*], [$($blocking:ident),*]) => {
+    (@backend $module:ident, $backend:ident, [$($scenario:ident),*], [$($two:ident),*], [$($blocking:ident),*]) => {
         mod $module {
-            use crate::common::{run, run_blocking, Backend};
+            use crate::common::{run, run_blocking, run_two, Backend};
             $(
                 #[tokio::test]
                 async fn $scenario() {
                     run(Backend::$backend, stringify!($scenario), super::$scenario).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $two() {
+                    run_two(Backend::$backend, stringify!($two), super::$two).await;
                 }
             )*
             $(
@@ -84,6 +91,23 @@ on_both_backends! {
         the_last_recorded_definitions_hash_is_known,
         change_counters_move_after_the_right_commits_and_not_after_reads,
         an_append_waits_for_an_open_import_so_events_become_visible_in_seq_order,
+        // Programs
+        enrolling_again_with_the_same_trigger_key_enrolls_once,
+        a_claimed_step_is_leased_until_its_lease_expires_and_then_claimed_again,
+        ending_an_enrollment_cancels_its_pending_steps,
+        a_step_is_recorded_once_when_two_owners_race_after_a_lease_expiry,
+        an_outbox_send_is_stored_exactly_once,
+        a_transient_failure_is_retried_with_the_attempt_counted,
+        a_permanent_failure_ends_in_the_dead_letters_with_its_reason,
+        frequency_caps_count_sends_at_or_after_the_window_start_across_programs,
+        consent_keeps_its_history_and_the_latest_change_wins,
+        hard_bounced_addresses_are_suppressed_whatever_their_case,
+        a_contact_reads_and_marks_only_their_own_inapp_messages,
+        tasks_are_made_once_per_step_and_listed_by_pool_assignee_and_load,
+    ],
+    two_nodes: [
+        two_nodes_claiming_at_once_take_every_due_step_exactly_once,
+        two_nodes_completing_the_same_steps_at_once_record_each_once,
     ],
     blocking: [
         import_order_does_not_change_the_snapshot,
@@ -1302,6 +1326,586 @@ async fn an_append_waits_for_an_open_import_so_events_become_visible_in_seq_orde
     assert_eq!(http.await.unwrap().unwrap(), vec![Appended::New]);
     let names: Vec<Option<String>> = store.events_after(0, 10).await.unwrap().into_iter().map(|e| e.name).collect();
     assert_eq!(names, vec![Some("Imported".to_string()), Some("Live".to_string())]);
+}
+
+// =======================================================================================
+// Programs: enrollments, due steps with leases, the send ledger, guard rails, in-app, tasks
+
+use cairn_store::{
+    DueStep, Enrollment, EnrollmentStatus, LedgerEntry, NewTask, OutboxMessage, SubjectKind, TaskPriority,
+};
+use jiff::{SignedDuration, Timestamp};
+
+/// When the programs' stories start.
+const T0: &str = "2026-03-02T09:00:00Z";
+
+fn t0() -> Timestamp {
+    timestamp(T0)
+}
+
+fn after(d: SignedDuration) -> Timestamp {
+    t0() + d
+}
+
+fn mins(n: i64) -> SignedDuration {
+    SignedDuration::from_mins(n)
+}
+
+fn hours(n: i64) -> SignedDuration {
+    SignedDuration::from_hours(n)
+}
+
+fn days(n: i64) -> SignedDuration {
+    SignedDuration::from_hours(24 * n)
+}
+
+/// Enrolls a contact in a program under a trigger key that must be new.
+async fn enroll_contact(store: &Store, program: &str, contact: i64, key: &str) -> Enrollment {
+    store
+        .enroll(program, SubjectKind::Contact, contact, key, t0(), false, None)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{program}/{contact}/{key} was already enrolled"))
+}
+
+/// What a worker records after sending `due` on `channel` at `at`.
+fn ledger(due: &DueStep, channel: &str, outcome: &str, at: Timestamp) -> LedgerEntry {
+    LedgerEntry {
+        enrollment_id: due.enrollment_id,
+        step_id: due.step_id.clone(),
+        channel: channel.to_string(),
+        outcome: outcome.to_string(),
+        message_id: Some(format!("<{}.{}@cairn.test>", due.enrollment_id, due.step_id)),
+        detail: "{}".to_string(),
+        at,
+    }
+}
+
+/// Claims exactly one due step at `now` for `owner`.
+async fn claim_one(store: &Store, owner: &str, now: Timestamp) -> DueStep {
+    let mut claimed = store.claim_due_steps(owner, now, mins(5), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1, "expected one due step at {now}, got {claimed:#?}");
+    claimed.remove(0)
+}
+
+async fn nothing_due(store: &Store, now: Timestamp) {
+    let claimed = store.claim_due_steps("checker", now, mins(1), 100).await.unwrap();
+    assert!(claimed.is_empty(), "nothing should be claimable at {now}, got {claimed:#?}");
+}
+
+/// Runs one step for a subject at `at`: enrolled, scheduled, claimed and recorded.
+async fn record_send(
+    store: &Store,
+    program: &str,
+    subject: (SubjectKind, i64),
+    channel: &str,
+    outcome: &str,
+    at: Timestamp,
+    detail: &str,
+) {
+    let key = format!("{program}:{channel}:{at}");
+    let e = store.enroll(program, subject.0, subject.1, &key, at, false, None).await.unwrap().unwrap();
+    store.schedule_step(e.id, "send", at).await.unwrap();
+    let due = claim_one(store, "worker", at).await;
+    let entry = LedgerEntry { detail: detail.to_string(), ..ledger(&due, channel, outcome, at) };
+    assert!(store.complete_step(&due, "worker", &entry).await.unwrap());
+}
+
+async fn enrolling_again_with_the_same_trigger_key_enrolls_once(store: Store) {
+    let first = store
+        .enroll("onboarding", SubjectKind::Contact, 7, "segment_entered:new_users:7", t0(), false, Some("A"))
+        .await
+        .unwrap()
+        .expect("a first enrollment");
+    assert_eq!(first.status, EnrollmentStatus::Active);
+    assert_eq!(first.variant.as_deref(), Some("A"));
+    assert_eq!(first.ended_at, None);
+    let again = store
+        .enroll("onboarding", SubjectKind::Contact, 7, "segment_entered:new_users:7", after(hours(1)), false, Some("B"))
+        .await
+        .unwrap();
+    assert_eq!(again, None, "the same trigger (a restart, a second node) enrolls once");
+
+    // A new trigger key is a re-entry; another subject, kind or program is another enrollment.
+    let reentry = store
+        .enroll("onboarding", SubjectKind::Contact, 7, "reentry:2026-04-01", after(days(30)), true, None)
+        .await
+        .unwrap();
+    let reentry = reentry.expect("a new trigger key enrolls again");
+    let key = "segment_entered:new_users:7";
+    assert!(store.enroll("onboarding", SubjectKind::Contact, 8, key, t0(), false, None).await.unwrap().is_some());
+    assert!(store.enroll("onboarding", SubjectKind::Account, 7, key, t0(), false, None).await.unwrap().is_some());
+    assert!(store.enroll("renewal", SubjectKind::Contact, 7, key, t0(), false, None).await.unwrap().is_some());
+
+    let last = store.last_enrollment("onboarding", SubjectKind::Contact, 7).await.unwrap().unwrap();
+    assert_eq!(last, reentry);
+    assert!(last.holdout, "the holdout flag is kept");
+    assert_eq!(store.last_enrollment("onboarding", SubjectKind::Contact, 99).await.unwrap(), None);
+    assert_eq!(store.active_enrollments("onboarding").await.unwrap().len(), 4);
+
+    store.end_enrollment(first.id, EnrollmentStatus::GoalMet, after(days(3))).await.unwrap();
+    store.end_enrollment(first.id, EnrollmentStatus::Exited, after(days(4))).await.unwrap();
+    let ended = store.enrollment(first.id).await.unwrap().unwrap();
+    assert_eq!(ended.status, EnrollmentStatus::GoalMet, "the first end is kept");
+    assert_eq!(ended.ended_at, Some(after(days(3))));
+    let active: Vec<i64> = store.active_enrollments("onboarding").await.unwrap().iter().map(|e| e.id).collect();
+    assert!(!active.contains(&first.id) && active.len() == 3, "{active:?}");
+    assert!(store.end_enrollment(reentry.id, EnrollmentStatus::Active, t0()).await.is_err());
+}
+
+async fn a_claimed_step_is_leased_until_its_lease_expires_and_then_claimed_again(store: Store) {
+    let e = enroll_contact(&store, "onboarding", 7, "k").await;
+    store.schedule_step(e.id, "welcome", t0()).await.unwrap();
+    store.schedule_step(e.id, "welcome", after(hours(5))).await.unwrap(); // re-planned after a restart: no change
+    store.schedule_step(e.id, "nudge", after(days(1))).await.unwrap();
+    assert!(store.schedule_step(9_999, "welcome", t0()).await.is_err(), "no such enrollment");
+
+    nothing_due(&store, after(mins(-1))).await;
+    assert_eq!(store.next_due_at().await.unwrap(), Some(t0()));
+
+    let claimed = store.claim_due_steps("node-a", t0(), mins(5), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let first = &claimed[0];
+    assert_eq!(
+        (first.step_id.as_str(), first.attempt, first.due_at, first.program_id.as_str()),
+        ("welcome", 0, t0(), "onboarding")
+    );
+    assert_eq!((first.subject_kind, first.subject_id, first.enrollment_id), (SubjectKind::Contact, 7, e.id));
+    assert_eq!((first.lease_owner.as_deref(), first.lease_until), (Some("node-a"), Some(after(mins(5)))));
+
+    // Leased: nobody else gets it until the lease runs out (exactly at its end).
+    assert!(store.claim_due_steps("node-b", after(mins(4)), mins(5), 10).await.unwrap().is_empty());
+    assert_eq!(store.next_due_at().await.unwrap(), Some(after(mins(5))), "claimable again when the lease ends");
+    let reclaimed = claim_one(&store, "node-b", after(mins(5))).await;
+    assert_eq!((reclaimed.id, reclaimed.lease_owner.as_deref()), (first.id, Some("node-b")));
+
+    // node-a lost the lease: it cannot record the step; node-b can, once.
+    let entry = ledger(first, "email", "sent", after(mins(6)));
+    assert!(!store.complete_step(first, "node-a", &entry).await.unwrap());
+    assert_eq!(store.ledger_entry(e.id, "welcome").await.unwrap(), None);
+    assert!(store.complete_step(&reclaimed, "node-b", &entry).await.unwrap());
+    assert_eq!(store.ledger_entry(e.id, "welcome").await.unwrap(), Some(entry.clone()));
+    assert!(!store.complete_step(&reclaimed, "node-b", &entry).await.unwrap(), "recorded once");
+
+    nothing_due(&store, after(hours(1))).await;
+    assert_eq!(store.next_due_at().await.unwrap(), Some(after(days(1))));
+    let nudge = claim_one(&store, "node-a", after(days(1))).await;
+    assert_eq!(nudge.step_id, "nudge");
+    let wrong = ledger(first, "email", "sent", after(days(1)));
+    assert!(store.complete_step(&nudge, "node-a", &wrong).await.is_err(), "an entry for another step");
+    assert!(store.complete_step(&nudge, "node-a", &ledger(&nudge, "email", "sent", after(days(1)))).await.unwrap());
+
+    // Oldest due first, at most `limit`.
+    for (step, h) in [("c", 3), ("a", 1), ("b", 2)] {
+        store.schedule_step(e.id, step, after(days(2) + hours(h))).await.unwrap();
+    }
+    let two = store.claim_due_steps("node-a", after(days(3)), mins(5), 2).await.unwrap();
+    assert_eq!(two.iter().map(|d| d.step_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert!(store.claim_due_steps("node-a", after(days(3)), SignedDuration::ZERO, 2).await.is_err());
+    assert!(store.claim_due_steps("node-a", after(days(3)), mins(5), 0).await.unwrap().is_empty());
+}
+
+async fn ending_an_enrollment_cancels_its_pending_steps(store: Store) {
+    let e = enroll_contact(&store, "trial", 7, "k").await;
+    store.schedule_step(e.id, "s1", t0()).await.unwrap();
+    store.schedule_step(e.id, "s2", t0()).await.unwrap();
+    store.schedule_step(e.id, "s3", after(days(2))).await.unwrap();
+    let mut claimed = store.claim_due_steps("node-a", t0(), mins(10), 1).await.unwrap();
+    let s1 = claimed.remove(0);
+
+    store.end_enrollment(e.id, EnrollmentStatus::GoalMet, after(mins(1))).await.unwrap();
+    nothing_due(&store, after(days(3))).await;
+    // The step already in a worker's hands is finished and recorded by that worker.
+    assert!(store.complete_step(&s1, "node-a", &ledger(&s1, "email", "sent", after(mins(2)))).await.unwrap());
+    store.schedule_step(e.id, "s4", after(days(3))).await.unwrap();
+    let attempts: Vec<(String, String)> =
+        store.step_attempts(e.id).await.unwrap().into_iter().map(|a| (a.step_id, a.status)).collect();
+    let expected = [("s1", "done"), ("s2", "cancelled"), ("s3", "cancelled")];
+    assert_eq!(attempts, expected.map(|(s, st)| (s.to_string(), st.to_string())), "nothing scheduled after the end");
+    assert_eq!(store.next_due_at().await.unwrap(), None);
+}
+
+async fn a_step_is_recorded_once_when_two_owners_race_after_a_lease_expiry(store: Store) {
+    let mut pairs = Vec::new();
+    for contact in 0..20 {
+        let e = enroll_contact(&store, "onboarding", contact, "k").await;
+        store.schedule_step(e.id, "welcome", t0()).await.unwrap();
+    }
+    let stale = store.claim_due_steps("node-a", t0(), mins(1), 100).await.unwrap();
+    let fresh = store.claim_due_steps("node-b", after(mins(2)), mins(5), 100).await.unwrap();
+    assert_eq!((stale.len(), fresh.len()), (20, 20), "every expired lease is claimed again");
+    for (a, b) in stale.into_iter().zip(fresh) {
+        assert_eq!(a.id, b.id);
+        pairs.push((a, b));
+    }
+    // Both owners finish their send at the same moment and record it.
+    let mut races = Vec::new();
+    for (a, b) in pairs {
+        for (due, owner) in [(a, "node-a"), (b, "node-b")] {
+            let store = store.clone();
+            races.push(tokio::spawn(async move {
+                let entry = ledger(&due, "email", "sent", after(mins(3)));
+                (due.enrollment_id, owner, store.complete_step(&due, owner, &entry).await.unwrap())
+            }));
+        }
+    }
+    let mut winners: HashMap<i64, Vec<&str>> = HashMap::new();
+    for race in races {
+        let (enrollment, owner, recorded) = race.await.unwrap();
+        if recorded {
+            winners.entry(enrollment).or_default().push(owner);
+        }
+    }
+    assert_eq!(winners.len(), 20, "every step is recorded");
+    assert!(winners.values().all(|w| w == &["node-b"]), "once, by the lease holder: {winners:?}");
+    for enrollment in winners.keys() {
+        assert_eq!(store.ledger_for_enrollment(*enrollment).await.unwrap().len(), 1);
+    }
+}
+
+async fn an_outbox_send_is_stored_exactly_once(store: Store) {
+    let e = enroll_contact(&store, "onboarding", 7, "k").await;
+    store.schedule_step(e.id, "welcome", t0()).await.unwrap();
+    store.schedule_step(e.id, "tips", after(mins(1))).await.unwrap();
+    let welcome = claim_one(&store, "node-a", t0()).await;
+    let email = OutboxMessage {
+        message_id: "<onboarding.1.welcome@cairn.test>".into(),
+        to: "ada@acme.com".into(),
+        subject: "Welcome to Acme".into(),
+        html: "<p>Hi Ada</p>".into(),
+        text: "Hi Ada".into(),
+        headers: r#"{"List-Unsubscribe":"<https://cairn.test/u/abc>"}"#.into(),
+        at: t0(),
+    };
+    let entry = LedgerEntry { message_id: Some(email.message_id.clone()), ..ledger(&welcome, "email", "sent", t0()) };
+    assert!(store.complete_step_with_outbox(&welcome, "node-a", &entry, &email).await.unwrap());
+    assert!(!store.complete_step_with_outbox(&welcome, "node-a", &entry, &email).await.unwrap(), "a resend is refused");
+    assert_eq!(store.outbox(10).await.unwrap(), vec![email.clone()]);
+
+    // A message id already in the outbox for another step records nothing at all.
+    let tips = claim_one(&store, "node-a", after(mins(1))).await;
+    let tips_entry = ledger(&tips, "email", "sent", after(mins(1)));
+    assert!(store.complete_step_with_outbox(&tips, "node-a", &tips_entry, &email).await.is_err());
+    assert_eq!(store.ledger_entry(e.id, "tips").await.unwrap(), None);
+    let tips_email =
+        OutboxMessage { message_id: "<onboarding.1.tips@cairn.test>".into(), at: after(mins(1)), ..email.clone() };
+    assert!(store.complete_step_with_outbox(&tips, "node-a", &tips_entry, &tips_email).await.unwrap());
+    assert_eq!(store.outbox(10).await.unwrap(), vec![tips_email.clone(), email], "newest first");
+    assert_eq!(store.outbox(1).await.unwrap(), vec![tips_email]);
+    assert_eq!(store.ledger_for_enrollment(e.id).await.unwrap().len(), 2);
+}
+
+async fn a_transient_failure_is_retried_with_the_attempt_counted(store: Store) {
+    let e = enroll_contact(&store, "alerts", 7, "k").await;
+    store.schedule_step(e.id, "webhook", t0()).await.unwrap();
+    let first = claim_one(&store, "node-a", t0()).await;
+    store.retry_step(&first, "node-a", after(mins(1)), "HTTP 503").await.unwrap();
+    nothing_due(&store, after(SignedDuration::from_secs(30))).await;
+
+    let second = claim_one(&store, "node-b", after(mins(1))).await;
+    assert_eq!((second.attempt, second.step_id.as_str()), (1, "webhook"));
+    store.retry_step(&first, "node-a", after(mins(2)), "stale").await.unwrap(); // not pending any more: no effect
+    store.retry_step(&second, "node-b", after(mins(5)), "timeout after 10s").await.unwrap();
+    nothing_due(&store, after(mins(4))).await;
+    let third = claim_one(&store, "node-a", after(mins(5))).await;
+    assert_eq!(third.attempt, 2);
+    assert!(store.complete_step(&third, "node-a", &ledger(&third, "webhook", "sent", after(mins(5)))).await.unwrap());
+
+    let attempts: Vec<(u32, String, Option<String>)> =
+        store.step_attempts(e.id).await.unwrap().into_iter().map(|a| (a.attempt, a.status, a.last_error)).collect();
+    assert_eq!(
+        attempts,
+        vec![
+            (0, "retried".to_string(), Some("HTTP 503".to_string())),
+            (1, "retried".to_string(), Some("timeout after 10s".to_string())),
+            (2, "done".to_string(), None),
+        ]
+    );
+    store.schedule_step(e.id, "webhook", after(hours(1))).await.unwrap();
+    nothing_due(&store, after(days(1))).await;
+}
+
+async fn a_permanent_failure_ends_in_the_dead_letters_with_its_reason(store: Store) {
+    let e = enroll_contact(&store, "onboarding", 7, "k").await;
+    store.schedule_step(e.id, "welcome", t0()).await.unwrap();
+    let first = claim_one(&store, "node-a", t0()).await;
+    store.retry_step(&first, "node-a", after(mins(1)), "421 try later").await.unwrap();
+    let second = claim_one(&store, "node-a", after(mins(1))).await;
+    // A node that lost the lease cannot dead-letter the step.
+    let taken = store.claim_due_steps("node-b", after(mins(10)), mins(5), 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    store.dead_letter(&second, "node-a", "lost lease", after(mins(10))).await.unwrap();
+    assert!(store.dead_letters(10).await.unwrap().is_empty());
+
+    store.dead_letter(&taken[0], "node-b", "550 5.1.1 no such user", after(mins(11))).await.unwrap();
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    let d = &dead[0];
+    assert_eq!((d.enrollment_id, d.program_id.as_str(), d.step_id.as_str()), (e.id, "onboarding", "welcome"));
+    assert_eq!((d.subject_kind, d.subject_id, d.attempt, d.due_step_id), (SubjectKind::Contact, 7, 1, second.id));
+    assert_eq!((d.reason.as_str(), d.at), ("550 5.1.1 no such user", after(mins(11))));
+    nothing_due(&store, after(days(1))).await;
+    assert_eq!(store.ledger_entry(e.id, "welcome").await.unwrap(), None, "nothing was sent");
+    let last = store.step_attempts(e.id).await.unwrap().pop().unwrap();
+    assert_eq!((last.status.as_str(), last.last_error.as_deref()), ("dead", Some("550 5.1.1 no such user")));
+}
+
+async fn frequency_caps_count_sends_at_or_after_the_window_start_across_programs(store: Store) {
+    let ada = (SubjectKind::Contact, 7);
+    record_send(&store, "onboarding", ada, "email", "sent", t0(), "{}").await;
+    record_send(&store, "adoption", ada, "email", "sent", after(days(1)), "{}").await;
+    record_send(&store, "adoption", ada, "inapp", "sent", after(days(2)), "{}").await;
+    record_send(&store, "renewal", ada, "email", "skipped_cap", after(days(2)), "{}").await;
+    record_send(&store, "onboarding", (SubjectKind::Contact, 8), "email", "sent", after(days(1)), "{}").await;
+    // An account's program sends to one of its contacts, named in the detail.
+    record_send(&store, "qbr", (SubjectKind::Account, 3), "email", "sent", after(days(3)), r#"{"contact_id":7}"#).await;
+    record_send(&store, "qbr", (SubjectKind::Account, 4), "email", "sent", after(days(3)), "{}").await;
+
+    let ms = SignedDuration::from_millis(1);
+    let sends = |since: Timestamp| {
+        let store = store.clone();
+        async move { store.sends_since(7, "email", since).await.unwrap() }
+    };
+    assert_eq!(sends(after(mins(-1))).await, 3);
+    assert_eq!(sends(t0()).await, 3, "a send exactly at the window's start counts");
+    assert_eq!(sends(t0() + ms).await, 2);
+    assert_eq!(sends(after(days(1))).await, 2);
+    assert_eq!(sends(after(days(1)) + ms).await, 1, "skipped sends do not count");
+    assert_eq!(sends(after(days(3))).await, 1);
+    assert_eq!(sends(after(days(3)) + ms).await, 0);
+    assert_eq!(store.sends_since(7, "inapp", t0()).await.unwrap(), 1);
+    assert_eq!(store.sends_since(8, "email", t0()).await.unwrap(), 1);
+    assert_eq!(store.sends_since(9, "email", t0()).await.unwrap(), 0);
+}
+
+async fn consent_keeps_its_history_and_the_latest_change_wins(store: Store) {
+    assert_eq!(store.consent(7, "newsletter").await.unwrap(), None, "never said");
+    store.set_consent(7, "newsletter", true, "import", t0()).await.unwrap();
+    assert_eq!(store.consent(7, "newsletter").await.unwrap(), Some(true));
+    store.set_consent(7, "newsletter", false, "unsubscribe_link", after(days(1))).await.unwrap();
+    assert_eq!(store.consent(7, "newsletter").await.unwrap(), Some(false));
+    // A late import of an older opt-in does not undo the newer unsubscribe.
+    store.set_consent(7, "newsletter", true, "import", after(hours(12))).await.unwrap();
+    assert_eq!(store.consent(7, "newsletter").await.unwrap(), Some(false));
+    // At the same instant, the one recorded later wins.
+    store.set_consent(7, "newsletter", true, "api", after(days(1))).await.unwrap();
+    assert_eq!(store.consent(7, "newsletter").await.unwrap(), Some(true));
+
+    assert_eq!(store.consent(7, "product_updates").await.unwrap(), None, "per topic");
+    assert_eq!(store.consent(8, "newsletter").await.unwrap(), None, "per contact");
+    let history: Vec<(bool, String, Timestamp)> =
+        store.consent_history(7).await.unwrap().into_iter().map(|c| (c.subscribed, c.source, c.at)).collect();
+    assert_eq!(
+        history,
+        vec![
+            (true, "import".to_string(), t0()),
+            (true, "import".to_string(), after(hours(12))),
+            (false, "unsubscribe_link".to_string(), after(days(1))),
+            (true, "api".to_string(), after(days(1))),
+        ]
+    );
+}
+
+async fn hard_bounced_addresses_are_suppressed_whatever_their_case(store: Store) {
+    assert!(!store.is_suppressed("ada@acme.com").await.unwrap());
+    store.suppress_address(" Ada@Acme.com ", "hard_bounce", t0()).await.unwrap();
+    assert!(store.is_suppressed("ada@acme.com").await.unwrap());
+    assert!(store.is_suppressed("ADA@ACME.COM").await.unwrap());
+    assert!(!store.is_suppressed("bob@acme.com").await.unwrap());
+    store.suppress_address("ada@acme.com", "complaint", after(days(1))).await.unwrap();
+    assert!(store.is_suppressed("ada@acme.com").await.unwrap());
+    assert!(store.suppress_address("  ", "hard_bounce", t0()).await.is_err());
+}
+
+async fn a_contact_reads_and_marks_only_their_own_inapp_messages(store: Store) {
+    let e1 = enroll_contact(&store, "onboarding", 7, "k").await;
+    let e2 = enroll_contact(&store, "adoption", 7, "k").await;
+    let e3 = enroll_contact(&store, "onboarding", 8, "k").await;
+    let m1 = store.add_inapp_message(7, e1.id, "tip", "Try reports", "<p>Reports</p>", t0()).await.unwrap();
+    let again =
+        store.add_inapp_message(7, e1.id, "tip", "Try reports", "<p>Reports</p>", after(hours(1))).await.unwrap();
+    assert_eq!(again, m1, "written again after a crash: the same message");
+    let m2 =
+        store.add_inapp_message(7, e2.id, "tip", "Invite your team", "<p>Invite</p>", after(hours(1))).await.unwrap();
+    let m3 = store.add_inapp_message(8, e3.id, "tip", "Try reports", "<p>Reports</p>", t0()).await.unwrap();
+
+    let ids = |list: Vec<cairn_store::InAppMessage>| list.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.inapp_messages(7, false).await.unwrap()), vec![m2, m1], "newest first");
+    assert_eq!(ids(store.inapp_messages(8, false).await.unwrap()), vec![m3]);
+
+    assert!(!store.mark_inapp(m1, 8, "dismissed", after(hours(2))).await.unwrap(), "not contact 8's message");
+    assert!(!store.mark_inapp(9_999, 7, "seen", after(hours(2))).await.unwrap());
+    assert!(store.mark_inapp(m1, 7, "seen", after(hours(2))).await.unwrap());
+    assert!(store.mark_inapp(m1, 7, "seen", after(hours(3))).await.unwrap());
+    assert!(store.mark_inapp(m2, 7, "clicked", after(hours(4))).await.unwrap());
+    assert!(store.mark_inapp(m1, 7, "dismissed", after(hours(5))).await.unwrap());
+    assert!(store.mark_inapp(m1, 7, "deleted", after(hours(5))).await.is_err());
+
+    let open = store.inapp_messages(7, false).await.unwrap();
+    assert_eq!(open.iter().map(|m| m.id).collect::<Vec<_>>(), vec![m2]);
+    let m2_read = &open[0];
+    assert_eq!((m2_read.title.as_str(), m2_read.body_html.as_str()), ("Invite your team", "<p>Invite</p>"));
+    assert_eq!(
+        (m2_read.seen_at, m2_read.clicked_at),
+        (Some(after(hours(4))), Some(after(hours(4)))),
+        "a click is seen too"
+    );
+    let all = store.inapp_messages(7, true).await.unwrap();
+    let m1_read = all.iter().find(|m| m.id == m1).unwrap();
+    assert_eq!(m1_read.seen_at, Some(after(hours(2))), "the first time seen is kept");
+    assert_eq!((m1_read.clicked_at, m1_read.dismissed_at), (None, Some(after(hours(5)))));
+    let m3_read = &store.inapp_messages(8, true).await.unwrap()[0];
+    assert_eq!((m3_read.seen_at, m3_read.dismissed_at), (None, None), "contact 8's message untouched");
+}
+
+async fn tasks_are_made_once_per_step_and_listed_by_pool_assignee_and_load(store: Store) {
+    let mut enrollments = Vec::new();
+    for contact in 1..=4 {
+        enrollments.push(enroll_contact(&store, "at_risk", contact, "k").await.id);
+    }
+    let task =
+        |enrollment: i64, step: &str, assignee: &str, pool: Option<&str>, priority, due: Option<Timestamp>| NewTask {
+            enrollment_id: enrollment,
+            step_id: step.to_string(),
+            account_id: Some(100 + enrollment),
+            contact_id: None,
+            title: format!("Call about {step}"),
+            body: "Health dropped below 40.".to_string(),
+            assignee: Some(assignee.to_string()),
+            pool: pool.map(str::to_string),
+            priority,
+            due_at: due,
+            created_at: t0(),
+        };
+    let (ana, bo) = ("ana@vendor.com", "bo@vendor.com");
+    let pool = Some("cs-team");
+    let t1 = store
+        .create_task(&task(enrollments[0], "call", ana, pool, TaskPriority::High, Some(after(days(2)))))
+        .await
+        .unwrap();
+    let again = task(enrollments[0], "call", bo, None, TaskPriority::Low, None);
+    assert_eq!(store.create_task(&again).await.unwrap(), t1, "one task per (enrollment, step)");
+    let t2 = store
+        .create_task(&task(enrollments[1], "call", bo, pool, TaskPriority::Normal, Some(after(days(1)))))
+        .await
+        .unwrap();
+    let t3 = store.create_task(&task(enrollments[2], "call", ana, None, TaskPriority::Urgent, None)).await.unwrap();
+    let t4 = store
+        .create_task(&task(enrollments[3], "review", ana, pool, TaskPriority::High, Some(after(days(1)))))
+        .await
+        .unwrap();
+
+    let ids = |list: Vec<cairn_store::Task>| list.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.open_tasks(None, Some("cs-team")).await.unwrap()),
+        vec![t4, t1, t2],
+        "by priority, then due date"
+    );
+    assert_eq!(ids(store.open_tasks(Some(ana), None).await.unwrap()), vec![t3, t4, t1]);
+    assert_eq!(ids(store.open_tasks(Some(ana), Some("cs-team")).await.unwrap()), vec![t4, t1]);
+    assert_eq!(store.open_tasks(None, None).await.unwrap().len(), 4);
+    let first = store.task(t1).await.unwrap().unwrap();
+    assert_eq!(
+        (first.assignee.as_deref(), first.priority, first.title.as_str()),
+        (Some(ana), TaskPriority::High, "Call about call")
+    );
+
+    let members = [ana, bo, "cy@vendor.com"].map(str::to_string);
+    let load = |n: [u32; 3]| members.iter().cloned().zip(n).collect::<Vec<_>>();
+    assert_eq!(store.open_task_counts(&members).await.unwrap(), load([3, 1, 0]));
+    assert_eq!(store.open_task_counts(&[]).await.unwrap(), vec![]);
+    assert_eq!(store.last_pool_assignee("cs-team").await.unwrap().as_deref(), Some(ana));
+    assert_eq!(store.last_pool_assignee("sales").await.unwrap(), None);
+
+    assert!(store.complete_task(t1, ana, after(days(1))).await.unwrap());
+    assert!(!store.complete_task(t1, bo, after(days(2))).await.unwrap(), "done already");
+    assert!(!store.complete_task(9_999, bo, after(days(2))).await.unwrap());
+    let done = store.task(t1).await.unwrap().unwrap();
+    assert_eq!((done.completed_by.as_deref(), done.completed_at), (Some(ana), Some(after(days(1)))));
+    assert_eq!(store.open_task_counts(&members).await.unwrap(), load([2, 1, 0]));
+    assert_eq!(ids(store.open_tasks(None, Some("cs-team")).await.unwrap()), vec![t4, t2]);
+}
+
+/// 100 enrollments × 5 steps, all due at [`T0`].
+async fn five_hundred_due_steps(store: &Store) {
+    for contact in 0..100 {
+        let e = enroll_contact(store, "onboarding", contact, "k").await;
+        for step in ["s1", "s2", "s3", "s4", "s5"] {
+            store.schedule_step(e.id, step, t0()).await.unwrap();
+        }
+    }
+}
+
+async fn two_nodes_claiming_at_once_take_every_due_step_exactly_once(node_a: Store, node_b: Store) {
+    five_hundred_due_steps(&node_a).await;
+    // Four workers per node claim small batches until nothing is left, all at the same
+    // instant: any step handed out twice would be two owners with overlapping leases.
+    let mut workers = Vec::new();
+    for (node, store) in [("a", &node_a), ("b", &node_b)] {
+        for w in 0..4 {
+            let store = store.clone();
+            let owner = format!("node-{node}/{w}");
+            workers.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = store.claim_due_steps(&owner, after(mins(1)), mins(10), 7).await.unwrap();
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    assert!(batch.iter().all(|d| d.lease_owner.as_deref() == Some(owner.as_str())));
+                    mine.extend(batch.into_iter().map(|d| d.id));
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+    }
+    let mut claimed: Vec<i64> = Vec::new();
+    let mut per_worker = Vec::new();
+    for w in workers {
+        let ids = w.await.unwrap();
+        per_worker.push(ids.len());
+        claimed.extend(ids);
+    }
+    let total = claimed.len();
+    claimed.sort_unstable();
+    claimed.dedup();
+    assert_eq!((total, claimed.len()), (500, 500), "each step claimed exactly once (per worker: {per_worker:?})");
+    nothing_due(&node_b, after(mins(2))).await;
+}
+
+async fn two_nodes_completing_the_same_steps_at_once_record_each_once(node_a: Store, node_b: Store) {
+    for contact in 0..50 {
+        let e = enroll_contact(&node_a, "onboarding", contact, "k").await;
+        node_a.schedule_step(e.id, "welcome", t0()).await.unwrap();
+    }
+    // node-a claims, stalls past its lease; node-b takes the steps over. Both then finish.
+    let stale = node_a.claim_due_steps("node-a", t0(), mins(1), 100).await.unwrap();
+    let fresh = node_b.claim_due_steps("node-b", after(mins(2)), mins(5), 100).await.unwrap();
+    assert_eq!((stale.len(), fresh.len()), (50, 50));
+    let mut finishing = Vec::new();
+    for (store, owner, steps) in [(node_a.clone(), "node-a", stale), (node_b.clone(), "node-b", fresh)] {
+        finishing.push(tokio::spawn(async move {
+            let mut recorded = 0;
+            for due in steps {
+                let entry = ledger(&due, "email", "sent", after(mins(3)));
+                let outbox = OutboxMessage {
+                    message_id: entry.message_id.clone().unwrap(),
+                    to: format!("c{}@acme.com", due.subject_id),
+                    subject: "Welcome".into(),
+                    html: "<p>Hi</p>".into(),
+                    text: "Hi".into(),
+                    headers: "{}".into(),
+                    at: after(mins(3)),
+                };
+                recorded += u32::from(store.complete_step_with_outbox(&due, owner, &entry, &outbox).await.unwrap());
+            }
+            recorded
+        }));
+    }
+    let a = finishing.remove(0).await.unwrap();
+    let b = finishing.remove(0).await.unwrap();
+    assert_eq!((a, b), (0, 50), "the lease holder records every step, the stale node none");
+    assert_eq!(node_a.outbox(1_000).await.unwrap().len(), 50, "one email per step");
 }
 
 // =======================================================================================

@@ -14,9 +14,10 @@ use crate::SourceFile;
 use crate::diagnostic::{Diagnostic, Location};
 use crate::model::{
     BUILTIN_ACCOUNT_TRAITS, BUILTIN_CONTACT_TRAITS, Curve, CurveBand, CustomTraits, Health, HealthBands, HealthModel,
-    Id, Journey, Measure, Milestone, Pillar, Segment, Stage, TraitType, UncheckedSection, Workspace,
+    Id, Journey, Measure, Milestone, Pillar, Segment, Stage, TraitType, Workspace,
 };
 use crate::order::{Definition, evaluation_order};
+use crate::programs::Guardrails;
 use crate::suggest::did_you_mean;
 use crate::yaml::{self, LineIndex, Node, Value};
 
@@ -24,7 +25,7 @@ use crate::yaml::{self, LineIndex, Node, Value};
 pub(crate) type CompileFn = fn(&str, &Schema, Option<Type>, &mut AggregateTable) -> Result<Rule, Vec<RuleError>>;
 
 const TOP_KEYS: &[&str] = &["workspace", "traits", "segments", "journey", "health", "programs", "templates"];
-const WORKSPACE_KEYS: &[&str] = &["name", "time_zone"];
+const WORKSPACE_KEYS: &[&str] = &["name", "time_zone", "frequency_caps", "quiet_hours", "on_cap"];
 const TRAIT_SUBJECTS: &[&str] = &["account", "contact"];
 const SEGMENT_KEYS: &[&str] = &["id", "name", "of", "where"];
 const JOURNEY_KEYS: &[&str] = &["anchor", "stages"];
@@ -37,6 +38,8 @@ const PILLAR_KEYS: &[&str] = &["name", "weight", "measures"];
 const MEASURE_KEYS: &[&str] = &["id", "name", "value", "score", "weight"];
 const SCORE_KEYS: &[&str] = &["red", "green", "bands"];
 const BAND_KEYS: &[&str] = &["below", "score"];
+
+mod programs;
 
 /// A position: which file, which byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,22 +142,39 @@ impl<'n> Fields<'n> {
 
 struct Checker<'a> {
     files: Vec<FileText<'a>>,
+    /// Files that are not definitions (template bodies): name → (text, path relative to
+    /// the folder of the first definition file, for suggestions).
+    assets: BTreeMap<String, (String, String)>,
     diagnostics: Vec<Diagnostic>,
     compile: CompileFn,
 }
 
 /// Checks the files with `compile` as the rule compiler.
 pub(crate) fn check_with(sources: &[SourceFile], compile: CompileFn) -> Result<Workspace, Vec<Diagnostic>> {
+    let (definitions, other): (Vec<&SourceFile>, Vec<&SourceFile>) =
+        sources.iter().partition(|s| crate::is_definition_file(&s.name));
+    let folder = definitions.first().and_then(|d| std::path::Path::new(&d.name).parent()).map(|p| p.to_path_buf());
+    let assets = other
+        .iter()
+        .map(|a| {
+            let relative = folder
+                .as_ref()
+                .and_then(|f| std::path::Path::new(&a.name).strip_prefix(f).ok())
+                .map_or(a.name.clone(), |p| p.to_string_lossy().to_string());
+            (a.name.clone(), (a.text.clone(), relative))
+        })
+        .collect();
     let mut cx = Checker {
-        files: sources
+        files: definitions
             .iter()
             .map(|s| FileText { name: &s.name, text: &s.text, lines: LineIndex::new(&s.text) })
             .collect(),
+        assets,
         diagnostics: Vec::new(),
         compile,
     };
     let mut trees = Vec::new();
-    for (file, source) in sources.iter().enumerate() {
+    for (file, source) in definitions.iter().enumerate() {
         match yaml::parse(&source.text) {
             Ok(root) => trees.push((file, root)),
             Err(e) => cx.error(At { file, offset: e.offset }, format!("invalid YAML: {}", e.message), None),
@@ -390,7 +410,9 @@ impl<'a> Checker<'a> {
         let mut segment_nodes: Vec<(usize, &Node)> = Vec::new();
         let mut journey_node: Option<(usize, &Node)> = None;
         let mut health_node: Option<(usize, &Node)> = None;
-        let mut unchecked = Vec::new();
+        let mut program_nodes: Vec<(usize, &Node)> = Vec::new();
+        let mut template_nodes: Vec<(usize, &Node)> = Vec::new();
+        let mut guardrails = Guardrails::default();
 
         for (file, root) in trees {
             let file = *file;
@@ -404,7 +426,7 @@ impl<'a> Checker<'a> {
                 match *key {
                     "workspace" => {
                         if self.once(&mut workspace_at, key_at, "workspace") {
-                            time_zone = self.workspace_settings(file, node);
+                            (time_zone, guardrails) = self.workspace_settings(file, node);
                         }
                     }
                     "traits" => self.traits(file, node, &mut traits, &mut trait_at),
@@ -423,11 +445,12 @@ impl<'a> Checker<'a> {
                             health_node = Some((file, node));
                         }
                     }
-                    _ => unchecked.push(UncheckedSection {
-                        key: key.to_string(),
-                        location: self.location(key_at),
-                        node: (*node).clone(),
-                    }),
+                    "programs" => {
+                        for item in self.list(file, node, "programs") {
+                            program_nodes.push((file, item));
+                        }
+                    }
+                    _ => template_nodes.push((file, node)),
                 }
             }
         }
@@ -441,11 +464,40 @@ impl<'a> Checker<'a> {
         let journey = journey_node.and_then(|(file, node)| self.journey(file, node, journey_at, &account_traits));
         let health = health_node.and_then(|(file, node)| self.health(file, node, health_at));
 
+        let assets = std::mem::take(&mut self.assets);
+        let mut template_ids = BTreeMap::new();
+        let mut templates = Vec::new();
+        for (file, node) in template_nodes {
+            templates.extend(self.templates(file, node, &mut template_ids, &assets));
+        }
+        let known = programs::Known {
+            segments: segments.iter().filter_map(|s| Some((s.id.clone()?.to_string(), s.subject))).collect(),
+            milestones: journey
+                .iter()
+                .flat_map(|j| j.stages.iter().flat_map(|s| s.milestones.iter()))
+                .filter_map(|m| Some(m.id.clone()?.to_string()))
+                .collect(),
+            stages: journey
+                .iter()
+                .flat_map(|j| j.stages.iter())
+                .filter_map(|s| Some(s.id.clone()?.to_string()))
+                .collect(),
+            account_traits: &account_traits,
+            contact_traits: &contact_traits,
+            custom: &traits,
+            templates: templates.iter().map(|t| (t.id.to_string(), t.channel)).collect(),
+        };
+        let mut program_ids = BTreeMap::new();
+        let programs: Vec<_> = program_nodes
+            .iter()
+            .filter_map(|(file, node)| self.program(*file, node, &mut program_ids, &known))
+            .collect();
+
         // Everything a rule may name.
         let schema = Schema {
             subject: Subject::Account,
-            account_traits,
-            contact_traits,
+            account_traits: account_traits.clone(),
+            contact_traits: contact_traits.clone(),
             segments: segments.iter().filter_map(|s| Some((s.id.clone()?.as_str().to_string(), s.subject))).collect(),
             milestones: journey
                 .iter()
@@ -463,12 +515,14 @@ impl<'a> Checker<'a> {
                 .flat_map(|m| m.pillars.iter())
                 .filter_map(|p| Some(p.id.clone()?.to_string()))
                 .collect(),
+            program: None,
         };
         let mut table = AggregateTable::new();
         let mut graph = Graph::default();
         let segments = self.compile_segments(segments, &schema, &mut table, &mut graph);
         let journey = journey.map(|j| self.compile_journey(j, &schema, &mut table, &mut graph));
         let health = health.map(|h| self.compile_health(h, &schema, &mut table, &mut graph));
+        let programs = self.compile_programs(programs, &schema, &mut table);
 
         let order = match evaluation_order(&graph.dependencies) {
             Ok(order) => order,
@@ -503,9 +557,11 @@ impl<'a> Checker<'a> {
                 None => None,
                 Some(h) => Some(h?),
             },
+            guardrails,
+            templates,
+            programs: programs?,
             aggregates: table,
             order,
-            unchecked,
         })
     }
 
@@ -520,12 +576,19 @@ impl<'a> Checker<'a> {
         true
     }
 
-    fn workspace_settings(&mut self, file: usize, node: &Node) -> Option<(TimeZone, String)> {
+    fn workspace_settings(&mut self, file: usize, node: &Node) -> (Option<(TimeZone, String)>, Guardrails) {
         if node.value == Value::Null {
-            return None;
+            return (None, Guardrails::default());
         }
-        let fields = self.fields(file, node, "`workspace`", WORKSPACE_KEYS)?;
+        let Some(fields) = self.fields(file, node, "`workspace`", WORKSPACE_KEYS) else {
+            return (None, Guardrails::default());
+        };
         self.label(file, fields.get("name"), "name");
+        let guardrails = self.guardrails(file, &fields);
+        (self.time_zone(file, &fields), guardrails)
+    }
+
+    fn time_zone(&mut self, file: usize, fields: &Fields<'_>) -> Option<(TimeZone, String)> {
         let tz_node = fields.get("time_zone")?;
         let name = self.text(file, tz_node, "time_zone")?;
         match TimeZone::get(&name) {
@@ -765,7 +828,7 @@ impl<'a> Checker<'a> {
             }
             _ => None,
         };
-        let within = fields.get("within").and_then(|n| self.duration(file, n));
+        let within = fields.get("within").and_then(|n| self.duration(file, n, "within"));
         let mut value = false;
         if let Some(n) = fields.get("value") {
             match n.value {
@@ -808,7 +871,7 @@ impl<'a> Checker<'a> {
     }
 
     /// `12h`, `14d`, `2w`: a positive whole number of hours, days or weeks.
-    fn duration(&mut self, file: usize, node: &Node) -> Option<SignedDuration> {
+    fn duration(&mut self, file: usize, node: &Node, key: &str) -> Option<SignedDuration> {
         let at = At { file, offset: node.offset };
         let help = "write a whole number of hours, days or weeks: `12h`, `14d`, `2w`";
         let text = match &node.value {
@@ -819,7 +882,7 @@ impl<'a> Checker<'a> {
                 return None;
             }
             other => {
-                self.error(at, format!("expected a duration for `within`, found {}", other.kind()), Some(help.into()));
+                self.error(at, format!("expected a duration for `{key}`, found {}", other.kind()), Some(help.into()));
                 return None;
             }
         };
@@ -829,7 +892,14 @@ impl<'a> Checker<'a> {
                 self.error(
                     at,
                     format!("`{text}` is not a positive duration"),
-                    Some("a deadline must be after the anchor".into()),
+                    Some(
+                        if key == "within" {
+                            "a deadline must be after the anchor"
+                        } else {
+                            "use a duration above zero"
+                        }
+                        .into(),
+                    ),
                 );
                 None
             }

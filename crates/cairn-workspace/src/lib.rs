@@ -1,8 +1,9 @@
 //! cairn-workspace: the workspace definitions as code.
 //!
 //! A workspace is a folder of YAML files (`*.yaml`, `*.yml`, read in name order, not
-//! recursively) holding the custom traits, segments, the customer journey and health
-//! scoring. [`check_sources`] parses them with positions (serde-saphyr), checks their
+//! recursively) holding the custom traits, segments, the customer journey, health
+//! scoring, programs, message templates and the guard rails of sending, beside a
+//! `templates/` folder of template bodies. [`check_sources`] parses them with positions (serde-saphyr), checks their
 //! shape, compiles every rule with `cairn_rules::compile` against a schema of every
 //! declared name, orders the definitions by what they read and rejects cycles. It returns
 //! a typed [`Workspace`] — a different type from the YAML, buildable only this way — or
@@ -12,15 +13,18 @@
 //! Owns: the YAML shape, its checks and messages, the checked definition types, health
 //! curves' scoring maths and the evaluation order. Must not touch: a database, HTTP, the
 //! clock or evaluation state — it describes what to compute, the engine computes it. The
-//! only I/O is [`load_dir`], a thin reader over [`check_sources`].
+//! only I/O is [`load_dir`] / [`read_dir`], a thin reader over [`check_sources`].
 
 mod check;
 mod diagnostic;
 mod model;
 mod order;
+mod programs;
 mod suggest;
 mod yaml;
 
+#[cfg(test)]
+mod program_tests;
 #[cfg(test)]
 mod tests;
 
@@ -29,13 +33,19 @@ use std::path::Path;
 pub use diagnostic::{Diagnostic, Location};
 pub use model::{
     BUILTIN_ACCOUNT_TRAITS, BUILTIN_CONTACT_TRAITS, Band, Curve, CurveBand, CustomTraits, Health, HealthBands,
-    HealthModel, Id, IdError, Journey, Measure, Milestone, Pillar, Segment, Stage, Summary, TraitType,
-    UncheckedSection, Workspace,
+    HealthModel, Id, IdError, Journey, Measure, Milestone, Pillar, Segment, Stage, Summary, TraitType, Workspace,
 };
 pub use order::{Cycle, Definition, evaluation_order};
+pub use programs::{
+    Assignee, Channel, DateTrigger, ExitStep, FrequencyCap, Goal, Guardrails, IfStep, OnCap, PoolStrategy, Program,
+    QuietHours, Reentry, Schedule, SendStep, Step, TaskStep, Template, TemplateText, TextOrigin, TraitUpdate,
+    Transition, Trigger, UpdateStep, Variant, Wait, WaitStep,
+};
 pub use yaml::{Node, Value};
 
-/// One workspace file: its name (used in diagnostics) and its text.
+/// One workspace file: its name (used in diagnostics) and its text. Files named
+/// `*.yaml` / `*.yml` hold definitions; any other file is a template body that a
+/// template's `file:` names by its path relative to the definition file's folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
     /// The name diagnostics show (`segments.yaml`, or a path).
@@ -51,8 +61,9 @@ impl SourceFile {
     }
 }
 
-/// Checks a workspace's files (in the order given) into a [`Workspace`], or returns every
-/// problem found, sorted by file and position. Pure: no I/O.
+/// Checks a workspace's files (in the order given; template bodies among them) into a
+/// [`Workspace`], or returns every problem found, sorted by file and position. Pure: no
+/// I/O.
 pub fn check_sources(files: &[SourceFile]) -> Result<Workspace, Vec<Diagnostic>> {
     check::check_with(files, cairn_rules::compile)
 }
@@ -64,7 +75,17 @@ pub fn load_dir(path: &Path) -> Result<Workspace, Vec<Diagnostic>> {
     check_sources(&read_dir(path)?)
 }
 
-/// The workspace files of a folder, sorted by name.
+/// Whether a file holds definitions (`*.yaml`, `*.yml`) rather than a template body.
+pub(crate) fn is_definition_file(name: &str) -> bool {
+    Path::new(name).extension().is_some_and(|x| x == "yaml" || x == "yml")
+}
+
+/// The folder template bodies are read from, inside the workspace folder.
+pub const TEMPLATE_FOLDER: &str = "templates";
+
+/// The workspace files of a folder: its `*.yaml` / `*.yml` files sorted by name, then the
+/// files of its `templates/` folder (recursively, sorted by path), which templates name
+/// with `file:`.
 pub fn read_dir(path: &Path) -> Result<Vec<SourceFile>, Vec<Diagnostic>> {
     let folder = path.display().to_string();
     let entries = match std::fs::read_dir(path) {
@@ -85,6 +106,10 @@ pub fn read_dir(path: &Path) -> Result<Vec<SourceFile>, Vec<Diagnostic>> {
         let help = Some("put segments, journey and health definitions in `*.yaml` files there".to_string());
         return Err(vec![Diagnostic::whole(folder, "no workspace files (*.yaml, *.yml) in the folder", help)]);
     }
+    let mut bodies = Vec::new();
+    template_files(&path.join(TEMPLATE_FOLDER), 0, &mut bodies);
+    bodies.sort();
+    paths.extend(bodies);
     let mut files = Vec::new();
     let mut problems = Vec::new();
     for p in paths {
@@ -100,4 +125,21 @@ pub fn read_dir(path: &Path) -> Result<Vec<SourceFile>, Vec<Diagnostic>> {
         }
     }
     if problems.is_empty() { Ok(files) } else { Err(problems) }
+}
+
+/// Every file under `dir` (a few levels deep, hidden entries skipped), or nothing if it
+/// does not exist.
+fn template_files(dir: &Path, depth: usize, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.filter_map(Result::ok) {
+        let p = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if p.is_dir() && depth < 4 {
+            template_files(&p, depth + 1, out);
+        } else if p.is_file() && !is_definition_file(&p.display().to_string()) {
+            out.push(p);
+        }
+    }
 }

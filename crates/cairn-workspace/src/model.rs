@@ -10,7 +10,7 @@ use jiff::tz::TimeZone;
 
 use crate::diagnostic::Location;
 use crate::order::Definition;
-use crate::yaml::Node;
+use crate::programs::{Guardrails, Program, Template};
 
 /// An identifier of a definition: lowercase letters, digits and `_`, 1 to 64 of them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -340,18 +340,6 @@ impl Curve {
     }
 }
 
-/// A top-level section kept as raw YAML because it is not checked yet (`programs`,
-/// `templates`).
-#[derive(Debug, Clone)]
-pub struct UncheckedSection {
-    /// The top-level key.
-    pub key: String,
-    /// Where the key is.
-    pub location: Location,
-    /// The YAML under it.
-    pub node: Node,
-}
-
 /// A workspace that passed every check: built only by [`crate::check_sources`].
 #[derive(Debug, Clone)]
 pub struct Workspace {
@@ -363,7 +351,9 @@ pub struct Workspace {
     pub(crate) health: Option<Health>,
     pub(crate) aggregates: AggregateTable,
     pub(crate) order: Vec<Definition>,
-    pub(crate) unchecked: Vec<UncheckedSection>,
+    pub(crate) guardrails: Guardrails,
+    pub(crate) templates: Vec<Template>,
+    pub(crate) programs: Vec<Program>,
 }
 
 impl Workspace {
@@ -407,9 +397,24 @@ impl Workspace {
         &self.order
     }
 
-    /// Sections kept as raw YAML, not checked yet (`programs`, `templates`).
-    pub fn unchecked(&self) -> &[UncheckedSection] {
-        &self.unchecked
+    /// The guard rails of every send: frequency caps, quiet hours, what a capped send does.
+    pub fn guardrails(&self) -> &Guardrails {
+        &self.guardrails
+    }
+
+    /// The message templates, in file order.
+    pub fn templates(&self) -> &[Template] {
+        &self.templates
+    }
+
+    /// A template by id.
+    pub fn template(&self, id: &str) -> Option<&Template> {
+        self.templates.iter().find(|t| t.id.as_str() == id)
+    }
+
+    /// The programs, in file order.
+    pub fn programs(&self) -> &[Program] {
+        &self.programs
     }
 
     /// Counts of what was loaded.
@@ -426,13 +431,16 @@ impl Workspace {
             pillars,
             measures,
             health_models: self.health.as_ref().map_or(0, |h| h.models.len()),
+            programs: self.programs.len(),
+            templates: self.templates.len(),
             aggregates: self.aggregates.specs().len(),
         }
     }
 }
 
 /// Counts of a loaded workspace. `Display`: `22 segments, 4 stages, 12 milestones,
-/// 4 pillars (16 measures), 1 segment health model, 18 aggregates`.
+/// 4 pillars (16 measures), 1 segment health model, 5 programs, 9 templates,
+/// 18 aggregates`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
     /// Segments.
@@ -447,6 +455,10 @@ pub struct Summary {
     pub measures: usize,
     /// Segment-specific health models.
     pub health_models: usize,
+    /// Programs.
+    pub programs: usize,
+    /// Message templates.
+    pub templates: usize,
     /// Distinct aggregates the rules need.
     pub aggregates: usize,
 }
@@ -458,13 +470,15 @@ impl fmt::Display for Summary {
         }
         write!(
             f,
-            "{}, {}, {}, {} ({}), {}, {}",
+            "{}, {}, {}, {} ({}), {}, {}, {}, {}",
             n(self.segments, "segment", "segments"),
             n(self.stages, "stage", "stages"),
             n(self.milestones, "milestone", "milestones"),
             n(self.pillars, "pillar", "pillars"),
             n(self.measures, "measure", "measures"),
             n(self.health_models, "segment health model", "segment health models"),
+            n(self.programs, "program", "programs"),
+            n(self.templates, "template", "templates"),
             n(self.aggregates, "aggregate", "aggregates"),
         )
     }

@@ -44,7 +44,11 @@ impl Definition {
             Reference::Milestone(id) => Some(Definition::Milestone(id.clone())),
             Reference::Stage => Some(Definition::Stage),
             Reference::Health(_) => Some(Definition::Health),
-            Reference::Anchor | Reference::AccountTrait(_) | Reference::ContactTrait(_) => None,
+            Reference::Anchor
+            | Reference::AccountTrait(_)
+            | Reference::ContactTrait(_)
+            | Reference::Engagement { .. }
+            | Reference::Goal => None,
         }
     }
 }

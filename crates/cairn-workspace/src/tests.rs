@@ -506,7 +506,8 @@ const TWO_SEGMENTS: &str = "segments:\n  - id: smb\n    of: account\n    where: 
 
 #[test]
 fn a_valid_workspace_loads_into_typed_definitions() {
-    let ws = checked(&[("segments.yaml", TWO_SEGMENTS), ("later.yaml", "programs:\n  - id: nudge\n")]).expect("valid");
+    let program = "programs:\n  - id: nudge\n    of: account\n    trigger: segment_entered('busy_smb')\n    steps: [ { task: Call them, assign: owner } ]\n";
+    let ws = checked(&[("segments.yaml", TWO_SEGMENTS), ("later.yaml", program)]).expect("valid");
     assert_eq!(ws.segments().len(), 2);
     assert_eq!(ws.segments()[1].location.to_string(), "segments.yaml:5:9");
     assert_eq!(ws.time_zone_name(), "UTC");
@@ -515,8 +516,7 @@ fn a_valid_workspace_loads_into_typed_definitions() {
         ws.evaluation_order(),
         [crate::Definition::Segment("smb".into()), crate::Definition::Segment("busy_smb".into())]
     );
-    assert_eq!(ws.unchecked().len(), 1);
-    assert_eq!(ws.unchecked()[0].location.to_string(), "later.yaml:1:1");
+    assert_eq!(ws.programs()[0].location.to_string(), "later.yaml:2:9");
 }
 
 #[test]

@@ -14,15 +14,7 @@ pub fn run(dir: &Path, json: bool) -> ExitCode {
         println!("{}", report_json(&result));
     } else {
         match &result {
-            Ok(ws) => {
-                for section in ws.unchecked() {
-                    eprintln!(
-                        "{}: note: `{}` is not checked yet (reserved for a later version)",
-                        section.location, section.key
-                    );
-                }
-                println!("ok: {}", ws.summary());
-            }
+            Ok(ws) => println!("ok: {}", ws.summary()),
             Err(diagnostics) => {
                 for d in diagnostics {
                     eprintln!("{d:#}");
@@ -41,14 +33,13 @@ pub fn error_summary(diagnostics: &[Diagnostic]) -> String {
     format!("{} in {}", plural(diagnostics.len(), "error", "errors"), plural(files.len(), "file", "files"))
 }
 
-/// `{"ok": true, "summary": {...}, "unchecked": [...]}` or `{"ok": false, "errors": N,
+/// `{"ok": true, "summary": {...}}` or `{"ok": false, "errors": N,
 /// "diagnostics": [...]}`.
 pub fn report_json(result: &Result<Workspace, Vec<Diagnostic>>) -> serde_json::Value {
     match result {
         Ok(ws) => serde_json::json!({
             "ok": true,
             "summary": ws.summary(),
-            "unchecked": ws.unchecked().iter().map(|s| serde_json::json!({ "key": s.key, "location": s.location })).collect::<Vec<_>>(),
         }),
         Err(diagnostics) => serde_json::json!({
             "ok": false,

@@ -179,6 +179,9 @@ enum BenchCommand {
     /// Ingestion: bulk NDJSON import into SQLite and PostgreSQL beside PostgreSQL COPY,
     /// and /v1/batch over loopback with concurrent clients
     Ingest(crate::bench::IngestArgs),
+    /// The engine: backfill and incremental throughput on a generated workload, beside
+    /// the same segments and health as SQL in DuckDB and PostgreSQL
+    Engine(crate::bench_engine::EngineArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -309,6 +312,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check { dir, json } => Ok(crate::check::run(&dir, json)),
         Command::Bench { command: BenchCommand::Ingest(args) } => {
             crate::bench::ingest(args).await.map(|_| ExitCode::SUCCESS)
+        }
+        Command::Bench { command: BenchCommand::Engine(args) } => {
+            crate::bench_engine::run(args).await.map(|_| ExitCode::SUCCESS)
         }
     }
 }

@@ -223,6 +223,13 @@ pub fn example_workspace() -> Result<(cairn_workspace::Workspace, String)> {
         ("segments.yaml", include_str!("../../../examples/workspace/segments.yaml")),
         ("journey.yaml", include_str!("../../../examples/workspace/journey.yaml")),
         ("health.yaml", include_str!("../../../examples/workspace/health.yaml")),
+        ("programs.yaml", include_str!("../../../examples/workspace/programs.yaml")),
+        ("templates.yaml", include_str!("../../../examples/workspace/templates.yaml")),
+        ("templates/invite_team.html", include_str!("../../../examples/workspace/templates/invite_team.html")),
+        ("templates/nps.html", include_str!("../../../examples/workspace/templates/nps.html")),
+        ("templates/renewal_recap.html", include_str!("../../../examples/workspace/templates/renewal_recap.html")),
+        ("templates/welcome.html", include_str!("../../../examples/workspace/templates/welcome.html")),
+        ("templates/welcome.txt", include_str!("../../../examples/workspace/templates/welcome.txt")),
     ]
     .map(|(name, text)| cairn_workspace::SourceFile::new(name, text));
     let ws = cairn_workspace::check_sources(&files).map_err(|diags| {
@@ -235,6 +242,18 @@ pub fn example_workspace() -> Result<(cairn_workspace::Workspace, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_built_in_example_workspace_is_the_examples_folder_and_passes_its_checks() {
+        let (ws, _) = example_workspace().unwrap_or_else(|e| panic!("{e:#}"));
+        let folder = cairn_workspace::load_dir(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/workspace"
+        )))
+        .unwrap_or_else(|d| panic!("{d:?}"));
+        assert_eq!(ws.summary(), folder.summary(), "a file of examples/workspace is missing from example_workspace()");
+        assert!(ws.summary().programs >= 5);
+    }
 
     #[test]
     fn each_demo_account_renews_when_its_subscription_line_ends() {

@@ -6,6 +6,7 @@
 //! keep typed errors.
 
 pub mod bench;
+pub mod bench_engine;
 pub mod check;
 pub mod cli;
 pub mod demo;

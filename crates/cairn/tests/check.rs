@@ -50,7 +50,7 @@ fn a_valid_workspace_exits_0_with_a_summary_of_what_it_holds() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "ok: 2 segments, 2 stages, 1 milestone, 0 pillars (0 measures), 0 segment health models, 2 aggregates\n"
+        "ok: 2 segments, 2 stages, 1 milestone, 0 pillars (0 measures), 0 segment health models, 0 programs, 0 templates, 2 aggregates\n"
     );
 }
 
@@ -62,7 +62,7 @@ fn the_example_workspace_passes() {
     let stdout = text(&out.stdout);
     assert!(
         stdout
-            .starts_with("ok: 26 segments, 4 stages, 12 milestones, 4 pillars (15 measures), 1 segment health model, "),
+            .starts_with("ok: 26 segments, 4 stages, 12 milestones, 4 pillars (15 measures), 1 segment health model, 5 programs, 10 templates, "),
         "{stdout}"
     );
 }
@@ -119,14 +119,18 @@ fn json_lists_the_diagnostics() {
 
 #[test]
 fn json_summarises_a_valid_workspace() {
-    let ws = Folder::with(&[("segments.yaml", SEGMENTS), ("programs.yaml", "programs:\n  - id: later\n")]);
+    let program = "programs:\n  - id: welcome\n    trigger: segment_entered('power_admins')\n    topic: onboarding\n    steps:\n      - send: email\n        template: welcome\n";
+    let templates =
+        "templates:\n  welcome:\n    channel: email\n    subject: Welcome\n    text: Hi {{ contact.name }}\n";
+    let ws = Folder::with(&[("segments.yaml", SEGMENTS), ("programs.yaml", program), ("templates.yaml", templates)]);
     let out = ws.check(&["--json"]);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     assert_eq!(report["ok"], true);
     assert_eq!(report["summary"]["segments"], 2);
     assert_eq!(report["summary"]["aggregates"], 1);
-    assert_eq!(report["unchecked"][0]["key"], "programs");
+    assert_eq!(report["summary"]["programs"], 1);
+    assert_eq!(report["summary"]["templates"], 1);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use super::{Checker, Ty, looks_like_window, noun, poison, string_literal};
 use crate::ast::{Expr, ExprKind};
 use crate::eval::{Func, Node};
 use crate::suggest::{closest, list_names};
-use crate::{Reference, Span, Subject, Value};
+use crate::{Engagement, Reference, Span, Subject, Value};
 
 /// A builtin function's name, how many arguments it takes, and how it is called.
 pub(super) struct Signature {
@@ -55,7 +55,15 @@ const FUNCTIONS: &[Signature] = &[
     sig("least", 1, None, "least(value, ...)"),
     sig("greatest", 1, None, "greatest(value, ...)"),
     sig("coalesce", 1, None, "coalesce(value, ...)"),
+    sig("delivered", 1, Some(1), "delivered('step_id')"),
+    sig("opened", 1, Some(1), "opened('step_id')"),
+    sig("clicked", 1, Some(1), "clicked('step_id')"),
+    sig("answered", 1, Some(1), "answered('step_id')"),
+    sig("goal", 0, Some(0), "goal()"),
 ];
+
+/// Where program-only functions may be used, for messages.
+const PROGRAM_RULES: &str = "use it in a program's `if`, `wait` (`until`), `goal` or `exit` rule";
 
 /// The names of every function, for docs and suggestions.
 fn function_names() -> impl Iterator<Item = &'static str> {
@@ -103,6 +111,15 @@ impl Checker<'_> {
             return poison();
         }
         let fname = sig.name;
+        if matches!(fname, "delivered" | "opened" | "clicked" | "answered" | "goal") && self.schema.program.is_none() {
+            let what = if fname == "goal" { "the goal of the program" } else { "a step of the program" };
+            self.error(
+                name_span,
+                format!("`{fname}` is only available in a program's rules"),
+                Some(format!("it asks about {what} a contact is enrolled in: {PROGRAM_RULES}")),
+            );
+            return poison();
+        }
         match fname {
             "count" | "distinct_users" | "sum" | "distinct_events" | "active_users" | "active_days" | "first_seen"
             | "last_seen" => self.behaviour(e, fname, args),
@@ -190,6 +207,19 @@ impl Checker<'_> {
                     nodes.push(node);
                 }
                 if failed { poison() } else { (Node::Call(Func::Concat, nodes), Ty::String) }
+            }
+            "delivered" | "opened" | "clicked" | "answered" => self.engagement(fname, args),
+            "goal" => {
+                if self.schema.program.as_ref().is_some_and(|p| !p.goal) {
+                    self.error(
+                        name_span,
+                        "`goal()` cannot be used in the goal's own rule".to_string(),
+                        Some("the goal rule says when the goal is met; write that condition itself".to_string()),
+                    );
+                    return poison();
+                }
+                self.references.insert(Reference::Goal);
+                (Node::Goal, Ty::Bool)
             }
             "least" | "greatest" | "coalesce" => {
                 let func = match fname {
@@ -289,6 +319,65 @@ impl Checker<'_> {
             };
         }
         self.typed_call(Func::Date, "date", args, &[("x", &[Ty::Timestamp, Ty::Date, Ty::String])], Ty::Date)
+    }
+
+    /// `opened('step')`, `opened(previous)`, …: a send step of the program, named by id.
+    fn engagement(&mut self, fname: &str, args: &[Expr]) -> (Node, Ty) {
+        let kind = match fname {
+            "delivered" => Engagement::Delivered,
+            "opened" => Engagement::Opened,
+            "clicked" => Engagement::Clicked,
+            _ => Engagement::Answered,
+        };
+        let Some(scope) = self.schema.program.as_ref() else { return poison() };
+        let Some(arg) = args.first() else { return poison() };
+        let id = match &arg.kind {
+            ExprKind::String(id) => id.clone(),
+            ExprKind::Name { qualifier: None, name, .. } if name.eq_ignore_ascii_case("previous") => {
+                match &scope.previous {
+                    Some(id) => id.clone(),
+                    None => {
+                        self.error(
+                            arg.span,
+                            "no send step comes before this rule, so `previous` names nothing here".to_string(),
+                            Some(format!(
+                                "`previous` is the latest `send` step before an `if` or a `wait`; elsewhere name the step, e.g. `{fname}('welcome')`"
+                            )),
+                        );
+                        return poison();
+                    }
+                }
+            }
+            _ => {
+                self.error(
+                    arg.span,
+                    format!("the step in `{fname}(...)` must be a step id in quotes, or `previous`"),
+                    Some(format!("write e.g. `{fname}('welcome')` or `{fname}(previous)`")),
+                );
+                return poison();
+            }
+        };
+        if scope.sends.contains(&id) {
+            self.references.insert(Reference::Engagement { step: id.clone(), kind });
+            return (Node::Engagement(kind, id.into()), Ty::Bool);
+        }
+        if let Some(reason) = scope.unavailable.get(&id) {
+            let reason = reason.clone();
+            self.error(
+                arg.span,
+                format!("step `{id}` cannot be used here: {reason}"),
+                Some(format!("`{fname}` asks about a `send` step that runs before this rule")),
+            );
+            return poison();
+        }
+        let known: Vec<String> = scope.sends.iter().chain(scope.unavailable.keys()).cloned().collect();
+        let help = match closest(&id, known.iter().map(String::as_str)) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None if scope.sends.is_empty() => "no send step comes before this rule".to_string(),
+            None => format!("the send steps it may name are {}", list_names(scope.sends.iter().map(String::as_str))),
+        };
+        self.error(arg.span, format!("unknown step `{id}`"), Some(help));
+        poison()
     }
 
     /// The quoted id that is the only argument of `segment`, `milestone` or `health`.

@@ -4,7 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use cairn_rules::{AggId, Aggregate, AggregateTable, Env, Rule, RuleError, Schema, Subject, Type, Value, compile};
+use cairn_rules::{
+    AggId, Aggregate, AggregateTable, Engagement, Env, ProgramScope, Rule, RuleError, Schema, Subject, Type, Value,
+    compile,
+};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
@@ -42,6 +45,26 @@ pub fn schema(subject: Subject) -> Schema {
         milestones: set(&["invited_team", "first_value"]),
         stages: set(&["onboarding", "adoption", "renewal"]),
         pillars: set(&["adoption", "support"]),
+        program: None,
+    }
+}
+
+/// The schema of a rule in a contact program whose steps are `welcome` (send),
+/// `pause` (wait), `reminder` (send), then the rule, then `later` (send) and `call` (task).
+pub fn program_schema() -> Schema {
+    let unavailable = [
+        ("pause", "it is a `wait` step, not a `send`"),
+        ("later", "it comes after this rule"),
+        ("call", "it is a `task` step, not a `send`"),
+    ];
+    Schema {
+        program: Some(ProgramScope {
+            sends: vec!["welcome".to_string(), "reminder".to_string()],
+            previous: Some("reminder".to_string()),
+            unavailable: unavailable.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            goal: true,
+        }),
+        ..schema(Subject::Contact)
     }
 }
 
@@ -59,6 +82,9 @@ pub struct World {
     pub stage: Option<String>,
     pub health: HashMap<Option<String>, f64>,
     pub anchor: Option<Timestamp>,
+    /// Engagement of the enrollment with send steps, and whether its goal is met.
+    pub engaged: BTreeSet<(String, Engagement)>,
+    pub goal_met: bool,
 }
 
 pub fn ts(text: &str) -> Timestamp {
@@ -80,6 +106,8 @@ impl World {
             stage: None,
             health: HashMap::new(),
             anchor: None,
+            engaged: BTreeSet::new(),
+            goal_met: false,
         }
     }
 
@@ -156,5 +184,13 @@ impl Env for World {
 
     fn anchor(&self) -> Option<Timestamp> {
         self.anchor
+    }
+
+    fn engagement(&self, step: &str, kind: Engagement) -> bool {
+        self.engaged.contains(&(step.to_string(), kind))
+    }
+
+    fn goal_met(&self) -> bool {
+        self.goal_met
     }
 }

@@ -87,6 +87,27 @@ impl TestDb {
         }
     }
 
+    /// A second store on the same database, with its own connections: another node.
+    pub async fn second_node(&self) -> Store {
+        let url = match &self.place {
+            Place::Sqlite(dir) => {
+                // The one database file in the directory.
+                let file = std::fs::read_dir(dir.path())
+                    .expect("list the test directory")
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .find(|p| p.extension().is_some_and(|x| x == "db"))
+                    .expect("the test database file");
+                format!("sqlite://{}", file.display())
+            }
+            Place::Postgres { base, schema } => {
+                let sep = if base.contains('?') { '&' } else { '?' };
+                format!("{base}{sep}schema={schema}")
+            }
+        };
+        Store::open(&url).await.expect("open the same database a second time")
+    }
+
     /// Closes the store and removes its database.
     pub async fn close(self) {
         self.store.close().await;
@@ -118,6 +139,28 @@ where
         return;
     };
     let outcome = tokio::spawn(scenario(db.store.clone())).await;
+    db.close().await;
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("scenario `{name}` did not finish: {e}"),
+        }
+    }
+}
+
+/// Runs a scenario given two stores on one fresh database (two nodes), then removes it.
+pub async fn run_two<F, Fut>(backend: Backend, name: &str, scenario: F)
+where
+    F: FnOnce(Store, Store) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(db) = TestDb::open(backend).await else {
+        eprintln!("note: CAIRN_TEST_PG=skip, so `{name}` did not run on PostgreSQL");
+        return;
+    };
+    let second = db.second_node().await;
+    let outcome = tokio::spawn(scenario(db.store.clone(), second.clone())).await;
+    second.close().await;
     db.close().await;
     if let Err(e) = outcome {
         match e.try_into_panic() {

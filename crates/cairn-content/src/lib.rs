@@ -1,0 +1,45 @@
+//! cairn-content: what a message says. Liquid templates for the subject, preheader, HTML
+//! and text of a message, checked against the shape of the render context at `cairn
+//! check` time and rendered per recipient, plus the data-driven insights templates quote
+//! (an account's [`benchmark`] among its peers, a feature's [`leaderboard`] of users).
+//!
+//! The way through the crate:
+//!
+//! 1. [`MessageTemplate::parse`] parses each part with the `liquid` crate (standard tags
+//!    and filters, minus `include`/`render`), every error a [`ContentError`] pointing at
+//!    file:line:column through the part's [`Origin`].
+//! 2. [`check_variables`] reports references to things no context can hold
+//!    (`{{ acount.name }}`, `{{ account.nme }}`, an undeclared trait or milestone) against a
+//!    [`ContextSchema`] built from the workspace, each with its position and a
+//!    did-you-mean.
+//! 3. [`render`] renders a [`ParsedTemplate`] with a [`RenderContext`] within [`Limits`]:
+//!    data HTML-escaped in the HTML part before Liquid sees it, and never evaluated as
+//!    Liquid; anything undefined is an error ([`RenderError::Undefined`]) rather than a
+//!    blank, so the caller dead-letters the send with the reason instead of mailing a
+//!    broken email.
+//!
+//! The context's shape is documented on the [`context`] module.
+//!
+//! Owns: template syntax, the context shape, escaping, render limits, insight maths. Must
+//! not touch: the store, channels (SMTP, in-app), scheduling, signing links (the caller
+//! passes signed URLs in), or the workspace YAML (the caller passes sources and origins).
+//! Pure: no I/O, no async, no clock — except `std::time::Instant` as the render's safety
+//! net against runaway templates (see `guard.rs`); "now" is part of the context.
+
+pub mod context;
+mod guard;
+mod insights;
+mod render;
+mod scan;
+mod source;
+mod suggest;
+mod template;
+
+pub use context::{AccountData, ContactData, ContextSchema, HealthData, MilestoneData, RenderContext, check_variables};
+pub use insights::{
+    Benchmark, Cohort, Entry, Leaderboard, PeerProfile, SizeBand, UserCount, benchmark, is_peer, leaderboard,
+    peer_values, size_band,
+};
+pub use render::{Limits, RenderError, RenderedMessage, escape_html, render};
+pub use source::{ContentError, Origin, Part};
+pub use template::{MAX_RANGE_LEN, MessageTemplate, ParsedTemplate, PartSource};

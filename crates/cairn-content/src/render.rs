@@ -1,0 +1,209 @@
+//! Rendering a parsed template with a context, safely: data escaped in HTML, nothing
+//! undefined left blank, output and time bounded.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::context::RenderContext;
+use crate::guard::{BudgetScope, Exceeded, LimitedWriter};
+use crate::source::Part;
+use crate::template::{ParsedTemplate, contexts, first_message};
+
+/// Bounds on one render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest a part may be once rendered, in bytes (also the largest string or list
+    /// any filter may produce along the way).
+    pub max_bytes_per_part: usize,
+    /// The time all parts together may take. Checked before every tag, block, filter and
+    /// write, so a runaway loop stops within one step of the budget.
+    pub time_budget: Duration,
+}
+
+impl Default for Limits {
+    /// 256 KiB per part, 100 ms per message.
+    fn default() -> Limits {
+        Limits { max_bytes_per_part: 256 * 1024, time_budget: Duration::from_millis(100) }
+    }
+}
+
+/// A message ready for a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedMessage {
+    /// The subject, on one line (runs of whitespace, line breaks included, become one
+    /// space; no header injection), never empty.
+    pub subject: String,
+    /// The preheader on one line, `None` when the template has none or it renders empty.
+    pub preheader: Option<String>,
+    /// The HTML body.
+    pub html: String,
+    /// The plain-text body.
+    pub text: String,
+}
+
+/// Why a message could not be rendered: the reason a send is dead-lettered with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The template refers to something this recipient's context does not have.
+    #[error("{part}: `{name}` is not defined for this recipient; guard it with {{% if {name} %}} or supply it")]
+    Undefined {
+        /// The part.
+        part: Part,
+        /// The missing variable's path (`account.renewal_date`).
+        name: String,
+    },
+    /// A part (or a value built along the way) grew past the size limit.
+    #[error("{part}: the rendered text would be larger than {limit} bytes")]
+    TooLarge {
+        /// The part.
+        part: Part,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Rendering ran past the time budget.
+    #[error("{part}: rendering took longer than {} ms", budget.as_millis())]
+    TooSlow {
+        /// The part being rendered when the budget ran out.
+        part: Part,
+        /// The budget.
+        budget: Duration,
+    },
+    /// The subject rendered to nothing but whitespace.
+    #[error("subject: the subject is empty once rendered")]
+    EmptySubject,
+    /// Any other Liquid error at render time (a filter given the wrong kind of value, …).
+    #[error("{part}: {message}")]
+    Failed {
+        /// The part.
+        part: Part,
+        /// liquid's message.
+        message: String,
+    },
+}
+
+/// Renders every part of `template` with `context`.
+///
+/// Subject, preheader and text see the data as it is. The HTML part sees a copy in which
+/// every string (and object key) has been HTML-escaped (`&`, `<`, `>`, `"`, `'`) before
+/// Liquid runs, so data can neither add markup nor break out of an attribute, while the
+/// template's own markup stays. Data is never parsed as Liquid: `{{ 7*7 }}` in a trait
+/// is text. In HTML, string filters see the escaped text (`size` of `a&b` is 7), and
+/// `escape` behaves as `escape_once`, so escaping again is harmless.
+pub fn render(
+    template: &ParsedTemplate,
+    context: &RenderContext,
+    limits: &Limits,
+) -> Result<RenderedMessage, RenderError> {
+    let data = context.to_json();
+    let now = liquid::model::Value::scalar(data.get("now").and_then(Value::as_str).unwrap_or_default().to_owned());
+    let plain = liquid::to_object(&data)
+        .map_err(|e| RenderError::Failed { part: Part::Subject, message: first_message(&e.to_string()) })?;
+    let escaped = liquid::to_object(&escape_json(data))
+        .map_err(|e| RenderError::Failed { part: Part::Html, message: first_message(&e.to_string()) })?;
+    let scope = BudgetScope::start(limits.time_budget, limits.max_bytes_per_part, now);
+
+    let mut rendered: [Option<String>; 4] = Default::default();
+    for parsed in &template.parts {
+        let part = parsed.part;
+        let globals = if part == Part::Html { &escaped } else { &plain };
+        let mut writer = LimitedWriter::new(limits.max_bytes_per_part);
+        let outcome = catch_unwind(AssertUnwindSafe(|| parsed.template.render_to(&mut writer, globals)));
+        let failure = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some("the Liquid renderer failed on this template (a bug in liquid)".to_owned()),
+        };
+        if let Some(message) = failure {
+            return Err(match scope.take_exceeded() {
+                Some(Exceeded::Time) => RenderError::TooSlow { part, budget: limits.time_budget },
+                Some(Exceeded::Size) => RenderError::TooLarge { part, limit: limits.max_bytes_per_part },
+                None => match undefined_name(&message) {
+                    Some(name) => RenderError::Undefined { part, name },
+                    None => RenderError::Failed { part, message: first_message(&message) },
+                },
+            });
+        }
+        let text =
+            String::from_utf8(writer.buffer).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        if let Some(slot) = Part::ALL.iter().position(|p| *p == part).and_then(|i| rendered.get_mut(i)) {
+            *slot = Some(text);
+        }
+    }
+    let [subject, preheader, html, text] = rendered;
+    let subject = one_line(&subject.unwrap_or_default());
+    if subject.is_empty() {
+        return Err(RenderError::EmptySubject);
+    }
+    let preheader = preheader.map(|p| one_line(&p)).filter(|p| !p.is_empty());
+    Ok(RenderedMessage { subject, preheader, html: html.unwrap_or_default(), text: text.unwrap_or_default() })
+}
+
+/// The missing variable's path named by a liquid "Unknown variable/index" error.
+fn undefined_name(message: &str) -> Option<String> {
+    let contexts = contexts(message);
+    let get = |key: &str| contexts.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    match first_message(message).as_str() {
+        "Unknown variable" => get("requested variable"),
+        "Unknown index" => Some(match (get("variable"), get("requested index")) {
+            (Some(variable), Some(index)) => format!("{variable}.{index}"),
+            (variable, index) => variable.or(index)?,
+        }),
+        _ => None,
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `text` with the five HTML-significant characters escaped.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Every string and object key of `value` HTML-escaped.
+fn escape_json(value: Value) -> Value {
+    match value {
+        Value::String(s) => Value::String(escape_html(&s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(escape_json).collect()),
+        Value::Object(fields) => {
+            Value::Object(fields.into_iter().map(|(k, v)| (escape_html(&k), escape_json(v))).collect())
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_the_five_characters_and_keeps_the_rest() {
+        assert_eq!(
+            escape_html(r#"<a href="x">Tom & 'Jerry'</a> 🎉 é"#),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt; 🎉 é"
+        );
+    }
+
+    #[test]
+    fn names_the_missing_variable() {
+        let message = "liquid: Unknown index\n  with:\n    variable=account.health.pillars\n    requested index=x\n    available indexes=y\n";
+        assert_eq!(undefined_name(message).as_deref(), Some("account.health.pillars.x"));
+        let message = "liquid: Unknown variable\n  with:\n    requested variable=acount\n";
+        assert_eq!(undefined_name(message).as_deref(), Some("acount"));
+        assert_eq!(undefined_name("liquid: something else\n"), None);
+    }
+}

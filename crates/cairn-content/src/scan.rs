@@ -1,0 +1,335 @@
+//! A light reader of Liquid markup that finds what a template refers to: the variable
+//! paths in `{{ … }}` and `{% … %}` with their byte offsets, the names the template binds
+//! itself (`assign`, `capture`, `for`, …), the filters it calls and its `(a..b)` ranges.
+//!
+//! It runs only on sources the liquid crate has already parsed, so it can be forgiving:
+//! anything it does not understand is skipped, never reported. Its job is to give
+//! `check_variables` exact positions, which rendering against a sample context cannot.
+
+use std::collections::BTreeSet;
+
+/// A variable path such as `account.health.pillars.adoption`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PathRef {
+    /// The root name and where it starts (byte offset in the part).
+    pub root: (String, usize),
+    /// The fixed segments after it (`.name` or `["name"]`), each with its offset.
+    pub segments: Vec<(String, usize)>,
+}
+
+/// A `(start..end)` range: its bounds as written (`None` when not an integer literal).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RangeRef {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub offset: usize,
+}
+
+/// What a part's markup refers to.
+#[derive(Debug, Default)]
+pub(crate) struct Scan {
+    pub paths: Vec<PathRef>,
+    pub bindings: BTreeSet<String>,
+    pub filters: Vec<(String, usize)>,
+    pub ranges: Vec<RangeRef>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Str(String),
+    Num(String),
+    Dot,
+    DotDot,
+    LBracket,
+    RBracket,
+    LParen,
+    RParen,
+    Pipe,
+    Colon,
+    Other,
+}
+
+/// Words of the Liquid grammar that are never variables.
+const KEYWORDS: &[&str] =
+    &["and", "or", "contains", "in", "reversed", "true", "false", "nil", "null", "empty", "blank", "with", "as", "for"];
+
+/// Reads the markup of `source`.
+pub(crate) fn scan(source: &str) -> Scan {
+    let mut scan = Scan::default();
+    scan.bindings.insert("forloop".to_owned());
+    scan.bindings.insert("tablerowloop".to_owned());
+    let bytes = source.as_bytes();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        let open = &bytes[i..i + 2];
+        if open == b"{{" {
+            let start = i + 2;
+            let (tokens, end) = tokenize(source, start, "}}");
+            read_expression(&tokens, &mut scan);
+            i = end;
+        } else if open == b"{%" {
+            let start = i + 2;
+            let (tokens, end) = tokenize(source, start, "%}");
+            i = end;
+            match tokens.first() {
+                Some((Tok::Ident(tag), _)) if tag == "raw" || tag == "comment" => {
+                    i = skip_block(source, end, &format!("end{tag}"));
+                }
+                Some((Tok::Ident(tag), _)) => read_tag(tag, &tokens[1..], &mut scan),
+                _ => {}
+            }
+        } else {
+            i += 1;
+        }
+    }
+    scan
+}
+
+/// Moves past `{% end_tag %}` (or to the end of the source).
+fn skip_block(source: &str, from: usize, end_tag: &str) -> usize {
+    let mut i = from;
+    while let Some(found) = source.get(i..).and_then(|rest| rest.find("{%")) {
+        let at = i + found;
+        let (tokens, end) = tokenize(source, at + 2, "%}");
+        if matches!(tokens.first(), Some((Tok::Ident(tag), _)) if tag == end_tag) {
+            return end;
+        }
+        i = end.max(at + 2);
+    }
+    source.len()
+}
+
+/// The tokens from `start` to the closing delimiter, and the offset just after it.
+fn tokenize(source: &str, start: usize, close: &str) -> (Vec<(Tok, usize)>, usize) {
+    let bytes = source.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = start;
+    // Whitespace control: `{{-` and `{%-`.
+    if bytes.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    while i < bytes.len() {
+        let c = bytes[i];
+        if source[i..].starts_with(close) || (c == b'-' && source[i + 1..].starts_with(close)) {
+            let end = if c == b'-' { i + 1 + close.len() } else { i + close.len() };
+            return (tokens, end);
+        }
+        match c {
+            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
+            b'\'' | b'"' => {
+                let quote = c;
+                let body_start = i + 1;
+                let mut j = body_start;
+                while j < bytes.len() && bytes[j] != quote {
+                    j += 1;
+                }
+                tokens.push((Tok::Str(source[body_start..j.min(bytes.len())].to_owned()), i));
+                i = (j + 1).min(bytes.len());
+            }
+            b'.' if bytes.get(i + 1) == Some(&b'.') => {
+                tokens.push((Tok::DotDot, i));
+                i += 2;
+            }
+            b'.' => {
+                tokens.push((Tok::Dot, i));
+                i += 1;
+            }
+            b'[' => {
+                tokens.push((Tok::LBracket, i));
+                i += 1;
+            }
+            b']' => {
+                tokens.push((Tok::RBracket, i));
+                i += 1;
+            }
+            b'(' => {
+                tokens.push((Tok::LParen, i));
+                i += 1;
+            }
+            b')' => {
+                tokens.push((Tok::RParen, i));
+                i += 1;
+            }
+            b'|' => {
+                tokens.push((Tok::Pipe, i));
+                i += 1;
+            }
+            b':' => {
+                tokens.push((Tok::Colon, i));
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' if c != b'-' || bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                let mut j = i + 1;
+                while j < bytes.len()
+                    && (bytes[j].is_ascii_digit() || (bytes[j] == b'.' && bytes.get(j + 1) != Some(&b'.')))
+                {
+                    j += 1;
+                }
+                tokens.push((Tok::Num(source[i..j].to_owned()), i));
+                i = j;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let mut j = i + 1;
+                while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_' || bytes[j] == b'-') {
+                    // A `-` closing the markup (`-}}`) is whitespace control, not part of a name.
+                    if bytes[j] == b'-' && source[j + 1..].starts_with(close) {
+                        break;
+                    }
+                    j += 1;
+                }
+                if bytes.get(j) == Some(&b'?') {
+                    j += 1;
+                }
+                tokens.push((Tok::Ident(source[i..j].to_owned()), i));
+                i = j;
+            }
+            _ => {
+                tokens.push((Tok::Other, i));
+                // Step over a whole character, never into the middle of one.
+                i += source[i..].chars().next().map_or(1, char::len_utf8);
+            }
+        }
+    }
+    (tokens, bytes.len())
+}
+
+fn read_tag(tag: &str, rest: &[(Tok, usize)], scan: &mut Scan) {
+    match tag {
+        "assign" | "capture" | "increment" | "decrement" | "for" | "tablerow" => {
+            if let Some((Tok::Ident(name), _)) = rest.first() {
+                scan.bindings.insert(name.clone());
+            }
+            if matches!(tag, "assign" | "for" | "tablerow") {
+                read_expression(rest.get(1..).unwrap_or_default(), scan);
+            }
+        }
+        "else" | "break" | "continue" | "ifchanged" => {}
+        t if t.starts_with("end") => {}
+        _ => read_expression(rest, scan),
+    }
+}
+
+/// Collects the paths, filters and ranges of an expression (or a tag's arguments).
+fn read_expression(tokens: &[(Tok, usize)], scan: &mut Scan) {
+    let mut i = 0;
+    while i < tokens.len() {
+        let (token, offset) = &tokens[i];
+        match token {
+            Tok::Pipe => {
+                if let Some((Tok::Ident(name), at)) = tokens.get(i + 1) {
+                    scan.filters.push((name.clone(), *at));
+                    i += 2;
+                    continue;
+                }
+            }
+            Tok::LParen => {
+                if let (Some((start, _)), Some((Tok::DotDot, _)), Some((end, _)), Some((Tok::RParen, _))) =
+                    (tokens.get(i + 1), tokens.get(i + 2), tokens.get(i + 3), tokens.get(i + 4))
+                {
+                    scan.ranges.push(RangeRef { start: integer(start), end: integer(end), offset: *offset });
+                } else if tokens[i..].iter().any(|(t, _)| *t == Tok::DotDot) {
+                    scan.ranges.push(RangeRef { start: None, end: None, offset: *offset });
+                }
+            }
+            Tok::Ident(name) => {
+                let after_dot = i > 0 && tokens[i - 1].0 == Tok::Dot;
+                let before_colon = matches!(tokens.get(i + 1), Some((Tok::Colon, _)));
+                if !after_dot && !before_colon && !KEYWORDS.contains(&name.as_str()) {
+                    let (path, next) = read_path(tokens, i);
+                    scan.paths.push(path);
+                    i = next;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+fn integer(token: &Tok) -> Option<i64> {
+    match token {
+        Tok::Num(n) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The path starting at `tokens[start]` (an identifier), and the index to continue from.
+fn read_path(tokens: &[(Tok, usize)], start: usize) -> (PathRef, usize) {
+    let (root, root_at) = match &tokens[start] {
+        (Tok::Ident(name), at) => (name.clone(), *at),
+        (_, at) => (String::new(), *at),
+    };
+    let mut path = PathRef { root: (root, root_at), segments: Vec::new() };
+    let mut i = start + 1;
+    loop {
+        match (tokens.get(i), tokens.get(i + 1), tokens.get(i + 2)) {
+            (Some((Tok::Dot, _)), Some((Tok::Ident(name), at)), _) => {
+                path.segments.push((name.clone(), *at));
+                i += 2;
+            }
+            (Some((Tok::LBracket, _)), Some((Tok::Str(name), at)), Some((Tok::RBracket, _))) => {
+                path.segments.push((name.clone(), *at));
+                i += 3;
+            }
+            // A computed index (`top[0]`, `traits[key]`): the path is known up to here; the
+            // index itself is read as an expression of its own.
+            _ => return (path, i),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(source: &str) -> Vec<String> {
+        scan(source)
+            .paths
+            .iter()
+            .map(|p| {
+                let mut s = p.root.0.clone();
+                for (seg, _) in &p.segments {
+                    s.push('.');
+                    s.push_str(seg);
+                }
+                s
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finds_paths_in_output_and_tags() {
+        assert_eq!(paths("Hi {{ contact.first_name | default: 'there' }}!"), ["contact.first_name"]);
+        assert_eq!(
+            paths("{% if account.health.band == 'red' and metrics.logins > 3 %}x{% endif %}"),
+            ["account.health.band", "metrics.logins"]
+        );
+        assert_eq!(
+            paths("{{ insights.leaderboard['report_created'].top[0].name }}"),
+            ["insights.leaderboard.report_created.top"]
+        );
+        assert_eq!(paths("{{ a[b].c }}"), ["a", "b"]);
+        assert_eq!(paths("{{ 'acount.name' }}{{ x | truncate: 5, '…' }}"), ["x"]);
+    }
+
+    #[test]
+    fn skips_raw_comment_and_keyword_arguments() {
+        assert_eq!(paths("{% raw %}{{ acount }}{% endraw %}{% comment %}{{ b }}{% endcomment %}{{ c }}"), ["c"]);
+        assert_eq!(paths("{% for u in top limit: n reversed %}{{ u.name }}{% endfor %}"), ["top", "n", "u.name"]);
+        assert_eq!(paths("{{- account.name -}}"), ["account.name"]);
+    }
+
+    #[test]
+    fn records_bindings_filters_and_ranges() {
+        let s = scan(
+            "{% assign n = 3 %}{% capture c %}x{% endcapture %}{% for i in (1..10) %}{{ i | plus: n }}{% endfor %}",
+        );
+        assert!(s.bindings.contains("n") && s.bindings.contains("c") && s.bindings.contains("i"));
+        assert_eq!(s.filters.iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(), ["plus"]);
+        assert_eq!(s.ranges, [RangeRef { start: Some(1), end: Some(10), offset: 62 }]);
+        let s = scan("{% for i in (1..account.seats) %}{% endfor %}");
+        assert_eq!(s.ranges[0].end, None);
+    }
+}

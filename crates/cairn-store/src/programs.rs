@@ -1,0 +1,747 @@
+//! The store side of programs, in SQL both dialects accept: enrollments, due steps and
+//! their leases, the send ledger, the outbox, dead letters, consent, suppressions, the
+//! in-app inbox and tasks. Stamped out for each backend by `programs_store_impl!` (from
+//! inside `shared_store_impl!`, whose helpers it uses); the one dialect difference is
+//! `CLAIM_LOCK`, the row-locking clause of a claim.
+//!
+//! Exactly once rests on two keys: a due step is run by whoever holds its lease
+//! (`lease_owner`), and what a step did is recorded under the ledger's primary key
+//! (enrollment, step), so a second record of the same step cannot be written — whatever
+//! crashed, restarted or raced.
+
+/// The recipient a ledger entry counts against for frequency caps: the subject when it is
+/// a contact, else the detail's numeric `contact_id`.
+pub(crate) fn ledger_contact(subject_kind: crate::SubjectKind, subject_id: i64, detail: &str) -> Option<i64> {
+    match subject_kind {
+        crate::SubjectKind::Contact => Some(subject_id),
+        crate::SubjectKind::Account => serde_json::from_str::<serde_json::Value>(detail)
+            .ok()
+            .and_then(|d| d.get("contact_id").and_then(serde_json::Value::as_i64)),
+    }
+}
+
+/// The `SET` list of an in-app mark; clicking or dismissing a message also means it was seen.
+/// `None` for an action that is not one.
+pub(crate) fn inapp_mark_columns(action: &str) -> Option<&'static str> {
+    match action {
+        "seen" => Some("seen_at = COALESCE(seen_at, $3)"),
+        "clicked" => Some("clicked_at = COALESCE(clicked_at, $3), seen_at = COALESCE(seen_at, $3)"),
+        "dismissed" => Some("dismissed_at = COALESCE(dismissed_at, $3), seen_at = COALESCE(seen_at, $3)"),
+        _ => None,
+    }
+}
+
+/// Addresses are kept lowercase and trimmed (contacts' emails are lowercase too).
+pub(crate) fn normalize_address(address: &str) -> String {
+    address.trim().to_lowercase()
+}
+
+macro_rules! programs_store_impl {
+    ($Store:ident, $Db:ty) => {
+        use jiff::SignedDuration;
+
+        use crate::programs::{inapp_mark_columns, ledger_contact, normalize_address};
+        use crate::types::{
+            parse_subject_kind, ConsentChange, DeadLetter, DueStep, Enrollment, EnrollmentStatus, InAppMessage, LedgerEntry, NewTask, OutboxMessage, StepAttempt,
+            SubjectKind, Task, TaskPriority,
+        };
+
+        const ENROLLMENT_COLUMNS: &str = "e.id, e.program_id, e.subject_kind, e.subject_id, e.trigger_key, e.enrolled_at, e.holdout, e.variant, e.status, e.ended_at";
+
+        fn subject_kind(text: &str) -> Result<SubjectKind> {
+            parse_subject_kind(text).ok_or_else(|| crate::StoreError::Corrupt(format!("subject kind `{text}` is neither account nor contact")))
+        }
+
+        fn attempt_number(n: i64) -> Result<u32> {
+            u32::try_from(n).map_err(|_| crate::StoreError::Corrupt(format!("step attempt {n} is out of range")))
+        }
+
+        fn count_u32(n: i64) -> u32 {
+            u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+        }
+
+        fn enrollment(r: &DbRow) -> Result<Enrollment> {
+            let status: String = r.get(8);
+            Ok(Enrollment {
+                id: r.get(0),
+                program_id: r.get(1),
+                subject_kind: subject_kind(&r.get::<String, _>(2))?,
+                subject_id: r.get(3),
+                trigger_key: r.get(4),
+                enrolled_at: instant(r.get(5))?,
+                holdout: r.get(6),
+                variant: r.get(7),
+                status: EnrollmentStatus::parse(&status).ok_or_else(|| crate::StoreError::Corrupt(format!("enrollment status `{status}` is not one cairn knows")))?,
+                ended_at: r.get::<Option<i64>, _>(9).map(instant).transpose()?,
+            })
+        }
+
+        const DUE_STEP_COLUMNS: &str = "d.id, d.enrollment_id, e.program_id, e.subject_kind, e.subject_id, d.step_id, d.due_at, d.attempt, d.lease_owner, d.lease_until";
+
+        fn due_step(r: &DbRow) -> Result<DueStep> {
+            Ok(DueStep {
+                id: r.get(0),
+                enrollment_id: r.get(1),
+                program_id: r.get(2),
+                subject_kind: subject_kind(&r.get::<String, _>(3))?,
+                subject_id: r.get(4),
+                step_id: r.get(5),
+                due_at: instant(r.get(6))?,
+                attempt: attempt_number(r.get(7))?,
+                lease_owner: r.get(8),
+                lease_until: r.get::<Option<i64>, _>(9).map(instant).transpose()?,
+            })
+        }
+
+        const LEDGER_COLUMNS: &str = "l.enrollment_id, l.step_id, l.channel, l.outcome, l.message_id, l.detail, l.at";
+
+        fn ledger_entry(r: &DbRow) -> Result<LedgerEntry> {
+            Ok(LedgerEntry {
+                enrollment_id: r.get(0),
+                step_id: r.get(1),
+                channel: r.get(2),
+                outcome: r.get(3),
+                message_id: r.get(4),
+                detail: r.get(5),
+                at: instant(r.get(6))?,
+            })
+        }
+
+        const INAPP_COLUMNS: &str = "m.id, m.contact_id, m.enrollment_id, m.step_id, m.title, m.body_html, m.created_at, m.seen_at, m.clicked_at, m.dismissed_at";
+
+        fn inapp_message(r: &DbRow) -> Result<InAppMessage> {
+            Ok(InAppMessage {
+                id: r.get(0),
+                contact_id: r.get(1),
+                enrollment_id: r.get(2),
+                step_id: r.get(3),
+                title: r.get(4),
+                body_html: r.get(5),
+                created_at: instant(r.get(6))?,
+                seen_at: r.get::<Option<i64>, _>(7).map(instant).transpose()?,
+                clicked_at: r.get::<Option<i64>, _>(8).map(instant).transpose()?,
+                dismissed_at: r.get::<Option<i64>, _>(9).map(instant).transpose()?,
+            })
+        }
+
+        const TASK_COLUMNS: &str = "t.id, t.enrollment_id, t.step_id, t.account_id, t.contact_id, t.title, t.body, t.assignee, t.pool, t.priority, t.due_at, t.created_at, t.completed_by, t.completed_at";
+
+        fn task(r: &DbRow) -> Result<Task> {
+            let rank: i64 = r.get(9);
+            Ok(Task {
+                id: r.get(0),
+                enrollment_id: r.get(1),
+                step_id: r.get(2),
+                account_id: r.get(3),
+                contact_id: r.get(4),
+                title: r.get(5),
+                body: r.get(6),
+                assignee: r.get(7),
+                pool: r.get(8),
+                priority: TaskPriority::from_rank(rank).ok_or_else(|| crate::StoreError::Corrupt(format!("task priority {rank} is not one cairn knows")))?,
+                due_at: r.get::<Option<i64>, _>(10).map(instant).transpose()?,
+                created_at: instant(r.get(11))?,
+                completed_by: r.get(12),
+                completed_at: r.get::<Option<i64>, _>(13).map(instant).transpose()?,
+            })
+        }
+
+        /// Ends the pending attempt `due` if `owner` holds its lease: `status` is done,
+        /// retried or dead. False when the lease was lost (another worker took the step
+        /// over after it expired) or the attempt is no longer pending.
+        async fn finish_attempt(conn: &mut Conn, due: &DueStep, owner: &str, status: &str, error: Option<&str>, at: Option<Timestamp>) -> Result<bool> {
+            let done = sqlx::query(
+                "UPDATE due_steps SET status = $3, last_error = $4, finished_at = $5, lease_until = NULL
+                 WHERE id = $1 AND lease_owner = $2 AND status = 'pending'",
+            )
+            .bind(due.id)
+            .bind(owner)
+            .bind(status)
+            .bind(error)
+            .bind(at.map(ms))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(done == 1)
+        }
+
+        /// Marks `due` done and records `entry` under (enrollment, step), if `owner` still
+        /// holds the lease. True when the entry was stored now.
+        async fn record_step(conn: &mut Conn, due: &DueStep, owner: &str, entry: &LedgerEntry) -> Result<bool> {
+            if entry.enrollment_id != due.enrollment_id || entry.step_id != due.step_id {
+                return Err(crate::StoreError::Invalid(format!(
+                    "a ledger entry for enrollment {} step `{}` cannot complete the due step of enrollment {} step `{}`",
+                    entry.enrollment_id, entry.step_id, due.enrollment_id, due.step_id
+                )));
+            }
+            if !finish_attempt(conn, due, owner, "done", None, Some(entry.at)).await? {
+                return Ok(false);
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO send_ledger (enrollment_id, step_id, channel, outcome, message_id, contact_id, detail, at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (enrollment_id, step_id) DO NOTHING",
+            )
+            .bind(entry.enrollment_id)
+            .bind(entry.step_id.as_str())
+            .bind(entry.channel.as_str())
+            .bind(entry.outcome.as_str())
+            .bind(entry.message_id.as_deref())
+            .bind(ledger_contact(due.subject_kind, due.subject_id, &entry.detail))
+            .bind(entry.detail.as_str())
+            .bind(ms(entry.at))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(inserted == 1)
+        }
+
+        impl $Store {
+            #[allow(clippy::too_many_arguments)]
+            pub(crate) async fn enroll(
+                &self,
+                program_id: &str,
+                subject_kind: SubjectKind,
+                subject_id: i64,
+                trigger_key: &str,
+                at: Timestamp,
+                holdout: bool,
+                variant: Option<&str>,
+            ) -> Result<Option<Enrollment>> {
+                let row = sqlx::query(
+                    "INSERT INTO enrollments (program_id, subject_kind, subject_id, trigger_key, enrolled_at, holdout, variant, status)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'active')
+                     ON CONFLICT (program_id, subject_kind, subject_id, trigger_key) DO NOTHING RETURNING id",
+                )
+                .bind(program_id)
+                .bind(subject_kind.as_str())
+                .bind(subject_id)
+                .bind(trigger_key)
+                .bind(ms(at))
+                .bind(holdout)
+                .bind(variant)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|r| Enrollment {
+                    id: r.get(0),
+                    program_id: program_id.to_string(),
+                    subject_kind,
+                    subject_id,
+                    trigger_key: trigger_key.to_string(),
+                    enrolled_at: at,
+                    holdout,
+                    variant: variant.map(str::to_string),
+                    status: EnrollmentStatus::Active,
+                    ended_at: None,
+                }))
+            }
+
+            pub(crate) async fn last_enrollment(&self, program_id: &str, subject_kind: SubjectKind, subject_id: i64) -> Result<Option<Enrollment>> {
+                let sql = format!(
+                    "SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.program_id = $1 AND e.subject_kind = $2 AND e.subject_id = $3
+                     ORDER BY e.enrolled_at DESC, e.id DESC LIMIT 1"
+                );
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program_id).bind(subject_kind.as_str()).bind(subject_id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(enrollment).transpose()
+            }
+
+            pub(crate) async fn enrollment(&self, id: i64) -> Result<Option<Enrollment>> {
+                let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.id = $1");
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(enrollment).transpose()
+            }
+
+            pub(crate) async fn end_enrollment(&self, id: i64, status: EnrollmentStatus, at: Timestamp) -> Result<()> {
+                if status == EnrollmentStatus::Active {
+                    return Err(crate::StoreError::Invalid(format!("enrollment {id} cannot end as `active`: use completed, goal_met or exited")));
+                }
+                let mut tx = self.begin_write().await?;
+                let ended = sqlx::query("UPDATE enrollments SET status = $2, ended_at = $3 WHERE id = $1 AND status = 'active'")
+                    .bind(id)
+                    .bind(status.as_str())
+                    .bind(ms(at))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if ended == 1 {
+                    // A step under a live lease is left to its worker, which records what it did.
+                    sqlx::query(
+                        "UPDATE due_steps SET status = 'cancelled', finished_at = $2
+                         WHERE enrollment_id = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $2)",
+                    )
+                    .bind(id)
+                    .bind(ms(at))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            pub(crate) async fn active_enrollments(&self, program_id: &str) -> Result<Vec<Enrollment>> {
+                let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.program_id = $1 AND e.status = 'active' ORDER BY e.id");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program_id).fetch_all(&self.pool).await?;
+                rows.iter().map(enrollment).collect()
+            }
+
+            pub(crate) async fn schedule_step(&self, enrollment_id: i64, step_id: &str, due_at: Timestamp) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                let status: Option<String> = sqlx::query("SELECT status FROM enrollments WHERE id = $1").bind(enrollment_id).fetch_optional(&mut *tx).await?.map(|r| r.get(0));
+                match status.as_deref() {
+                    None => return Err(crate::StoreError::Invalid(format!("no enrollment with id {enrollment_id} to schedule step `{step_id}` of"))),
+                    Some("active") => {}
+                    Some(_) => return Ok(()),
+                }
+                sqlx::query(
+                    "INSERT INTO due_steps (enrollment_id, step_id, attempt, due_at, status) VALUES ($1, $2, 0, $3, 'pending')
+                     ON CONFLICT (enrollment_id, step_id, attempt) DO NOTHING",
+                )
+                .bind(enrollment_id)
+                .bind(step_id)
+                .bind(ms(due_at))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            pub(crate) async fn claim_due_steps(&self, owner: &str, now: Timestamp, lease: SignedDuration, limit: u32) -> Result<Vec<DueStep>> {
+                if lease <= SignedDuration::ZERO {
+                    return Err(crate::StoreError::Invalid(format!("a lease must be longer than zero (got {lease:#})")));
+                }
+                let until = now.checked_add(lease).map_err(|e| crate::StoreError::Invalid(format!("a lease of {lease:#} from {now} is out of range: {e}")))?;
+                if limit == 0 {
+                    return Ok(Vec::new());
+                }
+                let mut tx = self.begin_write().await?;
+                let sql = format!(
+                    "UPDATE due_steps SET lease_owner = $1, lease_until = $2
+                     WHERE id IN (
+                         SELECT d.id FROM due_steps d
+                         WHERE d.status = 'pending' AND d.due_at <= $3 AND (d.lease_until IS NULL OR d.lease_until <= $3)
+                           AND EXISTS (SELECT 1 FROM enrollments e WHERE e.id = d.enrollment_id AND e.status = 'active')
+                         ORDER BY d.due_at, d.id LIMIT $4 {CLAIM_LOCK}
+                     )
+                     RETURNING id"
+                );
+                let ids: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(owner)
+                    .bind(ms(until))
+                    .bind(ms(now))
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                let mut claimed = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(VALUES_PER_IN_LIST) {
+                    let sql = format!(
+                        "SELECT {DUE_STEP_COLUMNS} FROM due_steps d JOIN enrollments e ON e.id = d.enrollment_id WHERE d.id IN ({})",
+                        in_list(chunk.len(), NUMBERED_PLACEHOLDERS)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    for r in q.fetch_all(&mut *tx).await? {
+                        claimed.push(due_step(&r)?);
+                    }
+                }
+                tx.commit().await?;
+                claimed.sort_by_key(|d| (d.due_at, d.id));
+                Ok(claimed)
+            }
+
+            pub(crate) async fn complete_step(&self, due: &DueStep, owner: &str, entry: &LedgerEntry) -> Result<bool> {
+                let mut tx = self.begin_write().await?;
+                let recorded = record_step(&mut tx, due, owner, entry).await?;
+                tx.commit().await?;
+                Ok(recorded)
+            }
+
+            pub(crate) async fn complete_step_with_outbox(&self, due: &DueStep, owner: &str, entry: &LedgerEntry, outbox: &OutboxMessage) -> Result<bool> {
+                let mut tx = self.begin_write().await?;
+                if !record_step(&mut tx, due, owner, entry).await? {
+                    tx.commit().await?;
+                    return Ok(false);
+                }
+                let added = sqlx::query(
+                    "INSERT INTO outbox (message_id, enrollment_id, step_id, to_address, subject, html, text, headers, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (message_id) DO NOTHING",
+                )
+                .bind(outbox.message_id.as_str())
+                .bind(due.enrollment_id)
+                .bind(due.step_id.as_str())
+                .bind(outbox.to.as_str())
+                .bind(outbox.subject.as_str())
+                .bind(outbox.html.as_str())
+                .bind(outbox.text.as_str())
+                .bind(outbox.headers.as_str())
+                .bind(ms(outbox.at))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if added == 0 {
+                    // Dropping the transaction rolls the ledger entry back too.
+                    return Err(crate::StoreError::Invalid(format!(
+                        "message id `{}` is already in the outbox for another step: message ids must be unique per (enrollment, step)",
+                        outbox.message_id
+                    )));
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            pub(crate) async fn retry_step(&self, due: &DueStep, owner: &str, next_due_at: Timestamp, error: &str) -> Result<()> {
+                let next = due.attempt.checked_add(1).ok_or_else(|| crate::StoreError::Invalid(format!("step `{}` has been retried too often", due.step_id)))?;
+                let mut tx = self.begin_write().await?;
+                if !finish_attempt(&mut tx, due, owner, "retried", Some(error), None).await? {
+                    tracing::debug!(due_step = due.id, owner, "retry of a step whose lease was lost: left to its new owner");
+                    return Ok(());
+                }
+                // An enrollment that ended meanwhile gets no further attempt.
+                sqlx::query(
+                    "INSERT INTO due_steps (enrollment_id, step_id, attempt, due_at, status)
+                     SELECT $1, $2, $3, $4, 'pending' WHERE EXISTS (SELECT 1 FROM enrollments e WHERE e.id = $1 AND e.status = 'active')
+                     ON CONFLICT (enrollment_id, step_id, attempt) DO NOTHING",
+                )
+                .bind(due.enrollment_id)
+                .bind(due.step_id.as_str())
+                .bind(i64::from(next))
+                .bind(ms(next_due_at))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            pub(crate) async fn dead_letter(&self, due: &DueStep, owner: &str, reason: &str, at: Timestamp) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                if !finish_attempt(&mut tx, due, owner, "dead", Some(reason), Some(at)).await? {
+                    tracing::debug!(due_step = due.id, owner, "dead letter for a step whose lease was lost: left to its new owner");
+                    return Ok(());
+                }
+                sqlx::query(
+                    "INSERT INTO dead_letters (due_step_id, enrollment_id, step_id, attempt, reason, at) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (due_step_id) DO NOTHING",
+                )
+                .bind(due.id)
+                .bind(due.enrollment_id)
+                .bind(due.step_id.as_str())
+                .bind(i64::from(due.attempt))
+                .bind(reason)
+                .bind(ms(at))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            pub(crate) async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>> {
+                let rows = sqlx::query(
+                    "SELECT x.id, x.due_step_id, x.enrollment_id, e.program_id, e.subject_kind, e.subject_id, x.step_id, x.attempt, x.reason, x.at
+                     FROM dead_letters x JOIN enrollments e ON e.id = x.enrollment_id ORDER BY x.id DESC LIMIT $1",
+                )
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(DeadLetter {
+                            id: r.get(0),
+                            due_step_id: r.get(1),
+                            enrollment_id: r.get(2),
+                            program_id: r.get(3),
+                            subject_kind: subject_kind(&r.get::<String, _>(4))?,
+                            subject_id: r.get(5),
+                            step_id: r.get(6),
+                            attempt: attempt_number(r.get(7))?,
+                            reason: r.get(8),
+                            at: instant(r.get(9))?,
+                        })
+                    })
+                    .collect()
+            }
+
+            pub(crate) async fn step_attempts(&self, enrollment_id: i64) -> Result<Vec<StepAttempt>> {
+                let rows = sqlx::query("SELECT id, step_id, attempt, due_at, status, last_error FROM due_steps WHERE enrollment_id = $1 ORDER BY id")
+                    .bind(enrollment_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(StepAttempt {
+                            id: r.get(0),
+                            step_id: r.get(1),
+                            attempt: attempt_number(r.get(2))?,
+                            due_at: instant(r.get(3))?,
+                            status: r.get(4),
+                            last_error: r.get(5),
+                        })
+                    })
+                    .collect()
+            }
+
+            pub(crate) async fn next_due_at(&self) -> Result<Option<Timestamp>> {
+                let row = sqlx::query(
+                    "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > due_at THEN lease_until ELSE due_at END) FROM due_steps WHERE status = 'pending'",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                row.get::<Option<i64>, _>(0).map(instant).transpose()
+            }
+
+            pub(crate) async fn ledger_entry(&self, enrollment_id: i64, step_id: &str) -> Result<Option<LedgerEntry>> {
+                let sql = format!("SELECT {LEDGER_COLUMNS} FROM send_ledger l WHERE l.enrollment_id = $1 AND l.step_id = $2");
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(enrollment_id).bind(step_id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(ledger_entry).transpose()
+            }
+
+            pub(crate) async fn ledger_for_enrollment(&self, enrollment_id: i64) -> Result<Vec<LedgerEntry>> {
+                let sql = format!("SELECT {LEDGER_COLUMNS} FROM send_ledger l WHERE l.enrollment_id = $1 ORDER BY l.at, l.step_id");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(enrollment_id).fetch_all(&self.pool).await?;
+                rows.iter().map(ledger_entry).collect()
+            }
+
+            pub(crate) async fn sends_since(&self, contact_id: i64, channel: &str, since: Timestamp) -> Result<u32> {
+                let n: i64 = sqlx::query("SELECT COUNT(*) FROM send_ledger WHERE contact_id = $1 AND channel = $2 AND outcome = 'sent' AND at >= $3")
+                    .bind(contact_id)
+                    .bind(channel)
+                    .bind(ms(since))
+                    .fetch_one(&self.pool)
+                    .await?
+                    .get(0);
+                Ok(count_u32(n))
+            }
+
+            pub(crate) async fn outbox(&self, limit: u32) -> Result<Vec<OutboxMessage>> {
+                let rows = sqlx::query("SELECT message_id, to_address, subject, html, text, headers, created_at FROM outbox ORDER BY id DESC LIMIT $1")
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(OutboxMessage {
+                            message_id: r.get(0),
+                            to: r.get(1),
+                            subject: r.get(2),
+                            html: r.get(3),
+                            text: r.get(4),
+                            headers: r.get(5),
+                            at: instant(r.get(6))?,
+                        })
+                    })
+                    .collect()
+            }
+
+            pub(crate) async fn set_consent(&self, contact_id: i64, topic: &str, subscribed: bool, source: &str, at: Timestamp) -> Result<()> {
+                sqlx::query("INSERT INTO consent_changes (contact_id, topic, subscribed, source, at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(contact_id)
+                    .bind(topic)
+                    .bind(subscribed)
+                    .bind(source)
+                    .bind(ms(at))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn consent(&self, contact_id: i64, topic: &str) -> Result<Option<bool>> {
+                let row = sqlx::query("SELECT subscribed FROM consent_changes WHERE contact_id = $1 AND topic = $2 ORDER BY at DESC, id DESC LIMIT 1")
+                    .bind(contact_id)
+                    .bind(topic)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| r.get(0)))
+            }
+
+            pub(crate) async fn consent_history(&self, contact_id: i64) -> Result<Vec<ConsentChange>> {
+                let rows = sqlx::query("SELECT id, contact_id, topic, subscribed, source, at FROM consent_changes WHERE contact_id = $1 ORDER BY at, id")
+                    .bind(contact_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok(ConsentChange { id: r.get(0), contact_id: r.get(1), topic: r.get(2), subscribed: r.get(3), source: r.get(4), at: instant(r.get(5))? }))
+                    .collect()
+            }
+
+            pub(crate) async fn suppress_address(&self, address: &str, reason: &str, at: Timestamp) -> Result<()> {
+                let address = normalize_address(address);
+                if address.is_empty() {
+                    return Err(crate::StoreError::Invalid("an empty address cannot be suppressed".to_string()));
+                }
+                sqlx::query("INSERT INTO suppressions (address, reason, at) VALUES ($1, $2, $3) ON CONFLICT (address) DO NOTHING")
+                    .bind(address)
+                    .bind(reason)
+                    .bind(ms(at))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn is_suppressed(&self, address: &str) -> Result<bool> {
+                let row = sqlx::query("SELECT 1 FROM suppressions WHERE address = $1").bind(normalize_address(address)).fetch_optional(&self.pool).await?;
+                Ok(row.is_some())
+            }
+
+            pub(crate) async fn add_inapp_message(&self, contact_id: i64, enrollment_id: i64, step_id: &str, title: &str, body_html: &str, at: Timestamp) -> Result<i64> {
+                let mut tx = self.begin_write().await?;
+                let added = sqlx::query(
+                    "INSERT INTO inapp_messages (contact_id, enrollment_id, step_id, title, body_html, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (enrollment_id, step_id, contact_id) DO NOTHING RETURNING id",
+                )
+                .bind(contact_id)
+                .bind(enrollment_id)
+                .bind(step_id)
+                .bind(title)
+                .bind(body_html)
+                .bind(ms(at))
+                .fetch_optional(&mut *tx)
+                .await?;
+                let id = match added {
+                    Some(r) => r.get(0),
+                    None => sqlx::query("SELECT id FROM inapp_messages WHERE enrollment_id = $1 AND step_id = $2 AND contact_id = $3")
+                        .bind(enrollment_id)
+                        .bind(step_id)
+                        .bind(contact_id)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .get(0),
+                };
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            pub(crate) async fn inapp_messages(&self, contact_id: i64, include_dismissed: bool) -> Result<Vec<InAppMessage>> {
+                let sql = format!("SELECT {INAPP_COLUMNS} FROM inapp_messages m WHERE m.contact_id = $1 AND ($2 OR m.dismissed_at IS NULL) ORDER BY m.created_at DESC, m.id DESC");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(contact_id).bind(include_dismissed).fetch_all(&self.pool).await?;
+                rows.iter().map(inapp_message).collect()
+            }
+
+            pub(crate) async fn mark_inapp(&self, message_id: i64, contact_id: i64, action: &str, at: Timestamp) -> Result<bool> {
+                let Some(columns) = inapp_mark_columns(action) else {
+                    return Err(crate::StoreError::Invalid(format!("`{action}` is not an in-app action: use seen, clicked or dismissed")));
+                };
+                let sql = format!("UPDATE inapp_messages SET {columns} WHERE id = $1 AND contact_id = $2");
+                let marked = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(message_id).bind(contact_id).bind(ms(at)).execute(&self.pool).await?.rows_affected();
+                Ok(marked == 1)
+            }
+
+            pub(crate) async fn create_task(&self, t: &NewTask) -> Result<i64> {
+                let mut tx = self.begin_write().await?;
+                let added = sqlx::query(
+                    "INSERT INTO tasks (enrollment_id, step_id, account_id, contact_id, title, body, assignee, pool, priority, due_at, created_at, status)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open')
+                     ON CONFLICT (enrollment_id, step_id) DO NOTHING RETURNING id",
+                )
+                .bind(t.enrollment_id)
+                .bind(t.step_id.as_str())
+                .bind(t.account_id)
+                .bind(t.contact_id)
+                .bind(t.title.as_str())
+                .bind(t.body.as_str())
+                .bind(t.assignee.as_deref())
+                .bind(t.pool.as_deref())
+                .bind(t.priority.rank())
+                .bind(t.due_at.map(ms))
+                .bind(ms(t.created_at))
+                .fetch_optional(&mut *tx)
+                .await?;
+                let id = match added {
+                    Some(r) => r.get(0),
+                    None => sqlx::query("SELECT id FROM tasks WHERE enrollment_id = $1 AND step_id = $2")
+                        .bind(t.enrollment_id)
+                        .bind(t.step_id.as_str())
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .get(0),
+                };
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            pub(crate) async fn open_tasks(&self, assignee: Option<&str>, pool: Option<&str>) -> Result<Vec<Task>> {
+                let sql = format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks t
+                     WHERE t.status = 'open' AND ($1 IS NULL OR t.assignee = $1) AND ($2 IS NULL OR t.pool = $2)
+                     ORDER BY t.priority DESC, t.due_at IS NULL, t.due_at, t.id"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(assignee).bind(pool).fetch_all(&self.pool).await?;
+                rows.iter().map(task).collect()
+            }
+
+            pub(crate) async fn task(&self, id: i64) -> Result<Option<Task>> {
+                let sql = format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = $1");
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(task).transpose()
+            }
+
+            pub(crate) async fn open_task_counts(&self, pool_members: &[String]) -> Result<Vec<(String, u32)>> {
+                let mut counts: HashMap<String, i64> = HashMap::with_capacity(pool_members.len());
+                let mut conn = self.pool.acquire().await?;
+                for chunk in pool_members.chunks(VALUES_PER_IN_LIST) {
+                    let sql = format!("SELECT assignee, COUNT(*) FROM tasks WHERE status = 'open' AND assignee IN ({}) GROUP BY assignee", in_list(chunk.len(), NUMBERED_PLACEHOLDERS));
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for member in chunk {
+                        q = q.bind(member.as_str());
+                    }
+                    for r in q.fetch_all(&mut *conn).await? {
+                        counts.insert(r.get(0), r.get(1));
+                    }
+                }
+                Ok(pool_members.iter().map(|m| (m.clone(), count_u32(counts.get(m).copied().unwrap_or(0)))).collect())
+            }
+
+            pub(crate) async fn last_pool_assignee(&self, pool: &str) -> Result<Option<String>> {
+                let row = sqlx::query("SELECT assignee FROM tasks WHERE pool = $1 AND assignee IS NOT NULL ORDER BY id DESC LIMIT 1")
+                    .bind(pool)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| r.get(0)))
+            }
+
+            pub(crate) async fn complete_task(&self, id: i64, by: &str, at: Timestamp) -> Result<bool> {
+                let done = sqlx::query("UPDATE tasks SET status = 'done', completed_by = $2, completed_at = $3 WHERE id = $1 AND status = 'open'")
+                    .bind(id)
+                    .bind(by)
+                    .bind(ms(at))
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(done == 1)
+            }
+        }
+    };
+}
+
+pub(crate) use programs_store_impl;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SubjectKind;
+
+    #[test]
+    fn the_cap_recipient_is_the_contact_subject_or_the_detail_contact() {
+        assert_eq!(ledger_contact(SubjectKind::Contact, 7, "{}"), Some(7));
+        assert_eq!(ledger_contact(SubjectKind::Contact, 7, r#"{"contact_id":9}"#), Some(7));
+        assert_eq!(ledger_contact(SubjectKind::Account, 3, r#"{"contact_id":9}"#), Some(9));
+        for detail in ["{}", "not json", r#"{"contact_id":"9"}"#, "[]"] {
+            assert_eq!(ledger_contact(SubjectKind::Account, 3, detail), None, "{detail}");
+        }
+    }
+
+    #[test]
+    fn inapp_actions_are_seen_clicked_or_dismissed() {
+        assert!(inapp_mark_columns("seen").is_some());
+        assert!(inapp_mark_columns("clicked").is_some_and(|c| c.contains("seen_at")));
+        assert!(inapp_mark_columns("dismissed").is_some_and(|c| c.contains("seen_at")));
+        assert_eq!(inapp_mark_columns("deleted"), None);
+        assert_eq!(inapp_mark_columns("seen_at = 1; --"), None);
+    }
+
+    #[test]
+    fn addresses_are_compared_lowercase() {
+        assert_eq!(normalize_address("  Ada@Example.COM "), "ada@example.com");
+    }
+}
