@@ -139,3 +139,110 @@ async fn sqlite_history_replays_in_time_order_and_restarts_store_nothing_twice()
 async fn postgres_history_replays_in_time_order_and_restarts_store_nothing_twice() {
     run(Backend::Postgres, "history", history_replays_in_time_order_and_restarts_store_nothing_twice).await;
 }
+
+/// The engine's 120-day scenario (crates/cairn-engine/tests/first_120_days.rs) through a
+/// real store: the same transitions at the same instants, stored once each.
+async fn an_accounts_first_120_days_through_the_store(store: Store) {
+    const FIRST_120_DAYS: &str = r#"
+workspace: { time_zone: UTC }
+segments:
+  - { id: active, of: account, where: "active_days(7d) >= 3" }
+  - { id: big, of: account, where: "seats >= 20" }
+  - { id: admins, of: contact, where: "role = 'admin'" }
+journey:
+  anchor: start_date
+  stages:
+    - id: onboarding
+      until: milestone('first_report')
+      milestones:
+        - { id: first_report, when: "count('report_created', since_anchor) >= 1", within: 14d, value: true }
+        - { id: invited_team, when: "distinct_users('user_invited', since_anchor) >= 3", within: 7d }
+    - id: adoption
+    - id: renewal
+      from: days_until(renewal_date) <= 90
+health:
+  bands: { red: 40, green: 70 }
+  pillars:
+    adoption:
+      weight: 1
+      measures:
+        - { id: reports, value: "count('report_created', 30d)", score: { red: 0, green: 10 }, weight: 1 }
+"#;
+    import_accounts(
+        &store,
+        Source::Crm,
+        "external_id,name,seats,start_date,renewal_date,product_id\nA1,Acme,25,2026-01-01,2026-06-01,acme",
+    )
+    .await;
+    import_contacts(
+        &store,
+        Source::Crm,
+        "external_id,account_external_id,email,role,product_id\nC1,A1,ada@acme.io,admin,u1\nC2,A1,bob@acme.io,user,u2\nC3,A1,cy@acme.io,user,u3",
+    )
+    .await;
+    let mut n = 0;
+    let mut send = |user: &str, event: &str, at: String| {
+        n += 1;
+        msg_received_at(
+            &at,
+            json!({"type": "track", "messageId": format!("m{n}"), "userId": user, "event": event, "timestamp": at, "context": {"groupId": "acme"}}),
+        )
+    };
+    let mut messages = vec![
+        send("u1", "user_invited", "2026-01-03T10:00:00Z".into()),
+        send("u2", "user_invited", "2026-01-04T10:00:00Z".into()),
+        send("u1", "report_created", "2026-01-05T09:00:00Z".into()),
+    ];
+    for minute in 0..7 {
+        messages.push(send("u2", "report_created", format!("2026-02-01T10:0{minute}:00Z")));
+    }
+    // Stored newest first: the replay must put them back in time order.
+    messages.reverse();
+    store.append("test", &messages).await.expect("append");
+    let clock = Arc::new(FixedClock::new(timestamp("2026-05-01T00:00:00Z")));
+    let _rt = start(&store, &clock, FIRST_120_DAYS).await;
+    let stored = store.transitions_after(0, 100).await.expect("transitions");
+    let after_start: Vec<String> =
+        lines(&stored).into_iter().filter(|l| !l.starts_with("2026-01-03T10:00:00Z")).collect();
+    let b = " (backfill)";
+    let expected = [
+        format!(
+            "2026-01-05T09:00:00Z account segment_entered {{\"segment\":\"active\",\"type\":\"segment_entered\"}}{b}"
+        ),
+        format!(
+            "2026-01-05T09:00:00Z account milestone_achieved {{\"milestone\":\"first_report\",\"type\":\"milestone_achieved\"}}{b}"
+        ),
+        format!(
+            "2026-01-05T09:00:00Z account stage_changed {{\"from\":\"onboarding\",\"to\":\"adoption\",\"type\":\"stage_changed\"}}{b}"
+        ),
+        format!(
+            "2026-01-08T00:00:00Z account milestone_missed {{\"milestone\":\"invited_team\",\"type\":\"milestone_missed\"}}{b}"
+        ),
+        format!(
+            "2026-01-10T00:00:00Z account segment_exited {{\"segment\":\"active\",\"type\":\"segment_exited\"}}{b}"
+        ),
+        format!(
+            "2026-02-01T10:02:00Z account health_band_changed {{\"from\":\"red\",\"score\":40.0,\"to\":\"yellow\",\"type\":\"health_band_changed\"}}{b}"
+        ),
+        format!(
+            "2026-02-01T10:05:00Z account health_band_changed {{\"from\":\"yellow\",\"score\":70.0,\"to\":\"green\",\"type\":\"health_band_changed\"}}{b}"
+        ),
+        format!(
+            "2026-03-03T00:00:00Z account stage_changed {{\"from\":\"adoption\",\"to\":\"renewal\",\"type\":\"stage_changed\"}}{b}"
+        ),
+        format!(
+            "2026-03-03T00:00:00Z account health_band_changed {{\"from\":\"green\",\"score\":0.0,\"to\":\"red\",\"type\":\"health_band_changed\"}}{b}"
+        ),
+    ];
+    assert_eq!(after_start, expected, "\n{}", lines(&stored).join("\n"));
+}
+
+#[tokio::test]
+async fn sqlite_an_accounts_first_120_days_through_the_store() {
+    run(Backend::Sqlite, "120 days", an_accounts_first_120_days_through_the_store).await;
+}
+
+#[tokio::test]
+async fn postgres_an_accounts_first_120_days_through_the_store() {
+    run(Backend::Postgres, "120 days", an_accounts_first_120_days_through_the_store).await;
+}
