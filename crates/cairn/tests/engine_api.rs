@@ -102,6 +102,16 @@ async fn a_tracked_event_moves_segments_milestones_stage_and_health(app: &TestAp
     let (status, list) = app.api_get("/api/accounts").await;
     assert_eq!(status, 200);
     assert_eq!(list["accounts"][0]["name"], "Acme");
+    // The home page shows the same: Acme is red and at risk, the segments with sizes.
+    let home = app.raw("GET", "/", &[], b"").await;
+    assert_eq!(home.status, 200);
+    for expected in [
+        "<h2>Accounts at risk</h2>",
+        "<td>Acme</td><td>adoption</td><td class=n>30</td>",
+        "<td>reporters</td><td>account</td><td class=n>1</td>",
+    ] {
+        assert!(home.body.contains(expected), "`{expected}` missing from the home page:\n{}", home.body);
+    }
 }
 
 async fn the_rest_api_needs_a_secret_key(app: &TestApp) {
