@@ -79,10 +79,16 @@ impl Connection {
 
     async fn exchange(&mut self, bytes: &[u8]) -> Result<Response> {
         let stream = self.stream.as_mut().context("not connected")?;
-        stream.get_mut().write_all(bytes).await?;
+        // A server may answer (a 413 for an oversized body) and close before the whole
+        // request is written: the write then fails with a broken pipe, but the answer is
+        // already there to read.
+        let written = stream.get_mut().write_all(bytes).await;
         let mut line = String::new();
-        if stream.read_line(&mut line).await? == 0 {
-            bail!("connection closed before a response");
+        match (stream.read_line(&mut line).await, written) {
+            (Ok(n), _) if n > 0 => {}
+            (_, Err(e)) => return Err(anyhow::Error::from(e).context("sending the request")),
+            (Ok(_), Ok(())) => bail!("connection closed before a response"),
+            (Err(e), Ok(())) => return Err(e.into()),
         }
         let status: u16 = line
             .split_whitespace()
