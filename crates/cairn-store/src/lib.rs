@@ -39,9 +39,9 @@ use tokio::sync::watch;
 pub use appender::Appender;
 pub use postgres::copy_columns as pg_copy_line;
 pub use types::{
-    AccountRecord, ApiKey, Appended, ConsentChange, ContactRecord, DeadLetter, DueStep, Enrollment, EnrollmentStatus,
-    HealthOverrideRecord, ImportRun, InAppMessage, KeyKind, LedgerEntry, LogEvent, NewTask, NewTransition,
-    OutboxMessage, StepAttempt, StoredTransition, SubjectKind, Task, TaskPriority,
+    AccountRecord, After, ApiKey, Appended, ConsentChange, ContactRecord, DeadLetter, DueStep, EngagementRecord,
+    Enrollment, EnrollmentStatus, HealthOverrideRecord, ImportRun, InAppMessage, KeyKind, LedgerEntry, LogEvent,
+    NewTask, NewTransition, OutboxMessage, StepAttempt, StoredTransition, SubjectKind, Task, TaskPriority,
 };
 
 /// What can go wrong in the store. Messages say what to do where they can.
@@ -493,9 +493,17 @@ impl Store {
     /// records `entry` in the ledger under (enrollment, step). `Ok(true)` when this call
     /// recorded it; `Ok(false)` when the lease was lost or the ledger already had the step
     /// (done by someone else) — nothing is recorded then. An entry for another enrollment
-    /// or step than `due`'s is [`StoreError::Invalid`].
-    pub async fn complete_step(&self, due: &DueStep, owner: &str, entry: &LedgerEntry) -> Result<bool> {
-        dispatch!(self, s => s.complete_step(due, owner, entry).await)
+    /// or step than `due`'s is [`StoreError::Invalid`]. With `after`, what follows the
+    /// step (the next step's first attempt, or the enrollment's end) is written in the
+    /// same transaction, so a crash can neither skip it nor do it twice.
+    pub async fn complete_step(
+        &self,
+        due: &DueStep,
+        owner: &str,
+        entry: &LedgerEntry,
+        after: Option<&After>,
+    ) -> Result<bool> {
+        dispatch!(self, s => s.complete_step(due, owner, entry, after).await)
     }
 
     /// [`Store::complete_step`] for an email to the local outbox: the outbox row is
@@ -508,8 +516,9 @@ impl Store {
         owner: &str,
         entry: &LedgerEntry,
         outbox: &OutboxMessage,
+        after: Option<&After>,
     ) -> Result<bool> {
-        dispatch!(self, s => s.complete_step_with_outbox(due, owner, entry, outbox).await)
+        dispatch!(self, s => s.complete_step_with_outbox(due, owner, entry, outbox, after).await)
     }
 
     /// A transient failure: if `owner` still holds the lease, this attempt ends with
@@ -669,5 +678,100 @@ impl Store {
     /// Completes an open task. `Ok(false)` when it is not open (done already, or no such task).
     pub async fn complete_task(&self, id: i64, by: &str, at: Timestamp) -> Result<bool> {
         dispatch!(self, s => s.complete_task(id, by, at).await)
+    }
+
+    // -----------------------------------------------------------------------------------
+    // The program runner (migration 0004): deferrals, wake-ups, engagement, goals,
+    // settings shared by every node, and custom traits set by `update` steps.
+
+    /// Moves a pending step `owner` holds to `until` and releases the lease, keeping `note`
+    /// (why: quiet hours, a frequency cap, a wait still waiting) as the attempt's last
+    /// word. Not a new attempt: `started_at` and `attempt` stay. `Ok(false)` when the lease
+    /// was lost.
+    pub async fn defer_step(&self, due: &DueStep, owner: &str, until: Timestamp, note: &str) -> Result<bool> {
+        dispatch!(self, s => s.defer_step(due, owner, until, note).await)
+    }
+
+    /// Makes the pending steps `step_ids` of an enrollment due at `at` if they were due
+    /// later (a `wait until` told that something it waits for happened). How many moved.
+    pub async fn wake_steps(&self, enrollment_id: i64, step_ids: &[String], at: Timestamp) -> Result<u64> {
+        dispatch!(self, s => s.wake_steps(enrollment_id, step_ids, at).await)
+    }
+
+    /// Records that the recipient of a send engaged with it (`kind`: delivered, opened,
+    /// clicked, answered, bounced, complained, unsubscribed), once per kind: `Ok(true)`
+    /// the first time, `Ok(false)` after (or for an unknown enrollment).
+    pub async fn record_engagement(
+        &self,
+        enrollment_id: i64,
+        step_id: &str,
+        kind: &str,
+        at: Timestamp,
+        detail: &str,
+    ) -> Result<bool> {
+        dispatch!(self, s => s.record_engagement(enrollment_id, step_id, kind, at, detail).await)
+    }
+
+    /// Every engagement with an enrollment's sends, by time.
+    pub async fn engagements(&self, enrollment_id: i64) -> Result<Vec<EngagementRecord>> {
+        dispatch!(self, s => s.engagements(enrollment_id).await)
+    }
+
+    /// Records the first time an enrollment's goal was met. `Ok(false)` if it was already.
+    pub async fn mark_goal_met(&self, enrollment_id: i64, at: Timestamp) -> Result<bool> {
+        dispatch!(self, s => s.mark_goal_met(enrollment_id, at).await)
+    }
+
+    /// A program's enrollments (active or not, holdout included) enrolled at or after
+    /// `enrolled_since` whose goal is not met yet: what the goal check looks at.
+    pub async fn enrollments_to_measure(&self, program_id: &str, enrolled_since: Timestamp) -> Result<Vec<Enrollment>> {
+        dispatch!(self, s => s.enrollments_to_measure(program_id, enrolled_since).await)
+    }
+
+    /// Every enrollment of a program, by id.
+    pub async fn program_enrollments(&self, program_id: &str) -> Result<Vec<Enrollment>> {
+        dispatch!(self, s => s.program_enrollments(program_id).await)
+    }
+
+    /// When each message `sent` to a contact on a channel since `since` was sent, oldest
+    /// first: a frequency cap's window and when it frees up.
+    pub async fn sent_times_since(&self, contact_id: i64, channel: &str, since: Timestamp) -> Result<Vec<Timestamp>> {
+        dispatch!(self, s => s.sent_times_since(contact_id, channel, since).await)
+    }
+
+    /// A setting shared by every node on this database.
+    pub async fn setting(&self, key: &str) -> Result<Option<String>> {
+        dispatch!(self, s => s.setting(key).await)
+    }
+
+    /// Sets a setting (insert or replace).
+    pub async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
+        dispatch!(self, s => s.put_setting(key, value).await)
+    }
+
+    /// The setting's value, storing `value` first if it has none: when several nodes race
+    /// to create a secret, all end up with the one stored first.
+    pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
+        dispatch!(self, s => s.setting_or_insert(key, value).await)
+    }
+
+    /// The internal alias `cairn:contact:{id}` that names a contact as a `userId`, created
+    /// if needed: events cairn writes about a contact (a send, an open, an answer) carry it,
+    /// so the usual identity resolution ties them to the contact even if the product never
+    /// identified them.
+    pub async fn contact_alias(&self, contact_id: i64) -> Result<String> {
+        dispatch!(self, s => s.contact_alias(contact_id).await)
+    }
+
+    /// Sets one custom trait of an account or contact (an `update` step). `Ok(false)` when
+    /// there is no such account or contact. Moves [`Store::data_changes`].
+    pub async fn set_custom_trait(
+        &self,
+        kind: SubjectKind,
+        id: i64,
+        name: &str,
+        value: &serde_json::Value,
+    ) -> Result<bool> {
+        dispatch!(self, s => s.set_custom_trait(kind, id, name, value).await)
     }
 }

@@ -16,6 +16,7 @@ pub(crate) const SQLITE: &[Migration] = &[
     },
     Migration { version: 2, name: "0002_engine.sql", sql: include_str!("../migrations/sqlite/0002_engine.sql") },
     Migration { version: 3, name: "0003_programs.sql", sql: include_str!("../migrations/sqlite/0003_programs.sql") },
+    Migration { version: 4, name: "0004_runner.sql", sql: include_str!("../migrations/sqlite/0004_runner.sql") },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -26,6 +27,7 @@ pub(crate) const POSTGRES: &[Migration] = &[
     },
     Migration { version: 2, name: "0002_engine.sql", sql: include_str!("../migrations/postgres/0002_engine.sql") },
     Migration { version: 3, name: "0003_programs.sql", sql: include_str!("../migrations/postgres/0003_programs.sql") },
+    Migration { version: 4, name: "0004_runner.sql", sql: include_str!("../migrations/postgres/0004_runner.sql") },
 ];
 
 /// Applies the migrations that `pool`'s database lacks. Generic over the two backends

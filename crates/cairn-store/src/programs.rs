@@ -31,6 +31,12 @@ pub(crate) fn inapp_mark_columns(action: &str) -> Option<&'static str> {
     }
 }
 
+/// `$start, $start+1, …`: `n` numbered placeholders for an `IN (…)` list after other
+/// parameters (short lists only: SQLite looks `$N` up linearly).
+pub(crate) fn in_list_from(start: usize, n: usize) -> String {
+    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(",")
+}
+
 /// Addresses are kept lowercase and trimmed (contacts' emails are lowercase too).
 pub(crate) fn normalize_address(address: &str) -> String {
     address.trim().to_lowercase()
@@ -40,13 +46,13 @@ macro_rules! programs_store_impl {
     ($Store:ident, $Db:ty) => {
         use jiff::SignedDuration;
 
-        use crate::programs::{inapp_mark_columns, ledger_contact, normalize_address};
+        use crate::programs::{in_list_from, inapp_mark_columns, ledger_contact, normalize_address};
         use crate::types::{
-            parse_subject_kind, ConsentChange, DeadLetter, DueStep, Enrollment, EnrollmentStatus, InAppMessage, LedgerEntry, NewTask, OutboxMessage, StepAttempt,
+            parse_subject_kind, After, ConsentChange, DeadLetter, DueStep, EngagementRecord, Enrollment, EnrollmentStatus, InAppMessage, LedgerEntry, NewTask, OutboxMessage, StepAttempt,
             SubjectKind, Task, TaskPriority,
         };
 
-        const ENROLLMENT_COLUMNS: &str = "e.id, e.program_id, e.subject_kind, e.subject_id, e.trigger_key, e.enrolled_at, e.holdout, e.variant, e.status, e.ended_at";
+        const ENROLLMENT_COLUMNS: &str = "e.id, e.program_id, e.subject_kind, e.subject_id, e.trigger_key, e.enrolled_at, e.holdout, e.variant, e.status, e.ended_at, e.goal_met_at";
 
         fn subject_kind(text: &str) -> Result<SubjectKind> {
             parse_subject_kind(text).ok_or_else(|| crate::StoreError::Corrupt(format!("subject kind `{text}` is neither account nor contact")))
@@ -73,10 +79,11 @@ macro_rules! programs_store_impl {
                 variant: r.get(7),
                 status: EnrollmentStatus::parse(&status).ok_or_else(|| crate::StoreError::Corrupt(format!("enrollment status `{status}` is not one cairn knows")))?,
                 ended_at: r.get::<Option<i64>, _>(9).map(instant).transpose()?,
+                goal_met_at: r.get::<Option<i64>, _>(10).map(instant).transpose()?,
             })
         }
 
-        const DUE_STEP_COLUMNS: &str = "d.id, d.enrollment_id, e.program_id, e.subject_kind, e.subject_id, d.step_id, d.due_at, d.attempt, d.lease_owner, d.lease_until";
+        const DUE_STEP_COLUMNS: &str = "d.id, d.enrollment_id, e.program_id, e.subject_kind, e.subject_id, d.step_id, d.due_at, d.attempt, d.lease_owner, d.lease_until, COALESCE(d.started_at, d.due_at)";
 
         fn due_step(r: &DbRow) -> Result<DueStep> {
             Ok(DueStep {
@@ -90,6 +97,7 @@ macro_rules! programs_store_impl {
                 attempt: attempt_number(r.get(7))?,
                 lease_owner: r.get(8),
                 lease_until: r.get::<Option<i64>, _>(9).map(instant).transpose()?,
+                started_at: instant(r.get(10))?,
             })
         }
 
@@ -195,6 +203,45 @@ macro_rules! programs_store_impl {
             Ok(inserted == 1)
         }
 
+        /// What follows a recorded step, in the recording transaction: the next step's
+        /// first attempt, or the end of the enrollment (its other pending steps cancelled).
+        async fn apply_after(conn: &mut Conn, enrollment_id: i64, after: &After, at: Timestamp) -> Result<()> {
+            match after {
+                After::Next { step_id, due_at } => {
+                    sqlx::query(
+                        "INSERT INTO due_steps (enrollment_id, step_id, attempt, due_at, started_at, status)
+                         SELECT $1, $2, 0, $3, $3, 'pending' WHERE EXISTS (SELECT 1 FROM enrollments e WHERE e.id = $1 AND e.status = 'active')
+                         ON CONFLICT (enrollment_id, step_id, attempt) DO NOTHING",
+                    )
+                    .bind(enrollment_id)
+                    .bind(step_id.as_str())
+                    .bind(ms(*due_at))
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                After::End(status) => {
+                    if *status == EnrollmentStatus::Active {
+                        return Err(crate::StoreError::Invalid(format!("enrollment {enrollment_id} cannot end as `active`: use completed, goal_met or exited")));
+                    }
+                    let ended = sqlx::query("UPDATE enrollments SET status = $2, ended_at = $3 WHERE id = $1 AND status = 'active'")
+                        .bind(enrollment_id)
+                        .bind(status.as_str())
+                        .bind(ms(at))
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                    if ended == 1 {
+                        sqlx::query("UPDATE due_steps SET status = 'cancelled', finished_at = $2 WHERE enrollment_id = $1 AND status = 'pending'")
+                            .bind(enrollment_id)
+                            .bind(ms(at))
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                }
+            }
+            Ok(())
+        }
+
         impl $Store {
             #[allow(clippy::too_many_arguments)]
             pub(crate) async fn enroll(
@@ -232,6 +279,7 @@ macro_rules! programs_store_impl {
                     variant: variant.map(str::to_string),
                     status: EnrollmentStatus::Active,
                     ended_at: None,
+                    goal_met_at: None,
                 }))
             }
 
@@ -292,7 +340,7 @@ macro_rules! programs_store_impl {
                     Some(_) => return Ok(()),
                 }
                 sqlx::query(
-                    "INSERT INTO due_steps (enrollment_id, step_id, attempt, due_at, status) VALUES ($1, $2, 0, $3, 'pending')
+                    "INSERT INTO due_steps (enrollment_id, step_id, attempt, due_at, started_at, status) VALUES ($1, $2, 0, $3, $3, 'pending')
                      ON CONFLICT (enrollment_id, step_id, attempt) DO NOTHING",
                 )
                 .bind(enrollment_id)
@@ -352,18 +400,26 @@ macro_rules! programs_store_impl {
                 Ok(claimed)
             }
 
-            pub(crate) async fn complete_step(&self, due: &DueStep, owner: &str, entry: &LedgerEntry) -> Result<bool> {
+            pub(crate) async fn complete_step(&self, due: &DueStep, owner: &str, entry: &LedgerEntry, after: Option<&After>) -> Result<bool> {
                 let mut tx = self.begin_write().await?;
                 let recorded = record_step(&mut tx, due, owner, entry).await?;
+                if recorded {
+                    if let Some(after) = after {
+                        apply_after(&mut tx, due.enrollment_id, after, entry.at).await?;
+                    }
+                }
                 tx.commit().await?;
                 Ok(recorded)
             }
 
-            pub(crate) async fn complete_step_with_outbox(&self, due: &DueStep, owner: &str, entry: &LedgerEntry, outbox: &OutboxMessage) -> Result<bool> {
+            pub(crate) async fn complete_step_with_outbox(&self, due: &DueStep, owner: &str, entry: &LedgerEntry, outbox: &OutboxMessage, after: Option<&After>) -> Result<bool> {
                 let mut tx = self.begin_write().await?;
                 if !record_step(&mut tx, due, owner, entry).await? {
                     tx.commit().await?;
                     return Ok(false);
+                }
+                if let Some(after) = after {
+                    apply_after(&mut tx, due.enrollment_id, after, entry.at).await?;
                 }
                 let added = sqlx::query(
                     "INSERT INTO outbox (message_id, enrollment_id, step_id, to_address, subject, html, text, headers, created_at)
@@ -401,14 +457,15 @@ macro_rules! programs_store_impl {
                 }
                 // An enrollment that ended meanwhile gets no further attempt.
                 sqlx::query(
-                    "INSERT INTO due_steps (enrollment_id, step_id, attempt, due_at, status)
-                     SELECT $1, $2, $3, $4, 'pending' WHERE EXISTS (SELECT 1 FROM enrollments e WHERE e.id = $1 AND e.status = 'active')
+                    "INSERT INTO due_steps (enrollment_id, step_id, attempt, due_at, started_at, status)
+                     SELECT $1, $2, $3, $4, $5, 'pending' WHERE EXISTS (SELECT 1 FROM enrollments e WHERE e.id = $1 AND e.status = 'active')
                      ON CONFLICT (enrollment_id, step_id, attempt) DO NOTHING",
                 )
                 .bind(due.enrollment_id)
                 .bind(due.step_id.as_str())
                 .bind(i64::from(next))
                 .bind(ms(next_due_at))
+                .bind(ms(due.started_at))
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -709,6 +766,161 @@ macro_rules! programs_store_impl {
                     .await?
                     .rows_affected();
                 Ok(done == 1)
+            }
+
+            pub(crate) async fn defer_step(&self, due: &DueStep, owner: &str, until: Timestamp, note: &str) -> Result<bool> {
+                let deferred = sqlx::query(
+                    "UPDATE due_steps SET due_at = $3, lease_owner = NULL, lease_until = NULL, last_error = $4
+                     WHERE id = $1 AND lease_owner = $2 AND status = 'pending'",
+                )
+                .bind(due.id)
+                .bind(owner)
+                .bind(ms(until))
+                .bind(note)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(deferred == 1)
+            }
+
+            pub(crate) async fn wake_steps(&self, enrollment_id: i64, step_ids: &[String], at: Timestamp) -> Result<u64> {
+                if step_ids.is_empty() {
+                    return Ok(0);
+                }
+                let mut woken = 0;
+                let mut tx = self.begin_write().await?;
+                for chunk in step_ids.chunks(VALUES_PER_IN_LIST - 2) {
+                    let sql = format!(
+                        "UPDATE due_steps SET due_at = $2 WHERE enrollment_id = $1 AND status = 'pending' AND due_at > $2 AND step_id IN ({})",
+                        in_list_from(3, chunk.len())
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(enrollment_id).bind(ms(at));
+                    for id in chunk {
+                        q = q.bind(id.as_str());
+                    }
+                    woken += q.execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(woken)
+            }
+
+            pub(crate) async fn record_engagement(&self, enrollment_id: i64, step_id: &str, kind: &str, at: Timestamp, detail: &str) -> Result<bool> {
+                let added = sqlx::query(
+                    "INSERT INTO engagements (enrollment_id, step_id, kind, at, detail)
+                     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM enrollments e WHERE e.id = $1)
+                     ON CONFLICT (enrollment_id, step_id, kind) DO NOTHING",
+                )
+                .bind(enrollment_id)
+                .bind(step_id)
+                .bind(kind)
+                .bind(ms(at))
+                .bind(detail)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(added == 1)
+            }
+
+            pub(crate) async fn engagements(&self, enrollment_id: i64) -> Result<Vec<EngagementRecord>> {
+                let rows = sqlx::query("SELECT enrollment_id, step_id, kind, at, detail FROM engagements WHERE enrollment_id = $1 ORDER BY at, step_id, kind")
+                    .bind(enrollment_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok(EngagementRecord { enrollment_id: r.get(0), step_id: r.get(1), kind: r.get(2), at: instant(r.get(3))?, detail: r.get(4) }))
+                    .collect()
+            }
+
+            pub(crate) async fn mark_goal_met(&self, enrollment_id: i64, at: Timestamp) -> Result<bool> {
+                let marked = sqlx::query("UPDATE enrollments SET goal_met_at = $2 WHERE id = $1 AND goal_met_at IS NULL")
+                    .bind(enrollment_id)
+                    .bind(ms(at))
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(marked == 1)
+            }
+
+            pub(crate) async fn enrollments_to_measure(&self, program_id: &str, enrolled_since: Timestamp) -> Result<Vec<Enrollment>> {
+                let sql = format!(
+                    "SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.program_id = $1 AND e.goal_met_at IS NULL AND e.enrolled_at >= $2 ORDER BY e.id"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program_id).bind(ms(enrolled_since)).fetch_all(&self.pool).await?;
+                rows.iter().map(enrollment).collect()
+            }
+
+            pub(crate) async fn program_enrollments(&self, program_id: &str) -> Result<Vec<Enrollment>> {
+                let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.program_id = $1 ORDER BY e.id");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program_id).fetch_all(&self.pool).await?;
+                rows.iter().map(enrollment).collect()
+            }
+
+            pub(crate) async fn sent_times_since(&self, contact_id: i64, channel: &str, since: Timestamp) -> Result<Vec<Timestamp>> {
+                let rows = sqlx::query("SELECT at FROM send_ledger WHERE contact_id = $1 AND channel = $2 AND outcome = 'sent' AND at >= $3 ORDER BY at")
+                    .bind(contact_id)
+                    .bind(channel)
+                    .bind(ms(since))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| instant(r.get(0))).collect()
+            }
+
+            pub(crate) async fn setting(&self, key: &str) -> Result<Option<String>> {
+                let row = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
+                Ok(row.map(|r| r.get(0)))
+            }
+
+            pub(crate) async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
+                sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                    .bind(key)
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
+                sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key)
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await?;
+                let row = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_one(&self.pool).await?;
+                Ok(row.get(0))
+            }
+
+            pub(crate) async fn contact_alias(&self, contact_id: i64) -> Result<String> {
+                let alias = format!("cairn:contact:{contact_id}");
+                sqlx::query(
+                    "INSERT INTO contact_aliases (alias, contact_id, basis) SELECT $1, $2, 'cairn' WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.id = $2)
+                     ON CONFLICT (alias) DO NOTHING",
+                )
+                .bind(alias.as_str())
+                .bind(contact_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(alias)
+            }
+
+            pub(crate) async fn set_custom_trait(&self, kind: SubjectKind, id: i64, name: &str, value: &serde_json::Value) -> Result<bool> {
+                let table = match kind {
+                    SubjectKind::Account => "accounts",
+                    SubjectKind::Contact => "contacts",
+                };
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT traits FROM {table} WHERE id = $1"))).bind(id).fetch_optional(&mut *tx).await?;
+                let Some(row) = row else { return Ok(false) };
+                let text: String = row.get(0);
+                let mut traits: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+                if traits.get(name) == Some(value) {
+                    return Ok(true);
+                }
+                traits.insert(name.to_string(), value.clone());
+                let text = serde_json::Value::Object(traits).to_string();
+                sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE {table} SET traits = $2 WHERE id = $1"))).bind(id).bind(text).execute(&mut *tx).await?;
+                tx.commit().await?;
+                self.signals.after_commit(crate::signals::Committed { events: false, data: true });
+                Ok(true)
             }
         }
     };

@@ -291,6 +291,8 @@ pub struct Enrollment {
     pub status: EnrollmentStatus,
     /// When it ended, if it has.
     pub ended_at: Option<jiff::Timestamp>,
+    /// When its program's goal was first met within the goal's window (none: not met).
+    pub goal_met_at: Option<jiff::Timestamp>,
 }
 
 /// A step claimed by a worker (see `Store::claim_due_steps`), with what it needs to know
@@ -309,8 +311,10 @@ pub struct DueStep {
     pub subject_id: i64,
     /// The step (its id in the program definition).
     pub step_id: String,
-    /// When it became due.
+    /// When it is due now (a deferral moves it).
     pub due_at: jiff::Timestamp,
+    /// When the step first became due (a wait's timeout counts from here).
+    pub started_at: jiff::Timestamp,
     /// 0 for the first try, then one more for each retry.
     pub attempt: u32,
     /// Who holds the lease.
@@ -339,6 +343,36 @@ pub struct LedgerEntry {
     pub detail: String,
     /// When.
     pub at: jiff::Timestamp,
+}
+
+/// What happens to the enrollment once a step is recorded, in the same transaction, so
+/// that a crash can neither skip the next step nor run it twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum After {
+    /// The step with this id becomes due at `due_at` (its first attempt).
+    Next {
+        /// The next step.
+        step_id: String,
+        /// When it is due.
+        due_at: jiff::Timestamp,
+    },
+    /// The enrollment ends with this status (not `active`).
+    End(EnrollmentStatus),
+}
+
+/// How a recipient engaged with one send (see `Store::record_engagement`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EngagementRecord {
+    /// The enrollment the send belongs to.
+    pub enrollment_id: i64,
+    /// The send step.
+    pub step_id: String,
+    /// delivered, opened, clicked, answered, bounced, complained, unsubscribed.
+    pub kind: String,
+    /// The first time it happened.
+    pub at: jiff::Timestamp,
+    /// Details as JSON text (an answer's score, a click's URL).
+    pub detail: String,
 }
 
 /// An email in the local outbox (nothing leaves the machine).

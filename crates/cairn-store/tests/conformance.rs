@@ -104,6 +104,12 @@ on_both_backends! {
         hard_bounced_addresses_are_suppressed_whatever_their_case,
         a_contact_reads_and_marks_only_their_own_inapp_messages,
         tasks_are_made_once_per_step_and_listed_by_pool_assignee_and_load,
+        // The runner (migration 0004)
+        a_recorded_step_schedules_the_next_or_ends_the_enrollment_in_the_same_transaction,
+        a_deferred_step_keeps_its_start_and_a_woken_wait_is_due_now,
+        engagement_is_recorded_once_per_kind_and_goals_once,
+        settings_are_shared_and_the_first_secret_stored_wins,
+        custom_traits_set_by_a_program_are_read_back_and_signal_a_data_change,
     ],
     two_nodes: [
         two_nodes_claiming_at_once_take_every_due_step_exactly_once,
@@ -1332,7 +1338,7 @@ async fn an_append_waits_for_an_open_import_so_events_become_visible_in_seq_orde
 // Programs: enrollments, due steps with leases, the send ledger, guard rails, in-app, tasks
 
 use cairn_store::{
-    DueStep, Enrollment, EnrollmentStatus, LedgerEntry, NewTask, OutboxMessage, SubjectKind, TaskPriority,
+    After, DueStep, Enrollment, EnrollmentStatus, LedgerEntry, NewTask, OutboxMessage, SubjectKind, TaskPriority,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -1408,7 +1414,7 @@ async fn record_send(
     store.schedule_step(e.id, "send", at).await.unwrap();
     let due = claim_one(store, "worker", at).await;
     let entry = LedgerEntry { detail: detail.to_string(), ..ledger(&due, channel, outcome, at) };
-    assert!(store.complete_step(&due, "worker", &entry).await.unwrap());
+    assert!(store.complete_step(&due, "worker", &entry, None).await.unwrap());
 }
 
 async fn enrolling_again_with_the_same_trigger_key_enrolls_once(store: Store) {
@@ -1481,19 +1487,21 @@ async fn a_claimed_step_is_leased_until_its_lease_expires_and_then_claimed_again
 
     // node-a lost the lease: it cannot record the step; node-b can, once.
     let entry = ledger(first, "email", "sent", after(mins(6)));
-    assert!(!store.complete_step(first, "node-a", &entry).await.unwrap());
+    assert!(!store.complete_step(first, "node-a", &entry, None).await.unwrap());
     assert_eq!(store.ledger_entry(e.id, "welcome").await.unwrap(), None);
-    assert!(store.complete_step(&reclaimed, "node-b", &entry).await.unwrap());
+    assert!(store.complete_step(&reclaimed, "node-b", &entry, None).await.unwrap());
     assert_eq!(store.ledger_entry(e.id, "welcome").await.unwrap(), Some(entry.clone()));
-    assert!(!store.complete_step(&reclaimed, "node-b", &entry).await.unwrap(), "recorded once");
+    assert!(!store.complete_step(&reclaimed, "node-b", &entry, None).await.unwrap(), "recorded once");
 
     nothing_due(&store, after(hours(1))).await;
     assert_eq!(store.next_due_at().await.unwrap(), Some(after(days(1))));
     let nudge = claim_one(&store, "node-a", after(days(1))).await;
     assert_eq!(nudge.step_id, "nudge");
     let wrong = ledger(first, "email", "sent", after(days(1)));
-    assert!(store.complete_step(&nudge, "node-a", &wrong).await.is_err(), "an entry for another step");
-    assert!(store.complete_step(&nudge, "node-a", &ledger(&nudge, "email", "sent", after(days(1)))).await.unwrap());
+    assert!(store.complete_step(&nudge, "node-a", &wrong, None).await.is_err(), "an entry for another step");
+    assert!(
+        store.complete_step(&nudge, "node-a", &ledger(&nudge, "email", "sent", after(days(1))), None).await.unwrap()
+    );
 
     // Oldest due first, at most `limit`.
     for (step, h) in [("c", 3), ("a", 1), ("b", 2)] {
@@ -1516,7 +1524,7 @@ async fn ending_an_enrollment_cancels_its_pending_steps(store: Store) {
     store.end_enrollment(e.id, EnrollmentStatus::GoalMet, after(mins(1))).await.unwrap();
     nothing_due(&store, after(days(3))).await;
     // The step already in a worker's hands is finished and recorded by that worker.
-    assert!(store.complete_step(&s1, "node-a", &ledger(&s1, "email", "sent", after(mins(2)))).await.unwrap());
+    assert!(store.complete_step(&s1, "node-a", &ledger(&s1, "email", "sent", after(mins(2))), None).await.unwrap());
     store.schedule_step(e.id, "s4", after(days(3))).await.unwrap();
     let attempts: Vec<(String, String)> =
         store.step_attempts(e.id).await.unwrap().into_iter().map(|a| (a.step_id, a.status)).collect();
@@ -1545,7 +1553,7 @@ async fn a_step_is_recorded_once_when_two_owners_race_after_a_lease_expiry(store
             let store = store.clone();
             races.push(tokio::spawn(async move {
                 let entry = ledger(&due, "email", "sent", after(mins(3)));
-                (due.enrollment_id, owner, store.complete_step(&due, owner, &entry).await.unwrap())
+                (due.enrollment_id, owner, store.complete_step(&due, owner, &entry, None).await.unwrap())
             }));
         }
     }
@@ -1578,18 +1586,21 @@ async fn an_outbox_send_is_stored_exactly_once(store: Store) {
         at: t0(),
     };
     let entry = LedgerEntry { message_id: Some(email.message_id.clone()), ..ledger(&welcome, "email", "sent", t0()) };
-    assert!(store.complete_step_with_outbox(&welcome, "node-a", &entry, &email).await.unwrap());
-    assert!(!store.complete_step_with_outbox(&welcome, "node-a", &entry, &email).await.unwrap(), "a resend is refused");
+    assert!(store.complete_step_with_outbox(&welcome, "node-a", &entry, &email, None).await.unwrap());
+    assert!(
+        !store.complete_step_with_outbox(&welcome, "node-a", &entry, &email, None).await.unwrap(),
+        "a resend is refused"
+    );
     assert_eq!(store.outbox(10).await.unwrap(), vec![email.clone()]);
 
     // A message id already in the outbox for another step records nothing at all.
     let tips = claim_one(&store, "node-a", after(mins(1))).await;
     let tips_entry = ledger(&tips, "email", "sent", after(mins(1)));
-    assert!(store.complete_step_with_outbox(&tips, "node-a", &tips_entry, &email).await.is_err());
+    assert!(store.complete_step_with_outbox(&tips, "node-a", &tips_entry, &email, None).await.is_err());
     assert_eq!(store.ledger_entry(e.id, "tips").await.unwrap(), None);
     let tips_email =
         OutboxMessage { message_id: "<onboarding.1.tips@cairn.test>".into(), at: after(mins(1)), ..email.clone() };
-    assert!(store.complete_step_with_outbox(&tips, "node-a", &tips_entry, &tips_email).await.unwrap());
+    assert!(store.complete_step_with_outbox(&tips, "node-a", &tips_entry, &tips_email, None).await.unwrap());
     assert_eq!(store.outbox(10).await.unwrap(), vec![tips_email.clone(), email], "newest first");
     assert_eq!(store.outbox(1).await.unwrap(), vec![tips_email]);
     assert_eq!(store.ledger_for_enrollment(e.id).await.unwrap().len(), 2);
@@ -1609,7 +1620,9 @@ async fn a_transient_failure_is_retried_with_the_attempt_counted(store: Store) {
     nothing_due(&store, after(mins(4))).await;
     let third = claim_one(&store, "node-a", after(mins(5))).await;
     assert_eq!(third.attempt, 2);
-    assert!(store.complete_step(&third, "node-a", &ledger(&third, "webhook", "sent", after(mins(5)))).await.unwrap());
+    assert!(
+        store.complete_step(&third, "node-a", &ledger(&third, "webhook", "sent", after(mins(5))), None).await.unwrap()
+    );
 
     let attempts: Vec<(u32, String, Option<String>)> =
         store.step_attempts(e.id).await.unwrap().into_iter().map(|a| (a.attempt, a.status, a.last_error)).collect();
@@ -1897,7 +1910,8 @@ async fn two_nodes_completing_the_same_steps_at_once_record_each_once(node_a: St
                     headers: "{}".into(),
                     at: after(mins(3)),
                 };
-                recorded += u32::from(store.complete_step_with_outbox(&due, owner, &entry, &outbox).await.unwrap());
+                recorded +=
+                    u32::from(store.complete_step_with_outbox(&due, owner, &entry, &outbox, None).await.unwrap());
             }
             recorded
         }));
@@ -2063,3 +2077,134 @@ mod order {
 }
 
 use order::import_order_does_not_change_the_snapshot;
+
+// =======================================================================================
+// The runner's side (migration 0004)
+
+async fn a_recorded_step_schedules_the_next_or_ends_the_enrollment_in_the_same_transaction(store: Store) {
+    let e = enroll_contact(&store, "onboarding", 7, "k").await;
+    store.schedule_step(e.id, "welcome", t0()).await.unwrap();
+    let welcome = claim_one(&store, "node-a", t0()).await;
+    assert_eq!(welcome.started_at, t0());
+    let next = After::Next { step_id: "tips".into(), due_at: after(days(2)) };
+    assert!(
+        store.complete_step(&welcome, "node-a", &ledger(&welcome, "email", "sent", t0()), Some(&next)).await.unwrap()
+    );
+    // Recorded again (a crash before the answer): nothing new, no second `tips`.
+    assert!(
+        !store.complete_step(&welcome, "node-a", &ledger(&welcome, "email", "sent", t0()), Some(&next)).await.unwrap()
+    );
+    nothing_due(&store, after(days(2)) - mins(1)).await;
+    let tips = claim_one(&store, "node-a", after(days(2))).await;
+    assert_eq!((tips.step_id.as_str(), tips.attempt, tips.started_at), ("tips", 0, after(days(2))));
+    let end = After::End(EnrollmentStatus::Completed);
+    assert!(
+        store
+            .complete_step(&tips, "node-a", &ledger(&tips, "email", "sent", after(days(2))), Some(&end))
+            .await
+            .unwrap()
+    );
+    let ended = store.enrollment(e.id).await.unwrap().unwrap();
+    assert_eq!((ended.status, ended.ended_at), (EnrollmentStatus::Completed, Some(after(days(2)))));
+    // `active` is not an end.
+    let e2 = enroll_contact(&store, "onboarding", 8, "k").await;
+    store.schedule_step(e2.id, "welcome", t0()).await.unwrap();
+    let w2 = claim_one(&store, "node-a", after(days(3))).await;
+    let bad = After::End(EnrollmentStatus::Active);
+    assert!(store.complete_step(&w2, "node-a", &ledger(&w2, "email", "sent", t0()), Some(&bad)).await.is_err());
+    assert!(store.ledger_entry(e2.id, "welcome").await.unwrap().is_none(), "an error rolls the record back");
+}
+
+async fn a_deferred_step_keeps_its_start_and_a_woken_wait_is_due_now(store: Store) {
+    let e = enroll_contact(&store, "nps", 7, "k").await;
+    store.schedule_step(e.id, "wait_answer", t0()).await.unwrap();
+    let wait = claim_one(&store, "node-a", t0()).await;
+    assert!(
+        !store.defer_step(&wait, "node-b", after(hours(1)), "not mine").await.unwrap(),
+        "only the lease holder defers"
+    );
+    assert!(store.defer_step(&wait, "node-a", after(days(5)), "waiting for an answer").await.unwrap());
+    nothing_due(&store, after(days(1))).await;
+    let attempts = store.step_attempts(e.id).await.unwrap();
+    assert_eq!(attempts.len(), 1, "a deferral is not a new attempt: {attempts:?}");
+    assert_eq!(attempts[0].last_error.as_deref(), Some("waiting for an answer"));
+    assert_eq!(store.wake_steps(e.id, &["other".into()], after(hours(2))).await.unwrap(), 0);
+    assert_eq!(store.wake_steps(e.id, &["wait_answer".into()], after(hours(2))).await.unwrap(), 1);
+    let woken = claim_one(&store, "node-b", after(hours(2))).await;
+    assert_eq!((woken.due_at, woken.started_at, woken.attempt), (after(hours(2)), t0(), 0));
+    // A retry keeps when the step started.
+    store.retry_step(&woken, "node-b", after(hours(3)), "smtp 421").await.unwrap();
+    let retried = claim_one(&store, "node-b", after(hours(3))).await;
+    assert_eq!((retried.attempt, retried.started_at), (1, t0()));
+}
+
+async fn engagement_is_recorded_once_per_kind_and_goals_once(store: Store) {
+    let e = enroll_contact(&store, "nps", 7, "k").await;
+    assert!(store.record_engagement(e.id, "nps", "opened", after(mins(5)), "{}").await.unwrap());
+    assert!(!store.record_engagement(e.id, "nps", "opened", after(mins(9)), "{}").await.unwrap(), "once per kind");
+    assert!(store.record_engagement(e.id, "nps", "answered", after(mins(7)), r#"{"score":9}"#).await.unwrap());
+    assert!(!store.record_engagement(9_999, "nps", "opened", t0(), "{}").await.unwrap(), "no such enrollment");
+    let seen = store.engagements(e.id).await.unwrap();
+    let kinds: Vec<(&str, &str, Timestamp)> =
+        seen.iter().map(|x| (x.step_id.as_str(), x.kind.as_str(), x.at)).collect();
+    assert_eq!(kinds, vec![("nps", "opened", after(mins(5))), ("nps", "answered", after(mins(7)))]);
+    assert_eq!(seen[1].detail, r#"{"score":9}"#);
+
+    assert_eq!(store.enrollments_to_measure("nps", t0()).await.unwrap().len(), 1);
+    assert!(store.mark_goal_met(e.id, after(hours(1))).await.unwrap());
+    assert!(!store.mark_goal_met(e.id, after(hours(2))).await.unwrap(), "the first time counts");
+    assert_eq!(store.enrollment(e.id).await.unwrap().unwrap().goal_met_at, Some(after(hours(1))));
+    assert!(store.enrollments_to_measure("nps", t0()).await.unwrap().is_empty());
+    assert_eq!(store.program_enrollments("nps").await.unwrap().len(), 1);
+}
+
+async fn settings_are_shared_and_the_first_secret_stored_wins(store: Store) {
+    assert_eq!(store.setting("link_secret").await.unwrap(), None);
+    assert_eq!(store.setting_or_insert("link_secret", "first").await.unwrap(), "first");
+    assert_eq!(
+        store.setting_or_insert("link_secret", "second").await.unwrap(),
+        "first",
+        "a racing node gets the stored one"
+    );
+    store.put_setting("runner.transitions", "41").await.unwrap();
+    store.put_setting("runner.transitions", "42").await.unwrap();
+    assert_eq!(store.setting("runner.transitions").await.unwrap().as_deref(), Some("42"));
+}
+
+async fn custom_traits_set_by_a_program_are_read_back_and_signal_a_data_change(store: Store) {
+    let all_ok = |r: Vec<Result<(), RowError>>| assert!(r.iter().all(Result::is_ok), "rows rejected: {r:?}");
+    all_ok(store.upsert_accounts(Source::Crm, &account_rows(ACCOUNTS)).await.unwrap());
+    let rows = contact_rows("external_id,account_external_id,email\nC1,A1,ada@acme.com");
+    all_ok(store.upsert_contacts(Source::Crm, &rows).await.unwrap());
+    let contact = store
+        .engine_contacts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.email.as_deref() == Some("ada@acme.com"))
+        .unwrap();
+    let account = contact.account_id.unwrap();
+    let changes = store.data_changes();
+    let before = *changes.borrow();
+    assert!(
+        store.set_custom_trait(SubjectKind::Account, account, "rescue_started_on", &json!("2026-03-01")).await.unwrap()
+    );
+    assert!(*changes.borrow() > before, "the engine must hear of it");
+    assert!(
+        store
+            .set_custom_trait(SubjectKind::Contact, contact.id, "nps_surveyed_at", &json!("2026-03-01T10:00:00Z"))
+            .await
+            .unwrap()
+    );
+    assert!(!store.set_custom_trait(SubjectKind::Contact, 9_999, "x", &json!(1)).await.unwrap(), "no such contact");
+    let today = jiff::civil::date(2026, 3, 1);
+    let a = store.engine_accounts(today).await.unwrap().into_iter().find(|a| a.id == account).unwrap();
+    assert_eq!(a.traits.get("rescue_started_on"), Some(&json!("2026-03-01")));
+    assert_eq!(a.traits.get("region"), Some(&json!("EMEA")), "other traits stay");
+    let c = store.engine_contacts().await.unwrap().into_iter().find(|c| c.id == contact.id).unwrap();
+    assert_eq!(c.traits.get("nps_surveyed_at"), Some(&json!("2026-03-01T10:00:00Z")));
+    // The internal alias names the contact as a userId.
+    let alias = store.contact_alias(contact.id).await.unwrap();
+    assert_eq!(alias, format!("cairn:contact:{}", contact.id));
+    assert_eq!(store.contact_alias(contact.id).await.unwrap(), alias, "idempotent");
+}
