@@ -33,7 +33,8 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedMessage {
     /// The subject, on one line (runs of whitespace, line breaks included, become one
-    /// space; no header injection), never empty.
+    /// space; no header injection); never empty when the template has a subject, empty
+    /// when it has none.
     pub subject: String,
     /// The preheader on one line, `None` when the template has none or it renders empty.
     pub preheader: Option<String>,
@@ -70,7 +71,7 @@ pub enum RenderError {
         /// The budget.
         budget: Duration,
     },
-    /// The subject rendered to nothing but whitespace.
+    /// The template's subject rendered to nothing but whitespace.
     #[error("subject: the subject is empty once rendered")]
     EmptySubject,
     /// Any other Liquid error at render time (a filter given the wrong kind of value, …).
@@ -132,8 +133,9 @@ pub fn render(
         }
     }
     let [subject, preheader, html, text] = rendered;
+    let has_subject = subject.is_some();
     let subject = one_line(&subject.unwrap_or_default());
-    if subject.is_empty() {
+    if has_subject && subject.is_empty() {
         return Err(RenderError::EmptySubject);
     }
     let preheader = preheader.map(|p| one_line(&p)).filter(|p| !p.is_empty());

@@ -32,7 +32,13 @@ pub(crate) struct Scan {
     pub bindings: BTreeSet<String>,
     pub filters: Vec<(String, usize)>,
     pub ranges: Vec<RangeRef>,
+    /// Block tags opened and never closed (`{% if %}` without `{% endif %}`), each with the
+    /// offset of its `{%`, outermost first.
+    pub unclosed: Vec<(String, usize)>,
 }
+
+/// Tags that open a block closed by `end<tag>`.
+const BLOCKS: &[&str] = &["if", "unless", "for", "case", "capture", "tablerow", "ifchanged", "raw", "comment"];
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
@@ -69,12 +75,28 @@ pub(crate) fn scan(source: &str) -> Scan {
             read_expression(&tokens, &mut scan);
             i = end;
         } else if open == b"{%" {
+            let tag_at = i;
             let start = i + 2;
             let (tokens, end) = tokenize(source, start, "%}");
             i = end;
+            if let Some((Tok::Ident(tag), _)) = tokens.first() {
+                if BLOCKS.contains(&tag.as_str()) {
+                    scan.unclosed.push((tag.clone(), tag_at));
+                } else if let Some(block) = tag.strip_prefix("end")
+                    && let Some(open) = scan.unclosed.iter().rposition(|(t, _)| t == block)
+                {
+                    scan.unclosed.truncate(open);
+                }
+            }
             match tokens.first() {
                 Some((Tok::Ident(tag), _)) if tag == "raw" || tag == "comment" => {
-                    i = skip_block(source, end, &format!("end{tag}"));
+                    match skip_block(source, end, &format!("end{tag}")) {
+                        Some(after) => {
+                            scan.unclosed.pop();
+                            i = after;
+                        }
+                        None => i = source.len(),
+                    }
                 }
                 Some((Tok::Ident(tag), _)) => read_tag(tag, &tokens[1..], &mut scan),
                 _ => {}
@@ -86,18 +108,18 @@ pub(crate) fn scan(source: &str) -> Scan {
     scan
 }
 
-/// Moves past `{% end_tag %}` (or to the end of the source).
-fn skip_block(source: &str, from: usize, end_tag: &str) -> usize {
+/// The offset just after `{% end_tag %}`, if the source has one after `from`.
+fn skip_block(source: &str, from: usize, end_tag: &str) -> Option<usize> {
     let mut i = from;
     while let Some(found) = source.get(i..).and_then(|rest| rest.find("{%")) {
         let at = i + found;
         let (tokens, end) = tokenize(source, at + 2, "%}");
         if matches!(tokens.first(), Some((Tok::Ident(tag), _)) if tag == end_tag) {
-            return end;
+            return Some(end);
         }
         i = end.max(at + 2);
     }
-    source.len()
+    None
 }
 
 /// The tokens from `start` to the closing delimiter, and the offset just after it.
@@ -297,6 +319,17 @@ mod tests {
                 s
             })
             .collect()
+    }
+
+    #[test]
+    fn finds_the_blocks_left_open() {
+        let open =
+            |source: &str| scan(source).unclosed.into_iter().map(|(t, at)| format!("{t}@{at}")).collect::<Vec<_>>();
+        assert_eq!(open("{% if a %}x{% endif %}"), Vec::<String>::new());
+        assert_eq!(open("x\n{% if a %}{% for u in l %}{% endfor %}"), ["if@2"]);
+        assert_eq!(open("{% if a %}{%- unless b -%}"), ["if@0", "unless@10"]);
+        assert_eq!(open("{% comment %}{% if %}"), ["comment@0"]);
+        assert_eq!(open("{% raw %}{% if %}{% endraw %}"), Vec::<String>::new());
     }
 
     #[test]

@@ -26,11 +26,13 @@ impl PartSource {
     }
 }
 
-/// A message template as written: subject, optional preheader, HTML and text.
+/// A message template as written: subject (when the channel has one), optional
+/// preheader, HTML and text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageTemplate {
-    /// The subject line.
-    pub subject: PartSource,
+    /// The subject line (an email's subject, an in-app message's title); `None` for
+    /// messages without one (SMS, Slack, webhook, an in-app message without a title).
+    pub subject: Option<PartSource>,
     /// The preview text shown after the subject, if any.
     pub preheader: Option<PartSource>,
     /// The HTML body.
@@ -65,7 +67,7 @@ impl MessageTemplate {
     /// The parts present, in rendering order.
     fn parts(&self) -> impl Iterator<Item = (Part, &PartSource)> {
         [
-            Some((Part::Subject, &self.subject)),
+            self.subject.as_ref().map(|p| (Part::Subject, p)),
             self.preheader.as_ref().map(|p| (Part::Preheader, p)),
             Some((Part::Html, &self.html)),
             Some((Part::Text, &self.text)),
@@ -174,6 +176,19 @@ fn syntax_error(part: Part, origin: &Origin, text: &str, scan: &Scan, error: &li
             Some(near) => format!("did you mean `{near}`?"),
             None => format!("the tags are {}", known.join(", ")),
         });
+    } else if message.starts_with("Unclosed block")
+        && let Some((tag, at)) = unclosed_block(&message, scan)
+    {
+        // liquid points at the end of the part, where it gave up; the tag left open is
+        // what the author has to find.
+        let (line, column) = line_col(text, at);
+        return ContentError::at(
+            origin,
+            part,
+            (line, column),
+            format!("Liquid syntax error: `{{% {tag} %}}` is never closed"),
+            Some(format!("close it with `{{% end{tag} %}}`")),
+        );
     } else if let Some(expected) = message.strip_prefix("expected ") {
         message = format!("Liquid syntax error: expected {expected}");
     } else {
@@ -181,6 +196,14 @@ fn syntax_error(part: Part, origin: &Origin, text: &str, scan: &Scan, error: &li
     }
     let position = (position.0, position.1.min(to_u32(text.len()).saturating_add(1)));
     ContentError::at(origin, part, position, message, help)
+}
+
+/// The block an "Unclosed block. {% endif %} tag expected" error is about: the last one
+/// left open with that name (or the last one left open), and where its tag starts.
+fn unclosed_block<'s>(message: &str, scan: &'s Scan) -> Option<(&'s str, usize)> {
+    let expected = message.split("{% end").nth(1).and_then(|rest| rest.split_whitespace().next());
+    let found = expected.and_then(|tag| scan.unclosed.iter().rev().find(|(t, _)| t == tag));
+    found.or(scan.unclosed.last()).map(|(tag, at)| (tag.as_str(), *at))
 }
 
 /// The first line of a liquid error after its `liquid: ` prefix.

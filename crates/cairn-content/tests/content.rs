@@ -12,7 +12,7 @@ fn part(source: &str) -> PartSource {
 }
 
 fn template(subject: &str, html: &str, text: &str) -> MessageTemplate {
-    MessageTemplate { subject: part(subject), preheader: None, html: part(html), text: part(text) }
+    MessageTemplate { subject: Some(part(subject)), preheader: None, html: part(html), text: part(text) }
 }
 
 fn parse(subject: &str, html: &str, text: &str) -> ParsedTemplate {
@@ -216,18 +216,36 @@ fn an_empty_subject_is_an_error() {
     assert_eq!(render(&parsed, &acme(), &Limits::default()), Err(RenderError::EmptySubject));
 }
 
+#[test]
+fn a_message_without_a_subject_renders_with_an_empty_one() {
+    let mut t = template("unused", "", "Hi {{ contact.first_name }}, your report is ready");
+    t.subject = None;
+    let message = render(&t.parse().expect("parses"), &acme(), &Limits::default()).expect("renders");
+    assert_eq!(message.subject, "");
+    assert_eq!(message.text, "Hi Ada, your report is ready");
+}
+
 // --- syntax errors ---------------------------------------------------------------------
 
 #[test]
 fn syntax_errors_point_into_the_workspace_file() {
     let mut t = template("Hi", "<p>\n  {{ contact.name | }}</p>", "ok");
     t.html.origin = Origin::new("workspace/templates.yaml", 12, 11).with_indent(6);
-    t.subject.origin = Origin::new("workspace/templates.yaml", 10, 14);
+    t.subject = Some(PartSource::new("Hi", Origin::new("workspace/templates.yaml", 10, 14)));
     let errors = t.parse().unwrap_err();
     assert_eq!(errors.len(), 1);
     let e = &errors[0];
     assert_eq!((e.part, e.line, e.column), (Part::Html, 13, 6 + 21));
     assert_eq!(e.to_string(), "workspace/templates.yaml:13:27: html: Liquid syntax error: expected Identifier");
+}
+
+#[test]
+fn an_unclosed_block_points_at_the_tag_left_open() {
+    let t = template("Hi", "<p>\n  {% for u in account.segments %}{% if u %}{{ u }}{% endif %}\n</p>", "ok");
+    let errors = t.parse().unwrap_err();
+    let got: Vec<(u32, u32, &str, Option<&str>)> =
+        errors.iter().map(|e| (e.line, e.column, e.message.as_str(), e.help.as_deref())).collect();
+    assert_eq!(got, [(2, 3, "Liquid syntax error: `{% for %}` is never closed", Some("close it with `{% endfor %}`"))]);
 }
 
 #[test]
@@ -241,8 +259,16 @@ fn every_part_reports_its_own_syntax_error() {
         shown[2],
         (Part::Text, 2, 8, "unknown filter `upcse`".to_owned(), Some("did you mean `upcase`?".to_owned()))
     );
-    assert_eq!(shown[0].0, Part::Subject);
-    assert!(shown[0].3.contains("endif"), "{shown:?}");
+    assert_eq!(
+        shown[0],
+        (
+            Part::Subject,
+            1,
+            1,
+            "Liquid syntax error: `{% if %}` is never closed".to_owned(),
+            Some("close it with `{% endif %}`".to_owned())
+        )
+    );
 }
 
 #[test]

@@ -24,7 +24,7 @@ use crate::yaml::{self, LineIndex, Node, Value};
 /// The rule compiler: `cairn_rules::compile`, or a stand-in in tests.
 pub(crate) type CompileFn = fn(&str, &Schema, Option<Type>, &mut AggregateTable) -> Result<Rule, Vec<RuleError>>;
 
-const TOP_KEYS: &[&str] = &["workspace", "traits", "segments", "journey", "health", "programs", "templates"];
+const TOP_KEYS: &[&str] = &["workspace", "traits", "segments", "journey", "health", "programs", "templates", "pools"];
 const WORKSPACE_KEYS: &[&str] = &["name", "time_zone", "frequency_caps", "quiet_hours", "on_cap"];
 const TRAIT_SUBJECTS: &[&str] = &["account", "contact"];
 const SEGMENT_KEYS: &[&str] = &["id", "name", "of", "where"];
@@ -39,6 +39,8 @@ const MEASURE_KEYS: &[&str] = &["id", "name", "value", "score", "weight"];
 const SCORE_KEYS: &[&str] = &["red", "green", "bands"];
 const BAND_KEYS: &[&str] = &["below", "score"];
 
+mod content;
+mod pools;
 mod programs;
 
 /// A position: which file, which byte.
@@ -412,6 +414,7 @@ impl<'a> Checker<'a> {
         let mut health_node: Option<(usize, &Node)> = None;
         let mut program_nodes: Vec<(usize, &Node)> = Vec::new();
         let mut template_nodes: Vec<(usize, &Node)> = Vec::new();
+        let mut pool_nodes: Vec<(usize, &Node)> = Vec::new();
         let mut guardrails = Guardrails::default();
 
         for (file, root) in trees {
@@ -450,6 +453,7 @@ impl<'a> Checker<'a> {
                             program_nodes.push((file, item));
                         }
                     }
+                    "pools" => pool_nodes.push((file, node)),
                     _ => template_nodes.push((file, node)),
                 }
             }
@@ -470,6 +474,11 @@ impl<'a> Checker<'a> {
         for (file, node) in template_nodes {
             templates.extend(self.templates(file, node, &mut template_ids, &assets));
         }
+        let mut pool_ids = BTreeMap::new();
+        let mut pools = Vec::new();
+        for (file, node) in pool_nodes {
+            pools.extend(self.pools(file, node, &mut pool_ids));
+        }
         let known = programs::Known {
             segments: segments.iter().filter_map(|s| Some((s.id.clone()?.to_string(), s.subject))).collect(),
             milestones: journey
@@ -485,7 +494,8 @@ impl<'a> Checker<'a> {
             account_traits: &account_traits,
             contact_traits: &contact_traits,
             custom: &traits,
-            templates: templates.iter().map(|t| (t.id.to_string(), t.channel)).collect(),
+            templates: templates.iter().map(|t| (t.template.id.to_string(), t.template.channel)).collect(),
+            pools: pool_ids.keys().cloned().collect(),
         };
         let mut program_ids = BTreeMap::new();
         let programs: Vec<_> = program_nodes
@@ -523,6 +533,8 @@ impl<'a> Checker<'a> {
         let journey = journey.map(|j| self.compile_journey(j, &schema, &mut table, &mut graph));
         let health = health.map(|h| self.compile_health(h, &schema, &mut table, &mut graph));
         let programs = self.compile_programs(programs, &schema, &mut table);
+        let context_schema = content::context_schema(&traits, &schema.milestones, &schema.pillars);
+        let parsed_templates = self.check_template_content(&templates, &context_schema, &assets);
 
         let order = match evaluation_order(&graph.dependencies) {
             Ok(order) => order,
@@ -558,7 +570,10 @@ impl<'a> Checker<'a> {
                 Some(h) => Some(h?),
             },
             guardrails,
-            templates,
+            templates: templates.into_iter().map(|t| t.template).collect(),
+            parsed_templates,
+            context_schema,
+            pools,
             programs: programs?,
             aggregates: table,
             order,

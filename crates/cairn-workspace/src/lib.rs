@@ -2,16 +2,20 @@
 //!
 //! A workspace is a folder of YAML files (`*.yaml`, `*.yml`, read in name order, not
 //! recursively) holding the custom traits, segments, the customer journey, health
-//! scoring, programs, message templates and the guard rails of sending, beside a
-//! `templates/` folder of template bodies. [`check_sources`] parses them with positions (serde-saphyr), checks their
-//! shape, compiles every rule with `cairn_rules::compile` against a schema of every
-//! declared name, orders the definitions by what they read and rejects cycles. It returns
-//! a typed [`Workspace`] — a different type from the YAML, buildable only this way — or
-//! every problem found across all files as a [`Diagnostic`] with file, line and column.
+//! scoring, programs, message templates, the pools of people tasks go to and the guard
+//! rails of sending, beside a `templates/` folder of template bodies. [`check_sources`]
+//! parses them with positions (serde-saphyr), checks their shape, compiles every rule with
+//! `cairn_rules::compile` against a schema of every declared name, parses every template
+//! part as Liquid and checks its variables with `cairn_content` against the context this
+//! workspace can give, orders the definitions by what they read and rejects cycles. It
+//! returns a typed [`Workspace`] — a different type from the YAML, buildable only this way
+//! — or every problem found across all files as a [`Diagnostic`] with file, line and
+//! column.
 //! The YAML shape is documented in this crate's `README.md`.
 //!
 //! Owns: the YAML shape, its checks and messages, the checked definition types, health
-//! curves' scoring maths and the evaluation order. Must not touch: a database, HTTP, the
+//! curves' scoring maths and the evaluation order (Liquid itself and the context's shape
+//! belong to `cairn-content`). Must not touch: a database, HTTP, the
 //! clock or evaluation state — it describes what to compute, the engine computes it. The
 //! only I/O is [`load_dir`] / [`read_dir`], a thin reader over [`check_sources`].
 
@@ -37,8 +41,8 @@ pub use model::{
 };
 pub use order::{Cycle, Definition, evaluation_order};
 pub use programs::{
-    Assignee, Channel, DateTrigger, ExitStep, FrequencyCap, Goal, Guardrails, IfStep, OnCap, PoolStrategy, Program,
-    QuietHours, Reentry, Schedule, SendStep, Step, TaskStep, Template, TemplateText, TextOrigin, TraitUpdate,
+    Assignee, Channel, DateTrigger, ExitStep, FrequencyCap, Goal, Guardrails, IfStep, OnCap, Pool, PoolStrategy,
+    Program, QuietHours, Reentry, Schedule, SendStep, Step, TaskStep, Template, TemplateText, TextOrigin, TraitUpdate,
     Transition, Trigger, UpdateStep, Variant, Wait, WaitStep,
 };
 pub use yaml::{Node, Value};

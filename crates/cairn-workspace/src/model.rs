@@ -3,14 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
+use cairn_content::{ContextSchema, ParsedTemplate};
 use cairn_rules::{AggregateTable, Rule, Subject, Type};
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
 
 use crate::diagnostic::Location;
 use crate::order::Definition;
-use crate::programs::{Guardrails, Program, Template};
+use crate::programs::{Guardrails, Pool, Program, Template};
 
 /// An identifier of a definition: lowercase letters, digits and `_`, 1 to 64 of them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -353,6 +355,11 @@ pub struct Workspace {
     pub(crate) order: Vec<Definition>,
     pub(crate) guardrails: Guardrails,
     pub(crate) templates: Vec<Template>,
+    /// Each template's parts parsed as Liquid, by template id.
+    pub(crate) parsed_templates: BTreeMap<String, Arc<ParsedTemplate>>,
+    /// What a template may refer to (the workspace's traits, milestones, pillars, links).
+    pub(crate) context_schema: ContextSchema,
+    pub(crate) pools: Vec<Pool>,
     pub(crate) programs: Vec<Program>,
 }
 
@@ -412,6 +419,31 @@ impl Workspace {
         self.templates.iter().find(|t| t.id.as_str() == id)
     }
 
+    /// A template's parts parsed as Liquid and checked against [`Self::context_schema`],
+    /// ready for `cairn_content::render` (its subject is absent when the template has
+    /// none; an absent HTML or text body is empty).
+    pub fn parsed_template(&self, id: &str) -> Option<&ParsedTemplate> {
+        self.parsed_templates.get(id).map(Arc::as_ref)
+    }
+
+    /// What templates may refer to: the custom traits, milestones and pillars of this
+    /// workspace and the links a send carries (the standard ones plus the one-click survey
+    /// answers `nps_0`…`nps_10` and `csat_1`…`csat_5`); no metrics, benchmarks or
+    /// leaderboards are declared yet.
+    pub fn context_schema(&self) -> &ContextSchema {
+        &self.context_schema
+    }
+
+    /// The pools of people pooled tasks go to, in file order.
+    pub fn pools(&self) -> &[Pool] {
+        &self.pools
+    }
+
+    /// A pool by id.
+    pub fn pool(&self, id: &str) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.id.as_str() == id)
+    }
+
     /// The programs, in file order.
     pub fn programs(&self) -> &[Program] {
         &self.programs
@@ -433,13 +465,14 @@ impl Workspace {
             health_models: self.health.as_ref().map_or(0, |h| h.models.len()),
             programs: self.programs.len(),
             templates: self.templates.len(),
+            pools: self.pools.len(),
             aggregates: self.aggregates.specs().len(),
         }
     }
 }
 
 /// Counts of a loaded workspace. `Display`: `22 segments, 4 stages, 12 milestones,
-/// 4 pillars (16 measures), 1 segment health model, 5 programs, 9 templates,
+/// 4 pillars (16 measures), 1 segment health model, 5 programs, 9 templates, 2 pools,
 /// 18 aggregates`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
@@ -459,6 +492,8 @@ pub struct Summary {
     pub programs: usize,
     /// Message templates.
     pub templates: usize,
+    /// Pools of people for pooled tasks.
+    pub pools: usize,
     /// Distinct aggregates the rules need.
     pub aggregates: usize,
 }
@@ -470,7 +505,7 @@ impl fmt::Display for Summary {
         }
         write!(
             f,
-            "{}, {}, {}, {} ({}), {}, {}, {}, {}",
+            "{}, {}, {}, {} ({}), {}, {}, {}, {}, {}",
             n(self.segments, "segment", "segments"),
             n(self.stages, "stage", "stages"),
             n(self.milestones, "milestone", "milestones"),
@@ -479,6 +514,7 @@ impl fmt::Display for Summary {
             n(self.health_models, "segment health model", "segment health models"),
             n(self.programs, "program", "programs"),
             n(self.templates, "template", "templates"),
+            n(self.pools, "pool", "pools"),
             n(self.aggregates, "aggregate", "aggregates"),
         )
     }

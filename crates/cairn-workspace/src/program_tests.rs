@@ -14,6 +14,9 @@ workspace:
 traits:
   account: { rescue_started_on: date, region: string }
   contact: { nps_surveyed_at: timestamp }
+pools:
+  digital: { name: Digital CS team, members: [ana@acme.example, Bo@Acme.example] }
+  cs_leads: { members: [lea@acme.example] }
 segments:
   - { id: new_users, of: contact, where: 'days_since(first_seen()) <= 14' }
   - { id: at_risk, of: account, where: 'health() < 40' }
@@ -428,4 +431,235 @@ fn odd_triggers_are_diagnostics_never_panics() {
         assert_eq!(got.len(), 1, "{trigger}: {got:#?}");
         assert!(got[0].starts_with("programs.yaml:4:"), "{trigger}: {got:#?}");
     }
+}
+
+// --- templates as Liquid ----------------------------------------------------------------
+
+/// The diagnostics of the base workspace with `templates` as its templates file and
+/// `html` as `templates/welcome.html`.
+fn template_problems(templates: &str, html: &str) -> Vec<String> {
+    let files = vec![
+        SourceFile::new("base.yaml", BASE),
+        SourceFile::new("templates.yaml", templates),
+        SourceFile::new("templates/welcome.html", html),
+    ];
+    match check_sources(&files) {
+        Ok(_) => Vec::new(),
+        Err(ds) => ds.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+const ROOTS: &str = "the variables are `account`, `contact`, `insights`, `links`, `metrics`, `now`, `program`, `step`";
+
+#[test]
+fn a_misspelt_variable_in_an_inline_subject_points_into_the_yaml_scalar() {
+    let templates =
+        "templates:\n  hello:\n    channel: email\n    subject: \"Hi {{ acount.name }}\"\n    text: Hello\n";
+    assert_eq!(
+        template_problems(templates, ""),
+        [format!("templates.yaml:4:21: error: unknown variable `acount`, did you mean `account`?\n  help: {ROOTS}")]
+    );
+}
+
+#[test]
+fn an_unknown_trait_in_a_template_file_points_at_its_line_and_column() {
+    let templates =
+        "templates:\n  hello:\n    channel: email\n    subject: Hi\n    html: { file: templates/welcome.html }\n";
+    let got = template_problems(templates, "<p>Hi {{ contact.name }},</p>\n<p>Your region: {{ account.regoin }}</p>\n");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].starts_with(
+            "templates/welcome.html:2:28: error: `account` has no field `regoin`, did you mean `region`?\n  help: the fields of `account` are `arr`, `employees`, `health`, "
+        ),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn an_unclosed_if_in_a_template_file_is_a_liquid_syntax_error() {
+    let templates =
+        "templates:\n  hello:\n    channel: email\n    subject: Hi\n    html: { file: templates/welcome.html }\n";
+    let got = template_problems(templates, "<p>Hi</p>\n{% if contact.name %}\n<p>{{ contact.name }}</p>\n");
+    assert_eq!(
+        got,
+        [
+            "templates/welcome.html:2:1: error: Liquid syntax error: `{% if %}` is never closed\n  help: close it with `{% endif %}`"
+        ]
+    );
+}
+
+#[test]
+fn an_unknown_milestone_is_reported_with_the_declared_ones() {
+    let templates = "templates:\n  hello:\n    channel: email\n    subject: Hi\n    text: |\n      Hello,\n      {% if account.milestones.invited_teem.status == 'achieved' %}thanks{% endif %}\n";
+    assert_eq!(
+        template_problems(templates, ""),
+        [
+            "templates.yaml:7:32: error: `account.milestones` has no field `invited_teem`, did you mean `invited_team`?\n  help: the fields of `account.milestones` are `invited_team`"
+        ]
+    );
+}
+
+#[test]
+fn metrics_are_not_declared_so_none_can_be_named() {
+    let templates = "templates:\n  hello:\n    channel: in_app\n    text: 'You built {{ metrics.reports }} reports'\n";
+    assert_eq!(
+        template_problems(templates, ""),
+        [
+            "templates.yaml:4:33: error: `metrics` has no field `reports`\n  help: nothing is declared under `metrics` in the workspace"
+        ]
+    );
+}
+
+#[test]
+fn every_problem_in_every_part_is_reported_once_even_in_a_shared_file() {
+    let templates = "templates:\n  a:\n    channel: email\n    subject: \"{{ contact.nme }}\"\n    html: { file: templates/welcome.html }\n  b:\n    channel: email\n    subject: Hi\n    html: { file: templates/welcome.html }\n    text: \"{% bogus %}\"\n";
+    let got = template_problems(templates, "{{ links.team }}");
+    let messages: Vec<&str> = got.iter().map(|d| d.split('\n').next().unwrap_or_default()).collect();
+    assert_eq!(
+        messages,
+        [
+            "templates.yaml:4:26: error: `contact` has no field `nme`, did you mean `name`?",
+            "templates.yaml:10:15: error: unknown tag `bogus`",
+            "templates/welcome.html:1:10: error: `links` has no field `team`",
+        ]
+    );
+}
+
+#[test]
+fn checked_templates_are_kept_parsed_and_render_with_survey_links() {
+    let templates = "templates:
+  nps:
+    channel: email
+    subject: 'How likely are you to recommend us, {{ contact.name }}?'
+    html: { file: templates/welcome.html }
+  nps_sms:
+    channel: sms
+    text: '0: {{ links.nps_0 }} 10: {{ links.nps_10 }} ({{ account.health.pillars.adoption }}, {{ account.region }})'
+";
+    let html = "<a href=\"{{ links.nps_0 }}\">0</a> <a href=\"{{ links.csat_5 }}\">5</a> {{ links.unsubscribe_url }}";
+    let files = vec![
+        SourceFile::new("base.yaml", BASE),
+        SourceFile::new("templates.yaml", templates),
+        SourceFile::new("templates/welcome.html", html),
+    ];
+    let ws = check_sources(&files).unwrap_or_else(|ds| panic!("{ds:#?}"));
+    let schema = ws.context_schema();
+    assert!(schema.milestones.contains("invited_team") && schema.pillars.contains("adoption"));
+    assert!(schema.account_traits.contains("region") && schema.contact_traits.contains("nps_surveyed_at"));
+    assert!(schema.links.contains("nps_10") && schema.links.contains("csat_1") && schema.metrics.is_empty());
+    assert!(ws.parsed_template("nps").is_some());
+    assert!(ws.parsed_template("nope").is_none());
+
+    let account = cairn_content::AccountData {
+        id: "acme".into(),
+        traits: [("region".to_owned(), serde_json::json!("EMEA"))].into(),
+        health: Some(cairn_content::HealthData {
+            score: 50.0,
+            band: "yellow".into(),
+            pillars: [("adoption".to_owned(), 62.0)].into(),
+        }),
+        ..Default::default()
+    };
+    let contact =
+        cairn_content::ContactData { id: "c1".into(), email: "ana@acme.example".into(), ..Default::default() };
+    let now = "2026-03-02T09:00:00Z".parse().expect("instant");
+    let context = cairn_content::RenderContext::new(account, contact, now)
+        .link("nps_0", "https://t.example/n0")
+        .link("nps_10", "https://t.example/n10");
+    let sms = ws.parsed_template("nps_sms").expect("parsed");
+    let message = cairn_content::render(sms, &context, &cairn_content::Limits::default())
+        .expect("an SMS renders without a subject");
+    assert_eq!(message.subject, "");
+    assert_eq!(message.text, "0: https://t.example/n0 10: https://t.example/n10 (62, EMEA)");
+}
+
+#[test]
+fn a_checked_workspace_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync + Clone + std::fmt::Debug>() {}
+    shareable::<Workspace>();
+}
+
+// --- pools ------------------------------------------------------------------------------
+
+#[test]
+fn pools_are_loaded_with_lowercase_members() {
+    let ws = check(&program("")).unwrap_or_else(|e| panic!("{e:#?}"));
+    let ids: Vec<&str> = ws.pools().iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["digital", "cs_leads"]);
+    let digital = ws.pool("digital").expect("digital");
+    assert_eq!(digital.name.as_deref(), Some("Digital CS team"));
+    assert_eq!(digital.members, ["ana@acme.example", "bo@acme.example"]);
+    assert_eq!(digital.location.to_string(), "base.yaml:7:3");
+    assert_eq!(ws.pool("cs_leads").and_then(|p| p.name.clone()), None);
+    assert!(ws.pool("sales").is_none());
+    assert_eq!(ws.summary().pools, 2);
+}
+
+#[test]
+fn a_task_for_an_undefined_pool_points_at_the_assignee() {
+    let text = program("    steps:\n      - task: Call\n        assign: pool('digitl')\n");
+    assert_eq!(
+        problems(&text),
+        ["programs.yaml:7:17: error: unknown pool `digitl`\n  help: did you mean `pool('digital')`?"]
+    );
+    let text = program("    steps:\n      - task: Call\n        assign: pool('sales')\n");
+    assert_eq!(
+        problems(&text),
+        [
+            "programs.yaml:7:17: error: unknown pool `sales`\n  help: the pools are `cs_leads`, `digital`; define `sales` under `pools:`"
+        ]
+    );
+}
+
+#[test]
+fn a_task_for_a_pool_when_none_is_defined_says_how_to_define_one() {
+    let pool_lines = ["pools:", "  digital:", "  cs_leads:"];
+    let without_pools: String =
+        BASE.lines().filter(|l| !pool_lines.iter().any(|p| l.starts_with(p))).map(|l| format!("{l}\n")).collect();
+    let files = vec![
+        SourceFile::new("base.yaml", without_pools),
+        SourceFile::new("programs.yaml", program("    steps:\n      - task: Call\n        assign: pool('digital')\n")),
+        SourceFile::new("templates.yaml", TEMPLATES),
+        SourceFile::new("templates/welcome.html", "<p>hi</p>"),
+    ];
+    let got: Vec<String> = check_sources(&files).err().unwrap_or_default().iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            "programs.yaml:7:17: error: unknown pool `digital`\n  help: no pools are defined: add one to a workspace file, e.g. `pools: { digital: { members: [ana@acme.example] } }`"
+        ]
+    );
+}
+
+/// Malformed pools: (the `pools:` section, expected diagnostics).
+#[rustfmt::skip]
+fn pool_cases() -> Vec<(&'static str, Vec<&'static str>)> {
+    vec![
+        ("pools:\n  Digital-Team:\n    members: [ana@acme.example]\n", vec!["pools.yaml:2:3: error: `Digital-Team` is not a valid id\n  help: ids use lowercase letters, digits and `_` (at most 64), e.g. `digital_team`"]),
+        ("pools:\n  team:\n    name: Team\n", vec!["pools.yaml:3:5: error: missing key `members` in pool `team`\n  help: e.g. `members: [ana@acme.example, bo@acme.example]`"]),
+        ("pools:\n  team:\n    members: []\n", vec!["pools.yaml:3:14: error: pool `team` has no members\n  help: list who takes its tasks, e.g. `members: [ana@acme.example, bo@acme.example]`"]),
+        ("pools:\n  team:\n    members: ana@acme.example\n", vec!["pools.yaml:3:14: error: expected a list of email addresses for `members`, found a string\n  help: e.g. `members: [ana@acme.example, bo@acme.example]`"]),
+        ("pools:\n  team:\n    members: [ana@acme.example, ana.acme.example]\n", vec!["pools.yaml:3:33: error: `ana.acme.example` is not an email address (expected name@domain.tld)\n  help: e.g. `members: [ana@acme.example, bo@acme.example]`"]),
+        ("pools:\n  team:\n    members: [ana@acme.example, Ana@Acme.Example]\n", vec!["pools.yaml:3:33: error: `ana@acme.example` is listed twice in pool `team`\n  help: it is first listed at pools.yaml:3:15; keep one"]),
+        ("pools:\n  team:\n    members: [ana@acme.example, 42]\n", vec!["pools.yaml:3:33: error: expected an email address in `members`, found a number\n  help: e.g. `members: [ana@acme.example, bo@acme.example]`"]),
+        ("pools:\n  team:\n    members: [ana@acme.example]\n    strategy: round_robin\n", vec!["pools.yaml:4:5: error: unknown key `strategy` in pool `team`\n  help: expected one of `name`, `members`"]),
+        ("pools:\n  team:\n    mebers: [ana@acme.example]\n", vec!["pools.yaml:3:5: error: unknown key `mebers` in pool `team`\n  help: did you mean `members`?"]),
+        ("pools:\n  team: [ana@acme.example]\n", vec!["pools.yaml:2:9: error: expected a mapping for pool `team`, found a list"]),
+        ("pools: [team]\n", vec!["pools.yaml:1:8: error: expected a mapping of pool ids to pools for `pools`, found a list\n  help: e.g. `pools: { digital: { name: Digital CS team, members: [ana@acme.example] } }`"]),
+        ("pools:\n  digital: { members: [x@acme.example] }\n", vec!["pools.yaml:2:3: error: pool `digital` is already defined at base.yaml:7:3\n  help: pool ids are unique across the workspace's files"]),
+    ]
+}
+
+#[test]
+fn malformed_pools_are_reported_exactly() {
+    let mut failures = Vec::new();
+    for (i, (pools, want)) in pool_cases().into_iter().enumerate() {
+        let mut files = sources(&program(""));
+        files.push(SourceFile::new("pools.yaml", pools));
+        let got: Vec<String> = check_sources(&files).err().unwrap_or_default().iter().map(|d| d.to_string()).collect();
+        if got != want {
+            failures.push(format!("case {i}:\n{pools}\n  want {want:#?}\n  got  {got:#?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -452,6 +452,21 @@ pub enum Assignee {
     },
 }
 
+/// A team that pooled tasks go to: `pools: { digital: { name: Digital CS team, members:
+/// [ana@acme.example, bo@acme.example] } }`, named by `assign: pool('digital')`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    /// Its id (`pool('id')` in task steps).
+    pub id: Id,
+    /// A label for people.
+    pub name: Option<String>,
+    /// The members' email addresses, lowercase, distinct, in the order written (at least
+    /// one).
+    pub members: Vec<String>,
+    /// Where it is defined (its id).
+    pub location: Location,
+}
+
 /// How a pool's tasks are shared out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PoolStrategy {

@@ -12,7 +12,11 @@ impl Folder {
     fn with(files: &[(&str, &str)]) -> Folder {
         let dir = tempfile::tempdir().expect("temp dir");
         for (name, text) in files {
-            std::fs::write(dir.path().join(name), text).expect("write file");
+            let path = dir.path().join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("create folder");
+            }
+            std::fs::write(path, text).expect("write file");
         }
         Folder { dir }
     }
@@ -50,7 +54,7 @@ fn a_valid_workspace_exits_0_with_a_summary_of_what_it_holds() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "ok: 2 segments, 2 stages, 1 milestone, 0 pillars (0 measures), 0 segment health models, 0 programs, 0 templates, 2 aggregates\n"
+        "ok: 2 segments, 2 stages, 1 milestone, 0 pillars (0 measures), 0 segment health models, 0 programs, 0 templates, 0 pools, 2 aggregates\n"
     );
 }
 
@@ -62,7 +66,7 @@ fn the_example_workspace_passes() {
     let stdout = text(&out.stdout);
     assert!(
         stdout
-            .starts_with("ok: 26 segments, 4 stages, 12 milestones, 4 pillars (15 measures), 1 segment health model, 5 programs, 10 templates, "),
+            .starts_with("ok: 26 segments, 4 stages, 12 milestones, 4 pillars (15 measures), 1 segment health model, 5 programs, 10 templates, 2 pools, "),
         "{stdout}"
     );
 }
@@ -139,4 +143,66 @@ fn a_missing_folder_is_an_error() {
     let out = check(&ws.dir.path().join("nope"), &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("error: workspace folder not found"), "{}", text(&out.stderr));
+}
+
+/// A welcome email whose subject, HTML file and text hold one mistake each, and a task for
+/// a pool no one defined.
+fn broken_templates() -> Folder {
+    let templates = "templates:\n  welcome:\n    channel: email\n    subject: \"Welcome, {{ acount.name }}\"\n    html: { file: templates/welcome.html }\n    text: { file: templates/welcome.txt }\n";
+    let html = "<h1>Welcome</h1>\n<p>Your region: {{ account.regoin }}</p>\n";
+    let text = "Welcome!\n{% if account.milestones.first_valu.status == 'achieved' %}\nYou are all set.\n";
+    let program = "programs:\n  - id: welcome\n    trigger: segment_entered('power_admins')\n    topic: onboarding\n    steps:\n      - send: email\n        template: welcome\n      - task: Call them\n        assign: pool('digitl')\n";
+    let traits = "traits:\n  account: { region: string }\npools:\n  digital: { name: Digital CS team, members: [ana@acme.example] }\n";
+    Folder::with(&[
+        ("segments.yaml", SEGMENTS),
+        ("journey.yaml", JOURNEY),
+        ("programs.yaml", program),
+        ("templates.yaml", templates),
+        ("traits.yaml", traits),
+        ("templates/welcome.html", html),
+        ("templates/welcome.txt", text),
+    ])
+}
+
+#[test]
+fn template_mistakes_point_into_the_yaml_and_the_template_files() {
+    let ws = broken_templates();
+    let out = ws.check(&[]);
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    let expected = [
+        format!("{}:9:17: error: unknown pool `digitl`", ws.path("programs.yaml")),
+        "  help: did you mean `pool('digital')`?".to_string(),
+        format!("{}:4:27: error: unknown variable `acount`, did you mean `account`?", ws.path("templates.yaml")),
+        format!(
+            "{}:2:28: error: `account` has no field `regoin`, did you mean `region`?",
+            ws.path("templates/welcome.html")
+        ),
+        format!("{}:2:1: error: Liquid syntax error: `{{% if %}}` is never closed", ws.path("templates/welcome.txt")),
+        "  help: close it with `{% endif %}`".to_string(),
+        "4 errors in 4 files".to_string(),
+    ];
+    for line in &expected {
+        assert!(stderr.lines().any(|l| l == line), "missing {line:?} in:\n{stderr}");
+    }
+    // The caret under the misspelt name, in the template file's own line.
+    assert!(
+        stderr.contains(" 2 | <p>Your region: {{ account.regoin }}</p>\n   |                            ^\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_milestone_in_a_template_is_an_error() {
+    let templates = "templates:\n  nudge:\n    channel: in_app\n    text: |\n      {% if account.milestones.first_valu.status == 'pending' %}Share a dashboard today{% endif %}\n";
+    let ws = Folder::with(&[("journey.yaml", JOURNEY), ("templates.yaml", templates)]);
+    let out = ws.check(&["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let first = &report["diagnostics"][0];
+    assert_eq!(first["file"], ws.path("templates.yaml"));
+    assert_eq!((first["line"].as_u64(), first["column"].as_u64()), (Some(5), Some(32)));
+    assert_eq!(first["message"], "`account.milestones` has no field `first_valu`, did you mean `first_value`?");
+    assert_eq!(first["help"], "the fields of `account.milestones` are `first_value`");
+    assert_eq!(report["diagnostics"].as_array().map(Vec::len), Some(1));
 }

@@ -9,6 +9,7 @@ use cairn_rules::{AggregateTable, ProgramScope, Rule, Schema, Subject, Type};
 use jiff::SignedDuration;
 use jiff::civil::Time;
 
+use super::content::TemplateDecl;
 use super::{At, Checker, RuleSource, list, parse_duration};
 use crate::model::{Band, CustomTraits, Id};
 use crate::programs::{
@@ -65,6 +66,8 @@ pub(super) struct Known<'k> {
     pub contact_traits: &'k BTreeMap<String, Type>,
     pub custom: &'k CustomTraits,
     pub templates: BTreeMap<String, Channel>,
+    /// Every pool id declared (malformed pools included).
+    pub pools: Vec<String>,
 }
 
 /// A program as read from YAML, its rules not compiled yet.
@@ -317,7 +320,7 @@ impl<'a> Checker<'a> {
         node: &Node,
         seen: &mut BTreeMap<String, At>,
         assets: &BTreeMap<String, (String, String)>,
-    ) -> Vec<Template> {
+    ) -> Vec<TemplateDecl> {
         let mut out = Vec::new();
         let Value::Map(entries) = &node.value else {
             if node.value != Value::Null {
@@ -393,7 +396,15 @@ impl<'a> Checker<'a> {
                 let body = if allowed.contains(&"html") { required_body.to_string() } else { "`text`".to_string() };
                 self.error(fields.at, format!("{what} has no body: add {body}"), None);
             }
-            out.push(Template { id, channel, subject, preheader, html, text, location: self.location(key_at) });
+            let inline = ["subject", "preheader", "html", "text"]
+                .into_iter()
+                .filter_map(|key| {
+                    let n = fields.get(key).filter(|n| matches!(n.value, Value::Str(_)))?;
+                    Some((key, At { file, offset: n.offset }))
+                })
+                .collect();
+            let template = Template { id, channel, subject, preheader, html, text, location: self.location(key_at) };
+            out.push(TemplateDecl { template, inline });
         }
         out
     }
@@ -1198,7 +1209,7 @@ impl<'a> Checker<'a> {
                 };
                 StepDeclKind::If { condition, then: then?, otherwise: otherwise? }
             }
-            "task" => StepDeclKind::Task(self.task_step(file, &fields, kind_node, id.clone(), at)),
+            "task" => StepDeclKind::Task(self.task_step(file, &fields, kind_node, id.clone(), at, known)),
             "update" => StepDeclKind::Update(self.update_step(file, kind_node, cursor.subject, known)),
             _ => {
                 if !matches!(kind_node.value, Value::Null | Value::Bool(true)) {
@@ -1368,6 +1379,7 @@ impl<'a> Checker<'a> {
         title_node: &Node,
         id: Option<Id>,
         at: At,
+        known: &Known<'_>,
     ) -> Option<TaskStep> {
         let title = match &title_node.value {
             Value::Str(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
@@ -1387,7 +1399,7 @@ impl<'a> Checker<'a> {
                 self.error(fields.at, "missing key `assign` in a `task` step", help);
                 None
             }
-            Some(n) => self.assignee(file, n, strategy_node),
+            Some(n) => self.assignee(file, n, strategy_node, known),
         };
         let due = match fields.get("due") {
             None => Some(None),
@@ -1408,7 +1420,13 @@ impl<'a> Checker<'a> {
         })
     }
 
-    fn assignee(&mut self, file: usize, node: &Node, strategy_node: Option<&Node>) -> Option<Assignee> {
+    fn assignee(
+        &mut self,
+        file: usize,
+        node: &Node,
+        strategy_node: Option<&Node>,
+        known: &Known<'_>,
+    ) -> Option<Assignee> {
         let at = At { file, offset: node.offset };
         let help = "`assign: owner` (the account's owner) or `assign: pool('team')`";
         let text = match &node.value {
@@ -1441,6 +1459,20 @@ impl<'a> Checker<'a> {
             self.error(at, format!("`{pool}` is not a valid pool name"), Some(help));
             return None;
         };
+        let defined = known.pools.iter().any(|p| p == name.as_str());
+        if !defined {
+            let help = match did_you_mean(pool, known.pools.iter().map(String::as_str)) {
+                Some(near) => format!("did you mean `pool('{near}')`?"),
+                None if known.pools.is_empty() => format!(
+                    "no pools are defined: add one to a workspace file, e.g. `pools: {{ {name}: {{ members: [ana@acme.example] }} }}`"
+                ),
+                None => {
+                    let pools: Vec<&str> = known.pools.iter().map(String::as_str).collect();
+                    format!("the pools are {}; define `{name}` under `pools:`", list(&pools))
+                }
+            };
+            self.error(at, format!("unknown pool `{name}`"), Some(help));
+        }
         let strategy = match strategy_node {
             None => PoolStrategy::RoundRobin,
             Some(s) => {
@@ -1461,7 +1493,7 @@ impl<'a> Checker<'a> {
                 }
             }
         };
-        Some(Assignee::Pool { name, strategy })
+        defined.then_some(Assignee::Pool { name, strategy })
     }
 
     fn update_step(
