@@ -232,9 +232,18 @@ impl Filter for GuardedFilterRun {
         // render context's `now`.
         let wall_clock_word = self.is_date
             && input.as_scalar().is_some_and(|s| matches!(s.to_kstr().trim().to_lowercase().as_str(), "now" | "today"));
-        let result = match now().filter(|_| wall_clock_word) {
-            Some(now) => self.inner.evaluate(&now, runtime)?,
-            None => self.inner.evaluate(input, runtime)?,
+        // Calendar dates (`renewal_date`: `2026-03-10`) are midnight UTC of that day: liquid
+        // only reads dates with a time.
+        let calendar_date = self
+            .is_date
+            .then(|| input.as_scalar().map(|s| s.to_kstr().trim().to_string()))
+            .flatten()
+            .filter(|s| s.parse::<jiff::civil::Date>().is_ok() && s.len() == 10)
+            .map(|s| Value::scalar(format!("{s} 00:00:00 +0000")));
+        let result = match (now().filter(|_| wall_clock_word), calendar_date) {
+            (Some(now), _) => self.inner.evaluate(&now, runtime)?,
+            (None, Some(day)) => self.inner.evaluate(&day, runtime)?,
+            (None, None) => self.inner.evaluate(input, runtime)?,
         };
         if let Some(max) = max_bytes() {
             let size = match &result {

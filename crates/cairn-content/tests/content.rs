@@ -326,6 +326,14 @@ fn date_now_is_the_contexts_now_not_the_wall_clock() {
     );
 }
 
+#[test]
+fn calendar_dates_format_with_date_like_instants() {
+    assert_eq!(
+        render_text("{{ '2027-01-14' | date: '%-d %B %Y' }} {{ '2027-01-14 09:30:00 +0100' | date: '%H:%M' }} {{ '2027-1-4' | date: '%Y' }}", &acme()).unwrap(),
+        "14 January 2027 09:30 2027-1-4"
+    );
+}
+
 // --- the story ------------------------------------------------------------------------
 
 fn story_context() -> RenderContext {

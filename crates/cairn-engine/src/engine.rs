@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use cairn_rules::{AggId, Env, Reference, Rule, Subject, Value};
+use cairn_rules::{AggId, Engagement, Env, Reference, Rule, Subject, Value};
 use cairn_workspace::{Definition, Workspace};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -402,6 +402,33 @@ impl Engine {
     /// The override in force for an account now (none once expired).
     pub fn health_override(&self, account: u64) -> Option<&HealthOverride> {
         self.accounts.get(&account)?.health_override.as_ref().filter(|o| o.expires_at > self.now)
+    }
+
+    /// Evaluates a rule for one subject at the engine's now, as the definitions see it:
+    /// a program's audience, `if`, `wait until`, goal and exit rules. `facts` answers what
+    /// only a program knows (engagement with its sends, its goal). `None` when the subject
+    /// is unknown; a contact without an account is evaluated with an empty account.
+    pub fn evaluate_rule(&self, subject: SubjectRef, rule: &Rule, facts: Option<&dyn ProgramFacts>) -> Option<Value> {
+        let empty = AccountState::default();
+        let (account, contact) = match subject {
+            SubjectRef::Account(id) => (self.accounts.get(&id)?, None),
+            SubjectRef::Contact(id) => {
+                let contact = self.contacts.get(&id)?;
+                (contact.account.and_then(|a| self.accounts.get(&a)).unwrap_or(&empty), Some(contact))
+            }
+        };
+        let env = AccountEnv {
+            engine: self,
+            account,
+            contact,
+            contact_segments: None,
+            now: self.now,
+            today: self.today,
+        };
+        Some(match facts {
+            Some(facts) => rule.eval(&ProgramEnv { inner: env, facts }),
+            None => rule.eval(&env),
+        })
     }
 
     /// Creates or replaces an account's traits and re-evaluates what reads them.
@@ -951,5 +978,71 @@ impl Env for AccountEnv<'_> {
 
     fn anchor(&self) -> Option<Timestamp> {
         Some(start_of_day(self.account.anchor?, self.engine.ws.time_zone()))
+    }
+}
+
+/// What a program rule may ask beyond the engine's state: how the enrollment's recipient
+/// engaged with the program's sends, and whether its goal is met. The program runner
+/// answers it from the store.
+pub trait ProgramFacts {
+    /// Whether the recipient engaged with send step `step` in this way.
+    fn engagement(&self, step: &str, kind: Engagement) -> bool;
+    /// Whether the enrollment's goal is met.
+    fn goal_met(&self) -> bool;
+}
+
+/// An account's (or contact's) view plus a program's facts.
+struct ProgramEnv<'a> {
+    inner: AccountEnv<'a>,
+    facts: &'a dyn ProgramFacts,
+}
+
+impl Env for ProgramEnv<'_> {
+    fn now(&self) -> Timestamp {
+        self.inner.now()
+    }
+
+    fn time_zone(&self) -> &TimeZone {
+        self.inner.time_zone()
+    }
+
+    fn account_trait(&self, name: &str) -> Value {
+        self.inner.account_trait(name)
+    }
+
+    fn contact_trait(&self, name: &str) -> Value {
+        self.inner.contact_trait(name)
+    }
+
+    fn aggregate(&self, id: AggId) -> Value {
+        self.inner.aggregate(id)
+    }
+
+    fn segment(&self, id: &str) -> bool {
+        self.inner.segment(id)
+    }
+
+    fn milestone_achieved(&self, id: &str) -> bool {
+        self.inner.milestone_achieved(id)
+    }
+
+    fn stage(&self) -> Option<String> {
+        self.inner.stage()
+    }
+
+    fn health(&self, pillar: Option<&str>) -> Option<f64> {
+        self.inner.health(pillar)
+    }
+
+    fn anchor(&self) -> Option<Timestamp> {
+        self.inner.anchor()
+    }
+
+    fn engagement(&self, step: &str, kind: Engagement) -> bool {
+        self.facts.engagement(step, kind)
+    }
+
+    fn goal_met(&self) -> bool {
+        self.facts.goal_met()
     }
 }

@@ -16,7 +16,7 @@ pub mod engine;
 pub mod health;
 pub mod state;
 
-pub use engine::{Engine, EngineEvent};
+pub use engine::{Engine, EngineEvent, ProgramFacts};
 pub use state::{
     AccountState, ContactState, HealthOverride, HealthSnapshot, MilestoneStatus, SubjectRef, Transition, TransitionKind,
 };

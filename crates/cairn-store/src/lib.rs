@@ -435,6 +435,24 @@ impl Store {
         dispatch!(self, s => s.enroll(program_id, subject_kind, subject_id, trigger_key, at, holdout, variant).await)
     }
 
+    /// [`Store::enroll`] with the first step scheduled in the same transaction (`first`:
+    /// the step and when it is due), so an enrollment can never be left without its
+    /// first step by a crash.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn enroll_at_step(
+        &self,
+        program_id: &str,
+        subject_kind: SubjectKind,
+        subject_id: i64,
+        trigger_key: &str,
+        at: Timestamp,
+        holdout: bool,
+        variant: Option<&str>,
+        first: Option<(&str, Timestamp)>,
+    ) -> Result<Option<Enrollment>> {
+        dispatch!(self, s => s.enroll_at_step(program_id, subject_kind, subject_id, trigger_key, at, holdout, variant, first).await)
+    }
+
     /// A subject's latest enrollment in a program (by `enrolled_at`, then id), whatever
     /// its status: what a re-entry policy looks at.
     pub async fn last_enrollment(
@@ -773,5 +791,19 @@ impl Store {
         value: &serde_json::Value,
     ) -> Result<bool> {
         dispatch!(self, s => s.set_custom_trait(kind, id, name, value).await)
+    }
+
+    /// The ledger entry of the send whose Message-ID is `message_id` (with or without its
+    /// angle brackets): how a bounce or complaint that names the message finds the
+    /// (enrollment, step) it belongs to. `None` when no recorded send has that id.
+    pub async fn ledger_by_message_id(&self, message_id: &str) -> Result<Option<LedgerEntry>> {
+        dispatch!(self, s => s.ledger_by_message_id(message_id).await)
+    }
+
+    /// A contact's internal id from the `userId` the product knows it by (surrounding
+    /// spaces ignored): its product external id, else one of its aliases — the order
+    /// identity resolution uses for events. `None` when nothing matches.
+    pub async fn resolve_contact(&self, user_id: &str) -> Result<Option<i64>> {
+        dispatch!(self, s => s.resolve_contact(user_id).await)
     }
 }

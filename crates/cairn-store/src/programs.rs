@@ -283,6 +283,59 @@ macro_rules! programs_store_impl {
                 }))
             }
 
+            #[allow(clippy::too_many_arguments)]
+            pub(crate) async fn enroll_at_step(
+                &self,
+                program_id: &str,
+                subject_kind: SubjectKind,
+                subject_id: i64,
+                trigger_key: &str,
+                at: Timestamp,
+                holdout: bool,
+                variant: Option<&str>,
+                first: Option<(&str, Timestamp)>,
+            ) -> Result<Option<Enrollment>> {
+                let mut tx = self.begin_write().await?;
+                let row = sqlx::query(
+                    "INSERT INTO enrollments (program_id, subject_kind, subject_id, trigger_key, enrolled_at, holdout, variant, status)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'active')
+                     ON CONFLICT (program_id, subject_kind, subject_id, trigger_key) DO NOTHING RETURNING id",
+                )
+                .bind(program_id)
+                .bind(subject_kind.as_str())
+                .bind(subject_id)
+                .bind(trigger_key)
+                .bind(ms(at))
+                .bind(holdout)
+                .bind(variant)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let id: i64 = row.get(0);
+                if let Some((step_id, due_at)) = first {
+                    sqlx::query("INSERT INTO due_steps (enrollment_id, step_id, attempt, due_at, started_at, status) VALUES ($1, $2, 0, $3, $3, 'pending')")
+                        .bind(id)
+                        .bind(step_id)
+                        .bind(ms(due_at))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(Some(Enrollment {
+                    id,
+                    program_id: program_id.to_string(),
+                    subject_kind,
+                    subject_id,
+                    trigger_key: trigger_key.to_string(),
+                    enrolled_at: at,
+                    holdout,
+                    variant: variant.map(str::to_string),
+                    status: EnrollmentStatus::Active,
+                    ended_at: None,
+                    goal_met_at: None,
+                }))
+            }
+
             pub(crate) async fn last_enrollment(&self, program_id: &str, subject_kind: SubjectKind, subject_id: i64) -> Result<Option<Enrollment>> {
                 let sql = format!(
                     "SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.program_id = $1 AND e.subject_kind = $2 AND e.subject_id = $3
@@ -921,6 +974,29 @@ macro_rules! programs_store_impl {
                 tx.commit().await?;
                 self.signals.after_commit(crate::signals::Committed { events: false, data: true });
                 Ok(true)
+            }
+
+            pub(crate) async fn ledger_by_message_id(&self, message_id: &str) -> Result<Option<LedgerEntry>> {
+                let trimmed = message_id.trim();
+                if trimmed.is_empty() {
+                    return Ok(None);
+                }
+                // Providers report a Message-ID with or without its angle brackets.
+                let bare = trimmed.trim_start_matches('<').trim_end_matches('>');
+                let bracketed = format!("<{bare}>");
+                // An email kept in the outbox is found through its unique index; otherwise
+                // the ledger is scanned (it has no index on message_id).
+                let via_outbox = format!(
+                    "SELECT {LEDGER_COLUMNS} FROM outbox o JOIN send_ledger l ON l.enrollment_id = o.enrollment_id AND l.step_id = o.step_id
+                     WHERE o.message_id IN ($1, $2) LIMIT 1"
+                );
+                let row = sqlx::query(sqlx::AssertSqlSafe(via_outbox)).bind(bare).bind(bracketed.as_str()).fetch_optional(&self.pool).await?;
+                if let Some(row) = row {
+                    return ledger_entry(&row).map(Some);
+                }
+                let scan = format!("SELECT {LEDGER_COLUMNS} FROM send_ledger l WHERE l.message_id IN ($1, $2) ORDER BY l.at, l.enrollment_id LIMIT 1");
+                let row = sqlx::query(sqlx::AssertSqlSafe(scan)).bind(bare).bind(bracketed.as_str()).fetch_optional(&self.pool).await?;
+                row.as_ref().map(ledger_entry).transpose()
             }
         }
     };

@@ -1273,6 +1273,23 @@ macro_rules! shared_store_impl {
                 let row = sqlx::query("SELECT hash FROM definitions ORDER BY id DESC LIMIT 1").fetch_optional(&self.pool).await?;
                 Ok(row.map(|r| r.get(0)))
             }
+
+            pub(crate) async fn resolve_contact(&self, user_id: &str) -> Result<Option<i64>> {
+                let user_id = user_id.trim();
+                if user_id.is_empty() {
+                    return Ok(None);
+                }
+                // The same order as the `event_identity` view: the product's id, then an alias.
+                let row = sqlx::query(
+                    "SELECT COALESCE(
+                        (SELECT x.entity_id FROM external_ids x WHERE x.entity_kind = 'contact' AND x.source = 'product' AND x.external_id = $1),
+                        (SELECT a.contact_id FROM contact_aliases a WHERE a.alias = $1))",
+                )
+                .bind(user_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(row.get::<Option<i64>, _>(0))
+            }
         }
 
         crate::programs::programs_store_impl!($Store, $Db);

@@ -1,0 +1,206 @@
+//! Engagement: how a recipient answered a send (opened, clicked, answered a survey,
+//! unsubscribed, bounced, …). Recorded once per (enrollment, step, kind) in the store —
+//! what `opened('step')` and friends read — and appended to the event log as an event of
+//! the contact (`email_opened`, `nps_submitted`, …), so it counts in rules, segments and
+//! health like any product event. A `wait until` of the enrollment is woken, so a
+//! "thank you right after the answer" goes out right after the answer.
+
+use cairn_core::tracking::{MessageKind, TrackingMessage};
+use cairn_rules::Engagement;
+use cairn_store::Store;
+use cairn_workspace::{Program, Step, Wait, Workspace};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use crate::ProgramError;
+
+/// A kind of engagement with a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngagementKind {
+    /// The provider accepted the message for the recipient (SMTP) or it reached the inbox.
+    Delivered,
+    /// Opened (email pixel) or seen (in-app).
+    Opened,
+    /// A link in it was followed.
+    Clicked,
+    /// A survey in it was answered.
+    Answered,
+    /// The address bounced.
+    Bounced,
+    /// The recipient marked it as spam.
+    Complained,
+    /// The recipient unsubscribed from its topic.
+    Unsubscribed,
+    /// Dismissed from the in-app inbox.
+    Dismissed,
+}
+
+impl EngagementKind {
+    /// The name stored in the store's engagements.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngagementKind::Delivered => "delivered",
+            EngagementKind::Opened => "opened",
+            EngagementKind::Clicked => "clicked",
+            EngagementKind::Answered => "answered",
+            EngagementKind::Bounced => "bounced",
+            EngagementKind::Complained => "complained",
+            EngagementKind::Unsubscribed => "unsubscribed",
+            EngagementKind::Dismissed => "dismissed",
+        }
+    }
+
+    /// The kind a rule function asks about (`opened('step')` → `opened`).
+    pub fn of_rule(kind: Engagement) -> EngagementKind {
+        match kind {
+            Engagement::Delivered => EngagementKind::Delivered,
+            Engagement::Opened => EngagementKind::Opened,
+            Engagement::Clicked => EngagementKind::Clicked,
+            Engagement::Answered => EngagementKind::Answered,
+        }
+    }
+}
+
+/// The event written to the log for an engagement on a channel (`email_opened`,
+/// `inapp_clicked`, `nps_submitted` for an answer whose detail has `"survey": "nps"`).
+pub fn event_name(channel: &str, kind: EngagementKind, detail: &Value) -> String {
+    if kind == EngagementKind::Answered {
+        let survey = detail.get("survey").and_then(Value::as_str).unwrap_or("survey");
+        return format!("{survey}_submitted");
+    }
+    if kind == EngagementKind::Unsubscribed {
+        return "unsubscribed".to_string();
+    }
+    let channel = if channel == "in_app" { "inapp" } else { channel };
+    let verb = match (channel, kind) {
+        ("inapp", EngagementKind::Opened) => "seen",
+        _ => kind.as_str(),
+    };
+    format!("{channel}_{verb}")
+}
+
+/// One engagement to record.
+#[derive(Debug, Clone)]
+pub struct EngagementInput {
+    /// The enrollment the send belongs to.
+    pub enrollment_id: i64,
+    /// The send step.
+    pub step_id: String,
+    /// The recipient (for the event's identity); none when unknown.
+    pub contact_id: Option<i64>,
+    /// What happened.
+    pub kind: EngagementKind,
+    /// When.
+    pub at: Timestamp,
+    /// Details kept with it and put in the event's properties (`score`, `url`, …).
+    pub detail: Value,
+}
+
+/// Records an engagement: once per (enrollment, step, kind) in the store, one event in
+/// the log (its `messageId` derived from the same key, so a retry adds nothing), and the
+/// enrollment's `wait until` steps woken. `Ok(false)` when it was known already (or the
+/// enrollment does not exist).
+pub async fn record(store: &Store, ws: Option<&Workspace>, input: &EngagementInput) -> Result<bool, ProgramError> {
+    let detail_text = input.detail.to_string();
+    let new = store
+        .record_engagement(input.enrollment_id, &input.step_id, input.kind.as_str(), input.at, &detail_text)
+        .await?;
+    if !new {
+        return Ok(false);
+    }
+    let enrollment = store.enrollment(input.enrollment_id).await?;
+    let channel = store
+        .ledger_entry(input.enrollment_id, &input.step_id)
+        .await?
+        .map(|l| l.channel)
+        .unwrap_or_else(|| "email".to_string());
+    if let Some(contact) = input.contact_id {
+        let mut properties = json!({
+            "enrollment_id": input.enrollment_id,
+            "step": input.step_id,
+            "channel": channel,
+        });
+        if let Some(e) = &enrollment {
+            properties["program"] = json!(e.program_id);
+        }
+        if let (Value::Object(p), Value::Object(d)) = (&mut properties, &input.detail) {
+            for (k, v) in d {
+                p.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        append_contact_event(
+            store,
+            contact,
+            &event_name(&channel, input.kind, &input.detail),
+            &format!("cairn:{}:{}:{}", input.enrollment_id, input.step_id, input.kind.as_str()),
+            input.at,
+            &properties,
+        )
+        .await?;
+    }
+    if let (Some(ws), Some(e)) = (ws, &enrollment)
+        && let Some(program) = ws.programs().iter().find(|p| p.id.as_str() == e.program_id)
+    {
+        let waits = wait_until_steps(program);
+        store.wake_steps(e.id, &waits, input.at).await?;
+    }
+    Ok(true)
+}
+
+/// Appends an event of a contact to the log, written by cairn itself (source `cairn`):
+/// its `userId` is the contact's internal alias, so identity resolution ties it to the
+/// contact. `message_id` makes it exactly once.
+pub async fn append_contact_event(
+    store: &Store,
+    contact_id: i64,
+    name: &str,
+    message_id: &str,
+    at: Timestamp,
+    properties: &Value,
+) -> Result<(), ProgramError> {
+    let alias = store.contact_alias(contact_id).await?;
+    let message = TrackingMessage {
+        kind: MessageKind::Track,
+        message_id: message_id.to_string(),
+        user_id: Some(alias),
+        anonymous_id: None,
+        group_id: None,
+        event: Some(name.to_string()),
+        previous_id: None,
+        timestamp: at,
+        original_timestamp: None,
+        sent_at: None,
+        received_at: at,
+        properties: Some(properties.to_string()),
+        context: None,
+    };
+    store.append("cairn", &[message]).await?;
+    Ok(())
+}
+
+/// The ids of a program's `wait until` steps: what an engagement wakes.
+pub fn wait_until_steps(program: &Program) -> Vec<String> {
+    program
+        .all_steps()
+        .into_iter()
+        .filter(|s| matches!(s, Step::Wait(w) if matches!(w.wait, Wait::Until { .. })))
+        .map(|s| s.id().as_str().to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_named_by_channel_and_kind() {
+        assert_eq!(event_name("email", EngagementKind::Opened, &json!({})), "email_opened");
+        assert_eq!(event_name("email", EngagementKind::Clicked, &json!({})), "email_clicked");
+        assert_eq!(event_name("in_app", EngagementKind::Opened, &json!({})), "inapp_seen");
+        assert_eq!(event_name("in_app", EngagementKind::Dismissed, &json!({})), "inapp_dismissed");
+        assert_eq!(event_name("email", EngagementKind::Answered, &json!({"survey": "nps", "score": 9})), "nps_submitted");
+        assert_eq!(event_name("in_app", EngagementKind::Answered, &json!({"survey": "csat"})), "csat_submitted");
+        assert_eq!(event_name("email", EngagementKind::Unsubscribed, &json!({})), "unsubscribed");
+        assert_eq!(event_name("email", EngagementKind::Bounced, &json!({})), "email_bounced");
+    }
+}

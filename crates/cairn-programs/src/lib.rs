@@ -1,0 +1,26 @@
+//! cairn-programs: the program runner.
+//!
+//! Programs (defined in the workspace) turn what the engine concludes into touches: a
+//! trigger (an engine transition, a product event, a schedule, a date) enrolls a subject
+//! that passes the audience rule and the re-entry policy; a deterministic share is held
+//! out as a control group; the steps then run from the store's due-step queue (claimed
+//! with a lease, recorded once in the send ledger together with what follows), through
+//! the guard rails (consent, suppression, frequency caps with priorities, quiet hours),
+//! rendered with Liquid and delivered on their channel. Engagement comes back as events.
+//!
+//! Owns: triggers, enrollment, step order, guard-rail decisions, rendering contexts,
+//! delivery orchestration, engagement recording. Must not touch: HTTP (the server calls
+//! [`engage::record`] and the [`secret::link_signer`]), rule evaluation internals (the
+//! engine evaluates rules), template parsing (the workspace checks templates).
+
+mod context;
+pub mod engage;
+mod error;
+pub mod plan;
+mod runner;
+pub mod secret;
+
+pub use engage::{EngagementInput, EngagementKind};
+pub use error::ProgramError;
+pub use runner::{PassReport, Runner, RunnerConfig, html_to_text, text_to_html};
+pub use secret::link_signer;
