@@ -1,8 +1,9 @@
-//! Signed links: click redirects, the open pixel, one-click unsubscribe and survey answers.
+//! Signed links: click redirects, the open pixel, one-click unsubscribe, survey answers
+//! and a survey's hosted answer page.
 //!
 //! A link is a path and a query. The query names the enrollment (`e`), the step (`s`) and
 //! the contact (`c`), the kind's own parameters (`url` for a click, `q` and `score` for a
-//! survey) and `sig`, the base64url HMAC-SHA256 over a kind tag and those values,
+//! survey answer, `q` for a survey page) and `sig`, the base64url HMAC-SHA256 over a kind tag and those values,
 //! length-prefixed. The route tells [`LinkSigner::verify`] which kind it expects; the
 //! comparison is constant-time. Links carry no expiry: a message may be opened years
 //! later.
@@ -85,6 +86,13 @@ pub enum Link {
         /// The answer; must lie in [`Survey::scores`] to verify.
         score: u8,
     },
+    /// The hosted answer page of a survey: it shows the scale, each score a signed
+    /// [`Link::Survey`] for the same subject. Signed without a score, so following it
+    /// answers nothing.
+    SurveyPage {
+        /// Which survey.
+        survey: Survey,
+    },
 }
 
 impl Link {
@@ -95,11 +103,12 @@ impl Link {
             Link::Open => LinkKind::Open,
             Link::Unsubscribe => LinkKind::Unsubscribe,
             Link::Survey { .. } => LinkKind::Survey,
+            Link::SurveyPage { .. } => LinkKind::SurveyPage,
         }
     }
 }
 
-/// The four routes of signed links.
+/// The five routes of signed links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LinkKind {
     /// `/t/c`: click redirect.
@@ -110,10 +119,13 @@ pub enum LinkKind {
     Unsubscribe,
     /// `/s`: survey answer.
     Survey,
+    /// `/s/page`: a survey's hosted answer page.
+    SurveyPage,
 }
 
 impl LinkKind {
-    const ALL: [LinkKind; 4] = [LinkKind::Click, LinkKind::Open, LinkKind::Unsubscribe, LinkKind::Survey];
+    const ALL: [LinkKind; 5] =
+        [LinkKind::Click, LinkKind::Open, LinkKind::Unsubscribe, LinkKind::Survey, LinkKind::SurveyPage];
 
     /// The path the kind is served under.
     pub fn path(self) -> &'static str {
@@ -122,6 +134,7 @@ impl LinkKind {
             LinkKind::Open => "/t/o",
             LinkKind::Unsubscribe => "/u",
             LinkKind::Survey => "/s",
+            LinkKind::SurveyPage => "/s/page",
         }
     }
 
@@ -131,6 +144,7 @@ impl LinkKind {
             LinkKind::Open => b"cairn-link-v1/open",
             LinkKind::Unsubscribe => b"cairn-link-v1/unsubscribe",
             LinkKind::Survey => b"cairn-link-v1/survey",
+            LinkKind::SurveyPage => b"cairn-link-v1/survey-page",
         }
     }
 }
@@ -220,6 +234,11 @@ impl LinkSigner {
                 query.push_str(&score_text);
                 vec![survey.as_str().as_bytes(), score_text.as_bytes()]
             }
+            Link::SurveyPage { survey } => {
+                query.push_str("&q=");
+                query.push_str(survey.as_str());
+                vec![survey.as_str().as_bytes()]
+            }
         };
         let tag = self.key.fields(&fields(kind, subject, &extra));
         query.push_str("&sig=");
@@ -248,6 +267,7 @@ impl LinkSigner {
                 LinkKind::Click => Some(vec![params.url.as_deref()?.as_bytes()]),
                 LinkKind::Open | LinkKind::Unsubscribe => Some(Vec::new()),
                 LinkKind::Survey => Some(vec![params.q.as_deref()?.as_bytes(), params.score.as_deref()?.as_bytes()]),
+                LinkKind::SurveyPage => Some(vec![params.q.as_deref()?.as_bytes()]),
             }
         };
         let matches = |kind: LinkKind| match candidate(kind) {
@@ -287,6 +307,14 @@ impl LinkSigner {
                     .filter(|s| survey.scores().contains(s))
                     .ok_or_else(|| LinkError::Malformed("the score is out of range".into()))?;
                 Link::Survey { survey, score }
+            }
+            LinkKind::SurveyPage => {
+                let survey = params
+                    .q
+                    .as_deref()
+                    .and_then(Survey::parse)
+                    .ok_or_else(|| LinkError::Malformed("unknown survey (q)".into()))?;
+                Link::SurveyPage { survey }
             }
         };
         Ok(VerifiedLink { subject, link })
@@ -532,6 +560,35 @@ mod tests {
         let signed = s.sign(&Link::Open, &a);
         let shifted = query(&signed).replace("e=ab&s=c", "e=a&s=bc");
         assert_eq!(s.verify(LinkKind::Open, &shifted), Err(LinkError::Tampered));
+    }
+
+    #[test]
+    fn a_survey_page_link_signs_the_survey_and_answers_nothing() {
+        let s = signer();
+        let page = s.sign(&Link::SurveyPage { survey: Survey::Nps }, &subject());
+        assert!(page.starts_with("/s/page?e=enr-42&") && page.contains("&q=nps&sig="), "{page}");
+        assert!(!page.contains("score="), "{page}");
+        let verified = s.verify(LinkKind::SurveyPage, query(&page)).unwrap();
+        assert_eq!(verified, VerifiedLink { subject: subject(), link: Link::SurveyPage { survey: Survey::Nps } });
+        // Another survey, another contact or a forged score is tampering.
+        let q = replace_param(query(&page), "q", "csat");
+        assert_eq!(s.verify(LinkKind::SurveyPage, &q), Err(LinkError::Tampered));
+        let q = replace_param(query(&page), "c", "eve%40example.com");
+        assert_eq!(s.verify(LinkKind::SurveyPage, &q), Err(LinkError::Tampered));
+        let with_score = query(&page).replace("&sig=", "&score=10&sig=");
+        assert_eq!(
+            s.verify(LinkKind::Survey, &with_score),
+            Err(LinkError::WrongKind { expected: LinkKind::Survey, actual: LinkKind::SurveyPage })
+        );
+        // A page link is not an answer, and an answer is not a page.
+        assert!(matches!(s.verify(LinkKind::Survey, query(&page)), Err(LinkError::WrongKind { .. })));
+        let answer = s.sign(&Link::Survey { survey: Survey::Nps, score: 9 }, &subject());
+        assert_eq!(
+            s.verify(LinkKind::SurveyPage, query(&answer)),
+            Err(LinkError::WrongKind { expected: LinkKind::SurveyPage, actual: LinkKind::Survey })
+        );
+        let unsigned = query(&page).rsplit_once("&sig=").unwrap().0;
+        assert_eq!(s.verify(LinkKind::SurveyPage, unsigned), Err(LinkError::Unsigned));
     }
 
     #[test]

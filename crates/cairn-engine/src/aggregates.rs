@@ -300,6 +300,33 @@ impl AggregatePlan {
         }
     }
 
+    /// Whether aggregate `id` reads a sliding window (`30d`): the only kind whose value
+    /// moves with the day when no event arrives.
+    pub fn slides(&self, id: AggId) -> bool {
+        matches!(self.queries.get(id.0 as usize), Some((_, q)) if matches!(q.window(), Some(WindowRef::Days(_))))
+    }
+
+    /// Whether the value of aggregate `id` for a subject can differ on day `today` from
+    /// its value on the day before, given that `state` holds no event dated after the day
+    /// before: only a sliding window can, and only when a day with data leaves it (the
+    /// day entering it is empty).
+    pub fn changes_overnight(&self, id: AggId, state: &AggregateState, today: Day) -> bool {
+        let Some((_, query)) = self.queries.get(id.0 as usize) else { return false };
+        let Some(WindowRef::Days(n)) = query.window() else { return false };
+        let Some(tracker) = state.trackers.get(query.tracker()) else { return false };
+        // The window ending yesterday starts on `leaving`; the one ending today the day
+        // after.
+        let leaving = today.saturating_sub(n as Day);
+        match tracker {
+            Tracker::Count(series) => series.binary_search_by_key(&leaving, |(d, _)| *d).is_ok(),
+            Tracker::Sum(series) => series.binary_search_by_key(&leaving, |(d, _)| *d).is_ok(),
+            Tracker::Users(users) => users.per_last_day.binary_search_by_key(&leaving, |(d, _)| *d).is_ok(),
+            Tracker::Names(last) => last.contains(&Some(leaving)),
+            Tracker::Days(days) => days.binary_search(&leaving).is_ok(),
+            Tracker::FirstLast(_) => false,
+        }
+    }
+
     fn scope(&self, scope: Subject) -> &ScopePlan {
         match scope {
             Subject::Account => &self.account,
@@ -309,6 +336,15 @@ impl AggregatePlan {
 }
 
 impl Query {
+    fn window(&self) -> Option<WindowRef> {
+        match *self {
+            Query::Count(_, w) | Query::Sum(_, w) | Query::Users(_, w) | Query::Names(_, w) | Query::Days(_, w) => {
+                Some(w)
+            }
+            Query::First(_) | Query::Last(_) => None,
+        }
+    }
+
     fn tracker(&self) -> usize {
         match *self {
             Query::Count(t, _)

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use cairn_rules::{AggId, Engagement, Env, Reference, Rule, Subject, Value};
-use cairn_workspace::{Definition, Workspace};
+use cairn_workspace::{Definition, HealthModel, Workspace};
+use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
@@ -61,6 +62,30 @@ struct EventPlans {
     other: EventPlan,
 }
 
+/// What the passing of a day (and nothing else) can change, worked out once: windows
+/// slide (`30d`), `days_since`, `age()` and `now()` move, deadlines pass.
+#[derive(Debug, Default)]
+struct DayPlan {
+    /// The account nodes a new day can change, in evaluation order: those reading the
+    /// clock or a sliding window, every milestone (its deadline), and what reads them.
+    account_nodes: Vec<Node>,
+    /// Per contact segment, in evaluation order (as `Engine::contact_segments`).
+    contact: Vec<ContactDay>,
+}
+
+/// How a new day can change one contact segment, when nothing of the account that
+/// contact segments read changed.
+#[derive(Debug, Default)]
+struct ContactDay {
+    /// It reads the clock or a sliding window of the account: evaluated every day.
+    always: bool,
+    /// The sliding windows of the contact's own events it reads: evaluated when a day
+    /// with data leaves one of them.
+    windows: Vec<AggId>,
+    /// It reads other contact segments: evaluated when one of them changed.
+    reads_contact_segments: bool,
+}
+
 /// The incremental evaluator of one workspace.
 #[derive(Debug)]
 pub struct Engine {
@@ -70,6 +95,8 @@ pub struct Engine {
     account_nodes: Vec<Node>,
     /// Contact segments (indices into the workspace's segments) in evaluation order.
     contact_segments: Vec<usize>,
+    /// The journey's stage ids as rule values, by stage index.
+    stage_values: Vec<Value>,
     /// Per account aggregate: the account nodes that read it (directly or through
     /// another node), in evaluation order.
     readers_of_aggregate: BTreeMap<AggId, Vec<Node>>,
@@ -87,6 +114,16 @@ pub struct Engine {
     /// What each event name re-evaluates (shared so that applying an event can read it
     /// while changing the state).
     event_plans: Arc<EventPlans>,
+    /// What a new day re-evaluates.
+    day_plan: Arc<DayPlan>,
+    /// The latest day of any event applied (a new day re-evaluates everything when it
+    /// brings events dated on it into the windows).
+    latest_event_day: Day,
+    /// The last instant converted to a calendar day, with its day and date: an event's
+    /// instant is converted once for recording it and evaluating what it changes.
+    day_memo: (Timestamp, Day, Date),
+    /// A buffer for health measures' raw values (kept to spare an allocation per score).
+    health_values: Vec<Option<f64>>,
     accounts: BTreeMap<u64, AccountState>,
     contacts: BTreeMap<u64, ContactState>,
     now: Timestamp,
@@ -141,7 +178,12 @@ impl Engine {
                 }
             }
         }
+        let stage_values = ws
+            .journey()
+            .map(|j| j.stages.iter().map(|s| Value::String(s.id.as_str().into())).collect())
+            .unwrap_or_default();
         let mut engine = Engine {
+            stage_values,
             plan,
             account_nodes,
             contact_segments,
@@ -151,6 +193,10 @@ impl Engine {
             contacts_read_nodes: BTreeSet::new(),
             contacts_read_instant: false,
             event_plans: Arc::default(),
+            day_plan: Arc::default(),
+            latest_event_day: Day::MIN,
+            health_values: Vec::new(),
+            day_memo: (now, day_of(now, ws.time_zone()), ws.time_zone().to_datetime(now).date()),
             accounts: BTreeMap::new(),
             contacts: BTreeMap::new(),
             today: day_of(now, ws.time_zone()),
@@ -254,6 +300,44 @@ impl Engine {
             .collect();
         let other = plan_of(self.plan.affected_by_any(Subject::Account));
         self.event_plans = Arc::new(EventPlans { by_name, other });
+        self.day_plan = Arc::new(self.plan_days(&reads_nodes));
+    }
+
+    /// Works out what a new day can change, given the nodes each account node reads.
+    fn plan_days(&self, reads_nodes: &BTreeMap<Node, BTreeSet<Node>>) -> DayPlan {
+        let slides = |rule: &Rule| rule.aggregates().iter().any(|a| self.plan.slides(*a));
+        let mut account_nodes: Vec<Node> = Vec::new();
+        for &node in &self.account_nodes {
+            let moves = matches!(node, Node::Milestone(..))
+                || self.rules_of(node).into_iter().any(|r| r.reads_clock() || slides(r))
+                || reads_nodes.get(&node).into_iter().flatten().any(|n| account_nodes.contains(n));
+            if moves {
+                account_nodes.push(node);
+            }
+        }
+        let contact = self
+            .contact_segments
+            .iter()
+            .map(|&i| {
+                let rule = &self.ws.segments()[i].rule;
+                let scope = |a: &AggId| self.ws.aggregates().get(*a).scope;
+                ContactDay {
+                    always: rule.reads_clock()
+                        || rule.aggregates().iter().any(|a| scope(a) == Subject::Account && self.plan.slides(*a)),
+                    windows: rule
+                        .aggregates()
+                        .iter()
+                        .copied()
+                        .filter(|a| scope(a) == Subject::Contact && self.plan.slides(*a))
+                        .collect(),
+                    reads_contact_segments: rule.references().iter().any(|r| {
+                        matches!(r, Reference::Segment(id)
+                            if self.ws.segments().iter().any(|s| s.id.as_str() == id && s.subject == Subject::Contact))
+                    }),
+                }
+            })
+            .collect();
+        DayPlan { account_nodes, contact }
     }
 
     fn node_of_reference(&self, r: &Reference) -> Option<Node> {
@@ -424,6 +508,7 @@ impl Engine {
             contact_segments: None,
             now: self.now,
             today: self.today,
+            today_date: self.ws.time_zone().to_datetime(self.now).date(),
         };
         Some(match facts {
             Some(facts) => rule.eval(&ProgramEnv { inner: env, facts }),
@@ -505,10 +590,11 @@ impl Engine {
         let facts = EventFacts {
             name: &event.name,
             ts: event.ts,
-            day: day_of(event.ts, self.ws.time_zone()),
+            day: self.day_at(event.ts).0,
             contact: event.contact,
             numbers: &event.numbers,
         };
+        self.latest_event_day = self.latest_event_day.max(facts.day);
         if let Some(c) = event.contact {
             let empty = self.plan.empty_state(Subject::Contact);
             let contact =
@@ -571,15 +657,42 @@ impl Engine {
                 self.now = next_day;
                 self.today += 1;
                 let ids: Vec<u64> = self.accounts.keys().copied().collect();
-                let nodes = self.account_nodes.clone();
-                for id in ids {
-                    self.evaluate_account(id, &nodes, next_day, &mut out);
-                    self.evaluate_contacts_of(id, next_day, &mut out);
-                }
                 let orphans: Vec<u64> =
                     self.contacts.iter().filter(|(_, c)| c.account.is_none()).map(|(id, _)| *id).collect();
-                for c in orphans {
-                    self.evaluate_contact(c, next_day, &mut out);
+                if self.latest_event_day >= self.today {
+                    // Events dated today are already recorded: every window can change.
+                    let nodes = self.account_nodes.clone();
+                    for id in ids {
+                        self.evaluate_account(id, &nodes, next_day, &mut out);
+                        self.evaluate_contacts_of(id, next_day, &mut out);
+                    }
+                    for c in orphans {
+                        self.evaluate_contact(c, next_day, &mut out);
+                    }
+                } else {
+                    // Only what the day can change: everything else reads what it read
+                    // yesterday and would give the same answers.
+                    let day = Arc::clone(&self.day_plan);
+                    let today = self.today;
+                    for id in ids {
+                        if self.evaluate_account(id, &day.account_nodes, next_day, &mut out)
+                            || self.contacts_read_instant
+                        {
+                            self.evaluate_contacts_of(id, next_day, &mut out);
+                        } else {
+                            let contacts: Vec<u64> = self
+                                .accounts
+                                .get(&id)
+                                .map(|a| a.contacts.iter().copied().collect())
+                                .unwrap_or_default();
+                            for c in contacts {
+                                self.evaluate_contact_segments(c, next_day, Some((&day, today)), &mut out);
+                            }
+                        }
+                    }
+                    for c in orphans {
+                        self.evaluate_contact_segments(c, next_day, Some((&day, today)), &mut out);
+                    }
                 }
             }
             while let Some(&(t, account)) = self.deadlines.first() {
@@ -624,6 +737,15 @@ impl Engine {
         ts.max(floor).min(self.now)
     }
 
+    /// The calendar day of `at` in the workspace time zone, as a day number and a date.
+    fn day_at(&mut self, at: Timestamp) -> (Day, Date) {
+        if self.day_memo.0 != at {
+            let date = self.ws.time_zone().to_datetime(at).date();
+            self.day_memo = (at, crate::days::day_of_date(date), date);
+        }
+        (self.day_memo.1, self.day_memo.2)
+    }
+
     /// The nodes among `readers`, deduplicated, in evaluation order.
     fn nodes_reading<'a>(&self, readers: impl Iterator<Item = &'a Node>) -> Vec<Node> {
         let set: BTreeSet<Node> = readers.copied().collect();
@@ -651,12 +773,21 @@ impl Engine {
     /// segments read changed (a membership, a milestone, the stage, a health score).
     fn evaluate_account(&mut self, id: u64, nodes: &[Node], at: Timestamp, out: &mut Vec<Transition>) -> bool {
         let mut read_by_contacts_changed = false;
-        let today = day_of(at, self.ws.time_zone());
+        let (today, today_date) = self.day_at(at);
         let ws = Arc::clone(&self.ws);
+        // The health measures' raw values, in a buffer kept across evaluations.
+        let mut values = std::mem::take(&mut self.health_values);
         for &node in nodes {
-            let Some(state) = self.accounts.get(&id) else { return read_by_contacts_changed };
-            let env =
-                AccountEnv { engine: self, account: state, contact: None, contact_segments: None, now: at, today };
+            let Some(state) = self.accounts.get(&id) else { break };
+            let env = AccountEnv {
+                engine: self,
+                account: state,
+                contact: None,
+                contact_segments: None,
+                now: at,
+                today,
+                today_date,
+            };
             let transitions_before = out.len();
             match node {
                 Node::Segment(i) => {
@@ -765,35 +896,41 @@ impl Engine {
                     }
                 }
                 Node::Health => {
-                    let Some(health) = self.ws.health() else { continue };
+                    let Some(health) = ws.health() else { continue };
                     let model = health
                         .models
                         .iter()
                         .find(|m| m.condition.as_ref().is_some_and(|c| c.eval_bool(&env)))
                         .unwrap_or(&health.default);
-                    let values: Vec<Option<f64>> = model
-                        .pillars
-                        .iter()
-                        .flat_map(|p| p.measures.iter())
-                        .map(|m| match m.value.eval(&env) {
+                    values.clear();
+                    values.extend(model.pillars.iter().flat_map(|p| p.measures.iter()).map(
+                        |m| match m.value.eval(&env) {
                             Value::Number(x) => Some(x),
                             _ => None,
-                        })
-                        .collect();
-                    let scored = health::score(model, &health.bands, &values);
-                    if self.contacts_read_nodes.contains(&Node::Health) && !same_scores(state.health.as_ref(), &scored)
-                    {
+                        },
+                    ));
+                    if state.health.as_ref().is_some_and(|h| same_inputs(h, model, &values)) {
+                        // The same model on the same values: the same score, nothing to
+                        // do.
+                        continue;
+                    }
+                    let contacts_read_health = self.contacts_read_nodes.contains(&Node::Health);
+                    let before = if contacts_read_health { state.health.clone() } else { None };
+                    let before_band = state.health.as_ref().and_then(|h| h.band);
+                    let Some(s) = self.accounts.get_mut(&id) else { continue };
+                    // Scored in place when the model is the same (no new strings).
+                    if !s.health.as_mut().is_some_and(|h| health::rescore(h, model, &health.bands, &values)) {
+                        s.health = Some(health::score(model, &health.bands, &values));
+                    }
+                    let Some(scored) = s.health.as_ref() else { continue };
+                    if contacts_read_health && !same_scores(before.as_ref(), scored) {
                         read_by_contacts_changed = true;
                     }
-                    let before_band = state.health.as_ref().and_then(|h| h.band);
                     if let (Some(to), Some(score)) = (scored.band, scored.score)
                         && before_band != Some(to)
                     {
                         let kind = TransitionKind::HealthBandChanged { from: before_band, to, score };
                         out.push(self.transition(at, SubjectRef::Account(id), kind));
-                    }
-                    if let Some(s) = self.accounts.get_mut(&id) {
-                        s.health = Some(scored);
                     }
                 }
             }
@@ -802,6 +939,7 @@ impl Engine {
                 read_by_contacts_changed = true;
             }
         }
+        self.health_values = values;
         if let Some(s) = self.accounts.get_mut(&id) {
             s.evaluated_at = Some(s.evaluated_at.map_or(at, |e| e.max(at)));
         }
@@ -817,37 +955,62 @@ impl Engine {
     }
 
     fn evaluate_contact(&mut self, id: u64, at: Timestamp, out: &mut Vec<Transition>) {
+        self.evaluate_contact_segments(id, at, None, out);
+    }
+
+    /// Evaluates a contact's segments at `at`: all of them, or with `overnight` (the
+    /// day plan and the new day, `at` being its first instant, and nothing of the
+    /// account that contact segments read changed) only those the new day can change.
+    fn evaluate_contact_segments(
+        &mut self,
+        id: u64,
+        at: Timestamp,
+        overnight: Option<(&DayPlan, Day)>,
+        out: &mut Vec<Transition>,
+    ) {
         if self.contact_segments.is_empty() {
             return;
         }
-        let today = day_of(at, self.ws.time_zone());
+        let (today, today_date) = self.day_at(at);
         let ws = Arc::clone(&self.ws);
         let empty = AccountState::default();
-        // The memberships are taken out while the contact is evaluated (later segments
-        // read the earlier ones' new answers), then put back.
-        let Some(c) = self.contacts.get_mut(&id) else { return };
-        let mut segments = std::mem::take(&mut c.segments);
+        // Later segments read the earlier ones' new answers: once one changes, the
+        // memberships are a copy, stored back at the end.
+        let mut updated: Option<BTreeSet<String>> = None;
         if let Some(contact) = self.contacts.get(&id) {
             let account = contact.account.and_then(|a| self.accounts.get(&a)).unwrap_or(&empty);
-            for &i in &self.contact_segments {
+            let mut changed = false;
+            for (k, &i) in self.contact_segments.iter().enumerate() {
+                if let Some((day, new_day)) = overnight {
+                    let d = &day.contact[k];
+                    let moves = d.always
+                        || (changed && d.reads_contact_segments)
+                        || d.windows.iter().any(|w| self.plan.changes_overnight(*w, &contact.aggregates, new_day));
+                    if !moves {
+                        continue;
+                    }
+                }
                 let env = AccountEnv {
                     engine: self,
                     account,
                     contact: Some(contact),
-                    contact_segments: Some(&segments),
+                    contact_segments: updated.as_ref(),
                     now: at,
                     today,
+                    today_date,
                 };
                 let segment = &ws.segments()[i];
                 let inside = segment.rule.eval_bool(&env);
                 let sid = segment.id.as_str();
-                if inside != segments.contains(sid) {
+                if inside != updated.as_ref().unwrap_or(&contact.segments).contains(sid) {
                     let kind = if inside {
                         TransitionKind::SegmentEntered { segment: sid.to_string() }
                     } else {
                         TransitionKind::SegmentExited { segment: sid.to_string() }
                     };
                     out.push(self.transition(at, SubjectRef::Contact(id), kind));
+                    changed = true;
+                    let segments = updated.get_or_insert_with(|| contact.segments.clone());
                     if inside {
                         segments.insert(sid.to_string());
                     } else {
@@ -856,7 +1019,9 @@ impl Engine {
                 }
             }
         }
-        if let Some(c) = self.contacts.get_mut(&id) {
+        if let Some(segments) = updated
+            && let Some(c) = self.contacts.get_mut(&id)
+        {
             c.segments = segments;
         }
     }
@@ -885,6 +1050,21 @@ fn same_scores(before: Option<&HealthScore>, after: &HealthScore) -> bool {
     before.score == after.score
         && before.pillars.len() == after.pillars.len()
         && before.pillars.iter().zip(&after.pillars).all(|(a, b)| a.id == b.id && a.score == b.score)
+}
+
+/// Whether `h` is what [`health::score`] gives for `model` on `values` (the same model
+/// and, bit for bit, the same measure values as it keeps them), so scoring again would
+/// change nothing.
+fn same_inputs(h: &HealthScore, model: &HealthModel, values: &[Option<f64>]) -> bool {
+    h.model == model.id.as_str()
+        && h.pillars.len() == model.pillars.len()
+        && h.pillars.iter().zip(&model.pillars).all(|(p, mp)| p.measures.len() == mp.measures.len())
+        && h.pillars.iter().flat_map(|p| &p.measures).count() == values.len()
+        && h.pillars
+            .iter()
+            .flat_map(|p| &p.measures)
+            .zip(values)
+            .all(|(m, v)| m.value.map(f64::to_bits) == v.filter(|v| v.is_finite()).map(f64::to_bits))
 }
 
 fn snapshot(h: &HealthScore) -> HealthSnapshot {
@@ -921,11 +1101,17 @@ struct AccountEnv<'a> {
     contact_segments: Option<&'a BTreeSet<String>>,
     now: Timestamp,
     today: Day,
+    /// The calendar date of `now` (`today` as a date).
+    today_date: Date,
 }
 
 impl Env for AccountEnv<'_> {
     fn now(&self) -> Timestamp {
         self.now
+    }
+
+    fn today(&self) -> Date {
+        self.today_date
     }
 
     fn time_zone(&self) -> &TimeZone {
@@ -966,6 +1152,10 @@ impl Env for AccountEnv<'_> {
     fn stage(&self) -> Option<String> {
         let stage = self.account.stage?;
         Some(self.engine.ws.journey()?.stages.get(stage)?.id.as_str().to_string())
+    }
+
+    fn stage_value(&self) -> Value {
+        self.account.stage.and_then(|s| self.engine.stage_values.get(s)).cloned().unwrap_or(Value::Null)
     }
 
     fn health(&self, pillar: Option<&str>) -> Option<f64> {

@@ -63,69 +63,116 @@ pub struct HealthScore {
 /// Scores one account with `model`, given each measure's raw value in model order
 /// (pillar by pillar, measure by measure; `None` or a non-finite number = no data).
 pub fn score(model: &HealthModel, bands: &HealthBands, values: &[Option<f64>]) -> HealthScore {
-    let mut values = values.iter().copied();
-    let mut pillars: Vec<PillarScore> = model
-        .pillars
-        .iter()
-        .map(|pillar| {
-            let mut measures: Vec<MeasureScore> = pillar
-                .measures
-                .iter()
-                .map(|m| {
-                    let value = values.next().flatten().filter(|v| v.is_finite());
-                    MeasureScore {
+    let mut h = HealthScore {
+        model: model.id.as_str().to_string(),
+        score: None,
+        band: None,
+        pillars: model
+            .pillars
+            .iter()
+            .map(|pillar| PillarScore {
+                id: pillar.id.as_str().to_string(),
+                score: None,
+                weight: pillar.weight,
+                share: 0.0,
+                measures: pillar
+                    .measures
+                    .iter()
+                    .map(|m| MeasureScore {
                         id: m.id.as_str().to_string(),
-                        value,
-                        score: value.map(|v| m.curve.score(v)),
+                        value: None,
+                        score: None,
                         weight: m.weight,
                         share: 0.0,
                         contribution: 0.0,
-                    }
-                })
-                .collect();
-            let with_data: f64 = measures.iter().filter(|m| m.score.is_some()).map(|m| m.weight).sum();
-            let mut score = None;
-            if with_data > 0.0 {
-                let mut total = 0.0;
-                for m in &mut measures {
-                    if let Some(s) = m.score {
-                        m.share = m.weight / with_data;
-                        total += s * m.share;
-                    }
+                    })
+                    .collect(),
+            })
+            .collect(),
+        dragging: None,
+    };
+    fill(&mut h, model, bands, values);
+    h
+}
+
+/// Scores `h` again in place, as [`score`] would, when it is a score of `model` (same
+/// model, same pillars and measures): no allocation, but for a new dragging measure.
+/// Returns false, leaving `h` as it was, when it is a score of another model.
+pub fn rescore(h: &mut HealthScore, model: &HealthModel, bands: &HealthBands, values: &[Option<f64>]) -> bool {
+    let same_shape = h.model == model.id.as_str()
+        && h.pillars.len() == model.pillars.len()
+        && h.pillars.iter().zip(&model.pillars).all(|(p, mp)| {
+            p.id == mp.id.as_str()
+                && p.measures.len() == mp.measures.len()
+                && p.measures.iter().zip(&mp.measures).all(|(m, mm)| m.id == mm.id.as_str())
+        });
+    if same_shape {
+        fill(h, model, bands, values);
+    }
+    same_shape
+}
+
+/// Fills the numbers of `h`, whose ids are `model`'s, from the measures' raw values.
+fn fill(h: &mut HealthScore, model: &HealthModel, bands: &HealthBands, values: &[Option<f64>]) {
+    let mut values = values.iter().copied();
+    for (p, pillar) in h.pillars.iter_mut().zip(&model.pillars) {
+        p.weight = pillar.weight;
+        p.share = 0.0;
+        for (ms, m) in p.measures.iter_mut().zip(&pillar.measures) {
+            let value = values.next().flatten().filter(|v| v.is_finite());
+            ms.value = value;
+            ms.score = value.map(|v| m.curve.score(v));
+            ms.weight = m.weight;
+            ms.share = 0.0;
+            ms.contribution = 0.0;
+        }
+        let with_data: f64 = p.measures.iter().filter(|m| m.score.is_some()).map(|m| m.weight).sum();
+        let mut score = None;
+        if with_data > 0.0 {
+            let mut total = 0.0;
+            for m in &mut p.measures {
+                if let Some(s) = m.score {
+                    m.share = m.weight / with_data;
+                    total += s * m.share;
                 }
-                score = Some(total);
             }
-            PillarScore { id: pillar.id.as_str().to_string(), score, weight: pillar.weight, share: 0.0, measures }
-        })
-        .collect();
-    let with_data: f64 = pillars.iter().filter(|p| p.score.is_some()).map(|p| p.weight).sum();
+            score = Some(total);
+        }
+        p.score = score;
+    }
+    let with_data: f64 = h.pillars.iter().filter(|p| p.score.is_some()).map(|p| p.weight).sum();
     let mut overall = None;
-    let mut dragging: Option<(f64, String, String)> = None;
+    // (points lost, pillar, measure) of the measure dragging the score down.
+    let mut dragging: Option<(f64, usize, usize)> = None;
     if with_data > 0.0 {
         let mut total = 0.0;
-        for p in &mut pillars {
+        for (pi, p) in h.pillars.iter_mut().enumerate() {
             let Some(ps) = p.score else { continue };
             p.share = p.weight / with_data;
             total += ps * p.share;
-            for m in &mut p.measures {
+            for (mi, m) in p.measures.iter_mut().enumerate() {
                 if let Some(s) = m.score {
                     let weight = m.share * p.share;
                     m.contribution = s * weight;
                     let lost = (100.0 - s) * weight;
                     if lost > 0.0 && dragging.as_ref().is_none_or(|(l, _, _)| lost > *l) {
-                        dragging = Some((lost, p.id.clone(), m.id.clone()));
+                        dragging = Some((lost, pi, mi));
                     }
                 }
             }
         }
         overall = Some(total);
     }
-    HealthScore {
-        model: model.id.as_str().to_string(),
-        score: overall,
-        band: overall.map(|s| bands.band(s)),
-        pillars,
-        dragging: dragging.map(|(_, p, m)| (p, m)),
+    h.score = overall;
+    h.band = overall.map(|s| bands.band(s));
+    match dragging {
+        None => h.dragging = None,
+        Some((_, pi, mi)) => {
+            let (p, m) = (&h.pillars[pi].id, &h.pillars[pi].measures[mi].id);
+            if h.dragging.as_ref().is_none_or(|(dp, dm)| dp != p || dm != m) {
+                h.dragging = Some((p.clone(), m.clone()));
+            }
+        }
     }
 }
 

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use cairn_channels::{Link, LinkKind, LinkSigner, LinkSubject, Survey, absolute_url};
+use cairn_channels::{Link, LinkSigner, LinkSubject, Survey, absolute_url};
 use cairn_content::{AccountData, ContactData, HealthData, MilestoneData, RenderContext};
 use cairn_engine::{Engine, MilestoneStatus};
-use cairn_runtime::views::json_value;
 use cairn_rules::Value;
+use cairn_runtime::views::json_value;
 use jiff::Timestamp;
 
 use crate::plan::band_name;
@@ -118,16 +118,9 @@ pub fn links(signer: &LinkSigner, public_url: &str, subject: &LinkSubject) -> BT
     out
 }
 
-/// The hosted answer page of a survey.
+/// The hosted answer page of a survey (`/s/page`): the scale, each answer a signed link.
 fn survey_page(signer: &LinkSigner, public_url: &str, subject: &LinkSubject, survey: Survey) -> String {
-    let _ = LinkKind::Survey;
-    // Until the page has its own link kind, the page is the scale's middle answer's link
-    // without a score: the server shows the scale for it.
-    let mid = match survey {
-        Survey::Nps => 10,
-        Survey::Csat => 5,
-    };
-    absolute_url(public_url, &signer.sign(&Link::Survey { survey, score: mid }, subject))
+    absolute_url(public_url, &signer.sign(&Link::SurveyPage { survey }, subject))
 }
 
 /// A context for one message.

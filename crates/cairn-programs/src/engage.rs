@@ -198,7 +198,10 @@ mod tests {
         assert_eq!(event_name("email", EngagementKind::Clicked, &json!({})), "email_clicked");
         assert_eq!(event_name("in_app", EngagementKind::Opened, &json!({})), "inapp_seen");
         assert_eq!(event_name("in_app", EngagementKind::Dismissed, &json!({})), "inapp_dismissed");
-        assert_eq!(event_name("email", EngagementKind::Answered, &json!({"survey": "nps", "score": 9})), "nps_submitted");
+        assert_eq!(
+            event_name("email", EngagementKind::Answered, &json!({"survey": "nps", "score": 9})),
+            "nps_submitted"
+        );
         assert_eq!(event_name("in_app", EngagementKind::Answered, &json!({"survey": "csat"})), "csat_submitted");
         assert_eq!(event_name("email", EngagementKind::Unsubscribed, &json!({})), "unsubscribed");
         assert_eq!(event_name("email", EngagementKind::Bounced, &json!({})), "email_bounced");

@@ -229,14 +229,17 @@ impl Runner {
         self.enroll_from_schedules_and_dates(&ws, now, &mut report).await?;
         self.measure_goals(&ws, now).await?;
         loop {
-            let claimed = self.store.claim_due_steps(&self.config.node, now, self.config.lease, self.config.batch).await?;
+            let claimed =
+                self.store.claim_due_steps(&self.config.node, now, self.config.lease, self.config.batch).await?;
             if claimed.is_empty() {
                 break;
             }
             let mut claimed = claimed;
             // Within one round, the higher-priority program's steps go first: they win a
             // contested frequency cap.
-            let priority = |d: &DueStep| ws.programs().iter().find(|p| p.id.as_str() == d.program_id).map_or(u32::MAX, |p| p.priority);
+            let priority = |d: &DueStep| {
+                ws.programs().iter().find(|p| p.id.as_str() == d.program_id).map_or(u32::MAX, |p| p.priority)
+            };
             claimed.sort_by_key(|d| (d.due_at, priority(d), d.id));
             for due in &claimed {
                 self.run_step(&ws, due, now, &mut report).await?;
@@ -286,7 +289,12 @@ impl Runner {
         Ok(())
     }
 
-    async fn enroll_from_events(&self, ws: &Workspace, now: Timestamp, report: &mut PassReport) -> Result<(), ProgramError> {
+    async fn enroll_from_events(
+        &self,
+        ws: &Workspace,
+        now: Timestamp,
+        report: &mut PassReport,
+    ) -> Result<(), ProgramError> {
         let wanted: Vec<&Program> = ws.programs().iter().filter(|p| matches!(p.trigger, Trigger::Event(_))).collect();
         let cursor = match self.cursor(EVENTS_CURSOR).await? {
             Some(c) => c,
@@ -334,7 +342,12 @@ impl Runner {
         Ok(())
     }
 
-    async fn enroll_from_schedules_and_dates(&self, ws: &Workspace, now: Timestamp, report: &mut PassReport) -> Result<(), ProgramError> {
+    async fn enroll_from_schedules_and_dates(
+        &self,
+        ws: &Workspace,
+        now: Timestamp,
+        report: &mut PassReport,
+    ) -> Result<(), ProgramError> {
         let tz = ws.time_zone().clone();
         for program in ws.programs() {
             match &program.trigger {
@@ -424,7 +437,9 @@ impl Runner {
     async fn subjects_for(&self, program: &Program, subject: SubjectRef) -> Vec<SubjectRef> {
         self.runtime
             .read(|live| match (program.subject, subject) {
-                (Subject::Account, SubjectRef::Account(_)) | (Subject::Contact, SubjectRef::Contact(_)) => vec![subject],
+                (Subject::Account, SubjectRef::Account(_)) | (Subject::Contact, SubjectRef::Contact(_)) => {
+                    vec![subject]
+                }
                 (Subject::Contact, SubjectRef::Account(a)) => live
                     .engine
                     .account(a)
@@ -449,7 +464,13 @@ impl Runner {
     /// Enrolls a subject if the audience rule holds and the re-entry policy allows it;
     /// the holdout share is enrolled as control (ended at once, sent nothing). True when
     /// a new enrollment was made.
-    async fn try_enroll(&self, program: &Program, subject: SubjectRef, trigger_key: &str, at: Timestamp) -> Result<bool, ProgramError> {
+    async fn try_enroll(
+        &self,
+        program: &Program,
+        subject: SubjectRef,
+        trigger_key: &str,
+        at: Timestamp,
+    ) -> Result<bool, ProgramError> {
         let in_audience = match &program.audience {
             None => {
                 self.runtime
@@ -484,7 +505,8 @@ impl Runner {
         }
         let holdout = in_holdout(program.id.as_str(), subject, program.holdout_percent);
         let first = if holdout { None } else { first_step(program).map(|s| (s.id().as_str(), at)) };
-        let enrolled = self.store.enroll_at_step(program.id.as_str(), kind, id, trigger_key, at, holdout, None, first).await?;
+        let enrolled =
+            self.store.enroll_at_step(program.id.as_str(), kind, id, trigger_key, at, holdout, None, first).await?;
         let Some(enrollment) = enrolled else { return Ok(false) };
         if holdout || first.is_none() {
             self.store.end_enrollment(enrollment.id, EnrollmentStatus::Completed, at).await?;
@@ -522,7 +544,13 @@ impl Runner {
     // ---------------------------------------------------------------------------------
     // Steps
 
-    async fn run_step(&self, ws: &Workspace, due: &DueStep, now: Timestamp, report: &mut PassReport) -> Result<(), ProgramError> {
+    async fn run_step(
+        &self,
+        ws: &Workspace,
+        due: &DueStep,
+        now: Timestamp,
+        report: &mut PassReport,
+    ) -> Result<(), ProgramError> {
         let Some(enrollment) = self.store.enrollment(due.enrollment_id).await? else { return Ok(()) };
         let outcome = self.decide(ws, due, &enrollment, now).await?;
         let owner = self.config.node.as_str();
@@ -545,6 +573,8 @@ impl Runner {
                 }
             }
             Outcome::Defer(until, note) => {
+                // Never due again within this pass: a deferral moves the step forward.
+                let until = until.max(now.checked_add(SignedDuration::from_secs(1)).unwrap_or(now));
                 self.store.defer_step(due, owner, until, &note).await?;
                 report.deferred += 1;
             }
@@ -582,7 +612,13 @@ impl Runner {
         append_contact_event(&self.store, contact, &name, &id, entry.at, &properties).await
     }
 
-    async fn decide(&self, ws: &Workspace, due: &DueStep, enrollment: &Enrollment, now: Timestamp) -> Result<Outcome, ProgramError> {
+    async fn decide(
+        &self,
+        ws: &Workspace,
+        due: &DueStep,
+        enrollment: &Enrollment,
+        now: Timestamp,
+    ) -> Result<Outcome, ProgramError> {
         let entry = |channel: &str, outcome: &str, detail: serde_json::Value| LedgerEntry {
             enrollment_id: due.enrollment_id,
             step_id: due.step_id.clone(),
@@ -645,20 +681,30 @@ impl Runner {
                 }
             },
             Step::If(branch) => {
-                let holds = self.runtime.read(|live| eval_bool(&live.engine, subject, &branch.condition, Some(&facts))).await;
+                let holds =
+                    self.runtime.read(|live| eval_bool(&live.engine, subject, &branch.condition, Some(&facts))).await;
                 let after = match branch_target(program, &due.step_id, holds) {
                     Some(s) => After::Next { step_id: s.id().to_string(), due_at: now },
                     None => After::End(EnrollmentStatus::Completed),
                 };
-                Outcome::Record(entry("if", if holds { "then" } else { "else" }, json!({"rule": branch.condition.source()})), Some(after))
+                Outcome::Record(
+                    entry("if", if holds { "then" } else { "else" }, json!({"rule": branch.condition.source()})),
+                    Some(after),
+                )
             }
-            Step::Exit(_) => Outcome::Record(entry("exit", "exited", json!({})), Some(After::End(EnrollmentStatus::Exited))),
+            Step::Exit(_) => {
+                Outcome::Record(entry("exit", "exited", json!({})), Some(After::End(EnrollmentStatus::Exited)))
+            }
             Step::Update(update) => {
                 let mut set = serde_json::Map::new();
                 for u in &update.set {
                     let value = self
                         .runtime
-                        .read(|live| live.engine.evaluate_rule(subject, &u.value, Some(&facts)).map(|v| cairn_runtime::views::json_value(&v)))
+                        .read(|live| {
+                            live.engine
+                                .evaluate_rule(subject, &u.value, Some(&facts))
+                                .map(|v| cairn_runtime::views::json_value(&v))
+                        })
                         .await
                         .unwrap_or(serde_json::Value::Null);
                     let target = match (u.owner, subject) {
@@ -702,10 +748,16 @@ impl Runner {
             })
             .await;
         let owner = match account {
-            Some(a) => self.runtime.read(|live| live.engine.account(a).and_then(|s| match s.traits.get("owner_email") {
-                Some(Value::String(e)) => Some(e.to_string()),
-                _ => None,
-            })).await,
+            Some(a) => {
+                self.runtime
+                    .read(|live| {
+                        live.engine.account(a).and_then(|s| match s.traits.get("owner_email") {
+                            Some(Value::String(e)) => Some(e.to_string()),
+                            _ => None,
+                        })
+                    })
+                    .await
+            }
             None => None,
         };
         let ws = self.workspace().await;
@@ -717,7 +769,9 @@ impl Runner {
                     _ if members.is_empty() => None,
                     PoolStrategy::RoundRobin => {
                         let last = self.store.last_pool_assignee(name.as_str()).await?;
-                        let at = last.and_then(|l| members.iter().position(|m| *m == l)).map_or(0, |i| (i + 1) % members.len());
+                        let at = last
+                            .and_then(|l| members.iter().position(|m| *m == l))
+                            .map_or(0, |i| (i + 1) % members.len());
                         members.get(at).cloned()
                     }
                     PoolStrategy::LeastLoaded => {
@@ -804,10 +858,16 @@ impl Runner {
                             .contacts
                             .iter()
                             .copied()
-                            .filter(|c| engine.contact(*c).is_some_and(|s| matches!(s.traits.get("email"), Some(Value::String(_)))))
+                            .filter(|c| {
+                                engine
+                                    .contact(*c)
+                                    .is_some_and(|s| matches!(s.traits.get("email"), Some(Value::String(_))))
+                            })
                             .collect();
                         let admin = with_email.iter().copied().find(|c| {
-                            engine.contact(*c).is_some_and(|s| matches!(s.traits.get("role"), Some(Value::String(r)) if &**r == "admin"))
+                            engine.contact(*c).is_some_and(
+                                |s| matches!(s.traits.get("role"), Some(Value::String(r)) if &**r == "admin"),
+                            )
                         });
                         let c = admin.or_else(|| with_email.first().copied())?;
                         engine.contact(c).map(|s| (c, Some(a), s.traits.clone()))
@@ -839,7 +899,11 @@ impl Runner {
         };
         if send.channel == Channel::Email {
             let Some(address) = &email else {
-                return Ok(record("skipped_no_address", with(json!({"reason": "the contact has no email address"})), after));
+                return Ok(record(
+                    "skipped_no_address",
+                    with(json!({"reason": "the contact has no email address"})),
+                    after,
+                ));
             };
             if self.store.is_suppressed(address).await? {
                 return Ok(record("skipped_suppressed", with(json!({"address": address})), after));
@@ -853,12 +917,17 @@ impl Runner {
         if let Some(quiet) = &ws.guardrails().quiet_hours {
             let resume = after_quiet_hours(quiet, now, &tz);
             if resume > now {
-                return Ok(Outcome::Defer(resume, format!("quiet hours for the contact: resumes at {}", local_text(resume, &tz))));
+                return Ok(Outcome::Defer(
+                    resume,
+                    format!("quiet hours for the contact: resumes at {}", local_text(resume, &tz)),
+                ));
             }
         }
         // The frequency cap of the channel, across programs.
         if let Some(cap) = ws.guardrails().frequency_caps.get(&send.channel) {
-            let since = now.checked_sub(cap.per).unwrap_or(now);
+            // The window is the last `per` up to now: a send exactly `per` ago has left it.
+            let since =
+                now.checked_sub(cap.per).and_then(|t| t.checked_add(SignedDuration::from_millis(1))).unwrap_or(now);
             let sent = self.store.sent_times_since(contact as i64, channel, since).await?;
             if let Some(frees) = cap_frees_at(&sent, cap.max, cap.per) {
                 let note = format!("frequency cap: {} {channel} per {:#} reached", cap.max, cap.per);
@@ -873,9 +942,16 @@ impl Runner {
             return Ok(Outcome::Failed { transient: false, reason: "the send step has no template".into() });
         };
         let Some(parsed) = ws.parsed_template(variant.template.as_str()) else {
-            return Ok(Outcome::Failed { transient: false, reason: format!("template `{}` is not defined", variant.template) });
+            return Ok(Outcome::Failed {
+                transient: false,
+                reason: format!("template `{}` is not defined", variant.template),
+            });
         };
-        let link_subject = LinkSubject { enrollment: enrollment.id.to_string(), step: due.step_id.clone(), contact: contact.to_string() };
+        let link_subject = LinkSubject {
+            enrollment: enrollment.id.to_string(),
+            step: due.step_id.clone(),
+            contact: contact.to_string(),
+        };
         let links = links(&self.signer, &self.config.public_url, &link_subject);
         let index = program.all_steps().iter().position(|s| s.id().as_str() == due.step_id).unwrap_or(0) as u32;
         let variant_name = (send.variants.len() > 1).then(|| variant.template.as_str());
@@ -897,15 +973,34 @@ impl Runner {
         let rendered = match render(parsed, &ctx, &Limits::default()) {
             Ok(r) => r,
             Err(e) => {
-                return Ok(Outcome::Failed { transient: false, reason: format!("template `{}`: {e}", variant.template) });
+                return Ok(Outcome::Failed {
+                    transient: false,
+                    reason: format!("template `{}`: {e}", variant.template),
+                });
             }
         };
         let detail = with(json!({"variant": variant.template.as_str(), "subject": rendered.subject}));
         match send.channel {
-            Channel::Email => self.deliver_email(due, enrollment, contact, email.unwrap_or_default(), &traits, rendered, detail, now, after).await,
+            Channel::Email => {
+                self.deliver_email(
+                    due,
+                    enrollment,
+                    contact,
+                    email.unwrap_or_default(),
+                    &traits,
+                    rendered,
+                    detail,
+                    now,
+                    after,
+                )
+                .await
+            }
             Channel::InApp => {
                 let body = if rendered.html.is_empty() { text_to_html(&rendered.text) } else { rendered.html.clone() };
-                let id = self.store.add_inapp_message(contact as i64, enrollment.id, &due.step_id, &rendered.subject, &body, now).await?;
+                let id = self
+                    .store
+                    .add_inapp_message(contact as i64, enrollment.id, &due.step_id, &rendered.subject, &body, now)
+                    .await?;
                 let mut entry = ledger(due, channel, "sent", detail, now);
                 entry.message_id = Some(format!("inapp:{id}"));
                 Ok(Outcome::Record(entry, after))
@@ -913,7 +1008,10 @@ impl Runner {
             Channel::Webhook | Channel::Sms | Channel::Slack => {
                 let Some(url) = self.config.webhooks.get(&send.channel) else {
                     let var = format!("CAIRN_{}_WEBHOOK_URL", channel.to_uppercase());
-                    return Ok(Outcome::Failed { transient: false, reason: format!("no URL is configured for the {channel} channel: set {var}") });
+                    return Ok(Outcome::Failed {
+                        transient: false,
+                        reason: format!("no URL is configured for the {channel} channel: set {var}"),
+                    });
                 };
                 let body = json!({
                     "channel": channel,
@@ -952,7 +1050,12 @@ impl Runner {
     ) -> Result<Outcome, ProgramError> {
         let to = match Email::parse(&address) {
             Ok(e) => e,
-            Err(e) => return Ok(Outcome::Failed { transient: false, reason: format!("the contact's address `{address}` is not valid: {e}") }),
+            Err(e) => {
+                return Ok(Outcome::Failed {
+                    transient: false,
+                    reason: format!("the contact's address `{address}` is not valid: {e}"),
+                });
+            }
         };
         let html = if rendered.html.is_empty() { text_to_html(&rendered.text) } else { rendered.html };
         let text = if rendered.text.is_empty() { html_to_text(&html) } else { rendered.text };
@@ -1054,6 +1157,15 @@ pub fn html_to_text(html: &str) -> String {
             _ => {}
         }
     }
-    let out = out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&");
-    out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n")
+    let out = out
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    out.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -14,7 +14,8 @@ pub const LINK_SECRET_KEY: &str = "link_secret";
 /// Several nodes starting at once agree on the first secret stored.
 pub async fn link_signer(store: &Store) -> Result<LinkSigner, ProgramError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ProgramError::Invalid(format!("no randomness for the link secret: {e}")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ProgramError::Invalid(format!("no randomness for the link secret: {e}")))?;
     let fresh: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let secret = store.setting_or_insert(LINK_SECRET_KEY, &fresh).await?;
     Ok(LinkSigner::new(secret.as_bytes()))

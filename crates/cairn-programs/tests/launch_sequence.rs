@@ -107,8 +107,12 @@ async fn contact_id(store: &Store, email: &str) -> i64 {
 }
 
 async fn the_launch_sequence_reaches_each_contact_at_the_right_local_time(store: Store) {
-    import_accounts(&store, Source::Crm, "external_id,name,seats,start_date,launch_date\nA1,Acme,20,2025-06-01,2026-03-10")
-        .await;
+    import_accounts(
+        &store,
+        Source::Crm,
+        "external_id,name,seats,start_date,launch_date\nA1,Acme,20,2025-06-01,2026-03-10",
+    )
+    .await;
     import_contacts(
         &store,
         Source::Crm,
@@ -132,6 +136,22 @@ C5,A1,eve@acme.example,Eve,user,Europe/Berlin",
     let runtime = Runtime::start(store.clone(), clock.clone(), ws.clone(), cairn_runtime::definitions_hash(&files))
         .await
         .unwrap();
+    // The dry run, as of the trigger day: the four with an address, three samples.
+    let as_of = cairn_programs::parse_as_of("2026-03-03", ws.time_zone()).unwrap();
+    assert_eq!(as_of, ts("2026-03-02T23:00:00Z"));
+    let live = Runtime::evaluate(&store, &FixedClock::new(as_of), ws.clone()).await.unwrap();
+    let program = ws.programs()[0].clone();
+    let signer = cairn_channels::LinkSigner::new(cairn_programs::PREVIEW_SECRET);
+    let preview = cairn_programs::preview(&live.engine, &program, &signer, "http://cairn.test").unwrap();
+    assert_eq!((preview.audience, preview.treated, preview.holdout), (4, 4, 0));
+    assert_eq!(preview.trigger, "launch_date - 7d");
+    let samples: Vec<(Option<&str>, &str)> = preview.samples.iter().map(|s| (s.to.as_deref(), s.subject_line.as_str())).collect();
+    assert_eq!(samples.len(), 3, "{samples:?}");
+    assert!(samples.iter().all(|(_, subject)| *subject == "Coming on 10 March: live dashboards for Acme"), "{samples:?}");
+    let day_before = Runtime::evaluate(&store, &FixedClock::new(ts("2026-03-01T12:00:00Z")), ws.clone()).await.unwrap();
+    assert_eq!(cairn_programs::preview(&day_before.engine, &program, &signer, "http://cairn.test").unwrap().audience, 0);
+    assert!(store.program_enrollments("launch").await.unwrap().is_empty(), "a preview enrolls nobody");
+
     let mut config = RunnerConfig::new("node-a");
     let mut smtp = SmtpSettings::new("127.0.0.1", sink.port);
     smtp.security = SmtpSecurity::None;
@@ -183,7 +203,8 @@ C5,A1,eve@acme.example,Eve,user,Europe/Berlin",
         }
     }
     sent.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
-    let got: Vec<String> = sent.iter().map(|(who, step, at, subject)| format!("{at} {who} {step}: {subject}")).collect();
+    let got: Vec<String> =
+        sent.iter().map(|(who, step, at, subject)| format!("{at} {who} {step}: {subject}")).collect();
     let expected = vec![
         // The trigger day starts at midnight in Berlin (23:00Z): 18:00 in New York, fine;
         // 04:30 in Kolkata and midnight in Berlin are quiet, so those wait for 08:00 local.
@@ -207,7 +228,7 @@ C5,A1,eve@acme.example,Eve,user,Europe/Berlin",
     ];
     assert_eq!(got, expected, "\n{}", got.join("\n"));
     // Dan has no address (not in the audience); Eve unsubscribed from the topic.
-    assert!(enrollments.iter().all(|e| by_email[&e.subject_id] != ""), "Dan is not enrolled");
+    assert!(enrollments.iter().all(|e| !by_email[&e.subject_id].is_empty()), "Dan is not enrolled");
     let eve_skips: Vec<&(String, String, String)> = skipped.iter().filter(|s| s.0 == "eve@acme.example").collect();
     assert_eq!(eve_skips.len(), 4, "{skipped:?}");
     assert!(eve_skips.iter().all(|s| s.2 == "skipped_consent"));
@@ -241,7 +262,8 @@ C5,A1,eve@acme.example,Eve,user,Europe/Berlin",
     );
     // Sends and the answers are events of each contact.
     let events = store.events_after(0, 1000).await.unwrap();
-    let names: Vec<&str> = events.iter().filter(|e| e.contact_id == Some(ada)).filter_map(|e| e.name.as_deref()).collect();
+    let names: Vec<&str> =
+        events.iter().filter(|e| e.contact_id == Some(ada)).filter_map(|e| e.name.as_deref()).collect();
     assert_eq!(names, vec!["email_sent", "email_sent", "email_sent", "nps_submitted", "email_sent"]);
 }
 

@@ -114,6 +114,38 @@ pub(crate) enum Func {
     Date,
 }
 
+/// Whether evaluating `node` reads the evaluation instant (`now()`, `age()`,
+/// `days_since`, `days_until`): such a value can change with the passing of time alone.
+pub(crate) fn reads_clock(node: &Node) -> bool {
+    match node {
+        Node::Now | Node::Age | Node::Call(Func::DaysSince | Func::DaysUntil, _) => true,
+        Node::Const(_)
+        | Node::AccountTrait(_)
+        | Node::ContactTrait(_)
+        | Node::Aggregate(_)
+        | Node::Segment(_)
+        | Node::Milestone(_)
+        | Node::Stage
+        | Node::Health(_)
+        | Node::Engagement(..)
+        | Node::Goal => false,
+        Node::Not(e) | Node::Neg(e) | Node::StartOfDay(e) => reads_clock(e),
+        Node::And(a, b) | Node::Or(a, b) | Node::Compare(_, a, b) | Node::Arith(_, a, b) | Node::Concat(a, b) => {
+            reads_clock(a) || reads_clock(b)
+        }
+        Node::In { value, list, .. } => reads_clock(value) || reads_clock(list),
+        Node::Between { value, low, high, .. } => reads_clock(value) || reads_clock(low) || reads_clock(high),
+        Node::IsNull { value, .. } => reads_clock(value),
+        Node::Like { value, pattern, .. } => reads_clock(value) || reads_clock(pattern),
+        Node::Case { branches, otherwise } => {
+            branches.iter().any(|(c, r)| reads_clock(c) || reads_clock(r))
+                || otherwise.as_deref().is_some_and(reads_clock)
+        }
+        Node::List(items) => items.iter().any(reads_clock),
+        Node::Call(_, args) => args.iter().any(reads_clock),
+    }
+}
+
 /// What one evaluation reads.
 pub(crate) struct Context<'a> {
     pub env: &'a dyn Env,
@@ -282,13 +314,13 @@ impl Context<'_> {
     fn day_of(&self, value: &Value) -> Option<Date> {
         match value {
             Value::Date(d) => Some(*d),
-            Value::Timestamp(t) => Some(t.to_zoned(self.env.time_zone().clone()).date()),
+            Value::Timestamp(t) => Some(self.env.time_zone().to_datetime(*t).date()),
             _ => None,
         }
     }
 
     fn today(&self) -> Date {
-        self.env.now().to_zoned(self.env.time_zone().clone()).date()
+        self.env.today()
     }
 
     pub(crate) fn eval(&self, node: &Node) -> Value {
@@ -366,7 +398,7 @@ impl Context<'_> {
             Node::Aggregate(slot) => self.aggregates.get(*slot).map_or(Value::Null, |id| self.env.aggregate(*id)),
             Node::Segment(id) => Value::Bool(self.env.segment(id)),
             Node::Milestone(id) => Value::Bool(self.env.milestone_achieved(id)),
-            Node::Stage => self.env.stage().map_or(Value::Null, |s| Value::String(s.into())),
+            Node::Stage => self.env.stage_value(),
             Node::Health(pillar) => self.env.health(pillar.as_deref()).map_or(Value::Null, number),
             Node::Engagement(kind, step) => Value::Bool(self.env.engagement(step, *kind)),
             Node::Goal => Value::Bool(self.env.goal_met()),

@@ -303,6 +303,11 @@ pub trait Env {
     fn now(&self) -> Timestamp;
     /// The workspace time zone, in which days are counted.
     fn time_zone(&self) -> &TimeZone;
+    /// The calendar day of [`Env::now`] in [`Env::time_zone`]. An environment that
+    /// evaluates many rules at one instant may return a value it computed once.
+    fn today(&self) -> Date {
+        self.time_zone().to_datetime(self.now()).date()
+    }
     /// An account trait (`Null` when missing).
     fn account_trait(&self, name: &str) -> Value;
     /// A contact trait (`Null` when missing; only asked in contact rules).
@@ -317,6 +322,11 @@ pub trait Env {
     fn milestone_achieved(&self, id: &str) -> bool;
     /// The current journey stage.
     fn stage(&self) -> Option<String>;
+    /// The current journey stage as a rule value (`Null` outside the journey). An
+    /// environment that keeps the stage ids as values may return one without building it.
+    fn stage_value(&self) -> Value {
+        self.stage().map_or(Value::Null, |s| Value::String(s.into()))
+    }
     /// A pillar's health score, or the overall one for `None`.
     fn health(&self, pillar: Option<&str>) -> Option<f64>;
     /// The journey anchor instant.
@@ -354,6 +364,8 @@ pub struct Rule {
     references: Vec<Reference>,
     /// The resolved, type-checked tree; `Node::Aggregate(i)` reads `aggregates[i]`.
     root: Node,
+    /// Whether the tree reads the evaluation instant (see [`Rule::reads_clock`]).
+    reads_clock: bool,
 }
 
 impl Rule {
@@ -375,6 +387,14 @@ impl Rule {
     /// The other definitions and traits it reads (distinct, sorted).
     pub fn references(&self) -> &[Reference] {
         &self.references
+    }
+
+    /// Whether the rule reads the evaluation instant (`now()`, `age()`, `days_since`,
+    /// `days_until`), so that its value can change with the passing of time alone. A rule
+    /// that does not can change only when what it reads changes (a trait, an aggregate —
+    /// whose sliding windows, `30d`, move with the day —, another definition).
+    pub fn reads_clock(&self) -> bool {
+        self.reads_clock
     }
 
     /// Evaluates the rule.
@@ -406,6 +426,7 @@ pub fn compile(
         ty: checked.ty,
         aggregates,
         references: checked.references.into_iter().collect(),
+        reads_clock: eval::reads_clock(&checked.root),
         root: checked.root,
     })
 }

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 type Reply = Result<Json<Value>, ApiError>;
 
 /// The secret key of a request, or 401.
-async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
+pub(crate) async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -43,6 +43,15 @@ fn runtime(state: &AppState) -> Result<&cairn_runtime::Runtime, ApiError> {
     state.runtime.as_ref().ok_or_else(|| {
         ApiError::NotFound("no workspace is loaded: start the server with `cairn serve --workspace DIR`".into())
     })
+}
+
+/// The definitions the engine runs, when a workspace is loaded: what recording an
+/// engagement needs to wake a program's waiting steps.
+pub(crate) async fn live_workspace(state: &AppState) -> Option<Arc<cairn_workspace::Workspace>> {
+    match &state.runtime {
+        Some(rt) => Some(rt.read(|live| live.engine.workspace_arc().clone()).await),
+        None => None,
+    }
 }
 
 async fn account_id(state: &AppState, id: &str) -> Result<u64, ApiError> {
@@ -173,4 +182,46 @@ fn runtime_error(e: cairn_runtime::RuntimeError) -> ApiError {
         cairn_runtime::RuntimeError::UnknownAccount(id) => ApiError::NotFound(format!("no account `{id}`")),
         cairn_runtime::RuntimeError::BadOverride(m) => ApiError::BadRequest(m),
     }
+}
+
+/// The query of a program preview.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewQuery {
+    /// An instant or a day; default now (the live engine).
+    as_of: Option<String>,
+}
+
+/// `GET /api/programs/{id}/preview?as_of=`: the program's audience, holdout, audience by
+/// segment and three rendered first messages, as of now or an instant. Writes nothing.
+pub async fn program_preview(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<PreviewQuery>,
+) -> Reply {
+    authorize(&state, &headers).await?;
+    let rt = runtime(&state)?;
+    let ws = rt.read(|live| live.engine.workspace_arc().clone()).await;
+    let Some(program) = ws.programs().iter().find(|p| p.id.as_str() == id).cloned() else {
+        let ids: Vec<&str> = ws.programs().iter().map(|p| p.id.as_str()).collect();
+        let hint = cairn_core::suggest::closest(&id, ids.iter().copied())
+            .map(|near| format!(", did you mean `{near}`?"))
+            .unwrap_or_else(|| format!("; the workspace has: {}", ids.join(", ")));
+        return Err(ApiError::NotFound(format!("no program `{id}`{hint}")));
+    };
+    let signer = cairn_channels::LinkSigner::new(cairn_programs::PREVIEW_SECRET);
+    let url = "http://127.0.0.1:8080";
+    let preview = match q.as_of {
+        None => rt.read(|live| cairn_programs::preview(&live.engine, &program, &signer, url)).await?,
+        Some(text) => {
+            let at = cairn_programs::parse_as_of(&text, ws.time_zone()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let clock = cairn_core::FixedClock::new(at);
+            let live = cairn_runtime::Runtime::evaluate(&state.store, &clock, ws.clone())
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            cairn_programs::preview(&live.engine, &program, &signer, url)?
+        }
+    };
+    Ok(Json(serde_json::to_value(preview).map_err(|e| ApiError::Internal(e.to_string()))?))
 }

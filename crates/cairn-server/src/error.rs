@@ -28,9 +28,15 @@ pub enum ApiError {
     /// diagnostics).
     #[error("the request was rejected")]
     Rejected(serde_json::Value),
-    /// No such route.
+    /// No such route, or no such thing at it.
     #[error("{0}")]
     NotFound(String),
+    /// The request conflicts with what is stored (a task that is already done).
+    #[error("{0}")]
+    Conflict(String),
+    /// A failure that is neither the client's nor the store's (logged; a bug to report).
+    #[error("{0}")]
+    Internal(String),
     /// The store failed; the client should retry (nothing was acknowledged).
     #[error("the event store is unavailable, retry later: {0}")]
     Unavailable(#[from] cairn_store::StoreError),
@@ -45,6 +51,11 @@ impl IntoResponse for ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             ApiError::Unavailable(e) => {
                 tracing::error!(error = %e, "store unavailable");
                 StatusCode::SERVICE_UNAVAILABLE
@@ -68,6 +79,19 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"cairn\""));
         }
         response
+    }
+}
+
+impl From<cairn_programs::ProgramError> for ApiError {
+    fn from(e: cairn_programs::ProgramError) -> ApiError {
+        use cairn_programs::ProgramError;
+        match e {
+            ProgramError::Store(s) | ProgramError::Runtime(cairn_runtime::RuntimeError::Store(s)) => {
+                ApiError::Unavailable(s)
+            }
+            ProgramError::Invalid(m) => ApiError::BadRequest(m),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 

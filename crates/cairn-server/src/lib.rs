@@ -1,15 +1,24 @@
 //! cairn-server: cairn's HTTP surface.
 //!
 //! It owns the Segment-compatible tracking API (`/v1/identify`, `/v1/track`,
-//! `/v1/group`, `/v1/page`, `/v1/screen`, `/v1/alias`, `/v1/batch`), key
-//! authentication, the mapping of errors to HTTP statuses (in one place: [`error`]) and
-//! the web pages. It holds no business logic: validation lives in `cairn-core`,
-//! persistence in `cairn-store`; this crate translates between HTTP and those.
+//! `/v1/group`, `/v1/page`, `/v1/screen`, `/v1/alias`, `/v1/batch`), the REST API for
+//! secret keys (`/api/*`: the engine's state, CSM tasks, dead letters, the mail
+//! provider's bounce and complaint webhook), the routes of signed links in messages
+//! (opens, clicks, unsubscribes, survey answers and pages), the in-app inbox for a
+//! product's front end (publishable key, CORS), key authentication, the mapping of
+//! errors to HTTP statuses (in one place: [`error`]) and the web pages. It holds no
+//! business logic: validation lives in `cairn-core`, persistence in `cairn-store`,
+//! link signing in `cairn-channels` and engagement recording in `cairn-programs`; this
+//! crate translates between HTTP and those.
 
 mod api;
+mod delivery;
 pub mod error;
+mod inapp;
 mod keys;
+mod links;
 mod pages;
+mod tasks;
 mod tracking;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +26,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
+use cairn_channels::LinkSigner;
 use cairn_core::Clock;
 use cairn_runtime::Runtime;
 use cairn_store::{Appender, Store};
@@ -37,6 +47,9 @@ pub struct AppState {
     pub runtime: Option<Runtime>,
     /// The workspace folder, for reloads.
     pub workspace_dir: Option<PathBuf>,
+    /// Verifies (and, for a survey page, signs) the links in messages; without it the
+    /// link routes answer 503.
+    pub links: Option<Arc<LinkSigner>>,
     keys: Arc<keys::KeyCache>,
 }
 
@@ -50,6 +63,7 @@ impl AppState {
             clock,
             runtime: None,
             workspace_dir: None,
+            links: None,
             keys: Arc::new(keys::KeyCache::default()),
         }
     }
@@ -58,6 +72,14 @@ impl AppState {
     pub fn with_runtime(mut self, runtime: Runtime, dir: Option<PathBuf>) -> AppState {
         self.runtime = Some(runtime);
         self.workspace_dir = dir;
+        self
+    }
+
+    /// Serves the signed-link routes (`/t/o`, `/t/c`, `/u`, `/s`, `/s/page`) with
+    /// `signer`: the database's signer (`cairn_programs::link_signer`), so links in mail
+    /// sent by any node verify.
+    pub fn with_links(mut self, signer: LinkSigner) -> AppState {
+        self.links = Some(Arc::new(signer));
         self
     }
 }
@@ -89,6 +111,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/segments", get(api::segments))
         .route("/api/segments/{id}/members", get(api::segment_members))
         .route("/api/workspace/reload", post(api::reload))
+        .route("/api/email/feedback", post(delivery::feedback))
+        .route("/api/programs/dead-letters", get(delivery::dead_letters))
+        .route("/api/programs/{id}/preview", get(api::program_preview))
+        .route("/api/tasks", get(tasks::open_tasks))
+        .route("/api/tasks/{id}/complete", post(tasks::complete))
+        .route("/t/o", get(links::open))
+        .route("/t/c", get(links::click))
+        .route("/u", get(links::unsubscribe_page).post(links::unsubscribe))
+        .route("/s", get(links::survey_answer))
+        .route("/s/page", get(links::survey_page))
+        .route("/v1/inapp/messages", get(inapp::messages).options(inapp::preflight))
+        .route("/v1/inapp/messages/{id}/{action}", post(inapp::mark).options(inapp::preflight))
         .fallback(error::not_found)
         .with_state(state)
 }

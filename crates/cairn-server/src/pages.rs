@@ -12,8 +12,9 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+/// Text made safe to put in HTML, inside elements and in double-quoted attributes.
+pub(crate) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 /// The home page: what data cairn holds and how ready it is.

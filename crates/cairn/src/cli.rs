@@ -50,6 +50,8 @@ enum Command {
         /// Fill an empty database with the demo customer base (as `cairn demo` does)
         #[arg(long)]
         demo: bool,
+        #[command(flatten)]
+        delivery: crate::delivery::DeliveryArgs,
     },
     /// Import a CSV export (accounts, contacts, subscriptions) or NDJSON events.
     ///
@@ -101,6 +103,11 @@ enum Command {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Programs: dry runs
+    Program {
+        #[command(subcommand)]
+        command: ProgramCommand,
+    },
     /// Manage API keys
     Keys {
         #[command(subcommand)]
@@ -141,6 +148,27 @@ pub struct WorkspaceArg {
     /// Folder of workspace definitions (YAML)
     #[arg(long, env = "CAIRN_WORKSPACE")]
     pub workspace: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum ProgramCommand {
+    /// What a program would do: its audience (and holdout) as of an instant, the audience
+    /// by segment, and three rendered first messages. Writes nothing, sends nothing
+    Preview {
+        /// The program's id
+        id: String,
+        /// The instant (2026-03-10T09:00:00Z) or day (2026-03-10, its start in the workspace
+        /// time zone) to preview at; default now
+        #[arg(long)]
+        as_of: Option<String>,
+        #[command(flatten)]
+        ws: WorkspaceArg,
+        /// Print the preview as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -228,7 +256,7 @@ pub async fn open_store(url: &str) -> Result<Store> {
 async fn run(cli: Cli) -> Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match cli.command {
-        Command::Serve { listen, db, workspace, demo } => {
+        Command::Serve { listen, db, workspace, demo, delivery } => {
             if let Some(dir) = &workspace
                 && !dir.is_dir()
             {
@@ -242,7 +270,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let listener =
                 tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
             let addr = listener.local_addr()?;
-            let mut state = cairn_server::AppState::new(store.clone(), clock.clone());
+            let runner_config = delivery.runner_config(&addr.to_string())?;
+            let mut state = cairn_server::AppState::new(store.clone(), clock.clone())
+                .with_links(cairn_programs::link_signer(&store).await.context("creating the link signer")?);
             let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
             let definitions = match (&workspace, demo) {
                 (Some(dir), _) => Some((crate::show::load_workspace(dir)?, Some(dir.clone()))),
@@ -252,8 +282,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(((ws, hash), dir)) = definitions {
                 eprintln!("evaluating the workspace ({}) over the event log…", ws.summary());
                 let runtime = cairn_runtime::Runtime::start(store.clone(), clock.clone(), Arc::new(ws), hash).await?;
+                let (stop_runner, runner_stopped) = tokio::sync::oneshot::channel::<()>();
                 tokio::spawn(runtime.clone().run(async {
                     let _ = engine_stopped.await;
+                    let _ = stop_runner.send(());
+                }));
+                // Programs run beside the engine: triggers, due steps, delivery.
+                let runner = cairn_programs::Runner::new(store.clone(), runtime.clone(), clock.clone(), runner_config)
+                    .await
+                    .context("starting the program runner")?;
+                tokio::spawn(runner.run(async {
+                    let _ = runner_stopped.await;
                 }));
                 if let Some(dir) = &dir {
                     tokio::spawn(reload_on_sighup(runtime.clone(), dir.clone()));
@@ -286,6 +325,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Show { command: ShowCommand::Account { id, ws, json, db } } => {
             crate::show::account(&id, &db.db, &ws.workspace, json, clock.as_ref()).await
+        }
+        Command::Program { command: ProgramCommand::Preview { id, as_of, ws, json, db } } => {
+            crate::program::preview(&id, &db.db, &ws.workspace, as_of.as_deref(), json, clock.as_ref()).await
         }
         Command::Segments { ws, json, db } => crate::show::segments(&db.db, &ws.workspace, json, clock.as_ref()).await,
         Command::Keys { command: KeysCommand::Create { kind, name, db } } => {

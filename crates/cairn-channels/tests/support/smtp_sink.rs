@@ -98,4 +98,3 @@ pub async fn spawn_sink(answer: Answer) -> Sink {
     });
     Sink { port, received }
 }
-

@@ -81,7 +81,9 @@ impl TestApp {
         let clock = Arc::new(FixedClock::new(test_now()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
-        let mut state = cairn_server::AppState::new(store.clone(), clock.clone());
+        // As `cairn serve` does: the database's link signer serves the signed-link routes.
+        let signer = cairn_programs::link_signer(&store).await.expect("link signer");
+        let mut state = cairn_server::AppState::new(store.clone(), clock.clone()).with_links(signer);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
         if let Some(dir) = workspace {
@@ -125,6 +127,16 @@ impl TestApp {
             .raw("POST", path, &[("authorization", &auth), ("content-type", "application/json")], body.as_bytes())
             .await;
         (r.status, serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// A new publishable key (`cairn_pk_…`), as a product's front end would embed it.
+    pub async fn publishable_key(&self) -> String {
+        let key = cairn_server::generate_key(KeyKind::Publishable, [3; 32]);
+        self.store
+            .create_api_key(KeyKind::Publishable, "inbox", &cairn_server::hash_key(&key), "p", test_now())
+            .await
+            .expect("key");
+        key
     }
 
     /// POSTs raw bytes with the given headers.

@@ -1,0 +1,222 @@
+//! `cairn serve`'s delivery settings: where links point, who email is from, SMTP (or the
+//! default outbox: nothing leaves the machine), the webhook URLs of the webhook, SMS and
+//! Slack channels, and this node's name for step leases.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use cairn_channels::{EmailTransport, SmtpCredentials, SmtpSecurity, SmtpSettings};
+use cairn_core::Email;
+use cairn_programs::RunnerConfig;
+use cairn_workspace::Channel;
+use clap::Args;
+
+/// Delivery options of `cairn serve`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DeliveryArgs {
+    /// Base URL of this server as recipients reach it (tracking, unsubscribe and survey
+    /// links): e.g. https://cs.example.com. Default: http://LISTEN
+    #[arg(long, env = "CAIRN_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Sender of program email, `Name <address>` or an address
+    #[arg(long, env = "CAIRN_MAIL_FROM", default_value = "Customer Success <cs@cairn.localhost>")]
+    pub mail_from: String,
+    /// SMTP server for program email: smtp://[USER:PASSWORD@]HOST[:PORT][?security=starttls|tls|none].
+    /// Without it, email goes to the outbox table and nothing leaves the machine
+    #[arg(long, env = "CAIRN_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// URL the `webhook` channel POSTs to (signed with CAIRN_WEBHOOK_SECRET)
+    #[arg(long, env = "CAIRN_WEBHOOK_URL", hide_env_values = true)]
+    pub webhook_url: Option<String>,
+    /// URL the `sms` channel POSTs to (your SMS gateway's webhook)
+    #[arg(long, env = "CAIRN_SMS_WEBHOOK_URL", hide_env_values = true)]
+    pub sms_webhook_url: Option<String>,
+    /// URL the `slack` channel POSTs to (your Slack relay)
+    #[arg(long, env = "CAIRN_SLACK_WEBHOOK_URL", hide_env_values = true)]
+    pub slack_webhook_url: Option<String>,
+    /// Secret that signs webhook bodies (X-Cairn-Signature)
+    #[arg(long, env = "CAIRN_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// This node's name in step leases (several nodes may share one PostgreSQL).
+    /// Default: host name and process id
+    #[arg(long, env = "CAIRN_NODE")]
+    pub node: Option<String>,
+    /// How long a claimed program step is this node's before another node may take it
+    /// over (seconds; longer than a batch takes to deliver)
+    #[arg(long, env = "CAIRN_STEP_LEASE_SECS", default_value_t = 120)]
+    pub step_lease_secs: u32,
+    /// Program steps claimed at a time
+    #[arg(long, env = "CAIRN_STEP_BATCH", default_value_t = 200)]
+    pub step_batch: u32,
+}
+
+impl DeliveryArgs {
+    /// The runner's configuration; `listen` is the address the server is bound to.
+    pub fn runner_config(&self, listen: &str) -> Result<RunnerConfig> {
+        let node = match &self.node {
+            Some(n) => n.clone(),
+            None => {
+                let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+                format!("{}-{}", if host.is_empty() { "cairn" } else { &host }, std::process::id())
+            }
+        };
+        let mut config = RunnerConfig::new(node);
+        if self.step_lease_secs == 0 || self.step_batch == 0 {
+            bail!("--step-lease-secs and --step-batch must be at least 1");
+        }
+        config.lease = jiff::SignedDuration::from_secs(i64::from(self.step_lease_secs));
+        config.batch = self.step_batch;
+        config.public_url = match &self.public_url {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                url.trim_end_matches('/').to_string()
+            }
+            Some(url) => bail!("--public-url `{url}` must start with http:// or https://"),
+            None => format!("http://{listen}"),
+        };
+        let (name, address) = parse_mailbox(&self.mail_from)?;
+        config.from = Email::parse(&address).map_err(|e| anyhow::anyhow!("--mail-from `{}`: {e}", self.mail_from))?;
+        config.from_name = name;
+        config.message_id_domain = address.rsplit('@').next().unwrap_or("cairn.localhost").to_string();
+        if let Some(url) = &self.smtp_url {
+            config.email = EmailTransport::Smtp(parse_smtp_url(url)?);
+        }
+        let mut hooks = BTreeMap::new();
+        for (channel, url) in [
+            (Channel::Webhook, &self.webhook_url),
+            (Channel::Sms, &self.sms_webhook_url),
+            (Channel::Slack, &self.slack_webhook_url),
+        ] {
+            if let Some(url) = url {
+                hooks.insert(channel, url.clone());
+            }
+        }
+        config.webhooks = hooks;
+        config.webhook_secret = self.webhook_secret.clone().unwrap_or_default().into_bytes();
+        Ok(config)
+    }
+}
+
+/// `Name <address>` or a bare address.
+fn parse_mailbox(text: &str) -> Result<(Option<String>, String)> {
+    let text = text.trim();
+    match (text.rfind('<'), text.ends_with('>')) {
+        (Some(open), true) => {
+            let name = text[..open].trim().trim_matches('"').trim();
+            let address = text[open + 1..text.len() - 1].trim();
+            Ok(((!name.is_empty()).then(|| name.to_string()), address.to_string()))
+        }
+        (None, false) => Ok((None, text.to_string())),
+        _ => bail!("--mail-from `{text}`: write `Name <address>` or an address"),
+    }
+}
+
+/// `smtp://[user:password@]host[:port][?security=starttls|tls|none]`.
+pub fn parse_smtp_url(url: &str) -> Result<SmtpSettings> {
+    let rest = url
+        .strip_prefix("smtp://")
+        .with_context(|| format!("--smtp-url must start with smtp:// (got `{}`)", redact(url)))?;
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let (login, hostport) = match rest.rsplit_once('@') {
+        Some((l, h)) => (Some(l), h),
+        None => (None, rest),
+    };
+    let mut security = SmtpSecurity::StartTls;
+    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("security", "starttls")) => security = SmtpSecurity::StartTls,
+            Some(("security", "tls")) => security = SmtpSecurity::Tls,
+            Some(("security", "none")) => security = SmtpSecurity::None,
+            _ => bail!("--smtp-url: unknown option `{pair}`: use security=starttls, security=tls or security=none"),
+        }
+    }
+    let default_port = match security {
+        SmtpSecurity::Tls => 465,
+        SmtpSecurity::StartTls => 587,
+        SmtpSecurity::None => 25,
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().with_context(|| format!("--smtp-url: port `{p}` is not a number"))?),
+        None => (hostport, default_port),
+    };
+    if host.is_empty() {
+        bail!("--smtp-url `{}` names no host", redact(url));
+    }
+    let mut settings = SmtpSettings::new(host, port);
+    settings.security = security;
+    settings.timeout = Duration::from_secs(30);
+    if let Some(login) = login {
+        let (user, password) = login.split_once(':').unwrap_or((login, ""));
+        settings.credentials = Some(SmtpCredentials::new(percent_decode(user), percent_decode(password)));
+    }
+    Ok(settings)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let login = &url[scheme + 3..at];
+            let user = login.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_urls_give_host_port_security_and_login() {
+        let s = parse_smtp_url("smtp://ada:p%40ss@mail.example.com?security=tls").unwrap();
+        assert_eq!((s.host.as_str(), s.port, s.security), ("mail.example.com", 465, SmtpSecurity::Tls));
+        assert_eq!(s.credentials.unwrap().username, "ada");
+        let s = parse_smtp_url("smtp://127.0.0.1:2525?security=none").unwrap();
+        assert_eq!((s.port, s.security, s.credentials.is_none()), (2525, SmtpSecurity::None, true));
+        assert_eq!(parse_smtp_url("smtp://relay").unwrap().port, 587);
+    }
+
+    #[test]
+    fn bad_smtp_urls_say_what_is_wrong_without_the_password() {
+        let e = parse_smtp_url("http://ada:secret@mail").unwrap_err().to_string();
+        assert!(e.contains("must start with smtp://") && !e.contains("secret"), "{e}");
+        let e = parse_smtp_url("smtp://mail:port").unwrap_err().to_string();
+        assert!(e.contains("port `port` is not a number"), "{e}");
+        let e = parse_smtp_url("smtp://mail?tls=yes").unwrap_err().to_string();
+        assert!(e.contains("unknown option `tls=yes`"), "{e}");
+    }
+
+    #[test]
+    fn senders_are_a_name_and_an_address_or_an_address() {
+        assert_eq!(
+            parse_mailbox("Acme CS <cs@acme.example>").unwrap(),
+            (Some("Acme CS".into()), "cs@acme.example".into())
+        );
+        assert_eq!(parse_mailbox("cs@acme.example").unwrap(), (None, "cs@acme.example".into()));
+        assert!(parse_mailbox("Acme <cs@acme.example").is_err());
+    }
+}
