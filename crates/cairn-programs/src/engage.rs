@@ -178,6 +178,57 @@ pub async fn append_contact_event(
     Ok(())
 }
 
+/// An event of a contact that cairn writes (a send, a task).
+#[derive(Debug, Clone)]
+pub struct ContactEvent {
+    /// The contact.
+    pub contact_id: i64,
+    /// The event's name.
+    pub name: String,
+    /// Its message id (exactly once).
+    pub message_id: String,
+    /// When.
+    pub at: Timestamp,
+    /// Its properties.
+    pub properties: Value,
+}
+
+/// [`append_contact_event`] for many events: the aliases in one transaction, the events
+/// in one append.
+pub async fn append_contact_events(store: &Store, events: &[ContactEvent]) -> Result<(), ProgramError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<i64> = events.iter().map(|e| e.contact_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    store.contact_aliases(&ids).await?;
+    let messages: Vec<TrackingMessage> = events.iter().map(ContactEvent::message).collect();
+    store.append("cairn", &messages).await?;
+    Ok(())
+}
+
+impl ContactEvent {
+    /// The event as a track call of the contact's internal alias (`cairn:contact:{id}`).
+    pub fn message(&self) -> TrackingMessage {
+        TrackingMessage {
+            kind: MessageKind::Track,
+            message_id: self.message_id.clone(),
+            user_id: Some(format!("cairn:contact:{}", self.contact_id)),
+            anonymous_id: None,
+            group_id: None,
+            event: Some(self.name.clone()),
+            previous_id: None,
+            timestamp: self.at,
+            original_timestamp: None,
+            sent_at: None,
+            received_at: self.at,
+            properties: Some(self.properties.to_string()),
+            context: None,
+        }
+    }
+}
+
 /// The ids of a program's `wait until` steps: what an engagement wakes.
 pub fn wait_until_steps(program: &Program) -> Vec<String> {
     program

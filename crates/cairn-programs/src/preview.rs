@@ -27,7 +27,9 @@ pub fn parse_as_of(text: &str, tz: &jiff::tz::TimeZone) -> Result<Timestamp, Pro
         return Ok(t);
     }
     let day: jiff::civil::Date = text.parse().map_err(|_| {
-        ProgramError::Invalid(format!("as_of `{text}` is neither a date (2026-03-10) nor an instant (2026-03-10T09:00:00Z)"))
+        ProgramError::Invalid(format!(
+            "as_of `{text}` is neither a date (2026-03-10) nor an instant (2026-03-10T09:00:00Z)"
+        ))
     })?;
     day.to_zoned(tz.clone()).map(|z| z.timestamp()).map_err(|e| ProgramError::Invalid(format!("as_of `{text}`: {e}")))
 }

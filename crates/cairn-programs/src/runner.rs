@@ -17,8 +17,8 @@ use cairn_engine::{Engine, ProgramFacts, SubjectRef};
 use cairn_rules::{Engagement, Rule, Subject, Value};
 use cairn_runtime::Runtime;
 use cairn_store::{
-    After, DueStep, EngagementRecord, Enrollment, EnrollmentStatus, LedgerEntry, NewTask, OutboxMessage, Store,
-    SubjectKind, TaskPriority,
+    After, DueStep, EngagementRecord, EnrollRequest, Enrollment, EnrollmentStatus, LedgerEntry, NewTask, OutboxMessage,
+    StepRecord, Store, SubjectKind, TaskPriority,
 };
 use cairn_workspace::{
     Assignee, Channel, OnCap, PoolStrategy, Program, Reentry, SendStep, Step, Trigger, Wait, Workspace,
@@ -28,7 +28,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use crate::context::{links, render_context};
-use crate::engage::append_contact_event;
+use crate::engage::ContactEvent;
 use crate::plan::{
     after_quiet_hours, branch_target, cap_frees_at, first_step, in_holdout, local_text, next_after, pick_variant,
     transition_matches,
@@ -123,6 +123,44 @@ pub struct Runner {
     webhook: WebhookClient,
     config: RunnerConfig,
     last_goal_check: tokio::sync::Mutex<Option<Timestamp>>,
+    /// Sends decided in the current batch, per (contact, channel), not committed yet.
+    pending_sends: std::sync::Mutex<std::collections::HashMap<(i64, String), usize>>,
+    /// Enrollments admitted in this pass, written in batches.
+    enrollments: std::sync::Mutex<Vec<EnrollRequest>>,
+}
+
+/// Enrollments written per transaction.
+const ENROLL_BATCH: usize = 1000;
+
+/// The records of one claimed batch, written in one transaction.
+#[derive(Default)]
+struct Batch {
+    records: Vec<StepRecord>,
+}
+
+/// The `{channel}_sent` (or `task_created`) event of a recorded step for its recipient;
+/// its message id is the ledger key, so it is appended once.
+fn sent_event(enrollment: &Enrollment, entry: &LedgerEntry) -> Option<ContactEvent> {
+    if entry.outcome != "sent" && entry.outcome != "task_created" {
+        return None;
+    }
+    let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap_or_default();
+    let contact = detail.get("contact_id").and_then(serde_json::Value::as_i64)?;
+    let channel = if entry.channel == "in_app" { "inapp" } else { entry.channel.as_str() };
+    let name = if entry.channel == "task" { "task_created".to_string() } else { format!("{channel}_sent") };
+    Some(ContactEvent {
+        contact_id: contact,
+        name,
+        message_id: format!("cairn:{}:{}:sent", enrollment.id, entry.step_id),
+        at: entry.at,
+        properties: json!({
+            "program": enrollment.program_id,
+            "step": entry.step_id,
+            "enrollment_id": enrollment.id,
+            "channel": entry.channel,
+            "variant": detail.get("variant"),
+        }),
+    })
 }
 
 const TRANSITIONS_CURSOR: &str = "runner.transitions";
@@ -188,6 +226,8 @@ impl Runner {
             webhook,
             config,
             last_goal_check: tokio::sync::Mutex::new(None),
+            pending_sends: std::sync::Mutex::new(std::collections::HashMap::new()),
+            enrollments: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -227,8 +267,13 @@ impl Runner {
         self.enroll_from_transitions(&ws, &mut report).await?;
         self.enroll_from_events(&ws, now, &mut report).await?;
         self.enroll_from_schedules_and_dates(&ws, now, &mut report).await?;
+        self.flush_enrollments().await?;
         self.measure_goals(&ws, now).await?;
         loop {
+            // Each round claims at the clock's now: a lease runs from when it is taken, not
+            // from the start of a pass that may outlast it (another node would take over
+            // the steps this one is still delivering, and over SMTP send them again).
+            let now = self.clock.now();
             let claimed =
                 self.store.claim_due_steps(&self.config.node, now, self.config.lease, self.config.batch).await?;
             if claimed.is_empty() {
@@ -241,10 +286,40 @@ impl Runner {
                 ws.programs().iter().find(|p| p.id.as_str() == d.program_id).map_or(u32::MAX, |p| p.priority)
             };
             claimed.sort_by_key(|d| (d.due_at, priority(d), d.id));
+            self.pending_sends.lock().map(|mut p| p.clear()).ok();
+            let mut batch = Batch::default();
             for due in &claimed {
-                self.run_step(&ws, due, now, &mut report).await?;
+                self.run_step(&ws, due, now, &mut report, &mut batch).await?;
+            }
+            self.commit(batch, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    /// Records a batch's steps in one transaction, then their events in one append.
+    /// The step's event (`email_sent`, …) goes in the same transaction as its record.
+    async fn commit(&self, batch: Batch, report: &mut PassReport) -> Result<(), ProgramError> {
+        let recorded = self.store.complete_steps(&self.config.node, &batch.records).await?;
+        for (record, done) in batch.records.iter().zip(recorded) {
+            if done {
+                report.steps += 1;
+                if record.entry.outcome == "sent" {
+                    report.sent += 1;
+                }
             }
         }
+        Ok(())
+    }
+
+    /// The trigger phases of a pass alone: enrollment, no steps run (for measuring).
+    pub async fn enroll_only(&self) -> Result<PassReport, ProgramError> {
+        let mut report = PassReport::default();
+        let ws = self.workspace().await;
+        let now = self.clock.now();
+        self.enroll_from_transitions(&ws, &mut report).await?;
+        self.enroll_from_events(&ws, now, &mut report).await?;
+        self.enroll_from_schedules_and_dates(&ws, now, &mut report).await?;
+        self.flush_enrollments().await?;
         Ok(report)
     }
 
@@ -284,7 +359,7 @@ impl Runner {
                 }
             }
             cursor = last_seq;
-            self.store.put_setting(TRANSITIONS_CURSOR, &cursor.to_string()).await?;
+            self.save_cursor(TRANSITIONS_CURSOR, &cursor.to_string()).await?;
         }
         Ok(())
     }
@@ -301,14 +376,14 @@ impl Runner {
             None => {
                 // The first pass starts at the end of the log: history does not trigger.
                 let last = self.store.last_seq().await?;
-                self.store.put_setting(EVENTS_CURSOR, &last.to_string()).await?;
+                self.save_cursor(EVENTS_CURSOR, &last.to_string()).await?;
                 return Ok(());
             }
         };
         if wanted.is_empty() {
             let last = self.store.last_seq().await?;
             if last != cursor {
-                self.store.put_setting(EVENTS_CURSOR, &last.to_string()).await?;
+                self.save_cursor(EVENTS_CURSOR, &last.to_string()).await?;
             }
             return Ok(());
         }
@@ -337,7 +412,7 @@ impl Runner {
                 }
             }
             cursor = last_seq;
-            self.store.put_setting(EVENTS_CURSOR, &cursor.to_string()).await?;
+            self.save_cursor(EVENTS_CURSOR, &cursor.to_string()).await?;
         }
         Ok(())
     }
@@ -354,7 +429,7 @@ impl Runner {
                 Trigger::Schedule(schedule) => {
                     let key = format!("runner.schedule.{}", program.id);
                     let Some(since) = self.store.setting(&key).await?.and_then(|v| v.parse::<Timestamp>().ok()) else {
-                        self.store.put_setting(&key, &now.to_string()).await?;
+                        self.save_cursor(&key, &now.to_string()).await?;
                         continue;
                     };
                     // The latest tick in (since, now]; ticks missed while down collapse
@@ -373,7 +448,7 @@ impl Runner {
                         for subject in self.all_subjects(program.subject).await {
                             report.enrolled += u64::from(self.try_enroll(program, subject, &trigger_key, tick).await?);
                         }
-                        self.store.put_setting(&key, &tick.to_string()).await?;
+                        self.save_cursor(&key, &tick.to_string()).await?;
                     }
                 }
                 Trigger::Date(date) => {
@@ -423,7 +498,7 @@ impl Runner {
                     for subject in subjects {
                         report.enrolled += u64::from(self.try_enroll(program, subject, &trigger_key, at).await?);
                     }
-                    self.store.put_setting(&key, &today.to_string()).await?;
+                    self.save_cursor(&key, &today.to_string()).await?;
                 }
                 _ => {}
             }
@@ -504,14 +579,48 @@ impl Runner {
             }
         }
         let holdout = in_holdout(program.id.as_str(), subject, program.holdout_percent);
-        let first = if holdout { None } else { first_step(program).map(|s| (s.id().as_str(), at)) };
-        let enrolled =
-            self.store.enroll_at_step(program.id.as_str(), kind, id, trigger_key, at, holdout, None, first).await?;
-        let Some(enrollment) = enrolled else { return Ok(false) };
-        if holdout || first.is_none() {
-            self.store.end_enrollment(enrollment.id, EnrollmentStatus::Completed, at).await?;
+        let first = if holdout { None } else { first_step(program).map(|s| (s.id().to_string(), at)) };
+        let full = {
+            let Ok(mut buffer) = self.enrollments.lock() else { return Ok(false) };
+            // Enrolled already in this pass (not yet written): the re-entry check above
+            // could not see it.
+            if buffer
+                .iter()
+                .any(|r| r.program_id == program.id.as_str() && r.subject_kind == kind && r.subject_id == id)
+            {
+                return Ok(false);
+            }
+            buffer.push(EnrollRequest {
+                program_id: program.id.to_string(),
+                subject_kind: kind,
+                subject_id: id,
+                trigger_key: trigger_key.to_string(),
+                at,
+                holdout,
+                first_step: first,
+            });
+            buffer.len() >= ENROLL_BATCH
+        };
+        if full {
+            self.flush_enrollments().await?;
         }
         Ok(true)
+    }
+
+    /// Saves a trigger cursor after writing the enrollments admitted before it, so a
+    /// crash never leaves a trigger passed but its enrollments unwritten.
+    async fn save_cursor(&self, key: &str, value: &str) -> Result<(), ProgramError> {
+        self.flush_enrollments().await?;
+        Ok(self.store.put_setting(key, value).await?)
+    }
+
+    /// Writes the enrollments admitted so far in one transaction; how many were new.
+    async fn flush_enrollments(&self) -> Result<u64, ProgramError> {
+        let requests = match self.enrollments.lock() {
+            Ok(mut buffer) => std::mem::take(&mut *buffer),
+            Err(_) => return Ok(0),
+        };
+        Ok(self.store.enroll_many(&requests).await?)
     }
 
     // ---------------------------------------------------------------------------------
@@ -550,6 +659,7 @@ impl Runner {
         due: &DueStep,
         now: Timestamp,
         report: &mut PassReport,
+        batch: &mut Batch,
     ) -> Result<(), ProgramError> {
         let Some(enrollment) = self.store.enrollment(due.enrollment_id).await? else { return Ok(()) };
         let outcome = self.decide(ws, due, &enrollment, now).await?;
@@ -557,20 +667,23 @@ impl Runner {
         match outcome {
             Outcome::Record(entry, after) => {
                 let sent = entry.outcome == "sent";
-                if self.store.complete_step(due, owner, &entry, after.as_ref()).await? {
-                    report.steps += 1;
-                    if sent {
-                        report.sent += 1;
-                        self.after_send(&enrollment, &entry).await?;
-                    }
+                if sent {
+                    self.count_pending(&entry);
+                }
+                // What left the machine (SMTP, a webhook) is recorded at once, to keep the
+                // window between delivery and record short; the rest goes with the batch.
+                let event = sent_event(&enrollment, &entry).map(|e| (e.contact_id, e.message()));
+                let record = StepRecord { due: due.clone(), entry, outbox: None, after, event };
+                if sent && matches!(record.entry.channel.as_str(), "email" | "webhook" | "sms" | "slack") {
+                    self.commit(Batch { records: vec![record] }, report).await?;
+                } else {
+                    batch.records.push(record);
                 }
             }
             Outcome::Outbox(entry, outbox, after) => {
-                if self.store.complete_step_with_outbox(due, owner, &entry, &outbox, after.as_ref()).await? {
-                    report.steps += 1;
-                    report.sent += 1;
-                    self.after_send(&enrollment, &entry).await?;
-                }
+                self.count_pending(&entry);
+                let event = sent_event(&enrollment, &entry).map(|e| (e.contact_id, e.message()));
+                batch.records.push(StepRecord { due: due.clone(), entry, outbox: Some(outbox), after, event });
             }
             Outcome::Defer(until, note) => {
                 // Never due again within this pass: a deferral moves the step forward.
@@ -595,21 +708,19 @@ impl Runner {
         Ok(())
     }
 
-    /// The `{channel}_sent` event for the recipient, once (its message id is the ledger key).
-    async fn after_send(&self, enrollment: &Enrollment, entry: &LedgerEntry) -> Result<(), ProgramError> {
+    /// Counts a send of this batch towards its contact's frequency cap before it is
+    /// committed.
+    fn count_pending(&self, entry: &LedgerEntry) {
         let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap_or_default();
-        let Some(contact) = detail.get("contact_id").and_then(serde_json::Value::as_i64) else { return Ok(()) };
-        let channel = if entry.channel == "in_app" { "inapp" } else { entry.channel.as_str() };
-        let name = if entry.channel == "task" { "task_created".to_string() } else { format!("{channel}_sent") };
-        let properties = json!({
-            "program": enrollment.program_id,
-            "step": entry.step_id,
-            "enrollment_id": enrollment.id,
-            "channel": entry.channel,
-            "variant": detail.get("variant"),
-        });
-        let id = format!("cairn:{}:{}:sent", enrollment.id, entry.step_id);
-        append_contact_event(&self.store, contact, &name, &id, entry.at, &properties).await
+        if let (Some(contact), Ok(mut pending)) =
+            (detail.get("contact_id").and_then(serde_json::Value::as_i64), self.pending_sends.lock())
+        {
+            *pending.entry((contact, entry.channel.clone())).or_default() += 1;
+        }
+    }
+
+    fn pending(&self, contact: i64, channel: &str) -> usize {
+        self.pending_sends.lock().map(|p| p.get(&(contact, channel.to_string())).copied().unwrap_or(0)).unwrap_or(0)
     }
 
     async fn decide(
@@ -637,8 +748,11 @@ impl Runner {
             return Ok(Outcome::Record(e, Some(After::End(EnrollmentStatus::Exited))));
         };
         let subject = subject_ref(enrollment.subject_kind, enrollment.subject_id);
-        let engagements = self.store.engagements(enrollment.id).await?;
+        // Engagement and the goal are read only by rules: a plain send needs neither.
+        let reads_rules = !program.exits.is_empty() || matches!(step, Step::If(_) | Step::Wait(_) | Step::Update(_));
+        let engagements = if reads_rules { self.store.engagements(enrollment.id).await? } else { Vec::new() };
         let goal = match &program.goal {
+            _ if !reads_rules => false,
             None => false,
             Some(g) => {
                 enrollment.goal_met_at.is_some() || {
@@ -888,10 +1002,9 @@ impl Runner {
         };
         // Consent: the program's topic, and `all`.
         let topic = program.topic.as_ref().map(|t| t.to_string());
-        for t in topic.iter().map(String::as_str).chain(["all"]) {
-            if self.store.consent(contact as i64, t).await? == Some(false) {
-                return Ok(record("skipped_consent", with(json!({"topic": t})), after));
-            }
+        let topics: Vec<&str> = topic.iter().map(String::as_str).chain(["all"]).collect();
+        if let Some(t) = self.store.unsubscribed_from(contact as i64, &topics).await? {
+            return Ok(record("skipped_consent", with(json!({"topic": t})), after));
         }
         let email = match traits.get("email") {
             Some(Value::String(e)) => Some(e.to_string()),
@@ -928,7 +1041,9 @@ impl Runner {
             // The window is the last `per` up to now: a send exactly `per` ago has left it.
             let since =
                 now.checked_sub(cap.per).and_then(|t| t.checked_add(SignedDuration::from_millis(1))).unwrap_or(now);
-            let sent = self.store.sent_times_since(contact as i64, channel, since).await?;
+            let mut sent = self.store.sent_times_since(contact as i64, channel, since).await?;
+            // Sends of this batch not committed yet count too.
+            sent.extend(std::iter::repeat_n(now, self.pending(contact as i64, channel)));
             if let Some(frees) = cap_frees_at(&sent, cap.max, cap.per) {
                 let note = format!("frequency cap: {} {channel} per {:#} reached", cap.max, cap.per);
                 return Ok(match send.on_cap.unwrap_or(ws.guardrails().on_cap) {

@@ -145,11 +145,18 @@ C5,A1,eve@acme.example,Eve,user,Europe/Berlin",
     let preview = cairn_programs::preview(&live.engine, &program, &signer, "http://cairn.test").unwrap();
     assert_eq!((preview.audience, preview.treated, preview.holdout), (4, 4, 0));
     assert_eq!(preview.trigger, "launch_date - 7d");
-    let samples: Vec<(Option<&str>, &str)> = preview.samples.iter().map(|s| (s.to.as_deref(), s.subject_line.as_str())).collect();
+    let samples: Vec<(Option<&str>, &str)> =
+        preview.samples.iter().map(|s| (s.to.as_deref(), s.subject_line.as_str())).collect();
     assert_eq!(samples.len(), 3, "{samples:?}");
-    assert!(samples.iter().all(|(_, subject)| *subject == "Coming on 10 March: live dashboards for Acme"), "{samples:?}");
+    assert!(
+        samples.iter().all(|(_, subject)| *subject == "Coming on 10 March: live dashboards for Acme"),
+        "{samples:?}"
+    );
     let day_before = Runtime::evaluate(&store, &FixedClock::new(ts("2026-03-01T12:00:00Z")), ws.clone()).await.unwrap();
-    assert_eq!(cairn_programs::preview(&day_before.engine, &program, &signer, "http://cairn.test").unwrap().audience, 0);
+    assert_eq!(
+        cairn_programs::preview(&day_before.engine, &program, &signer, "http://cairn.test").unwrap().audience,
+        0
+    );
     assert!(store.program_enrollments("launch").await.unwrap().is_empty(), "a preview enrolls nobody");
 
     let mut config = RunnerConfig::new("node-a");

@@ -215,7 +215,8 @@ pub async fn program_preview(
     let preview = match q.as_of {
         None => rt.read(|live| cairn_programs::preview(&live.engine, &program, &signer, url)).await?,
         Some(text) => {
-            let at = cairn_programs::parse_as_of(&text, ws.time_zone()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let at =
+                cairn_programs::parse_as_of(&text, ws.time_zone()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
             let clock = cairn_core::FixedClock::new(at);
             let live = cairn_runtime::Runtime::evaluate(&state.store, &clock, ws.clone())
                 .await

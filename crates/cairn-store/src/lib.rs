@@ -40,8 +40,9 @@ pub use appender::Appender;
 pub use postgres::copy_columns as pg_copy_line;
 pub use types::{
     AccountRecord, After, ApiKey, Appended, ConsentChange, ContactRecord, DeadLetter, DueStep, EngagementRecord,
-    Enrollment, EnrollmentStatus, HealthOverrideRecord, ImportRun, InAppMessage, KeyKind, LedgerEntry, LogEvent,
-    NewTask, NewTransition, OutboxMessage, StepAttempt, StoredTransition, SubjectKind, Task, TaskPriority,
+    EnrollRequest, Enrollment, EnrollmentStatus, HealthOverrideRecord, ImportRun, InAppMessage, KeyKind, LedgerEntry,
+    LogEvent, NewTask, NewTransition, OutboxMessage, StepAttempt, StepRecord, StoredTransition, SubjectKind, Task,
+    TaskPriority,
 };
 
 /// What can go wrong in the store. Messages say what to do where they can.
@@ -453,6 +454,12 @@ impl Store {
         dispatch!(self, s => s.enroll_at_step(program_id, subject_kind, subject_id, trigger_key, at, holdout, variant, first).await)
     }
 
+    /// Many enrollments in one transaction, each as [`Store::enroll_at_step`] (one that
+    /// has no first step is stored as completed: the holdout). How many were new.
+    pub async fn enroll_many(&self, requests: &[EnrollRequest]) -> Result<u64> {
+        dispatch!(self, s => s.enroll_many(requests).await)
+    }
+
     /// A subject's latest enrollment in a program (by `enrolled_at`, then id), whatever
     /// its status: what a re-entry policy looks at.
     pub async fn last_enrollment(
@@ -537,6 +544,14 @@ impl Store {
         after: Option<&After>,
     ) -> Result<bool> {
         dispatch!(self, s => s.complete_step_with_outbox(due, owner, entry, outbox, after).await)
+    }
+
+    /// [`Store::complete_step_with_outbox`] (or [`Store::complete_step`] for records
+    /// without an outbox row) for many claimed steps in one transaction: one commit for a
+    /// batch of sends. Each answer says whether that step was recorded now (`false`: its
+    /// lease was lost or it was recorded already).
+    pub async fn complete_steps(&self, owner: &str, steps: &[StepRecord]) -> Result<Vec<bool>> {
+        dispatch!(self, s => s.complete_steps(owner, steps).await)
     }
 
     /// A transient failure: if `owner` still holds the lease, this attempt ends with
@@ -757,6 +772,12 @@ impl Store {
         dispatch!(self, s => s.sent_times_since(contact_id, channel, since).await)
     }
 
+    /// The first of `topics` the contact is unsubscribed from (its latest change says
+    /// so), in one query: what a send checks (the program's topic and `all`).
+    pub async fn unsubscribed_from(&self, contact_id: i64, topics: &[&str]) -> Result<Option<String>> {
+        dispatch!(self, s => s.unsubscribed_from(contact_id, topics).await)
+    }
+
     /// A setting shared by every node on this database.
     pub async fn setting(&self, key: &str) -> Result<Option<String>> {
         dispatch!(self, s => s.setting(key).await)
@@ -779,6 +800,12 @@ impl Store {
     /// identified them.
     pub async fn contact_alias(&self, contact_id: i64) -> Result<String> {
         dispatch!(self, s => s.contact_alias(contact_id).await)
+    }
+
+    /// [`Store::contact_alias`] for many contacts in one transaction (the aliases are
+    /// `cairn:contact:{id}`).
+    pub async fn contact_aliases(&self, contact_ids: &[i64]) -> Result<()> {
+        dispatch!(self, s => s.contact_aliases(contact_ids).await)
     }
 
     /// Sets one custom trait of an account or contact (an `update` step). `Ok(false)` when

@@ -48,7 +48,7 @@ macro_rules! programs_store_impl {
 
         use crate::programs::{in_list_from, inapp_mark_columns, ledger_contact, normalize_address};
         use crate::types::{
-            parse_subject_kind, After, ConsentChange, DeadLetter, DueStep, EngagementRecord, Enrollment, EnrollmentStatus, InAppMessage, LedgerEntry, NewTask, OutboxMessage, StepAttempt,
+            parse_subject_kind, After, ConsentChange, DeadLetter, DueStep, EngagementRecord, Enrollment, EnrollmentStatus, InAppMessage, LedgerEntry, NewTask, OutboxMessage, StepAttempt, StepRecord, EnrollRequest,
             SubjectKind, Task, TaskPriority,
         };
 
@@ -242,6 +242,42 @@ macro_rules! programs_store_impl {
             Ok(())
         }
 
+        /// Records a step (if `owner` holds its lease), what follows it and, for an email
+        /// to the outbox, the outbox row, in the caller's transaction.
+        async fn record_with_outbox(conn: &mut Conn, due: &DueStep, owner: &str, entry: &LedgerEntry, outbox: Option<&OutboxMessage>, after: Option<&After>) -> Result<bool> {
+            if !record_step(conn, due, owner, entry).await? {
+                return Ok(false);
+            }
+            if let Some(after) = after {
+                apply_after(conn, due.enrollment_id, after, entry.at).await?;
+            }
+            let Some(outbox) = outbox else { return Ok(true) };
+            let added = sqlx::query(
+                "INSERT INTO outbox (message_id, enrollment_id, step_id, to_address, subject, html, text, headers, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (message_id) DO NOTHING",
+            )
+            .bind(outbox.message_id.as_str())
+            .bind(due.enrollment_id)
+            .bind(due.step_id.as_str())
+            .bind(outbox.to.as_str())
+            .bind(outbox.subject.as_str())
+            .bind(outbox.html.as_str())
+            .bind(outbox.text.as_str())
+            .bind(outbox.headers.as_str())
+            .bind(ms(outbox.at))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if added == 0 {
+                // Dropping the transaction rolls the ledger entry back too.
+                return Err(crate::StoreError::Invalid(format!(
+                    "message id `{}` is already in the outbox for another step: message ids must be unique per (enrollment, step)",
+                    outbox.message_id
+                )));
+            }
+            Ok(true)
+        }
+
         impl $Store {
             #[allow(clippy::too_many_arguments)]
             pub(crate) async fn enroll(
@@ -334,6 +370,45 @@ macro_rules! programs_store_impl {
                     ended_at: None,
                     goal_met_at: None,
                 }))
+            }
+
+            pub(crate) async fn enroll_many(&self, requests: &[EnrollRequest]) -> Result<u64> {
+                let mut added = 0;
+                if requests.is_empty() {
+                    return Ok(0);
+                }
+                let mut tx = self.begin_write().await?;
+                for r in requests {
+                    let (status, ended) = if r.first_step.is_none() { ("completed", Some(ms(r.at))) } else { ("active", None) };
+                    let row = sqlx::query(
+                        "INSERT INTO enrollments (program_id, subject_kind, subject_id, trigger_key, enrolled_at, holdout, variant, status, ended_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8)
+                         ON CONFLICT (program_id, subject_kind, subject_id, trigger_key) DO NOTHING RETURNING id",
+                    )
+                    .bind(r.program_id.as_str())
+                    .bind(r.subject_kind.as_str())
+                    .bind(r.subject_id)
+                    .bind(r.trigger_key.as_str())
+                    .bind(ms(r.at))
+                    .bind(r.holdout)
+                    .bind(status)
+                    .bind(ended)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(row) = row else { continue };
+                    added += 1;
+                    let id: i64 = row.get(0);
+                    if let Some((step_id, due_at)) = &r.first_step {
+                        sqlx::query("INSERT INTO due_steps (enrollment_id, step_id, attempt, due_at, started_at, status) VALUES ($1, $2, 0, $3, $3, 'pending')")
+                            .bind(id)
+                            .bind(step_id.as_str())
+                            .bind(ms(*due_at))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(added)
             }
 
             pub(crate) async fn last_enrollment(&self, program_id: &str, subject_kind: SubjectKind, subject_id: i64) -> Result<Option<Enrollment>> {
@@ -467,38 +542,39 @@ macro_rules! programs_store_impl {
 
             pub(crate) async fn complete_step_with_outbox(&self, due: &DueStep, owner: &str, entry: &LedgerEntry, outbox: &OutboxMessage, after: Option<&After>) -> Result<bool> {
                 let mut tx = self.begin_write().await?;
-                if !record_step(&mut tx, due, owner, entry).await? {
-                    tx.commit().await?;
-                    return Ok(false);
+                let recorded = record_with_outbox(&mut tx, due, owner, entry, Some(outbox), after).await?;
+                tx.commit().await?;
+                Ok(recorded)
+            }
+
+            pub(crate) async fn complete_steps(&self, owner: &str, steps: &[StepRecord]) -> Result<Vec<bool>> {
+                let mut out = Vec::with_capacity(steps.len());
+                if steps.is_empty() {
+                    return Ok(out);
                 }
-                if let Some(after) = after {
-                    apply_after(&mut tx, due.enrollment_id, after, entry.at).await?;
+                let mut tx = self.begin_write().await?;
+                let mut events = Vec::new();
+                for s in steps {
+                    let recorded = record_with_outbox(&mut tx, &s.due, owner, &s.entry, s.outbox.as_ref(), s.after.as_ref()).await?;
+                    if recorded && let Some((contact, event)) = &s.event {
+                        sqlx::query(
+                            "INSERT INTO contact_aliases (alias, contact_id, basis) SELECT $1, $2, 'cairn' WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.id = $2)
+                             ON CONFLICT (alias) DO NOTHING",
+                        )
+                        .bind(format!("cairn:contact:{contact}"))
+                        .bind(*contact)
+                        .execute(&mut *tx)
+                        .await?;
+                        events.push(event.clone());
+                    }
+                    out.push(recorded);
                 }
-                let added = sqlx::query(
-                    "INSERT INTO outbox (message_id, enrollment_id, step_id, to_address, subject, html, text, headers, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (message_id) DO NOTHING",
-                )
-                .bind(outbox.message_id.as_str())
-                .bind(due.enrollment_id)
-                .bind(due.step_id.as_str())
-                .bind(outbox.to.as_str())
-                .bind(outbox.subject.as_str())
-                .bind(outbox.html.as_str())
-                .bind(outbox.text.as_str())
-                .bind(outbox.headers.as_str())
-                .bind(ms(outbox.at))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if added == 0 {
-                    // Dropping the transaction rolls the ledger entry back too.
-                    return Err(crate::StoreError::Invalid(format!(
-                        "message id `{}` is already in the outbox for another step: message ids must be unique per (enrollment, step)",
-                        outbox.message_id
-                    )));
+                if !events.is_empty() {
+                    append_in(&mut tx, "cairn", &events).await?;
                 }
                 tx.commit().await?;
-                Ok(true)
+                self.signals.after_commit(crate::signals::Committed { events: !events.is_empty(), data: false });
+                Ok(out)
             }
 
             pub(crate) async fn retry_step(&self, due: &DueStep, owner: &str, next_due_at: Timestamp, error: &str) -> Result<()> {
@@ -663,6 +739,34 @@ macro_rules! programs_store_impl {
                     .fetch_optional(&self.pool)
                     .await?;
                 Ok(row.map(|r| r.get(0)))
+            }
+
+            pub(crate) async fn unsubscribed_from(&self, contact_id: i64, topics: &[&str]) -> Result<Option<String>> {
+                if topics.is_empty() {
+                    return Ok(None);
+                }
+                let sql = format!(
+                    "SELECT topic, subscribed FROM consent_changes WHERE contact_id = $1 AND topic IN ({}) ORDER BY at DESC, id DESC",
+                    in_list_from(2, topics.len())
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(contact_id);
+                for t in topics {
+                    q = q.bind(*t);
+                }
+                let rows = q.fetch_all(&self.pool).await?;
+                let mut seen: Vec<String> = Vec::new();
+                for r in &rows {
+                    let topic: String = r.get(0);
+                    if seen.contains(&topic) {
+                        continue;
+                    }
+                    let subscribed: bool = r.get(1);
+                    if !subscribed {
+                        return Ok(Some(topic));
+                    }
+                    seen.push(topic);
+                }
+                Ok(None)
             }
 
             pub(crate) async fn consent_history(&self, contact_id: i64) -> Result<Vec<ConsentChange>> {
@@ -940,6 +1044,22 @@ macro_rules! programs_store_impl {
                     .await?;
                 let row = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_one(&self.pool).await?;
                 Ok(row.get(0))
+            }
+
+            pub(crate) async fn contact_aliases(&self, contact_ids: &[i64]) -> Result<()> {
+                let mut tx = self.begin_write().await?;
+                for id in contact_ids {
+                    sqlx::query(
+                        "INSERT INTO contact_aliases (alias, contact_id, basis) SELECT $1, $2, 'cairn' WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.id = $2)
+                         ON CONFLICT (alias) DO NOTHING",
+                    )
+                    .bind(format!("cairn:contact:{id}"))
+                    .bind(*id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
             }
 
             pub(crate) async fn contact_alias(&self, contact_id: i64) -> Result<String> {

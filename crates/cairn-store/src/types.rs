@@ -360,6 +360,43 @@ pub enum After {
     End(EnrollmentStatus),
 }
 
+/// One step's record for [`crate::Store::complete_steps`]: the claimed step, its ledger
+/// entry, the outbox row of an email kept locally, and what follows.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    /// The claimed step.
+    pub due: DueStep,
+    /// What it did.
+    pub entry: LedgerEntry,
+    /// The email, when it goes to the outbox.
+    pub outbox: Option<OutboxMessage>,
+    /// The next step or the enrollment's end.
+    pub after: Option<After>,
+    /// The event of the step for its contact (`email_sent`, with the contact's id),
+    /// appended in the same transaction when the step is recorded now.
+    pub event: Option<(i64, cairn_core::tracking::TrackingMessage)>,
+}
+
+/// One enrollment for [`crate::Store::enroll_many`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollRequest {
+    /// The program.
+    pub program_id: String,
+    /// Account or contact.
+    pub subject_kind: SubjectKind,
+    /// The subject's id.
+    pub subject_id: i64,
+    /// What enrolled it; with the program and subject, unique.
+    pub trigger_key: String,
+    /// When.
+    pub at: jiff::Timestamp,
+    /// In the holdout.
+    pub holdout: bool,
+    /// The first step and when it is due; none (the holdout, a program without steps):
+    /// the enrollment is stored as completed at once.
+    pub first_step: Option<(String, jiff::Timestamp)>,
+}
+
 /// How a recipient engaged with one send (see `Store::record_engagement`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EngagementRecord {

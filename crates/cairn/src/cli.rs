@@ -210,6 +210,9 @@ enum BenchCommand {
     /// The engine: backfill and incremental throughput on a generated workload, beside
     /// the same segments and health as SQL in DuckDB and PostgreSQL
     Engine(crate::bench_engine::EngineArgs),
+    /// Programs: a million enrollments across five programs sent to the outbox, beside
+    /// PostgreSQL writing the same rows, and trigger-to-outbox latency over HTTP
+    Programs(crate::bench_programs::ProgramsArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -354,6 +357,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check { dir, json } => Ok(crate::check::run(&dir, json)),
         Command::Bench { command: BenchCommand::Ingest(args) } => {
             crate::bench::ingest(args).await.map(|_| ExitCode::SUCCESS)
+        }
+        Command::Bench { command: BenchCommand::Programs(args) } => {
+            crate::bench_programs::run(args).await.map(|_| ExitCode::SUCCESS)
         }
         Command::Bench { command: BenchCommand::Engine(args) } => {
             crate::bench_engine::run(args).await.map(|_| ExitCode::SUCCESS)

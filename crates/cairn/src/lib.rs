@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod bench_engine;
+pub mod bench_programs;
 pub mod check;
 pub mod cli;
 pub mod delivery;

@@ -16,7 +16,14 @@ use crate::cli::open_store;
 use crate::show::load_workspace;
 
 /// `cairn program preview ID`.
-pub async fn preview(id: &str, db: &str, dir: &Path, as_of: Option<&str>, json: bool, clock: &dyn Clock) -> Result<ExitCode> {
+pub async fn preview(
+    id: &str,
+    db: &str,
+    dir: &Path,
+    as_of: Option<&str>,
+    json: bool,
+    clock: &dyn Clock,
+) -> Result<ExitCode> {
     let (ws, _) = load_workspace(dir)?;
     let Some(program) = ws.programs().iter().find(|p| p.id.as_str() == id).cloned() else {
         let ids: Vec<&str> = ws.programs().iter().map(|p| p.id.as_str()).collect();
@@ -33,7 +40,8 @@ pub async fn preview(id: &str, db: &str, dir: &Path, as_of: Option<&str>, json: 
     let store = open_store(db).await?;
     let live = Runtime::evaluate(&store, &FixedClock::new(at), Arc::new(ws)).await?;
     let public_url = std::env::var("CAIRN_PUBLIC_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".to_string());
-    let preview = cairn_programs::preview(&live.engine, &program, &LinkSigner::new(cairn_programs::PREVIEW_SECRET), &public_url)?;
+    let preview =
+        cairn_programs::preview(&live.engine, &program, &LinkSigner::new(cairn_programs::PREVIEW_SECRET), &public_url)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&preview)?);
     } else {
@@ -45,7 +53,14 @@ pub async fn preview(id: &str, db: &str, dir: &Path, as_of: Option<&str>, json: 
 /// The preview for a terminal.
 pub fn render(p: &Preview) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "program {} ({}), of {}s, trigger {}", p.program, p.name.as_deref().unwrap_or("unnamed"), p.subject, p.trigger);
+    let _ = writeln!(
+        out,
+        "program {} ({}), of {}s, trigger {}",
+        p.program,
+        p.name.as_deref().unwrap_or("unnamed"),
+        p.subject,
+        p.trigger
+    );
     let _ = writeln!(out, "as of {}: {}", p.as_of, p.basis);
     let _ = writeln!(out, "audience {}: {} would be sent to, {} held out", p.audience, p.treated, p.holdout);
     if !p.by_segment.is_empty() {
