@@ -158,24 +158,14 @@ pub async fn append_contact_event(
     at: Timestamp,
     properties: &Value,
 ) -> Result<(), ProgramError> {
-    let alias = store.contact_alias(contact_id).await?;
-    let message = TrackingMessage {
-        kind: MessageKind::Track,
+    let event = ContactEvent {
+        contact_id,
+        name: name.to_string(),
         message_id: message_id.to_string(),
-        user_id: Some(alias),
-        anonymous_id: None,
-        group_id: None,
-        event: Some(name.to_string()),
-        previous_id: None,
-        timestamp: at,
-        original_timestamp: None,
-        sent_at: None,
-        received_at: at,
-        properties: Some(properties.to_string()),
-        context: None,
+        at,
+        properties: properties.clone(),
     };
-    store.append("cairn", &[message]).await?;
-    Ok(())
+    append_contact_events(store, &[event]).await
 }
 
 /// An event of a contact that cairn writes (a send, a task).

@@ -264,10 +264,7 @@ impl Runner {
         let mut report = PassReport::default();
         let ws = self.workspace().await;
         let now = self.clock.now();
-        self.enroll_from_transitions(&ws, &mut report).await?;
-        self.enroll_from_events(&ws, now, &mut report).await?;
-        self.enroll_from_schedules_and_dates(&ws, now, &mut report).await?;
-        self.flush_enrollments().await?;
+        self.enroll_triggered(&ws, now, &mut report).await?;
         self.measure_goals(&ws, now).await?;
         loop {
             // Each round claims at the clock's now: a lease runs from when it is taken, not
@@ -315,12 +312,22 @@ impl Runner {
     pub async fn enroll_only(&self) -> Result<PassReport, ProgramError> {
         let mut report = PassReport::default();
         let ws = self.workspace().await;
-        let now = self.clock.now();
-        self.enroll_from_transitions(&ws, &mut report).await?;
-        self.enroll_from_events(&ws, now, &mut report).await?;
-        self.enroll_from_schedules_and_dates(&ws, now, &mut report).await?;
-        self.flush_enrollments().await?;
+        self.enroll_triggered(&ws, self.clock.now(), &mut report).await?;
         Ok(report)
+    }
+
+    /// Every trigger since the last pass enrolls, and the enrollments are written.
+    async fn enroll_triggered(
+        &self,
+        ws: &Workspace,
+        now: Timestamp,
+        report: &mut PassReport,
+    ) -> Result<(), ProgramError> {
+        self.enroll_from_transitions(ws, report).await?;
+        self.enroll_from_events(ws, now, report).await?;
+        self.enroll_from_schedules_and_dates(ws, now, report).await?;
+        self.flush_enrollments().await?;
+        Ok(())
     }
 
     // ---------------------------------------------------------------------------------

@@ -436,26 +436,9 @@ impl Store {
         dispatch!(self, s => s.enroll(program_id, subject_kind, subject_id, trigger_key, at, holdout, variant).await)
     }
 
-    /// [`Store::enroll`] with the first step scheduled in the same transaction (`first`:
-    /// the step and when it is due), so an enrollment can never be left without its
-    /// first step by a crash.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn enroll_at_step(
-        &self,
-        program_id: &str,
-        subject_kind: SubjectKind,
-        subject_id: i64,
-        trigger_key: &str,
-        at: Timestamp,
-        holdout: bool,
-        variant: Option<&str>,
-        first: Option<(&str, Timestamp)>,
-    ) -> Result<Option<Enrollment>> {
-        dispatch!(self, s => s.enroll_at_step(program_id, subject_kind, subject_id, trigger_key, at, holdout, variant, first).await)
-    }
-
-    /// Many enrollments in one transaction, each as [`Store::enroll_at_step`] (one that
-    /// has no first step is stored as completed: the holdout). How many were new.
+    /// Many enrollments in one transaction, each with its first step scheduled in that
+    /// transaction, so a crash never leaves an enrollment without it (one that has no
+    /// first step is stored as completed: the holdout). How many were new.
     pub async fn enroll_many(&self, requests: &[EnrollRequest]) -> Result<u64> {
         dispatch!(self, s => s.enroll_many(requests).await)
     }

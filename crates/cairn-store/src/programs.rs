@@ -278,6 +278,54 @@ macro_rules! programs_store_impl {
             Ok(true)
         }
 
+        /// Inserts an enrollment unless (program, subject, trigger key) has one; its id when
+        /// new. With `ended`, it is stored as completed then (the holdout).
+        #[allow(clippy::too_many_arguments)]
+        async fn insert_enrollment(
+            conn: &mut Conn,
+            program_id: &str,
+            subject_kind: SubjectKind,
+            subject_id: i64,
+            trigger_key: &str,
+            at: Timestamp,
+            holdout: bool,
+            variant: Option<&str>,
+            ended: Option<Timestamp>,
+        ) -> Result<Option<i64>> {
+            let row = sqlx::query(
+                "INSERT INTO enrollments (program_id, subject_kind, subject_id, trigger_key, enrolled_at, holdout, variant, status, ended_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (program_id, subject_kind, subject_id, trigger_key) DO NOTHING RETURNING id",
+            )
+            .bind(program_id)
+            .bind(subject_kind.as_str())
+            .bind(subject_id)
+            .bind(trigger_key)
+            .bind(ms(at))
+            .bind(holdout)
+            .bind(variant)
+            .bind(if ended.is_some() { "completed" } else { "active" })
+            .bind(ended.map(ms))
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(row.map(|r| r.get(0)))
+        }
+
+        /// The internal alias `cairn:contact:{id}` of a contact, created if the contact
+        /// exists and it has none.
+        async fn ensure_contact_alias(conn: &mut Conn, contact_id: i64) -> Result<String> {
+            let alias = format!("cairn:contact:{contact_id}");
+            sqlx::query(
+                "INSERT INTO contact_aliases (alias, contact_id, basis) SELECT $1, $2, 'cairn' WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.id = $2)
+                 ON CONFLICT (alias) DO NOTHING",
+            )
+            .bind(alias.as_str())
+            .bind(contact_id)
+            .execute(&mut *conn)
+            .await?;
+            Ok(alias)
+        }
+
         impl $Store {
             #[allow(clippy::too_many_arguments)]
             pub(crate) async fn enroll(
@@ -290,74 +338,9 @@ macro_rules! programs_store_impl {
                 holdout: bool,
                 variant: Option<&str>,
             ) -> Result<Option<Enrollment>> {
-                let row = sqlx::query(
-                    "INSERT INTO enrollments (program_id, subject_kind, subject_id, trigger_key, enrolled_at, holdout, variant, status)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'active')
-                     ON CONFLICT (program_id, subject_kind, subject_id, trigger_key) DO NOTHING RETURNING id",
-                )
-                .bind(program_id)
-                .bind(subject_kind.as_str())
-                .bind(subject_id)
-                .bind(trigger_key)
-                .bind(ms(at))
-                .bind(holdout)
-                .bind(variant)
-                .fetch_optional(&self.pool)
-                .await?;
-                Ok(row.map(|r| Enrollment {
-                    id: r.get(0),
-                    program_id: program_id.to_string(),
-                    subject_kind,
-                    subject_id,
-                    trigger_key: trigger_key.to_string(),
-                    enrolled_at: at,
-                    holdout,
-                    variant: variant.map(str::to_string),
-                    status: EnrollmentStatus::Active,
-                    ended_at: None,
-                    goal_met_at: None,
-                }))
-            }
-
-            #[allow(clippy::too_many_arguments)]
-            pub(crate) async fn enroll_at_step(
-                &self,
-                program_id: &str,
-                subject_kind: SubjectKind,
-                subject_id: i64,
-                trigger_key: &str,
-                at: Timestamp,
-                holdout: bool,
-                variant: Option<&str>,
-                first: Option<(&str, Timestamp)>,
-            ) -> Result<Option<Enrollment>> {
-                let mut tx = self.begin_write().await?;
-                let row = sqlx::query(
-                    "INSERT INTO enrollments (program_id, subject_kind, subject_id, trigger_key, enrolled_at, holdout, variant, status)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'active')
-                     ON CONFLICT (program_id, subject_kind, subject_id, trigger_key) DO NOTHING RETURNING id",
-                )
-                .bind(program_id)
-                .bind(subject_kind.as_str())
-                .bind(subject_id)
-                .bind(trigger_key)
-                .bind(ms(at))
-                .bind(holdout)
-                .bind(variant)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(row) = row else { return Ok(None) };
-                let id: i64 = row.get(0);
-                if let Some((step_id, due_at)) = first {
-                    sqlx::query("INSERT INTO due_steps (enrollment_id, step_id, attempt, due_at, started_at, status) VALUES ($1, $2, 0, $3, $3, 'pending')")
-                        .bind(id)
-                        .bind(step_id)
-                        .bind(ms(due_at))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(Some(Enrollment {
+                let mut conn = self.pool.acquire().await?;
+                let row = insert_enrollment(&mut conn, program_id, subject_kind, subject_id, trigger_key, at, holdout, variant, None).await?;
+                Ok(row.map(|id| Enrollment {
                     id,
                     program_id: program_id.to_string(),
                     subject_kind,
@@ -379,25 +362,10 @@ macro_rules! programs_store_impl {
                 }
                 let mut tx = self.begin_write().await?;
                 for r in requests {
-                    let (status, ended) = if r.first_step.is_none() { ("completed", Some(ms(r.at))) } else { ("active", None) };
-                    let row = sqlx::query(
-                        "INSERT INTO enrollments (program_id, subject_kind, subject_id, trigger_key, enrolled_at, holdout, variant, status, ended_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8)
-                         ON CONFLICT (program_id, subject_kind, subject_id, trigger_key) DO NOTHING RETURNING id",
-                    )
-                    .bind(r.program_id.as_str())
-                    .bind(r.subject_kind.as_str())
-                    .bind(r.subject_id)
-                    .bind(r.trigger_key.as_str())
-                    .bind(ms(r.at))
-                    .bind(r.holdout)
-                    .bind(status)
-                    .bind(ended)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some(row) = row else { continue };
+                    let ended = r.first_step.is_none().then_some(r.at);
+                    let row = insert_enrollment(&mut tx, &r.program_id, r.subject_kind, r.subject_id, &r.trigger_key, r.at, r.holdout, None, ended).await?;
+                    let Some(id) = row else { continue };
                     added += 1;
-                    let id: i64 = row.get(0);
                     if let Some((step_id, due_at)) = &r.first_step {
                         sqlx::query("INSERT INTO due_steps (enrollment_id, step_id, attempt, due_at, started_at, status) VALUES ($1, $2, 0, $3, $3, 'pending')")
                             .bind(id)
@@ -557,14 +525,7 @@ macro_rules! programs_store_impl {
                 for s in steps {
                     let recorded = record_with_outbox(&mut tx, &s.due, owner, &s.entry, s.outbox.as_ref(), s.after.as_ref()).await?;
                     if recorded && let Some((contact, event)) = &s.event {
-                        sqlx::query(
-                            "INSERT INTO contact_aliases (alias, contact_id, basis) SELECT $1, $2, 'cairn' WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.id = $2)
-                             ON CONFLICT (alias) DO NOTHING",
-                        )
-                        .bind(format!("cairn:contact:{contact}"))
-                        .bind(*contact)
-                        .execute(&mut *tx)
-                        .await?;
+                        ensure_contact_alias(&mut tx, *contact).await?;
                         events.push(event.clone());
                     }
                     out.push(recorded);
@@ -1049,30 +1010,15 @@ macro_rules! programs_store_impl {
             pub(crate) async fn contact_aliases(&self, contact_ids: &[i64]) -> Result<()> {
                 let mut tx = self.begin_write().await?;
                 for id in contact_ids {
-                    sqlx::query(
-                        "INSERT INTO contact_aliases (alias, contact_id, basis) SELECT $1, $2, 'cairn' WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.id = $2)
-                         ON CONFLICT (alias) DO NOTHING",
-                    )
-                    .bind(format!("cairn:contact:{id}"))
-                    .bind(*id)
-                    .execute(&mut *tx)
-                    .await?;
+                    ensure_contact_alias(&mut tx, *id).await?;
                 }
                 tx.commit().await?;
                 Ok(())
             }
 
             pub(crate) async fn contact_alias(&self, contact_id: i64) -> Result<String> {
-                let alias = format!("cairn:contact:{contact_id}");
-                sqlx::query(
-                    "INSERT INTO contact_aliases (alias, contact_id, basis) SELECT $1, $2, 'cairn' WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.id = $2)
-                     ON CONFLICT (alias) DO NOTHING",
-                )
-                .bind(alias.as_str())
-                .bind(contact_id)
-                .execute(&self.pool)
-                .await?;
-                Ok(alias)
+                let mut conn = self.pool.acquire().await?;
+                ensure_contact_alias(&mut conn, contact_id).await
             }
 
             pub(crate) async fn set_custom_trait(&self, kind: SubjectKind, id: i64, name: &str, value: &serde_json::Value) -> Result<bool> {

@@ -239,6 +239,12 @@ fn triggers_of_every_kind() {
     let ws = check(&program("    trigger: renewal_date - 90d\n")).expect("valid");
     let Trigger::Date(date) = &ws.programs()[0].trigger else { panic!("not a date trigger") };
     assert_eq!((date.owner, date.name.as_str(), date.offset_days), (Subject::Account, "renewal_date", -90));
+    // A zero offset is the day itself.
+    for zero in ["renewal_date - 0d", "renewal_date + 0w"] {
+        let ws = check(&program(&format!("    trigger: {zero}\n"))).unwrap_or_else(|d| panic!("{zero}: {d:?}"));
+        let Trigger::Date(date) = &ws.programs()[0].trigger else { panic!("not a date trigger") };
+        assert_eq!(date.offset_days, 0, "{zero}");
+    }
 }
 
 #[test]

@@ -81,20 +81,7 @@ pub async fn run(args: ProgramsArgs) -> Result<()> {
     let day = jiff::civil::date(2026, 3, 1);
     let start: Timestamp = "2026-03-02T10:00:00Z".parse()?;
     eprintln!("generating {} accounts and {} contacts…", args.accounts, args.contacts);
-    let mut csv = vec!["external_id,name,launch_date,product_id".to_string()];
-    for a in 0..args.accounts {
-        csv.push(format!("A{a},Company {a},{day},acct{a}"));
-    }
-    upsert(&store, ImportKind::Accounts, &csv).await?;
-    let mut csv = vec!["external_id,account_external_id,email,name,product_id".to_string()];
-    for c in 0..args.contacts {
-        csv.push(format!(
-            "C{c},A{},person{c}@company{}.example,Person {c},user{c}",
-            c % args.accounts,
-            c % args.accounts
-        ));
-    }
-    upsert(&store, ImportKind::Contacts, &csv).await?;
+    seed(&store, args.accounts, args.contacts, day).await?;
 
     let files = vec![SourceFile::new("bench.yaml", workspace())];
     let ws = Arc::new(check_sources(&files).map_err(|d| anyhow::anyhow!("{d:?}"))?);
@@ -120,20 +107,7 @@ pub async fn run(args: ProgramsArgs) -> Result<()> {
     let dir2 = tempfile::tempdir()?;
     let db2 = format!("sqlite://{}", dir2.path().join("enroll.db").display());
     let store2 = Store::open(&db2).await?;
-    let mut csv = vec!["external_id,name,launch_date,product_id".to_string()];
-    for a in 0..args.accounts {
-        csv.push(format!("A{a},Company {a},{day},acct{a}"));
-    }
-    upsert(&store2, ImportKind::Accounts, &csv).await?;
-    let mut csv = vec!["external_id,account_external_id,email,name,product_id".to_string()];
-    for c in 0..args.contacts {
-        csv.push(format!(
-            "C{c},A{},person{c}@company{}.example,Person {c},user{c}",
-            c % args.accounts,
-            c % args.accounts
-        ));
-    }
-    upsert(&store2, ImportKind::Contacts, &csv).await?;
+    seed(&store2, args.accounts, args.contacts, day).await?;
     let runtime2 =
         Runtime::start(store2.clone(), clock.clone(), ws.clone(), cairn_runtime::definitions_hash(&files)).await?;
     let mut config2 = RunnerConfig::new("bench-enroll");
@@ -191,6 +165,20 @@ pub async fn run(args: ProgramsArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The accounts (all with `launch_date` = `day`) and their contacts.
+async fn seed(store: &Store, accounts: usize, contacts: usize, day: jiff::civil::Date) -> Result<()> {
+    let mut csv = vec!["external_id,name,launch_date,product_id".to_string()];
+    for a in 0..accounts {
+        csv.push(format!("A{a},Company {a},{day},acct{a}"));
+    }
+    upsert(store, ImportKind::Accounts, &csv).await?;
+    let mut csv = vec!["external_id,account_external_id,email,name,product_id".to_string()];
+    for c in 0..contacts {
+        csv.push(format!("C{c},A{},person{c}@company{}.example,Person {c},user{c}", c % accounts, c % accounts));
+    }
+    upsert(store, ImportKind::Contacts, &csv).await
 }
 
 async fn upsert(store: &Store, kind: ImportKind, lines: &[String]) -> Result<()> {

@@ -1021,7 +1021,13 @@ impl<'a> Checker<'a> {
             None | Some([]) => {}
             Some([(Token::Punct(sign @ ('+' | '-')), _), (Token::Duration(d), (d_start, _)), rest @ ..]) => {
                 let d_at = self.at_in(source, *d_start);
+                // A zero offset (`launch_date + 0d`) is the day itself; durations elsewhere
+                // (a wait, a window) must be longer than zero.
+                let zero = d.len() > 1
+                    && d[..d.len() - 1].bytes().all(|b| b == b'0')
+                    && (d.ends_with('d') || d.ends_with('w'));
                 let days = match parse_duration(d) {
+                    _ if zero => 0,
                     Ok(dur) if dur.as_secs() % 86_400 == 0 => dur.as_secs() / 86_400,
                     Ok(_) => {
                         let help =
