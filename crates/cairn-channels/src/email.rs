@@ -100,22 +100,8 @@ pub fn message_id(key: &LedgerKey, domain: &str) -> Result<String, ChannelError>
 /// body whose HTML part has its links tracked and an open pixel. The output is
 /// byte-for-byte deterministic for the same input.
 pub fn build_email(email: &OutgoingEmail, signer: &LinkSigner) -> Result<BuiltEmail, ChannelError> {
-    let message_id = message_id(&email.ledger_key, &email.message_id_domain)?;
-    no_controls("subject", &email.subject)?;
+    let Envelope { message_id, unsubscribe_url, list_unsubscribe, from, to } = envelope(email, signer)?;
     let subject = email.link_subject();
-    let from = mailbox("from", &email.from, email.from_name.as_deref())?;
-    let to = mailbox("to", &email.to, email.to_name.as_deref())?;
-
-    let unsubscribe_url = absolute_url(&email.public_url, &signer.sign(&Link::Unsubscribe, &subject));
-    if !is_http_url(&unsubscribe_url) {
-        return Err(ChannelError::invalid("public_url", "must start with http:// or https://"));
-    }
-    let mut list_unsubscribe = format!("<{unsubscribe_url}>");
-    if let Some(mailto) = &email.unsubscribe_mailto {
-        address("unsubscribe_mailto", mailto)?;
-        list_unsubscribe.push_str(&format!(", <mailto:{}?subject=unsubscribe>", mailto.as_str()));
-    }
-
     let html = track_html(&email.html, signer, &email.public_url, &subject);
     // A boundary derived from the content cannot occur in it (short of a hash collision)
     // and keeps the output deterministic.
@@ -141,6 +127,55 @@ pub fn build_email(email: &OutgoingEmail, signer: &LinkSigner) -> Result<BuiltEm
     }
     let message = builder.multipart(body).map_err(|e| ChannelError::invalid("message", e.to_string()))?;
     Ok(BuiltEmail { message_id, unsubscribe_url, message })
+}
+
+/// What an email is identified and addressed by, checked: [`build_email`] without the
+/// body, for the local outbox, which keeps the parts rather than the MIME message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailIds {
+    /// The Message-ID with its angle brackets, as in the header.
+    pub message_id: String,
+    /// The unsubscribe URL put in `List-Unsubscribe`.
+    pub unsubscribe_url: String,
+    /// The `List-Unsubscribe` header's value.
+    pub list_unsubscribe: String,
+}
+
+/// The checks and identifiers of [`build_email`] without building the message: the
+/// same errors for the same input.
+pub fn email_ids(email: &OutgoingEmail, signer: &LinkSigner) -> Result<EmailIds, ChannelError> {
+    let Envelope { message_id, unsubscribe_url, list_unsubscribe, .. } = envelope(email, signer)?;
+    if let Some(reply_to) = &email.reply_to {
+        address("reply_to", reply_to)?;
+    }
+    Ok(EmailIds { message_id, unsubscribe_url, list_unsubscribe })
+}
+
+struct Envelope {
+    message_id: String,
+    unsubscribe_url: String,
+    list_unsubscribe: String,
+    from: Mailbox,
+    to: Mailbox,
+}
+
+fn envelope(email: &OutgoingEmail, signer: &LinkSigner) -> Result<Envelope, ChannelError> {
+    let message_id = message_id(&email.ledger_key, &email.message_id_domain)?;
+    no_controls("subject", &email.subject)?;
+    let subject = email.link_subject();
+    let from = mailbox("from", &email.from, email.from_name.as_deref())?;
+    let to = mailbox("to", &email.to, email.to_name.as_deref())?;
+
+    let unsubscribe_url = absolute_url(&email.public_url, &signer.sign(&Link::Unsubscribe, &subject));
+    if !is_http_url(&unsubscribe_url) {
+        return Err(ChannelError::invalid("public_url", "must start with http:// or https://"));
+    }
+    let mut list_unsubscribe = format!("<{unsubscribe_url}>");
+    if let Some(mailto) = &email.unsubscribe_mailto {
+        address("unsubscribe_mailto", mailto)?;
+        list_unsubscribe.push_str(&format!(", <mailto:{}?subject=unsubscribe>", mailto.as_str()));
+    }
+    Ok(Envelope { message_id, unsubscribe_url, list_unsubscribe, from, to })
 }
 
 /// Rewrites every `href="http…"` / `href='https…'` of an `<a>` or `<area>` tag into a

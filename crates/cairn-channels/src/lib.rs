@@ -38,7 +38,7 @@ mod retry;
 mod transport;
 mod webhook;
 
-pub use email::{BuiltEmail, LedgerKey, OutgoingEmail, build_email, message_id, track_html};
+pub use email::{BuiltEmail, EmailIds, LedgerKey, OutgoingEmail, build_email, email_ids, message_id, track_html};
 pub use error::ChannelError;
 pub use feedback::{DeliveryFeedback, FeedbackError, FeedbackKind, parse_feedback};
 pub use links::{Link, LinkError, LinkKind, LinkSigner, LinkSubject, Survey, VerifiedLink, absolute_url};

@@ -97,7 +97,13 @@ pub fn render(
     context: &RenderContext,
     limits: &Limits,
 ) -> Result<RenderedMessage, RenderError> {
-    let data = context.to_json();
+    let mut data = context.to_json();
+    // Root variables the template never names cannot be read (Liquid cannot iterate or
+    // index the globals): they are left out of the conversion. `now` stays for the date
+    // filter.
+    if let Value::Object(roots) = &mut data {
+        roots.retain(|name, _| name == "now" || template.mentions(name));
+    }
     let now = liquid::model::Value::scalar(data.get("now").and_then(Value::as_str).unwrap_or_default().to_owned());
     let plain = liquid::to_object(&data)
         .map_err(|e| RenderError::Failed { part: Part::Subject, message: first_message(&e.to_string()) })?;

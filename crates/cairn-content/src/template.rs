@@ -56,6 +56,16 @@ pub struct ParsedTemplate {
     pub(crate) parts: Vec<ParsedPart>,
 }
 
+impl ParsedTemplate {
+    /// Whether `name` is written anywhere in the template's source (markup or text).
+    /// Conservative: a template can only read a variable it names, so one that does not
+    /// mention a root variable (`benchmark`) or a link (`nps_7`) never reads it, and
+    /// rendering can leave it out.
+    pub fn mentions(&self, name: &str) -> bool {
+        self.parts.iter().any(|p| p.source.contains(name))
+    }
+}
+
 impl std::fmt::Debug for ParsedTemplate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let parts: Vec<Part> = self.parts.iter().map(|p| p.part).collect();

@@ -102,25 +102,36 @@ pub fn contact_data(engine: &Engine, contact: u64) -> ContactData {
     }
 }
 
-/// The signed links every message carries: unsubscribe, the survey pages, and one-click
-/// answers for every score (`nps_0` … `nps_10`, `csat_1` … `csat_5`).
-pub fn links(signer: &LinkSigner, public_url: &str, subject: &LinkSubject) -> BTreeMap<String, String> {
+/// The signed links every message may carry: unsubscribe, the survey pages, and one-click
+/// answers for every score (`nps_0` … `nps_10`, `csat_1` … `csat_5`) — those `wanted`
+/// (signing twenty links for a message that shows one is most of a send's work).
+pub fn links(
+    signer: &LinkSigner,
+    public_url: &str,
+    subject: &LinkSubject,
+    wanted: impl Fn(&str) -> bool,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let url = |link: &Link| absolute_url(public_url, &signer.sign(link, subject));
-    out.insert("unsubscribe_url".to_string(), url(&Link::Unsubscribe));
-    out.insert("preferences_url".to_string(), url(&Link::Unsubscribe));
+    let mut add = |name: String, link: &Link| {
+        if wanted(&name) {
+            out.insert(name, absolute_url(public_url, &signer.sign(link, subject)));
+        }
+    };
+    add("unsubscribe_url".to_string(), &Link::Unsubscribe);
+    add("preferences_url".to_string(), &Link::Unsubscribe);
     for (survey, name) in [(Survey::Nps, "nps"), (Survey::Csat, "csat")] {
         for score in survey.scores() {
-            out.insert(format!("{name}_{score}"), url(&Link::Survey { survey, score }));
+            add(format!("{name}_{score}"), &Link::Survey { survey, score });
         }
-        out.insert(format!("{name}_survey_url"), survey_page(signer, public_url, subject, survey));
+        add(format!("{name}_survey_url"), &Link::SurveyPage { survey });
     }
     out
 }
 
-/// The hosted answer page of a survey (`/s/page`): the scale, each answer a signed link.
-fn survey_page(signer: &LinkSigner, public_url: &str, subject: &LinkSubject, survey: Survey) -> String {
-    absolute_url(public_url, &signer.sign(&Link::SurveyPage { survey }, subject))
+/// The links a template can read: those it names, or all when it indexes `links`
+/// with an expression (`links[key]`).
+pub fn template_links(template: &cairn_content::ParsedTemplate) -> impl Fn(&str) -> bool + '_ {
+    move |name| template.mentions("links[") || template.mentions(name)
 }
 
 /// A context for one message.

@@ -14,6 +14,9 @@ pub enum ProgramError {
     /// A channel could not be set up (SMTP settings, the webhook client).
     #[error(transparent)]
     Channel(#[from] cairn_channels::ChannelError),
+    /// A task of the runner stopped before it finished (it panicked or was cancelled).
+    #[error("{0}")]
+    Internal(String),
     /// Something the caller asked for does not exist or does not fit.
     #[error("{0}")]
     Invalid(String),

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::ProgramError;
-use crate::context::{links, render_context};
+use crate::context::{links, render_context, template_links};
 use crate::plan::{in_holdout, pick_variant};
 
 /// Preview links are signed with a throwaway secret: they show the shape, not a link
@@ -186,6 +186,11 @@ pub fn preview(
             });
             let link_subject =
                 LinkSubject { enrollment: "preview".into(), step: send.id.to_string(), contact: contact.to_string() };
+            let parsed = ws.parsed_template(variant.template.as_str());
+            let links = match parsed {
+                Some(t) => links(signer, public_url, &link_subject, template_links(t)),
+                None => Default::default(),
+            };
             let ctx = render_context(
                 engine,
                 account,
@@ -193,10 +198,10 @@ pub fn preview(
                 (program.id.as_str(), program.name.as_deref().unwrap_or(program.id.as_str())),
                 (send.id.as_str(), 0),
                 (send.variants.len() > 1).then(|| variant.template.as_str()),
-                links(signer, public_url, &link_subject),
+                links,
                 now,
             );
-            let rendered = ws.parsed_template(variant.template.as_str()).map(|t| render(t, &ctx, &Limits::default()));
+            let rendered = parsed.map(|t| render(t, &ctx, &Limits::default()));
             let (subject_line, text, html, error) = match rendered {
                 Some(Ok(r)) => (r.subject, r.text, r.html, None),
                 Some(Err(e)) => (String::new(), String::new(), String::new(), Some(e.to_string())),

@@ -4,12 +4,13 @@
 //! ledger's key) together with what follows it, so crashes, restarts and second nodes
 //! neither repeat nor skip anything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_channels::{
     EmailTransport, LedgerKey, LinkSigner, LinkSubject, Mailer, OutgoingEmail, RetryPolicy, WebhookClient, build_email,
+    email_ids,
 };
 use cairn_content::{Limits, RenderedMessage, escape_html, render};
 use cairn_core::{Clock, Email};
@@ -27,7 +28,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
-use crate::context::{links, render_context};
+use crate::context::{links, render_context, template_links};
 use crate::engage::ContactEvent;
 use crate::plan::{
     after_quiet_hours, branch_target, cap_frees_at, first_step, in_holdout, local_text, next_after, pick_variant,
@@ -126,16 +127,130 @@ pub struct Runner {
     /// Sends decided in the current batch, per (contact, channel), not committed yet.
     pending_sends: std::sync::Mutex<std::collections::HashMap<(i64, String), usize>>,
     /// Enrollments admitted in this pass, written in batches.
-    enrollments: std::sync::Mutex<Vec<EnrollRequest>>,
+    enrollments: std::sync::Mutex<Admitted>,
 }
 
 /// Enrollments written per transaction.
 const ENROLL_BATCH: usize = 1000;
 
+/// Enrollments admitted and not written yet, one per (program, subject).
+#[derive(Default)]
+struct Admitted {
+    requests: Vec<EnrollRequest>,
+    keys: HashSet<(String, SubjectKind, i64)>,
+}
+
+impl Admitted {
+    /// Adds a request unless its program already admitted the subject; whether it did.
+    fn admit(&mut self, request: EnrollRequest) -> bool {
+        let key = (request.program_id.clone(), request.subject_kind, request.subject_id);
+        if !self.keys.insert(key) {
+            return false;
+        }
+        self.requests.push(request);
+        true
+    }
+
+    fn take(&mut self) -> Vec<EnrollRequest> {
+        self.keys.clear();
+        std::mem::take(&mut self.requests)
+    }
+}
+
+/// A subject as the store keys it.
+fn subject_key(subject: SubjectRef) -> Option<(SubjectKind, i64)> {
+    match subject {
+        SubjectRef::Account(id) => Some((SubjectKind::Account, i64::try_from(id).ok()?)),
+        SubjectRef::Contact(id) => Some((SubjectKind::Contact, i64::try_from(id).ok()?)),
+    }
+}
+
 /// The records of one claimed batch, written in one transaction.
 #[derive(Default)]
 struct Batch {
     records: Vec<StepRecord>,
+}
+
+/// A written batch: per record, whether it was recorded now.
+struct Written {
+    batch: Batch,
+    recorded: Vec<bool>,
+}
+
+impl Written {
+    fn count(&self, report: &mut PassReport) {
+        for (record, done) in self.batch.records.iter().zip(&self.recorded) {
+            if *done {
+                report.steps += 1;
+                if record.entry.outcome == "sent" {
+                    report.sent += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The contact a sent entry counts against for the caps (its detail's `contact_id`).
+fn sent_contact(entry: &LedgerEntry) -> Option<i64> {
+    if entry.outcome != "sent" {
+        return None;
+    }
+    let detail: serde_json::Value = serde_json::from_str(&entry.detail).ok()?;
+    detail.get("contact_id").and_then(serde_json::Value::as_i64)
+}
+
+/// Who a send goes to: the contact (for an account program, the account's admin, else its
+/// first contact with an address), its account and traits.
+struct Recipient {
+    contact: u64,
+    account: Option<u64>,
+    traits: BTreeMap<String, Value>,
+}
+
+/// What the steps of one claimed round read from the store, read set-wise before any of
+/// them runs: their enrollments, their send recipients, and those recipients' consent,
+/// suppressions and recent sends (for frequency caps). A round decides from these and
+/// from the sends it decided itself (`pending_sends`).
+#[derive(Default)]
+struct RoundFacts {
+    enrollments: HashMap<i64, Enrollment>,
+    /// By due step id, for send steps.
+    recipients: HashMap<i64, Recipient>,
+    unsubscribed: HashMap<i64, BTreeSet<String>>,
+    suppressed: HashSet<String>,
+    /// By (channel, contact): sends within the channel's cap window, oldest first.
+    sent: HashMap<(Channel, i64), Vec<Timestamp>>,
+}
+
+/// The recipient of a send about `subject`.
+fn recipient(engine: &Engine, subject: SubjectRef) -> Option<Recipient> {
+    match subject {
+        SubjectRef::Contact(c) => {
+            engine.contact(c).map(|s| Recipient { contact: c, account: s.account, traits: s.traits.clone() })
+        }
+        SubjectRef::Account(a) => {
+            let account = engine.account(a)?;
+            let with_email: Vec<u64> = account
+                .contacts
+                .iter()
+                .copied()
+                .filter(|c| engine.contact(*c).is_some_and(|s| matches!(s.traits.get("email"), Some(Value::String(_)))))
+                .collect();
+            let admin = with_email.iter().copied().find(|c| {
+                engine
+                    .contact(*c)
+                    .is_some_and(|s| matches!(s.traits.get("role"), Some(Value::String(r)) if &**r == "admin"))
+            });
+            let c = admin.or_else(|| with_email.first().copied())?;
+            engine.contact(c).map(|s| Recipient { contact: c, account: Some(a), traits: s.traits.clone() })
+        }
+    }
+}
+
+/// The start of a frequency cap's window at `now`: the last `per`, so a send exactly `per`
+/// ago has left it.
+fn cap_window_start(now: Timestamp, per: SignedDuration) -> Timestamp {
+    now.checked_sub(per).and_then(|t| t.checked_add(SignedDuration::from_millis(1))).unwrap_or(now)
 }
 
 /// The `{channel}_sent` (or `task_created`) event of a recorded step for its recipient;
@@ -227,7 +342,7 @@ impl Runner {
             config,
             last_goal_check: tokio::sync::Mutex::new(None),
             pending_sends: std::sync::Mutex::new(std::collections::HashMap::new()),
-            enrollments: std::sync::Mutex::new(Vec::new()),
+            enrollments: std::sync::Mutex::new(Admitted::default()),
         })
     }
 
@@ -266,46 +381,152 @@ impl Runner {
         let now = self.clock.now();
         self.enroll_triggered(&ws, now, &mut report).await?;
         self.measure_goals(&ws, now).await?;
+        // Rounds are pipelined: a round's records are written while the next round runs
+        // its steps (the writer's thread and this one on two cores). The next round claims
+        // and reads its facts before the write starts (SQLite has one writer, and the
+        // facts must not see half of what is in flight: the sends being written count
+        // through `pending_sends` instead).
+        let mut ready: Option<Batch> = None;
+        let result = self.rounds(&ws, &mut ready, &mut report).await;
+        if let Some(batch) = ready.take() {
+            let written = self.write(batch).await;
+            if result.is_ok() {
+                written?.count(&mut report);
+            }
+        }
+        result?;
+        Ok(report)
+    }
+
+    /// Claims and runs rounds of due steps until none is due; the last round's records are
+    /// left in `ready` for the caller to write.
+    async fn rounds(
+        &self,
+        ws: &Workspace,
+        ready: &mut Option<Batch>,
+        report: &mut PassReport,
+    ) -> Result<(), ProgramError> {
         loop {
             // Each round claims at the clock's now: a lease runs from when it is taken, not
             // from the start of a pass that may outlast it (another node would take over
             // the steps this one is still delivering, and over SMTP send them again).
             let now = self.clock.now();
-            let claimed =
+            let mut claimed =
                 self.store.claim_due_steps(&self.config.node, now, self.config.lease, self.config.batch).await?;
             if claimed.is_empty() {
-                break;
+                // Nothing due: the unwritten round's records may make its next steps due
+                // (an immediate step after a send), so write them and look again.
+                let Some(batch) = ready.take() else { return Ok(()) };
+                self.write(batch).await?.count(report);
+                continue;
             }
-            let mut claimed = claimed;
             // Within one round, the higher-priority program's steps go first: they win a
             // contested frequency cap.
             let priority = |d: &DueStep| {
                 ws.programs().iter().find(|p| p.id.as_str() == d.program_id).map_or(u32::MAX, |p| p.priority)
             };
             claimed.sort_by_key(|d| (d.due_at, priority(d), d.id));
-            self.pending_sends.lock().map(|mut p| p.clear()).ok();
+            let facts = self.round_facts(ws, &claimed, now).await?;
+            // What is not written yet counts towards the caps: the previous round's sends.
+            self.reset_pending(ready.as_ref());
+            let in_flight = ready.take().map(|batch| {
+                let store = self.store.clone();
+                let owner = self.config.node.clone();
+                tokio::spawn(async move {
+                    let recorded = store.complete_steps(&owner, &batch.records).await?;
+                    Ok::<_, ProgramError>(Written { batch, recorded })
+                })
+            });
             let mut batch = Batch::default();
-            for due in &claimed {
-                self.run_step(&ws, due, now, &mut report, &mut batch).await?;
+            let ran = async {
+                for due in &claimed {
+                    self.run_step(ws, due, now, &facts, report, &mut batch).await?;
+                }
+                Ok::<_, ProgramError>(())
             }
-            self.commit(batch, &mut report).await?;
+            .await;
+            if let Some(handle) = in_flight {
+                let written =
+                    handle.await.map_err(|e| ProgramError::Internal(format!("a batch write stopped: {e}")))?;
+                written?.count(report);
+            }
+            ran?;
+            *ready = Some(batch);
         }
-        Ok(report)
     }
 
-    /// Records a batch's steps in one transaction, then their events in one append.
-    /// The step's event (`email_sent`, …) goes in the same transaction as its record.
-    async fn commit(&self, batch: Batch, report: &mut PassReport) -> Result<(), ProgramError> {
-        let recorded = self.store.complete_steps(&self.config.node, &batch.records).await?;
-        for (record, done) in batch.records.iter().zip(recorded) {
-            if done {
-                report.steps += 1;
-                if record.entry.outcome == "sent" {
-                    report.sent += 1;
-                }
+    /// Counts the sends of records not written yet as pending for the caps.
+    fn reset_pending(&self, unwritten: Option<&Batch>) {
+        let Ok(mut pending) = self.pending_sends.lock() else { return };
+        pending.clear();
+        for record in unwritten.iter().flat_map(|b| &b.records) {
+            if let Some(contact) = sent_contact(&record.entry) {
+                *pending.entry((contact, record.entry.channel.clone())).or_default() += 1;
             }
         }
-        Ok(())
+    }
+
+    /// Reads what a claimed round needs, set-wise (see [`RoundFacts`]).
+    async fn round_facts(
+        &self,
+        ws: &Workspace,
+        claimed: &[DueStep],
+        now: Timestamp,
+    ) -> Result<RoundFacts, ProgramError> {
+        let ids: Vec<i64> = claimed.iter().map(|d| d.enrollment_id).collect();
+        let enrollments: HashMap<i64, Enrollment> =
+            self.store.enrollments(&ids).await?.into_iter().map(|e| (e.id, e)).collect();
+        // The send steps of the round, and their recipients from the engine in one read.
+        let sends: Vec<(&DueStep, &SendStep)> = claimed
+            .iter()
+            .filter_map(|d| {
+                let program = ws.programs().iter().find(|p| p.id.as_str() == d.program_id)?;
+                match program.step(&d.step_id)? {
+                    Step::Send(send) => Some((d, send)),
+                    _ => None,
+                }
+            })
+            .collect();
+        let recipients: HashMap<i64, Recipient> = self
+            .runtime
+            .read(|live| {
+                sends
+                    .iter()
+                    .filter_map(|(d, _)| {
+                        Some((d.id, recipient(&live.engine, subject_ref(d.subject_kind, d.subject_id))?))
+                    })
+                    .collect()
+            })
+            .await;
+        let mut contacts: Vec<i64> = recipients.values().map(|r| r.contact as i64).collect();
+        contacts.sort_unstable();
+        contacts.dedup();
+        let unsubscribed = self.store.unsubscribed_topics(&contacts).await?;
+        let addresses: Vec<&str> = sends
+            .iter()
+            .filter(|(_, send)| send.channel == Channel::Email)
+            .filter_map(|(d, _)| match recipients.get(&d.id)?.traits.get("email") {
+                Some(Value::String(e)) => Some(&**e),
+                _ => None,
+            })
+            .collect();
+        let suppressed = self.store.suppressed_among(&addresses).await?;
+        let mut sent = HashMap::new();
+        let channels: BTreeSet<Channel> = sends.iter().map(|(_, s)| s.channel).collect();
+        for channel in channels {
+            let Some(cap) = ws.guardrails().frequency_caps.get(&channel) else { continue };
+            let since = cap_window_start(now, cap.per);
+            for (contact, times) in self.store.sent_times_since_many(&contacts, channel.name(), since).await? {
+                sent.insert((channel, contact), times);
+            }
+        }
+        Ok(RoundFacts { enrollments, recipients, unsubscribed, suppressed, sent })
+    }
+
+    /// Records a batch's steps in one transaction, each with its event.
+    async fn write(&self, batch: Batch) -> Result<Written, ProgramError> {
+        let recorded = self.store.complete_steps(&self.config.node, &batch.records).await?;
+        Ok(Written { batch, recorded })
     }
 
     /// The trigger phases of a pass alone: enrollment, no steps run (for measuring).
@@ -360,9 +581,8 @@ impl Runner {
                         _ => SubjectRef::Contact(t.subject_id as u64),
                     };
                     let key = format!("transition:{}", t.seq);
-                    for s in self.subjects_for(program, subject).await {
-                        report.enrolled += u64::from(self.try_enroll(program, s, &key, t.at).await?);
-                    }
+                    let subjects = self.subjects_for(program, subject).await;
+                    report.enrolled += self.enroll_subjects(program, &subjects, &key, t.at).await?;
                 }
             }
             cursor = last_seq;
@@ -415,7 +635,7 @@ impl Runner {
                         _ => continue,
                     };
                     let key = format!("event:{}", e.seq);
-                    report.enrolled += u64::from(self.try_enroll(program, subject, &key, e.ts).await?);
+                    report.enrolled += self.enroll_subjects(program, &[subject], &key, e.ts).await?;
                 }
             }
             cursor = last_seq;
@@ -452,9 +672,8 @@ impl Runner {
                     }
                     if let Some(tick) = tick {
                         let trigger_key = format!("schedule:{tick}");
-                        for subject in self.all_subjects(program.subject).await {
-                            report.enrolled += u64::from(self.try_enroll(program, subject, &trigger_key, tick).await?);
-                        }
+                        let subjects = self.all_subjects(program.subject).await;
+                        report.enrolled += self.enroll_subjects(program, &subjects, &trigger_key, tick).await?;
                         self.save_cursor(&key, &tick.to_string()).await?;
                     }
                 }
@@ -501,10 +720,7 @@ impl Runner {
                             out
                         })
                         .await;
-                    let at = now;
-                    for subject in subjects {
-                        report.enrolled += u64::from(self.try_enroll(program, subject, &trigger_key, at).await?);
-                    }
+                    report.enrolled += self.enroll_subjects(program, &subjects, &trigger_key, now).await?;
                     self.save_cursor(&key, &today.to_string()).await?;
                 }
                 _ => {}
@@ -543,75 +759,85 @@ impl Runner {
             .await
     }
 
-    /// Enrolls a subject if the audience rule holds and the re-entry policy allows it;
-    /// the holdout share is enrolled as control (ended at once, sent nothing). True when
-    /// a new enrollment was made.
-    async fn try_enroll(
+    /// Enrolls the subjects for whom the audience rule holds and the re-entry policy
+    /// allows it (audience in one read of the engine, the last enrollments in one query
+    /// per 500); the holdout share is enrolled as control (ended at once, sent nothing).
+    /// How many new enrollments were admitted.
+    async fn enroll_subjects(
         &self,
         program: &Program,
-        subject: SubjectRef,
+        subjects: &[SubjectRef],
         trigger_key: &str,
         at: Timestamp,
-    ) -> Result<bool, ProgramError> {
-        let in_audience = match &program.audience {
-            None => {
-                self.runtime
-                    .read(|live| match subject {
-                        SubjectRef::Account(a) => live.engine.account(a).is_some(),
-                        SubjectRef::Contact(c) => live.engine.contact(c).is_some(),
+    ) -> Result<u64, ProgramError> {
+        let admitted: Vec<SubjectRef> = self
+            .runtime
+            .read(|live| {
+                subjects
+                    .iter()
+                    .copied()
+                    .filter(|s| match &program.audience {
+                        None => match *s {
+                            SubjectRef::Account(a) => live.engine.account(a).is_some(),
+                            SubjectRef::Contact(c) => live.engine.contact(c).is_some(),
+                        },
+                        Some(rule) => eval_bool(&live.engine, *s, rule, None),
                     })
-                    .await
-            }
-            Some(rule) => self.runtime.read(|live| eval_bool(&live.engine, subject, rule, None)).await,
-        };
-        if !in_audience {
-            return Ok(false);
-        }
-        let (kind, id) = match subject {
-            SubjectRef::Account(id) => (SubjectKind::Account, id as i64),
-            SubjectRef::Contact(id) => (SubjectKind::Contact, id as i64),
-        };
+                    .collect()
+            })
+            .await;
         let now = self.clock.now();
-        if let Some(last) = self.store.last_enrollment(program.id.as_str(), kind, id).await? {
-            let allowed = match program.reentry {
-                Reentry::Once => false,
-                Reentry::Always => last.status != EnrollmentStatus::Active,
-                Reentry::After(gap) => {
-                    last.status != EnrollmentStatus::Active
-                        && last.ended_at.and_then(|t| t.checked_add(gap).ok()).is_some_and(|t| t <= now)
+        let mut enrolled = 0;
+        for chunk in admitted.chunks(ENROLL_BATCH) {
+            let mut last = HashMap::new();
+            for kind in [SubjectKind::Account, SubjectKind::Contact] {
+                let ids: Vec<i64> =
+                    chunk.iter().filter_map(|s| subject_key(*s).filter(|k| k.0 == kind).map(|k| k.1)).collect();
+                if !ids.is_empty() {
+                    for (id, e) in self.store.last_enrollments(program.id.as_str(), kind, &ids).await? {
+                        last.insert((kind, id), e);
+                    }
                 }
-            };
-            if !allowed {
-                return Ok(false);
+            }
+            for subject in chunk {
+                let Some((kind, id)) = subject_key(*subject) else { continue };
+                if let Some(last) = last.get(&(kind, id)) {
+                    let allowed = match program.reentry {
+                        Reentry::Once => false,
+                        Reentry::Always => last.status != EnrollmentStatus::Active,
+                        Reentry::After(gap) => {
+                            last.status != EnrollmentStatus::Active
+                                && last.ended_at.and_then(|t| t.checked_add(gap).ok()).is_some_and(|t| t <= now)
+                        }
+                    };
+                    if !allowed {
+                        continue;
+                    }
+                }
+                let holdout = in_holdout(program.id.as_str(), *subject, program.holdout_percent);
+                let first = if holdout { None } else { first_step(program).map(|s| (s.id().to_string(), at)) };
+                let request = EnrollRequest {
+                    program_id: program.id.to_string(),
+                    subject_kind: kind,
+                    subject_id: id,
+                    trigger_key: trigger_key.to_string(),
+                    at,
+                    holdout,
+                    first_step: first,
+                };
+                // Admitted already in this pass and not written yet: the last enrollment
+                // read above could not see it.
+                let Ok(mut buffer) = self.enrollments.lock() else { continue };
+                if !buffer.admit(request) {
+                    continue;
+                }
+                enrolled += 1;
+            }
+            if self.enrollments.lock().is_ok_and(|b| b.requests.len() >= ENROLL_BATCH) {
+                self.flush_enrollments().await?;
             }
         }
-        let holdout = in_holdout(program.id.as_str(), subject, program.holdout_percent);
-        let first = if holdout { None } else { first_step(program).map(|s| (s.id().to_string(), at)) };
-        let full = {
-            let Ok(mut buffer) = self.enrollments.lock() else { return Ok(false) };
-            // Enrolled already in this pass (not yet written): the re-entry check above
-            // could not see it.
-            if buffer
-                .iter()
-                .any(|r| r.program_id == program.id.as_str() && r.subject_kind == kind && r.subject_id == id)
-            {
-                return Ok(false);
-            }
-            buffer.push(EnrollRequest {
-                program_id: program.id.to_string(),
-                subject_kind: kind,
-                subject_id: id,
-                trigger_key: trigger_key.to_string(),
-                at,
-                holdout,
-                first_step: first,
-            });
-            buffer.len() >= ENROLL_BATCH
-        };
-        if full {
-            self.flush_enrollments().await?;
-        }
-        Ok(true)
+        Ok(enrolled)
     }
 
     /// Saves a trigger cursor after writing the enrollments admitted before it, so a
@@ -624,7 +850,7 @@ impl Runner {
     /// Writes the enrollments admitted so far in one transaction; how many were new.
     async fn flush_enrollments(&self) -> Result<u64, ProgramError> {
         let requests = match self.enrollments.lock() {
-            Ok(mut buffer) => std::mem::take(&mut *buffer),
+            Ok(mut buffer) => buffer.take(),
             Err(_) => return Ok(0),
         };
         Ok(self.store.enroll_many(&requests).await?)
@@ -665,11 +891,12 @@ impl Runner {
         ws: &Workspace,
         due: &DueStep,
         now: Timestamp,
+        facts: &RoundFacts,
         report: &mut PassReport,
         batch: &mut Batch,
     ) -> Result<(), ProgramError> {
-        let Some(enrollment) = self.store.enrollment(due.enrollment_id).await? else { return Ok(()) };
-        let outcome = self.decide(ws, due, &enrollment, now).await?;
+        let Some(enrollment) = facts.enrollments.get(&due.enrollment_id) else { return Ok(()) };
+        let outcome = self.decide(ws, due, enrollment, now, facts).await?;
         let owner = self.config.node.as_str();
         match outcome {
             Outcome::Record(entry, after) => {
@@ -679,17 +906,17 @@ impl Runner {
                 }
                 // What left the machine (SMTP, a webhook) is recorded at once, to keep the
                 // window between delivery and record short; the rest goes with the batch.
-                let event = sent_event(&enrollment, &entry).map(|e| (e.contact_id, e.message()));
+                let event = sent_event(enrollment, &entry).map(|e| (e.contact_id, e.message()));
                 let record = StepRecord { due: due.clone(), entry, outbox: None, after, event };
                 if sent && matches!(record.entry.channel.as_str(), "email" | "webhook" | "sms" | "slack") {
-                    self.commit(Batch { records: vec![record] }, report).await?;
+                    self.write(Batch { records: vec![record] }).await?.count(report);
                 } else {
                     batch.records.push(record);
                 }
             }
             Outcome::Outbox(entry, outbox, after) => {
                 self.count_pending(&entry);
-                let event = sent_event(&enrollment, &entry).map(|e| (e.contact_id, e.message()));
+                let event = sent_event(enrollment, &entry).map(|e| (e.contact_id, e.message()));
                 batch.records.push(StepRecord { due: due.clone(), entry, outbox: Some(outbox), after, event });
             }
             Outcome::Defer(until, note) => {
@@ -718,10 +945,7 @@ impl Runner {
     /// Counts a send of this batch towards its contact's frequency cap before it is
     /// committed.
     fn count_pending(&self, entry: &LedgerEntry) {
-        let detail: serde_json::Value = serde_json::from_str(&entry.detail).unwrap_or_default();
-        if let (Some(contact), Ok(mut pending)) =
-            (detail.get("contact_id").and_then(serde_json::Value::as_i64), self.pending_sends.lock())
-        {
+        if let (Some(contact), Ok(mut pending)) = (sent_contact(entry), self.pending_sends.lock()) {
             *pending.entry((contact, entry.channel.clone())).or_default() += 1;
         }
     }
@@ -736,6 +960,7 @@ impl Runner {
         due: &DueStep,
         enrollment: &Enrollment,
         now: Timestamp,
+        round: &RoundFacts,
     ) -> Result<Outcome, ProgramError> {
         let entry = |channel: &str, outcome: &str, detail: serde_json::Value| LedgerEntry {
             enrollment_id: due.enrollment_id,
@@ -846,7 +1071,7 @@ impl Runner {
                 Outcome::Record(entry("update", "updated", serde_json::Value::Object(set)), next(now))
             }
             Step::Task(task) => self.task_step(program, task, due, enrollment, subject, now, next(now)).await?,
-            Step::Send(send) => self.send_step(ws, program, send, due, enrollment, subject, now, next(now)).await?,
+            Step::Send(send) => self.send_step(ws, program, send, due, enrollment, now, round, next(now)).await?,
         })
     }
 
@@ -946,8 +1171,8 @@ impl Runner {
         send: &SendStep,
         due: &DueStep,
         enrollment: &Enrollment,
-        subject: SubjectRef,
         now: Timestamp,
+        round: &RoundFacts,
         after: Option<After>,
     ) -> Result<Outcome, ProgramError> {
         let channel = send.channel.name();
@@ -965,40 +1190,11 @@ impl Runner {
                 after,
             )
         };
-        // The recipient: the contact, or for an account program the account's admin (else
-        // its first contact with an address).
-        let recipient = self
-            .runtime
-            .read(|live| {
-                let engine = &live.engine;
-                match subject {
-                    SubjectRef::Contact(c) => engine.contact(c).map(|s| (c, s.account, s.traits.clone())),
-                    SubjectRef::Account(a) => {
-                        let account = engine.account(a)?;
-                        let with_email: Vec<u64> = account
-                            .contacts
-                            .iter()
-                            .copied()
-                            .filter(|c| {
-                                engine
-                                    .contact(*c)
-                                    .is_some_and(|s| matches!(s.traits.get("email"), Some(Value::String(_))))
-                            })
-                            .collect();
-                        let admin = with_email.iter().copied().find(|c| {
-                            engine.contact(*c).is_some_and(
-                                |s| matches!(s.traits.get("role"), Some(Value::String(r)) if &**r == "admin"),
-                            )
-                        });
-                        let c = admin.or_else(|| with_email.first().copied())?;
-                        engine.contact(c).map(|s| (c, Some(a), s.traits.clone()))
-                    }
-                }
-            })
-            .await;
-        let Some((contact, account, traits)) = recipient else {
+        let subject = subject_ref(enrollment.subject_kind, enrollment.subject_id);
+        let Some(Recipient { contact, account, traits }) = round.recipients.get(&due.id) else {
             return Ok(record("skipped_no_recipient", json!({"reason": "no contact to send to"}), after));
         };
+        let (contact, account) = (*contact, *account);
         let base = json!({"contact_id": contact});
         let with = |extra: serde_json::Value| {
             let mut d = base.clone();
@@ -1010,7 +1206,8 @@ impl Runner {
         // Consent: the program's topic, and `all`.
         let topic = program.topic.as_ref().map(|t| t.to_string());
         let topics: Vec<&str> = topic.iter().map(String::as_str).chain(["all"]).collect();
-        if let Some(t) = self.store.unsubscribed_from(contact as i64, &topics).await? {
+        let unsubscribed = round.unsubscribed.get(&(contact as i64));
+        if let Some(t) = topics.iter().find(|t| unsubscribed.is_some_and(|u| u.contains(**t))) {
             return Ok(record("skipped_consent", with(json!({"topic": t})), after));
         }
         let email = match traits.get("email") {
@@ -1025,7 +1222,7 @@ impl Runner {
                     after,
                 ));
             };
-            if self.store.is_suppressed(address).await? {
+            if round.suppressed.contains(&cairn_store::normalize_address(address)) {
                 return Ok(record("skipped_suppressed", with(json!({"address": address})), after));
             }
         }
@@ -1046,9 +1243,7 @@ impl Runner {
         // The frequency cap of the channel, across programs.
         if let Some(cap) = ws.guardrails().frequency_caps.get(&send.channel) {
             // The window is the last `per` up to now: a send exactly `per` ago has left it.
-            let since =
-                now.checked_sub(cap.per).and_then(|t| t.checked_add(SignedDuration::from_millis(1))).unwrap_or(now);
-            let mut sent = self.store.sent_times_since(contact as i64, channel, since).await?;
+            let mut sent = round.sent.get(&(send.channel, contact as i64)).cloned().unwrap_or_default();
             // Sends of this batch not committed yet count too.
             sent.extend(std::iter::repeat_n(now, self.pending(contact as i64, channel)));
             if let Some(frees) = cap_frees_at(&sent, cap.max, cap.per) {
@@ -1074,7 +1269,7 @@ impl Runner {
             step: due.step_id.clone(),
             contact: contact.to_string(),
         };
-        let links = links(&self.signer, &self.config.public_url, &link_subject);
+        let links = links(&self.signer, &self.config.public_url, &link_subject, template_links(parsed));
         let index = program.all_steps().iter().position(|s| s.id().as_str() == due.step_id).unwrap_or(0) as u32;
         let variant_name = (send.variants.len() > 1).then(|| variant.template.as_str());
         let ctx = self
@@ -1109,7 +1304,7 @@ impl Runner {
                     enrollment,
                     contact,
                     email.unwrap_or_default(),
-                    &traits,
+                    traits,
                     rendered,
                     detail,
                     now,
@@ -1200,31 +1395,38 @@ impl Runner {
             public_url: self.config.public_url.clone(),
             unsubscribe_mailto: None,
         };
-        let built = match build_email(&outgoing, &self.signer) {
-            Ok(b) => b,
-            Err(e) => return Ok(Outcome::Failed { transient: false, reason: e.to_string() }),
-        };
         let mut entry = ledger(due, "email", "sent", detail, now);
-        entry.message_id = Some(built.message_id.clone());
         if !self.mailer.is_smtp() {
+            // The outbox keeps the parts, not the MIME message: the same checks and ids
+            // without building it.
+            let ids = match email_ids(&outgoing, &self.signer) {
+                Ok(ids) => ids,
+                Err(e) => return Ok(Outcome::Failed { transient: false, reason: e.to_string() }),
+            };
+            entry.message_id = Some(ids.message_id.clone());
             let headers = json!({
                 "From": self.config.from.as_str(),
                 "To": address,
-                "Message-ID": built.message_id,
-                "List-Unsubscribe": format!("<{}>", built.unsubscribe_url),
+                "Message-ID": ids.message_id,
+                "List-Unsubscribe": ids.list_unsubscribe,
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             });
             let outbox = OutboxMessage {
-                message_id: built.message_id.clone(),
+                message_id: ids.message_id,
                 to: address,
                 subject: rendered.subject,
-                html: outgoing.html.clone(),
-                text: outgoing.text.clone(),
+                html: outgoing.html,
+                text: outgoing.text,
                 headers: headers.to_string(),
                 at: now,
             };
             return Ok(Outcome::Outbox(entry, outbox, after));
         }
+        let built = match build_email(&outgoing, &self.signer) {
+            Ok(b) => b,
+            Err(e) => return Ok(Outcome::Failed { transient: false, reason: e.to_string() }),
+        };
+        entry.message_id = Some(built.message_id.clone());
         match self.mailer.send(&built).await {
             Ok(delivery) => {
                 if let cairn_channels::Delivery::Smtp { code, reply } = delivery {

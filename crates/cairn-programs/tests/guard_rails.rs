@@ -87,6 +87,11 @@ struct World {
 
 impl World {
     async fn new(store: Store, contacts: usize) -> World {
+        World::claiming(store, contacts, RunnerConfig::new("node-a").batch).await
+    }
+
+    /// A world whose runner claims `batch` steps a round.
+    async fn claiming(store: Store, contacts: usize, batch: u32) -> World {
         import_accounts(&store, Source::Crm, "external_id,name,product_id\nA1,Acme,acme").await;
         let mut csv = String::from("external_id,account_external_id,email,name,product_id\n");
         for i in 0..contacts {
@@ -98,8 +103,9 @@ impl World {
         let ws = Arc::new(check_sources(&files).unwrap_or_else(|d| panic!("{d:#?}")));
         let runtime =
             Runtime::start(store.clone(), clock.clone(), ws, cairn_runtime::definitions_hash(&files)).await.unwrap();
-        let runner =
-            Runner::new(store.clone(), runtime.clone(), clock.clone(), RunnerConfig::new("node-a")).await.unwrap();
+        let mut config = RunnerConfig::new("node-a");
+        config.batch = batch;
+        let runner = Runner::new(store.clone(), runtime.clone(), clock.clone(), config).await.unwrap();
         let world = World { store, clock, runtime, runner };
         world.pass().await;
         world
@@ -169,6 +175,30 @@ async fn a_contested_frequency_cap_goes_to_the_higher_priority_program(store: St
             ("p0@acme.example".to_string(), "Welcome, Person 0".to_string()),
         ]
     );
+}
+
+/// Rounds of one step: each round's facts are read before the previous round is written,
+/// so the cap must count the unwritten send. Which program wins depends on claim order
+/// here (priority orders a round), but one email a week holds.
+async fn a_frequency_cap_holds_across_rounds_written_while_the_next_runs(store: Store) {
+    let w = World::claiming(store, 2, 1).await;
+    let c0 = w.contact(0).await;
+    w.track(0, "signed_up").await;
+    w.pass().await;
+    let t0 = ts("2026-03-02T09:00:00Z");
+    let mut sent = Vec::new();
+    for p in ["security", "welcome", "tips"] {
+        if w.outcome(p, c0, "mail").await == Some(("sent".into(), t0)) {
+            sent.push(p);
+        }
+    }
+    assert_eq!(sent.len(), 1, "one email a week, whatever the round size: {sent:?}");
+    let outbox = w.store.outbox(100).await.unwrap();
+    assert_eq!(outbox.iter().filter(|m| m.to == "p0@acme.example").count(), 1);
+    // The next week the next one goes, and only one.
+    w.advance(SignedDuration::from_hours(24 * 7)).await;
+    let outbox = w.store.outbox(100).await.unwrap();
+    assert_eq!(outbox.iter().filter(|m| m.to == "p0@acme.example").count(), 2);
 }
 
 async fn the_holdout_receives_nothing_and_the_others_run_every_step(store: Store) {
@@ -262,6 +292,16 @@ async fn sqlite_a_contested_frequency_cap_goes_to_the_higher_priority_program() 
 #[tokio::test]
 async fn postgres_a_contested_frequency_cap_goes_to_the_higher_priority_program() {
     run(Backend::Postgres, "cap", a_contested_frequency_cap_goes_to_the_higher_priority_program).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_frequency_cap_holds_across_rounds_written_while_the_next_runs() {
+    run(Backend::Sqlite, "cap_rounds", a_frequency_cap_holds_across_rounds_written_while_the_next_runs).await;
+}
+
+#[tokio::test]
+async fn postgres_a_frequency_cap_holds_across_rounds_written_while_the_next_runs() {
+    run(Backend::Postgres, "cap_rounds", a_frequency_cap_holds_across_rounds_written_while_the_next_runs).await;
 }
 
 #[tokio::test]

@@ -38,6 +38,7 @@ use tokio::sync::watch;
 
 pub use appender::Appender;
 pub use postgres::copy_columns as pg_copy_line;
+pub use programs::normalize_address;
 pub use types::{
     AccountRecord, After, ApiKey, Appended, ConsentChange, ContactRecord, DeadLetter, DueStep, EngagementRecord,
     EnrollRequest, Enrollment, EnrollmentStatus, HealthOverrideRecord, ImportRun, InAppMessage, KeyKind, LedgerEntry,
@@ -451,12 +452,28 @@ impl Store {
         subject_kind: SubjectKind,
         subject_id: i64,
     ) -> Result<Option<Enrollment>> {
-        dispatch!(self, s => s.last_enrollment(program_id, subject_kind, subject_id).await)
+        Ok(self.last_enrollments(program_id, subject_kind, &[subject_id]).await?.remove(&subject_id))
+    }
+
+    /// [`Store::last_enrollment`] for many subjects of one kind, in one query per 500:
+    /// by subject id, those that were ever enrolled.
+    pub async fn last_enrollments(
+        &self,
+        program_id: &str,
+        subject_kind: SubjectKind,
+        subject_ids: &[i64],
+    ) -> Result<HashMap<i64, Enrollment>> {
+        dispatch!(self, s => s.last_enrollments(program_id, subject_kind, subject_ids).await)
     }
 
     /// One enrollment by id.
     pub async fn enrollment(&self, id: i64) -> Result<Option<Enrollment>> {
-        dispatch!(self, s => s.enrollment(id).await)
+        Ok(self.enrollments(&[id]).await?.into_iter().next())
+    }
+
+    /// The enrollments of these ids that exist, by id, in one query per 500.
+    pub async fn enrollments(&self, ids: &[i64]) -> Result<Vec<Enrollment>> {
+        dispatch!(self, s => s.enrollments(ids).await)
     }
 
     /// Ends an active enrollment (`completed`, `goal_met` or `exited`; `active` is
@@ -511,7 +528,9 @@ impl Store {
         entry: &LedgerEntry,
         after: Option<&After>,
     ) -> Result<bool> {
-        dispatch!(self, s => s.complete_step(due, owner, entry, after).await)
+        let record =
+            StepRecord { due: due.clone(), entry: entry.clone(), outbox: None, after: after.cloned(), event: None };
+        Ok(self.complete_steps(owner, std::slice::from_ref(&record)).await?.first().copied().unwrap_or(false))
     }
 
     /// [`Store::complete_step`] for an email to the local outbox: the outbox row is
@@ -526,7 +545,14 @@ impl Store {
         outbox: &OutboxMessage,
         after: Option<&After>,
     ) -> Result<bool> {
-        dispatch!(self, s => s.complete_step_with_outbox(due, owner, entry, outbox, after).await)
+        let record = StepRecord {
+            due: due.clone(),
+            entry: entry.clone(),
+            outbox: Some(outbox.clone()),
+            after: after.cloned(),
+            event: None,
+        };
+        Ok(self.complete_steps(owner, std::slice::from_ref(&record)).await?.first().copied().unwrap_or(false))
     }
 
     /// [`Store::complete_step_with_outbox`] (or [`Store::complete_step`] for records
@@ -626,7 +652,12 @@ impl Store {
 
     /// Whether an address is suppressed (compared lowercase and trimmed).
     pub async fn is_suppressed(&self, address: &str) -> Result<bool> {
-        dispatch!(self, s => s.is_suppressed(address).await)
+        Ok(!self.suppressed_among(&[address]).await?.is_empty())
+    }
+
+    /// Which of these addresses are suppressed, as stored (lowercase and trimmed).
+    pub async fn suppressed_among(&self, addresses: &[&str]) -> Result<std::collections::HashSet<String>> {
+        dispatch!(self, s => s.suppressed_among(addresses).await)
     }
 
     // -----------------------------------------------------------------------------------
@@ -752,13 +783,34 @@ impl Store {
     /// When each message `sent` to a contact on a channel since `since` was sent, oldest
     /// first: a frequency cap's window and when it frees up.
     pub async fn sent_times_since(&self, contact_id: i64, channel: &str, since: Timestamp) -> Result<Vec<Timestamp>> {
-        dispatch!(self, s => s.sent_times_since(contact_id, channel, since).await)
+        Ok(self.sent_times_since_many(&[contact_id], channel, since).await?.remove(&contact_id).unwrap_or_default())
+    }
+
+    /// [`Store::sent_times_since`] for many contacts in one query per 500: each contact
+    /// with a send in the window, its send times oldest first.
+    pub async fn sent_times_since_many(
+        &self,
+        contact_ids: &[i64],
+        channel: &str,
+        since: Timestamp,
+    ) -> Result<HashMap<i64, Vec<Timestamp>>> {
+        dispatch!(self, s => s.sent_times_since_many(contact_ids, channel, since).await)
     }
 
     /// The first of `topics` the contact is unsubscribed from (its latest change says
     /// so), in one query: what a send checks (the program's topic and `all`).
     pub async fn unsubscribed_from(&self, contact_id: i64, topics: &[&str]) -> Result<Option<String>> {
-        dispatch!(self, s => s.unsubscribed_from(contact_id, topics).await)
+        let unsubscribed = self.unsubscribed_topics(&[contact_id]).await?.remove(&contact_id).unwrap_or_default();
+        Ok(topics.iter().find(|t| unsubscribed.contains(**t)).map(|t| t.to_string()))
+    }
+
+    /// Per contact, the topics it is unsubscribed from (its latest change for the topic
+    /// says so), in one query per 500 contacts; contacts with none are absent.
+    pub async fn unsubscribed_topics(
+        &self,
+        contact_ids: &[i64],
+    ) -> Result<HashMap<i64, std::collections::BTreeSet<String>>> {
+        dispatch!(self, s => s.unsubscribed_topics(contact_ids).await)
     }
 
     /// A setting shared by every node on this database.
@@ -782,7 +834,8 @@ impl Store {
     /// so the usual identity resolution ties them to the contact even if the product never
     /// identified them.
     pub async fn contact_alias(&self, contact_id: i64) -> Result<String> {
-        dispatch!(self, s => s.contact_alias(contact_id).await)
+        self.contact_aliases(&[contact_id]).await?;
+        Ok(format!("cairn:contact:{contact_id}"))
     }
 
     /// [`Store::contact_alias`] for many contacts in one transaction (the aliases are

@@ -17,6 +17,11 @@ pub(crate) const SQLITE: &[Migration] = &[
     Migration { version: 2, name: "0002_engine.sql", sql: include_str!("../migrations/sqlite/0002_engine.sql") },
     Migration { version: 3, name: "0003_programs.sql", sql: include_str!("../migrations/sqlite/0003_programs.sql") },
     Migration { version: 4, name: "0004_runner.sql", sql: include_str!("../migrations/sqlite/0004_runner.sql") },
+    Migration {
+        version: 5,
+        name: "0005_pending_steps.sql",
+        sql: include_str!("../migrations/sqlite/0005_pending_steps.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -28,6 +33,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration { version: 2, name: "0002_engine.sql", sql: include_str!("../migrations/postgres/0002_engine.sql") },
     Migration { version: 3, name: "0003_programs.sql", sql: include_str!("../migrations/postgres/0003_programs.sql") },
     Migration { version: 4, name: "0004_runner.sql", sql: include_str!("../migrations/postgres/0004_runner.sql") },
+    Migration {
+        version: 5,
+        name: "0005_pending_steps.sql",
+        sql: include_str!("../migrations/postgres/0005_pending_steps.sql"),
+    },
 ];
 
 /// Applies the migrations that `pool`'s database lacks. Generic over the two backends

@@ -37,16 +37,53 @@ pub(crate) fn in_list_from(start: usize, n: usize) -> String {
     (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(",")
 }
 
+/// Placeholder number `i` of a statement: `$i`, or `?` for a backend whose bulk
+/// statements use plain ones (see `events_insert_sql`). In one statement, all or none.
+pub(crate) fn param(i: usize, numbered: bool) -> String {
+    if numbered { format!("${i}") } else { "?".to_string() }
+}
+
+/// `n` placeholders numbered from `start` (or `n` plain `?`), comma-separated.
+pub(crate) fn params_from(start: usize, n: usize, numbered: bool) -> String {
+    (start..start + n).map(|i| param(i, numbered)).collect::<Vec<_>>().join(",")
+}
+
+/// Splits records into runs in which no enrollment appears twice, in order: a run is
+/// written set-wise, and a second record of an enrollment (rare: only after a takeover)
+/// sees what the first did, as it would one by one.
+pub(crate) fn distinct_runs<T>(items: &[T], enrollment: impl Fn(&T) -> i64) -> Vec<&[T]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        if !seen.insert(enrollment(item)) {
+            runs.push(&items[start..i]);
+            start = i;
+            seen.clear();
+            seen.insert(enrollment(item));
+        }
+    }
+    if start < items.len() {
+        runs.push(&items[start..]);
+    }
+    runs
+}
+
+/// Rows per multi-row statement of the step records (at most 9 parameters a row).
+pub(crate) const STEP_ROWS_PER_STATEMENT: usize = 500;
+
 /// Addresses are kept lowercase and trimmed (contacts' emails are lowercase too).
-pub(crate) fn normalize_address(address: &str) -> String {
+pub fn normalize_address(address: &str) -> String {
     address.trim().to_lowercase()
 }
 
 macro_rules! programs_store_impl {
     ($Store:ident, $Db:ty) => {
+        use std::collections::BTreeSet;
+
         use jiff::SignedDuration;
 
-        use crate::programs::{in_list_from, inapp_mark_columns, ledger_contact, normalize_address};
+        use crate::programs::{in_list_from, inapp_mark_columns, ledger_contact, normalize_address, param, params_from, distinct_runs, STEP_ROWS_PER_STATEMENT};
         use crate::types::{
             parse_subject_kind, After, ConsentChange, DeadLetter, DueStep, EngagementRecord, Enrollment, EnrollmentStatus, InAppMessage, LedgerEntry, NewTask, OutboxMessage, StepAttempt, StepRecord, EnrollRequest,
             SubjectKind, Task, TaskPriority,
@@ -173,109 +210,159 @@ macro_rules! programs_store_impl {
             Ok(done == 1)
         }
 
-        /// Marks `due` done and records `entry` under (enrollment, step), if `owner` still
-        /// holds the lease. True when the entry was stored now.
-        async fn record_step(conn: &mut Conn, due: &DueStep, owner: &str, entry: &LedgerEntry) -> Result<bool> {
-            if entry.enrollment_id != due.enrollment_id || entry.step_id != due.step_id {
-                return Err(crate::StoreError::Invalid(format!(
-                    "a ledger entry for enrollment {} step `{}` cannot complete the due step of enrollment {} step `{}`",
-                    entry.enrollment_id, entry.step_id, due.enrollment_id, due.step_id
-                )));
+        /// Records a run of steps (no enrollment twice) set-wise, in the caller's
+        /// transaction: each step whose lease `owner` still holds is marked done and its
+        /// entry goes in the ledger under (enrollment, step); for those recorded now, what
+        /// follows (the next step's first attempt, or the enrollment's end with its other
+        /// pending steps cancelled) and the outbox row. Per step, whether it was recorded
+        /// now. A message id already in the outbox for another step is an error, and the
+        /// caller's transaction is dropped.
+        async fn record_run(conn: &mut Conn, owner: &str, steps: &[StepRecord]) -> Result<Vec<bool>> {
+            let n = NUMBERED_PLACEHOLDERS;
+            // The attempts this owner still holds end now, grouped by when they did.
+            let mut by_at: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+            for s in steps {
+                by_at.entry(ms(s.entry.at)).or_default().push(s.due.id);
             }
-            if !finish_attempt(conn, due, owner, "done", None, Some(entry.at)).await? {
-                return Ok(false);
-            }
-            let inserted = sqlx::query(
-                "INSERT INTO send_ledger (enrollment_id, step_id, channel, outcome, message_id, contact_id, detail, at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (enrollment_id, step_id) DO NOTHING",
-            )
-            .bind(entry.enrollment_id)
-            .bind(entry.step_id.as_str())
-            .bind(entry.channel.as_str())
-            .bind(entry.outcome.as_str())
-            .bind(entry.message_id.as_deref())
-            .bind(ledger_contact(due.subject_kind, due.subject_id, &entry.detail))
-            .bind(entry.detail.as_str())
-            .bind(ms(entry.at))
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            Ok(inserted == 1)
-        }
-
-        /// What follows a recorded step, in the recording transaction: the next step's
-        /// first attempt, or the end of the enrollment (its other pending steps cancelled).
-        async fn apply_after(conn: &mut Conn, enrollment_id: i64, after: &After, at: Timestamp) -> Result<()> {
-            match after {
-                After::Next { step_id, due_at } => {
-                    sqlx::query(
-                        "INSERT INTO due_steps (enrollment_id, step_id, attempt, due_at, started_at, status)
-                         SELECT $1, $2, 0, $3, $3, 'pending' WHERE EXISTS (SELECT 1 FROM enrollments e WHERE e.id = $1 AND e.status = 'active')
-                         ON CONFLICT (enrollment_id, step_id, attempt) DO NOTHING",
-                    )
-                    .bind(enrollment_id)
-                    .bind(step_id.as_str())
-                    .bind(ms(*due_at))
-                    .execute(&mut *conn)
-                    .await?;
-                }
-                After::End(status) => {
-                    if *status == EnrollmentStatus::Active {
-                        return Err(crate::StoreError::Invalid(format!("enrollment {enrollment_id} cannot end as `active`: use completed, goal_met or exited")));
+            let mut finished: HashSet<i64> = HashSet::with_capacity(steps.len());
+            for (at, ids) in &by_at {
+                for chunk in ids.chunks(STEP_ROWS_PER_STATEMENT) {
+                    let sql = format!(
+                        "UPDATE due_steps SET status = 'done', last_error = NULL, finished_at = {}, lease_until = NULL
+                         WHERE lease_owner = {} AND status = 'pending' AND id IN ({}) RETURNING id",
+                        param(1, n), param(2, n), params_from(3, chunk.len(), n)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*at).bind(owner);
+                    for id in chunk {
+                        q = q.bind(*id);
                     }
-                    let ended = sqlx::query("UPDATE enrollments SET status = $2, ended_at = $3 WHERE id = $1 AND status = 'active'")
-                        .bind(enrollment_id)
-                        .bind(status.as_str())
-                        .bind(ms(at))
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected();
-                    if ended == 1 {
-                        sqlx::query("UPDATE due_steps SET status = 'cancelled', finished_at = $2 WHERE enrollment_id = $1 AND status = 'pending'")
-                            .bind(enrollment_id)
-                            .bind(ms(at))
-                            .execute(&mut *conn)
-                            .await?;
+                    for r in q.fetch_all(&mut *conn).await? {
+                        finished.insert(r.get(0));
                     }
                 }
             }
-            Ok(())
-        }
-
-        /// Records a step (if `owner` holds its lease), what follows it and, for an email
-        /// to the outbox, the outbox row, in the caller's transaction.
-        async fn record_with_outbox(conn: &mut Conn, due: &DueStep, owner: &str, entry: &LedgerEntry, outbox: Option<&OutboxMessage>, after: Option<&After>) -> Result<bool> {
-            if !record_step(conn, due, owner, entry).await? {
-                return Ok(false);
+            // Their entries; one already in the ledger (recorded by someone else) stays.
+            let held: Vec<&StepRecord> = steps.iter().filter(|s| finished.contains(&s.due.id)).collect();
+            let mut recorded: HashSet<i64> = HashSet::with_capacity(held.len());
+            for chunk in held.chunks(STEP_ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO send_ledger (enrollment_id, step_id, channel, outcome, message_id, contact_id, detail, at)
+                     VALUES {} ON CONFLICT (enrollment_id, step_id) DO NOTHING RETURNING enrollment_id",
+                    values_rows(chunk.len(), 8, n)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for s in chunk {
+                    let e = &s.entry;
+                    q = q
+                        .bind(e.enrollment_id)
+                        .bind(e.step_id.as_str())
+                        .bind(e.channel.as_str())
+                        .bind(e.outcome.as_str())
+                        .bind(e.message_id.as_deref())
+                        .bind(ledger_contact(s.due.subject_kind, s.due.subject_id, &e.detail))
+                        .bind(e.detail.as_str())
+                        .bind(ms(e.at));
+                }
+                for r in q.fetch_all(&mut *conn).await? {
+                    recorded.insert(r.get(0));
+                }
             }
-            if let Some(after) = after {
-                apply_after(conn, due.enrollment_id, after, entry.at).await?;
+            let now: Vec<&StepRecord> = held.into_iter().filter(|s| recorded.contains(&s.due.enrollment_id)).collect();
+            // What follows: the next steps of enrollments still active…
+            let next: Vec<(&StepRecord, &str, Timestamp)> = now
+                .iter()
+                .filter_map(|s| match &s.after {
+                    Some(After::Next { step_id, due_at }) => Some((*s, step_id.as_str(), *due_at)),
+                    _ => None,
+                })
+                .collect();
+            let mut active: HashSet<i64> = HashSet::with_capacity(next.len());
+            for chunk in next.chunks(VALUES_PER_IN_LIST) {
+                let sql = format!("SELECT id FROM enrollments WHERE status = 'active' AND id IN ({})", in_list(chunk.len(), n));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (s, _, _) in chunk {
+                    q = q.bind(s.due.enrollment_id);
+                }
+                for r in q.fetch_all(&mut *conn).await? {
+                    active.insert(r.get(0));
+                }
             }
-            let Some(outbox) = outbox else { return Ok(true) };
-            let added = sqlx::query(
-                "INSERT INTO outbox (message_id, enrollment_id, step_id, to_address, subject, html, text, headers, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (message_id) DO NOTHING",
-            )
-            .bind(outbox.message_id.as_str())
-            .bind(due.enrollment_id)
-            .bind(due.step_id.as_str())
-            .bind(outbox.to.as_str())
-            .bind(outbox.subject.as_str())
-            .bind(outbox.html.as_str())
-            .bind(outbox.text.as_str())
-            .bind(outbox.headers.as_str())
-            .bind(ms(outbox.at))
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            if added == 0 {
-                // Dropping the transaction rolls the ledger entry back too.
-                return Err(crate::StoreError::Invalid(format!(
-                    "message id `{}` is already in the outbox for another step: message ids must be unique per (enrollment, step)",
-                    outbox.message_id
-                )));
+            let next: Vec<_> = next.into_iter().filter(|(s, _, _)| active.contains(&s.due.enrollment_id)).collect();
+            for chunk in next.chunks(STEP_ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO due_steps (enrollment_id, step_id, attempt, due_at, started_at, status) VALUES {}
+                     ON CONFLICT (enrollment_id, step_id, attempt) DO NOTHING",
+                    values_rows(chunk.len(), 6, n)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (s, step_id, due_at) in chunk {
+                    q = q.bind(s.due.enrollment_id).bind(*step_id).bind(0_i64).bind(ms(*due_at)).bind(ms(*due_at)).bind("pending");
+                }
+                q.execute(&mut *conn).await?;
             }
-            Ok(true)
+            // …and the ends, grouped by how and when.
+            let mut ends: BTreeMap<(&str, i64), Vec<i64>> = BTreeMap::new();
+            for s in &now {
+                if let Some(After::End(status)) = &s.after {
+                    ends.entry((status.as_str(), ms(s.entry.at))).or_default().push(s.due.enrollment_id);
+                }
+            }
+            for ((status, at), ids) in &ends {
+                for chunk in ids.chunks(STEP_ROWS_PER_STATEMENT) {
+                    let sql = format!(
+                        "UPDATE enrollments SET status = {}, ended_at = {} WHERE status = 'active' AND id IN ({}) RETURNING id",
+                        param(1, n), param(2, n), params_from(3, chunk.len(), n)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*status).bind(*at);
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    let ended: Vec<i64> = q.fetch_all(&mut *conn).await?.iter().map(|r| r.get(0)).collect();
+                    if ended.is_empty() {
+                        continue;
+                    }
+                    let sql = format!(
+                        "UPDATE due_steps SET status = 'cancelled', finished_at = {} WHERE status = 'pending' AND enrollment_id IN ({})",
+                        param(1, n), params_from(2, ended.len(), n)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*at);
+                    for id in &ended {
+                        q = q.bind(*id);
+                    }
+                    q.execute(&mut *conn).await?;
+                }
+            }
+            // The outbox rows of the emails recorded now.
+            let mail: Vec<(&StepRecord, &OutboxMessage)> = now.iter().filter_map(|s| Some((*s, s.outbox.as_ref()?))).collect();
+            for chunk in mail.chunks(STEP_ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO outbox (message_id, enrollment_id, step_id, to_address, subject, html, text, headers, created_at)
+                     VALUES {} ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+                    values_rows(chunk.len(), 9, n)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (s, o) in chunk {
+                    q = q
+                        .bind(o.message_id.as_str())
+                        .bind(s.due.enrollment_id)
+                        .bind(s.due.step_id.as_str())
+                        .bind(o.to.as_str())
+                        .bind(o.subject.as_str())
+                        .bind(o.html.as_str())
+                        .bind(o.text.as_str())
+                        .bind(o.headers.as_str())
+                        .bind(ms(o.at));
+                }
+                let added: HashSet<String> = q.fetch_all(&mut *conn).await?.iter().map(|r| r.get(0)).collect();
+                if let Some((_, o)) = chunk.iter().find(|(_, o)| !added.contains(&o.message_id)) {
+                    // Dropping the transaction rolls the ledger entries back too.
+                    return Err(crate::StoreError::Invalid(format!(
+                        "message id `{}` is already in the outbox for another step: message ids must be unique per (enrollment, step)",
+                        o.message_id
+                    )));
+                }
+            }
+            Ok(steps.iter().map(|s| recorded.contains(&s.due.enrollment_id)).collect())
         }
 
         /// Inserts an enrollment unless (program, subject, trigger key) has one; its id when
@@ -311,19 +398,26 @@ macro_rules! programs_store_impl {
             Ok(row.map(|r| r.get(0)))
         }
 
-        /// The internal alias `cairn:contact:{id}` of a contact, created if the contact
-        /// exists and it has none.
-        async fn ensure_contact_alias(conn: &mut Conn, contact_id: i64) -> Result<String> {
-            let alias = format!("cairn:contact:{contact_id}");
-            sqlx::query(
-                "INSERT INTO contact_aliases (alias, contact_id, basis) SELECT $1, $2, 'cairn' WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.id = $2)
-                 ON CONFLICT (alias) DO NOTHING",
-            )
-            .bind(alias.as_str())
-            .bind(contact_id)
-            .execute(&mut *conn)
-            .await?;
-            Ok(alias)
+        /// The internal aliases `cairn:contact:{id}` of contacts that exist and have none
+        /// yet, in the caller's transaction.
+        async fn ensure_contact_aliases(conn: &mut Conn, contact_ids: &[i64]) -> Result<()> {
+            let mut ids: Vec<i64> = contact_ids.to_vec();
+            ids.sort_unstable();
+            ids.dedup();
+            for chunk in ids.chunks(VALUES_PER_IN_LIST) {
+                let sql = format!(
+                    "INSERT INTO contact_aliases (alias, contact_id, basis)
+                     SELECT 'cairn:contact:' || c.id, c.id, 'cairn' FROM contacts c WHERE c.id IN ({})
+                     ON CONFLICT (alias) DO NOTHING",
+                    in_list(chunk.len(), NUMBERED_PLACEHOLDERS)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut *conn).await?;
+            }
+            Ok(())
         }
 
         impl $Store {
@@ -356,42 +450,100 @@ macro_rules! programs_store_impl {
             }
 
             pub(crate) async fn enroll_many(&self, requests: &[EnrollRequest]) -> Result<u64> {
-                let mut added = 0;
                 if requests.is_empty() {
                     return Ok(0);
                 }
+                let n = NUMBERED_PLACEHOLDERS;
+                let mut added = 0;
                 let mut tx = self.begin_write().await?;
-                for r in requests {
-                    let ended = r.first_step.is_none().then_some(r.at);
-                    let row = insert_enrollment(&mut tx, &r.program_id, r.subject_kind, r.subject_id, &r.trigger_key, r.at, r.holdout, None, ended).await?;
-                    let Some(id) = row else { continue };
-                    added += 1;
-                    if let Some((step_id, due_at)) = &r.first_step {
-                        sqlx::query("INSERT INTO due_steps (enrollment_id, step_id, attempt, due_at, started_at, status) VALUES ($1, $2, 0, $3, $3, 'pending')")
-                            .bind(id)
-                            .bind(step_id.as_str())
-                            .bind(ms(*due_at))
-                            .execute(&mut *tx)
-                            .await?;
+                for chunk in requests.chunks(STEP_ROWS_PER_STATEMENT) {
+                    let sql = format!(
+                        "INSERT INTO enrollments (program_id, subject_kind, subject_id, trigger_key, enrolled_at, holdout, variant, status, ended_at)
+                         VALUES {} ON CONFLICT (program_id, subject_kind, subject_id, trigger_key) DO NOTHING
+                         RETURNING id, program_id, subject_kind, subject_id, trigger_key",
+                        values_rows(chunk.len(), 9, n)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for r in chunk {
+                        let ended = r.first_step.is_none().then_some(r.at);
+                        q = q
+                            .bind(r.program_id.as_str())
+                            .bind(r.subject_kind.as_str())
+                            .bind(r.subject_id)
+                            .bind(r.trigger_key.as_str())
+                            .bind(ms(r.at))
+                            .bind(r.holdout)
+                            .bind(None::<String>)
+                            .bind(if ended.is_some() { "completed" } else { "active" })
+                            .bind(ended.map(ms));
                     }
+                    // The new ones, by their unique key: a request already enrolled adds nothing.
+                    let mut ids: HashMap<(String, String, i64, String), i64> = HashMap::new();
+                    for row in q.fetch_all(&mut *tx).await? {
+                        ids.insert((row.get(1), row.get(2), row.get(3), row.get(4)), row.get(0));
+                    }
+                    added += ids.len() as u64;
+                    let first: Vec<(i64, &str, Timestamp)> = chunk
+                        .iter()
+                        .filter_map(|r| {
+                            let (step_id, due_at) = r.first_step.as_ref()?;
+                            let key = (r.program_id.clone(), r.subject_kind.as_str().to_string(), r.subject_id, r.trigger_key.clone());
+                            Some((*ids.get(&key)?, step_id.as_str(), *due_at))
+                        })
+                        .collect();
+                    if first.is_empty() {
+                        continue;
+                    }
+                    let sql = format!(
+                        "INSERT INTO due_steps (enrollment_id, step_id, attempt, due_at, started_at, status) VALUES {}",
+                        values_rows(first.len(), 6, n)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (id, step_id, due_at) in &first {
+                        q = q.bind(*id).bind(*step_id).bind(0_i64).bind(ms(*due_at)).bind(ms(*due_at)).bind("pending");
+                    }
+                    q.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(added)
             }
 
-            pub(crate) async fn last_enrollment(&self, program_id: &str, subject_kind: SubjectKind, subject_id: i64) -> Result<Option<Enrollment>> {
-                let sql = format!(
-                    "SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.program_id = $1 AND e.subject_kind = $2 AND e.subject_id = $3
-                     ORDER BY e.enrolled_at DESC, e.id DESC LIMIT 1"
-                );
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program_id).bind(subject_kind.as_str()).bind(subject_id).fetch_optional(&self.pool).await?;
-                row.as_ref().map(enrollment).transpose()
+            pub(crate) async fn last_enrollments(&self, program_id: &str, subject_kind: SubjectKind, subject_ids: &[i64]) -> Result<HashMap<i64, Enrollment>> {
+                let n = NUMBERED_PLACEHOLDERS;
+                let mut out = HashMap::new();
+                for chunk in subject_ids.chunks(VALUES_PER_IN_LIST) {
+                    // Latest first per subject: the first row seen is the one kept.
+                    let sql = format!(
+                        "SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.program_id = {} AND e.subject_kind = {} AND e.subject_id IN ({})
+                         ORDER BY e.subject_id, e.enrolled_at DESC, e.id DESC",
+                        param(1, n), param(2, n), params_from(3, chunk.len(), n)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program_id).bind(subject_kind.as_str());
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    for r in q.fetch_all(&self.pool).await? {
+                        let e = enrollment(&r)?;
+                        out.entry(e.subject_id).or_insert(e);
+                    }
+                }
+                Ok(out)
             }
 
-            pub(crate) async fn enrollment(&self, id: i64) -> Result<Option<Enrollment>> {
-                let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.id = $1");
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
-                row.as_ref().map(enrollment).transpose()
+            pub(crate) async fn enrollments(&self, ids: &[i64]) -> Result<Vec<Enrollment>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(VALUES_PER_IN_LIST) {
+                    let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.id IN ({})", in_list(chunk.len(), NUMBERED_PLACEHOLDERS));
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    for r in q.fetch_all(&self.pool).await? {
+                        out.push(enrollment(&r)?);
+                    }
+                }
+                out.sort_by_key(|e| e.id);
+                Ok(out)
             }
 
             pub(crate) async fn end_enrollment(&self, id: i64, status: EnrollmentStatus, at: Timestamp) -> Result<()> {
@@ -496,40 +648,35 @@ macro_rules! programs_store_impl {
                 Ok(claimed)
             }
 
-            pub(crate) async fn complete_step(&self, due: &DueStep, owner: &str, entry: &LedgerEntry, after: Option<&After>) -> Result<bool> {
-                let mut tx = self.begin_write().await?;
-                let recorded = record_step(&mut tx, due, owner, entry).await?;
-                if recorded {
-                    if let Some(after) = after {
-                        apply_after(&mut tx, due.enrollment_id, after, entry.at).await?;
-                    }
-                }
-                tx.commit().await?;
-                Ok(recorded)
-            }
-
-            pub(crate) async fn complete_step_with_outbox(&self, due: &DueStep, owner: &str, entry: &LedgerEntry, outbox: &OutboxMessage, after: Option<&After>) -> Result<bool> {
-                let mut tx = self.begin_write().await?;
-                let recorded = record_with_outbox(&mut tx, due, owner, entry, Some(outbox), after).await?;
-                tx.commit().await?;
-                Ok(recorded)
-            }
-
             pub(crate) async fn complete_steps(&self, owner: &str, steps: &[StepRecord]) -> Result<Vec<bool>> {
-                let mut out = Vec::with_capacity(steps.len());
                 if steps.is_empty() {
-                    return Ok(out);
+                    return Ok(Vec::new());
+                }
+                for s in steps {
+                    let (due, entry) = (&s.due, &s.entry);
+                    if entry.enrollment_id != due.enrollment_id || entry.step_id != due.step_id {
+                        return Err(crate::StoreError::Invalid(format!(
+                            "a ledger entry for enrollment {} step `{}` cannot complete the due step of enrollment {} step `{}`",
+                            entry.enrollment_id, entry.step_id, due.enrollment_id, due.step_id
+                        )));
+                    }
+                    if let Some(After::End(EnrollmentStatus::Active)) = &s.after {
+                        return Err(crate::StoreError::Invalid(format!(
+                            "enrollment {} cannot end as `active`: use completed, goal_met or exited",
+                            due.enrollment_id
+                        )));
+                    }
                 }
                 let mut tx = self.begin_write().await?;
-                let mut events = Vec::new();
-                for s in steps {
-                    let recorded = record_with_outbox(&mut tx, &s.due, owner, &s.entry, s.outbox.as_ref(), s.after.as_ref()).await?;
-                    if recorded && let Some((contact, event)) = &s.event {
-                        ensure_contact_alias(&mut tx, *contact).await?;
-                        events.push(event.clone());
-                    }
-                    out.push(recorded);
+                let mut out = Vec::with_capacity(steps.len());
+                for run in distinct_runs(steps, |s| s.due.enrollment_id) {
+                    out.extend(record_run(&mut tx, owner, run).await?);
                 }
+                let with_event: Vec<&(i64, cairn_core::tracking::TrackingMessage)> =
+                    steps.iter().zip(&out).filter(|(_, recorded)| **recorded).filter_map(|(s, _)| s.event.as_ref()).collect();
+                let contacts: Vec<i64> = with_event.iter().map(|(c, _)| *c).collect();
+                ensure_contact_aliases(&mut tx, &contacts).await?;
+                let events: Vec<cairn_core::tracking::TrackingMessage> = with_event.into_iter().map(|(_, e)| e.clone()).collect();
                 if !events.is_empty() {
                     append_in(&mut tx, "cairn", &events).await?;
                 }
@@ -702,32 +849,32 @@ macro_rules! programs_store_impl {
                 Ok(row.map(|r| r.get(0)))
             }
 
-            pub(crate) async fn unsubscribed_from(&self, contact_id: i64, topics: &[&str]) -> Result<Option<String>> {
-                if topics.is_empty() {
-                    return Ok(None);
-                }
-                let sql = format!(
-                    "SELECT topic, subscribed FROM consent_changes WHERE contact_id = $1 AND topic IN ({}) ORDER BY at DESC, id DESC",
-                    in_list_from(2, topics.len())
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(contact_id);
-                for t in topics {
-                    q = q.bind(*t);
-                }
-                let rows = q.fetch_all(&self.pool).await?;
-                let mut seen: Vec<String> = Vec::new();
-                for r in &rows {
-                    let topic: String = r.get(0);
-                    if seen.contains(&topic) {
-                        continue;
+            pub(crate) async fn unsubscribed_topics(&self, contact_ids: &[i64]) -> Result<HashMap<i64, BTreeSet<String>>> {
+                let mut out: HashMap<i64, BTreeSet<String>> = HashMap::new();
+                for chunk in contact_ids.chunks(VALUES_PER_IN_LIST) {
+                    // Latest change first per (contact, topic): the first row seen decides.
+                    let sql = format!(
+                        "SELECT contact_id, topic, subscribed FROM consent_changes WHERE contact_id IN ({}) ORDER BY contact_id, topic, at DESC, id DESC",
+                        in_list(chunk.len(), NUMBERED_PLACEHOLDERS)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in chunk {
+                        q = q.bind(*id);
                     }
-                    let subscribed: bool = r.get(1);
-                    if !subscribed {
-                        return Ok(Some(topic));
+                    let mut last: Option<(i64, String)> = None;
+                    for r in q.fetch_all(&self.pool).await? {
+                        let key: (i64, String) = (r.get(0), r.get(1));
+                        if last.as_ref() == Some(&key) {
+                            continue;
+                        }
+                        let subscribed: bool = r.get(2);
+                        if !subscribed {
+                            out.entry(key.0).or_default().insert(key.1.clone());
+                        }
+                        last = Some(key);
                     }
-                    seen.push(topic);
                 }
-                Ok(None)
+                Ok(out)
             }
 
             pub(crate) async fn consent_history(&self, contact_id: i64) -> Result<Vec<ConsentChange>> {
@@ -754,9 +901,20 @@ macro_rules! programs_store_impl {
                 Ok(())
             }
 
-            pub(crate) async fn is_suppressed(&self, address: &str) -> Result<bool> {
-                let row = sqlx::query("SELECT 1 FROM suppressions WHERE address = $1").bind(normalize_address(address)).fetch_optional(&self.pool).await?;
-                Ok(row.is_some())
+            pub(crate) async fn suppressed_among(&self, addresses: &[&str]) -> Result<HashSet<String>> {
+                let wanted: Vec<String> = addresses.iter().map(|a| normalize_address(a)).collect();
+                let mut out = HashSet::new();
+                for chunk in wanted.chunks(VALUES_PER_IN_LIST) {
+                    let sql = format!("SELECT address FROM suppressions WHERE address IN ({})", in_list(chunk.len(), NUMBERED_PLACEHOLDERS));
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for a in chunk {
+                        q = q.bind(a.as_str());
+                    }
+                    for r in q.fetch_all(&self.pool).await? {
+                        out.insert(r.get::<String, _>(0));
+                    }
+                }
+                Ok(out)
             }
 
             pub(crate) async fn add_inapp_message(&self, contact_id: i64, enrollment_id: i64, step_id: &str, title: &str, body_html: &str, at: Timestamp) -> Result<i64> {
@@ -973,14 +1131,23 @@ macro_rules! programs_store_impl {
                 rows.iter().map(enrollment).collect()
             }
 
-            pub(crate) async fn sent_times_since(&self, contact_id: i64, channel: &str, since: Timestamp) -> Result<Vec<Timestamp>> {
-                let rows = sqlx::query("SELECT at FROM send_ledger WHERE contact_id = $1 AND channel = $2 AND outcome = 'sent' AND at >= $3 ORDER BY at")
-                    .bind(contact_id)
-                    .bind(channel)
-                    .bind(ms(since))
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter().map(|r| instant(r.get(0))).collect()
+            pub(crate) async fn sent_times_since_many(&self, contact_ids: &[i64], channel: &str, since: Timestamp) -> Result<HashMap<i64, Vec<Timestamp>>> {
+                let n = NUMBERED_PLACEHOLDERS;
+                let mut out: HashMap<i64, Vec<Timestamp>> = HashMap::new();
+                for chunk in contact_ids.chunks(VALUES_PER_IN_LIST) {
+                    let sql = format!(
+                        "SELECT contact_id, at FROM send_ledger WHERE channel = {} AND outcome = 'sent' AND at >= {} AND contact_id IN ({}) ORDER BY contact_id, at",
+                        param(1, n), param(2, n), params_from(3, chunk.len(), n)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(channel).bind(ms(since));
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    for r in q.fetch_all(&self.pool).await? {
+                        out.entry(r.get(0)).or_default().push(instant(r.get(1))?);
+                    }
+                }
+                Ok(out)
             }
 
             pub(crate) async fn setting(&self, key: &str) -> Result<Option<String>> {
@@ -1009,16 +1176,9 @@ macro_rules! programs_store_impl {
 
             pub(crate) async fn contact_aliases(&self, contact_ids: &[i64]) -> Result<()> {
                 let mut tx = self.begin_write().await?;
-                for id in contact_ids {
-                    ensure_contact_alias(&mut tx, *id).await?;
-                }
+                ensure_contact_aliases(&mut tx, contact_ids).await?;
                 tx.commit().await?;
                 Ok(())
-            }
-
-            pub(crate) async fn contact_alias(&self, contact_id: i64) -> Result<String> {
-                let mut conn = self.pool.acquire().await?;
-                ensure_contact_alias(&mut conn, contact_id).await
             }
 
             pub(crate) async fn set_custom_trait(&self, kind: SubjectKind, id: i64, name: &str, value: &serde_json::Value) -> Result<bool> {
@@ -1092,6 +1252,20 @@ mod tests {
         assert!(inapp_mark_columns("dismissed").is_some_and(|c| c.contains("seen_at")));
         assert_eq!(inapp_mark_columns("deleted"), None);
         assert_eq!(inapp_mark_columns("seen_at = 1; --"), None);
+    }
+
+    #[test]
+    fn runs_never_hold_an_enrollment_twice_and_keep_the_order() {
+        let ids = [1, 2, 1, 3, 2, 2];
+        let runs: Vec<Vec<i64>> = distinct_runs(&ids, |i| *i).into_iter().map(<[i64]>::to_vec).collect();
+        assert_eq!(runs, vec![vec![1, 2], vec![1, 3, 2], vec![2]]);
+        assert!(distinct_runs(&[] as &[i64], |i| *i).is_empty());
+    }
+
+    #[test]
+    fn placeholders_are_numbered_or_plain() {
+        assert_eq!(params_from(3, 2, true), "$3,$4");
+        assert_eq!(params_from(3, 2, false), "?,?");
     }
 
     #[test]

@@ -102,6 +102,8 @@ on_both_backends! {
         frequency_caps_count_sends_at_or_after_the_window_start_across_programs,
         consent_keeps_its_history_and_the_latest_change_wins,
         hard_bounced_addresses_are_suppressed_whatever_their_case,
+        a_round_reads_consent_suppressions_sends_and_enrollments_for_many_at_once,
+        two_records_of_one_enrollment_in_a_batch_are_written_in_order,
         a_contact_reads_and_marks_only_their_own_inapp_messages,
         tasks_are_made_once_per_step_and_listed_by_pool_assignee_and_load,
         // The runner (migration 0004)
@@ -1338,7 +1340,8 @@ async fn an_append_waits_for_an_open_import_so_events_become_visible_in_seq_orde
 // Programs: enrollments, due steps with leases, the send ledger, guard rails, in-app, tasks
 
 use cairn_store::{
-    After, DueStep, Enrollment, EnrollmentStatus, LedgerEntry, NewTask, OutboxMessage, SubjectKind, TaskPriority,
+    After, DueStep, Enrollment, EnrollmentStatus, LedgerEntry, NewTask, OutboxMessage, StepRecord, SubjectKind,
+    TaskPriority,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -1728,6 +1731,76 @@ async fn hard_bounced_addresses_are_suppressed_whatever_their_case(store: Store)
     store.suppress_address("ada@acme.com", "complaint", after(days(1))).await.unwrap();
     assert!(store.is_suppressed("ada@acme.com").await.unwrap());
     assert!(store.suppress_address("  ", "hard_bounce", t0()).await.is_err());
+}
+
+async fn a_round_reads_consent_suppressions_sends_and_enrollments_for_many_at_once(store: Store) {
+    store.set_consent(7, "news", false, "unsubscribe_link", t0()).await.unwrap();
+    store.set_consent(7, "all", true, "import", t0()).await.unwrap();
+    store.set_consent(8, "news", false, "unsubscribe_link", t0()).await.unwrap();
+    store.set_consent(8, "news", true, "api", after(hours(1))).await.unwrap();
+    store.set_consent(9, "all", false, "unsubscribe_link", after(hours(2))).await.unwrap();
+    let unsubscribed = store.unsubscribed_topics(&[7, 8, 9, 10]).await.unwrap();
+    let mut got: Vec<(i64, Vec<String>)> =
+        unsubscribed.into_iter().map(|(c, topics)| (c, topics.into_iter().collect())).collect();
+    got.sort();
+    assert_eq!(got, vec![(7, vec!["news".to_string()]), (9, vec!["all".to_string()])], "8 subscribed again");
+    assert_eq!(store.unsubscribed_from(9, &["news", "all"]).await.unwrap().as_deref(), Some("all"));
+    assert_eq!(store.unsubscribed_from(8, &["news", "all"]).await.unwrap(), None);
+
+    store.suppress_address("Ada@Acme.com", "hard_bounce", t0()).await.unwrap();
+    let suppressed = store.suppressed_among(&["ADA@acme.com ", "bob@acme.com"]).await.unwrap();
+    assert_eq!(suppressed.into_iter().collect::<Vec<_>>(), vec!["ada@acme.com".to_string()]);
+
+    let ada = (SubjectKind::Contact, 7);
+    record_send(&store, "onboarding", ada, "email", "sent", t0(), "{}").await;
+    record_send(&store, "adoption", ada, "email", "sent", after(days(1)), "{}").await;
+    record_send(&store, "adoption", (SubjectKind::Contact, 8), "email", "sent", after(days(2)), "{}").await;
+    record_send(&store, "renewal", (SubjectKind::Contact, 8), "email", "skipped_cap", after(days(2)), "{}").await;
+    let sent = store.sent_times_since_many(&[7, 8, 9], "email", after(hours(1))).await.unwrap();
+    let mut got: Vec<(i64, Vec<Timestamp>)> = sent.into_iter().collect();
+    got.sort();
+    assert_eq!(got, vec![(7, vec![after(days(1))]), (8, vec![after(days(2))])], "in the window, sent only");
+
+    let first = enroll_contact(&store, "tour", 11, "k1").await;
+    store.end_enrollment(first.id, EnrollmentStatus::Completed, after(hours(1))).await.unwrap();
+    let second = enroll_contact(&store, "tour", 11, "k2").await;
+    let other = enroll_contact(&store, "tour", 12, "k1").await;
+    let last = store.last_enrollments("tour", SubjectKind::Contact, &[11, 12, 13]).await.unwrap();
+    assert_eq!(last.len(), 2);
+    assert_eq!(last[&11].id, second.id, "the latest enrollment of 11");
+    assert_eq!(last[&12].id, other.id);
+    let ids: Vec<i64> = store.enrollments(&[other.id, first.id, 999_999]).await.unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![first.id, other.id], "those that exist, by id");
+}
+
+async fn two_records_of_one_enrollment_in_a_batch_are_written_in_order(store: Store) {
+    // Two pending steps of one enrollment (as after a takeover), and one of another.
+    let e = enroll_contact(&store, "tour", 7, "k").await;
+    let f = enroll_contact(&store, "tour", 8, "k").await;
+    store.schedule_step(e.id, "a", t0()).await.unwrap();
+    store.schedule_step(e.id, "b", t0()).await.unwrap();
+    store.schedule_step(f.id, "a", t0()).await.unwrap();
+    let claimed = store.claim_due_steps("node-a", t0(), mins(5), 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let step = |enrollment: i64, id: &str| {
+        claimed.iter().find(|d| d.enrollment_id == enrollment && d.step_id == id).unwrap().clone()
+    };
+    let record = |due: DueStep, after: After| StepRecord {
+        entry: ledger(&due, "email", "sent", t0()),
+        due,
+        outbox: None,
+        after: Some(after),
+        event: None,
+    };
+    let end = After::End(EnrollmentStatus::Completed);
+    let next = After::Next { step_id: "c".to_string(), due_at: after(hours(1)) };
+    // `a` ends e, which cancels `b`: written one by one, `b` is not recorded.
+    let batch = vec![record(step(e.id, "a"), end.clone()), record(step(f.id, "a"), next), record(step(e.id, "b"), end)];
+    assert_eq!(store.complete_steps("node-a", &batch).await.unwrap(), vec![true, true, false]);
+    assert_eq!(store.enrollment(e.id).await.unwrap().unwrap().status, EnrollmentStatus::Completed);
+    assert_eq!(store.ledger_for_enrollment(e.id).await.unwrap().len(), 1);
+    let due = store.claim_due_steps("node-a", after(hours(1)), mins(5), 10).await.unwrap();
+    assert_eq!(due.iter().map(|d| (d.enrollment_id, d.step_id.as_str())).collect::<Vec<_>>(), vec![(f.id, "c")]);
 }
 
 async fn a_contact_reads_and_marks_only_their_own_inapp_messages(store: Store) {
