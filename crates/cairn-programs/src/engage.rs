@@ -204,7 +204,7 @@ impl ContactEvent {
         TrackingMessage {
             kind: MessageKind::Track,
             message_id: self.message_id.clone(),
-            user_id: Some(format!("cairn:contact:{}", self.contact_id)),
+            user_id: Some(cairn_store::contact_alias_of(self.contact_id)),
             anonymous_id: None,
             group_id: None,
             event: Some(self.name.clone()),

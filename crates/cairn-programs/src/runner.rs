@@ -190,13 +190,12 @@ impl Written {
     }
 }
 
-/// The contact a sent entry counts against for the caps (its detail's `contact_id`).
-fn sent_contact(entry: &LedgerEntry) -> Option<i64> {
-    if entry.outcome != "sent" {
+/// The contact a recorded send counts against for its channel's cap: its event's.
+fn sent_to(record: &StepRecord) -> Option<i64> {
+    if record.entry.outcome != "sent" {
         return None;
     }
-    let detail: serde_json::Value = serde_json::from_str(&entry.detail).ok()?;
-    detail.get("contact_id").and_then(serde_json::Value::as_i64)
+    record.event.as_ref().map(|(contact, _)| *contact)
 }
 
 /// Who a send goes to: the contact (for an account program, the account's admin, else its
@@ -388,18 +387,18 @@ impl Runner {
         // through `pending_sends` instead).
         let mut ready: Option<Batch> = None;
         let result = self.rounds(&ws, &mut ready, &mut report).await;
+        // Only after a failure is a decided round left unwritten: write it anyway, so its
+        // steps are not run again when their leases expire.
         if let Some(batch) = ready.take() {
-            let written = self.write(batch).await;
-            if result.is_ok() {
-                written?.count(&mut report);
-            }
+            self.write(batch).await?;
         }
         result?;
         Ok(report)
     }
 
-    /// Claims and runs rounds of due steps until none is due; the last round's records are
-    /// left in `ready` for the caller to write.
+    /// Claims and runs rounds of due steps until none is due, each round's records written
+    /// while the next runs; on a failure, the round decided but not written is left in
+    /// `ready`.
     async fn rounds(
         &self,
         ws: &Workspace,
@@ -429,14 +428,7 @@ impl Runner {
             let facts = self.round_facts(ws, &claimed, now).await?;
             // What is not written yet counts towards the caps: the previous round's sends.
             self.reset_pending(ready.as_ref());
-            let in_flight = ready.take().map(|batch| {
-                let store = self.store.clone();
-                let owner = self.config.node.clone();
-                tokio::spawn(async move {
-                    let recorded = store.complete_steps(&owner, &batch.records).await?;
-                    Ok::<_, ProgramError>(Written { batch, recorded })
-                })
-            });
+            let in_flight = ready.take().map(|batch| tokio::spawn(self.write(batch)));
             let mut batch = Batch::default();
             let ran = async {
                 for due in &claimed {
@@ -460,7 +452,7 @@ impl Runner {
         let Ok(mut pending) = self.pending_sends.lock() else { return };
         pending.clear();
         for record in unwritten.iter().flat_map(|b| &b.records) {
-            if let Some(contact) = sent_contact(&record.entry) {
+            if let Some(contact) = sent_to(record) {
                 *pending.entry((contact, record.entry.channel.clone())).or_default() += 1;
             }
         }
@@ -523,10 +515,15 @@ impl Runner {
         Ok(RoundFacts { enrollments, recipients, unsubscribed, suppressed, sent })
     }
 
-    /// Records a batch's steps in one transaction, each with its event.
-    async fn write(&self, batch: Batch) -> Result<Written, ProgramError> {
-        let recorded = self.store.complete_steps(&self.config.node, &batch.records).await?;
-        Ok(Written { batch, recorded })
+    /// Records a batch's steps in one transaction, each with its event. Owns what it
+    /// needs, so a round can hand it to another task.
+    fn write(&self, batch: Batch) -> impl std::future::Future<Output = Result<Written, ProgramError>> + Send + 'static {
+        let store = self.store.clone();
+        let owner = self.config.node.clone();
+        async move {
+            let recorded = store.complete_steps(&owner, &batch.records).await?;
+            Ok(Written { batch, recorded })
+        }
     }
 
     /// The trigger phases of a pass alone: enrollment, no steps run (for measuring).
@@ -898,32 +895,15 @@ impl Runner {
         let Some(enrollment) = facts.enrollments.get(&due.enrollment_id) else { return Ok(()) };
         let outcome = self.decide(ws, due, enrollment, now, facts).await?;
         let owner = self.config.node.as_str();
-        match outcome {
-            Outcome::Record(entry, after) => {
-                let sent = entry.outcome == "sent";
-                if sent {
-                    self.count_pending(&entry);
-                }
-                // What left the machine (SMTP, a webhook) is recorded at once, to keep the
-                // window between delivery and record short; the rest goes with the batch.
-                let event = sent_event(enrollment, &entry).map(|e| (e.contact_id, e.message()));
-                let record = StepRecord { due: due.clone(), entry, outbox: None, after, event };
-                if sent && matches!(record.entry.channel.as_str(), "email" | "webhook" | "sms" | "slack") {
-                    self.write(Batch { records: vec![record] }).await?.count(report);
-                } else {
-                    batch.records.push(record);
-                }
-            }
-            Outcome::Outbox(entry, outbox, after) => {
-                self.count_pending(&entry);
-                let event = sent_event(enrollment, &entry).map(|e| (e.contact_id, e.message()));
-                batch.records.push(StepRecord { due: due.clone(), entry, outbox: Some(outbox), after, event });
-            }
+        let (entry, outbox, after) = match outcome {
+            Outcome::Record(entry, after) => (entry, None, after),
+            Outcome::Outbox(entry, outbox, after) => (entry, Some(outbox), after),
             Outcome::Defer(until, note) => {
                 // Never due again within this pass: a deferral moves the step forward.
                 let until = until.max(now.checked_add(SignedDuration::from_secs(1)).unwrap_or(now));
                 self.store.defer_step(due, owner, until, &note).await?;
                 report.deferred += 1;
+                return Ok(());
             }
             Outcome::Failed { transient, reason } => {
                 let attempt = due.attempt + 1;
@@ -937,16 +917,30 @@ impl Runner {
                     self.store.dead_letter(due, owner, &reason, now).await?;
                     report.dead += 1;
                 }
+                return Ok(());
             }
+        };
+        let event = sent_event(enrollment, &entry).map(|e| (e.contact_id, e.message()));
+        let record = StepRecord { due: due.clone(), entry, outbox, after, event };
+        self.count_pending(&record);
+        // What left the machine (SMTP, a webhook) is recorded at once, to keep the window
+        // between delivery and record short; the rest goes with the batch.
+        let delivered = record.outbox.is_none()
+            && record.entry.outcome == "sent"
+            && matches!(record.entry.channel.as_str(), "email" | "webhook" | "sms" | "slack");
+        if delivered {
+            self.write(Batch { records: vec![record] }).await?.count(report);
+        } else {
+            batch.records.push(record);
         }
         Ok(())
     }
 
-    /// Counts a send of this batch towards its contact's frequency cap before it is
-    /// committed.
-    fn count_pending(&self, entry: &LedgerEntry) {
-        if let (Some(contact), Ok(mut pending)) = (sent_contact(entry), self.pending_sends.lock()) {
-            *pending.entry((contact, entry.channel.clone())).or_default() += 1;
+    /// Counts a send of this round towards its contact's frequency cap before it is
+    /// written.
+    fn count_pending(&self, record: &StepRecord) {
+        if let (Some(contact), Ok(mut pending)) = (sent_to(record), self.pending_sends.lock()) {
+            *pending.entry((contact, record.entry.channel.clone())).or_default() += 1;
         }
     }
 

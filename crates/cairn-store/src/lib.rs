@@ -39,6 +39,14 @@ use tokio::sync::watch;
 pub use appender::Appender;
 pub use postgres::copy_columns as pg_copy_line;
 pub use programs::normalize_address;
+
+/// What starts the internal alias of a contact (`cairn:contact:{id}`).
+pub const CONTACT_ALIAS_PREFIX: &str = "cairn:contact:";
+
+/// The internal alias that names a contact as a `userId` in events cairn writes.
+pub fn contact_alias_of(contact_id: i64) -> String {
+    format!("{CONTACT_ALIAS_PREFIX}{contact_id}")
+}
 pub use types::{
     AccountRecord, After, ApiKey, Appended, ConsentChange, ContactRecord, DeadLetter, DueStep, EngagementRecord,
     EnrollRequest, Enrollment, EnrollmentStatus, HealthOverrideRecord, ImportRun, InAppMessage, KeyKind, LedgerEntry,
@@ -835,7 +843,7 @@ impl Store {
     /// identified them.
     pub async fn contact_alias(&self, contact_id: i64) -> Result<String> {
         self.contact_aliases(&[contact_id]).await?;
-        Ok(format!("cairn:contact:{contact_id}"))
+        Ok(contact_alias_of(contact_id))
     }
 
     /// [`Store::contact_alias`] for many contacts in one transaction (the aliases are

@@ -365,37 +365,54 @@ macro_rules! programs_store_impl {
             Ok(steps.iter().map(|s| recorded.contains(&s.due.enrollment_id)).collect())
         }
 
-        /// Inserts an enrollment unless (program, subject, trigger key) has one; its id when
-        /// new. With `ended`, it is stored as completed then (the holdout).
-        #[allow(clippy::too_many_arguments)]
-        async fn insert_enrollment(
-            conn: &mut Conn,
-            program_id: &str,
+        /// One enrollment for `insert_enrollments`; with `ended`, it is stored as completed
+        /// then (the holdout).
+        struct EnrollmentRow<'a> {
+            program_id: &'a str,
             subject_kind: SubjectKind,
             subject_id: i64,
-            trigger_key: &str,
+            trigger_key: &'a str,
             at: Timestamp,
             holdout: bool,
-            variant: Option<&str>,
+            variant: Option<&'a str>,
             ended: Option<Timestamp>,
-        ) -> Result<Option<i64>> {
-            let row = sqlx::query(
-                "INSERT INTO enrollments (program_id, subject_kind, subject_id, trigger_key, enrolled_at, holdout, variant, status, ended_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (program_id, subject_kind, subject_id, trigger_key) DO NOTHING RETURNING id",
-            )
-            .bind(program_id)
-            .bind(subject_kind.as_str())
-            .bind(subject_id)
-            .bind(trigger_key)
-            .bind(ms(at))
-            .bind(holdout)
-            .bind(variant)
-            .bind(if ended.is_some() { "completed" } else { "active" })
-            .bind(ended.map(ms))
-            .fetch_optional(&mut *conn)
-            .await?;
-            Ok(row.map(|r| r.get(0)))
+        }
+
+        /// Inserts enrollments unless (program, subject, trigger key) has one, a multi-row
+        /// statement per 500; per row, its id when it is new.
+        async fn insert_enrollments(conn: &mut Conn, rows: &[EnrollmentRow<'_>]) -> Result<Vec<Option<i64>>> {
+            let mut out = Vec::with_capacity(rows.len());
+            for chunk in rows.chunks(STEP_ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO enrollments (program_id, subject_kind, subject_id, trigger_key, enrolled_at, holdout, variant, status, ended_at)
+                     VALUES {} ON CONFLICT (program_id, subject_kind, subject_id, trigger_key) DO NOTHING
+                     RETURNING id, program_id, subject_kind, subject_id, trigger_key",
+                    values_rows(chunk.len(), 9, NUMBERED_PLACEHOLDERS)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for r in chunk {
+                    q = q
+                        .bind(r.program_id)
+                        .bind(r.subject_kind.as_str())
+                        .bind(r.subject_id)
+                        .bind(r.trigger_key)
+                        .bind(ms(r.at))
+                        .bind(r.holdout)
+                        .bind(r.variant)
+                        .bind(if r.ended.is_some() { "completed" } else { "active" })
+                        .bind(r.ended.map(ms));
+                }
+                // The new ones come back by their unique key; a row already enrolled does not.
+                let mut ids: HashMap<(String, String, i64, String), i64> = HashMap::new();
+                for row in q.fetch_all(&mut *conn).await? {
+                    ids.insert((row.get(1), row.get(2), row.get(3), row.get(4)), row.get(0));
+                }
+                out.extend(chunk.iter().map(|r| {
+                    let key = (r.program_id.to_string(), r.subject_kind.as_str().to_string(), r.subject_id, r.trigger_key.to_string());
+                    ids.get(&key).copied()
+                }));
+            }
+            Ok(out)
         }
 
         /// The internal aliases `cairn:contact:{id}` of contacts that exist and have none
@@ -405,13 +422,14 @@ macro_rules! programs_store_impl {
             ids.sort_unstable();
             ids.dedup();
             for chunk in ids.chunks(VALUES_PER_IN_LIST) {
+                let n = NUMBERED_PLACEHOLDERS;
                 let sql = format!(
                     "INSERT INTO contact_aliases (alias, contact_id, basis)
-                     SELECT 'cairn:contact:' || c.id, c.id, 'cairn' FROM contacts c WHERE c.id IN ({})
+                     SELECT {} || c.id, c.id, 'cairn' FROM contacts c WHERE c.id IN ({})
                      ON CONFLICT (alias) DO NOTHING",
-                    in_list(chunk.len(), NUMBERED_PLACEHOLDERS)
+                    param(1, n), params_from(2, chunk.len(), n)
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(crate::CONTACT_ALIAS_PREFIX);
                 for id in chunk {
                     q = q.bind(*id);
                 }
@@ -433,7 +451,8 @@ macro_rules! programs_store_impl {
                 variant: Option<&str>,
             ) -> Result<Option<Enrollment>> {
                 let mut conn = self.pool.acquire().await?;
-                let row = insert_enrollment(&mut conn, program_id, subject_kind, subject_id, trigger_key, at, holdout, variant, None).await?;
+                let row = EnrollmentRow { program_id, subject_kind, subject_id, trigger_key, at, holdout, variant, ended: None };
+                let row = insert_enrollments(&mut conn, &[row]).await?.into_iter().next().flatten();
                 Ok(row.map(|id| Enrollment {
                     id,
                     program_id: program_id.to_string(),
@@ -457,38 +476,27 @@ macro_rules! programs_store_impl {
                 let mut added = 0;
                 let mut tx = self.begin_write().await?;
                 for chunk in requests.chunks(STEP_ROWS_PER_STATEMENT) {
-                    let sql = format!(
-                        "INSERT INTO enrollments (program_id, subject_kind, subject_id, trigger_key, enrolled_at, holdout, variant, status, ended_at)
-                         VALUES {} ON CONFLICT (program_id, subject_kind, subject_id, trigger_key) DO NOTHING
-                         RETURNING id, program_id, subject_kind, subject_id, trigger_key",
-                        values_rows(chunk.len(), 9, n)
-                    );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for r in chunk {
-                        let ended = r.first_step.is_none().then_some(r.at);
-                        q = q
-                            .bind(r.program_id.as_str())
-                            .bind(r.subject_kind.as_str())
-                            .bind(r.subject_id)
-                            .bind(r.trigger_key.as_str())
-                            .bind(ms(r.at))
-                            .bind(r.holdout)
-                            .bind(None::<String>)
-                            .bind(if ended.is_some() { "completed" } else { "active" })
-                            .bind(ended.map(ms));
-                    }
-                    // The new ones, by their unique key: a request already enrolled adds nothing.
-                    let mut ids: HashMap<(String, String, i64, String), i64> = HashMap::new();
-                    for row in q.fetch_all(&mut *tx).await? {
-                        ids.insert((row.get(1), row.get(2), row.get(3), row.get(4)), row.get(0));
-                    }
-                    added += ids.len() as u64;
+                    let rows: Vec<EnrollmentRow> = chunk
+                        .iter()
+                        .map(|r| EnrollmentRow {
+                            program_id: &r.program_id,
+                            subject_kind: r.subject_kind,
+                            subject_id: r.subject_id,
+                            trigger_key: &r.trigger_key,
+                            at: r.at,
+                            holdout: r.holdout,
+                            variant: None,
+                            ended: r.first_step.is_none().then_some(r.at),
+                        })
+                        .collect();
+                    let ids = insert_enrollments(&mut tx, &rows).await?;
+                    added += ids.iter().flatten().count() as u64;
                     let first: Vec<(i64, &str, Timestamp)> = chunk
                         .iter()
-                        .filter_map(|r| {
+                        .zip(&ids)
+                        .filter_map(|(r, id)| {
                             let (step_id, due_at) = r.first_step.as_ref()?;
-                            let key = (r.program_id.clone(), r.subject_kind.as_str().to_string(), r.subject_id, r.trigger_key.clone());
-                            Some((*ids.get(&key)?, step_id.as_str(), *due_at))
+                            Some(((*id)?, step_id.as_str(), *due_at))
                         })
                         .collect();
                     if first.is_empty() {
