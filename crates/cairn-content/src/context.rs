@@ -39,8 +39,18 @@ use crate::template::ParsedTemplate;
 /// The time format of `now` and milestone times: one liquid's `date` filter reads.
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S +0000";
 
+/// `time` as templates see it (`now`, a milestone's `at`).
+pub(crate) fn template_time(time: Timestamp) -> String {
+    time.strftime(TIME_FORMAT).to_string()
+}
+
 /// Built-in account traits other than the fixed fields (the workspace's built-ins).
 const ACCOUNT_BUILTIN_TRAITS: [&str; 5] = ["industry", "employees", "owner_email", "start_date", "renewal_date"];
+/// The account's built-in fields: a trait of the same name never reaches a template.
+pub(crate) const ACCOUNT_FIELDS: [&str; 9] =
+    ["id", "name", "plan", "seats", "arr", "stage", "segments", "health", "milestones"];
+/// The contact's built-in fields: a trait of the same name never reaches a template.
+pub(crate) const CONTACT_FIELDS: [&str; 6] = ["id", "email", "name", "first_name", "role", "timezone"];
 /// The links every message may carry.
 const STANDARD_LINKS: [&str; 4] = ["unsubscribe_url", "preferences_url", "nps_survey_url", "csat_survey_url"];
 
@@ -107,6 +117,13 @@ pub struct ContactData {
     pub timezone: Option<String>,
     /// Other traits by name; `null` values count as absent.
     pub traits: BTreeMap<String, Value>,
+}
+
+impl ContactData {
+    /// The first name templates see: `first_name`, or else the first word of `name`.
+    pub(crate) fn shown_first_name(&self) -> Option<&str> {
+        self.first_name.as_deref().or_else(|| self.name.as_deref().and_then(|n| n.split_whitespace().next()))
+    }
 }
 
 /// Everything one message is rendered with. Fill it with plain data; [`crate::render`]
@@ -188,6 +205,8 @@ impl RenderContext {
     }
 
     /// The context as the JSON tree templates read (see the module documentation).
+    /// [`crate::render()`] does not go through it: it builds Liquid's values directly, and
+    /// only what the template reads; its tests hold the two to the same output.
     pub fn to_json(&self) -> Value {
         let a = &self.account;
         let mut account = traits(&a.traits);
@@ -217,7 +236,7 @@ impl RenderContext {
             .map(|(id, m)| {
                 let mut milestone = Map::new();
                 milestone.insert("status".to_owned(), json!(m.status));
-                insert(&mut milestone, "at", m.at.map(|t| json!(t.strftime(TIME_FORMAT).to_string())));
+                insert(&mut milestone, "at", m.at.map(|t| json!(template_time(t))));
                 (id.clone(), Value::Object(milestone))
             })
             .collect();
@@ -228,11 +247,7 @@ impl RenderContext {
         insert(&mut contact, "id", Some(json!(c.id)));
         insert(&mut contact, "email", Some(json!(c.email)));
         insert(&mut contact, "name", c.name.as_ref().map(|v| json!(v)));
-        let first_name = c
-            .first_name
-            .clone()
-            .or_else(|| c.name.as_deref().and_then(|n| n.split_whitespace().next()).map(str::to_owned));
-        insert(&mut contact, "first_name", first_name.map(Value::String));
+        insert(&mut contact, "first_name", c.shown_first_name().map(|v| json!(v)));
         insert(&mut contact, "role", c.role.as_ref().map(|v| json!(v)));
         insert(&mut contact, "timezone", c.timezone.as_ref().map(|v| json!(v)));
 
@@ -264,7 +279,7 @@ impl RenderContext {
             "links": self.links,
             "program": self.program,
             "step": self.step,
-            "now": self.now.strftime(TIME_FORMAT).to_string(),
+            "now": template_time(self.now),
         })
     }
 }
@@ -284,16 +299,48 @@ fn insert(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {
     }
 }
 
+/// A number as templates see it: whole numbers as integers (so `24000`, not `24000.0`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Number {
+    /// A whole number.
+    Whole(i64),
+    /// Any other finite number.
+    Fraction(f64),
+}
+
+impl Number {
+    /// `value` as templates see it; `None` when it is not finite (then it is absent).
+    pub(crate) fn of(value: f64) -> Option<Number> {
+        if !value.is_finite() {
+            return None;
+        }
+        if value.fract() == 0.0 && value.abs() < 9.0e15 {
+            Some(Number::Whole(value as i64))
+        } else {
+            Some(Number::Fraction(value))
+        }
+    }
+
+    /// An amount in cents as currency units.
+    pub(crate) fn of_cents(cents: i64) -> Number {
+        if cents % 100 == 0 { Number::Whole(cents / 100) } else { Number::Fraction(cents as f64 / 100.0) }
+    }
+
+    fn to_json(self) -> Value {
+        match self {
+            Number::Whole(n) => json!(n),
+            Number::Fraction(x) => json!(x),
+        }
+    }
+}
+
 /// A finite number as JSON, whole numbers as integers (so `24000`, not `24000.0`).
 fn number(value: f64) -> Option<Value> {
-    if !value.is_finite() {
-        return None;
-    }
-    if value.fract() == 0.0 && value.abs() < 9.0e15 { Some(json!(value as i64)) } else { Some(json!(value)) }
+    Number::of(value).map(Number::to_json)
 }
 
 fn cents_to_units(cents: i64) -> Value {
-    if cents % 100 == 0 { json!(cents / 100) } else { json!(cents as f64 / 100.0) }
+    Number::of_cents(cents).to_json()
 }
 
 /// What can exist in a render context, for `cairn check`: the built-in shape plus the
@@ -366,7 +413,7 @@ impl ContextSchema {
         }
         let mut contact: BTreeMap<String, Shape> =
             self.contact_traits.iter().map(|n| (n.clone(), Shape::Any)).collect();
-        for name in ["id", "email", "name", "first_name", "role", "timezone"] {
+        for name in CONTACT_FIELDS {
             contact.insert(name.to_owned(), TEXT);
         }
         let benchmark =

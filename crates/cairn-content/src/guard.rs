@@ -5,8 +5,11 @@
 //! standard library is wrapped so that each time one runs it checks the budget of the
 //! render in progress (elapsed time and output size), every filter's result is bounded in
 //! size (so `append` doubling a string in a loop stops early), and the output goes through
-//! a writer that refuses to grow past the part's limit. Ranges are bounded at parse time
-//! (`template.rs`), so a loop cannot materialise a billion numbers before the first check.
+//! a writer that refuses to grow past the part's limit, and to write after the time
+//! budget is spent while a loop (`for`, `tablerow`) runs. Text written outside any loop
+//! is written once per render, so it needs no clock: reading it there would be most of
+//! the guard's cost. Ranges are bounded at parse time (`template.rs`), so a loop cannot
+//! materialise a billion numbers before the first check.
 //!
 //! The budget lives in a thread-local set only while `render` runs ([`BudgetScope`]):
 //! liquid renders synchronously on the caller's thread and gives plugins no other way to
@@ -22,11 +25,15 @@ use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
 
+use jiff::Timestamp;
+
 use liquid_core::parser::{FilterArguments, ParameterReflection};
 use liquid_core::{
     BlockReflection, Filter, FilterReflection, Language, ParseBlock, ParseFilter, ParseTag, Renderable, Runtime,
     TagBlock, TagReflection, TagTokenIter, Value, ValueView,
 };
+
+use crate::context::template_time;
 
 /// Why a render was stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,11 +43,15 @@ pub(crate) enum Exceeded {
 }
 
 struct Budget {
-    started: Instant,
-    time: Duration,
+    /// When the time budget runs out (`None`: a budget beyond what the clock can count,
+    /// which never does).
+    deadline: Option<Instant>,
     max_bytes: usize,
-    now: Value,
+    /// The render context's `now`, for the `date` filter.
+    now: Timestamp,
     exceeded: Option<Exceeded>,
+    /// How many loops are running (one inside another): writes check the clock only then.
+    loops: u32,
 }
 
 thread_local! {
@@ -51,9 +62,10 @@ thread_local! {
 pub(crate) struct BudgetScope(());
 
 impl BudgetScope {
-    pub(crate) fn start(time: Duration, max_bytes: usize, now: Value) -> BudgetScope {
+    pub(crate) fn start(time: Duration, max_bytes: usize, now: Timestamp) -> BudgetScope {
+        let deadline = Instant::now().checked_add(time);
         BUDGET.with(|b| {
-            *b.borrow_mut() = Some(Budget { started: Instant::now(), time, max_bytes, now, exceeded: None });
+            *b.borrow_mut() = Some(Budget { deadline, max_bytes, now, exceeded: None, loops: 0 });
         });
         BudgetScope(())
     }
@@ -84,28 +96,46 @@ fn exceeded(why: Exceeded) -> liquid_core::Error {
 
 /// Checks the time budget; called before every tag, block and filter runs.
 fn step() -> liquid_core::Result<()> {
-    let late = BUDGET.with(|b| b.borrow().as_ref().is_some_and(|budget| budget.started.elapsed() > budget.time));
-    if late { Err(exceeded(Exceeded::Time)) } else { Ok(()) }
+    let deadline = BUDGET.with(|b| b.borrow().as_ref().and_then(|budget| budget.deadline));
+    if deadline.is_some_and(|deadline| Instant::now() > deadline) { Err(exceeded(Exceeded::Time)) } else { Ok(()) }
+}
+
+/// Checks the time budget before a write, if a loop is running.
+fn write_step() -> liquid_core::Result<()> {
+    let deadline =
+        BUDGET.with(|b| b.borrow().as_ref().filter(|budget| budget.loops > 0).and_then(|budget| budget.deadline));
+    if deadline.is_some_and(|deadline| Instant::now() > deadline) { Err(exceeded(Exceeded::Time)) } else { Ok(()) }
+}
+
+/// Counts a loop in (`entering`) or out.
+fn count_loop(entering: bool) {
+    BUDGET.with(|b| {
+        if let Some(budget) = b.borrow_mut().as_mut() {
+            budget.loops = if entering { budget.loops.saturating_add(1) } else { budget.loops.saturating_sub(1) };
+        }
+    });
 }
 
 fn max_bytes() -> Option<usize> {
     BUDGET.with(|b| b.borrow().as_ref().map(|budget| budget.max_bytes))
 }
 
+/// The render context's `now` as templates see it.
 fn now() -> Option<Value> {
-    BUDGET.with(|b| b.borrow().as_ref().map(|budget| budget.now.clone()))
+    BUDGET.with(|b| b.borrow().as_ref().map(|budget| Value::scalar(template_time(budget.now))))
 }
 
-/// The output of one part: refuses to grow past `max` bytes or to write after the time
-/// budget is spent.
+/// The output of one part: refuses to grow past `max` bytes, or to write inside a loop
+/// after the time budget is spent.
 pub(crate) struct LimitedWriter {
     pub(crate) buffer: Vec<u8>,
     max: usize,
 }
 
 impl LimitedWriter {
-    pub(crate) fn new(max: usize) -> LimitedWriter {
-        LimitedWriter { buffer: Vec::new(), max }
+    /// A writer refusing to grow past `max` bytes, with room for `expected` bytes.
+    pub(crate) fn with_capacity(max: usize, expected: usize) -> LimitedWriter {
+        LimitedWriter { buffer: Vec::with_capacity(expected.min(max)), max }
     }
 }
 
@@ -115,7 +145,7 @@ impl io::Write for LimitedWriter {
             exceeded(Exceeded::Size);
             return Err(io::Error::other("render size limit exceeded"));
         }
-        if step().is_err() {
+        if write_step().is_err() {
             return Err(io::Error::other("render time budget exceeded"));
         }
         self.buffer.extend_from_slice(data);
@@ -128,12 +158,22 @@ impl io::Write for LimitedWriter {
 }
 
 #[derive(Debug)]
-struct Guarded(Box<dyn Renderable>);
+struct Guarded {
+    inner: Box<dyn Renderable>,
+    /// A `for` or `tablerow`: what it writes is checked against the clock.
+    is_loop: bool,
+}
 
 impl Renderable for Guarded {
     fn render_to(&self, writer: &mut dyn io::Write, runtime: &dyn Runtime) -> liquid_core::Result<()> {
         step()?;
-        self.0.render_to(writer, runtime)
+        if !self.is_loop {
+            return self.inner.render_to(writer, runtime);
+        }
+        count_loop(true);
+        let rendered = self.inner.render_to(writer, runtime);
+        count_loop(false);
+        rendered
     }
 }
 
@@ -142,7 +182,7 @@ struct GuardedTag(Box<dyn ParseTag>);
 
 impl ParseTag for GuardedTag {
     fn parse(&self, arguments: TagTokenIter<'_>, options: &Language) -> liquid_core::Result<Box<dyn Renderable>> {
-        Ok(Box::new(Guarded(self.0.parse(arguments, options)?)))
+        Ok(Box::new(Guarded { inner: self.0.parse(arguments, options)?, is_loop: false }))
     }
 
     fn reflection(&self) -> &dyn TagReflection {
@@ -160,7 +200,8 @@ impl ParseBlock for GuardedBlock {
         block: TagBlock<'_, '_>,
         options: &Language,
     ) -> liquid_core::Result<Box<dyn Renderable>> {
-        Ok(Box::new(Guarded(self.0.parse(arguments, block, options)?)))
+        let is_loop = matches!(self.0.reflection().start_tag(), "for" | "tablerow");
+        Ok(Box::new(Guarded { inner: self.0.parse(arguments, block, options)?, is_loop }))
     }
 
     fn reflection(&self) -> &dyn BlockReflection {
@@ -240,7 +281,8 @@ impl Filter for GuardedFilterRun {
             .flatten()
             .filter(|s| s.parse::<jiff::civil::Date>().is_ok() && s.len() == 10)
             .map(|s| Value::scalar(format!("{s} 00:00:00 +0000")));
-        let result = match (now().filter(|_| wall_clock_word), calendar_date) {
+        let now = if wall_clock_word { now() } else { None };
+        let result = match (now, calendar_date) {
             (Some(now), _) => self.inner.evaluate(&now, runtime)?,
             (None, Some(day)) => self.inner.evaluate(&day, runtime)?,
             (None, None) => self.inner.evaluate(input, runtime)?,
@@ -346,4 +388,37 @@ pub(crate) fn parser(html: bool) -> Result<liquid::Parser, liquid::Error> {
     let renamed = Renamed { name: "escape", inner: escape.clone() };
     builder = builder.filter(GuardedFilter { inner: escape, renamed: Some(renamed) });
     builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn writes_check_the_clock_only_inside_loops() {
+        let scope = BudgetScope::start(Duration::ZERO, 1024, Timestamp::UNIX_EPOCH);
+        // Past the deadline, without sleeping: the clock has moved once it reads later.
+        let started = Instant::now();
+        while Instant::now() <= started {}
+        let mut writer = LimitedWriter::with_capacity(1024, 0);
+        assert!(writer.write(b"once per render").is_ok());
+        assert_eq!(scope.take_exceeded(), None);
+        count_loop(true);
+        assert!(writer.write(b"again and again").is_err());
+        assert_eq!(scope.take_exceeded(), Some(Exceeded::Time));
+        count_loop(false);
+        assert!(writer.write(b"after the loop").is_ok());
+        assert_eq!(writer.buffer, b"once per renderafter the loop");
+    }
+
+    #[test]
+    fn writes_never_pass_the_size_limit() {
+        let scope = BudgetScope::start(Duration::from_secs(60), 8, Timestamp::UNIX_EPOCH);
+        let mut writer = LimitedWriter::with_capacity(8, 100);
+        assert!(writer.write(b"12345678").is_ok());
+        assert!(writer.write(b"9").is_err());
+        assert_eq!(scope.take_exceeded(), Some(Exceeded::Size));
+    }
 }

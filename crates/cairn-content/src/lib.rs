@@ -27,8 +27,10 @@
 //! net against runaway templates (see `guard.rs`); "now" is part of the context.
 
 pub mod context;
+mod globals;
 mod guard;
 mod insights;
+mod reads;
 mod render;
 mod scan;
 mod source;

@@ -4,12 +4,13 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
-use serde_json::Value;
+use liquid_core::ObjectView;
 
 use crate::context::RenderContext;
+use crate::globals::{NumberTooLarge, RootValues};
 use crate::guard::{BudgetScope, Exceeded, LimitedWriter};
 use crate::source::Part;
-use crate::template::{ParsedTemplate, contexts, first_message};
+use crate::template::{ParsedPart, ParsedTemplate, contexts, first_message};
 
 /// Bounds on one render.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,8 +18,9 @@ pub struct Limits {
     /// The largest a part may be once rendered, in bytes (also the largest string or list
     /// any filter may produce along the way).
     pub max_bytes_per_part: usize,
-    /// The time all parts together may take. Checked before every tag, block, filter and
-    /// write, so a runaway loop stops within one step of the budget.
+    /// The time all parts together may take. Checked before every tag, block and filter,
+    /// and before every write inside a loop (text outside loops is written once), so a
+    /// runaway loop stops within one step of the budget.
     pub time_budget: Duration,
 }
 
@@ -97,26 +99,33 @@ pub fn render(
     context: &RenderContext,
     limits: &Limits,
 ) -> Result<RenderedMessage, RenderError> {
-    let mut data = context.to_json();
-    // Root variables the template never names cannot be read (Liquid cannot iterate or
-    // index the globals): they are left out of the conversion. `now` stays for the date
-    // filter.
-    if let Value::Object(roots) = &mut data {
-        roots.retain(|name, _| name == "now" || template.mentions(name));
-    }
-    let now = liquid::model::Value::scalar(data.get("now").and_then(Value::as_str).unwrap_or_default().to_owned());
-    let plain = liquid::to_object(&data)
-        .map_err(|e| RenderError::Failed { part: Part::Subject, message: first_message(&e.to_string()) })?;
-    let escaped = liquid::to_object(&escape_json(data))
-        .map_err(|e| RenderError::Failed { part: Part::Html, message: first_message(&e.to_string()) })?;
-    let scope = BudgetScope::start(limits.time_budget, limits.max_bytes_per_part, now);
+    // Each part sees only what it can read of the context (worked out when the template
+    // was parsed: `reads.rs`), the HTML part escaped. Everything is built before any part
+    // renders, so a value Liquid cannot hold fails the message whichever part names it
+    // (reported on the subject, as when the whole context was converted up front).
+    let values = RootValues::build(context, &template.reads).map_err(|NumberTooLarge| RenderError::Failed {
+        part: Part::Subject,
+        message: NumberTooLarge::MESSAGE.to_owned(),
+    })?;
+    render_parts(template, context, limits, |parsed| values.globals(&parsed.reads, parsed.part == Part::Html))
+}
 
+/// Renders every part with the globals `globals_of` gives it, within `limits`.
+fn render_parts<G: ObjectView>(
+    template: &ParsedTemplate,
+    context: &RenderContext,
+    limits: &Limits,
+    globals_of: impl Fn(&ParsedPart) -> G,
+) -> Result<RenderedMessage, RenderError> {
+    let scope = BudgetScope::start(limits.time_budget, limits.max_bytes_per_part, context.now);
     let mut rendered: [Option<String>; 4] = Default::default();
     for parsed in &template.parts {
         let part = parsed.part;
-        let globals = if part == Part::Html { &escaped } else { &plain };
-        let mut writer = LimitedWriter::new(limits.max_bytes_per_part);
-        let outcome = catch_unwind(AssertUnwindSafe(|| parsed.template.render_to(&mut writer, globals)));
+        let globals = globals_of(parsed);
+        // Most of a part's source is text written out as it is, plus the data: twice its
+        // length seldom needs to grow.
+        let mut writer = LimitedWriter::with_capacity(limits.max_bytes_per_part, parsed.source.len().saturating_mul(2));
+        let outcome = catch_unwind(AssertUnwindSafe(|| parsed.template.render_to(&mut writer, &globals)));
         let failure = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(error)) => Some(error.to_string()),
@@ -166,9 +175,25 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Whether `text` has one of the five HTML-significant characters (`escape_html` would
+/// change it).
+pub(crate) fn has_markup(text: &str) -> bool {
+    text.bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+}
+
 /// `text` with the five HTML-significant characters escaped.
 pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    let extra: usize = text
+        .bytes()
+        .map(|b| match b {
+            b'&' => 4,
+            b'<' | b'>' => 3,
+            b'"' | b'\'' => 5,
+            _ => 0,
+        })
+        .sum();
+    // The exact length, so that the string becomes a boxed `str` without reallocating.
+    let mut out = String::with_capacity(text.len() + extra);
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -182,17 +207,8 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
-/// Every string and object key of `value` HTML-escaped.
-fn escape_json(value: Value) -> Value {
-    match value {
-        Value::String(s) => Value::String(escape_html(&s)),
-        Value::Array(items) => Value::Array(items.into_iter().map(escape_json).collect()),
-        Value::Object(fields) => {
-            Value::Object(fields.into_iter().map(|(k, v)| (escape_html(&k), escape_json(v))).collect())
-        }
-        other => other,
-    }
-}
+#[cfg(test)]
+mod equivalence;
 
 #[cfg(test)]
 mod tests {

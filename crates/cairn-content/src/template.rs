@@ -2,7 +2,9 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use crate::globals::TemplateReads;
 use crate::guard;
+use crate::reads::{RootReads, Roots};
 use crate::scan::{self, Scan};
 use crate::source::{ContentError, Origin, Part, line_col, to_u32};
 
@@ -48,12 +50,16 @@ pub(crate) struct ParsedPart {
     pub(crate) source: String,
     pub(crate) template: liquid::Template,
     pub(crate) scan: Scan,
+    /// What the part can read of the context.
+    pub(crate) reads: RootReads,
 }
 
 /// A template whose every part parsed: ready for [`crate::check_variables`] and
 /// [`crate::render`].
 pub struct ParsedTemplate {
     pub(crate) parts: Vec<ParsedPart>,
+    /// What the parts can read of the context, for rendering.
+    pub(crate) reads: TemplateReads,
 }
 
 impl ParsedTemplate {
@@ -105,7 +111,16 @@ impl MessageTemplate {
                 Err(mut part_errors) => errors.append(&mut part_errors),
             }
         }
-        if errors.is_empty() { Ok(ParsedTemplate { parts }) } else { Err(errors) }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let (mut plain, mut html) = (RootReads::default(), RootReads::default());
+        for parsed in &parts {
+            let reads = if parsed.part == Part::Html { &mut html } else { &mut plain };
+            *reads = reads.union(&parsed.reads);
+        }
+        let written = parts.iter().fold(Roots::default(), |roots, p| roots.union(Roots::written_in(&p.source)));
+        Ok(ParsedTemplate { parts, reads: TemplateReads::new(plain, html, written) })
     }
 }
 
@@ -144,7 +159,8 @@ fn parse_part(part: Part, source: &PartSource) -> Result<ParsedPart, Vec<Content
         ));
     }
     if errors.is_empty() {
-        Ok(ParsedPart { part, origin: origin.clone(), source: text.to_owned(), template, scan })
+        let reads = RootReads::of(text);
+        Ok(ParsedPart { part, origin: origin.clone(), source: text.to_owned(), template, scan, reads })
     } else {
         Err(errors)
     }
