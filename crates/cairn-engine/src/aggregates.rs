@@ -9,12 +9,13 @@
 //! only the trackers of its name, in O(1) amortised (events arrive mostly in time order;
 //! a late one is inserted in place); a query reads its window when a rule is evaluated.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use cairn_rules::{AggId, Aggregate, AggregateTable, EventFilter, Subject, Value, Window};
 use jiff::Timestamp;
 
 use crate::days::Day;
+use crate::fast::FastMap;
 
 /// What one tracker keeps, for one subject.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,7 +67,7 @@ impl From<&Window> for WindowRef {
 #[derive(Debug, Clone, Default)]
 struct ScopePlan {
     trackers: Vec<TrackerSpec>,
-    by_name: HashMap<String, Vec<usize>>,
+    by_name: FastMap<String, Vec<usize>>,
     any: Vec<usize>,
 }
 

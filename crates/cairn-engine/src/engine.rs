@@ -1,7 +1,16 @@
 //! The engine: applies events, trait changes and the passing of time to the state of
 //! every account and contact, and reports what changed as [`Transition`]s.
+//!
+//! The state is split into shards by account: an account, its contacts and its
+//! milestone deadlines live in one shard, and a contact without an account lives in the
+//! shard its own id picks. Nothing a rule reads crosses accounts, so shards evaluate
+//! independently: [`Engine::apply_all`] replays a batch of events on every shard at
+//! once, one thread each, and the transitions are put back in the order one shard would
+//! have given them (see [`Key`]). The answers and their order do not depend on the number
+//! of shards.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::iter::Peekable;
 use std::sync::Arc;
 
 use cairn_rules::{AggId, Engagement, Env, Reference, Rule, Subject, Value};
@@ -12,13 +21,22 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::aggregates::{AggregatePlan, EventFacts};
 use crate::days::{Day, day_of, start_of_day};
+use crate::fast::FastMap;
 use crate::health::{self, HealthScore};
 use crate::state::{
-    AccountState, ContactState, HealthOverride, HealthSnapshot, MilestoneStatus, SubjectRef, Transition, TransitionKind,
+    AccountState, Bits, ContactState, HealthOverride, HealthSnapshot, MilestoneStatus, SubjectRef, Transition,
+    TransitionKind,
 };
 
 /// How many days of health snapshots an account keeps.
 const SNAPSHOT_DAYS: Day = 400;
+
+/// The most shards an engine splits its state into.
+const MAX_SHARDS: usize = 8;
+
+/// Below this many events a batch runs on the calling thread (starting threads would
+/// cost more than they save).
+const EVENTS_PER_THREADED_RUN: usize = 256;
 
 /// One event as the engine sees it: identity already resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +75,7 @@ struct EventPlan {
 #[derive(Debug, Default)]
 struct EventPlans {
     /// Per name listed by some account tracker.
-    by_name: HashMap<String, EventPlan>,
+    by_name: FastMap<String, EventPlan>,
     /// Any other name (only trackers of every event see it).
     other: EventPlan,
 }
@@ -69,7 +87,7 @@ struct DayPlan {
     /// The account nodes a new day can change, in evaluation order: those reading the
     /// clock or a sliding window, every milestone (its deadline), and what reads them.
     account_nodes: Vec<Node>,
-    /// Per contact segment, in evaluation order (as `Engine::contact_segments`).
+    /// Per contact segment, in evaluation order (as `Shared::contact_segments`).
     contact: Vec<ContactDay>,
 }
 
@@ -86,9 +104,9 @@ struct ContactDay {
     reads_contact_segments: bool,
 }
 
-/// The incremental evaluator of one workspace.
+/// What the engine works out once from the workspace and every shard reads.
 #[derive(Debug)]
-pub struct Engine {
+struct Shared {
     ws: Arc<Workspace>,
     plan: AggregatePlan,
     /// Account-level definitions in evaluation order.
@@ -111,13 +129,20 @@ pub struct Engine {
     /// `now()`), which move within a day: then every event of an account re-evaluates
     /// all its contacts.
     contacts_read_instant: bool,
-    /// What each event name re-evaluates (shared so that applying an event can read it
-    /// while changing the state).
-    event_plans: Arc<EventPlans>,
+    /// What each event name re-evaluates.
+    event_plans: EventPlans,
     /// What a new day re-evaluates.
-    day_plan: Arc<DayPlan>,
-    /// The latest day of any event applied (a new day re-evaluates everything when it
-    /// brings events dated on it into the windows).
+    day_plan: DayPlan,
+    /// Each segment's index in the workspace, by id.
+    segment_index: FastMap<String, usize>,
+}
+
+/// One shard's state: some accounts with their contacts and deadlines, and the clock
+/// (every shard's clock reads the same).
+#[derive(Debug)]
+struct Shard {
+    /// The latest day of any event applied, on any shard (a new day re-evaluates
+    /// everything when it brings events dated on it into the windows).
     latest_event_day: Day,
     /// The last instant converted to a calendar day, with its day and date: an event's
     /// instant is converted once for recording it and evaluating what it changes.
@@ -133,9 +158,507 @@ pub struct Engine {
     backfill: bool,
 }
 
+/// Where a stretch of one shard's transitions falls in the order a single shard would
+/// have produced them: (position of the event in the batch, 0 for the clock moving to
+/// it and 1 for the event itself, the instant of the clock's step, 0 for a day boundary
+/// and 1 for a deadline, 0 for an account and its contacts and 1 for a contact without
+/// an account, the account's or contact's id). Within one key, transitions keep their
+/// order; one key never spans two shards.
+type Key = (u32, u8, Timestamp, u8, u8, u64);
+
+/// A shard's transitions, with the [`Key`] of each stretch (the index where it starts).
+#[derive(Debug, Default)]
+struct Output {
+    transitions: Vec<Transition>,
+    marks: Vec<(Key, usize)>,
+}
+
+impl Output {
+    /// Starts a stretch: what is pushed from now on falls under `key`.
+    fn mark(&mut self, key: Key) {
+        self.marks.push((key, self.transitions.len()));
+    }
+}
+
+/// Where one event of a batch is applied.
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    /// Its calendar day.
+    day: Day,
+    /// The shard of its account (of its contact when it has no account).
+    shard: usize,
+    /// The shard its contact lives in, when it is another one.
+    contact_elsewhere: Option<usize>,
+}
+
+/// The incremental evaluator of one workspace.
+#[derive(Debug)]
+pub struct Engine {
+    shared: Shared,
+    shards: Vec<Shard>,
+    /// The shard each known contact lives in.
+    homes: FastMap<u64, usize>,
+}
+
 impl Engine {
-    /// An engine for `ws` with its clock at `now` and no accounts yet.
+    /// An engine for `ws` with its clock at `now` and no accounts yet, its state split
+    /// into one shard per available core.
     pub fn new(ws: Arc<Workspace>, now: Timestamp) -> Engine {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Engine::with_shards(ws, now, cores)
+    }
+
+    /// An engine whose state is split into `shards` shards (at least 1, at most 8): the
+    /// most threads [`Engine::apply_all`] and [`Engine::advance_to`] use. The answers do
+    /// not depend on it.
+    pub fn with_shards(ws: Arc<Workspace>, now: Timestamp, shards: usize) -> Engine {
+        let shared = Shared::new(ws);
+        let tz = shared.ws.time_zone().clone();
+        let today = day_of(now, &tz);
+        let shard = || Shard {
+            latest_event_day: Day::MIN,
+            day_memo: (now, today, tz.to_datetime(now).date()),
+            health_values: Vec::new(),
+            accounts: BTreeMap::new(),
+            contacts: BTreeMap::new(),
+            now,
+            today,
+            deadlines: BTreeSet::new(),
+            backfill: false,
+        };
+        Engine {
+            shards: (0..shards.clamp(1, MAX_SHARDS)).map(|_| shard()).collect(),
+            shared,
+            homes: FastMap::default(),
+        }
+    }
+
+    /// How many shards the state is split into.
+    pub fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard an account (or a contact without an account) lives in.
+    fn shard_of(&self, id: u64) -> usize {
+        let n = self.shards.len();
+        if n == 1 { 0 } else { ((id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % n as u64) as usize }
+    }
+
+    /// The shard a contact lives in, if it is known.
+    fn home_of(&self, contact: u64) -> Option<usize> {
+        self.homes.get(&contact).copied()
+    }
+
+    /// The workspace being evaluated.
+    pub fn workspace(&self) -> &Workspace {
+        &self.shared.ws
+    }
+
+    /// The workspace being evaluated, shared.
+    pub fn workspace_arc(&self) -> &Arc<Workspace> {
+        &self.shared.ws
+    }
+
+    /// The numeric event properties that `sum` aggregates read: the caller extracts only
+    /// these into [`EngineEvent::numbers`].
+    pub fn sum_properties(&self) -> &[String] {
+        self.shared.plan.properties()
+    }
+
+    /// The engine's current instant.
+    pub fn now(&self) -> Timestamp {
+        self.shards[0].now
+    }
+
+    /// Marks what follows as a backfill (replay of history after a definition change):
+    /// transitions produced carry `backfill: true`.
+    pub fn set_backfill(&mut self, backfill: bool) {
+        for s in &mut self.shards {
+            s.backfill = backfill;
+        }
+    }
+
+    /// An account's state.
+    pub fn account(&self, id: u64) -> Option<&AccountState> {
+        self.shards[self.shard_of(id)].accounts.get(&id)
+    }
+
+    /// Every account's state, by id.
+    pub fn accounts(&self) -> impl Iterator<Item = (u64, &AccountState)> {
+        Merged::new(self.shards.iter().map(|s| &s.accounts))
+    }
+
+    /// A contact's state.
+    pub fn contact(&self, id: u64) -> Option<&ContactState> {
+        self.shards[self.home_of(id)?].contacts.get(&id)
+    }
+
+    /// Every contact's state, by id.
+    pub fn contacts(&self) -> impl Iterator<Item = (u64, &ContactState)> {
+        Merged::new(self.shards.iter().map(|s| &s.contacts))
+    }
+
+    /// The members of a segment, in id order.
+    pub fn segment_members(&self, segment: &str) -> Vec<SubjectRef> {
+        let of = self.shared.ws.segments().iter().find(|s| s.id.as_str() == segment).map(|s| s.subject);
+        match of {
+            Some(Subject::Account) => self
+                .accounts()
+                .filter(|(_, a)| a.segments.contains(segment))
+                .map(|(id, _)| SubjectRef::Account(id))
+                .collect(),
+            Some(Subject::Contact) => self
+                .contacts()
+                .filter(|(_, c)| c.segments.contains(segment))
+                .map(|(id, _)| SubjectRef::Contact(id))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The journey stage id of an account.
+    pub fn stage_of(&self, account: u64) -> Option<&str> {
+        let stage = self.account(account)?.stage?;
+        Some(self.shared.ws.journey()?.stages.get(stage)?.id.as_str())
+    }
+
+    /// Time to Value of an account: from the anchor to the value milestone, if achieved.
+    pub fn time_to_value(&self, account: u64) -> Option<SignedDuration> {
+        let a = self.account(account)?;
+        let value = self.shared.ws.journey()?.value_milestone()?;
+        let anchor = start_of_day(a.anchor?, self.shared.ws.time_zone());
+        match a.milestones.get(value.id.as_str())? {
+            MilestoneStatus::Achieved(at) => Some(at.duration_since(anchor)),
+            _ => None,
+        }
+    }
+
+    /// The change of an account's overall health score over `days` days (today's score
+    /// minus the snapshot of `days` days ago), when both are known.
+    pub fn health_trend(&self, account: u64, days: Day) -> Option<f64> {
+        let a = self.account(account)?;
+        let now = a.health.as_ref()?.score?;
+        let then = a.snapshots.get(&(self.shards[0].today - days))?.score?;
+        Some(now - then)
+    }
+
+    /// Sets a CSM override of an account's health. It never changes the computed score.
+    pub fn set_health_override(&mut self, account: u64, o: Option<HealthOverride>) {
+        let k = self.shard_of(account);
+        self.shards[k].account_mut(&self.shared, account).health_override = o;
+    }
+
+    /// The override in force for an account now (none once expired).
+    pub fn health_override(&self, account: u64) -> Option<&HealthOverride> {
+        self.account(account)?.health_override.as_ref().filter(|o| o.expires_at > self.now())
+    }
+
+    /// Evaluates a rule for one subject at the engine's now, as the definitions see it:
+    /// a program's audience, `if`, `wait until`, goal and exit rules. `facts` answers what
+    /// only a program knows (engagement with its sends, its goal). `None` when the subject
+    /// is unknown; a contact without an account is evaluated with an empty account.
+    pub fn evaluate_rule(&self, subject: SubjectRef, rule: &Rule, facts: Option<&dyn ProgramFacts>) -> Option<Value> {
+        let empty = AccountState::default();
+        let (shard, account, contact) = match subject {
+            SubjectRef::Account(id) => {
+                let shard = &self.shards[self.shard_of(id)];
+                (shard, shard.accounts.get(&id)?, None)
+            }
+            SubjectRef::Contact(id) => {
+                let shard = &self.shards[self.home_of(id)?];
+                let contact = shard.contacts.get(&id)?;
+                (shard, contact.account.and_then(|a| shard.accounts.get(&a)).unwrap_or(&empty), Some(contact))
+            }
+        };
+        let env = AccountEnv {
+            shared: &self.shared,
+            account,
+            contact,
+            contact_segments: None,
+            now: shard.now,
+            today: shard.today,
+            today_date: self.shared.ws.time_zone().to_datetime(shard.now).date(),
+        };
+        Some(match facts {
+            Some(facts) => rule.eval(&ProgramEnv { inner: env, facts }),
+            None => rule.eval(&env),
+        })
+    }
+
+    /// Creates or replaces an account's traits and re-evaluates what reads them.
+    pub fn upsert_account(&mut self, id: u64, traits: BTreeMap<String, Value>) -> Vec<Transition> {
+        let k = self.shard_of(id);
+        self.shards[k].upsert_account(&self.shared, id, traits)
+    }
+
+    /// Creates or replaces a contact (its account link and traits) and evaluates its
+    /// segments.
+    pub fn upsert_contact(
+        &mut self,
+        id: u64,
+        account: Option<u64>,
+        traits: BTreeMap<String, Value>,
+    ) -> Vec<Transition> {
+        let home = self.home_of(id);
+        let target = match (account, home) {
+            (Some(a), _) => self.shard_of(a),
+            (None, Some(h)) => h,
+            (None, None) => self.shard_of(id),
+        };
+        if let Some(h) = home
+            && h != target
+        {
+            // Its account is in another shard now: it moves there with its state.
+            let old = &mut self.shards[h];
+            if let Some(state) = old.contacts.remove(&id) {
+                if let Some(a) = state.account.and_then(|p| old.accounts.get_mut(&p)) {
+                    a.contacts.remove(&id);
+                }
+                self.shards[target].contacts.insert(id, state);
+            }
+        }
+        self.homes.insert(id, target);
+        self.shards[target].upsert_contact(&self.shared, id, account, traits)
+    }
+
+    /// Where `event` is applied; a contact seen for the first time gets its home.
+    fn route(&mut self, event: &EngineEvent, day: Day) -> Route {
+        let contact_home = event.contact.map(|c| match self.home_of(c) {
+            Some(h) => h,
+            None => {
+                let h = self.shard_of(c);
+                self.homes.insert(c, h);
+                h
+            }
+        });
+        let shard = match (event.account, contact_home) {
+            (Some(a), _) => self.shard_of(a),
+            (None, Some(h)) => h,
+            (None, None) => 0,
+        };
+        Route { day, shard, contact_elsewhere: contact_home.filter(|h| *h != shard) }
+    }
+
+    /// The calendar day of an instant in the workspace time zone.
+    fn day_of(&self, ts: Timestamp) -> Day {
+        let memo = &self.shards[0].day_memo;
+        if memo.0 == ts { memo.1 } else { day_of(ts, self.shared.ws.time_zone()) }
+    }
+
+    /// Applies one event at the engine's current instant (call [`Engine::advance_to`]
+    /// first). Updates only the aggregates that read its name and re-evaluates only what
+    /// reads them.
+    pub fn apply(&mut self, event: &EngineEvent) -> Vec<Transition> {
+        let route = self.route(event, self.day_of(event.ts));
+        let mut out = Vec::new();
+        self.apply_routed(event, route, &mut out);
+        out
+    }
+
+    fn apply_routed(&mut self, event: &EngineEvent, route: Route, out: &mut Vec<Transition>) {
+        for s in &mut self.shards {
+            s.latest_event_day = s.latest_event_day.max(route.day);
+        }
+        let sh = &self.shared;
+        match route.contact_elsewhere {
+            None => {
+                self.shards[route.shard].apply(sh, event, route.day, true, out);
+            }
+            Some(home) => {
+                if let Some(c) = event.contact {
+                    self.shards[home].record_contact(sh, c, event, route.day);
+                }
+                let evaluate = self.shards[route.shard].apply(sh, event, route.day, false, out);
+                if let (Some(at), Some(c)) = (evaluate, event.contact) {
+                    self.shards[home].evaluate_contact(sh, c, at, out);
+                }
+            }
+        }
+    }
+
+    /// Replays `events` in order: for each, moves the clock to its instant (but not past
+    /// `until`) and applies it. What [`Engine::advance_to`] and [`Engine::apply`] called
+    /// in turn give, the same transitions in the same order, with the shards working at
+    /// once.
+    pub fn apply_all(&mut self, events: &[EngineEvent], until: Timestamp) -> Vec<Transition> {
+        let mut routes = Vec::with_capacity(events.len());
+        let mut memo: Option<(Timestamp, Day)> = None;
+        for e in events {
+            let day = match memo {
+                Some((ts, day)) if ts == e.ts => day,
+                _ => day_of(e.ts, self.shared.ws.time_zone()),
+            };
+            memo = Some((e.ts, day));
+            routes.push(self.route(e, day));
+        }
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < events.len() {
+            // Events whose contact lives with their account run shard by shard; one
+            // whose contact lives in another shard runs alone, between the others.
+            let end =
+                routes[start..].iter().position(|r| r.contact_elsewhere.is_some()).map_or(events.len(), |p| start + p);
+            if end > start {
+                self.replay_run(&events[start..end], &routes[start..end], until, &mut out);
+            }
+            if let (Some(e), Some(r)) = (events.get(end), routes.get(end)) {
+                out.extend(self.advance_to(e.ts.min(until)));
+                self.apply_routed(e, *r, &mut out);
+            }
+            start = end + 1;
+        }
+        out
+    }
+
+    /// Replays a run of events that each touch one shard only.
+    fn replay_run(&mut self, events: &[EngineEvent], routes: &[Route], until: Timestamp, out: &mut Vec<Transition>) {
+        let sh = &self.shared;
+        let run = |(k, shard): (usize, &mut Shard)| {
+            let mut o = Output::default();
+            for (i, (e, r)) in events.iter().zip(routes).enumerate() {
+                let pos = i as u32;
+                shard.advance_to(sh, e.ts.min(until), pos, &mut o);
+                shard.latest_event_day = shard.latest_event_day.max(r.day);
+                if r.shard == k {
+                    o.mark((pos, 1, Timestamp::MIN, 0, 0, 0));
+                    shard.apply(sh, e, r.day, true, &mut o.transitions);
+                }
+            }
+            o
+        };
+        let outputs: Vec<Output> = if self.shards.len() == 1 || events.len() < EVENTS_PER_THREADED_RUN {
+            self.shards.iter_mut().enumerate().map(run).collect()
+        } else {
+            parallel(&mut self.shards, run)
+        };
+        merge(outputs, out);
+    }
+
+    /// Moves the clock to `to`, handling every day boundary (windows slide: everything is
+    /// re-evaluated at the start of the new day, and yesterday's health is kept as a
+    /// snapshot) and every milestone deadline on the way, each at its own instant.
+    pub fn advance_to(&mut self, to: Timestamp) -> Vec<Transition> {
+        let mut out = Vec::new();
+        let sh = &self.shared;
+        let due = self.shards.iter().any(|s| s.due(sh, to));
+        let run = |(_, shard): (usize, &mut Shard)| {
+            let mut o = Output::default();
+            shard.advance_to(sh, to, 0, &mut o);
+            o
+        };
+        let outputs: Vec<Output> = if self.shards.len() == 1 || !due {
+            self.shards.iter_mut().enumerate().map(run).collect()
+        } else {
+            parallel(&mut self.shards, run)
+        };
+        merge(outputs, &mut out);
+        out
+    }
+
+    /// Re-evaluates everything for every account and contact at the current instant (a
+    /// full recompute; what [`Engine::apply`] and [`Engine::advance_to`] keep current
+    /// incrementally).
+    pub fn evaluate_all(&mut self) -> Vec<Transition> {
+        let sh = &self.shared;
+        let outputs = self
+            .shards
+            .iter_mut()
+            .map(|shard| {
+                let mut o = Output::default();
+                shard.evaluate_all(sh, &mut o);
+                o
+            })
+            .collect();
+        let mut out = Vec::new();
+        merge(outputs, &mut out);
+        out
+    }
+}
+
+/// Runs `work` on every shard, one thread each (the first on the calling thread), and
+/// returns their outputs in shard order.
+fn parallel<F>(shards: &mut [Shard], work: F) -> Vec<Output>
+where
+    F: Fn((usize, &mut Shard)) -> Output + Sync,
+{
+    let work = &work;
+    std::thread::scope(|scope| {
+        let mut iter = shards.iter_mut().enumerate();
+        let first = iter.next();
+        let handles: Vec<_> = iter.map(|s| scope.spawn(move || work(s))).collect();
+        let mut outputs = Vec::with_capacity(handles.len() + 1);
+        outputs.extend(first.map(work));
+        for h in handles {
+            // A panic on a shard's thread is a bug in the engine: raise it here.
+            outputs.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        outputs
+    })
+}
+
+/// Puts the shards' transitions in the order one shard would have given: by key,
+/// stretches with equal keys (only ever from one shard) in the order they came.
+fn merge(outputs: Vec<Output>, out: &mut Vec<Transition>) {
+    let busy = outputs.iter().filter(|o| !o.transitions.is_empty()).count();
+    if busy <= 1 {
+        // One shard's stretches are already in key order.
+        for o in outputs {
+            out.extend(o.transitions);
+        }
+        return;
+    }
+    let mut stretches: Vec<(Key, usize, usize, usize)> = Vec::new();
+    let mut sources: Vec<Vec<Option<Transition>>> = Vec::with_capacity(outputs.len());
+    for (k, o) in outputs.into_iter().enumerate() {
+        let len = o.transitions.len();
+        for (j, (key, start)) in o.marks.iter().enumerate() {
+            let end = o.marks.get(j + 1).map_or(len, |(_, s)| *s);
+            if end > *start {
+                stretches.push((*key, k, *start, end));
+            }
+        }
+        sources.push(o.transitions.into_iter().map(Some).collect());
+    }
+    stretches.sort_by_key(|(key, ..)| *key);
+    for (_, k, start, end) in stretches {
+        if let Some(source) = sources.get_mut(k) {
+            out.extend(source[start..end].iter_mut().filter_map(Option::take));
+        }
+    }
+}
+
+/// The entries of several maps keyed by id, as one sequence in id order (no id is in
+/// two maps).
+struct Merged<'a, V> {
+    iters: Vec<Peekable<std::collections::btree_map::Iter<'a, u64, V>>>,
+}
+
+impl<'a, V> Merged<'a, V> {
+    fn new(maps: impl Iterator<Item = &'a BTreeMap<u64, V>>) -> Self {
+        Merged { iters: maps.map(|m| m.iter().peekable()).collect() }
+    }
+}
+
+impl<'a, V> Iterator for Merged<'a, V> {
+    type Item = (u64, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut best: Option<(usize, u64)> = None;
+        for (k, it) in self.iters.iter_mut().enumerate() {
+            if let Some((id, _)) = it.peek()
+                && best.is_none_or(|(_, b)| **id < b)
+            {
+                best = Some((k, **id));
+            }
+        }
+        let (k, _) = best?;
+        self.iters.get_mut(k)?.next().map(|(id, v)| (*id, v))
+    }
+}
+
+impl Shared {
+    /// Works out everything the engine needs to know once about `ws`.
+    fn new(ws: Arc<Workspace>) -> Shared {
         let plan = AggregatePlan::new(ws.aggregates());
         let segment_index: BTreeMap<&str, usize> =
             ws.segments().iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
@@ -182,7 +705,7 @@ impl Engine {
             .journey()
             .map(|j| j.stages.iter().map(|s| Value::String(s.id.as_str().into())).collect())
             .unwrap_or_default();
-        let mut engine = Engine {
+        let mut shared = Shared {
             stage_values,
             plan,
             account_nodes,
@@ -192,29 +715,13 @@ impl Engine {
             contacts_read_account: false,
             contacts_read_nodes: BTreeSet::new(),
             contacts_read_instant: false,
-            event_plans: Arc::default(),
-            day_plan: Arc::default(),
-            latest_event_day: Day::MIN,
-            health_values: Vec::new(),
-            day_memo: (now, day_of(now, ws.time_zone()), ws.time_zone().to_datetime(now).date()),
-            accounts: BTreeMap::new(),
-            contacts: BTreeMap::new(),
-            today: day_of(now, ws.time_zone()),
-            now,
-            deadlines: BTreeSet::new(),
-            backfill: false,
+            event_plans: EventPlans::default(),
+            day_plan: DayPlan::default(),
+            segment_index: ws.segments().iter().enumerate().map(|(i, s)| (s.id.as_str().to_string(), i)).collect(),
             ws,
         };
-        engine.index_readers();
-        engine
-    }
-
-    /// An account's state, created empty if new.
-    fn account_mut(&mut self, id: u64) -> &mut AccountState {
-        let plan = &self.plan;
-        self.accounts
-            .entry(id)
-            .or_insert_with(|| AccountState { aggregates: plan.empty_state(Subject::Account), ..Default::default() })
+        shared.index_readers();
+        shared
     }
 
     /// Works out, once, which nodes each aggregate and trait reaches.
@@ -299,8 +806,8 @@ impl Engine {
             .map(|name| (name.to_string(), plan_of(self.plan.affected(Subject::Account, name))))
             .collect();
         let other = plan_of(self.plan.affected_by_any(Subject::Account));
-        self.event_plans = Arc::new(EventPlans { by_name, other });
-        self.day_plan = Arc::new(self.plan_days(&reads_nodes));
+        self.event_plans = EventPlans { by_name, other };
+        self.day_plan = self.plan_days(&reads_nodes);
     }
 
     /// Works out what a new day can change, given the nodes each account node reads.
@@ -386,141 +893,27 @@ impl Engine {
     }
 
     /// The workspace being evaluated.
-    pub fn workspace(&self) -> &Workspace {
-        &self.ws
+    /// The nodes among `readers`, deduplicated, in evaluation order.
+    fn nodes_reading<'a>(&self, readers: impl Iterator<Item = &'a Node>) -> Vec<Node> {
+        let set: BTreeSet<Node> = readers.copied().collect();
+        self.account_nodes.iter().copied().filter(|n| set.contains(n)).collect()
     }
+}
 
-    /// The workspace being evaluated, shared.
-    pub fn workspace_arc(&self) -> &Arc<Workspace> {
-        &self.ws
-    }
-
-    /// The numeric event properties that `sum` aggregates read: the caller extracts only
-    /// these into [`EngineEvent::numbers`].
-    pub fn sum_properties(&self) -> &[String] {
-        self.plan.properties()
-    }
-
-    /// The engine's current instant.
-    pub fn now(&self) -> Timestamp {
-        self.now
-    }
-
-    /// Marks what follows as a backfill (replay of history after a definition change):
-    /// transitions produced carry `backfill: true`.
-    pub fn set_backfill(&mut self, backfill: bool) {
-        self.backfill = backfill;
-    }
-
-    /// An account's state.
-    pub fn account(&self, id: u64) -> Option<&AccountState> {
-        self.accounts.get(&id)
-    }
-
-    /// Every account's state, by id.
-    pub fn accounts(&self) -> &BTreeMap<u64, AccountState> {
-        &self.accounts
-    }
-
-    /// A contact's state.
-    pub fn contact(&self, id: u64) -> Option<&ContactState> {
-        self.contacts.get(&id)
-    }
-
-    /// Every contact's state, by id.
-    pub fn contacts(&self) -> &BTreeMap<u64, ContactState> {
-        &self.contacts
-    }
-
-    /// The members of a segment, in id order.
-    pub fn segment_members(&self, segment: &str) -> Vec<SubjectRef> {
-        let of = self.ws.segments().iter().find(|s| s.id.as_str() == segment).map(|s| s.subject);
-        match of {
-            Some(Subject::Account) => self
-                .accounts
-                .iter()
-                .filter(|(_, a)| a.segments.contains(segment))
-                .map(|(id, _)| SubjectRef::Account(*id))
-                .collect(),
-            Some(Subject::Contact) => self
-                .contacts
-                .iter()
-                .filter(|(_, c)| c.segments.contains(segment))
-                .map(|(id, _)| SubjectRef::Contact(*id))
-                .collect(),
-            None => Vec::new(),
-        }
-    }
-
-    /// The journey stage id of an account.
-    pub fn stage_of(&self, account: u64) -> Option<&str> {
-        let stage = self.accounts.get(&account)?.stage?;
-        Some(self.ws.journey()?.stages.get(stage)?.id.as_str())
-    }
-
-    /// Time to Value of an account: from the anchor to the value milestone, if achieved.
-    pub fn time_to_value(&self, account: u64) -> Option<SignedDuration> {
-        let a = self.accounts.get(&account)?;
-        let value = self.ws.journey()?.value_milestone()?;
-        let anchor = start_of_day(a.anchor?, self.ws.time_zone());
-        match a.milestones.get(value.id.as_str())? {
-            MilestoneStatus::Achieved(at) => Some(at.duration_since(anchor)),
-            _ => None,
-        }
-    }
-
-    /// The change of an account's overall health score over `days` days (today's score
-    /// minus the snapshot of `days` days ago), when both are known.
-    pub fn health_trend(&self, account: u64, days: Day) -> Option<f64> {
-        let a = self.accounts.get(&account)?;
-        let now = a.health.as_ref()?.score?;
-        let then = a.snapshots.get(&(self.today - days))?.score?;
-        Some(now - then)
-    }
-
-    /// Sets a CSM override of an account's health. It never changes the computed score.
-    pub fn set_health_override(&mut self, account: u64, o: Option<HealthOverride>) {
-        self.account_mut(account).health_override = o;
-    }
-
-    /// The override in force for an account now (none once expired).
-    pub fn health_override(&self, account: u64) -> Option<&HealthOverride> {
-        self.accounts.get(&account)?.health_override.as_ref().filter(|o| o.expires_at > self.now)
-    }
-
-    /// Evaluates a rule for one subject at the engine's now, as the definitions see it:
-    /// a program's audience, `if`, `wait until`, goal and exit rules. `facts` answers what
-    /// only a program knows (engagement with its sends, its goal). `None` when the subject
-    /// is unknown; a contact without an account is evaluated with an empty account.
-    pub fn evaluate_rule(&self, subject: SubjectRef, rule: &Rule, facts: Option<&dyn ProgramFacts>) -> Option<Value> {
-        let empty = AccountState::default();
-        let (account, contact) = match subject {
-            SubjectRef::Account(id) => (self.accounts.get(&id)?, None),
-            SubjectRef::Contact(id) => {
-                let contact = self.contacts.get(&id)?;
-                (contact.account.and_then(|a| self.accounts.get(&a)).unwrap_or(&empty), Some(contact))
-            }
-        };
-        let env = AccountEnv {
-            engine: self,
-            account,
-            contact,
-            contact_segments: None,
-            now: self.now,
-            today: self.today,
-            today_date: self.ws.time_zone().to_datetime(self.now).date(),
-        };
-        Some(match facts {
-            Some(facts) => rule.eval(&ProgramEnv { inner: env, facts }),
-            None => rule.eval(&env),
-        })
+impl Shard {
+    /// An account's state, created empty if new.
+    fn account_mut(&mut self, sh: &Shared, id: u64) -> &mut AccountState {
+        let plan = &sh.plan;
+        self.accounts
+            .entry(id)
+            .or_insert_with(|| AccountState { aggregates: plan.empty_state(Subject::Account), ..Default::default() })
     }
 
     /// Creates or replaces an account's traits and re-evaluates what reads them.
-    pub fn upsert_account(&mut self, id: u64, traits: BTreeMap<String, Value>) -> Vec<Transition> {
-        let anchor_trait = self.ws.journey().map(|j| j.anchor.clone());
-        let tz = self.ws.time_zone().clone();
-        let state = self.account_mut(id);
+    fn upsert_account(&mut self, sh: &Shared, id: u64, traits: BTreeMap<String, Value>) -> Vec<Transition> {
+        let anchor_trait = sh.ws.journey().map(|j| j.anchor.clone());
+        let tz = sh.ws.time_zone().clone();
+        let state = self.account_mut(sh, id);
         let changed: BTreeSet<String> = traits
             .keys()
             .chain(state.traits.keys())
@@ -530,25 +923,26 @@ impl Engine {
         let first = state.evaluated_at.is_none();
         state.traits = traits;
         state.anchor = anchor_trait.as_ref().and_then(|t| anchor_day(state.traits.get(t), &tz));
-        self.schedule_deadlines(id);
+        self.schedule_deadlines(sh, id);
         let nodes: Vec<Node> = if first {
-            self.account_nodes.clone()
+            sh.account_nodes.clone()
         } else {
-            self.nodes_reading(changed.iter().flat_map(|t| self.readers_of_trait.get(t).into_iter().flatten()))
+            sh.nodes_reading(changed.iter().flat_map(|t| sh.readers_of_trait.get(t).into_iter().flatten()))
         };
         let mut out = Vec::new();
         let at = self.now;
-        self.evaluate_account(id, &nodes, at, &mut out);
-        if first || (!nodes.is_empty() && self.contacts_read_account) {
-            self.evaluate_contacts_of(id, at, &mut out);
+        self.evaluate_account(sh, id, &nodes, at, &mut out);
+        if first || (!nodes.is_empty() && sh.contacts_read_account) {
+            self.evaluate_contacts_of(sh, id, at, &mut out);
         }
         out
     }
 
     /// Creates or replaces a contact (its account link and traits) and evaluates its
     /// segments.
-    pub fn upsert_contact(
+    fn upsert_contact(
         &mut self,
+        sh: &Shared,
         id: u64,
         account: Option<u64>,
         traits: BTreeMap<String, Value>,
@@ -561,7 +955,7 @@ impl Engine {
                 a.contacts.remove(&id);
             }
             if let Some(a) = account {
-                self.account_mut(a).contacts.insert(id);
+                self.account_mut(sh, a).contacts.insert(id);
             }
         }
         if let Some(c) = self.contacts.get(&id)
@@ -571,77 +965,99 @@ impl Engine {
         {
             return Vec::new();
         }
-        let empty = self.plan.empty_state(Subject::Contact);
+        let empty = sh.plan.empty_state(Subject::Contact);
         let c = self.contacts.entry(id).or_insert_with(|| ContactState { aggregates: empty, ..Default::default() });
         c.account = account;
         c.traits = traits;
         c.evaluated = true;
         let mut out = Vec::new();
         let at = self.now;
-        self.evaluate_contact(id, at, &mut out);
+        self.evaluate_contact(sh, id, at, &mut out);
         out
     }
 
-    /// Applies one event at the engine's current instant (call [`Engine::advance_to`]
-    /// first). Updates only the aggregates that read its name and re-evaluates only what
-    /// reads them.
-    pub fn apply(&mut self, event: &EngineEvent) -> Vec<Transition> {
-        let mut out = Vec::new();
-        let facts = EventFacts {
-            name: &event.name,
-            ts: event.ts,
-            day: self.day_at(event.ts).0,
-            contact: event.contact,
-            numbers: &event.numbers,
-        };
-        self.latest_event_day = self.latest_event_day.max(facts.day);
-        if let Some(c) = event.contact {
-            let empty = self.plan.empty_state(Subject::Contact);
-            let contact =
-                self.contacts.entry(c).or_insert_with(|| ContactState { aggregates: empty, ..Default::default() });
-            self.plan.record(Subject::Contact, &mut contact.aggregates, &facts);
+    /// Applies one event at the shard's current instant: its contact's aggregates (when
+    /// `contact_here`: the contact lives in this shard), its account's, and what reads
+    /// them. Returns the instant at which the contact, living in another shard, must be
+    /// evaluated, if it must.
+    fn apply(
+        &mut self,
+        sh: &Shared,
+        event: &EngineEvent,
+        day: Day,
+        contact_here: bool,
+        out: &mut Vec<Transition>,
+    ) -> Option<Timestamp> {
+        let facts =
+            EventFacts { name: &event.name, ts: event.ts, day, contact: event.contact, numbers: &event.numbers };
+        self.latest_event_day = self.latest_event_day.max(day);
+        if contact_here && let Some(c) = event.contact {
+            self.record(sh, c, &facts);
         }
         let Some(a) = event.account else {
             if let Some(c) = event.contact {
-                self.evaluate_contact(c, self.at_for(event.ts, None), &mut out);
+                self.evaluate_contact(sh, c, self.at_for(event.ts, None), out);
             }
-            return out;
+            return None;
         };
         let new_account = !self.accounts.contains_key(&a);
         if new_account {
-            self.upsert_account(a, BTreeMap::new());
+            self.upsert_account(sh, a, BTreeMap::new());
         }
         if let Some(state) = self.accounts.get_mut(&a) {
-            self.plan.record(Subject::Account, &mut state.aggregates, &facts);
+            sh.plan.record(Subject::Account, &mut state.aggregates, &facts);
         }
-        let plans = Arc::clone(&self.event_plans);
+        let plans = &sh.event_plans;
         let plan = plans.by_name.get(event.name.as_str()).unwrap_or(&plans.other);
         let contacts_read_changed = plan.contacts_read_changed;
         let at = self.at_for(event.ts, Some(a));
-        let account_changed = self.evaluate_account(a, &plan.nodes, at, &mut out);
-        if self.contacts_read_account {
-            // Another contact of the account reads only its own state and the account's:
-            // unless what it reads of the account changed (or moves within the day), its
-            // segments stay as they are, and only the event's contact needs a look.
-            if new_account || self.contacts_read_instant || contacts_read_changed || account_changed {
-                self.evaluate_contacts_of(a, at, &mut out);
-            } else if let Some(c) = event.contact
-                && self.contacts.get(&c).is_some_and(|x| x.account == Some(a))
-            {
-                self.evaluate_contact(c, at, &mut out);
-            }
-        } else if let Some(c) = event.contact {
-            self.evaluate_contact(c, at, &mut out);
+        let account_changed = self.evaluate_account(sh, a, &plan.nodes, at, out);
+        // Another contact of the account reads only its own state and the account's:
+        // unless what it reads of the account changed (or moves within the day), its
+        // segments stay as they are, and only the event's contact needs a look.
+        let all_contacts = sh.contacts_read_account
+            && (new_account || sh.contacts_read_instant || contacts_read_changed || account_changed);
+        if all_contacts {
+            self.evaluate_contacts_of(sh, a, at, out);
         }
-        out
+        let c = event.contact?;
+        if !contact_here {
+            // A contact of another account (in another shard) acting for this one.
+            return Some(at);
+        }
+        if !all_contacts || self.contacts.get(&c).is_some_and(|x| x.account != Some(a)) {
+            self.evaluate_contact(sh, c, at, out);
+        }
+        None
+    }
+
+    /// Records an event in the aggregates of contact `c` (created if new), who lives in
+    /// this shard.
+    fn record_contact(&mut self, sh: &Shared, c: u64, event: &EngineEvent, day: Day) {
+        let facts =
+            EventFacts { name: &event.name, ts: event.ts, day, contact: event.contact, numbers: &event.numbers };
+        self.record(sh, c, &facts);
+    }
+
+    fn record(&mut self, sh: &Shared, c: u64, facts: &EventFacts<'_>) {
+        let plan = &sh.plan;
+        let contact = self
+            .contacts
+            .entry(c)
+            .or_insert_with(|| ContactState { aggregates: plan.empty_state(Subject::Contact), ..Default::default() });
+        plan.record(Subject::Contact, &mut contact.aggregates, facts);
+    }
+
+    /// Whether moving the clock to `to` crosses a day boundary or a deadline.
+    fn due(&self, sh: &Shared, to: Timestamp) -> bool {
+        self.deadlines.first().is_some_and(|(t, _)| *t <= to) || start_of_day(self.today + 1, sh.ws.time_zone()) <= to
     }
 
     /// Moves the clock to `to`, handling every day boundary (windows slide: everything is
     /// re-evaluated at the start of the new day, and yesterday's health is kept as a
     /// snapshot) and every milestone deadline on the way, each at its own instant.
-    pub fn advance_to(&mut self, to: Timestamp) -> Vec<Transition> {
-        let mut out = Vec::new();
-        let tz = self.ws.time_zone().clone();
+    fn advance_to(&mut self, sh: &Shared, to: Timestamp, pos: u32, o: &mut Output) {
+        let tz = sh.ws.time_zone().clone();
         loop {
             let next_day = start_of_day(self.today + 1, &tz);
             let next_deadline = self.deadlines.first().map(|(t, _)| *t);
@@ -653,6 +1069,7 @@ impl Engine {
                 break;
             }
             if next == next_day {
+                let key = |group: u8, id: u64| (pos, 0, next_day, 0, group, id);
                 self.snapshot_day();
                 self.now = next_day;
                 self.today += 1;
@@ -661,24 +1078,26 @@ impl Engine {
                     self.contacts.iter().filter(|(_, c)| c.account.is_none()).map(|(id, _)| *id).collect();
                 if self.latest_event_day >= self.today {
                     // Events dated today are already recorded: every window can change.
-                    let nodes = self.account_nodes.clone();
                     for id in ids {
-                        self.evaluate_account(id, &nodes, next_day, &mut out);
-                        self.evaluate_contacts_of(id, next_day, &mut out);
+                        o.mark(key(0, id));
+                        self.evaluate_account(sh, id, &sh.account_nodes, next_day, &mut o.transitions);
+                        self.evaluate_contacts_of(sh, id, next_day, &mut o.transitions);
                     }
                     for c in orphans {
-                        self.evaluate_contact(c, next_day, &mut out);
+                        o.mark(key(1, c));
+                        self.evaluate_contact(sh, c, next_day, &mut o.transitions);
                     }
                 } else {
                     // Only what the day can change: everything else reads what it read
                     // yesterday and would give the same answers.
-                    let day = Arc::clone(&self.day_plan);
+                    let day = &sh.day_plan;
                     let today = self.today;
                     for id in ids {
-                        if self.evaluate_account(id, &day.account_nodes, next_day, &mut out)
-                            || self.contacts_read_instant
+                        o.mark(key(0, id));
+                        if self.evaluate_account(sh, id, &day.account_nodes, next_day, &mut o.transitions)
+                            || sh.contacts_read_instant
                         {
-                            self.evaluate_contacts_of(id, next_day, &mut out);
+                            self.evaluate_contacts_of(sh, id, next_day, &mut o.transitions);
                         } else {
                             let contacts: Vec<u64> = self
                                 .accounts
@@ -686,12 +1105,13 @@ impl Engine {
                                 .map(|a| a.contacts.iter().copied().collect())
                                 .unwrap_or_default();
                             for c in contacts {
-                                self.evaluate_contact_segments(c, next_day, Some((&day, today)), &mut out);
+                                self.evaluate_contact_segments(sh, c, next_day, Some((day, today)), &mut o.transitions);
                             }
                         }
                     }
                     for c in orphans {
-                        self.evaluate_contact_segments(c, next_day, Some((&day, today)), &mut out);
+                        o.mark(key(1, c));
+                        self.evaluate_contact_segments(sh, c, next_day, Some((day, today)), &mut o.transitions);
                     }
                 }
             }
@@ -701,63 +1121,52 @@ impl Engine {
                 }
                 self.deadlines.pop_first();
                 self.now = self.now.max(t);
-                let nodes = self.account_nodes.clone();
-                self.evaluate_account(account, &nodes, t, &mut out);
-                self.evaluate_contacts_of(account, t, &mut out);
+                o.mark((pos, 0, t, 1, 0, account));
+                self.evaluate_account(sh, account, &sh.account_nodes, t, &mut o.transitions);
+                self.evaluate_contacts_of(sh, account, t, &mut o.transitions);
             }
         }
         if to > self.now {
             self.now = to;
         }
-        out
     }
 
-    /// Re-evaluates everything for every account and contact at the current instant (a
-    /// full recompute; what [`Engine::apply`] and [`Engine::advance_to`] keep current
-    /// incrementally).
-    pub fn evaluate_all(&mut self) -> Vec<Transition> {
-        let mut out = Vec::new();
+    /// Re-evaluates everything of this shard at the current instant: accounts, then
+    /// contacts, each in id order.
+    fn evaluate_all(&mut self, sh: &Shared, o: &mut Output) {
         let at = self.now;
-        let nodes = self.account_nodes.clone();
         let ids: Vec<u64> = self.accounts.keys().copied().collect();
         for id in ids {
-            self.evaluate_account(id, &nodes, at, &mut out);
+            o.mark((0, 0, Timestamp::MIN, 0, 0, id));
+            self.evaluate_account(sh, id, &sh.account_nodes, at, &mut o.transitions);
         }
         let contacts: Vec<u64> = self.contacts.keys().copied().collect();
         for c in contacts {
-            self.evaluate_contact(c, at, &mut out);
+            o.mark((0, 0, Timestamp::MIN, 0, 1, c));
+            self.evaluate_contact(sh, c, at, &mut o.transitions);
         }
-        out
     }
 
-    /// The instant a change caused by an event is stamped with: the event's time, but
-    /// never before the account's last evaluation nor after now.
     fn at_for(&self, ts: Timestamp, account: Option<u64>) -> Timestamp {
         let floor = account.and_then(|a| self.accounts.get(&a)?.evaluated_at).unwrap_or(ts);
         ts.max(floor).min(self.now)
     }
 
     /// The calendar day of `at` in the workspace time zone, as a day number and a date.
-    fn day_at(&mut self, at: Timestamp) -> (Day, Date) {
+    fn day_at(&mut self, sh: &Shared, at: Timestamp) -> (Day, Date) {
         if self.day_memo.0 != at {
-            let date = self.ws.time_zone().to_datetime(at).date();
+            let date = sh.ws.time_zone().to_datetime(at).date();
             self.day_memo = (at, crate::days::day_of_date(date), date);
         }
         (self.day_memo.1, self.day_memo.2)
     }
 
-    /// The nodes among `readers`, deduplicated, in evaluation order.
-    fn nodes_reading<'a>(&self, readers: impl Iterator<Item = &'a Node>) -> Vec<Node> {
-        let set: BTreeSet<Node> = readers.copied().collect();
-        self.account_nodes.iter().copied().filter(|n| set.contains(n)).collect()
-    }
-
-    fn schedule_deadlines(&mut self, account: u64) {
+    fn schedule_deadlines(&mut self, sh: &Shared, account: u64) {
         self.deadlines.retain(|(_, a)| *a != account);
-        let Some(journey) = self.ws.journey() else { return };
+        let Some(journey) = sh.ws.journey() else { return };
         let Some(state) = self.accounts.get(&account) else { return };
         let Some(anchor) = state.anchor else { return };
-        let tz = self.ws.time_zone();
+        let tz = sh.ws.time_zone();
         for m in journey.milestones() {
             let pending = matches!(state.milestones.get(m.id.as_str()), None | Some(MilestoneStatus::Pending));
             if let (true, Some(within)) = (pending, m.within) {
@@ -771,16 +1180,23 @@ impl Engine {
 
     /// Evaluates `nodes` of one account at `at`; returns whether a node that contact
     /// segments read changed (a membership, a milestone, the stage, a health score).
-    fn evaluate_account(&mut self, id: u64, nodes: &[Node], at: Timestamp, out: &mut Vec<Transition>) -> bool {
+    fn evaluate_account(
+        &mut self,
+        sh: &Shared,
+        id: u64,
+        nodes: &[Node],
+        at: Timestamp,
+        out: &mut Vec<Transition>,
+    ) -> bool {
         let mut read_by_contacts_changed = false;
-        let (today, today_date) = self.day_at(at);
-        let ws = Arc::clone(&self.ws);
+        let (today, today_date) = self.day_at(sh, at);
+        let ws = &sh.ws;
         // The health measures' raw values, in a buffer kept across evaluations.
         let mut values = std::mem::take(&mut self.health_values);
         for &node in nodes {
             let Some(state) = self.accounts.get(&id) else { break };
             let env = AccountEnv {
-                engine: self,
+                shared: sh,
                 account: state,
                 contact: None,
                 contact_segments: None,
@@ -794,7 +1210,7 @@ impl Engine {
                     let segment = &ws.segments()[i];
                     let inside = segment.rule.eval_bool(&env);
                     let id_str = segment.id.as_str();
-                    let was = state.segments.contains(id_str);
+                    let was = state.member_of.contains(i);
                     if inside != was {
                         let kind = if inside {
                             TransitionKind::SegmentEntered { segment: id_str.to_string() }
@@ -803,6 +1219,7 @@ impl Engine {
                         };
                         out.push(self.transition(at, SubjectRef::Account(id), kind));
                         if let Some(s) = self.accounts.get_mut(&id) {
+                            s.member_of.set(i, inside);
                             if inside {
                                 s.segments.insert(id_str.to_string());
                             } else {
@@ -812,14 +1229,14 @@ impl Engine {
                     }
                 }
                 Node::Milestone(si, mi) => {
-                    let Some(journey) = self.ws.journey() else { continue };
+                    let Some(journey) = sh.ws.journey() else { continue };
                     let m = &journey.stages[si].milestones[mi];
                     let status = state.milestones.get(m.id.as_str()).copied().unwrap_or(MilestoneStatus::Pending);
                     if status != MilestoneStatus::Pending {
                         continue;
                     }
                     let due = match (state.anchor, m.within) {
-                        (Some(anchor), Some(within)) => Some(deadline(anchor, within, self.ws.time_zone())),
+                        (Some(anchor), Some(within)) => Some(deadline(anchor, within, sh.ws.time_zone())),
                         _ => None,
                     };
                     let new = match due {
@@ -846,7 +1263,7 @@ impl Engine {
                     }
                 }
                 Node::Stage => {
-                    let Some(journey) = self.ws.journey() else { continue };
+                    let Some(journey) = sh.ws.journey() else { continue };
                     let stages = &journey.stages;
                     let mut current = state.stage;
                     let mut moves = Vec::new();
@@ -914,7 +1331,7 @@ impl Engine {
                         // do.
                         continue;
                     }
-                    let contacts_read_health = self.contacts_read_nodes.contains(&Node::Health);
+                    let contacts_read_health = sh.contacts_read_nodes.contains(&Node::Health);
                     let before = if contacts_read_health { state.health.clone() } else { None };
                     let before_band = state.health.as_ref().and_then(|h| h.band);
                     let Some(s) = self.accounts.get_mut(&id) else { continue };
@@ -935,7 +1352,7 @@ impl Engine {
                 }
             }
             // Segments, milestones and stages change only with a transition.
-            if out.len() > transitions_before && node != Node::Health && self.contacts_read_nodes.contains(&node) {
+            if out.len() > transitions_before && node != Node::Health && sh.contacts_read_nodes.contains(&node) {
                 read_by_contacts_changed = true;
             }
         }
@@ -946,16 +1363,16 @@ impl Engine {
         read_by_contacts_changed
     }
 
-    fn evaluate_contacts_of(&mut self, account: u64, at: Timestamp, out: &mut Vec<Transition>) {
+    fn evaluate_contacts_of(&mut self, sh: &Shared, account: u64, at: Timestamp, out: &mut Vec<Transition>) {
         let contacts: Vec<u64> =
             self.accounts.get(&account).map(|a| a.contacts.iter().copied().collect()).unwrap_or_default();
         for c in contacts {
-            self.evaluate_contact(c, at, out);
+            self.evaluate_contact(sh, c, at, out);
         }
     }
 
-    fn evaluate_contact(&mut self, id: u64, at: Timestamp, out: &mut Vec<Transition>) {
-        self.evaluate_contact_segments(id, at, None, out);
+    fn evaluate_contact(&mut self, sh: &Shared, id: u64, at: Timestamp, out: &mut Vec<Transition>) {
+        self.evaluate_contact_segments(sh, id, at, None, out);
     }
 
     /// Evaluates a contact's segments at `at`: all of them, or with `overnight` (the
@@ -963,35 +1380,36 @@ impl Engine {
     /// account that contact segments read changed) only those the new day can change.
     fn evaluate_contact_segments(
         &mut self,
+        sh: &Shared,
         id: u64,
         at: Timestamp,
         overnight: Option<(&DayPlan, Day)>,
         out: &mut Vec<Transition>,
     ) {
-        if self.contact_segments.is_empty() {
+        if sh.contact_segments.is_empty() {
             return;
         }
-        let (today, today_date) = self.day_at(at);
-        let ws = Arc::clone(&self.ws);
+        let (today, today_date) = self.day_at(sh, at);
+        let ws = &sh.ws;
         let empty = AccountState::default();
         // Later segments read the earlier ones' new answers: once one changes, the
         // memberships are a copy, stored back at the end.
-        let mut updated: Option<BTreeSet<String>> = None;
+        let mut updated: Option<Bits> = None;
+        let mut changes: Vec<(usize, bool)> = Vec::new();
         if let Some(contact) = self.contacts.get(&id) {
             let account = contact.account.and_then(|a| self.accounts.get(&a)).unwrap_or(&empty);
-            let mut changed = false;
-            for (k, &i) in self.contact_segments.iter().enumerate() {
+            for (k, &i) in sh.contact_segments.iter().enumerate() {
                 if let Some((day, new_day)) = overnight {
                     let d = &day.contact[k];
                     let moves = d.always
-                        || (changed && d.reads_contact_segments)
-                        || d.windows.iter().any(|w| self.plan.changes_overnight(*w, &contact.aggregates, new_day));
+                        || (!changes.is_empty() && d.reads_contact_segments)
+                        || d.windows.iter().any(|w| sh.plan.changes_overnight(*w, &contact.aggregates, new_day));
                     if !moves {
                         continue;
                     }
                 }
                 let env = AccountEnv {
-                    engine: self,
+                    shared: sh,
                     account,
                     contact: Some(contact),
                     contact_segments: updated.as_ref(),
@@ -1001,28 +1419,31 @@ impl Engine {
                 };
                 let segment = &ws.segments()[i];
                 let inside = segment.rule.eval_bool(&env);
-                let sid = segment.id.as_str();
-                if inside != updated.as_ref().unwrap_or(&contact.segments).contains(sid) {
+                if inside != updated.as_ref().unwrap_or(&contact.member_of).contains(i) {
+                    let sid = segment.id.as_str();
                     let kind = if inside {
                         TransitionKind::SegmentEntered { segment: sid.to_string() }
                     } else {
                         TransitionKind::SegmentExited { segment: sid.to_string() }
                     };
                     out.push(self.transition(at, SubjectRef::Contact(id), kind));
-                    changed = true;
-                    let segments = updated.get_or_insert_with(|| contact.segments.clone());
-                    if inside {
-                        segments.insert(sid.to_string());
-                    } else {
-                        segments.remove(sid);
-                    }
+                    changes.push((i, inside));
+                    updated.get_or_insert_with(|| contact.member_of.clone()).set(i, inside);
                 }
             }
         }
-        if let Some(segments) = updated
+        if let Some(bits) = updated
             && let Some(c) = self.contacts.get_mut(&id)
         {
-            c.segments = segments;
+            c.member_of = bits;
+            for (i, inside) in changes {
+                let sid = ws.segments()[i].id.as_str();
+                if inside {
+                    c.segments.insert(sid.to_string());
+                } else {
+                    c.segments.remove(sid);
+                }
+            }
         }
     }
 
@@ -1093,12 +1514,12 @@ fn deadline(anchor: Day, within: SignedDuration, tz: &TimeZone) -> Timestamp {
 
 /// The view of one account (and, for contact rules, one contact) that rules read.
 struct AccountEnv<'a> {
-    engine: &'a Engine,
+    shared: &'a Shared,
     account: &'a AccountState,
     contact: Option<&'a ContactState>,
     /// The contact's memberships when they are held apart from `contact` while it is
     /// evaluated.
-    contact_segments: Option<&'a BTreeSet<String>>,
+    contact_segments: Option<&'a Bits>,
     now: Timestamp,
     today: Day,
     /// The calendar date of `now` (`today` as a date).
@@ -1115,7 +1536,7 @@ impl Env for AccountEnv<'_> {
     }
 
     fn time_zone(&self) -> &TimeZone {
-        self.engine.ws.time_zone()
+        self.shared.ws.time_zone()
     }
 
     fn account_trait(&self, name: &str) -> Value {
@@ -1127,21 +1548,22 @@ impl Env for AccountEnv<'_> {
     }
 
     fn aggregate(&self, id: AggId) -> Value {
-        let state = match self.engine.ws.aggregates().get(id).scope {
+        let state = match self.shared.ws.aggregates().get(id).scope {
             Subject::Account => &self.account.aggregates,
             Subject::Contact => match self.contact {
                 Some(c) => &c.aggregates,
                 None => return Value::Null,
             },
         };
-        self.engine.plan.value(id, state, self.today, self.account.anchor)
+        self.shared.plan.value(id, state, self.today, self.account.anchor)
     }
 
     fn segment(&self, id: &str) -> bool {
-        self.account.segments.contains(id)
+        let Some(&i) = self.shared.segment_index.get(id) else { return false };
+        self.account.member_of.contains(i)
             || match self.contact_segments {
-                Some(s) => s.contains(id),
-                None => self.contact.is_some_and(|c| c.segments.contains(id)),
+                Some(s) => s.contains(i),
+                None => self.contact.is_some_and(|c| c.member_of.contains(i)),
             }
     }
 
@@ -1151,11 +1573,11 @@ impl Env for AccountEnv<'_> {
 
     fn stage(&self) -> Option<String> {
         let stage = self.account.stage?;
-        Some(self.engine.ws.journey()?.stages.get(stage)?.id.as_str().to_string())
+        Some(self.shared.ws.journey()?.stages.get(stage)?.id.as_str().to_string())
     }
 
     fn stage_value(&self) -> Value {
-        self.account.stage.and_then(|s| self.engine.stage_values.get(s)).cloned().unwrap_or(Value::Null)
+        self.account.stage.and_then(|s| self.shared.stage_values.get(s)).cloned().unwrap_or(Value::Null)
     }
 
     fn health(&self, pillar: Option<&str>) -> Option<f64> {
@@ -1167,7 +1589,7 @@ impl Env for AccountEnv<'_> {
     }
 
     fn anchor(&self) -> Option<Timestamp> {
-        Some(start_of_day(self.account.anchor?, self.engine.ws.time_zone()))
+        Some(start_of_day(self.account.anchor?, self.shared.ws.time_zone()))
     }
 }
 

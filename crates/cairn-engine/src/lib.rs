@@ -13,6 +13,7 @@
 pub mod aggregates;
 pub mod days;
 pub mod engine;
+mod fast;
 pub mod health;
 pub mod state;
 

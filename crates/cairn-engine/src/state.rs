@@ -141,6 +141,8 @@ pub struct AccountState {
     pub aggregates: AggregateState,
     /// The account segments it is in.
     pub segments: BTreeSet<String>,
+    /// The same, by segment index (what the engine checks).
+    pub(crate) member_of: Bits,
     /// Milestone statuses (absent: pending).
     pub milestones: BTreeMap<String, MilestoneStatus>,
     /// The current journey stage (index into the journey's stages).
@@ -170,6 +172,53 @@ pub struct ContactState {
     pub aggregates: AggregateState,
     /// The contact segments it is in.
     pub segments: BTreeSet<String>,
+    /// The same, by segment index (what the engine checks).
+    pub(crate) member_of: Bits,
     /// Whether its traits were set (by [`crate::Engine::upsert_contact`]) and evaluated.
     pub evaluated: bool,
+}
+
+/// A set of small indices (segments, by their index in the workspace), a bit each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Bits(Vec<u64>);
+
+impl Bits {
+    /// Whether `i` is in the set.
+    pub(crate) fn contains(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    /// Puts `i` in the set or takes it out.
+    pub(crate) fn set(&mut self, i: usize, on: bool) {
+        let word = i / 64;
+        if self.0.len() <= word {
+            if !on {
+                return;
+            }
+            self.0.resize(word + 1, 0);
+        }
+        if on {
+            self.0[word] |= 1 << (i % 64);
+        } else {
+            self.0[word] &= !(1 << (i % 64));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bits;
+
+    #[test]
+    fn bits_hold_what_was_set_and_nothing_else() {
+        let mut b = Bits::default();
+        assert!(!b.contains(0) && !b.contains(200));
+        b.set(3, true);
+        b.set(130, true);
+        b.set(64, false);
+        assert!(b.contains(3) && b.contains(130));
+        assert!(!b.contains(2) && !b.contains(64) && !b.contains(129) && !b.contains(1000));
+        b.set(3, false);
+        assert!(!b.contains(3) && b.contains(130));
+    }
 }

@@ -1,6 +1,8 @@
 //! Incremental evaluation (only what an event can change) against a full re-evaluation
 //! after every event, over random logs: the same transitions at the same instants, and
-//! nothing left stale.
+//! nothing left stale. And the state split into shards, replayed a batch at a time on
+//! several threads, against one shard fed one event at a time: the same transitions in
+//! the same order, and the same state.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -70,7 +72,7 @@ fn setup(engine: &mut Engine) -> Vec<Transition> {
         out.extend(engine.upsert_account(a, traits));
     }
     for c in 1..=6u64 {
-        let role = if c % 2 == 0 { "admin" } else { "user" };
+        let role = if c.is_multiple_of(2) { "admin" } else { "user" };
         out.extend(engine.upsert_contact(
             c,
             Some((c - 1) / 2 + 1),
@@ -129,6 +131,111 @@ proptest! {
 
         prop_assert_eq!(sorted(inc_log), sorted(full_log));
         prop_assert!(inc.evaluate_all().is_empty(), "incremental state was stale");
-        prop_assert_eq!(format!("{:?}", inc.accounts()), format!("{:?}", full.accounts()));
+        prop_assert_eq!(format!("{:?}", inc.accounts().collect::<Vec<_>>()), format!("{:?}", full.accounts().collect::<Vec<_>>()));
+    }
+}
+
+/// A log with everything that crosses shards: contacts acting for another account,
+/// contacts without an account, contacts never upserted, and events without a contact.
+fn mixed_events() -> impl Strategy<Value = Vec<(EngineEvent, Option<u64>)>> {
+    prop::collection::vec((0i64..50 * 86_400, 0usize..NAMES.len(), 1u64..=12, 0u8..10, 0u8..20), 1..700).prop_map(
+        |mut raw| {
+            raw.sort();
+            raw.into_iter()
+                .map(|(offset, n, c, how, moves)| {
+                    let own = (c - 1) / 2 + 1;
+                    let (contact, account) = match how {
+                        0 => (Some(c), Some(own % 6 + 1)),
+                        1 => (Some(c), None),
+                        2 => (None, Some(own)),
+                        3 => (Some(100 + c), Some(own)),
+                        _ => (Some(c), Some(own)),
+                    };
+                    let event = EngineEvent {
+                        ts: Timestamp::from_second(START + offset).unwrap(),
+                        name: NAMES[n].to_string(),
+                        contact,
+                        account,
+                        numbers: vec![],
+                    };
+                    // Now and then the contact moves to another account (or to none) first.
+                    let moved = (moves == 0).then_some(c).filter(|_| contact == Some(c));
+                    (event, moved)
+                })
+                .collect()
+        },
+    )
+}
+
+fn setup_many(engine: &mut Engine) -> Vec<Transition> {
+    let mut out = Vec::new();
+    for a in 1..=6u64 {
+        let traits = BTreeMap::from([
+            ("seats".to_string(), Value::Number(a as f64 * 2.0)),
+            ("start_date".to_string(), Value::Date(Date::constant(2026, 1, a as i8))),
+            ("tier".to_string(), Value::String(if a == 3 { "gold" } else { "silver" }.into())),
+        ]);
+        out.extend(engine.upsert_account(a, traits));
+    }
+    // Contacts 11 and 12 have no account.
+    for c in 1..=12u64 {
+        let role = if c.is_multiple_of(2) { "admin" } else { "user" };
+        let account = (c <= 10).then_some((c - 1) / 2 + 1);
+        out.extend(engine.upsert_contact(c, account, BTreeMap::from([("role".into(), Value::String(role.into()))])));
+    }
+    out
+}
+
+fn move_contact(engine: &mut Engine, c: u64, k: usize) -> Vec<Transition> {
+    let role = if c.is_multiple_of(2) { "admin" } else { "user" };
+    let account = (!k.is_multiple_of(4)).then_some((c + k as u64) % 6 + 1);
+    engine.upsert_contact(c, account, BTreeMap::from([("role".into(), Value::String(role.into()))]))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    #[test]
+    fn shards_replaying_batches_equal_one_shard_event_by_event(log in mixed_events(), shards in 2usize..=4, cut in 1usize..400) {
+        let start = Timestamp::from_second(START).unwrap();
+        let end = Timestamp::from_second(START + 60 * 86_400).unwrap();
+
+        let mut one = Engine::with_shards(workspace(), start, 1);
+        let mut one_log = setup_many(&mut one);
+        for (k, (e, moved)) in log.iter().enumerate() {
+            if let Some(c) = moved {
+                one_log.extend(one.advance_to(e.ts));
+                one_log.extend(move_contact(&mut one, *c, k));
+            }
+            one_log.extend(one.advance_to(e.ts));
+            one_log.extend(one.apply(e));
+        }
+        one_log.extend(one.advance_to(end));
+
+        // The same log in batches cut where a contact moves, and at `cut` events.
+        let mut many = Engine::with_shards(workspace(), start, shards);
+        let mut many_log = setup_many(&mut many);
+        let mut batch: Vec<EngineEvent> = Vec::new();
+        for (k, (e, moved)) in log.iter().enumerate() {
+            if let Some(c) = moved {
+                many_log.extend(many.apply_all(&batch, end));
+                batch.clear();
+                many_log.extend(many.advance_to(e.ts));
+                many_log.extend(move_contact(&mut many, *c, k));
+            }
+            batch.push(e.clone());
+            if batch.len() == cut {
+                many_log.extend(many.apply_all(&batch, end));
+                batch.clear();
+            }
+        }
+        many_log.extend(many.apply_all(&batch, end));
+        many_log.extend(many.advance_to(end));
+
+        prop_assert_eq!(format!("{one_log:?}"), format!("{many_log:?}"));
+        prop_assert_eq!(format!("{:?}", one.accounts().collect::<Vec<_>>()), format!("{:?}", many.accounts().collect::<Vec<_>>()));
+        prop_assert_eq!(format!("{:?}", one.contacts().collect::<Vec<_>>()), format!("{:?}", many.contacts().collect::<Vec<_>>()));
+        prop_assert!(one.evaluate_all().is_empty(), "one shard's state was stale");
+        prop_assert!(many.evaluate_all().is_empty(), "sharded state was stale");
     }
 }

@@ -103,8 +103,8 @@ pub fn preview(
     let now = engine.now();
     let today = now.to_zoned(ws.time_zone().clone()).date();
     let subjects: Vec<SubjectRef> = match program.subject {
-        Subject::Account => engine.accounts().keys().map(|id| SubjectRef::Account(*id)).collect(),
-        Subject::Contact => engine.contacts().keys().map(|id| SubjectRef::Contact(*id)).collect(),
+        Subject::Account => engine.accounts().map(|(id, _)| SubjectRef::Account(id)).collect(),
+        Subject::Contact => engine.contacts().map(|(id, _)| SubjectRef::Contact(id)).collect(),
     };
     let (on_day, basis) = match &program.trigger {
         Trigger::Date(d) => {

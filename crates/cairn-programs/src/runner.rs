@@ -695,12 +695,12 @@ impl Runner {
                                 (Subject::Account, _) => {
                                     for (id, a) in engine.accounts() {
                                         if matches(&a.traits) {
-                                            out.push(SubjectRef::Account(*id));
+                                            out.push(SubjectRef::Account(id));
                                         }
                                     }
                                 }
                                 (Subject::Contact, Subject::Account) => {
-                                    for a in engine.accounts().values() {
+                                    for (_, a) in engine.accounts() {
                                         if matches(&a.traits) {
                                             out.extend(a.contacts.iter().map(|c| SubjectRef::Contact(*c)));
                                         }
@@ -709,7 +709,7 @@ impl Runner {
                                 (Subject::Contact, Subject::Contact) => {
                                     for (id, c) in engine.contacts() {
                                         if matches(&c.traits) {
-                                            out.push(SubjectRef::Contact(*id));
+                                            out.push(SubjectRef::Contact(id));
                                         }
                                     }
                                 }
@@ -750,8 +750,8 @@ impl Runner {
     async fn all_subjects(&self, subject: Subject) -> Vec<SubjectRef> {
         self.runtime
             .read(|live| match subject {
-                Subject::Account => live.engine.accounts().keys().map(|id| SubjectRef::Account(*id)).collect(),
-                Subject::Contact => live.engine.contacts().keys().map(|id| SubjectRef::Contact(*id)).collect(),
+                Subject::Account => live.engine.accounts().map(|(id, _)| SubjectRef::Account(id)).collect(),
+                Subject::Contact => live.engine.contacts().map(|(id, _)| SubjectRef::Contact(id)).collect(),
             })
             .await
     }

@@ -140,12 +140,9 @@ impl Runtime {
             let mut live = self.live.write().await;
             out.extend(live.engine.advance_to(now));
             let props = live.engine.sum_properties().to_vec();
-            for e in &events {
-                if let Some(ev) = engine_event(e, &props) {
-                    out.extend(live.engine.apply(&ev));
-                }
-                live.last_seq = live.last_seq.max(e.seq);
-            }
+            let batch: Vec<EngineEvent> = events.iter().filter_map(|e| engine_event(e, &props)).collect();
+            out.extend(live.engine.apply_all(&batch, now));
+            live.last_seq = events.iter().map(|e| e.seq).fold(live.last_seq, i64::max);
             drop(live);
             store_transitions(&self.store, &out).await?;
             if events.len() < EVENTS_PER_READ as usize {
@@ -319,12 +316,9 @@ async fn build(
     let props = engine.sum_properties().to_vec();
     for chunk in order.chunks(EVENTS_PER_READ as usize) {
         let seqs: Vec<i64> = chunk.iter().map(|(seq, _)| *seq).collect();
-        for e in store.events_by_seq(&seqs).await? {
-            if let Some(ev) = engine_event(&e, &props) {
-                out.extend(engine.advance_to(ev.ts.min(now)));
-                out.extend(engine.apply(&ev));
-            }
-        }
+        let batch: Vec<EngineEvent> =
+            store.events_by_seq(&seqs).await?.iter().filter_map(|e| engine_event(e, &props)).collect();
+        out.extend(engine.apply_all(&batch, now));
         save(std::mem::take(&mut out)).await?;
     }
     out.extend(engine.advance_to(now));

@@ -137,19 +137,18 @@ fn text(traits: &BTreeMap<String, Value>, k: &str) -> Option<String> {
 pub fn accounts(engine: &Engine) -> Vec<AccountSummary> {
     engine
         .accounts()
-        .iter()
         .map(|(id, a)| AccountSummary {
-            id: *id,
+            id,
             name: text(&a.traits, "name"),
             plan: text(&a.traits, "plan"),
             arr: match a.traits.get("arr") {
                 Some(Value::Number(x)) => Some(*x),
                 _ => None,
             },
-            stage: engine.stage_of(*id).map(str::to_string),
+            stage: engine.stage_of(id).map(str::to_string),
             health: a.health.as_ref().and_then(|h| h.score),
             band: a.health.as_ref().and_then(|h| h.band),
-            health_override: engine.health_override(*id).map(|o| o.score),
+            health_override: engine.health_override(id).map(|o| o.score),
             segments: a.segments.iter().cloned().collect(),
         })
         .collect()

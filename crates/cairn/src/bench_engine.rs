@@ -62,6 +62,10 @@ pub struct EngineArgs {
     /// Print the results as JSON
     #[arg(long)]
     pub json: bool,
+    /// Shards of the engine's state, each evaluated on its own thread (default: one per
+    /// core); the transitions are the same for any number
+    #[arg(long)]
+    pub shards: Option<usize>,
 }
 
 /// One measured figure.
@@ -426,6 +430,7 @@ struct Answer {
 
 /// The cairn side of the run.
 struct CairnRun {
+    shards: usize,
     setup_secs: f64,
     event_secs: f64,
     tick_secs: f64,
@@ -444,9 +449,18 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn run_cairn(w: &Workload, ws: Arc<Workspace>, total: u64, sql_segments: &[&str]) -> Result<CairnRun> {
+fn run_cairn(
+    w: &Workload,
+    ws: Arc<Workspace>,
+    shards: Option<usize>,
+    total: u64,
+    sql_segments: &[&str],
+) -> Result<CairnRun> {
     let start = start_of_day(w.first_day, &w.tz);
-    let mut engine = Engine::new(ws.clone(), start);
+    let mut engine = match shards {
+        Some(n) => Engine::with_shards(ws.clone(), start, n),
+        None => Engine::new(ws.clone(), start),
+    };
     engine.set_backfill(true);
     let mut tally = Tally::default();
     let t = Instant::now();
@@ -485,10 +499,7 @@ fn run_cairn(w: &Workload, ws: Arc<Workspace>, total: u64, sql_segments: &[&str]
         out.extend(engine.advance_to(start_of_day(w.first_day + k as Day, &w.tz)));
         tick_time += t.elapsed();
         let t = Instant::now();
-        for e in &batch {
-            out.extend(engine.advance_to(e.ts));
-            out.extend(engine.apply(e));
-        }
+        out.extend(engine.apply_all(&batch, Timestamp::MAX));
         event_time += t.elapsed();
         tally.absorb(&out);
         out.clear();
@@ -510,13 +521,14 @@ fn run_cairn(w: &Workload, ws: Arc<Workspace>, total: u64, sql_segments: &[&str]
     let mut default_model_accounts = Vec::new();
     for (id, a) in engine.accounts() {
         if let Some(h) = &a.health {
-            answer.health.insert(*id, h.score);
+            answer.health.insert(id, h.score);
             if h.model == default_model {
-                default_model_accounts.push(*id);
+                default_model_accounts.push(id);
             }
         }
     }
     Ok(CairnRun {
+        shards: engine.shards(),
         setup_secs,
         event_secs: event_time.as_secs_f64(),
         tick_secs: tick_time.as_secs_f64(),
@@ -1007,7 +1019,7 @@ pub async fn run(args: EngineArgs) -> Result<()> {
         "cairn: {} accounts, {} contacts, {} events over {} days…",
         args.accounts, args.contacts, args.events, args.days
     );
-    let cairn = run_cairn(&w, ws.clone(), args.events, &sql_ids)?;
+    let cairn = run_cairn(&w, ws.clone(), args.shards, args.events, &sql_ids)?;
 
     let mut peers = Vec::new();
     if with_duckdb {
@@ -1042,10 +1054,11 @@ pub async fn run(args: EngineArgs) -> Result<()> {
             args.events,
             replay,
             format!(
-                "apply + advance_to per event {:.1} s, {} day ticks (re-evaluate everything) {:.1} s; one thread",
+                "apply + advance_to per event {:.1} s, {} day ticks {:.1} s; {} shard(s), a thread each",
                 cairn.event_secs,
                 w.per_day.len() + 1,
-                cairn.tick_secs
+                cairn.tick_secs,
+                cairn.shards
             ),
         ),
     ];
@@ -1125,6 +1138,7 @@ mod tests {
             no_duckdb: true,
             dir: None,
             json: false,
+            shards: None,
         }
     }
 
