@@ -78,6 +78,20 @@ const NUMBERED_PLACEHOLDERS: bool = true;
 /// a row claimed and committed meanwhile is re-checked and no longer qualifies.
 const CLAIM_LOCK: &str = "FOR UPDATE SKIP LOCKED";
 
+/// A JSON array of the comma-separated `exprs` of one row.
+fn json_tuple(exprs: &str) -> String {
+    format!("json_build_array({exprs})")
+}
+
+/// Rows come over the socket in bulk: reads fetch rows as they are, and a write's
+/// `RETURNING` is gathered into one JSON array by a `WITH` around it (atomic).
+const ROWS_ONE_AT_A_TIME: bool = false;
+
+/// `expr` over the selected rows as a JSON array, as text (`[]` for none).
+fn json_array_agg(expr: &str) -> String {
+    format!("COALESCE(json_agg({expr}), '[]')::text")
+}
+
 /// Makes appends to an append-only log take turns until their commit, so that rows
 /// become visible in `seq` order and a reader may keep `seq` as its cursor. Without it,
 /// two transactions (the group-commit writer and an import, or two nodes) could commit

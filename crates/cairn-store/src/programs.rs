@@ -69,6 +69,13 @@ pub(crate) fn distinct_runs<T>(items: &[T], enrollment: impl Fn(&T) -> i64) -> V
     runs
 }
 
+/// The values of a one-row JSON aggregate (`json_array_agg`): many rows' values handed
+/// over at once.
+pub(crate) fn json_array<T: serde::de::DeserializeOwned>(text: String) -> crate::Result<Vec<T>> {
+    serde_json::from_str(&text)
+        .map_err(|e| crate::StoreError::Corrupt(format!("a JSON array from the database did not read back: {e}")))
+}
+
 /// Rows per multi-row statement of the step records (at most 9 parameters a row).
 pub(crate) const STEP_ROWS_PER_STATEMENT: usize = 500;
 
@@ -83,7 +90,7 @@ macro_rules! programs_store_impl {
 
         use jiff::SignedDuration;
 
-        use crate::programs::{in_list_from, inapp_mark_columns, ledger_contact, normalize_address, param, params_from, distinct_runs, STEP_ROWS_PER_STATEMENT};
+        use crate::programs::{in_list_from, inapp_mark_columns, json_array, ledger_contact, normalize_address, param, params_from, distinct_runs, STEP_ROWS_PER_STATEMENT};
         use crate::types::{
             parse_subject_kind, After, ConsentChange, DeadLetter, DueStep, EngagementRecord, Enrollment, EnrollmentStatus, InAppMessage, LedgerEntry, NewTask, OutboxMessage, StepAttempt, StepRecord, EnrollRequest,
             SubjectKind, Task, TaskPriority,
@@ -93,6 +100,10 @@ macro_rules! programs_store_impl {
 
         fn subject_kind(text: &str) -> Result<SubjectKind> {
             parse_subject_kind(text).ok_or_else(|| crate::StoreError::Corrupt(format!("subject kind `{text}` is neither account nor contact")))
+        }
+
+        fn enrollment_status(text: &str) -> Result<EnrollmentStatus> {
+            EnrollmentStatus::parse(text).ok_or_else(|| crate::StoreError::Corrupt(format!("enrollment status `{text}` is not one cairn knows")))
         }
 
         fn attempt_number(n: i64) -> Result<u32> {
@@ -114,27 +125,52 @@ macro_rules! programs_store_impl {
                 enrolled_at: instant(r.get(5))?,
                 holdout: r.get(6),
                 variant: r.get(7),
-                status: EnrollmentStatus::parse(&status).ok_or_else(|| crate::StoreError::Corrupt(format!("enrollment status `{status}` is not one cairn knows")))?,
+                status: enrollment_status(&status)?,
                 ended_at: r.get::<Option<i64>, _>(9).map(instant).transpose()?,
                 goal_met_at: r.get::<Option<i64>, _>(10).map(instant).transpose()?,
             })
         }
 
+        /// The columns of [`ENROLLMENT_COLUMNS`] as one element of a JSON array from SQLite
+        /// (`holdout` a number).
+        type EnrollmentTuple = (i64, String, String, i64, String, i64, i64, Option<String>, String, Option<i64>, Option<i64>);
+
+        fn enrollment_of(r: EnrollmentTuple) -> Result<Enrollment> {
+            let (id, program_id, kind, subject_id, trigger_key, enrolled_at, holdout, variant, status, ended_at, goal_met_at) = r;
+            Ok(Enrollment {
+                id,
+                program_id,
+                subject_kind: subject_kind(&kind)?,
+                subject_id,
+                trigger_key,
+                enrolled_at: instant(enrolled_at)?,
+                holdout: holdout != 0,
+                variant,
+                status: enrollment_status(&status)?,
+                ended_at: ended_at.map(instant).transpose()?,
+                goal_met_at: goal_met_at.map(instant).transpose()?,
+            })
+        }
+
         const DUE_STEP_COLUMNS: &str = "d.id, d.enrollment_id, e.program_id, e.subject_kind, e.subject_id, d.step_id, d.due_at, d.attempt, d.lease_owner, d.lease_until, COALESCE(d.started_at, d.due_at)";
 
-        fn due_step(r: &DbRow) -> Result<DueStep> {
+        /// The columns of [`DUE_STEP_COLUMNS`], as one element of a JSON array.
+        type DueStepTuple = (i64, i64, String, String, i64, String, i64, i64, Option<String>, Option<i64>, i64);
+
+        fn due_step_of(r: DueStepTuple) -> Result<DueStep> {
+            let (id, enrollment_id, program_id, kind, subject_id, step_id, due_at, attempt, lease_owner, lease_until, started_at) = r;
             Ok(DueStep {
-                id: r.get(0),
-                enrollment_id: r.get(1),
-                program_id: r.get(2),
-                subject_kind: subject_kind(&r.get::<String, _>(3))?,
-                subject_id: r.get(4),
-                step_id: r.get(5),
-                due_at: instant(r.get(6))?,
-                attempt: attempt_number(r.get(7))?,
-                lease_owner: r.get(8),
-                lease_until: r.get::<Option<i64>, _>(9).map(instant).transpose()?,
-                started_at: instant(r.get(10))?,
+                id,
+                enrollment_id,
+                program_id,
+                subject_kind: subject_kind(&kind)?,
+                subject_id,
+                step_id,
+                due_at: instant(due_at)?,
+                attempt: attempt_number(attempt)?,
+                lease_owner,
+                lease_until: lease_until.map(instant).transpose()?,
+                started_at: instant(started_at)?,
             })
         }
 
@@ -227,29 +263,65 @@ macro_rules! programs_store_impl {
             let mut finished: HashSet<i64> = HashSet::with_capacity(steps.len());
             for (at, ids) in &by_at {
                 for chunk in ids.chunks(STEP_ROWS_PER_STATEMENT) {
-                    let sql = format!(
+                    let update = format!(
                         "UPDATE due_steps SET status = 'done', last_error = NULL, finished_at = {}, lease_until = NULL
-                         WHERE lease_owner = {} AND status = 'pending' AND id IN ({}) RETURNING id",
+                         WHERE lease_owner = {} AND status = 'pending' AND id IN ({})",
                         param(1, n), param(2, n), params_from(3, chunk.len(), n)
                     );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*at).bind(owner);
-                    for id in chunk {
-                        q = q.bind(*id);
-                    }
-                    for r in q.fetch_all(&mut *conn).await? {
-                        finished.insert(r.get(0));
-                    }
+                    let held: Vec<i64> = if ROWS_ONE_AT_A_TIME {
+                        let sql = format!(
+                            "SELECT {} FROM due_steps WHERE lease_owner = {} AND status = 'pending' AND id IN ({})",
+                            json_array_agg("id"), param(1, n), params_from(2, chunk.len(), n)
+                        );
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(owner);
+                        for id in chunk {
+                            q = q.bind(*id);
+                        }
+                        let held = json_array(q.fetch_one(&mut *conn).await?.get(0))?;
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(update)).bind(*at).bind(owner);
+                        for id in chunk {
+                            q = q.bind(*id);
+                        }
+                        q.execute(&mut *conn).await?;
+                        held
+                    } else {
+                        let sql = format!("WITH w AS ({update} RETURNING id) SELECT {} FROM w", json_array_agg("id"));
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*at).bind(owner);
+                        for id in chunk {
+                            q = q.bind(*id);
+                        }
+                        json_array(q.fetch_one(&mut *conn).await?.get(0))?
+                    };
+                    finished.extend(held);
                 }
             }
             // Their entries; one already in the ledger (recorded by someone else) stays.
             let held: Vec<&StepRecord> = steps.iter().filter(|s| finished.contains(&s.due.id)).collect();
             let mut recorded: HashSet<i64> = HashSet::with_capacity(held.len());
             for chunk in held.chunks(STEP_ROWS_PER_STATEMENT) {
-                let sql = format!(
+                let insert = format!(
                     "INSERT INTO send_ledger (enrollment_id, step_id, channel, outcome, message_id, contact_id, detail, at)
-                     VALUES {} ON CONFLICT (enrollment_id, step_id) DO NOTHING RETURNING enrollment_id",
+                     VALUES {} ON CONFLICT (enrollment_id, step_id) DO NOTHING",
                     values_rows(chunk.len(), 8, n)
                 );
+                let sql = if ROWS_ONE_AT_A_TIME {
+                    // The entries already there (a run holds each enrollment once).
+                    let sql = format!(
+                        "SELECT {} FROM send_ledger WHERE enrollment_id IN ({})",
+                        json_array_agg("json_array(enrollment_id, step_id)"), params_from(1, chunk.len(), n)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for s in chunk {
+                        q = q.bind(s.entry.enrollment_id);
+                    }
+                    let there: HashSet<(i64, String)> = json_array::<(i64, String)>(q.fetch_one(&mut *conn).await?.get(0))?.into_iter().collect();
+                    recorded.extend(
+                        chunk.iter().filter(|s| !there.contains(&(s.entry.enrollment_id, s.entry.step_id.clone()))).map(|s| s.entry.enrollment_id),
+                    );
+                    insert
+                } else {
+                    format!("WITH w AS ({insert} RETURNING enrollment_id) SELECT {} FROM w", json_array_agg("enrollment_id"))
+                };
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for s in chunk {
                     let e = &s.entry;
@@ -263,8 +335,10 @@ macro_rules! programs_store_impl {
                         .bind(e.detail.as_str())
                         .bind(ms(e.at));
                 }
-                for r in q.fetch_all(&mut *conn).await? {
-                    recorded.insert(r.get(0));
+                if ROWS_ONE_AT_A_TIME {
+                    q.execute(&mut *conn).await?;
+                } else {
+                    recorded.extend(json_array::<i64>(q.fetch_one(&mut *conn).await?.get(0))?);
                 }
             }
             let now: Vec<&StepRecord> = held.into_iter().filter(|s| recorded.contains(&s.due.enrollment_id)).collect();
@@ -309,15 +383,34 @@ macro_rules! programs_store_impl {
             }
             for ((status, at), ids) in &ends {
                 for chunk in ids.chunks(STEP_ROWS_PER_STATEMENT) {
-                    let sql = format!(
-                        "UPDATE enrollments SET status = {}, ended_at = {} WHERE status = 'active' AND id IN ({}) RETURNING id",
+                    let update = format!(
+                        "UPDATE enrollments SET status = {}, ended_at = {} WHERE status = 'active' AND id IN ({})",
                         param(1, n), param(2, n), params_from(3, chunk.len(), n)
                     );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*status).bind(*at);
-                    for id in chunk {
-                        q = q.bind(*id);
-                    }
-                    let ended: Vec<i64> = q.fetch_all(&mut *conn).await?.iter().map(|r| r.get(0)).collect();
+                    let ended: Vec<i64> = if ROWS_ONE_AT_A_TIME {
+                        let sql = format!(
+                            "SELECT {} FROM enrollments WHERE status = 'active' AND id IN ({})",
+                            json_array_agg("id"), params_from(1, chunk.len(), n)
+                        );
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for id in chunk {
+                            q = q.bind(*id);
+                        }
+                        let active = json_array(q.fetch_one(&mut *conn).await?.get(0))?;
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(update)).bind(*status).bind(*at);
+                        for id in chunk {
+                            q = q.bind(*id);
+                        }
+                        q.execute(&mut *conn).await?;
+                        active
+                    } else {
+                        let sql = format!("WITH w AS ({update} RETURNING id) SELECT {} FROM w", json_array_agg("id"));
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*status).bind(*at);
+                        for id in chunk {
+                            q = q.bind(*id);
+                        }
+                        json_array(q.fetch_one(&mut *conn).await?.get(0))?
+                    };
                     if ended.is_empty() {
                         continue;
                     }
@@ -335,11 +428,22 @@ macro_rules! programs_store_impl {
             // The outbox rows of the emails recorded now.
             let mail: Vec<(&StepRecord, &OutboxMessage)> = now.iter().filter_map(|s| Some((*s, s.outbox.as_ref()?))).collect();
             for chunk in mail.chunks(STEP_ROWS_PER_STATEMENT) {
-                let sql = format!(
+                let insert = format!(
                     "INSERT INTO outbox (message_id, enrollment_id, step_id, to_address, subject, html, text, headers, created_at)
-                     VALUES {} ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+                     VALUES {} ON CONFLICT (message_id) DO NOTHING",
                     values_rows(chunk.len(), 9, n)
                 );
+                let (sql, taken) = if ROWS_ONE_AT_A_TIME {
+                    let sql = format!("SELECT {} FROM outbox WHERE message_id IN ({})", json_array_agg("message_id"), params_from(1, chunk.len(), n));
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (_, o) in chunk {
+                        q = q.bind(o.message_id.as_str());
+                    }
+                    let taken: HashSet<String> = json_array::<String>(q.fetch_one(&mut *conn).await?.get(0))?.into_iter().collect();
+                    (insert, Some(taken))
+                } else {
+                    (format!("WITH w AS ({insert} RETURNING message_id) SELECT {} FROM w", json_array_agg("message_id")), None)
+                };
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (s, o) in chunk {
                     q = q
@@ -353,8 +457,17 @@ macro_rules! programs_store_impl {
                         .bind(o.headers.as_str())
                         .bind(ms(o.at));
                 }
-                let added: HashSet<String> = q.fetch_all(&mut *conn).await?.iter().map(|r| r.get(0)).collect();
-                if let Some((_, o)) = chunk.iter().find(|(_, o)| !added.contains(&o.message_id)) {
+                let clash = match taken {
+                    Some(taken) => {
+                        q.execute(&mut *conn).await?;
+                        chunk.iter().find(|(_, o)| taken.contains(&o.message_id))
+                    }
+                    None => {
+                        let added: HashSet<String> = json_array::<String>(q.fetch_one(&mut *conn).await?.get(0))?.into_iter().collect();
+                        chunk.iter().find(|(_, o)| !added.contains(&o.message_id))
+                    }
+                };
+                if let Some((_, o)) = clash {
                     // Dropping the transaction rolls the ledger entries back too.
                     return Err(crate::StoreError::Invalid(format!(
                         "message id `{}` is already in the outbox for another step: message ids must be unique per (enrollment, step)",
@@ -541,13 +654,25 @@ macro_rules! programs_store_impl {
             pub(crate) async fn enrollments(&self, ids: &[i64]) -> Result<Vec<Enrollment>> {
                 let mut out = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(VALUES_PER_IN_LIST) {
-                    let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.id IN ({})", in_list(chunk.len(), NUMBERED_PLACEHOLDERS));
+                    let columns = if ROWS_ONE_AT_A_TIME {
+                        // One row for all of them (`holdout` is 0 or 1 in SQLite).
+                        json_array_agg(&json_tuple(ENROLLMENT_COLUMNS))
+                    } else {
+                        ENROLLMENT_COLUMNS.to_string()
+                    };
+                    let sql = format!("SELECT {columns} FROM enrollments e WHERE e.id IN ({})", in_list(chunk.len(), NUMBERED_PLACEHOLDERS));
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for id in chunk {
                         q = q.bind(*id);
                     }
-                    for r in q.fetch_all(&self.pool).await? {
-                        out.push(enrollment(&r)?);
+                    if ROWS_ONE_AT_A_TIME {
+                        for row in json_array::<EnrollmentTuple>(q.fetch_one(&self.pool).await?.get(0))? {
+                            out.push(enrollment_of(row)?);
+                        }
+                    } else {
+                        for r in q.fetch_all(&self.pool).await? {
+                            out.push(enrollment(&r)?);
+                        }
                     }
                 }
                 out.sort_by_key(|e| e.id);
@@ -617,38 +742,48 @@ macro_rules! programs_store_impl {
                     return Ok(Vec::new());
                 }
                 let mut tx = self.begin_write().await?;
-                let sql = format!(
-                    "UPDATE due_steps SET lease_owner = $1, lease_until = $2
-                     WHERE id IN (
-                         SELECT d.id FROM due_steps d
-                         WHERE d.status = 'pending' AND d.due_at <= $3 AND (d.lease_until IS NULL OR d.lease_until <= $3)
-                           AND EXISTS (SELECT 1 FROM enrollments e WHERE e.id = d.enrollment_id AND e.status = 'active')
-                         ORDER BY d.due_at, d.id LIMIT $4 {CLAIM_LOCK}
-                     )
-                     RETURNING id"
+                let due = format!(
+                    "SELECT d.id FROM due_steps d
+                     WHERE d.status = 'pending' AND d.due_at <= $3 AND (d.lease_until IS NULL OR d.lease_until <= $3)
+                       AND EXISTS (SELECT 1 FROM enrollments e WHERE e.id = d.enrollment_id AND e.status = 'active')
+                     ORDER BY d.due_at, d.id LIMIT $4 {CLAIM_LOCK}"
                 );
-                let ids: Vec<i64> = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(owner)
-                    .bind(ms(until))
-                    .bind(ms(now))
-                    .bind(i64::from(limit))
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect();
+                let ids: Vec<i64> = if ROWS_ONE_AT_A_TIME {
+                    // The due ones first, then their leases (in the same write transaction).
+                    let sql = format!("SELECT {} FROM ({}) x", json_array_agg("id"), due.replace("$3", "$1").replace("$4", "$2"));
+                    let ids: Vec<i64> = json_array(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ms(now)).bind(i64::from(limit)).fetch_one(&mut *tx).await?.get(0))?;
+                    for chunk in ids.chunks(STEP_ROWS_PER_STATEMENT) {
+                        let sql = format!(
+                            "UPDATE due_steps SET lease_owner = {}, lease_until = {} WHERE id IN ({})",
+                            param(1, NUMBERED_PLACEHOLDERS), param(2, NUMBERED_PLACEHOLDERS), params_from(3, chunk.len(), NUMBERED_PLACEHOLDERS)
+                        );
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(owner).bind(ms(until));
+                        for id in chunk {
+                            q = q.bind(*id);
+                        }
+                        q.execute(&mut *tx).await?;
+                    }
+                    ids
+                } else {
+                    let sql = format!(
+                        "WITH w AS (UPDATE due_steps SET lease_owner = $1, lease_until = $2 WHERE id IN ({due}) RETURNING id) SELECT {} FROM w",
+                        json_array_agg("id")
+                    );
+                    json_array(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(owner).bind(ms(until)).bind(ms(now)).bind(i64::from(limit)).fetch_one(&mut *tx).await?.get(0))?
+                };
                 let mut claimed = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(VALUES_PER_IN_LIST) {
                     let sql = format!(
-                        "SELECT {DUE_STEP_COLUMNS} FROM due_steps d JOIN enrollments e ON e.id = d.enrollment_id WHERE d.id IN ({})",
+                        "SELECT {} FROM due_steps d JOIN enrollments e ON e.id = d.enrollment_id WHERE d.id IN ({})",
+                        json_array_agg(&json_tuple(DUE_STEP_COLUMNS)),
                         in_list(chunk.len(), NUMBERED_PLACEHOLDERS)
                     );
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for id in chunk {
                         q = q.bind(*id);
                     }
-                    for r in q.fetch_all(&mut *tx).await? {
-                        claimed.push(due_step(&r)?);
+                    for row in json_array::<DueStepTuple>(q.fetch_one(&mut *tx).await?.get(0))? {
+                        claimed.push(due_step_of(row)?);
                     }
                 }
                 tx.commit().await?;

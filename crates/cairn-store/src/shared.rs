@@ -1008,6 +1008,14 @@ macro_rules! shared_store_impl {
             })
         }
 
+        /// The columns of [`LOG_EVENTS`], as one element of a JSON array.
+        type LogEventTuple = (i64, i64, String, Option<String>, Option<i64>, Option<i64>, String, Option<String>);
+
+        fn log_event_of(r: LogEventTuple) -> Result<LogEvent> {
+            let (seq, ts, kind, name, contact_id, account_id, source, properties) = r;
+            Ok(LogEvent { seq, ts: instant(ts)?, kind, name, contact_id, account_id, source, properties })
+        }
+
         const TRANSITION_COLUMNS: &str = "t.seq, t.at, t.subject_kind, t.subject_id, t.kind, t.detail, t.backfill";
 
         fn stored_transition(r: &DbRow) -> Result<StoredTransition> {
@@ -1048,6 +1056,14 @@ macro_rules! shared_store_impl {
                 // The bound on both sides: PostgreSQL does not carry a range across the join,
                 // and would otherwise merge-join from the start of the log every time.
                 let sql = format!("{LOG_EVENTS} AND e.seq > $1 AND i.seq > $1 ORDER BY e.seq LIMIT $2");
+                if ROWS_ONE_AT_A_TIME {
+                    // One row for all of them: this driver hands rows over one at a time.
+                    let sql = format!("SELECT {} FROM ({sql}) x", json_array_agg("json_array(x.seq, x.ts, x.kind, x.event, x.contact_id, x.account_id, x.source, x.properties)"));
+                    let text: String = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after_seq).bind(i64::from(limit)).fetch_one(&self.pool).await?.get(0);
+                    let mut out = crate::programs::json_array::<LogEventTuple>(text)?.into_iter().map(log_event_of).collect::<Result<Vec<_>>>()?;
+                    out.sort_by_key(|e| e.seq);
+                    return Ok(out);
+                }
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after_seq).bind(i64::from(limit)).fetch_all(&self.pool).await?;
                 rows.iter().map(log_event).collect()
             }

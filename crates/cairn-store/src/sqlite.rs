@@ -46,6 +46,22 @@ impl SqliteStore {
 /// Whether bulk statements use `$N` placeholders (see `events_insert_sql`).
 const NUMBERED_PLACEHOLDERS: bool = false;
 
+/// The driver hands each row of a result to the caller's thread separately, a wake-up
+/// each: many rows are read as one row holding a JSON array, and the rows a write touches
+/// are selected that way just before it (RETURNING cannot be wrapped in a `WITH` here;
+/// the write lock, `BEGIN IMMEDIATE`, is already held, so nothing changes in between).
+const ROWS_ONE_AT_A_TIME: bool = true;
+
+/// `expr` over the selected rows as a JSON array, as text.
+fn json_array_agg(expr: &str) -> String {
+    format!("json_group_array({expr})")
+}
+
+/// A JSON array of the comma-separated `exprs` of one row.
+fn json_tuple(exprs: &str) -> String {
+    format!("json_array({exprs})")
+}
+
 /// The row-locking clause of a claim of due steps: none, as SQLite's one writer (the
 /// claim runs in a `BEGIN IMMEDIATE` transaction) already keeps two claims apart.
 const CLAIM_LOCK: &str = "";
