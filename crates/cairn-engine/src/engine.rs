@@ -102,6 +102,20 @@ struct ContactDay {
     windows: Vec<AggId>,
     /// It reads other contact segments: evaluated when one of them changed.
     reads_contact_segments: bool,
+    /// It reads something of the account (a trait, an aggregate, a segment, a milestone,
+    /// the stage, health, the anchor): evaluated when that changed.
+    reads_account: bool,
+}
+
+/// Which of a contact's segments an evaluation looks at.
+#[derive(Debug, Clone, Copy)]
+enum Look<'a> {
+    /// All of them.
+    Everything,
+    /// Only those that can have changed since the last evaluation: with `day`, those the
+    /// new day can change; with `account`, those reading the account (something of it
+    /// changed); and those reading a contact segment that changed on the way.
+    Since { day: Option<(&'a DayPlan, Day)>, account: bool },
 }
 
 /// What the engine works out once from the workspace and every shard reads.
@@ -841,6 +855,13 @@ impl Shared {
                         matches!(r, Reference::Segment(id)
                             if self.ws.segments().iter().any(|s| s.id.as_str() == id && s.subject == Subject::Contact))
                     }),
+                    reads_account: rule.references().iter().any(|r| match r {
+                        Reference::ContactTrait(_) => false,
+                        Reference::Segment(id) => {
+                            self.ws.segments().iter().any(|s| s.id.as_str() == id && s.subject == Subject::Account)
+                        }
+                        _ => true,
+                    }) || rule.aggregates().iter().any(|a| scope(a) == Subject::Account),
                 }
             })
             .collect();
@@ -933,7 +954,7 @@ impl Shard {
         let at = self.now;
         self.evaluate_account(sh, id, &nodes, at, &mut out);
         if first || (!nodes.is_empty() && sh.contacts_read_account) {
-            self.evaluate_contacts_of(sh, id, at, &mut out);
+            self.evaluate_contacts_of(sh, id, at, Look::Everything, None, &mut out);
         }
         out
     }
@@ -1015,17 +1036,24 @@ impl Shard {
         // Another contact of the account reads only its own state and the account's:
         // unless what it reads of the account changed (or moves within the day), its
         // segments stay as they are, and only the event's contact needs a look.
+        // Of the others, only the segments reading the account can have moved.
+        let own = event.contact.filter(|c| contact_here && self.contacts.get(c).is_some_and(|x| x.account == Some(a)));
         let all_contacts = sh.contacts_read_account
             && (new_account || sh.contacts_read_instant || contacts_read_changed || account_changed);
         if all_contacts {
-            self.evaluate_contacts_of(sh, a, at, out);
+            let look = if new_account || sh.contacts_read_instant {
+                Look::Everything
+            } else {
+                Look::Since { day: None, account: true }
+            };
+            self.evaluate_contacts_of(sh, a, at, look, own, out);
         }
         let c = event.contact?;
         if !contact_here {
             // A contact of another account (in another shard) acting for this one.
             return Some(at);
         }
-        if !all_contacts || self.contacts.get(&c).is_some_and(|x| x.account != Some(a)) {
+        if !all_contacts || own.is_none() {
             self.evaluate_contact(sh, c, at, out);
         }
         None
@@ -1081,7 +1109,7 @@ impl Shard {
                     for id in ids {
                         o.mark(key(0, id));
                         self.evaluate_account(sh, id, &sh.account_nodes, next_day, &mut o.transitions);
-                        self.evaluate_contacts_of(sh, id, next_day, &mut o.transitions);
+                        self.evaluate_contacts_of(sh, id, next_day, Look::Everything, None, &mut o.transitions);
                     }
                     for c in orphans {
                         o.mark(key(1, c));
@@ -1094,24 +1122,18 @@ impl Shard {
                     let today = self.today;
                     for id in ids {
                         o.mark(key(0, id));
-                        if self.evaluate_account(sh, id, &day.account_nodes, next_day, &mut o.transitions)
-                            || sh.contacts_read_instant
-                        {
-                            self.evaluate_contacts_of(sh, id, next_day, &mut o.transitions);
+                        let changed = self.evaluate_account(sh, id, &day.account_nodes, next_day, &mut o.transitions);
+                        let look = if sh.contacts_read_instant {
+                            Look::Everything
                         } else {
-                            let contacts: Vec<u64> = self
-                                .accounts
-                                .get(&id)
-                                .map(|a| a.contacts.iter().copied().collect())
-                                .unwrap_or_default();
-                            for c in contacts {
-                                self.evaluate_contact_segments(sh, c, next_day, Some((day, today)), &mut o.transitions);
-                            }
-                        }
+                            Look::Since { day: Some((day, today)), account: changed }
+                        };
+                        self.evaluate_contacts_of(sh, id, next_day, look, None, &mut o.transitions);
                     }
                     for c in orphans {
                         o.mark(key(1, c));
-                        self.evaluate_contact_segments(sh, c, next_day, Some((day, today)), &mut o.transitions);
+                        let look = Look::Since { day: Some((day, today)), account: false };
+                        self.evaluate_contact_segments(sh, c, next_day, look, &mut o.transitions);
                     }
                 }
             }
@@ -1123,7 +1145,9 @@ impl Shard {
                 self.now = self.now.max(t);
                 o.mark((pos, 0, t, 1, 0, account));
                 self.evaluate_account(sh, account, &sh.account_nodes, t, &mut o.transitions);
-                self.evaluate_contacts_of(sh, account, t, &mut o.transitions);
+                let look =
+                    if sh.contacts_read_instant { Look::Everything } else { Look::Since { day: None, account: true } };
+                self.evaluate_contacts_of(sh, account, t, look, None, &mut o.transitions);
             }
         }
         if to > self.now {
@@ -1363,27 +1387,37 @@ impl Shard {
         read_by_contacts_changed
     }
 
-    fn evaluate_contacts_of(&mut self, sh: &Shared, account: u64, at: Timestamp, out: &mut Vec<Transition>) {
+    /// Evaluates the contacts of an account, in id order, looking at what `look` says;
+    /// `whole` (one of them) at everything.
+    fn evaluate_contacts_of(
+        &mut self,
+        sh: &Shared,
+        account: u64,
+        at: Timestamp,
+        look: Look<'_>,
+        whole: Option<u64>,
+        out: &mut Vec<Transition>,
+    ) {
         let contacts: Vec<u64> =
             self.accounts.get(&account).map(|a| a.contacts.iter().copied().collect()).unwrap_or_default();
         for c in contacts {
-            self.evaluate_contact(sh, c, at, out);
+            let look = if whole == Some(c) { Look::Everything } else { look };
+            self.evaluate_contact_segments(sh, c, at, look, out);
         }
     }
 
     fn evaluate_contact(&mut self, sh: &Shared, id: u64, at: Timestamp, out: &mut Vec<Transition>) {
-        self.evaluate_contact_segments(sh, id, at, None, out);
+        self.evaluate_contact_segments(sh, id, at, Look::Everything, out);
     }
 
-    /// Evaluates a contact's segments at `at`: all of them, or with `overnight` (the
-    /// day plan and the new day, `at` being its first instant, and nothing of the
-    /// account that contact segments read changed) only those the new day can change.
+    /// Evaluates a contact's segments at `at`, those `look` says (with a day plan, `at`
+    /// is the new day's first instant).
     fn evaluate_contact_segments(
         &mut self,
         sh: &Shared,
         id: u64,
         at: Timestamp,
-        overnight: Option<(&DayPlan, Day)>,
+        look: Look<'_>,
         out: &mut Vec<Transition>,
     ) {
         if sh.contact_segments.is_empty() {
@@ -1399,11 +1433,15 @@ impl Shard {
         if let Some(contact) = self.contacts.get(&id) {
             let account = contact.account.and_then(|a| self.accounts.get(&a)).unwrap_or(&empty);
             for (k, &i) in sh.contact_segments.iter().enumerate() {
-                if let Some((day, new_day)) = overnight {
-                    let d = &day.contact[k];
-                    let moves = d.always
-                        || (!changes.is_empty() && d.reads_contact_segments)
-                        || d.windows.iter().any(|w| sh.plan.changes_overnight(*w, &contact.aggregates, new_day));
+                if let Look::Since { day, account } = look {
+                    let d = &sh.day_plan.contact[k];
+                    let moves = (!changes.is_empty() && d.reads_contact_segments)
+                        || (account && d.reads_account)
+                        || day.is_some_and(|(day, new_day)| {
+                            let d = &day.contact[k];
+                            d.always
+                                || d.windows.iter().any(|w| sh.plan.changes_overnight(*w, &contact.aggregates, new_day))
+                        });
                     if !moves {
                         continue;
                     }
