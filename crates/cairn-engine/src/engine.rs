@@ -167,6 +167,8 @@ struct Shard {
     contacts: BTreeMap<u64, ContactState>,
     now: Timestamp,
     today: Day,
+    /// The first instant of the day after `today` (worked out once a day).
+    next_day: Timestamp,
     /// Milestone deadlines still pending: (instant, account).
     deadlines: BTreeSet<(Timestamp, u64)>,
     backfill: bool,
@@ -237,6 +239,7 @@ impl Engine {
             contacts: BTreeMap::new(),
             now,
             today,
+            next_day: start_of_day(today + 1, &tz),
             deadlines: BTreeSet::new(),
             backfill: false,
         };
@@ -554,7 +557,7 @@ impl Engine {
     pub fn advance_to(&mut self, to: Timestamp) -> Vec<Transition> {
         let mut out = Vec::new();
         let sh = &self.shared;
-        let due = self.shards.iter().any(|s| s.due(sh, to));
+        let due = self.shards.iter().any(|s| s.due(to));
         let run = |(_, shard): (usize, &mut Shard)| {
             let mut o = Output::default();
             shard.advance_to(sh, to, 0, &mut o);
@@ -1023,7 +1026,7 @@ impl Shard {
         };
         let new_account = !self.accounts.contains_key(&a);
         if new_account {
-            self.upsert_account(sh, a, BTreeMap::new());
+            out.extend(self.upsert_account(sh, a, BTreeMap::new()));
         }
         if let Some(state) = self.accounts.get_mut(&a) {
             sh.plan.record(Subject::Account, &mut state.aggregates, &facts);
@@ -1077,17 +1080,17 @@ impl Shard {
     }
 
     /// Whether moving the clock to `to` crosses a day boundary or a deadline.
-    fn due(&self, sh: &Shared, to: Timestamp) -> bool {
-        self.deadlines.first().is_some_and(|(t, _)| *t <= to) || start_of_day(self.today + 1, sh.ws.time_zone()) <= to
+    fn due(&self, to: Timestamp) -> bool {
+        self.deadlines.first().is_some_and(|(t, _)| *t <= to) || self.next_day <= to
     }
 
     /// Moves the clock to `to`, handling every day boundary (windows slide: everything is
     /// re-evaluated at the start of the new day, and yesterday's health is kept as a
     /// snapshot) and every milestone deadline on the way, each at its own instant.
     fn advance_to(&mut self, sh: &Shared, to: Timestamp, pos: u32, o: &mut Output) {
-        let tz = sh.ws.time_zone().clone();
+        let tz = sh.ws.time_zone();
         loop {
-            let next_day = start_of_day(self.today + 1, &tz);
+            let next_day = self.next_day;
             let next_deadline = self.deadlines.first().map(|(t, _)| *t);
             let next = match next_deadline {
                 Some(d) if d < next_day => d,
@@ -1101,6 +1104,7 @@ impl Shard {
                 self.snapshot_day();
                 self.now = next_day;
                 self.today += 1;
+                self.next_day = start_of_day(self.today + 1, tz);
                 let ids: Vec<u64> = self.accounts.keys().copied().collect();
                 let orphans: Vec<u64> =
                     self.contacts.iter().filter(|(_, c)| c.account.is_none()).map(|(id, _)| *id).collect();

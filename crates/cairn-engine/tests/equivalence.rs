@@ -239,3 +239,27 @@ proptest! {
         prop_assert!(many.evaluate_all().is_empty(), "sharded state was stale");
     }
 }
+
+#[test]
+fn an_account_first_seen_in_an_event_reports_what_it_entered() {
+    let start = Timestamp::from_second(START).unwrap();
+    let event = EngineEvent {
+        ts: Timestamp::from_second(START + 3600).unwrap(),
+        name: "report_created".into(),
+        contact: Some(50),
+        account: Some(9),
+        numbers: vec![],
+    };
+    let mut inc = Engine::new(workspace(), start);
+    let mut inc_log = inc.advance_to(event.ts);
+    inc_log.extend(inc.apply(&event));
+
+    let mut full = Engine::new(workspace(), start);
+    let mut full_log = full.advance_to(event.ts);
+    full_log.extend(full.apply(&event));
+    full_log.extend(full.evaluate_all());
+
+    // The journey's first stage, at least: entered when the account appeared.
+    assert!(inc_log.iter().any(|t| t.kind.event_name() == "stage_changed"), "{inc_log:?}");
+    assert_eq!(sorted(inc_log), sorted(full_log));
+}

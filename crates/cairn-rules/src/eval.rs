@@ -351,7 +351,13 @@ impl Context<'_> {
                 },
             },
             Node::Compare(op, a, b) => {
-                let ordering = compare(&self.eval(a), &self.eval(b));
+                // A constant side is read in place: cloning it would bump the count of an
+                // `Arc` every thread evaluating this rule shares.
+                let ordering = match (a.as_ref(), b.as_ref()) {
+                    (x, Node::Const(c)) => compare(&self.eval(x), c),
+                    (Node::Const(c), y) => compare(c, &self.eval(y)),
+                    _ => compare(&self.eval(a), &self.eval(b)),
+                };
                 from_truth(ordering.map(|o| match op {
                     Cmp::Eq => o == Ordering::Equal,
                     Cmp::Ne => o != Ordering::Equal,
@@ -367,7 +373,10 @@ impl Context<'_> {
                 _ => Value::Null,
             },
             Node::In { value, list, negated } => {
-                let found = self.member(&self.eval(value), &self.eval(list));
+                let found = match list.as_ref() {
+                    Node::Const(list) => self.member(&self.eval(value), list),
+                    _ => self.member(&self.eval(value), &self.eval(list)),
+                };
                 from_truth(found.map(|f| f != *negated))
             }
             Node::Between { value, low, high, negated } => {
