@@ -199,8 +199,10 @@ impl Output {
 /// Where one event of a batch is applied.
 #[derive(Debug, Clone, Copy)]
 struct Route {
-    /// Its calendar day.
+    /// Its calendar day, as a number and a date (worked out once for routing, recording
+    /// and evaluating).
     day: Day,
+    date: Date,
     /// The shard of its account (of its contact when it has no account).
     shard: usize,
     /// The shard its contact lives in, when it is another one.
@@ -439,7 +441,7 @@ impl Engine {
     }
 
     /// Where `event` is applied; a contact seen for the first time gets its home.
-    fn route(&mut self, event: &EngineEvent, day: Day) -> Route {
+    fn route(&mut self, event: &EngineEvent, (day, date): (Day, Date)) -> Route {
         let contact_home = event.contact.map(|c| match self.home_of(c) {
             Some(h) => h,
             None => {
@@ -453,20 +455,14 @@ impl Engine {
             (None, Some(h)) => h,
             (None, None) => 0,
         };
-        Route { day, shard, contact_elsewhere: contact_home.filter(|h| *h != shard) }
-    }
-
-    /// The calendar day of an instant in the workspace time zone.
-    fn day_of(&self, ts: Timestamp) -> Day {
-        let memo = &self.shards[0].day_memo;
-        if memo.0 == ts { memo.1 } else { day_of(ts, self.shared.ws.time_zone()) }
+        Route { day, date, shard, contact_elsewhere: contact_home.filter(|h| *h != shard) }
     }
 
     /// Applies one event at the engine's current instant (call [`Engine::advance_to`]
     /// first). Updates only the aggregates that read its name and re-evaluates only what
     /// reads them.
     pub fn apply(&mut self, event: &EngineEvent) -> Vec<Transition> {
-        let route = self.route(event, self.day_of(event.ts));
+        let route = self.route(event, self.shared.calendar_day(event.ts));
         let mut out = Vec::new();
         self.apply_routed(event, route, &mut out);
         out
@@ -479,13 +475,13 @@ impl Engine {
         let sh = &self.shared;
         match route.contact_elsewhere {
             None => {
-                self.shards[route.shard].apply(sh, event, route.day, true, out);
+                self.shards[route.shard].apply(sh, event, (route.day, route.date), true, out);
             }
             Some(home) => {
                 if let Some(c) = event.contact {
                     self.shards[home].record_contact(sh, c, event, route.day);
                 }
-                let evaluate = self.shards[route.shard].apply(sh, event, route.day, false, out);
+                let evaluate = self.shards[route.shard].apply(sh, event, (route.day, route.date), false, out);
                 if let (Some(at), Some(c)) = (evaluate, event.contact) {
                     self.shards[home].evaluate_contact(sh, c, at, out);
                 }
@@ -499,11 +495,11 @@ impl Engine {
     /// once.
     pub fn apply_all(&mut self, events: &[EngineEvent], until: Timestamp) -> Vec<Transition> {
         let mut routes = Vec::with_capacity(events.len());
-        let mut memo: Option<(Timestamp, Day)> = None;
+        let mut memo: Option<(Timestamp, (Day, Date))> = None;
         for e in events {
             let day = match memo {
                 Some((ts, day)) if ts == e.ts => day,
-                _ => day_of(e.ts, self.shared.ws.time_zone()),
+                _ => self.shared.calendar_day(e.ts),
             };
             memo = Some((e.ts, day));
             routes.push(self.route(e, day));
@@ -538,7 +534,7 @@ impl Engine {
                 shard.latest_event_day = shard.latest_event_day.max(r.day);
                 if r.shard == k {
                     o.mark((pos, 1, Timestamp::MIN, 0, 0, 0));
-                    shard.apply(sh, e, r.day, true, &mut o.transitions);
+                    shard.apply(sh, e, (r.day, r.date), true, &mut o.transitions);
                 }
             }
             o
@@ -674,6 +670,13 @@ impl<'a, V> Iterator for Merged<'a, V> {
 }
 
 impl Shared {
+    /// The calendar day of an instant in the workspace time zone, as a day number and a
+    /// date.
+    fn calendar_day(&self, at: Timestamp) -> (Day, Date) {
+        let date = self.ws.time_zone().to_datetime(at).date();
+        (crate::days::day_of_date(date), date)
+    }
+
     /// Works out everything the engine needs to know once about `ws`.
     fn new(ws: Arc<Workspace>) -> Shared {
         let plan = AggregatePlan::new(ws.aggregates());
@@ -1008,10 +1011,12 @@ impl Shard {
         &mut self,
         sh: &Shared,
         event: &EngineEvent,
-        day: Day,
+        (day, date): (Day, Date),
         contact_here: bool,
         out: &mut Vec<Transition>,
     ) -> Option<Timestamp> {
+        // Evaluations at the event's own instant need not convert it again.
+        self.day_memo = (event.ts, day, date);
         let facts =
             EventFacts { name: &event.name, ts: event.ts, day, contact: event.contact, numbers: &event.numbers };
         self.latest_event_day = self.latest_event_day.max(day);
@@ -1183,8 +1188,8 @@ impl Shard {
     /// The calendar day of `at` in the workspace time zone, as a day number and a date.
     fn day_at(&mut self, sh: &Shared, at: Timestamp) -> (Day, Date) {
         if self.day_memo.0 != at {
-            let date = sh.ws.time_zone().to_datetime(at).date();
-            self.day_memo = (at, crate::days::day_of_date(date), date);
+            let (day, date) = sh.calendar_day(at);
+            self.day_memo = (at, day, date);
         }
         (self.day_memo.1, self.day_memo.2)
     }

@@ -62,8 +62,14 @@ const NAMES: [&str; 5] = ["report_created", "alert_set", "dashboard_shared", "us
 const START: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
 fn setup(engine: &mut Engine) -> Vec<Transition> {
+    setup_accounts(engine, 3, 6, 6)
+}
+
+/// Accounts 1..=`accounts`, and contacts 1..=`contacts`, two per account in order up to
+/// contact `with_account`, the rest without an account.
+fn setup_accounts(engine: &mut Engine, accounts: u64, contacts: u64, with_account: u64) -> Vec<Transition> {
     let mut out = Vec::new();
-    for a in 1..=3u64 {
+    for a in 1..=accounts {
         let traits = BTreeMap::from([
             ("seats".to_string(), Value::Number(a as f64 * 2.0)),
             ("start_date".to_string(), Value::Date(Date::constant(2026, 1, a as i8))),
@@ -71,15 +77,16 @@ fn setup(engine: &mut Engine) -> Vec<Transition> {
         ]);
         out.extend(engine.upsert_account(a, traits));
     }
-    for c in 1..=6u64 {
-        let role = if c.is_multiple_of(2) { "admin" } else { "user" };
-        out.extend(engine.upsert_contact(
-            c,
-            Some((c - 1) / 2 + 1),
-            BTreeMap::from([("role".into(), Value::String(role.into()))]),
-        ));
+    for c in 1..=contacts {
+        let account = (c <= with_account).then_some((c - 1) / 2 + 1);
+        out.extend(engine.upsert_contact(c, account, role_of(c)));
     }
     out
+}
+
+fn role_of(c: u64) -> BTreeMap<String, Value> {
+    let role = if c.is_multiple_of(2) { "admin" } else { "user" };
+    BTreeMap::from([("role".into(), Value::String(role.into()))])
 }
 
 fn events() -> impl Strategy<Value = Vec<EngineEvent>> {
@@ -168,28 +175,13 @@ fn mixed_events() -> impl Strategy<Value = Vec<(EngineEvent, Option<u64>)>> {
 }
 
 fn setup_many(engine: &mut Engine) -> Vec<Transition> {
-    let mut out = Vec::new();
-    for a in 1..=6u64 {
-        let traits = BTreeMap::from([
-            ("seats".to_string(), Value::Number(a as f64 * 2.0)),
-            ("start_date".to_string(), Value::Date(Date::constant(2026, 1, a as i8))),
-            ("tier".to_string(), Value::String(if a == 3 { "gold" } else { "silver" }.into())),
-        ]);
-        out.extend(engine.upsert_account(a, traits));
-    }
     // Contacts 11 and 12 have no account.
-    for c in 1..=12u64 {
-        let role = if c.is_multiple_of(2) { "admin" } else { "user" };
-        let account = (c <= 10).then_some((c - 1) / 2 + 1);
-        out.extend(engine.upsert_contact(c, account, BTreeMap::from([("role".into(), Value::String(role.into()))])));
-    }
-    out
+    setup_accounts(engine, 6, 12, 10)
 }
 
 fn move_contact(engine: &mut Engine, c: u64, k: usize) -> Vec<Transition> {
-    let role = if c.is_multiple_of(2) { "admin" } else { "user" };
     let account = (!k.is_multiple_of(4)).then_some((c + k as u64) % 6 + 1);
-    engine.upsert_contact(c, account, BTreeMap::from([("role".into(), Value::String(role.into()))]))
+    engine.upsert_contact(c, account, role_of(c))
 }
 
 proptest! {

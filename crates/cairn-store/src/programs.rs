@@ -69,13 +69,6 @@ pub(crate) fn distinct_runs<T>(items: &[T], enrollment: impl Fn(&T) -> i64) -> V
     runs
 }
 
-/// The values of a one-row JSON aggregate (`json_array_agg`): many rows' values handed
-/// over at once.
-pub(crate) fn json_array<T: serde::de::DeserializeOwned>(text: String) -> crate::Result<Vec<T>> {
-    serde_json::from_str(&text)
-        .map_err(|e| crate::StoreError::Corrupt(format!("a JSON array from the database did not read back: {e}")))
-}
-
 /// Rows per multi-row statement of the step records (at most 9 parameters a row).
 pub(crate) const STEP_ROWS_PER_STATEMENT: usize = 500;
 
@@ -90,7 +83,7 @@ macro_rules! programs_store_impl {
 
         use jiff::SignedDuration;
 
-        use crate::programs::{in_list_from, inapp_mark_columns, json_array, ledger_contact, normalize_address, param, params_from, distinct_runs, STEP_ROWS_PER_STATEMENT};
+        use crate::programs::{in_list_from, inapp_mark_columns, ledger_contact, normalize_address, param, params_from, distinct_runs, STEP_ROWS_PER_STATEMENT};
         use crate::types::{
             parse_subject_kind, After, ConsentChange, DeadLetter, DueStep, EngagementRecord, Enrollment, EnrollmentStatus, InAppMessage, LedgerEntry, NewTask, OutboxMessage, StepAttempt, StepRecord, EnrollRequest,
             SubjectKind, Task, TaskPriority,
@@ -742,15 +735,19 @@ macro_rules! programs_store_impl {
                     return Ok(Vec::new());
                 }
                 let mut tx = self.begin_write().await?;
-                let due = format!(
-                    "SELECT d.id FROM due_steps d
-                     WHERE d.status = 'pending' AND d.due_at <= $3 AND (d.lease_until IS NULL OR d.lease_until <= $3)
-                       AND EXISTS (SELECT 1 FROM enrollments e WHERE e.id = d.enrollment_id AND e.status = 'active')
-                     ORDER BY d.due_at, d.id LIMIT $4 {CLAIM_LOCK}"
-                );
+                // The due steps' ids, with `now` and the limit as placeholders `$n` and `$n+1`.
+                let due = |n: usize| {
+                    format!(
+                        "SELECT d.id FROM due_steps d
+                         WHERE d.status = 'pending' AND d.due_at <= ${n} AND (d.lease_until IS NULL OR d.lease_until <= ${n})
+                           AND EXISTS (SELECT 1 FROM enrollments e WHERE e.id = d.enrollment_id AND e.status = 'active')
+                         ORDER BY d.due_at, d.id LIMIT ${} {CLAIM_LOCK}",
+                        n + 1
+                    )
+                };
                 let ids: Vec<i64> = if ROWS_ONE_AT_A_TIME {
                     // The due ones first, then their leases (in the same write transaction).
-                    let sql = format!("SELECT {} FROM ({}) x", json_array_agg("id"), due.replace("$3", "$1").replace("$4", "$2"));
+                    let sql = format!("SELECT {} FROM ({}) x", json_array_agg("id"), due(1));
                     let ids: Vec<i64> = json_array(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ms(now)).bind(i64::from(limit)).fetch_one(&mut *tx).await?.get(0))?;
                     for chunk in ids.chunks(STEP_ROWS_PER_STATEMENT) {
                         let sql = format!(
@@ -766,7 +763,8 @@ macro_rules! programs_store_impl {
                     ids
                 } else {
                     let sql = format!(
-                        "WITH w AS (UPDATE due_steps SET lease_owner = $1, lease_until = $2 WHERE id IN ({due}) RETURNING id) SELECT {} FROM w",
+                        "WITH w AS (UPDATE due_steps SET lease_owner = $1, lease_until = $2 WHERE id IN ({}) RETURNING id) SELECT {} FROM w",
+                        due(3),
                         json_array_agg("id")
                     );
                     json_array(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(owner).bind(ms(until)).bind(ms(now)).bind(i64::from(limit)).fetch_one(&mut *tx).await?.get(0))?

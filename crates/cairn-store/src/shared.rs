@@ -115,6 +115,13 @@ pub(crate) fn mark_new(msgs: &[&TrackingMessage], inserted: &std::collections::H
     msgs.iter().map(|m| inserted.contains(&m.message_id) && seen.insert(m.message_id.as_str())).collect()
 }
 
+/// The values of a one-row JSON aggregate (`json_array_agg`): many rows' values handed
+/// over at once.
+pub(crate) fn json_array<T: serde::de::DeserializeOwned>(text: String) -> crate::Result<Vec<T>> {
+    serde_json::from_str(&text)
+        .map_err(|e| crate::StoreError::Corrupt(format!("a JSON array from the database did not read back: {e}")))
+}
+
 /// Rows per multi-row INSERT of events (14 parameters each; well under both limits).
 pub(crate) const EVENT_ROWS_PER_INSERT: usize = 500;
 
@@ -203,7 +210,7 @@ macro_rules! shared_store_impl {
         use sqlx::Row as _;
 
         use crate::shared::{
-            events_insert_sql, in_list, json_or_string, merge_traits, split_group_traits, split_identify_traits, traits_object, values_rows,
+            events_insert_sql, in_list, json_array, json_or_string, merge_traits, split_group_traits, split_identify_traits, traits_object, values_rows,
             EVENT_ROWS_PER_INSERT, TRANSITION_ROWS_PER_INSERT, VALUES_PER_IN_LIST,
         };
         use crate::signals::Committed;
@@ -1060,7 +1067,7 @@ macro_rules! shared_store_impl {
                     // One row for all of them: this driver hands rows over one at a time.
                     let sql = format!("SELECT {} FROM ({sql}) x", json_array_agg("json_array(x.seq, x.ts, x.kind, x.event, x.contact_id, x.account_id, x.source, x.properties)"));
                     let text: String = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after_seq).bind(i64::from(limit)).fetch_one(&self.pool).await?.get(0);
-                    let mut out = crate::programs::json_array::<LogEventTuple>(text)?.into_iter().map(log_event_of).collect::<Result<Vec<_>>>()?;
+                    let mut out = json_array::<LogEventTuple>(text)?.into_iter().map(log_event_of).collect::<Result<Vec<_>>>()?;
                     out.sort_by_key(|e| e.seq);
                     return Ok(out);
                 }

@@ -63,9 +63,9 @@ pub struct EngineArgs {
     #[arg(long)]
     pub json: bool,
     /// Shards of the engine's state, each evaluated on its own thread (default: one per
-    /// core); the transitions are the same for any number
-    #[arg(long)]
-    pub shards: Option<usize>,
+    /// core, 1 to 8); the transitions are the same for any number
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub shards: Option<u8>,
 }
 
 /// One measured figure.
@@ -452,13 +452,13 @@ fn peak_rss_mb() -> Option<f64> {
 fn run_cairn(
     w: &Workload,
     ws: Arc<Workspace>,
-    shards: Option<usize>,
+    shards: Option<u8>,
     total: u64,
     sql_segments: &[&str],
 ) -> Result<CairnRun> {
     let start = start_of_day(w.first_day, &w.tz);
     let mut engine = match shards {
-        Some(n) => Engine::with_shards(ws.clone(), start, n),
+        Some(n) => Engine::with_shards(ws.clone(), start, usize::from(n)),
         None => Engine::new(ws.clone(), start),
     };
     engine.set_backfill(true);
@@ -1054,7 +1054,7 @@ pub async fn run(args: EngineArgs) -> Result<()> {
             args.events,
             replay,
             format!(
-                "apply + advance_to per event {:.1} s, {} day ticks {:.1} s; {} shard(s), a thread each",
+                "events (apply_all, a day at a time) {:.1} s, {} day ticks {:.1} s; {} shard(s), a thread each",
                 cairn.event_secs,
                 w.per_day.len() + 1,
                 cairn.tick_secs,
