@@ -328,6 +328,31 @@ impl AggregatePlan {
         }
     }
 
+    /// The first day after `today` on which [`AggregatePlan::changes_overnight`] is true
+    /// for `state` as it is (no event arriving): the day the oldest day with data still in
+    /// the window leaves it. `None` for an aggregate that does not slide, or no data left
+    /// to leave.
+    pub fn next_change_overnight(&self, id: AggId, state: &AggregateState, today: Day) -> Option<Day> {
+        let (_, query) = self.queries.get(id.0 as usize)?;
+        let Some(WindowRef::Days(n)) = query.window() else { return None };
+        let n = Day::try_from(n).unwrap_or(Day::MAX);
+        // A day `d` leaves on `d + n`: the first such day after today is that of the first
+        // day with data after `today - n`.
+        let after = today.saturating_sub(n);
+        let oldest = match state.trackers.get(query.tracker())? {
+            Tracker::Count(series) => series.get(series.partition_point(|(d, _)| *d <= after)).map(|(d, _)| *d),
+            Tracker::Sum(series) => series.get(series.partition_point(|(d, _)| *d <= after)).map(|(d, _)| *d),
+            Tracker::Users(users) => {
+                let series = &users.per_last_day;
+                series.get(series.partition_point(|(d, _)| *d <= after)).map(|(d, _)| *d)
+            }
+            Tracker::Names(last) => last.iter().flatten().copied().filter(|d| *d > after).min(),
+            Tracker::Days(days) => days.get(days.partition_point(|d| *d <= after)).copied(),
+            Tracker::FirstLast(_) => None,
+        }?;
+        Some(oldest.saturating_add(n))
+    }
+
     fn scope(&self, scope: Subject) -> &ScopePlan {
         match scope {
             Subject::Account => &self.account,

@@ -89,14 +89,24 @@ struct DayPlan {
     account_nodes: Vec<Node>,
     /// Per contact segment, in evaluation order (as `Shared::contact_segments`).
     contact: Vec<ContactDay>,
+    /// Whether a day tick looks only at the contacts filed under its day (and at those of
+    /// accounts that changed): no contact segment is `always`, so the next day on which
+    /// the days alone can change a contact's segments is known when it is evaluated (see
+    /// `Shard::file_wake`). Otherwise every contact is looked at every day.
+    by_wake: bool,
 }
 
 /// How a new day can change one contact segment, when nothing of the account that
 /// contact segments read changed.
 #[derive(Debug, Default)]
 struct ContactDay {
-    /// It reads the clock or a sliding window of the account: evaluated every day.
+    /// It reads a sliding window of the account, or the clock other than through day
+    /// counts compared with values: evaluated every day.
     always: bool,
+    /// It reads the clock through day counts compared with values only
+    /// ([`Rule::clock_predictable`]): evaluated on the days [`Rule::next_clock_change`]
+    /// names.
+    clock: bool,
     /// The sliding windows of the contact's own events it reads: evaluated when a day
     /// with data leaves one of them.
     windows: Vec<AggId>,
@@ -171,6 +181,9 @@ struct Shard {
     next_day: Timestamp,
     /// Milestone deadlines still pending: (instant, account).
     deadlines: BTreeSet<(Timestamp, u64)>,
+    /// With `DayPlan::by_wake`: per day, the contacts filed under it (a contact filed
+    /// again under another day stays listed here; its `wake` says which holds).
+    wakes: BTreeMap<Day, Vec<u64>>,
     backfill: bool,
 }
 
@@ -243,6 +256,7 @@ impl Engine {
             today,
             next_day: start_of_day(today + 1, &tz),
             deadlines: BTreeSet::new(),
+            wakes: BTreeMap::new(),
             backfill: false,
         };
         Engine {
@@ -429,10 +443,12 @@ impl Engine {
         {
             // Its account is in another shard now: it moves there with its state.
             let old = &mut self.shards[h];
-            if let Some(state) = old.contacts.remove(&id) {
+            if let Some(mut state) = old.contacts.remove(&id) {
                 if let Some(a) = state.account.and_then(|p| old.accounts.get_mut(&p)) {
                     a.contacts.remove(&id);
                 }
+                // Filed in the old shard's days: filed again when evaluated below.
+                state.wake = None;
                 self.shards[target].contacts.insert(id, state);
             }
         }
@@ -849,8 +865,9 @@ impl Shared {
                 let rule = &self.ws.segments()[i].rule;
                 let scope = |a: &AggId| self.ws.aggregates().get(*a).scope;
                 ContactDay {
-                    always: rule.reads_clock()
+                    always: (rule.reads_clock() && !rule.clock_predictable())
                         || rule.aggregates().iter().any(|a| scope(a) == Subject::Account && self.plan.slides(*a)),
+                    clock: rule.reads_clock() && rule.clock_predictable(),
                     windows: rule
                         .aggregates()
                         .iter()
@@ -870,8 +887,9 @@ impl Shared {
                     }) || rule.aggregates().iter().any(|a| scope(a) == Subject::Account),
                 }
             })
-            .collect();
-        DayPlan { account_nodes, contact }
+            .collect::<Vec<ContactDay>>();
+        let by_wake = !self.contacts_read_instant && !contact.iter().any(|d| d.always);
+        DayPlan { account_nodes, contact, by_wake }
     }
 
     fn node_of_reference(&self, r: &Reference) -> Option<Node> {
@@ -1115,6 +1133,8 @@ impl Shard {
                     self.contacts.iter().filter(|(_, c)| c.account.is_none()).map(|(id, _)| *id).collect();
                 if self.latest_event_day >= self.today {
                     // Events dated today are already recorded: every window can change.
+                    // (Every contact is evaluated, and filed again.)
+                    self.wakes.remove(&self.today);
                     for id in ids {
                         o.mark(key(0, id));
                         self.evaluate_account(sh, id, &sh.account_nodes, next_day, &mut o.transitions);
@@ -1123,6 +1143,33 @@ impl Shard {
                     for c in orphans {
                         o.mark(key(1, c));
                         self.evaluate_contact(sh, c, next_day, &mut o.transitions);
+                    }
+                } else if sh.day_plan.by_wake {
+                    // Only what the day can change, and of the contacts only those filed
+                    // under today, unless what they read of their account changed.
+                    let day = &sh.day_plan;
+                    let today = self.today;
+                    let (mut woken, mut orphans) = self.take_woken(today);
+                    for id in ids {
+                        o.mark(key(0, id));
+                        let changed = self.evaluate_account(sh, id, &day.account_nodes, next_day, &mut o.transitions);
+                        let look = Look::Since { day: Some((day, today)), account: changed };
+                        let contacts = woken.remove(&id);
+                        if changed && sh.contacts_read_account {
+                            self.evaluate_contacts_of(sh, id, next_day, look, None, &mut o.transitions);
+                        } else if let Some(mut contacts) = contacts {
+                            // The order `evaluate_contacts_of` takes.
+                            contacts.sort_unstable();
+                            for c in contacts {
+                                self.evaluate_contact_segments(sh, c, next_day, look, &mut o.transitions);
+                            }
+                        }
+                    }
+                    orphans.sort_unstable();
+                    for c in orphans {
+                        o.mark(key(1, c));
+                        let look = Look::Since { day: Some((day, today)), account: false };
+                        self.evaluate_contact_segments(sh, c, next_day, look, &mut o.transitions);
                     }
                 } else {
                     // Only what the day can change: everything else reads what it read
@@ -1161,6 +1208,72 @@ impl Shard {
         }
         if to > self.now {
             self.now = to;
+        }
+    }
+
+    /// The contacts filed under `day` (and still filed there), unfiled: those of each
+    /// account, and those without an account.
+    fn take_woken(&mut self, day: Day) -> (FastMap<u64, Vec<u64>>, Vec<u64>) {
+        let mut by_account: FastMap<u64, Vec<u64>> = FastMap::default();
+        let mut orphans = Vec::new();
+        for c in self.wakes.remove(&day).unwrap_or_default() {
+            if let Some(state) = self.contacts.get_mut(&c)
+                && state.wake == Some(day)
+            {
+                state.wake = None;
+                match state.account {
+                    Some(a) => by_account.entry(a).or_default().push(c),
+                    None => orphans.push(c),
+                }
+            }
+        }
+        (by_account, orphans)
+    }
+
+    /// With `DayPlan::by_wake`, after contact `id` was evaluated at `at` (on `today`):
+    /// files it under the first day after the shard's day on which the days alone can
+    /// change one of its segments, a day count reaching a bound or a day with data
+    /// leaving a sliding window, as it is now. Whatever else could change them (its
+    /// events, its traits, what they read of its account) evaluates it again, and files
+    /// it again.
+    fn file_wake(&mut self, sh: &Shared, id: u64, at: Timestamp, today: Day, today_date: Date) {
+        let Some(contact) = self.contacts.get(&id) else { return };
+        let empty = AccountState::default();
+        let account = contact.account.and_then(|a| self.accounts.get(&a)).unwrap_or(&empty);
+        let env = AccountEnv {
+            shared: sh,
+            account,
+            contact: Some(contact),
+            contact_segments: None,
+            now: at,
+            today,
+            today_date,
+        };
+        let mut wake: Option<Day> = None;
+        let mut earliest = |day: Day| wake = Some(wake.map_or(day, |w| w.min(day)));
+        for (k, &i) in sh.contact_segments.iter().enumerate() {
+            let d = &sh.day_plan.contact[k];
+            if d.clock
+                && let Some(n) = sh.ws.segments()[i].rule.next_clock_change(&env)
+            {
+                earliest(today.saturating_add(Day::try_from(n).unwrap_or(Day::MAX)));
+            }
+            for w in &d.windows {
+                if let Some(day) = sh.plan.next_change_overnight(*w, &contact.aggregates, today) {
+                    earliest(day);
+                }
+            }
+        }
+        // A day already begun (a late event evaluated at its own instant) is looked at
+        // on the next day tick.
+        let wake = wake.map(|w| w.max(self.today.saturating_add(1)));
+        if contact.wake != wake
+            && let Some(c) = self.contacts.get_mut(&id)
+        {
+            c.wake = wake;
+            if let Some(w) = wake {
+                self.wakes.entry(w).or_default().push(id);
+            }
         }
     }
 
@@ -1449,6 +1562,7 @@ impl Shard {
                         || day.is_some_and(|(day, new_day)| {
                             let d = &day.contact[k];
                             d.always
+                                || d.clock
                                 || d.windows.iter().any(|w| sh.plan.changes_overnight(*w, &contact.aggregates, new_day))
                         });
                     if !moves {
@@ -1491,6 +1605,9 @@ impl Shard {
                     c.segments.remove(sid);
                 }
             }
+        }
+        if sh.day_plan.by_wake {
+            self.file_wake(sh, id, at, today, today_date);
         }
     }
 

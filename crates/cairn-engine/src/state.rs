@@ -176,6 +176,9 @@ pub struct ContactState {
     pub(crate) member_of: Bits,
     /// Whether its traits were set (by [`crate::Engine::upsert_contact`]) and evaluated.
     pub evaluated: bool,
+    /// The day it is filed under for the day ticks to look at it again (see
+    /// `DayPlan::by_wake` in the engine), if any.
+    pub(crate) wake: Option<crate::days::Day>,
 }
 
 /// A set of small indices (segments, by their index in the workspace), a bit each.

@@ -81,6 +81,20 @@ pub(crate) enum Cmp {
     Ge,
 }
 
+impl Cmp {
+    /// The operator with its sides swapped: `a < b` is `b > a`.
+    pub(crate) fn mirrored(self) -> Cmp {
+        match self {
+            Cmp::Eq => Cmp::Eq,
+            Cmp::Ne => Cmp::Ne,
+            Cmp::Lt => Cmp::Gt,
+            Cmp::Le => Cmp::Ge,
+            Cmp::Gt => Cmp::Lt,
+            Cmp::Ge => Cmp::Le,
+        }
+    }
+}
+
 /// An arithmetic operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Arith {
@@ -192,7 +206,7 @@ fn equals(a: &Value, b: &Value) -> Option<bool> {
 }
 
 /// Whole days from `from` to `to` (negative when `to` is earlier).
-fn days_between(from: Date, to: Date) -> Option<i64> {
+pub(crate) fn days_between(from: Date, to: Date) -> Option<i64> {
     from.until(to).ok().map(|span| i64::from(span.get_days()))
 }
 
@@ -311,7 +325,7 @@ fn to_text(value: &Value) -> String {
 
 impl Context<'_> {
     /// The calendar day of a date or of a timestamp in the workspace time zone.
-    fn day_of(&self, value: &Value) -> Option<Date> {
+    pub(crate) fn day_of(&self, value: &Value) -> Option<Date> {
         match value {
             Value::Date(d) => Some(*d),
             Value::Timestamp(t) => Some(self.env.time_zone().to_datetime(*t).date()),

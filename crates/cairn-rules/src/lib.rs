@@ -35,6 +35,7 @@ use jiff::tz::TimeZone;
 
 mod ast;
 mod check;
+mod clock;
 mod eval;
 mod lexer;
 mod parser;
@@ -366,6 +367,8 @@ pub struct Rule {
     root: Node,
     /// Whether the tree reads the evaluation instant (see [`Rule::reads_clock`]).
     reads_clock: bool,
+    /// Whether [`Rule::next_clock_change`] can tell the day (see there).
+    clock_predictable: bool,
 }
 
 impl Rule {
@@ -395,6 +398,30 @@ impl Rule {
     /// whose sliding windows, `30d`, move with the day —, another definition).
     pub fn reads_clock(&self) -> bool {
         self.reads_clock
+    }
+
+    /// Whether the days passing alone change the value only on days
+    /// [`Rule::next_clock_change`] can tell: every clock read is a day count
+    /// (`days_since(x)`, `days_until(x)`, `x` not reading the clock) compared with values
+    /// that do not read the clock, under `not`, `and` and `or`. True of a rule that does not
+    /// read the clock.
+    pub fn clock_predictable(&self) -> bool {
+        self.clock_predictable
+    }
+
+    /// In how many days (at least 1) after `env.today()` the passing of days alone can
+    /// next change the value, while nothing else the rule reads changes; `None` when it
+    /// cannot (the rule does not read the clock, or its day counts are null). The value
+    /// never changes earlier than the day named, and may stay the same on it. For a rule
+    /// that is not [`Rule::clock_predictable`], 1: any day.
+    pub fn next_clock_change(&self, env: &dyn Env) -> Option<i64> {
+        if !self.reads_clock {
+            return None;
+        }
+        if !self.clock_predictable {
+            return Some(1);
+        }
+        clock::next_change(&Context { env, aggregates: &self.aggregates }, &self.root)
     }
 
     /// Evaluates the rule.
@@ -427,6 +454,7 @@ pub fn compile(
         aggregates,
         references: checked.references.into_iter().collect(),
         reads_clock: eval::reads_clock(&checked.root),
+        clock_predictable: clock::predictable(&checked.root),
         root: checked.root,
     })
 }
