@@ -222,7 +222,7 @@ impl AggregatePlan {
         for i in plan.touched(event.name) {
             let Some(tracker) = state.trackers.get_mut(i) else { continue };
             match (tracker, &plan.trackers[i]) {
-                (Tracker::Count(series), _) => add_to_series(series, event.day, 1u32),
+                (Tracker::Count(series), _) => add_to_running_count(series, event.day),
                 (Tracker::Sum(series), TrackerSpec::Sum(_, property)) => {
                     if let Some(x) = event.number(property) {
                         add_to_series(series, event.day, x);
@@ -270,7 +270,7 @@ impl AggregatePlan {
         };
         match (*query, tracker) {
             (Query::Count(_, w), Tracker::Count(series)) => match start(w) {
-                Some(from) => Value::Number(f64::from(window_sum(series, from, today))),
+                Some(from) => Value::Number(count_between(series, from, today) as f64),
                 None => Value::Null,
             },
             (Query::Sum(_, w), Tracker::Sum(series)) => match start(w) {
@@ -413,7 +413,9 @@ pub struct AggregateState {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tracker {
-    Count(Vec<(Day, u32)>),
+    /// Per day with events, the number of events up to and including it (a running
+    /// count: a window's count is a difference of two, whatever its length).
+    Count(Vec<(Day, u64)>),
     Sum(Vec<(Day, f64)>),
     Users(UserDays),
     Names(Vec<Option<Day>>),
@@ -462,6 +464,36 @@ fn add_to_series<T: Copy + std::ops::AddAssign>(series: &mut Vec<(Day, T)>, day:
     }
 }
 
+/// Counts one event on `day` in a running count.
+fn add_to_running_count(series: &mut Vec<(Day, u64)>, day: Day) {
+    match series.last_mut() {
+        Some((d, total)) if *d == day => *total += 1,
+        Some((d, _)) if *d > day => {
+            // An event dated before the last day with events: every later total grows.
+            let i = series.partition_point(|(d, _)| *d < day);
+            if series.get(i).is_none_or(|(d, _)| *d != day) {
+                let before = if i == 0 { 0 } else { series[i - 1].1 };
+                series.insert(i, (day, before));
+            }
+            for (_, total) in &mut series[i..] {
+                *total += 1;
+            }
+        }
+        _ => {
+            let total = series.last().map_or(0, |(_, t)| *t);
+            series.push((day, total + 1));
+        }
+    }
+}
+
+/// The number of events from day `from` to day `to` (both included) in a running count.
+fn count_between(series: &[(Day, u64)], from: Day, to: Day) -> u64 {
+    let through = |n: usize| if n == 0 { 0 } else { series[n - 1].1 };
+    let lo = series.partition_point(|(d, _)| *d < from);
+    let hi = series.partition_point(|(d, _)| *d <= to);
+    through(hi).saturating_sub(through(lo))
+}
+
 fn window_sum<T: Copy + std::iter::Sum<T>>(series: &[(Day, T)], from: Day, to: Day) -> T {
     let lo = series.partition_point(|(d, _)| *d < from);
     let hi = series.partition_point(|(d, _)| *d <= to);
@@ -488,6 +520,24 @@ mod tests {
 
     fn event<'a>(name: &'a str, day: Day, contact: u64, numbers: &'a [(String, f64)]) -> EventFacts<'a> {
         EventFacts { name, ts: ts(day), day, contact: Some(contact), numbers }
+    }
+
+    #[test]
+    fn a_running_count_gives_each_window_what_counting_its_events_gives() {
+        // Days in an order with late events (before the last day seen) and repeats.
+        let days: [Day; 14] = [5, 5, 9, 7, 12, 3, 9, 9, 15, 1, 12, 20, 4, 20];
+        let mut series = Vec::new();
+        for (n, day) in days.iter().enumerate() {
+            add_to_running_count(&mut series, *day);
+            let seen = &days[..=n];
+            for from in 0..22 {
+                for to in from - 1..22 {
+                    let expected = seen.iter().filter(|d| (from..=to).contains(*d)).count() as u64;
+                    assert_eq!(count_between(&series, from, to), expected, "after {seen:?}, days {from} to {to}");
+                }
+            }
+        }
+        assert!(series.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1), "{series:?}");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The SQLite backend: one file, WAL mode, `synchronous = FULL` so that a commit is on
-//! disk before the caller is told it is.
+//! disk before the caller is told it is. The WAL is copied back into the database file
+//! (checkpointed) by a task of its own on another connection, so that a commit does not
+//! wait for it (see [`checkpoints`]).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -18,6 +20,8 @@ use crate::signals::ChangeSignals;
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     pub(crate) signals: Arc<ChangeSignals>,
+    /// Held by every clone: the checkpoint task stops when the last one is dropped.
+    _alive: Arc<()>,
 }
 
 impl SqliteStore {
@@ -31,15 +35,42 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
             .pragma("cache_size", "-262144")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Checkpoints are `checkpoints`' work; a commit does one itself only if the
+            // WAL outgrows this many pages (4 KiB each) all the same.
+            .pragma("wal_autocheckpoint", "16384");
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(open_err)?;
         run_migrations!(&pool, SQLITE, [] as [&'static str; 0], [] as [&'static str; 0])?;
-        Ok(SqliteStore { pool, signals: ChangeSignals::new() })
+        let alive = Arc::new(());
+        tokio::spawn(checkpoints(pool.clone(), Arc::downgrade(&alive)));
+        Ok(SqliteStore { pool, signals: ChangeSignals::new(), _alive: alive })
     }
 
     /// A write transaction that takes the write lock at once (no upgrade deadlocks).
     async fn begin_write(&self) -> crate::Result<sqlx::Transaction<'static, Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// How often [`checkpoints`] copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Copies the WAL back into the database file every [`CHECKPOINT_EVERY`]
+/// (`wal_checkpoint(PASSIVE)`: it never waits for readers or the writer, and does what
+/// they allow) on a connection of the pool other than the writer's when the writer is
+/// busy, so that checkpoints run beside commits on another core instead of inside them.
+/// Stops when the store is dropped.
+async fn checkpoints(pool: SqlitePool, alive: std::sync::Weak<()>) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if alive.strong_count() == 0 || pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            tracing::debug!("checkpoint: {e}");
+        }
     }
 }
 
