@@ -87,11 +87,24 @@ impl BuiltEmail {
     }
 }
 
-/// The Message-ID of the send (enrollment, step): `<{32 hex digits}@{domain}>`, the
-/// digits from a SHA-256 of the key, so the same send always has the same id.
+/// The Message-ID of the send (enrollment, step), the same for the same send every time.
+/// For an enrollment numbered `n` (cairn's own): `<{n, 12 digits or more}.{20 hex
+/// digits}@{domain}>`, the hex digits from a SHA-256 of the key. Ids of later enrollments
+/// sort later, so the outbox's unique index on them grows at one end, as their rows do:
+/// with a hash alone every insert landed on a page of its own in an index of a million,
+/// and the send rate halved (BENCHMARKS.md, programs). Any other enrollment key:
+/// `<{32 hex digits}@{domain}>`.
 pub fn message_id(key: &LedgerKey, domain: &str) -> Result<String, ChannelError> {
     check_domain(domain)?;
-    Ok(format!("<{}@{}>", &key_hash(key, &[])[..32], domain.to_ascii_lowercase()))
+    let domain = domain.to_ascii_lowercase();
+    let hash = key_hash(key, &[]);
+    let numbered =
+        !key.enrollment.is_empty() && key.enrollment.len() <= 19 && key.enrollment.bytes().all(|b| b.is_ascii_digit());
+    Ok(if numbered {
+        format!("<{:0>12}.{}@{domain}>", key.enrollment, &hash[..20])
+    } else {
+        format!("<{}@{domain}>", &hash[..32])
+    })
 }
 
 /// Builds the message: From, To, Reply-To, Subject, Date, the deterministic Message-ID,
@@ -524,6 +537,31 @@ mod tests {
         for bad in ["", "a b", "x>@y", "-a.example", "a.example."] {
             assert!(message_id(&key, bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn message_ids_of_numbered_enrollments_sort_by_enrollment() {
+        let id = |enrollment: &str, step: &str| {
+            message_id(&LedgerKey { enrollment: enrollment.into(), step: step.into() }, "vendor.example").unwrap()
+        };
+        let first = id("523001", "mail");
+        assert!(first.starts_with("<000000523001.") && first.ends_with("@vendor.example>"), "{first}");
+        assert_eq!(first.len(), 1 + 12 + 1 + 20 + 1 + 14 + 1, "{first}");
+        assert_eq!(first, id("523001", "mail"));
+        assert_ne!(first, id("523001", "reminder"));
+        // In enrollment order whatever the step, across a change in the number of digits
+        // (up to 12 of them).
+        let ids: Vec<String> = ["9", "10", "99", "523001", "523002", "999999999999"]
+            .iter()
+            .enumerate()
+            .map(|(i, e)| id(e, if i % 2 == 0 { "mail" } else { "zz" }))
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(sorted, ids);
+        assert!(id("1000000000000", "mail").starts_with("<1000000000000."));
+        // Not a number: the hash alone.
+        assert_eq!(id("enr-1", "mail").len(), 1 + 32 + 1 + 14 + 1);
     }
 
     #[test]
