@@ -270,7 +270,7 @@ impl AggregatePlan {
         };
         match (*query, tracker) {
             (Query::Count(_, w), Tracker::Count(series)) => match start(w) {
-                Some(from) => Value::Number(count_between(series, from, today) as f64),
+                Some(from) => Value::Number(f64::from(count_between(series, from, today))),
                 None => Value::Null,
             },
             (Query::Sum(_, w), Tracker::Sum(series)) => match start(w) {
@@ -414,8 +414,9 @@ pub struct AggregateState {
 #[derive(Debug, Clone, PartialEq)]
 enum Tracker {
     /// Per day with events, the number of events up to and including it (a running
-    /// count: a window's count is a difference of two, whatever its length).
-    Count(Vec<(Day, u64)>),
+    /// count: a window's count is a difference of two, whatever its length), modulo 2³²:
+    /// the difference is exact for any window of fewer than 2³² events.
+    Count(Vec<(Day, u32)>),
     Sum(Vec<(Day, f64)>),
     Users(UserDays),
     Names(Vec<Option<Day>>),
@@ -465,9 +466,9 @@ fn add_to_series<T: Copy + std::ops::AddAssign>(series: &mut Vec<(Day, T)>, day:
 }
 
 /// Counts one event on `day` in a running count.
-fn add_to_running_count(series: &mut Vec<(Day, u64)>, day: Day) {
+fn add_to_running_count(series: &mut Vec<(Day, u32)>, day: Day) {
     match series.last_mut() {
-        Some((d, total)) if *d == day => *total += 1,
+        Some((d, total)) if *d == day => *total = total.wrapping_add(1),
         Some((d, _)) if *d > day => {
             // An event dated before the last day with events: every later total grows.
             let i = series.partition_point(|(d, _)| *d < day);
@@ -476,22 +477,22 @@ fn add_to_running_count(series: &mut Vec<(Day, u64)>, day: Day) {
                 series.insert(i, (day, before));
             }
             for (_, total) in &mut series[i..] {
-                *total += 1;
+                *total = total.wrapping_add(1);
             }
         }
         _ => {
             let total = series.last().map_or(0, |(_, t)| *t);
-            series.push((day, total + 1));
+            series.push((day, total.wrapping_add(1)));
         }
     }
 }
 
 /// The number of events from day `from` to day `to` (both included) in a running count.
-fn count_between(series: &[(Day, u64)], from: Day, to: Day) -> u64 {
+fn count_between(series: &[(Day, u32)], from: Day, to: Day) -> u32 {
     let through = |n: usize| if n == 0 { 0 } else { series[n - 1].1 };
     let lo = series.partition_point(|(d, _)| *d < from);
     let hi = series.partition_point(|(d, _)| *d <= to);
-    through(hi).saturating_sub(through(lo))
+    if hi <= lo { 0 } else { through(hi).wrapping_sub(through(lo)) }
 }
 
 fn window_sum<T: Copy + std::iter::Sum<T>>(series: &[(Day, T)], from: Day, to: Day) -> T {
@@ -532,12 +533,19 @@ mod tests {
             let seen = &days[..=n];
             for from in 0..22 {
                 for to in from - 1..22 {
-                    let expected = seen.iter().filter(|d| (from..=to).contains(*d)).count() as u64;
+                    let expected = seen.iter().filter(|d| (from..=to).contains(*d)).count() as u32;
                     assert_eq!(count_between(&series, from, to), expected, "after {seen:?}, days {from} to {to}");
                 }
             }
         }
         assert!(series.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1), "{series:?}");
+        // Totals past 2³² wrap; a window's count stays exact.
+        let mut series = vec![(1, u32::MAX - 2), (2, u32::MAX)];
+        add_to_running_count(&mut series, 3);
+        add_to_running_count(&mut series, 3);
+        assert_eq!(count_between(&series, 2, 3), 4);
+        assert_eq!(count_between(&series, 3, 3), 2);
+        assert_eq!(count_between(&series, 4, 9), 0);
     }
 
     #[test]

@@ -7,16 +7,9 @@ use jiff::tz::TimeZone;
 /// A calendar day as the number of days since 1970-01-01 (negative before).
 pub type Day = i32;
 
-/// The day of a civil date (proleptic Gregorian), by the days-from-civil formula.
+/// The day of a civil date (proleptic Gregorian).
 pub fn day_of_date(date: Date) -> Day {
-    let (y, m, d) = (i32::from(date.year()), i32::from(date.month()), i32::from(date.day()));
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    cairn_rules::day_number(date)
 }
 
 /// The calendar day, in `tz`, on which `ts` falls.

@@ -41,6 +41,7 @@ mod lexer;
 mod parser;
 mod suggest;
 
+pub use eval::day_number;
 use eval::{Context, Node};
 
 /// A byte range in a rule's source text.
