@@ -182,7 +182,7 @@ struct Shard {
     /// Milestone deadlines still pending: (instant, account).
     deadlines: BTreeSet<(Timestamp, u64)>,
     /// With `DayPlan::by_wake`: per day, the contacts filed under it (a contact filed
-    /// again under another day stays listed here; its `wake` says which holds).
+    /// again under an earlier day stays listed here too; its `filed` says which holds).
     wakes: BTreeMap<Day, Vec<u64>>,
     backfill: bool,
 }
@@ -449,6 +449,7 @@ impl Engine {
                 }
                 // Filed in the old shard's days: filed again when evaluated below.
                 state.wake = None;
+                state.filed = None;
                 self.shards[target].contacts.insert(id, state);
             }
         }
@@ -1133,7 +1134,8 @@ impl Shard {
                     self.contacts.iter().filter(|(_, c)| c.account.is_none()).map(|(id, _)| *id).collect();
                 if self.latest_event_day >= self.today {
                     // Events dated today are already recorded: every window can change.
-                    // (Every contact is evaluated, and filed again.)
+                    // (Every contact is evaluated, and filed again: a filing under today
+                    // counts as none.)
                     self.wakes.remove(&self.today);
                     for id in ids {
                         o.mark(key(0, id));
@@ -1211,21 +1213,36 @@ impl Shard {
         }
     }
 
-    /// The contacts filed under `day` (and still filed there), unfiled: those of each
-    /// account, and those without an account.
+    /// The contacts filed under `day` (and still filed there) whose segments the day
+    /// can change, unfiled: those of each account, and those without an account. One
+    /// filed there whose day has moved later since is filed again under it.
     fn take_woken(&mut self, day: Day) -> (FastMap<u64, Vec<u64>>, Vec<u64>) {
         let mut by_account: FastMap<u64, Vec<u64>> = FastMap::default();
         let mut orphans = Vec::new();
+        let mut later = Vec::new();
         for c in self.wakes.remove(&day).unwrap_or_default() {
-            if let Some(state) = self.contacts.get_mut(&c)
-                && state.wake == Some(day)
-            {
-                state.wake = None;
-                match state.account {
-                    Some(a) => by_account.entry(a).or_default().push(c),
-                    None => orphans.push(c),
-                }
+            let Some(state) = self.contacts.get_mut(&c) else { continue };
+            if state.filed != Some(day) {
+                continue;
             }
+            state.filed = None;
+            match state.wake {
+                Some(w) if w <= day => {
+                    state.wake = None;
+                    match state.account {
+                        Some(a) => by_account.entry(a).or_default().push(c),
+                        None => orphans.push(c),
+                    }
+                }
+                Some(w) => {
+                    state.filed = Some(w);
+                    later.push((w, c));
+                }
+                None => {}
+            }
+        }
+        for (w, c) in later {
+            self.wakes.entry(w).or_default().push(c);
         }
         (by_account, orphans)
     }
@@ -1267,11 +1284,15 @@ impl Shard {
         // A day already begun (a late event evaluated at its own instant) is looked at
         // on the next day tick.
         let wake = wake.map(|w| w.max(self.today.saturating_add(1)));
-        if contact.wake != wake
-            && let Some(c) = self.contacts.get_mut(&id)
-        {
+        let today = self.today;
+        if let Some(c) = self.contacts.get_mut(&id) {
             c.wake = wake;
-            if let Some(w) = wake {
+            // Filed again only when the day came earlier (or the filing was used up): a
+            // day that moved later is found when the earlier one comes.
+            if let Some(w) = wake
+                && c.filed.is_none_or(|f| f <= today || w < f)
+            {
+                c.filed = Some(w);
                 self.wakes.entry(w).or_default().push(id);
             }
         }

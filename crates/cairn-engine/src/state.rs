@@ -176,9 +176,12 @@ pub struct ContactState {
     pub(crate) member_of: Bits,
     /// Whether its traits were set (by [`crate::Engine::upsert_contact`]) and evaluated.
     pub evaluated: bool,
-    /// The day it is filed under for the day ticks to look at it again (see
-    /// `DayPlan::by_wake` in the engine), if any.
+    /// The next day on which the days alone can change its segments, as of its last
+    /// evaluation (see `DayPlan::by_wake` in the engine), if any.
     pub(crate) wake: Option<crate::days::Day>,
+    /// The day it is filed under for the day ticks to look at it (never later than
+    /// `wake`: a tick that finds `wake` later files it again there).
+    pub(crate) filed: Option<crate::days::Day>,
 }
 
 /// A set of small indices (segments, by their index in the workspace), a bit each.
