@@ -98,8 +98,7 @@ pub fn message_id(key: &LedgerKey, domain: &str) -> Result<String, ChannelError>
     check_domain(domain)?;
     let domain = domain.to_ascii_lowercase();
     let hash = key_hash(key, &[]);
-    let numbered =
-        !key.enrollment.is_empty() && key.enrollment.len() <= 19 && key.enrollment.bytes().all(|b| b.is_ascii_digit());
+    let numbered = !key.enrollment.is_empty() && key.enrollment.bytes().all(|b| b.is_ascii_digit());
     Ok(if numbered {
         format!("<{:0>12}.{}@{domain}>", key.enrollment, &hash[..20])
     } else {

@@ -339,13 +339,13 @@ impl AggregatePlan {
         // A day `d` leaves on `d + n`: the first such day after today is that of the first
         // day with data after `today - n`.
         let after = today.saturating_sub(n);
+        fn first_after<T>(series: &[(Day, T)], after: Day) -> Option<Day> {
+            series.get(series.partition_point(|(d, _)| *d <= after)).map(|(d, _)| *d)
+        }
         let oldest = match state.trackers.get(query.tracker())? {
-            Tracker::Count(series) => series.get(series.partition_point(|(d, _)| *d <= after)).map(|(d, _)| *d),
-            Tracker::Sum(series) => series.get(series.partition_point(|(d, _)| *d <= after)).map(|(d, _)| *d),
-            Tracker::Users(users) => {
-                let series = &users.per_last_day;
-                series.get(series.partition_point(|(d, _)| *d <= after)).map(|(d, _)| *d)
-            }
+            Tracker::Count(series) => first_after(series, after),
+            Tracker::Sum(series) => first_after(series, after),
+            Tracker::Users(users) => first_after(&users.per_last_day, after),
             Tracker::Names(last) => last.iter().flatten().copied().filter(|d| *d > after).min(),
             Tracker::Days(days) => days.get(days.partition_point(|d| *d <= after)).copied(),
             Tracker::FirstLast(_) => None,

@@ -119,13 +119,14 @@ struct ContactDay {
 
 /// Which of a contact's segments an evaluation looks at.
 #[derive(Debug, Clone, Copy)]
-enum Look<'a> {
+enum Look {
     /// All of them.
     Everything,
-    /// Only those that can have changed since the last evaluation: with `day`, those the
-    /// new day can change; with `account`, those reading the account (something of it
-    /// changed); and those reading a contact segment that changed on the way.
-    Since { day: Option<(&'a DayPlan, Day)>, account: bool },
+    /// Only those that can have changed since the last evaluation: with `day` (the new
+    /// day), those it can change (`Shared::day_plan`); with `account`, those reading the
+    /// account (something of it changed); and those reading a contact segment that
+    /// changed on the way.
+    Since { day: Option<Day>, account: bool },
 }
 
 /// What the engine works out once from the workspace and every shard reads.
@@ -1130,8 +1131,6 @@ impl Shard {
                 self.today += 1;
                 self.next_day = start_of_day(self.today + 1, tz);
                 let ids: Vec<u64> = self.accounts.keys().copied().collect();
-                let orphans: Vec<u64> =
-                    self.contacts.iter().filter(|(_, c)| c.account.is_none()).map(|(id, _)| *id).collect();
                 if self.latest_event_day >= self.today {
                     // Events dated today are already recorded: every window can change.
                     // (Every contact is evaluated, and filed again: a filing under today
@@ -1142,20 +1141,20 @@ impl Shard {
                         self.evaluate_account(sh, id, &sh.account_nodes, next_day, &mut o.transitions);
                         self.evaluate_contacts_of(sh, id, next_day, Look::Everything, None, &mut o.transitions);
                     }
-                    for c in orphans {
+                    for c in self.orphans() {
                         o.mark(key(1, c));
                         self.evaluate_contact(sh, c, next_day, &mut o.transitions);
                     }
                 } else if sh.day_plan.by_wake {
                     // Only what the day can change, and of the contacts only those filed
                     // under today, unless what they read of their account changed.
-                    let day = &sh.day_plan;
                     let today = self.today;
                     let (mut woken, mut orphans) = self.take_woken(today);
                     for id in ids {
                         o.mark(key(0, id));
-                        let changed = self.evaluate_account(sh, id, &day.account_nodes, next_day, &mut o.transitions);
-                        let look = Look::Since { day: Some((day, today)), account: changed };
+                        let changed =
+                            self.evaluate_account(sh, id, &sh.day_plan.account_nodes, next_day, &mut o.transitions);
+                        let look = Look::Since { day: Some(today), account: changed };
                         let contacts = woken.remove(&id);
                         if changed && sh.contacts_read_account {
                             self.evaluate_contacts_of(sh, id, next_day, look, None, &mut o.transitions);
@@ -1170,27 +1169,27 @@ impl Shard {
                     orphans.sort_unstable();
                     for c in orphans {
                         o.mark(key(1, c));
-                        let look = Look::Since { day: Some((day, today)), account: false };
+                        let look = Look::Since { day: Some(today), account: false };
                         self.evaluate_contact_segments(sh, c, next_day, look, &mut o.transitions);
                     }
                 } else {
                     // Only what the day can change: everything else reads what it read
                     // yesterday and would give the same answers.
-                    let day = &sh.day_plan;
                     let today = self.today;
                     for id in ids {
                         o.mark(key(0, id));
-                        let changed = self.evaluate_account(sh, id, &day.account_nodes, next_day, &mut o.transitions);
+                        let changed =
+                            self.evaluate_account(sh, id, &sh.day_plan.account_nodes, next_day, &mut o.transitions);
                         let look = if sh.contacts_read_instant {
                             Look::Everything
                         } else {
-                            Look::Since { day: Some((day, today)), account: changed }
+                            Look::Since { day: Some(today), account: changed }
                         };
                         self.evaluate_contacts_of(sh, id, next_day, look, None, &mut o.transitions);
                     }
-                    for c in orphans {
+                    for c in self.orphans() {
                         o.mark(key(1, c));
-                        let look = Look::Since { day: Some((day, today)), account: false };
+                        let look = Look::Since { day: Some(today), account: false };
                         self.evaluate_contact_segments(sh, c, next_day, look, &mut o.transitions);
                     }
                 }
@@ -1211,6 +1210,11 @@ impl Shard {
         if to > self.now {
             self.now = to;
         }
+    }
+
+    /// The contacts without an account, in id order (a pass over every contact).
+    fn orphans(&self) -> Vec<u64> {
+        self.contacts.iter().filter(|(_, c)| c.account.is_none()).map(|(id, _)| *id).collect()
     }
 
     /// The contacts filed under `day` (and still filed there) whose segments the day
@@ -1283,14 +1287,14 @@ impl Shard {
         }
         // A day already begun (a late event evaluated at its own instant) is looked at
         // on the next day tick.
-        let wake = wake.map(|w| w.max(self.today.saturating_add(1)));
-        let today = self.today;
+        let shard_today = self.today;
+        let wake = wake.map(|w| w.max(shard_today.saturating_add(1)));
         if let Some(c) = self.contacts.get_mut(&id) {
             c.wake = wake;
             // Filed again only when the day came earlier (or the filing was used up): a
             // day that moved later is found when the earlier one comes.
             if let Some(w) = wake
-                && c.filed.is_none_or(|f| f <= today || w < f)
+                && c.filed.is_none_or(|f| f <= shard_today || w < f)
             {
                 c.filed = Some(w);
                 self.wakes.entry(w).or_default().push(id);
@@ -1537,7 +1541,7 @@ impl Shard {
         sh: &Shared,
         account: u64,
         at: Timestamp,
-        look: Look<'_>,
+        look: Look,
         whole: Option<u64>,
         out: &mut Vec<Transition>,
     ) {
@@ -1560,7 +1564,7 @@ impl Shard {
         sh: &Shared,
         id: u64,
         at: Timestamp,
-        look: Look<'_>,
+        look: Look,
         out: &mut Vec<Transition>,
     ) {
         if sh.contact_segments.is_empty() {
@@ -1580,8 +1584,7 @@ impl Shard {
                     let d = &sh.day_plan.contact[k];
                     let moves = (!changes.is_empty() && d.reads_contact_segments)
                         || (account && d.reads_account)
-                        || day.is_some_and(|(day, new_day)| {
-                            let d = &day.contact[k];
+                        || day.is_some_and(|new_day| {
                             d.always
                                 || d.clock
                                 || d.windows.iter().any(|w| sh.plan.changes_overnight(*w, &contact.aggregates, new_day))

@@ -206,8 +206,8 @@ fn equals(a: &Value, b: &Value) -> Option<bool> {
 }
 
 /// Whole days from `from` to `to` (negative when `to` is earlier).
-pub(crate) fn days_between(from: Date, to: Date) -> Option<i64> {
-    Some(i64::from(day_number(to)) - i64::from(day_number(from)))
+pub(crate) fn days_between(from: Date, to: Date) -> i64 {
+    i64::from(day_number(to)) - i64::from(day_number(from))
 }
 
 /// A civil date (proleptic Gregorian) as the number of days since 1970-01-01, negative
@@ -255,9 +255,7 @@ fn arith(op: Arith, a: Value, b: Value) -> Value {
         // A date moves by whole days; a part day is dropped.
         (Arith::Add, D(d), Dur(s)) | (Arith::Add, Dur(s), D(d)) => add_days(d, s / SECONDS_PER_DAY),
         (Arith::Sub, D(d), Dur(s)) => add_days(d, -(s / SECONDS_PER_DAY)),
-        (Arith::Sub, D(x), D(y)) => {
-            days_between(y, x).and_then(|days| days.checked_mul(SECONDS_PER_DAY)).map_or(Value::Null, Dur)
-        }
+        (Arith::Sub, D(x), D(y)) => days_between(y, x).checked_mul(SECONDS_PER_DAY).map_or(Value::Null, Dur),
         (Arith::Add, Ts(t), Dur(s)) | (Arith::Add, Dur(s), Ts(t)) => add_seconds(t, s),
         (Arith::Sub, Ts(t), Dur(s)) => s.checked_neg().map_or(Value::Null, |s| add_seconds(t, s)),
         (Arith::Sub, Ts(x), Ts(y)) => x.as_second().checked_sub(y.as_second()).map_or(Value::Null, Dur),
@@ -534,11 +532,11 @@ impl Context<'_> {
                 _ => Value::Null,
             },
             Func::DaysSince => match self.day_of(&first) {
-                Some(day) => days_between(day, self.today()).map_or(Value::Null, |d| Value::Number(d as f64)),
+                Some(day) => Value::Number(days_between(day, self.today()) as f64),
                 None => Value::Null,
             },
             Func::DaysUntil => match self.day_of(&first) {
-                Some(day) => days_between(self.today(), day).map_or(Value::Null, |d| Value::Number(d as f64)),
+                Some(day) => Value::Number(days_between(self.today(), day) as f64),
                 None => Value::Null,
             },
             Func::Date => match first {
@@ -567,7 +565,7 @@ mod tests {
         for from in [epoch, Date::MIN, Date::constant(2026, 3, 27)] {
             for &to in &dates {
                 let jiff = i64::from(from.until(to).unwrap().get_days());
-                assert_eq!(days_between(from, to), Some(jiff), "{from} to {to}");
+                assert_eq!(days_between(from, to), jiff, "{from} to {to}");
             }
         }
     }
