@@ -216,43 +216,98 @@ impl AggregatePlan {
             .collect()
     }
 
-    /// Records one event in a subject's state.
-    pub fn record(&self, scope: Subject, state: &mut AggregateState, event: &EventFacts<'_>) {
+    /// Records one event in a subject's state, and in `changes` what it changed there
+    /// (see [`AggregatePlan::moved`]).
+    pub fn record(&self, scope: Subject, state: &mut AggregateState, event: &EventFacts<'_>, changes: &mut Changes) {
         let plan = self.scope(scope);
+        changes.clear(event.day);
         for i in plan.touched(event.name) {
             let Some(tracker) = state.trackers.get_mut(i) else { continue };
-            match (tracker, &plan.trackers[i]) {
-                (Tracker::Count(series), _) => add_to_running_count(series, event.day),
-                (Tracker::Sum(series), TrackerSpec::Sum(_, property)) => {
-                    if let Some(x) = event.number(property) {
-                        add_to_series(series, event.day, x);
-                    }
+            let change = match (tracker, &plan.trackers[i]) {
+                (Tracker::Count(series), _) => {
+                    add_to_running_count(series, event.day);
+                    Some(Change::Grew)
                 }
-                (Tracker::Users(users), _) => {
-                    if let Some(contact) = event.contact {
-                        users.record(contact, event.day);
+                (Tracker::Sum(series), TrackerSpec::Sum(_, property)) => match event.number(property) {
+                    Some(x) => {
+                        add_to_series(series, event.day, x);
+                        (x != 0.0).then_some(Change::Grew)
                     }
+                    None => None,
+                },
+                (Tracker::Users(users), _) => {
+                    event.contact.and_then(|contact| users.record(contact, event.day)).map(Change::LastDay)
                 }
                 (Tracker::Names(last), TrackerSpec::Names(names)) => {
-                    if let Some(k) = names.iter().position(|n| n == event.name)
-                        && let Some(slot) = last.get_mut(k)
-                    {
-                        *slot = Some(slot.map_or(event.day, |d: Day| d.max(event.day)));
+                    match names.iter().position(|n| n == event.name).and_then(|k| last.get_mut(k)) {
+                        Some(slot) if slot.is_none_or(|d| d < event.day) => {
+                            let before = *slot;
+                            *slot = Some(event.day);
+                            Some(Change::LastDay(before))
+                        }
+                        _ => None,
                     }
                 }
-                (Tracker::Days(days), _) => {
-                    if let Err(at) = days.binary_search(&event.day) {
+                (Tracker::Days(days), _) => match days.binary_search(&event.day) {
+                    Ok(_) => None,
+                    Err(at) => {
                         days.insert(at, event.day);
+                        Some(Change::Grew)
+                    }
+                },
+                (Tracker::FirstLast(seen), _) => {
+                    let now = (event.ts, event.day);
+                    match seen {
+                        None => {
+                            *seen = Some(Seen { first: now, last: now });
+                            Some(Change::Seen { first: (true, true), last: (true, true) })
+                        }
+                        Some(s) => {
+                            let first = (now.0 < s.first.0, now.1 < s.first.1);
+                            let last = (now.0 > s.last.0, now.1 > s.last.1);
+                            if first.0 {
+                                s.first = now;
+                            }
+                            if last.0 {
+                                s.last = now;
+                            }
+                            (first.0 || last.0).then_some(Change::Seen { first, last })
+                        }
                     }
                 }
-                (Tracker::FirstLast(span), _) => {
-                    *span = Some(match *span {
-                        None => (event.ts, event.ts),
-                        Some((first, last)) => (first.min(event.ts), last.max(event.ts)),
-                    });
-                }
-                _ => {}
+                _ => None,
+            };
+            if let Some(change) = change {
+                changes.list.push((i, change));
             }
+        }
+    }
+
+    /// Whether the event `changes` describes (recorded in a subject's state) can have
+    /// moved the value of aggregate `id` on the event's own day, with the journey anchor
+    /// on `anchor`: as a rule reads it `exactly`, or only through a day count (for a
+    /// first or last time, only its day then matters; see [`cairn_rules::Rule::reads_exactly`]).
+    /// A count moves with every event it counts; users, events and active days only when
+    /// one is new to the window; a first or last time when it moves.
+    pub fn moved(&self, id: AggId, changes: &Changes, anchor: Option<Day>, exactly: bool) -> bool {
+        let Some((_, query)) = self.queries.get(id.0 as usize) else { return true };
+        let tracker = query.tracker();
+        let Some(change) = changes.list.iter().find(|(i, _)| *i == tracker).map(|(_, c)| *c) else {
+            return false;
+        };
+        let start = match query.window() {
+            Some(WindowRef::Days(n)) => Some(changes.day.saturating_sub(n as Day).saturating_add(1)),
+            Some(WindowRef::SinceAnchor) => anchor,
+            Some(WindowRef::AllTime) => Some(Day::MIN),
+            None => None,
+        };
+        match (change, query) {
+            // The day it left is in the window: the count of days or names in it is the same.
+            (Change::LastDay(Some(before)), _) => start.is_none_or(|from| before < from),
+            (Change::Seen { first, .. }, Query::First(_)) => first.1 || (exactly && first.0),
+            (Change::Seen { last, .. }, Query::Last(_)) => last.1 || (exactly && last.0),
+            (Change::Seen { .. }, _) => false,
+            (Change::Grew | Change::LastDay(None), _) => true,
         }
     }
 
@@ -295,8 +350,8 @@ impl AggregatePlan {
                 }
                 None => Value::Null,
             },
-            (Query::First(_), Tracker::FirstLast(span)) => span.map_or(Value::Null, |(f, _)| Value::Timestamp(f)),
-            (Query::Last(_), Tracker::FirstLast(span)) => span.map_or(Value::Null, |(_, l)| Value::Timestamp(l)),
+            (Query::First(_), Tracker::FirstLast(seen)) => seen.map_or(Value::Null, |s| Value::Timestamp(s.first.0)),
+            (Query::Last(_), Tracker::FirstLast(seen)) => seen.map_or(Value::Null, |s| Value::Timestamp(s.last.0)),
             _ => Value::Null,
         }
     }
@@ -405,6 +460,62 @@ impl EventFacts<'_> {
     }
 }
 
+/// What recording one event changed in a subject's trackers (filled by
+/// [`AggregatePlan::record`], read by [`AggregatePlan::moved`]); kept by the caller
+/// across events to spare an allocation each.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// The event's day.
+    day: Day,
+    /// The trackers it changed, and how.
+    list: Vec<(usize, Change)>,
+}
+
+impl Changes {
+    fn clear(&mut self, day: Day) {
+        self.day = day;
+        self.list.clear();
+    }
+
+    /// The event's day.
+    pub fn day(&self) -> Day {
+        self.day
+    }
+
+    /// Whether the event changed any tracker at all.
+    pub fn any(&self) -> bool {
+        !self.list.is_empty()
+    }
+
+    /// Whether the event changed which days hold data in some tracker, or a first or
+    /// last time's day: what the next day a window or a day count moves depends on.
+    pub fn days_moved(&self) -> bool {
+        self.list.iter().any(|(_, c)| match c {
+            Change::Grew | Change::LastDay(_) => true,
+            Change::Seen { first, last } => first.1 || last.1,
+        })
+    }
+}
+
+/// How one event changed one tracker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Change {
+    /// More events, a larger sum, or a new active day.
+    Grew,
+    /// A contact's (or a name's) last day moved to the event's day from the day given
+    /// (none: the first).
+    LastDay(Option<Day>),
+    /// The first and last times: whether each moved (at all, to another day).
+    Seen { first: (bool, bool), last: (bool, bool) },
+}
+
+/// The first and last time a matching event happened, with their days.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Seen {
+    first: (Timestamp, Day),
+    last: (Timestamp, Day),
+}
+
 /// One subject's aggregate state.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AggregateState {
@@ -421,7 +532,7 @@ enum Tracker {
     Users(UserDays),
     Names(Vec<Option<Day>>),
     Days(Vec<Day>),
-    FirstLast(Option<(Timestamp, Timestamp)>),
+    FirstLast(Option<Seen>),
 }
 
 /// Each contact's last active day, and how many contacts have each day as their last
@@ -435,10 +546,12 @@ struct UserDays {
 }
 
 impl UserDays {
-    fn record(&mut self, contact: u64, day: Day) {
+    /// Records contact `contact` active on `day`; when that moves its last day, the
+    /// last day it had before (none: it is new).
+    fn record(&mut self, contact: u64, day: Day) -> Option<Option<Day>> {
         let before = self.last.get(&contact).copied();
         match before {
-            Some(d) if d >= day => return,
+            Some(d) if d >= day => return None,
             Some(d) => {
                 if let Ok(i) = self.per_last_day.binary_search_by_key(&d, |(d, _)| *d) {
                     self.per_last_day[i].1 -= 1;
@@ -451,6 +564,7 @@ impl UserDays {
         }
         self.last.insert(contact, day);
         add_to_series(&mut self.per_last_day, day, 1u32);
+        Some(before)
     }
 }
 
@@ -561,10 +675,10 @@ mod tests {
         let mut st = plan.empty_state(Subject::Account);
         // Days 100..=139, one event each, plus an unrelated event; one arrives late.
         for d in (100..140).filter(|d| *d != 120) {
-            plan.record(Subject::Account, &mut st, &event("x", d, 1, &[]));
-            plan.record(Subject::Account, &mut st, &event("y", d, 1, &[]));
+            plan.record(Subject::Account, &mut st, &event("x", d, 1, &[]), &mut Changes::default());
+            plan.record(Subject::Account, &mut st, &event("y", d, 1, &[]), &mut Changes::default());
         }
-        plan.record(Subject::Account, &mut st, &event("x", 120, 1, &[]));
+        plan.record(Subject::Account, &mut st, &event("x", 120, 1, &[]), &mut Changes::default());
         let today = 139;
         assert_eq!(plan.value(c7, &st, today, None), Value::Number(7.0)); // 133..=139
         assert_eq!(plan.value(c30, &st, today, None), Value::Number(30.0)); // 110..=139
@@ -605,14 +719,14 @@ mod tests {
             ("b", 6, 1),
             ("a", 9, 4),
         ] {
-            plan.record(Subject::Account, &mut st, &event(name, day, who, &[]));
+            plan.record(Subject::Account, &mut st, &event(name, day, who, &[]), &mut Changes::default());
         }
         let a = amount(12.5);
-        plan.record(Subject::Account, &mut st, &event("order", 3, 1, &a));
+        plan.record(Subject::Account, &mut st, &event("order", 3, 1, &a), &mut Changes::default());
         let b = amount(-2.5);
-        plan.record(Subject::Account, &mut st, &event("order", 4, 1, &b));
+        plan.record(Subject::Account, &mut st, &event("order", 4, 1, &b), &mut Changes::default());
         let nan = amount(f64::NAN);
-        plan.record(Subject::Account, &mut st, &event("order", 4, 1, &nan));
+        plan.record(Subject::Account, &mut st, &event("order", 4, 1, &nan), &mut Changes::default());
         assert_eq!(plan.value(users, &st, 14, None), Value::Number(2.0)); // 1..=14: users 1, 2
         assert_eq!(plan.value(users, &st, 20, None), Value::Number(1.0)); // 7..=20: user 3
         assert_eq!(plan.value(active, &st, 9, None), Value::Number(2.0)); // 3..=9: users 1 (a, b, order) and 4; 2 last on day 2
@@ -636,5 +750,75 @@ mod tests {
         assert_eq!(plan.affected(Subject::Account, "x"), vec![x, any]);
         assert!(plan.affected(Subject::Contact, "x").is_empty());
         assert!(plan.is_tracked(Subject::Account, "z"));
+    }
+
+    #[test]
+    fn an_event_moves_every_aggregate_whose_value_it_changes_and_few_others() {
+        let mut table = AggregateTable::new();
+        let mut ids = Vec::new();
+        for window in [Window::Days(1), Window::Days(7), Window::SinceAnchor, Window::AllTime] {
+            ids.push(table.intern(spec(Aggregate::Count { events: named(&["a"]), window: window.clone() })));
+            ids.push(
+                table.intern(spec(Aggregate::DistinctUsers { events: named(&["a", "b"]), window: window.clone() })),
+            );
+            ids.push(table.intern(spec(Aggregate::ActiveUsers { window: window.clone() })));
+            ids.push(table.intern(spec(Aggregate::ActiveDays { window: window.clone() })));
+            ids.push(
+                table.intern(spec(Aggregate::DistinctEvents {
+                    events: named(&["a", "b", "c"]),
+                    window: window.clone(),
+                })),
+            );
+            ids.push(table.intern(spec(Aggregate::Sum { events: named(&["b"]), property: "n".into(), window })));
+        }
+        let first = table.intern(spec(Aggregate::FirstSeen { events: named(&["b", "c"]) }));
+        let last = table.intern(spec(Aggregate::LastSeen { events: named(&["a", "c"]) }));
+        ids.extend([first, last]);
+        let plan = AggregatePlan::new(&table);
+        let mut st = plan.empty_state(Subject::Account);
+        let mut changes = Changes::default();
+        let anchor = Some(103);
+        let day_of = |v: &Value| match v {
+            Value::Timestamp(t) => Some((t.as_second() - 3600).div_euclid(86_400)),
+            _ => None,
+        };
+        // A deterministic walk: days move on now and then, several events a day, five
+        // contacts, four names, sums that are sometimes zero.
+        let (mut seed, mut day, mut second) = (7u64, 100, 0);
+        let (mut moved, mut kept) = (0, 0);
+        for _ in 0..3000 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let r = seed >> 33;
+            if r % 5 == 0 {
+                day += 1 + (r / 5 % 3) as Day;
+                second = 0;
+            }
+            second += 1 + (r / 16 % 600) as i64;
+            let name = ["a", "b", "c", "d"][(r / 7 % 4) as usize];
+            let numbers = vec![("n".to_string(), (r / 11 % 3) as f64)];
+            let facts = EventFacts {
+                name,
+                ts: Timestamp::from_second(i64::from(day) * 86_400 + 3600 + second).unwrap(),
+                day,
+                contact: Some(r / 13 % 5),
+                numbers: &numbers,
+            };
+            let before: Vec<Value> = ids.iter().map(|id| plan.value(*id, &st, day, anchor)).collect();
+            plan.record(Subject::Account, &mut st, &facts, &mut changes);
+            for (id, before) in ids.iter().zip(before) {
+                let after = plan.value(*id, &st, day, anchor);
+                let exactly = plan.moved(*id, &changes, anchor, true);
+                assert!(before == after || exactly, "{id:?} went {before:?} -> {after:?} on day {day} unseen");
+                if *id == first || *id == last {
+                    let by_day = plan.moved(*id, &changes, anchor, false);
+                    assert!(day_of(&before) == day_of(&after) || by_day, "{id:?}: the day moved unseen");
+                    assert!(exactly || !by_day);
+                }
+                if exactly { moved += 1 } else { kept += 1 }
+            }
+            assert_eq!(changes.any(), changes.list.iter().any(|_| true));
+        }
+        // Most events leave most of these aggregates as they were.
+        assert!(kept > moved, "moved {moved}, kept {kept}");
     }
 }

@@ -19,7 +19,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::aggregates::{AggregatePlan, EventFacts};
+use crate::aggregates::{AggregatePlan, Changes, EventFacts};
 use crate::days::{Day, day_of, start_of_day};
 use crate::fast::FastMap;
 use crate::health::{self, HealthScore};
@@ -67,6 +67,9 @@ enum Node {
 struct EventPlan {
     /// The account nodes reading an aggregate the event can change, in evaluation order.
     nodes: Vec<Node>,
+    /// What each of `nodes` reads, for skipping those the event did not change after
+    /// all (see [`Reads::moved`]); `nodes` of another node are positions in `nodes`.
+    reads: Vec<Reads>,
     /// Whether it can change an account aggregate that contact segments read.
     contacts_read_changed: bool,
 }
@@ -117,6 +120,48 @@ struct ContactDay {
     reads_account: bool,
 }
 
+/// What one definition reads that an event can change: an event re-evaluates it only
+/// when one of these moved.
+#[derive(Debug, Clone, Default)]
+struct Reads {
+    /// It reads the instant within the day (`now()`, `age()`): re-evaluated at every
+    /// event that can change what it reads.
+    instant: bool,
+    /// The aggregates it reads directly, each with whether exactly (not only through a
+    /// day count: [`Rule::reads_exactly`]).
+    aggregates: Vec<(AggId, bool)>,
+    /// The other definitions of its list it reads directly, as bits by position (an
+    /// account node's event plan; contact segments' own list).
+    nodes: u64,
+}
+
+impl Reads {
+    /// What the rules `rules` read directly, with `nodes` the bits of the definitions
+    /// they read.
+    fn of(rules: &[&Rule], nodes: u64) -> Reads {
+        let mut aggregates: Vec<(AggId, bool)> = Vec::new();
+        for rule in rules {
+            for &id in rule.aggregates() {
+                let exactly = rule.reads_exactly(id);
+                match aggregates.iter_mut().find(|(a, _)| *a == id) {
+                    Some((_, e)) => *e |= exactly,
+                    None => aggregates.push((id, exactly)),
+                }
+            }
+        }
+        Reads { instant: rules.iter().any(|r| r.reads_instant()), aggregates, nodes }
+    }
+
+    /// Whether an event that changed what `changes` says (of the scope these aggregates
+    /// are in), and the definitions in `changed` (bits by position), can have changed
+    /// the value of this definition on the event's day.
+    fn moved(&self, plan: &AggregatePlan, changes: &Changes, anchor: Option<Day>, changed: u64) -> bool {
+        self.instant
+            || self.nodes & changed != 0
+            || self.aggregates.iter().any(|&(id, exactly)| plan.moved(id, changes, anchor, exactly))
+    }
+}
+
 /// Which of a contact's segments an evaluation looks at.
 #[derive(Debug, Clone, Copy)]
 enum Look {
@@ -127,6 +172,10 @@ enum Look {
     /// account (something of it changed); and those reading a contact segment that
     /// changed on the way.
     Since { day: Option<Day>, account: bool },
+    /// Only those that the event just recorded in the contact's aggregates
+    /// (`Shard::contact_changes`) can have changed (`Shared::contact_reads`), on the
+    /// event's day, the contact having been evaluated before.
+    Event,
 }
 
 /// What the engine works out once from the workspace and every shard reads.
@@ -138,6 +187,9 @@ struct Shared {
     account_nodes: Vec<Node>,
     /// Contact segments (indices into the workspace's segments) in evaluation order.
     contact_segments: Vec<usize>,
+    /// What each contact segment reads, in that order (`nodes`: the contact segments
+    /// it reads, by position), for [`Look::Event`]; `None` when there are more than 64.
+    contact_reads: Option<Vec<Reads>>,
     /// The journey's stage ids as rule values, by stage index.
     stage_values: Vec<Value>,
     /// Per account aggregate: the account nodes that read it (directly or through
@@ -174,6 +226,10 @@ struct Shard {
     day_memo: (Timestamp, Day, Date),
     /// A buffer for health measures' raw values (kept to spare an allocation per score).
     health_values: Vec<Option<f64>>,
+    /// What the event being applied changed in its account's aggregates, and in its
+    /// contact's (buffers kept across events).
+    account_changes: Changes,
+    contact_changes: Changes,
     accounts: BTreeMap<u64, AccountState>,
     contacts: BTreeMap<u64, ContactState>,
     now: Timestamp,
@@ -251,6 +307,8 @@ impl Engine {
             latest_event_day: Day::MIN,
             day_memo: (now, today, tz.to_datetime(now).date()),
             health_values: Vec::new(),
+            account_changes: Changes::default(),
+            contact_changes: Changes::default(),
             accounts: BTreeMap::new(),
             contacts: BTreeMap::new(),
             now,
@@ -748,6 +806,7 @@ impl Shared {
             plan,
             account_nodes,
             contact_segments,
+            contact_reads: None,
             readers_of_aggregate: BTreeMap::new(),
             readers_of_trait: BTreeMap::new(),
             contacts_read_account: false,
@@ -833,10 +892,24 @@ impl Shared {
                 rule.aggregates().iter().copied().filter(|a| self.ws.aggregates().get(*a).scope == Subject::Account),
             );
         }
-        let plan_of = |affected: Vec<AggId>| EventPlan {
-            nodes: self
-                .nodes_reading(affected.iter().flat_map(|id| self.readers_of_aggregate.get(id).into_iter().flatten())),
-            contacts_read_changed: affected.iter().any(|a| contact_aggs.contains(a)),
+        let plan_of = |affected: Vec<AggId>| {
+            let nodes = self
+                .nodes_reading(affected.iter().flat_map(|id| self.readers_of_aggregate.get(id).into_iter().flatten()));
+            let reads = nodes
+                .iter()
+                .map(|node| {
+                    let mut reads = Reads::of(&self.rules_of(*node), 0);
+                    for dep in reads_nodes.get(node).into_iter().flatten() {
+                        match nodes.iter().position(|n| n == dep) {
+                            Some(k) if k < 64 => reads.nodes |= 1 << k,
+                            Some(_) => reads.instant = true,
+                            None => {}
+                        }
+                    }
+                    reads
+                })
+                .collect();
+            EventPlan { nodes, reads, contacts_read_changed: affected.iter().any(|a| contact_aggs.contains(a)) }
         };
         let by_name = self
             .plan
@@ -846,6 +919,24 @@ impl Shared {
         let other = plan_of(self.plan.affected_by_any(Subject::Account));
         self.event_plans = EventPlans { by_name, other };
         self.day_plan = self.plan_days(&reads_nodes);
+        self.contact_reads = (self.contact_segments.len() <= 64).then(|| {
+            self.contact_segments
+                .iter()
+                .map(|&i| {
+                    let rule = &self.ws.segments()[i].rule;
+                    let mut nodes = 0u64;
+                    for r in rule.references() {
+                        if let Reference::Segment(id) = r
+                            && let Some(k) =
+                                self.contact_segments.iter().position(|&j| self.ws.segments()[j].id.as_str() == id)
+                        {
+                            nodes |= 1 << k;
+                        }
+                    }
+                    Reads::of(&[rule], nodes)
+                })
+                .collect()
+        });
     }
 
     /// Works out what a new day can change, given the nodes each account node reads.
@@ -978,7 +1069,7 @@ impl Shard {
         };
         let mut out = Vec::new();
         let at = self.now;
-        self.evaluate_account(sh, id, &nodes, at, &mut out);
+        self.evaluate_account(sh, id, &nodes, None, at, &mut out);
         if first || (!nodes.is_empty() && sh.contacts_read_account) {
             self.evaluate_contacts_of(sh, id, at, Look::Everything, None, &mut out);
         }
@@ -1040,12 +1131,17 @@ impl Shard {
         let facts =
             EventFacts { name: &event.name, ts: event.ts, day, contact: event.contact, numbers: &event.numbers };
         self.latest_event_day = self.latest_event_day.max(day);
+        // Whether the contact is new here (a contact seen before was evaluated then).
+        let new_contact = contact_here && event.contact.is_some_and(|c| !self.contacts.contains_key(&c));
         if contact_here && let Some(c) = event.contact {
             self.record(sh, c, &facts);
         }
+        // A contact seen before, whose aggregates this event was just recorded in, needs a
+        // look only at what that changed.
+        let contact_look = if contact_here && !new_contact { Look::Event } else { Look::Everything };
         let Some(a) = event.account else {
             if let Some(c) = event.contact {
-                self.evaluate_contact(sh, c, self.at_for(event.ts, None), out);
+                self.evaluate_contact_segments(sh, c, self.at_for(event.ts, None), contact_look, out);
             }
             return None;
         };
@@ -1053,14 +1149,16 @@ impl Shard {
         if new_account {
             out.extend(self.upsert_account(sh, a, BTreeMap::new()));
         }
+        let mut changes = std::mem::take(&mut self.account_changes);
         if let Some(state) = self.accounts.get_mut(&a) {
-            sh.plan.record(Subject::Account, &mut state.aggregates, &facts);
+            sh.plan.record(Subject::Account, &mut state.aggregates, &facts, &mut changes);
         }
         let plans = &sh.event_plans;
         let plan = plans.by_name.get(event.name.as_str()).unwrap_or(&plans.other);
         let contacts_read_changed = plan.contacts_read_changed;
         let at = self.at_for(event.ts, Some(a));
-        let account_changed = self.evaluate_account(sh, a, &plan.nodes, at, out);
+        let account_changed = self.evaluate_account(sh, a, &plan.nodes, Some((&plan.reads, &changes)), at, out);
+        self.account_changes = changes;
         // Another contact of the account reads only its own state and the account's:
         // unless what it reads of the account changed (or moves within the day), its
         // segments stay as they are, and only the event's contact needs a look.
@@ -1082,7 +1180,7 @@ impl Shard {
             return Some(at);
         }
         if !all_contacts || own.is_none() {
-            self.evaluate_contact(sh, c, at, out);
+            self.evaluate_contact_segments(sh, c, at, contact_look, out);
         }
         None
     }
@@ -1095,13 +1193,15 @@ impl Shard {
         self.record(sh, c, &facts);
     }
 
+    /// Records an event in the aggregates of contact `c` (created if new), and in
+    /// `contact_changes` what it changed there.
     fn record(&mut self, sh: &Shared, c: u64, facts: &EventFacts<'_>) {
         let plan = &sh.plan;
         let contact = self
             .contacts
             .entry(c)
             .or_insert_with(|| ContactState { aggregates: plan.empty_state(Subject::Contact), ..Default::default() });
-        plan.record(Subject::Contact, &mut contact.aggregates, facts);
+        plan.record(Subject::Contact, &mut contact.aggregates, facts, &mut self.contact_changes);
     }
 
     /// Whether moving the clock to `to` crosses a day boundary or a deadline.
@@ -1131,6 +1231,7 @@ impl Shard {
                 self.today += 1;
                 self.next_day = start_of_day(self.today + 1, tz);
                 let ids: Vec<u64> = self.accounts.keys().copied().collect();
+                let day_nodes = &sh.day_plan.account_nodes;
                 if self.latest_event_day >= self.today {
                     // Events dated today are already recorded: every window can change.
                     // (Every contact is evaluated, and filed again: a filing under today
@@ -1138,7 +1239,7 @@ impl Shard {
                     self.wakes.remove(&self.today);
                     for id in ids {
                         o.mark(key(0, id));
-                        self.evaluate_account(sh, id, &sh.account_nodes, next_day, &mut o.transitions);
+                        self.evaluate_account(sh, id, &sh.account_nodes, None, next_day, &mut o.transitions);
                         self.evaluate_contacts_of(sh, id, next_day, Look::Everything, None, &mut o.transitions);
                     }
                     for c in self.orphans() {
@@ -1152,8 +1253,7 @@ impl Shard {
                     let (mut woken, mut orphans) = self.take_woken(today);
                     for id in ids {
                         o.mark(key(0, id));
-                        let changed =
-                            self.evaluate_account(sh, id, &sh.day_plan.account_nodes, next_day, &mut o.transitions);
+                        let changed = self.evaluate_account(sh, id, day_nodes, None, next_day, &mut o.transitions);
                         let look = Look::Since { day: Some(today), account: changed };
                         let contacts = woken.remove(&id);
                         if changed && sh.contacts_read_account {
@@ -1178,8 +1278,7 @@ impl Shard {
                     let today = self.today;
                     for id in ids {
                         o.mark(key(0, id));
-                        let changed =
-                            self.evaluate_account(sh, id, &sh.day_plan.account_nodes, next_day, &mut o.transitions);
+                        let changed = self.evaluate_account(sh, id, day_nodes, None, next_day, &mut o.transitions);
                         let look = if sh.contacts_read_instant {
                             Look::Everything
                         } else {
@@ -1201,7 +1300,7 @@ impl Shard {
                 self.deadlines.pop_first();
                 self.now = self.now.max(t);
                 o.mark((pos, 0, t, 1, 0, account));
-                self.evaluate_account(sh, account, &sh.account_nodes, t, &mut o.transitions);
+                self.evaluate_account(sh, account, &sh.account_nodes, None, t, &mut o.transitions);
                 let look =
                     if sh.contacts_read_instant { Look::Everything } else { Look::Since { day: None, account: true } };
                 self.evaluate_contacts_of(sh, account, t, look, None, &mut o.transitions);
@@ -1309,7 +1408,7 @@ impl Shard {
         let ids: Vec<u64> = self.accounts.keys().copied().collect();
         for id in ids {
             o.mark((0, 0, Timestamp::MIN, 0, 0, id));
-            self.evaluate_account(sh, id, &sh.account_nodes, at, &mut o.transitions);
+            self.evaluate_account(sh, id, &sh.account_nodes, None, at, &mut o.transitions);
         }
         let contacts: Vec<u64> = self.contacts.keys().copied().collect();
         for c in contacts {
@@ -1351,21 +1450,36 @@ impl Shard {
 
     /// Evaluates `nodes` of one account at `at`; returns whether a node that contact
     /// segments read changed (a membership, a milestone, the stage, a health score).
+    /// Evaluates `nodes` of account `id` at `at`; after an event, `event` holds what each
+    /// node reads (as `nodes`) and what the event changed in the account's aggregates:
+    /// on the event's day, a node none of whose reads moved is left as it is. Returns
+    /// whether something contact segments read changed.
     fn evaluate_account(
         &mut self,
         sh: &Shared,
         id: u64,
         nodes: &[Node],
+        event: Option<(&[Reads], &Changes)>,
         at: Timestamp,
         out: &mut Vec<Transition>,
     ) -> bool {
         let mut read_by_contacts_changed = false;
         let (today, today_date) = self.day_at(sh, at);
         let ws = &sh.ws;
+        // A late event is evaluated on a later day than its own: everything it can reach.
+        let event = event.filter(|(_, changes)| changes.day() == today);
+        // The nodes (by position) this evaluation changed.
+        let mut changed: u64 = 0;
         // The health measures' raw values, in a buffer kept across evaluations.
         let mut values = std::mem::take(&mut self.health_values);
-        for &node in nodes {
+        for (k, &node) in nodes.iter().enumerate() {
             let Some(state) = self.accounts.get(&id) else { break };
+            if let Some((reads, changes)) = event
+                && !reads[k].moved(&sh.plan, changes, state.anchor, changed)
+            {
+                continue;
+            }
+            let mut rescored = false;
             let env = AccountEnv {
                 shared: sh,
                 account: state,
@@ -1506,6 +1620,7 @@ impl Shard {
                     let before = if contacts_read_health { state.health.clone() } else { None };
                     let before_band = state.health.as_ref().and_then(|h| h.band);
                     let Some(s) = self.accounts.get_mut(&id) else { continue };
+                    rescored = true;
                     // Scored in place when the model is the same (no new strings).
                     if !s.health.as_mut().is_some_and(|h| health::rescore(h, model, &health.bands, &values)) {
                         s.health = Some(health::score(model, &health.bands, &values));
@@ -1525,6 +1640,9 @@ impl Shard {
             // Segments, milestones and stages change only with a transition.
             if out.len() > transitions_before && node != Node::Health && sh.contacts_read_nodes.contains(&node) {
                 read_by_contacts_changed = true;
+            }
+            if (rescored || out.len() > transitions_before) && k < 64 {
+                changed |= 1 << k;
             }
         }
         self.health_values = values;
@@ -1571,15 +1689,28 @@ impl Shard {
             return;
         }
         let (today, today_date) = self.day_at(sh, at);
+        // After an event: only on the event's own day, and with each segment's reads.
+        let event = match look {
+            Look::Event => sh.contact_reads.as_deref().filter(|_| self.contact_changes.day() == today),
+            _ => None,
+        };
+        let look = if matches!(look, Look::Event) && event.is_none() { Look::Everything } else { look };
         let ws = &sh.ws;
         let empty = AccountState::default();
         // Later segments read the earlier ones' new answers: once one changes, the
         // memberships are a copy, stored back at the end.
         let mut updated: Option<Bits> = None;
         let mut changes: Vec<(usize, bool)> = Vec::new();
+        // The segments (by position) changed so far.
+        let mut changed: u64 = 0;
         if let Some(contact) = self.contacts.get(&id) {
             let account = contact.account.and_then(|a| self.accounts.get(&a)).unwrap_or(&empty);
             for (k, &i) in sh.contact_segments.iter().enumerate() {
+                if let Some(reads) = event
+                    && !reads[k].moved(&sh.plan, &self.contact_changes, account.anchor, changed)
+                {
+                    continue;
+                }
                 if let Look::Since { day, account } = look {
                     let d = &sh.day_plan.contact[k];
                     let moves = (!changes.is_empty() && d.reads_contact_segments)
@@ -1613,6 +1744,9 @@ impl Shard {
                     };
                     out.push(self.transition(at, SubjectRef::Contact(id), kind));
                     changes.push((i, inside));
+                    if k < 64 {
+                        changed |= 1 << k;
+                    }
                     updated.get_or_insert_with(|| contact.member_of.clone()).set(i, inside);
                 }
             }
@@ -1630,7 +1764,10 @@ impl Shard {
                 }
             }
         }
-        if sh.day_plan.by_wake {
+        // The next day the days alone can change its segments depends on the days its
+        // series hold data and its first and last days (and on traits, which no event
+        // changes): when the event moved none of them, the day filed last still holds.
+        if sh.day_plan.by_wake && (event.is_none() || self.contact_changes.days_moved()) {
             self.file_wake(sh, id, at, today, today_date);
         }
     }

@@ -131,8 +131,31 @@ pub(crate) enum Func {
 /// Whether evaluating `node` reads the evaluation instant (`now()`, `age()`,
 /// `days_since`, `days_until`): such a value can change with the passing of time alone.
 pub(crate) fn reads_clock(node: &Node) -> bool {
+    matches!(node, Node::Now | Node::Age | Node::Call(Func::DaysSince | Func::DaysUntil, _))
+        || children(node).into_iter().any(reads_clock)
+}
+
+/// Whether evaluating `node` reads the instant within its day (`now()`, `age()`), not
+/// only the day (`days_since`, `days_until`): such a value can change between two
+/// moments of one day with nothing else changing.
+pub(crate) fn reads_instant(node: &Node) -> bool {
+    matches!(node, Node::Now | Node::Age) || children(node).into_iter().any(reads_instant)
+}
+
+/// Adds to `out` the slots of the aggregates `node` reads other than as the whole
+/// argument of a day count (`days_since(last_seen())` reads only the day of its
+/// aggregate: a later time on the same day gives the same count).
+pub(crate) fn exact_aggregate_slots(node: &Node, out: &mut Vec<usize>) {
     match node {
-        Node::Now | Node::Age | Node::Call(Func::DaysSince | Func::DaysUntil, _) => true,
+        Node::Aggregate(slot) => out.push(*slot),
+        Node::Call(Func::DaysSince | Func::DaysUntil, args) if matches!(args.as_slice(), [Node::Aggregate(_)]) => {}
+        _ => children(node).into_iter().for_each(|c| exact_aggregate_slots(c, out)),
+    }
+}
+
+/// The nodes directly under `node`.
+fn children(node: &Node) -> Vec<&Node> {
+    match node {
         Node::Const(_)
         | Node::AccountTrait(_)
         | Node::ContactTrait(_)
@@ -142,21 +165,21 @@ pub(crate) fn reads_clock(node: &Node) -> bool {
         | Node::Stage
         | Node::Health(_)
         | Node::Engagement(..)
-        | Node::Goal => false,
-        Node::Not(e) | Node::Neg(e) | Node::StartOfDay(e) => reads_clock(e),
+        | Node::Goal
+        | Node::Now
+        | Node::Age => Vec::new(),
+        Node::Not(e) | Node::Neg(e) | Node::StartOfDay(e) => vec![e],
         Node::And(a, b) | Node::Or(a, b) | Node::Compare(_, a, b) | Node::Arith(_, a, b) | Node::Concat(a, b) => {
-            reads_clock(a) || reads_clock(b)
+            vec![a, b]
         }
-        Node::In { value, list, .. } => reads_clock(value) || reads_clock(list),
-        Node::Between { value, low, high, .. } => reads_clock(value) || reads_clock(low) || reads_clock(high),
-        Node::IsNull { value, .. } => reads_clock(value),
-        Node::Like { value, pattern, .. } => reads_clock(value) || reads_clock(pattern),
+        Node::In { value, list, .. } => vec![value, list],
+        Node::Between { value, low, high, .. } => vec![value, low, high],
+        Node::IsNull { value, .. } => vec![value],
+        Node::Like { value, pattern, .. } => vec![value, pattern],
         Node::Case { branches, otherwise } => {
-            branches.iter().any(|(c, r)| reads_clock(c) || reads_clock(r))
-                || otherwise.as_deref().is_some_and(reads_clock)
+            branches.iter().flat_map(|(c, r)| [c, r]).chain(otherwise.as_deref()).collect()
         }
-        Node::List(items) => items.iter().any(reads_clock),
-        Node::Call(_, args) => args.iter().any(reads_clock),
+        Node::List(items) | Node::Call(_, items) => items.iter().collect(),
     }
 }
 

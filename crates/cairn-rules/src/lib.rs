@@ -370,6 +370,11 @@ pub struct Rule {
     reads_clock: bool,
     /// Whether [`Rule::next_clock_change`] can tell the day (see there).
     clock_predictable: bool,
+    /// Whether the tree reads the instant within the day (see [`Rule::reads_instant`]).
+    reads_instant: bool,
+    /// The aggregates read other than through a day count (see
+    /// [`Rule::reads_exactly`]), sorted.
+    read_exactly: Vec<AggId>,
 }
 
 impl Rule {
@@ -410,6 +415,22 @@ impl Rule {
         self.clock_predictable
     }
 
+    /// Whether the rule reads the instant within the day (`now()`, `age()`), so that its
+    /// value can change between two moments of one day with nothing else changing. A
+    /// rule that reads the clock only through day counts (`days_since`, `days_until`)
+    /// does not.
+    pub fn reads_instant(&self) -> bool {
+        self.reads_instant
+    }
+
+    /// Whether the rule reads aggregate `id` other than as the whole argument of a day
+    /// count: `days_since(last_seen())` reads only the day of the last event, so a later
+    /// event on the same day cannot change the rule's value through it. False for an
+    /// aggregate the rule does not read.
+    pub fn reads_exactly(&self, id: AggId) -> bool {
+        self.read_exactly.binary_search(&id).is_ok()
+    }
+
     /// In how many days (at least 1) after `env.today()` the passing of days alone can
     /// next change the value, while nothing else the rule reads changes; `None` when it
     /// cannot (the rule does not read the clock, or its day counts are null). The value
@@ -448,7 +469,13 @@ pub fn compile(
     let expr = parser::parse(source).map_err(|e| vec![e])?;
     let checked = check::check(source, &expr, schema, expected.as_ref())?;
     // Interned only now, so that a rule that fails to compile leaves the table untouched.
-    let aggregates = checked.aggregates.into_iter().map(|spec| table.intern(spec)).collect();
+    let aggregates: Vec<AggId> = checked.aggregates.into_iter().map(|spec| table.intern(spec)).collect();
+    let mut exact_slots = Vec::new();
+    eval::exact_aggregate_slots(&checked.root, &mut exact_slots);
+    let mut read_exactly: Vec<AggId> =
+        exact_slots.into_iter().filter_map(|slot| aggregates.get(slot).copied()).collect();
+    read_exactly.sort_unstable();
+    read_exactly.dedup();
     Ok(Rule {
         source: source.into(),
         ty: checked.ty,
@@ -456,6 +483,8 @@ pub fn compile(
         references: checked.references.into_iter().collect(),
         reads_clock: eval::reads_clock(&checked.root),
         clock_predictable: clock::predictable(&checked.root),
+        reads_instant: eval::reads_instant(&checked.root),
+        read_exactly,
         root: checked.root,
     })
 }

@@ -129,3 +129,69 @@ fn other_clock_reads_are_not_predictable() {
         assert_eq!(rule.next_clock_change(&world), Some(1), "{source}");
     }
 }
+
+/// Every hour of Friday 27 March 2026 in Berlin, as instants.
+fn hours_of_the_day() -> Vec<jiff::Timestamp> {
+    (0..24).map(|h| ts("2026-03-26T23:00:00Z") + SignedDuration::from_hours(h)).collect()
+}
+
+#[test]
+fn rules_that_read_the_clock_only_through_day_counts_hold_one_value_all_day() {
+    let cases: &[(&str, bool)] = &[
+        ("days_since(last_seen('login')) > 16", false),
+        ("days_until(renewal_date) <= 35", false),
+        ("days_since(last_seen('login')) * 2 + days_until(renewal_date) > 68", false),
+        ("seats > 10", false),
+        ("age() > 30d", true),
+        ("now() - last_seen('login') > 17d", true),
+        ("case when now() - last_seen('login') > 17d + 5h then 1 else 0 end = 1", true),
+    ];
+    let mut world = last_login("2026-03-10T09:00:00Z");
+    world.anchor = Some(ts("2026-02-25T11:00:00Z"));
+    for (source, instant) in cases {
+        let rule = world.compile(Subject::Account, source).expect("compiles");
+        assert_eq!(rule.reads_instant(), *instant, "{source}");
+        let values: Vec<Value> = hours_of_the_day()
+            .into_iter()
+            .map(|at| {
+                world.now = at;
+                rule.eval(&world)
+            })
+            .collect();
+        // Those that read the instant do change within this day; the others never do.
+        let one_value = values.windows(2).all(|w| w[0] == w[1]);
+        assert_eq!(one_value, !instant, "{source}: {values:?}");
+    }
+}
+
+#[test]
+fn an_aggregate_read_only_through_a_day_count_is_not_read_exactly() {
+    let login = || Aggregate::LastSeen { events: EventFilter::Named(vec!["login".to_string()]) };
+    let cases: &[(&str, bool)] = &[
+        ("days_since(last_seen('login')) > 16", false),
+        ("days_since(last_seen('login')) between 10 and 20", false),
+        ("last_seen('login') > now() - 17d", true),
+        ("days_since(last_seen('login')) > 16 and last_seen('login') < now() - 17d", true),
+        ("last_seen('login') is null", true),
+    ];
+    for (source, exactly) in cases {
+        let mut world = last_login("2026-03-10T09:00:00Z");
+        world.now = ts("2026-03-27T21:00:00Z");
+        let rule = world.compile(Subject::Account, source).expect("compiles");
+        let id = rule.aggregates()[0];
+        assert_eq!(rule.reads_exactly(id), *exactly, "{source}");
+        assert!(!rule.reads_exactly(cairn_rules::AggId(id.0 + 1)), "{source}: an aggregate it does not read");
+        // The last login moving within its day changes the value only when read exactly.
+        let values: Vec<Value> = hours_of_the_day()
+            .into_iter()
+            .map(|at| {
+                world.aggregates = vec![(login(), Value::Timestamp(at - SignedDuration::from_hours(24 * 17)))];
+                rule.eval(&world)
+            })
+            .collect();
+        let one_value = values.windows(2).all(|w| w[0] == w[1]);
+        if !exactly {
+            assert!(one_value, "{source}: {values:?}");
+        }
+    }
+}
