@@ -10,7 +10,6 @@
 //! of shards.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::iter::Peekable;
 use std::sync::Arc;
 
 use cairn_rules::{AggId, Engagement, Env, Reference, Rule, Subject, Value};
@@ -187,6 +186,10 @@ struct Shared {
     account_nodes: Vec<Node>,
     /// Contact segments (indices into the workspace's segments) in evaluation order.
     contact_segments: Vec<usize>,
+    /// What each health measure reads, per model (0 the default, then the segment
+    /// models in order), measure by measure in model order (one reading another
+    /// definition counts as reading the instant: it is always evaluated).
+    health_reads: Vec<Vec<Reads>>,
     /// What each contact segment reads, in that order (`nodes`: the contact segments
     /// it reads, by position), for [`Look::Event`]; `None` when there are more than 64.
     contact_reads: Option<Vec<Reads>>,
@@ -230,8 +233,11 @@ struct Shard {
     /// contact's (buffers kept across events).
     account_changes: Changes,
     contact_changes: Changes,
-    accounts: BTreeMap<u64, AccountState>,
-    contacts: BTreeMap<u64, ContactState>,
+    /// By id, hashed (an event looks its account and contact up many times; in a
+    /// B-tree of a few hundred thousand, each look walks several cache lines). Whatever
+    /// goes over them in order sorts the ids first.
+    accounts: FastMap<u64, AccountState>,
+    contacts: FastMap<u64, ContactState>,
     now: Timestamp,
     today: Day,
     /// The first instant of the day after `today` (worked out once a day).
@@ -309,8 +315,8 @@ impl Engine {
             health_values: Vec::new(),
             account_changes: Changes::default(),
             contact_changes: Changes::default(),
-            accounts: BTreeMap::new(),
-            contacts: BTreeMap::new(),
+            accounts: FastMap::default(),
+            contacts: FastMap::default(),
             now,
             today,
             next_day: start_of_day(today + 1, &tz),
@@ -377,7 +383,7 @@ impl Engine {
 
     /// Every account's state, by id.
     pub fn accounts(&self) -> impl Iterator<Item = (u64, &AccountState)> {
-        Merged::new(self.shards.iter().map(|s| &s.accounts))
+        in_id_order(self.shards.iter().map(|s| &s.accounts))
     }
 
     /// A contact's state.
@@ -387,7 +393,7 @@ impl Engine {
 
     /// Every contact's state, by id.
     pub fn contacts(&self) -> impl Iterator<Item = (u64, &ContactState)> {
-        Merged::new(self.shards.iter().map(|s| &s.contacts))
+        in_id_order(self.shards.iter().map(|s| &s.contacts))
     }
 
     /// The members of a segment, in id order.
@@ -716,33 +722,18 @@ fn merge(outputs: Vec<Output>, out: &mut Vec<Transition>) {
     }
 }
 
-/// The entries of several maps keyed by id, as one sequence in id order (no id is in
-/// two maps).
-struct Merged<'a, V> {
-    iters: Vec<Peekable<std::collections::btree_map::Iter<'a, u64, V>>>,
+/// The entries of several maps keyed by id (no id is in two), in id order.
+fn in_id_order<'a, V: 'a>(maps: impl Iterator<Item = &'a FastMap<u64, V>>) -> impl Iterator<Item = (u64, &'a V)> {
+    let mut all: Vec<(u64, &V)> = maps.flat_map(|m| m.iter().map(|(id, v)| (*id, v))).collect();
+    all.sort_unstable_by_key(|(id, _)| *id);
+    all.into_iter()
 }
 
-impl<'a, V> Merged<'a, V> {
-    fn new(maps: impl Iterator<Item = &'a BTreeMap<u64, V>>) -> Self {
-        Merged { iters: maps.map(|m| m.iter().peekable()).collect() }
-    }
-}
-
-impl<'a, V> Iterator for Merged<'a, V> {
-    type Item = (u64, &'a V);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let mut best: Option<(usize, u64)> = None;
-        for (k, it) in self.iters.iter_mut().enumerate() {
-            if let Some((id, _)) = it.peek()
-                && best.is_none_or(|(_, b)| **id < b)
-            {
-                best = Some((k, **id));
-            }
-        }
-        let (k, _) = best?;
-        self.iters.get_mut(k)?.next().map(|(id, v)| (*id, v))
-    }
+/// The ids of a map, in order.
+fn sorted_ids<V>(map: &FastMap<u64, V>) -> Vec<u64> {
+    let mut ids: Vec<u64> = map.keys().copied().collect();
+    ids.sort_unstable();
+    ids
 }
 
 impl Shared {
@@ -807,6 +798,7 @@ impl Shared {
             account_nodes,
             contact_segments,
             contact_reads: None,
+            health_reads: Vec::new(),
             readers_of_aggregate: BTreeMap::new(),
             readers_of_trait: BTreeMap::new(),
             contacts_read_account: false,
@@ -919,6 +911,28 @@ impl Shared {
         let other = plan_of(self.plan.affected_by_any(Subject::Account));
         self.event_plans = EventPlans { by_name, other };
         self.day_plan = self.plan_days(&reads_nodes);
+        self.health_reads = self
+            .ws
+            .health()
+            .map(|h| {
+                std::iter::once(&h.default)
+                    .chain(&h.models)
+                    .map(|model| {
+                        model
+                            .pillars
+                            .iter()
+                            .flat_map(|p| &p.measures)
+                            .map(|m| {
+                                let mut reads = Reads::of(&[&m.value], 0);
+                                reads.instant |=
+                                    m.value.references().iter().any(|r| self.node_of_reference(r).is_some());
+                                reads
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         self.contact_reads = (self.contact_segments.len() <= 64).then(|| {
             self.contact_segments
                 .iter()
@@ -1230,7 +1244,7 @@ impl Shard {
                 self.now = next_day;
                 self.today += 1;
                 self.next_day = start_of_day(self.today + 1, tz);
-                let ids: Vec<u64> = self.accounts.keys().copied().collect();
+                let ids = sorted_ids(&self.accounts);
                 let day_nodes = &sh.day_plan.account_nodes;
                 if self.latest_event_day >= self.today {
                     // Events dated today are already recorded: every window can change.
@@ -1313,7 +1327,9 @@ impl Shard {
 
     /// The contacts without an account, in id order (a pass over every contact).
     fn orphans(&self) -> Vec<u64> {
-        self.contacts.iter().filter(|(_, c)| c.account.is_none()).map(|(id, _)| *id).collect()
+        let mut ids: Vec<u64> = self.contacts.iter().filter(|(_, c)| c.account.is_none()).map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// The contacts filed under `day` (and still filed there) whose segments the day
@@ -1405,12 +1421,12 @@ impl Shard {
     /// contacts, each in id order.
     fn evaluate_all(&mut self, sh: &Shared, o: &mut Output) {
         let at = self.now;
-        let ids: Vec<u64> = self.accounts.keys().copied().collect();
+        let ids = sorted_ids(&self.accounts);
         for id in ids {
             o.mark((0, 0, Timestamp::MIN, 0, 0, id));
             self.evaluate_account(sh, id, &sh.account_nodes, None, at, &mut o.transitions);
         }
-        let contacts: Vec<u64> = self.contacts.keys().copied().collect();
+        let contacts = sorted_ids(&self.contacts);
         for c in contacts {
             o.mark((0, 0, Timestamp::MIN, 0, 1, c));
             self.evaluate_contact(sh, c, at, &mut o.transitions);
@@ -1599,18 +1615,34 @@ impl Shard {
                 }
                 Node::Health => {
                     let Some(health) = ws.health() else { continue };
-                    let model = health
+                    // Models by index: 0 the default, then the segment models in order.
+                    let (index, model) = health
                         .models
                         .iter()
-                        .find(|m| m.condition.as_ref().is_some_and(|c| c.eval_bool(&env)))
-                        .unwrap_or(&health.default);
+                        .enumerate()
+                        .find(|(_, m)| m.condition.as_ref().is_some_and(|c| c.eval_bool(&env)))
+                        .map_or((0, &health.default), |(i, m)| (i + 1, m));
+                    // After an event, scored by the same model before: a measure none of
+                    // whose reads moved keeps its value.
+                    let kept = event.zip(state.health.as_ref().filter(|h| h.model == model.id.as_str()));
+                    let mut before =
+                        kept.map(|(_, h)| h.pillars.iter().flat_map(|p| p.measures.iter().map(|m| m.value)));
                     values.clear();
-                    values.extend(model.pillars.iter().flat_map(|p| p.measures.iter()).map(
-                        |m| match m.value.eval(&env) {
-                            Value::Number(x) => Some(x),
-                            _ => None,
-                        },
-                    ));
+                    for (j, m) in model.pillars.iter().flat_map(|p| p.measures.iter()).enumerate() {
+                        let value_before = before.as_mut().and_then(|b| b.next());
+                        let value = match (kept, value_before) {
+                            (Some(((_, changes), _)), Some(v))
+                                if !sh.health_reads[index][j].moved(&sh.plan, changes, state.anchor, 0) =>
+                            {
+                                v
+                            }
+                            _ => match m.value.eval(&env) {
+                                Value::Number(x) => Some(x),
+                                _ => None,
+                            },
+                        };
+                        values.push(value);
+                    }
                     if state.health.as_ref().is_some_and(|h| same_inputs(h, model, &values)) {
                         // The same model on the same values: the same score, nothing to
                         // do.
