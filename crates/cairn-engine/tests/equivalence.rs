@@ -24,11 +24,14 @@ segments:
   - { id: team, of: account, where: "active_users(14d) >= 2 and seats > 1" }
   - { id: gold, of: account, where: "tier = 'gold' or segment('busy')" }
   - { id: healthy, of: account, where: "health() >= 60" }
+  - { id: sharing_after_reports, of: account, where: "last_seen('dashboard_shared') - first_seen('report_created') > 30h" }
+  - { id: steady_inviters, of: account, where: "distinct_users('user_invited', 14d) >= 2 and active_days(since_anchor) >= 3" }
   - { id: engaged_admin, of: contact, where: "role = 'admin' and count('report_created', 14d) >= 1" }
   - { id: in_busy_account, of: contact, where: "segment('busy')" }
   - { id: lapsed, of: contact, where: "days_since(last_seen()) > 4" }
   - { id: new_reporter, of: contact, where: "role = 'admin' and days_since(first_seen('report_created')) between 1 and 6" }
   - { id: lapsed_near_day_20, of: contact, where: "days_until(start_date + 20d) < 5 and segment('lapsed')" }
+  - { id: quick_return, of: contact, where: "last_seen() - first_seen() between 1h and 50h" }
 journey:
   anchor: start_date
   stages:
@@ -52,6 +55,8 @@ health:
       weight: 1
       measures:
         - { id: shared, value: "count('dashboard_shared', 30d)", score: { bands: [ { below: 1, score: 0 }, { below: 3, score: 60 }, { score: 100 } ] }, weight: 1 }
+        - { id: recency, value: "days_since(last_seen())", score: { red: 6, green: 1 }, weight: 1 }
+        - { id: inviters, value: "distinct_users('user_invited', 30d)", score: { red: 0, green: 3 }, weight: 1 }
 "#;
 
 fn workspace() -> Arc<Workspace> {
