@@ -195,6 +195,9 @@ struct Shared {
     contact_reads: Option<Vec<Reads>>,
     /// The journey's stage ids as rule values, by stage index.
     stage_values: Vec<Value>,
+    /// Per stage, the index its first milestone has among all the journey's milestones
+    /// (stage by stage; `AccountState::milestones_done`).
+    milestone_offsets: Vec<usize>,
     /// Per account aggregate: the account nodes that read it (directly or through
     /// another node), in evaluation order.
     readers_of_aggregate: BTreeMap<AggId, Vec<Node>>,
@@ -792,8 +795,22 @@ impl Shared {
             .journey()
             .map(|j| j.stages.iter().map(|s| Value::String(s.id.as_str().into())).collect())
             .unwrap_or_default();
+        let milestone_offsets = ws
+            .journey()
+            .map(|j| {
+                j.stages
+                    .iter()
+                    .scan(0, |next, s| {
+                        let first = *next;
+                        *next += s.milestones.len();
+                        Some(first)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut shared = Shared {
             stage_values,
+            milestone_offsets,
             plan,
             account_nodes,
             contact_segments,
@@ -1448,28 +1465,29 @@ impl Shard {
     }
 
     fn schedule_deadlines(&mut self, sh: &Shared, account: u64) {
-        self.deadlines.retain(|(_, a)| *a != account);
+        let Some(state) = self.accounts.get_mut(&account) else { return };
+        for t in state.deadlines.drain(..) {
+            self.deadlines.remove(&(t, account));
+        }
         let Some(journey) = sh.ws.journey() else { return };
-        let Some(state) = self.accounts.get(&account) else { return };
         let Some(anchor) = state.anchor else { return };
         let tz = sh.ws.time_zone();
         for m in journey.milestones() {
             let pending = matches!(state.milestones.get(m.id.as_str()), None | Some(MilestoneStatus::Pending));
             if let (true, Some(within)) = (pending, m.within) {
                 let deadline = deadline(anchor, within, tz);
-                if deadline > self.now {
-                    self.deadlines.insert((deadline, account));
+                if deadline > self.now && self.deadlines.insert((deadline, account)) {
+                    state.deadlines.push(deadline);
                 }
             }
         }
     }
 
-    /// Evaluates `nodes` of one account at `at`; returns whether a node that contact
+    /// Evaluates `nodes` of account `id` at `at`; returns whether a node that contact
     /// segments read changed (a membership, a milestone, the stage, a health score).
-    /// Evaluates `nodes` of account `id` at `at`; after an event, `event` holds what each
-    /// node reads (as `nodes`) and what the event changed in the account's aggregates:
-    /// on the event's day, a node none of whose reads moved is left as it is. Returns
-    /// whether something contact segments read changed.
+    /// After an event, `event` holds what each node reads (as `nodes`) and what the
+    /// event changed in the account's aggregates: on the event's day, a node none of
+    /// whose reads moved is left as it is.
     fn evaluate_account(
         &mut self,
         sh: &Shared,
@@ -1532,8 +1550,8 @@ impl Shard {
                 Node::Milestone(si, mi) => {
                     let Some(journey) = sh.ws.journey() else { continue };
                     let m = &journey.stages[si].milestones[mi];
-                    let status = state.milestones.get(m.id.as_str()).copied().unwrap_or(MilestoneStatus::Pending);
-                    if status != MilestoneStatus::Pending {
+                    let flat = sh.milestone_offsets[si] + mi;
+                    if state.milestones_done.contains(flat) {
                         continue;
                     }
                     let due = match (state.anchor, m.within) {
@@ -1560,6 +1578,7 @@ impl Shard {
                         out.push(self.transition(stamp, SubjectRef::Account(id), kind));
                         if let Some(s) = self.accounts.get_mut(&id) {
                             s.milestones.insert(milestone, new);
+                            s.milestones_done.set(flat, true);
                         }
                     }
                 }

@@ -145,6 +145,11 @@ pub struct AccountState {
     pub(crate) member_of: Bits,
     /// Milestone statuses (absent: pending).
     pub milestones: BTreeMap<String, MilestoneStatus>,
+    /// The milestones achieved or missed, by their index among all the journey's
+    /// milestones (stage by stage): what an evaluation checks first.
+    pub(crate) milestones_done: Bits,
+    /// The milestone deadlines scheduled for it (in its shard's deadline queue).
+    pub(crate) deadlines: Vec<Timestamp>,
     /// The current journey stage (index into the journey's stages).
     pub stage: Option<usize>,
     /// When it entered that stage.
