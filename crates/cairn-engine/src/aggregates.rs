@@ -220,7 +220,7 @@ impl AggregatePlan {
     /// (see [`AggregatePlan::moved`]).
     pub fn record(&self, scope: Subject, state: &mut AggregateState, event: &EventFacts<'_>, changes: &mut Changes) {
         let plan = self.scope(scope);
-        changes.clear(event.day);
+        changes.clear(scope, event.day);
         for i in plan.touched(event.name) {
             let Some(tracker) = state.trackers.get_mut(i) else { continue };
             let change = match (tracker, &plan.trackers[i]) {
@@ -289,8 +289,13 @@ impl AggregatePlan {
     /// first or last time, only its day then matters; see [`cairn_rules::Rule::reads_exactly`]).
     /// A count moves with every event it counts; users, events and active days only when
     /// one is new to the window; a first or last time when it moves.
+    /// An aggregate of the other scope did not move: the event was recorded in this
+    /// subject's state only.
     pub fn moved(&self, id: AggId, changes: &Changes, anchor: Option<Day>, exactly: bool) -> bool {
-        let Some((_, query)) = self.queries.get(id.0 as usize) else { return true };
+        let Some((scope, query)) = self.queries.get(id.0 as usize) else { return true };
+        if *scope != changes.scope {
+            return false;
+        }
         let tracker = query.tracker();
         let Some(change) = changes.list.iter().find(|(i, _)| *i == tracker).map(|(_, c)| *c) else {
             return false;
@@ -463,16 +468,25 @@ impl EventFacts<'_> {
 /// What recording one event changed in a subject's trackers (filled by
 /// [`AggregatePlan::record`], read by [`AggregatePlan::moved`]); kept by the caller
 /// across events to spare an allocation each.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Changes {
+    /// The scope of the subject it was recorded for.
+    scope: Subject,
     /// The event's day.
     day: Day,
     /// The trackers it changed, and how.
     list: Vec<(usize, Change)>,
 }
 
+impl Default for Changes {
+    fn default() -> Self {
+        Changes { scope: Subject::Account, day: 0, list: Vec::new() }
+    }
+}
+
 impl Changes {
-    fn clear(&mut self, day: Day) {
+    fn clear(&mut self, scope: Subject, day: Day) {
+        self.scope = scope;
         self.day = day;
         self.list.clear();
     }
@@ -820,5 +834,25 @@ mod tests {
         }
         // Most events leave most of these aggregates as they were.
         assert!(kept > moved, "moved {moved}, kept {kept}");
+    }
+
+    #[test]
+    fn an_event_recorded_for_one_scope_moves_no_aggregate_of_the_other() {
+        let mut table = AggregateTable::new();
+        let account = table.intern(spec(Aggregate::Count { events: named(&["x"]), window: Window::Days(7) }));
+        let contact = table.intern(AggregateSpec {
+            scope: Subject::Contact,
+            aggregate: Aggregate::Count { events: named(&["x"]), window: Window::Days(7) },
+        });
+        let plan = AggregatePlan::new(&table);
+        let mut changes = Changes::default();
+        let mut st = plan.empty_state(Subject::Contact);
+        plan.record(Subject::Contact, &mut st, &event("x", 3, 1, &[]), &mut changes);
+        assert!(plan.moved(contact, &changes, None, true));
+        assert!(!plan.moved(account, &changes, None, true));
+        let mut st = plan.empty_state(Subject::Account);
+        plan.record(Subject::Account, &mut st, &event("x", 3, 1, &[]), &mut changes);
+        assert!(plan.moved(account, &changes, None, true));
+        assert!(!plan.moved(contact, &changes, None, true));
     }
 }
