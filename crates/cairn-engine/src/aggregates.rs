@@ -225,13 +225,17 @@ impl AggregatePlan {
             let Some(tracker) = state.trackers.get_mut(i) else { continue };
             let change = match (tracker, &plan.trackers[i]) {
                 (Tracker::Count(series), _) => {
+                    let days = series.len();
                     add_to_running_count(series, event.day);
-                    Some(Change::Grew)
+                    Some(Change::Grew { new_day: series.len() > days })
                 }
                 (Tracker::Sum(series), TrackerSpec::Sum(_, property)) => match event.number(property) {
                     Some(x) => {
+                        let days = series.len();
                         add_to_series(series, event.day, x);
-                        (x != 0.0).then_some(Change::Grew)
+                        // A zero changes no sum, but may be the first number of its day.
+                        let new_day = series.len() > days;
+                        (x != 0.0 || new_day).then_some(Change::Grew { new_day })
                     }
                     None => None,
                 },
@@ -252,7 +256,7 @@ impl AggregatePlan {
                     Ok(_) => None,
                     Err(at) => {
                         days.insert(at, event.day);
-                        Some(Change::Grew)
+                        Some(Change::Grew { new_day: true })
                     }
                 },
                 (Tracker::FirstLast(seen), _) => {
@@ -312,7 +316,7 @@ impl AggregatePlan {
             (Change::Seen { first, .. }, Query::First(_)) => first.1 || (exactly && first.0),
             (Change::Seen { last, .. }, Query::Last(_)) => last.1 || (exactly && last.0),
             (Change::Seen { .. }, _) => false,
-            (Change::Grew | Change::LastDay(None), _) => true,
+            (Change::Grew { .. } | Change::LastDay(None), _) => true,
         }
     }
 
@@ -505,7 +509,8 @@ impl Changes {
     /// last time's day: what the next day a window or a day count moves depends on.
     pub fn days_moved(&self) -> bool {
         self.list.iter().any(|(_, c)| match c {
-            Change::Grew | Change::LastDay(_) => true,
+            Change::Grew { new_day } => *new_day,
+            Change::LastDay(_) => true,
             Change::Seen { first, last } => first.1 || last.1,
         })
     }
@@ -514,8 +519,9 @@ impl Changes {
 /// How one event changed one tracker.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Change {
-    /// More events, a larger sum, or a new active day.
-    Grew,
+    /// More events, a larger sum, or a new active day; whether its day is new to the
+    /// tracker's days with data.
+    Grew { new_day: bool },
     /// A contact's (or a name's) last day moved to the event's day from the day given
     /// (none: the first).
     LastDay(Option<Day>),
@@ -766,6 +772,22 @@ mod tests {
         assert!(plan.is_tracked(Subject::Account, "z"));
     }
 
+    /// Per tracker, the days it holds data for (first and last days for first and last
+    /// times).
+    fn days_with_data(st: &AggregateState) -> Vec<Vec<Day>> {
+        st.trackers
+            .iter()
+            .map(|t| match t {
+                Tracker::Count(series) => series.iter().map(|(d, _)| *d).collect(),
+                Tracker::Sum(series) => series.iter().map(|(d, _)| *d).collect(),
+                Tracker::Users(users) => users.per_last_day.iter().map(|(d, _)| *d).collect(),
+                Tracker::Names(last) => last.iter().map(|d| d.unwrap_or(Day::MIN)).collect(),
+                Tracker::Days(days) => days.clone(),
+                Tracker::FirstLast(seen) => seen.iter().flat_map(|s| [s.first.1, s.last.1]).collect(),
+            })
+            .collect()
+    }
+
     #[test]
     fn an_event_moves_every_aggregate_whose_value_it_changes_and_few_others() {
         let mut table = AggregateTable::new();
@@ -787,7 +809,9 @@ mod tests {
         }
         let first = table.intern(spec(Aggregate::FirstSeen { events: named(&["b", "c"]) }));
         let last = table.intern(spec(Aggregate::LastSeen { events: named(&["a", "c"]) }));
-        ids.extend([first, last]);
+        // A name only a count reads: its first event of a day is a new day for it alone.
+        let d = table.intern(spec(Aggregate::Count { events: named(&["d"]), window: Window::Days(30) }));
+        ids.extend([first, last, d]);
         let plan = AggregatePlan::new(&table);
         let mut st = plan.empty_state(Subject::Account);
         let mut changes = Changes::default();
@@ -818,7 +842,10 @@ mod tests {
                 numbers: &numbers,
             };
             let before: Vec<Value> = ids.iter().map(|id| plan.value(*id, &st, day, anchor)).collect();
+            let days_before = days_with_data(&st);
             plan.record(Subject::Account, &mut st, &facts, &mut changes);
+            // What the next day a window or a day count moves depends on.
+            assert!(days_with_data(&st) == days_before || changes.days_moved(), "days moved unseen on day {day}");
             for (id, before) in ids.iter().zip(before) {
                 let after = plan.value(*id, &st, day, anchor);
                 let exactly = plan.moved(*id, &changes, anchor, true);
