@@ -609,19 +609,43 @@ impl Engine {
     }
 
     /// Replays a run of events that each touch one shard only.
+    ///
+    /// Between two steps of the clock (a day boundary, a deadline) the accounts of a shard
+    /// do not read one another, so a shard applies the events of such a stretch account
+    /// by account (each account's in their order, at their own instants): an account's
+    /// state stays in cache across its events. An event whose contact is not (yet) known
+    /// as one of its account's runs alone, in its place. Each event's transitions keep
+    /// its position as their key, so `merge` puts them in the order one event at a time
+    /// gives.
     fn replay_run(&mut self, events: &[EngineEvent], routes: &[Route], until: Timestamp, out: &mut Vec<Transition>) {
         let sh = &self.shared;
         let run = |(k, shard): (usize, &mut Shard)| {
             let mut o = Output::default();
+            // This shard's events since the last step of the clock: (account or contact,
+            // position, the clock's instant after it).
+            let mut group: Vec<(u64, usize, Timestamp)> = Vec::new();
+            let mut now = shard.now;
             for (i, (e, r)) in events.iter().zip(routes).enumerate() {
-                let pos = i as u32;
-                shard.advance_to(sh, e.ts.min(until), pos, &mut o);
+                let to = e.ts.min(until);
+                if shard.due(to) {
+                    shard.apply_group(sh, &mut group, events, routes, &mut o);
+                    shard.now = shard.now.max(now);
+                    shard.advance_to(sh, to, i as u32, &mut o);
+                }
+                now = now.max(to);
                 shard.latest_event_day = shard.latest_event_day.max(r.day);
                 if r.shard == k {
-                    o.mark((pos, 1, Timestamp::MIN, 0, 0, 0));
-                    shard.apply(sh, e, (r.day, r.date), true, &mut o.transitions);
+                    match shard.group_key(e) {
+                        Some(key) => group.push((key, i, now)),
+                        None => {
+                            shard.apply_group(sh, &mut group, events, routes, &mut o);
+                            shard.apply_grouped(sh, i, now, events, routes, &mut o);
+                        }
+                    }
                 }
             }
+            shard.apply_group(sh, &mut group, events, routes, &mut o);
+            shard.now = shard.now.max(now);
             o
         };
         let outputs: Vec<Output> = if self.shards.len() == 1 || events.len() < EVENTS_PER_THREADED_RUN {
@@ -698,8 +722,9 @@ where
 /// stretches with equal keys (only ever from one shard) in the order they came.
 fn merge(outputs: Vec<Output>, out: &mut Vec<Transition>) {
     let busy = outputs.iter().filter(|o| !o.transitions.is_empty()).count();
-    if busy <= 1 {
-        // One shard's stretches are already in key order.
+    let in_order = outputs.iter().all(|o| o.marks.windows(2).all(|w| w[0].0 <= w[1].0));
+    if busy <= 1 && in_order {
+        // One shard's stretches in key order.
         for o in outputs {
             out.extend(o.transitions);
         }
@@ -1233,6 +1258,53 @@ impl Shard {
             .entry(c)
             .or_insert_with(|| ContactState { aggregates: plan.empty_state(Subject::Contact), ..Default::default() });
         plan.record(Subject::Contact, &mut contact.aggregates, facts, &mut self.contact_changes);
+    }
+
+    /// What an event of a replayed run is grouped by (see `Engine::replay_run`): the
+    /// account whose state it reads and changes (its own, or its contact's when it has
+    /// none), or its contact when neither has one; `None` when it must run alone (its
+    /// contact is not known here, or is another account's). Two groups that share a key
+    /// by chance (an account's id is a contact's) merely run together.
+    fn group_key(&self, e: &EngineEvent) -> Option<u64> {
+        match (e.account, e.contact) {
+            (Some(a), Some(c)) => self.contacts.get(&c).is_some_and(|x| x.account == Some(a)).then_some(a),
+            (Some(a), None) => Some(a),
+            (None, Some(c)) => self.contacts.get(&c).map(|x| x.account.unwrap_or(c)),
+            (None, None) => None,
+        }
+    }
+
+    /// Applies the grouped events, account by account, each at the instant the clock had
+    /// when it came, and empties the group.
+    fn apply_group(
+        &mut self,
+        sh: &Shared,
+        group: &mut Vec<(u64, usize, Timestamp)>,
+        events: &[EngineEvent],
+        routes: &[Route],
+        o: &mut Output,
+    ) {
+        group.sort_unstable_by_key(|(key, i, _)| (*key, *i));
+        for &(_, i, now) in group.iter() {
+            self.apply_grouped(sh, i, now, events, routes, o);
+        }
+        group.clear();
+    }
+
+    /// Applies event `i` of a replayed run with the clock at `now`.
+    fn apply_grouped(
+        &mut self,
+        sh: &Shared,
+        i: usize,
+        now: Timestamp,
+        events: &[EngineEvent],
+        routes: &[Route],
+        o: &mut Output,
+    ) {
+        let (Some(e), Some(r)) = (events.get(i), routes.get(i)) else { return };
+        self.now = now;
+        o.mark((i as u32, 1, Timestamp::MIN, 0, 0, 0));
+        self.apply(sh, e, (r.day, r.date), true, &mut o.transitions);
     }
 
     /// Whether moving the clock to `to` crosses a day boundary or a deadline.
