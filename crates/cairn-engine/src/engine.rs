@@ -613,7 +613,9 @@ impl Engine {
     /// Between two steps of the clock (a day boundary, a deadline) the accounts of a shard
     /// do not read one another, so a shard applies the events of such a stretch account
     /// by account (each account's in their order, at their own instants): an account's
-    /// state stays in cache across its events. An event whose contact is not (yet) known
+    /// state stays in cache across its events. The steps are found before the stretch is
+    /// applied, which holds because an event schedules no deadline (an account it
+    /// creates has no traits, so no anchor). An event whose contact is not (yet) known
     /// as one of its account's runs alone, in its place. Each event's transitions keep
     /// its position as their key, so `merge` puts them in the order one event at a time
     /// gives.
