@@ -724,8 +724,7 @@ where
 /// stretches with equal keys (only ever from one shard) in the order they came.
 fn merge(outputs: Vec<Output>, out: &mut Vec<Transition>) {
     let busy = outputs.iter().filter(|o| !o.transitions.is_empty()).count();
-    let in_order = outputs.iter().all(|o| o.marks.windows(2).all(|w| w[0].0 <= w[1].0));
-    if busy <= 1 && in_order {
+    if busy <= 1 && outputs.iter().all(|o| o.marks.windows(2).all(|w| w[0].0 <= w[1].0)) {
         // One shard's stretches in key order.
         for o in outputs {
             out.extend(o.transitions);
@@ -759,9 +758,9 @@ fn in_id_order<'a, V: 'a>(maps: impl Iterator<Item = &'a FastMap<u64, V>>) -> im
     all.into_iter()
 }
 
-/// The ids of a map, in order.
-fn sorted_ids<V>(map: &FastMap<u64, V>) -> Vec<u64> {
-    let mut ids: Vec<u64> = map.keys().copied().collect();
+/// Ids, in order.
+fn sorted(ids: impl Iterator<Item = u64>) -> Vec<u64> {
+    let mut ids: Vec<u64> = ids.collect();
     ids.sort_unstable();
     ids
 }
@@ -1335,7 +1334,7 @@ impl Shard {
                 self.now = next_day;
                 self.today += 1;
                 self.next_day = start_of_day(self.today + 1, tz);
-                let ids = sorted_ids(&self.accounts);
+                let ids = sorted(self.accounts.keys().copied());
                 let day_nodes = &sh.day_plan.account_nodes;
                 if self.latest_event_day >= self.today {
                     // Events dated today are already recorded: every window can change.
@@ -1418,9 +1417,7 @@ impl Shard {
 
     /// The contacts without an account, in id order (a pass over every contact).
     fn orphans(&self) -> Vec<u64> {
-        let mut ids: Vec<u64> = self.contacts.iter().filter(|(_, c)| c.account.is_none()).map(|(id, _)| *id).collect();
-        ids.sort_unstable();
-        ids
+        sorted(self.contacts.iter().filter(|(_, c)| c.account.is_none()).map(|(id, _)| *id))
     }
 
     /// The contacts filed under `day` (and still filed there) whose segments the day
@@ -1512,12 +1509,12 @@ impl Shard {
     /// contacts, each in id order.
     fn evaluate_all(&mut self, sh: &Shared, o: &mut Output) {
         let at = self.now;
-        let ids = sorted_ids(&self.accounts);
+        let ids = sorted(self.accounts.keys().copied());
         for id in ids {
             o.mark((0, 0, Timestamp::MIN, 0, 0, id));
             self.evaluate_account(sh, id, &sh.account_nodes, None, at, &mut o.transitions);
         }
-        let contacts = sorted_ids(&self.contacts);
+        let contacts = sorted(self.contacts.keys().copied());
         for c in contacts {
             o.mark((0, 0, Timestamp::MIN, 0, 1, c));
             self.evaluate_contact(sh, c, at, &mut o.transitions);
