@@ -7,10 +7,13 @@
 //! time and fed in time order through the engine built with the example workspace —
 //! every segment, milestone, stage and health score kept current after every event and
 //! every day boundary. The same events are written once to CSV, which DuckDB (through
-//! `python3`) and PostgreSQL load (not timed) and then evaluate as SQL at the end
-//! instant: the account and contact segments that SQL can express over events and
-//! attributes, and the default health model with its no-data weight redistribution. The
-//! results are compared with cairn's, and any mismatch is printed.
+//! `python3`) and PostgreSQL load (not timed) and then evaluate as SQL (`sql.rs`) at the
+//! end instant: the account and contact segments that SQL can express over events and
+//! attributes, and the default health model with its no-data weight redistribution.
+//! DuckDB (and PostgreSQL with `--pg-history`) also computes the same at the end of every
+//! day, which is what the backfill holds by day; cairn's side of that is the member
+//! counts added up from its segment transitions and the health read from its state at
+//! each day's end. The results are compared with cairn's, and any mismatch is printed.
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
@@ -20,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use cairn_engine::days::{Day, date_of_day, day_of_date, start_of_day};
-use cairn_engine::{Engine, EngineEvent, Transition};
+use cairn_engine::{Engine, EngineEvent, Transition, TransitionKind};
 use cairn_rules::Value;
-use cairn_workspace::{Curve, Workspace};
+use cairn_workspace::Workspace;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jiff::Timestamp;
@@ -31,6 +34,9 @@ use jiff::tz::TimeZone;
 use serde_json::json;
 
 use crate::demo::{EVENTS, Rng};
+
+mod sql;
+use sql::{LEFT_OUT, PeerSql, end_sql, history_sql, sql_segment_ids};
 
 /// Options of `cairn bench engine`.
 #[derive(Args, Debug, Clone)]
@@ -56,6 +62,14 @@ pub struct EngineArgs {
     /// Leave the DuckDB peer out
     #[arg(long, overrides_with = "duckdb")]
     pub no_duckdb: bool,
+    /// Leave out DuckDB's second computation: segments and health at the end of every day,
+    /// compared with cairn's day by day
+    #[arg(long)]
+    pub no_history: bool,
+    /// Run that computation on PostgreSQL too (at 10,000 accounts and 50 million events it
+    /// takes about 15 times its end-instant query)
+    #[arg(long)]
+    pub pg_history: bool,
     /// Folder for the peers' CSV files (default: a temporary folder)
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -428,6 +442,73 @@ struct Answer {
     health: BTreeMap<u64, Option<f64>>,
 }
 
+/// What one side computed for every day of the history, at the end of the day (day 0:
+/// the first day of events; the last: the end day, after its day boundary).
+#[derive(Debug, Default)]
+struct History {
+    /// Members per segment and day (only the segments the SQL computes).
+    segments: BTreeMap<(String, i32), i64>,
+    /// Overall health per day and account. Cairn's holds the accounts scored by the
+    /// default model that day; the SQL's every account.
+    health: BTreeMap<(i32, u64), Option<f64>>,
+}
+
+/// Cairn's history as it is produced: member counts added up from the segment
+/// transitions (each on the day of its instant), health read from the state at the end of
+/// each day.
+struct HistoryTally<'a> {
+    /// The first instant of each day, from day 0 to the one after the last.
+    day_starts: Vec<Timestamp>,
+    segments: &'a [&'a str],
+    /// Entries minus exits per segment and day.
+    deltas: BTreeMap<(String, i32), i64>,
+    health: BTreeMap<(i32, u64), Option<f64>>,
+    default_model: String,
+}
+
+impl<'a> HistoryTally<'a> {
+    fn new(w: &Workload, segments: &'a [&'a str], default_model: String) -> HistoryTally<'a> {
+        let day_starts = (w.first_day..=w.end_day + 1).map(|d| start_of_day(d, &w.tz)).collect();
+        HistoryTally { day_starts, segments, deltas: BTreeMap::new(), health: BTreeMap::new(), default_model }
+    }
+
+    fn absorb(&mut self, ts: &[Transition]) {
+        for t in ts {
+            let (segment, d) = match &t.kind {
+                TransitionKind::SegmentEntered { segment } => (segment, 1),
+                TransitionKind::SegmentExited { segment } => (segment, -1),
+                _ => continue,
+            };
+            if !self.segments.contains(&segment.as_str()) {
+                continue;
+            }
+            let day = self.day_starts.partition_point(|s| *s <= t.at).saturating_sub(1) as i32;
+            *self.deltas.entry((segment.clone(), day)).or_default() += d;
+        }
+    }
+
+    /// Reads the health of day `day` from the engine's state.
+    fn end_of_day(&mut self, day: i32, engine: &Engine) {
+        for (id, a) in engine.accounts() {
+            if let Some(h) = a.health.as_ref().filter(|h| h.model == self.default_model) {
+                self.health.insert((day, id), h.score);
+            }
+        }
+    }
+
+    fn finish(self, last: i32) -> History {
+        let mut segments = BTreeMap::new();
+        for id in self.segments {
+            let mut members = 0;
+            for day in 0..=last {
+                members += self.deltas.get(&(id.to_string(), day)).copied().unwrap_or(0);
+                segments.insert((id.to_string(), day), members);
+            }
+        }
+        History { segments, health: self.health }
+    }
+}
+
 /// The cairn side of the run.
 struct CairnRun {
     shards: usize,
@@ -440,6 +521,7 @@ struct CairnRun {
     /// Accounts scored by the default health model at the end (the SQL computes that
     /// model only).
     default_model_accounts: Vec<u64>,
+    history: History,
 }
 
 fn peak_rss_mb() -> Option<f64> {
@@ -462,11 +544,14 @@ fn run_cairn(
         None => Engine::new(ws.clone(), start),
     };
     engine.set_backfill(true);
+    let default_model = ws.health().map(|h| h.default.id.as_str().to_string()).unwrap_or_default();
+    let mut history = HistoryTally::new(w, sql_segments, default_model.clone());
     let mut tally = Tally::default();
     let t = Instant::now();
     for (i, a) in w.accounts.iter().enumerate() {
         let out = engine.upsert_account(i as u64 + 1, w.account_traits(a));
         tally.absorb(&out);
+        history.absorb(&out);
     }
     for (i, a) in w.accounts.iter().enumerate() {
         for c in a.first_contact..a.first_contact + u64::from(a.contacts) {
@@ -474,6 +559,7 @@ fn run_cairn(
             let traits = BTreeMap::from([("role".to_string(), Value::String(role.into()))]);
             let out = engine.upsert_contact(c, Some(i as u64 + 1), traits);
             tally.absorb(&out);
+            history.absorb(&out);
         }
     }
     let setup_secs = t.elapsed().as_secs_f64();
@@ -502,6 +588,8 @@ fn run_cairn(
         out.extend(engine.apply_all(&batch, Timestamp::MAX));
         event_time += t.elapsed();
         tally.absorb(&out);
+        history.absorb(&out);
+        history.end_of_day(k as i32, &engine);
         out.clear();
         bar.inc(batch.len() as u64);
     }
@@ -509,6 +597,9 @@ fn run_cairn(
     out.extend(engine.advance_to(w.end()));
     tick_time += t.elapsed();
     tally.absorb(&out);
+    history.absorb(&out);
+    let last = w.per_day.len() as i32;
+    history.end_of_day(last, &engine);
     bar.finish();
     let peak_rss_mb = peak_rss_mb();
     drop(batch);
@@ -517,7 +608,6 @@ fn run_cairn(
     for id in sql_segments {
         answer.segments.insert(id.to_string(), engine.segment_members(id).len() as u64);
     }
-    let default_model = ws.health().map(|h| h.default.id.as_str().to_string()).unwrap_or_default();
     let mut default_model_accounts = Vec::new();
     for (id, a) in engine.accounts() {
         if let Some(h) = &a.health {
@@ -536,225 +626,19 @@ fn run_cairn(
         tally,
         answer,
         default_model_accounts,
+        history: history.finish(last),
     })
 }
 
-/// The SQL peers run: per-account and per-contact features in one pass each over the
-/// events, then segment counts and health per account.
-struct PeerSql {
-    setup: Vec<String>,
-    segments: String,
-    health: String,
-}
-
-/// A segment's id and its membership condition as SQL.
-type SegmentSql = (&'static str, String);
-
-/// Account segments of the example workspace written as SQL over `acc_f` (one row per
-/// account: attributes and behavioural features), and contact segments over `con_f c`
-/// joined with its account `a`.
-fn segment_sql(today: Date) -> (Vec<SegmentSql>, Vec<SegmentSql>) {
-    let d = |n: i32| format!("DATE '{}'", date_of_day(day_of_date(today) - n));
-    let accounts = vec![
-        ("smb", "arr < 20000 AND plan IN ('starter', 'team')".to_string()),
-        ("mid_market", "arr >= 20000 AND arr < 100000".to_string()),
-        ("enterprise", "plan = 'enterprise' OR arr >= 100000".to_string()),
-        ("emea_named", "region = 'EMEA' AND csm_pool = 'named'".to_string()),
-        ("new_customers", format!("start_date >= {}", d(30))),
-        ("ttv_overdue", format!("first_value_shares = 0 AND start_date < {}", d(30))),
-        ("renewal_window", format!("renewal_date <= {}", d(-90))),
-        ("power_accounts", "reports_30 >= 50 AND dash_viewers_30 >= 10".to_string()),
-        ("seat_pressure", "users_30 >= seats * 0.9".to_string()),
-        ("dormant", format!("days_14 = 0 AND start_date < {}", d(14))),
-        ("usage_dropping", "days_7 < CAST(days_30 AS DOUBLE PRECISION) / 4 * 0.5 AND days_30 >= 4".to_string()),
-        ("no_integration", format!("integrations_all = 0 AND start_date < {}", d(30))),
-        ("support_heavy", "tickets_30 >= 5".to_string()),
-        ("webinar_engaged", "webinars_90 >= 2".to_string()),
-        ("detractors", "nps_last <= 6".to_string()),
-        ("promoters", "nps_last >= 9".to_string()),
-    ];
-    let contacts = vec![
-        ("admins", "c.role = 'admin'".to_string()),
-        ("power_admins", "c.role = 'admin' AND c.reports_30 >= 10".to_string()),
-        ("champions", "c.role = 'champion'".to_string()),
-        ("buyers_in_renewal", format!("c.role = 'economic_buyer' AND a.renewal_date <= {}", d(-90))),
-        ("new_users", format!("c.first_day >= {}", d(14))),
-        ("lapsed_users", format!("c.last_day < {}", d(30))),
-        ("dashboard_sharers", "c.shares_30 >= 1".to_string()),
-    ];
-    (accounts, contacts)
-}
-
-/// Segments of the example workspace the SQL leaves out, and why.
-const LEFT_OUT: &str = "in_onboarding (the journey stage: forward-only, path-dependent over the whole history), \
-renewal_at_risk and expansion_candidates (health of the model the stage selects), milestones other than \
-first_value and the onboarding health model";
-
-fn peer_sql(ws: &Workspace, today: Date) -> Result<PeerSql> {
-    let tz = ws.time_zone().iana_name().context("the workspace time zone has no IANA name for SQL")?;
-    let d = |n: i32| format!("DATE '{}'", date_of_day(day_of_date(today) - n));
-    let (t7, t14, t30, t90) = (d(7), d(14), d(30), d(90));
-    let local_day = format!("CAST(ts AT TIME ZONE '{tz}' AS DATE)");
-    let acc_f = format!(
-        "CREATE TEMP TABLE acc_f AS
-SELECT a.account_id, a.plan, a.seats, a.arr, a.start_date, a.renewal_date, a.region, a.csm_pool, a.nps_last,
-  COALESCE(x.reports_30, 0) AS reports_30, COALESCE(x.dash_viewers_30, 0) AS dash_viewers_30,
-  COALESCE(x.users_7, 0) AS users_7, COALESCE(x.users_30, 0) AS users_30,
-  COALESCE(x.days_7, 0) AS days_7, COALESCE(x.days_14, 0) AS days_14, COALESCE(x.days_30, 0) AS days_30,
-  COALESCE(x.integrations_all, 0) AS integrations_all, COALESCE(x.tickets_30, 0) AS tickets_30,
-  COALESCE(x.webinars_90, 0) AS webinars_90, COALESCE(x.shares_30, 0) AS shares_30,
-  COALESCE(x.exports_30, 0) AS exports_30, COALESCE(x.invited_since_anchor, 0) AS invited_since_anchor,
-  COALESCE(x.setup_breadth, 0) AS setup_breadth, COALESCE(x.feature_breadth, 0) AS feature_breadth,
-  COALESCE(x.first_value_shares, 0) AS first_value_shares, x.first_report_day, x.last_day
-FROM accounts a LEFT JOIN (
-  SELECT e.account_id,
-    SUM(CASE WHEN e.event = 'report_created' AND e.day > {t30} THEN 1 ELSE 0 END) AS reports_30,
-    COUNT(DISTINCT CASE WHEN e.event = 'dashboard_viewed' AND e.day > {t30} THEN e.contact_id END) AS dash_viewers_30,
-    COUNT(DISTINCT CASE WHEN e.day > {t7} THEN e.contact_id END) AS users_7,
-    COUNT(DISTINCT CASE WHEN e.day > {t30} THEN e.contact_id END) AS users_30,
-    COUNT(DISTINCT CASE WHEN e.day > {t7} THEN e.day END) AS days_7,
-    COUNT(DISTINCT CASE WHEN e.day > {t14} THEN e.day END) AS days_14,
-    COUNT(DISTINCT CASE WHEN e.day > {t30} THEN e.day END) AS days_30,
-    SUM(CASE WHEN e.event = 'integration_connected' THEN 1 ELSE 0 END) AS integrations_all,
-    SUM(CASE WHEN e.event = 'ticket_opened' AND e.day > {t30} THEN 1 ELSE 0 END) AS tickets_30,
-    SUM(CASE WHEN e.event = 'webinar_attended' AND e.day > {t90} THEN 1 ELSE 0 END) AS webinars_90,
-    SUM(CASE WHEN e.event = 'dashboard_shared' AND e.day > {t30} THEN 1 ELSE 0 END) AS shares_30,
-    SUM(CASE WHEN e.event = 'export_downloaded' AND e.day > {t30} THEN 1 ELSE 0 END) AS exports_30,
-    SUM(CASE WHEN e.event = 'user_invited' AND e.day >= s.start_date THEN 1 ELSE 0 END) AS invited_since_anchor,
-    COUNT(DISTINCT CASE WHEN e.event IN ('report_created', 'alert_set', 'dashboard_shared', 'integration_connected')
-      AND e.day >= s.start_date THEN e.event END) AS setup_breadth,
-    COUNT(DISTINCT CASE WHEN e.event IN ('report_created', 'alert_set', 'dashboard_shared', 'export_downloaded')
-      AND e.day > {t30} THEN e.event END) AS feature_breadth,
-    SUM(CASE WHEN e.event = 'dashboard_shared' AND e.day >= s.start_date AND e.day < s.start_date + 30
-      THEN 1 ELSE 0 END) AS first_value_shares,
-    MIN(CASE WHEN e.event = 'report_created' THEN e.day END) AS first_report_day,
-    MAX(e.day) AS last_day
-  FROM (SELECT account_id, contact_id, event, {local_day} AS day FROM events) e
-  JOIN accounts s ON s.account_id = e.account_id
-  GROUP BY e.account_id
-) x ON x.account_id = a.account_id"
-    );
-    let con_f = format!(
-        "CREATE TEMP TABLE con_f AS
-SELECT c.contact_id, c.account_id, c.role, COALESCE(x.reports_30, 0) AS reports_30,
-  COALESCE(x.shares_30, 0) AS shares_30, x.first_day, x.last_day
-FROM contacts c LEFT JOIN (
-  SELECT contact_id,
-    SUM(CASE WHEN event = 'report_created' AND day > {t30} THEN 1 ELSE 0 END) AS reports_30,
-    SUM(CASE WHEN event = 'dashboard_shared' AND day > {t30} THEN 1 ELSE 0 END) AS shares_30,
-    MIN(day) AS first_day, MAX(day) AS last_day
-  FROM (SELECT contact_id, event, {local_day} AS day FROM events) e
-  GROUP BY contact_id
-) x ON x.contact_id = c.contact_id"
-    );
-    let (acc_segs, con_segs) = segment_sql(today);
-    let mut parts: Vec<String> = acc_segs
-        .iter()
-        .map(|(id, cond)| {
-            format!("SELECT CAST('{id}' AS TEXT) AS segment, COUNT(*) AS members FROM acc_f WHERE {cond}")
-        })
-        .collect();
-    parts.extend(con_segs.iter().map(|(id, cond)| {
-        format!(
-            "SELECT CAST('{id}' AS TEXT) AS segment, COUNT(*) AS members FROM con_f c JOIN acc_f a ON a.account_id = c.account_id WHERE {cond}"
-        )
-    }));
-    let segments = parts.join("\nUNION ALL\n");
-
-    // Health: the default model, measure values → scores → pillars → overall, with the
-    // weight of what has no data spread over the rest.
-    let Some(health) = ws.health() else { bail!("the workspace has no health model") };
-    let today_sql = d(0);
-    let value_of = |id: &str| -> Option<String> {
-        Some(match id {
-            "teammates_invited" => "invited_since_anchor".into(),
-            "setup_breadth" => "setup_breadth".into(),
-            "days_to_first_report" => "first_report_day - start_date".into(),
-            "active_user_ratio" => "CAST(users_7 AS DOUBLE PRECISION) / NULLIF(seats, 0)".into(),
-            "active_days" => "days_30".into(),
-            "feature_breadth" => "feature_breadth".into(),
-            "reports_created" => "reports_30".into(),
-            "dashboards_shared" => "shares_30".into(),
-            "exports" => "exports_30".into(),
-            "integrations" => "CASE WHEN integrations_all > 0 THEN 1 ELSE 0 END".into(),
-            "tickets" => "tickets_30".into(),
-            "nps" => "nps_last".into(),
-            "days_since_last_seen" => format!("{today_sql} - last_day"),
-            "seat_utilisation" => "CAST(users_30 AS DOUBLE PRECISION) / NULLIF(seats, 0)".into(),
-            "webinars" => "webinars_90".into(),
-            _ => return None,
-        })
-    };
-    let mut values = Vec::new();
-    let mut scores = Vec::new();
-    let mut pillars = Vec::new();
-    let mut overall_num = Vec::new();
-    let mut overall_den = Vec::new();
-    for (pi, p) in health.default.pillars.iter().enumerate() {
-        let mut num = Vec::new();
-        let mut den = Vec::new();
-        for (mi, m) in p.measures.iter().enumerate() {
-            let name = format!("m{pi}_{mi}");
-            let Some(v) = value_of(m.id.as_str()) else {
-                bail!("measure {} of the default health model has no SQL in this benchmark", m.id.as_str())
-            };
-            values.push(format!("CAST({v} AS DOUBLE PRECISION) AS {name}"));
-            let curve = match &m.curve {
-                Curve::Linear { red, green } if red == green => {
-                    format!("CASE WHEN {name} >= {green:?} THEN 100.0 ELSE 0.0 END")
-                }
-                Curve::Linear { red, green } => format!("({name} - ({red:?})) / ({:?}) * 100.0", green - red),
-                Curve::Bands(bands) => {
-                    let mut s = String::from("CASE");
-                    for b in bands {
-                        match b.below {
-                            Some(below) => s.push_str(&format!(" WHEN {name} < {below:?} THEN {:?}", b.score)),
-                            None => s.push_str(&format!(" WHEN TRUE THEN {:?}", b.score)),
-                        }
-                    }
-                    let last = bands.last().map_or(0.0, |b| b.score);
-                    s.push_str(&format!(" ELSE {last:?} END"));
-                    s
-                }
-            };
-            scores.push(format!(
-                "CASE WHEN {name} IS NULL THEN NULL ELSE LEAST(100.0, GREATEST(0.0, {curve})) END AS s{pi}_{mi}"
-            ));
-            num.push(format!("COALESCE(s{pi}_{mi} * {:?}, 0)", m.weight));
-            den.push(format!("CASE WHEN s{pi}_{mi} IS NULL THEN 0 ELSE {:?} END", m.weight));
-        }
-        pillars.push(format!("({}) / NULLIF({}, 0) AS p{pi}", num.join(" + "), den.join(" + ")));
-        overall_num.push(format!("COALESCE(p{pi} * {:?}, 0)", p.weight));
-        overall_den.push(format!("CASE WHEN p{pi} IS NULL THEN 0 ELSE {:?} END", p.weight));
-    }
-    let health_sql = format!(
-        "SELECT account_id, CAST(({}) / NULLIF({}, 0) AS DOUBLE PRECISION) AS score FROM (
-  SELECT account_id, {} FROM (
-    SELECT account_id, {} FROM (
-      SELECT account_id, {} FROM acc_f) v) s) p
-ORDER BY account_id",
-        overall_num.join(" + "),
-        overall_den.join(" + "),
-        pillars.join(", "),
-        scores.join(", "),
-        values.join(", "),
-    );
-    Ok(PeerSql { setup: vec![acc_f, con_f], segments, health: health_sql })
-}
-
-/// The segment ids the SQL computes, in its order.
-fn sql_segment_ids(today: Date) -> Vec<&'static str> {
-    let (a, c) = segment_sql(today);
-    a.iter().chain(c.iter()).map(|(id, _)| *id).collect()
-}
-
-/// A peer's run: load time (not counted), query time, and its answer.
+/// A peer's run: load time (not counted), query time, and its answer; the same for the
+/// history when it was asked for.
 struct PeerRun {
     name: String,
     load_secs: f64,
     query_secs: f64,
     note: String,
     answer: Answer,
+    history: Option<(f64, History)>,
 }
 
 const DUCKDB_SCRIPT: &str = r#"
@@ -772,25 +656,35 @@ con.execute("CREATE TABLE events AS SELECT * FROM read_csv(?, header = true, col
 con.execute("CREATE TABLE accounts AS SELECT * FROM read_csv(?, header = true, columns = {'account_id': 'INTEGER', 'plan': 'VARCHAR', 'seats': 'INTEGER', 'arr': 'DOUBLE', 'start_date': 'DATE', 'renewal_date': 'DATE', 'region': 'VARCHAR', 'csm_pool': 'VARCHAR', 'nps_last': 'INTEGER'})", [spec["accounts"]])
 con.execute("CREATE TABLE contacts AS SELECT * FROM read_csv(?, header = true, columns = {'contact_id': 'INTEGER', 'account_id': 'INTEGER', 'role': 'VARCHAR'})", [spec["contacts"]])
 load = time.perf_counter() - t
-t = time.perf_counter()
-for s in spec["setup"]:
-    con.execute(s)
-segments = con.execute(spec["segments"]).fetchall()
-health = con.execute(spec["health"]).fetchall()
-query = time.perf_counter() - t
+jobs = []
+for job in spec["jobs"]:
+    t = time.perf_counter()
+    for s in job["setup"]:
+        con.execute(s)
+    segments = con.execute(job["segments"]).fetchall()
+    health = con.execute(job["health"]).fetchall()
+    jobs.append({"query_s": time.perf_counter() - t, "segments": segments, "health": health})
 threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
-print(json.dumps({"version": duckdb.__version__, "threads": threads, "load_s": load, "query_s": query,
-                  "segments": segments, "health": health}))
+print(json.dumps({"version": duckdb.__version__, "threads": threads, "load_s": load, "jobs": jobs}))
 "#;
 
-fn run_duckdb(dir: &Path, sql: &PeerSql) -> Result<Option<PeerRun>> {
+/// Reads a job's rows as the end answer.
+fn end_answer(
+    segments: impl Iterator<Item = (String, i64)>,
+    health: impl Iterator<Item = (u64, Option<f64>)>,
+) -> Answer {
+    Answer { segments: segments.map(|(id, n)| (id, n.max(0) as u64)).collect(), health: health.collect() }
+}
+
+fn run_duckdb(dir: &Path, end: &PeerSql, history: Option<&PeerSql>) -> Result<Option<PeerRun>> {
+    let job = |sql: &PeerSql| json!({"setup": sql.setup, "segments": sql.segments, "health": sql.health});
+    let mut jobs = vec![job(end)];
+    jobs.extend(history.map(job));
     let spec = json!({
         "events": dir.join("events.csv"),
         "accounts": dir.join("accounts.csv"),
         "contacts": dir.join("contacts.csv"),
-        "setup": sql.setup,
-        "segments": sql.segments,
-        "health": sql.health,
+        "jobs": jobs,
     });
     let mut child = match std::process::Command::new("python3")
         .arg("-c")
@@ -830,31 +724,41 @@ fn run_duckdb(dir: &Path, sql: &PeerSql) -> Result<Option<PeerRun>> {
         eprintln!("DuckDB peer left out: the Python package is missing; install it with `pip install duckdb`");
         return Ok(None);
     }
-    let mut answer = Answer::default();
-    for s in v["segments"].as_array().into_iter().flatten() {
-        if let (Some(id), Some(n)) = (s[0].as_str(), s[1].as_u64()) {
-            answer.segments.insert(id.to_string(), n);
-        }
-    }
-    for h in v["health"].as_array().into_iter().flatten() {
-        if let Some(id) = h[0].as_u64() {
-            answer.health.insert(id, h[1].as_f64());
-        }
-    }
+    let rows = |job: &serde_json::Value, key: &str| -> Vec<serde_json::Value> {
+        job[key].as_array().cloned().unwrap_or_default()
+    };
+    let end_job = &v["jobs"][0];
+    let answer = end_answer(
+        rows(end_job, "segments").iter().filter_map(|s| Some((s[0].as_str()?.to_string(), s[1].as_i64()?))),
+        rows(end_job, "health").iter().filter_map(|h| Some((h[0].as_u64()?, h[1].as_f64()))),
+    );
+    let history = history.and_then(|_| {
+        let job = &v["jobs"][1];
+        let segments = rows(job, "segments")
+            .iter()
+            .filter_map(|s| Some(((s[0].as_str()?.to_string(), s[1].as_i64()? as i32), s[2].as_i64()?)))
+            .collect();
+        let health = rows(job, "health")
+            .iter()
+            .filter_map(|h| Some(((h[0].as_i64()? as i32, h[1].as_u64()?), h[2].as_f64())))
+            .collect();
+        Some((job["query_s"].as_f64()?, History { segments, health }))
+    });
     Ok(Some(PeerRun {
         name: "DuckDB".into(),
         load_secs: v["load_s"].as_f64().unwrap_or(0.0),
-        query_secs: v["query_s"].as_f64().unwrap_or(0.0),
+        query_secs: end_job["query_s"].as_f64().unwrap_or(0.0),
         note: format!(
             "DuckDB {} (python3), {} threads",
             v["version"].as_str().unwrap_or("?"),
             v["threads"].as_i64().map_or("?".to_string(), |t| t.to_string())
         ),
         answer,
+        history,
     }))
 }
 
-async fn run_postgres(url: &str, dir: &Path, sql: &PeerSql) -> Result<PeerRun> {
+async fn run_postgres(url: &str, dir: &Path, sql: &PeerSql, history: Option<&PeerSql>) -> Result<PeerRun> {
     use sqlx::{ConnectOptions as _, Row as _};
     // The peer's statements are slow by design: keep sqlx's slow-statement warnings quiet.
     let options =
@@ -889,24 +793,40 @@ async fn run_postgres(url: &str, dir: &Path, sql: &PeerSql) -> Result<PeerRun> {
         for s in &sql.setup {
             sqlx::raw_sql(sqlx::AssertSqlSafe(s.clone())).execute(&mut c).await?;
         }
-        let mut answer = Answer::default();
+        let mut segments = Vec::new();
         for r in sqlx::raw_sql(sqlx::AssertSqlSafe(sql.segments.clone())).fetch_all(&mut c).await? {
-            let id: String = r.try_get(0)?;
-            let n: i64 = r.try_get(1)?;
-            answer.segments.insert(id, n.max(0) as u64);
+            segments.push((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?));
         }
+        let mut health = Vec::new();
         for r in sqlx::raw_sql(sqlx::AssertSqlSafe(sql.health.clone())).fetch_all(&mut c).await? {
-            let id: i32 = r.try_get(0)?;
-            let score: Option<f64> = r.try_get(1)?;
-            answer.health.insert(id.max(0) as u64, score);
+            health.push((r.try_get::<i32, _>(0)?.max(0) as u64, r.try_get::<Option<f64>, _>(1)?));
         }
+        let answer = end_answer(segments.into_iter(), health.into_iter());
         let query_secs = t.elapsed().as_secs_f64();
+        let history = match history {
+            None => None,
+            Some(h) => {
+                let t = Instant::now();
+                for s in &h.setup {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(s.clone())).execute(&mut c).await?;
+                }
+                let mut answer = History::default();
+                for r in sqlx::raw_sql(sqlx::AssertSqlSafe(h.segments.clone())).fetch_all(&mut c).await? {
+                    answer.segments.insert((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?);
+                }
+                for r in sqlx::raw_sql(sqlx::AssertSqlSafe(h.health.clone())).fetch_all(&mut c).await? {
+                    answer.health.insert((r.try_get(0)?, r.try_get::<i32, _>(1)?.max(0) as u64), r.try_get(2)?);
+                }
+                Some((t.elapsed().as_secs_f64(), answer))
+            }
+        };
         Ok::<_, anyhow::Error>(PeerRun {
             name: "PostgreSQL".into(),
             load_secs,
             query_secs,
             note: format!("PostgreSQL {version}, max_parallel_workers_per_gather {workers}"),
             answer,
+            history,
         })
     }
     .await;
@@ -994,6 +914,72 @@ fn compare(cairn: &CairnRun, peer: &PeerRun) -> Agreement {
     }
 }
 
+/// How a peer's history compares with cairn's, day by day.
+#[derive(Debug, serde::Serialize)]
+struct HistoryAgreement {
+    peer: String,
+    segments: usize,
+    days: usize,
+    segment_days_differing: usize,
+    /// Account-days cairn scored with the default model.
+    health_points: usize,
+    health_differing: usize,
+    health_max_difference: f64,
+    /// The first few differences.
+    mismatches: Vec<String>,
+}
+
+impl HistoryAgreement {
+    fn ok(&self) -> bool {
+        self.segment_days_differing == 0 && self.health_differing == 0
+    }
+}
+
+fn compare_history(cairn: &History, peer_name: &str, peer: &History) -> HistoryAgreement {
+    const SHOWN: usize = 8;
+    let mut mismatches = Vec::new();
+    let mut segment_days_differing = 0;
+    for (key, n) in &cairn.segments {
+        let p = peer.segments.get(key).copied();
+        if p != Some(*n) {
+            segment_days_differing += 1;
+            if mismatches.len() < SHOWN {
+                mismatches.push(format!("{} on day {}: cairn {n}, {peer_name} {p:?}", key.0, key.1));
+            }
+        }
+    }
+    let (mut health_differing, mut max_diff) = (0, 0.0f64);
+    for (key, c) in &cairn.health {
+        let p = peer.health.get(key).copied().flatten();
+        let same = match (c, p) {
+            (Some(c), Some(p)) => {
+                max_diff = max_diff.max((c - p).abs());
+                (c - p).abs() <= 1e-6
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            health_differing += 1;
+            if mismatches.len() < 2 * SHOWN {
+                mismatches
+                    .push(format!("health of account {} on day {}: cairn {c:?}, {peer_name} {p:?}", key.1, key.0));
+            }
+        }
+    }
+    let segments: std::collections::BTreeSet<&str> = cairn.segments.keys().map(|(id, _)| id.as_str()).collect();
+    HistoryAgreement {
+        peer: peer_name.to_string(),
+        segments: segments.len(),
+        days: cairn.segments.len() / segments.len().max(1),
+        segment_days_differing,
+        health_points: cairn.health.len(),
+        health_differing,
+        health_max_difference: max_diff,
+        mismatches,
+    }
+}
+
 /// Runs the engine benchmark and prints its table.
 pub async fn run(args: EngineArgs) -> Result<()> {
     let (ws, _hash) = crate::demo::example_workspace()?;
@@ -1005,8 +991,10 @@ pub async fn run(args: EngineArgs) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let sql = peer_sql(&ws, today)?;
-    let sql_ids = sql_segment_ids(today);
+    let sql = end_sql(&ws, today)?;
+    let sql_ids = sql_segment_ids();
+    let last = w.per_day.len() as i32;
+    let history = if args.no_history { None } else { Some(history_sql(&ws, date_of_day(w.first_day), last)?) };
 
     // The peers' files, written before any clock starts.
     let mut csv_bytes = 0;
@@ -1024,13 +1012,14 @@ pub async fn run(args: EngineArgs) -> Result<()> {
     let mut peers = Vec::new();
     if with_duckdb {
         eprintln!("DuckDB peer…");
-        if let Some(p) = run_duckdb(&dir, &sql)? {
+        if let Some(p) = run_duckdb(&dir, &sql, history.as_ref())? {
             peers.push(p);
         }
     }
     if with_pg {
         eprintln!("PostgreSQL peer…");
-        peers.push(run_postgres(&args.pg, &dir, &sql).await?);
+        let history = history.as_ref().filter(|_| args.pg_history);
+        peers.push(run_postgres(&args.pg, &dir, &sql, history).await?);
     }
     for f in ["events.csv", "accounts.csv", "contacts.csv"] {
         let _ = std::fs::remove_file(dir.join(f));
@@ -1070,7 +1059,22 @@ pub async fn run(args: EngineArgs) -> Result<()> {
             format!("{}; loading the CSV {:.1} s not counted", p.note, p.load_secs),
         ));
     }
+    for p in &peers {
+        if let Some((secs, _)) = &p.history {
+            rows.push(row(
+                &format!("peer: {} SQL, segments + health at the end of each day", p.name),
+                args.events,
+                *secs,
+                format!(
+                    "{} days, from the same loaded tables; what cairn's backfill holds, by day (cairn's is by instant)",
+                    last + 1
+                ),
+            ));
+        }
+    }
     let agreements: Vec<Agreement> = peers.iter().map(|p| compare(&cairn, p)).collect();
+    let history_agreements: Vec<HistoryAgreement> =
+        peers.iter().filter_map(|p| Some(compare_history(&cairn.history, &p.name, &p.history.as_ref()?.1))).collect();
 
     if args.json {
         println!(
@@ -1078,7 +1082,8 @@ pub async fn run(args: EngineArgs) -> Result<()> {
             serde_json::to_string_pretty(&json!({
                 "accounts": args.accounts, "contacts": args.contacts, "events": args.events, "days": args.days,
                 "csv_bytes": csv_bytes, "peak_rss_mb": cairn.peak_rss_mb, "transitions": cairn.tally,
-                "rows": rows, "agreement": agreements, "sql_segments": sql_ids, "left_out": LEFT_OUT,
+                "rows": rows, "agreement": agreements, "history_agreement": history_agreements,
+                "sql_segments": sql_ids, "left_out": LEFT_OUT,
             }))?
         );
     } else {
@@ -1116,8 +1121,24 @@ pub async fn run(args: EngineArgs) -> Result<()> {
                 println!("  MISMATCH {m}");
             }
         }
+        for a in &history_agreements {
+            println!(
+                "agreement over the history, cairn vs {}: {} — {} segments × {} days, {} member counts differ; health (default model, {} account-days): {} differ by more than 1e-6 (max {:.2e})",
+                a.peer,
+                if a.ok() { "MATCH" } else { "MISMATCH" },
+                a.segments,
+                a.days,
+                a.segment_days_differing,
+                a.health_points,
+                a.health_differing,
+                a.health_max_difference
+            );
+            for m in &a.mismatches {
+                println!("  MISMATCH {m}");
+            }
+        }
     }
-    if agreements.iter().any(|a| !a.ok()) {
+    if agreements.iter().any(|a| !a.ok()) || history_agreements.iter().any(|a| !a.ok()) {
         eprintln!("warning: a peer's answer differs from cairn's (see the MISMATCH lines)");
     }
     Ok(())
@@ -1136,6 +1157,8 @@ mod tests {
             pg: "none".into(),
             duckdb: false,
             no_duckdb: true,
+            no_history: false,
+            pg_history: false,
             dir: None,
             json: false,
             shards: None,
@@ -1163,6 +1186,47 @@ mod tests {
         assert!(total > 0 && total <= 20_000);
     }
 
+    /// The engine's history equals the same computation as SQL in PostgreSQL, day by
+    /// day, over a small workload of 120 days: every compared segment's member count on
+    /// every day (added up from the engine's transitions) and every default-model health
+    /// score at each day's end (from its state), besides the answer at the end.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_engines_history_agrees_with_sql_on_every_day() {
+        let url = std::env::var("CAIRN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        if url == "skip" {
+            eprintln!("CAIRN_TEST_PG=skip: the history check against PostgreSQL not run");
+            return;
+        }
+        let (ws, _) = crate::demo::example_workspace().unwrap();
+        let ws = Arc::new(ws);
+        let a = EngineArgs { days: 120, ..args(60, 900, 60_000) };
+        let w = Workload::new(&a, ws.time_zone().clone()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_csv(&w, dir.path(), a.events).unwrap();
+        let ids = sql_segment_ids();
+        let cairn = run_cairn(&w, ws.clone(), Some(2), a.events, &ids).unwrap();
+        let end = end_sql(&ws, end_date()).unwrap();
+        let last = w.per_day.len() as i32;
+        let history = history_sql(&ws, date_of_day(w.first_day), last).unwrap();
+        let pg = run_postgres(&url, dir.path(), &end, Some(&history)).await.unwrap();
+        let at_end = compare(&cairn, &pg);
+        assert!(at_end.ok(), "{at_end:?}");
+        let by_day = compare_history(&cairn.history, &pg.name, &pg.history.as_ref().unwrap().1);
+        assert!(by_day.ok(), "{by_day:?}");
+        assert_eq!((by_day.segments, by_day.days), (ids.len(), 121));
+        assert!(by_day.health_points > 121 * 30, "{by_day:?}");
+        // Not a still picture: most compared segments change size during the history.
+        let moving = ids
+            .iter()
+            .filter(|id| {
+                let sizes: std::collections::BTreeSet<i64> =
+                    (0..=last).filter_map(|d| cairn.history.segments.get(&(id.to_string(), d)).copied()).collect();
+                sizes.len() > 1
+            })
+            .count();
+        assert!(moving >= 12, "only {moving} segments change size over the history");
+    }
+
     #[test]
     fn too_few_contacts_is_an_error_not_a_panic() {
         assert!(Workload::new(&args(10, 5, 100), TimeZone::UTC).is_err());
@@ -1171,8 +1235,10 @@ mod tests {
     #[test]
     fn the_sql_covers_every_measure_of_the_default_health_model() {
         let (ws, _) = crate::demo::example_workspace().unwrap();
-        let sql = peer_sql(&ws, end_date()).unwrap();
+        let sql = end_sql(&ws, end_date()).unwrap();
         assert!(sql.health.contains("nps_last"));
-        assert!(sql_segment_ids(end_date()).len() >= 20);
+        assert!(sql_segment_ids().len() >= 20);
+        let history = history_sql(&ws, end_date(), 30).unwrap();
+        assert!(history.health.contains("nps_last") && history.health.contains("FROM acc_h"));
     }
 }
