@@ -9,8 +9,6 @@
 //! only the trackers of its name, in O(1) amortised (events arrive mostly in time order;
 //! a late one is inserted in place); a query reads its window when a rule is evaluated.
 
-use std::collections::BTreeMap;
-
 use cairn_rules::{AggId, Aggregate, AggregateTable, EventFilter, Subject, Value, Window};
 use jiff::Timestamp;
 
@@ -554,7 +552,8 @@ enum Tracker {
 /// contact).
 #[derive(Debug, Clone, Default, PartialEq)]
 struct UserDays {
-    last: BTreeMap<u64, Day>,
+    /// Per contact, its last active day (looked up by id at every event of the account).
+    last: FastMap<u64, Day>,
     /// (day, contacts whose last day it is), by day; no zero counts.
     per_last_day: Vec<(Day, u32)>,
 }
