@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use cairn_engine::days::{Day, date_of_day, day_of_date, start_of_day};
-use cairn_engine::{Engine, EngineEvent, Transition, TransitionKind};
+use cairn_engine::{Engine, EngineEvent, SubjectRef, Transition, TransitionKind};
 use cairn_rules::Value;
-use cairn_workspace::Workspace;
+use cairn_workspace::{Band, HealthBands, Workspace};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jiff::Timestamp;
@@ -451,6 +451,9 @@ struct History {
     /// Overall health per day and account. Cairn's holds the accounts scored by the
     /// default model that day; the SQL's every account.
     health: BTreeMap<(i32, u64), Option<f64>>,
+    /// Cairn's only: the band of those account-days, from its `health_band_changed`
+    /// transitions (none before the first).
+    bands: BTreeMap<(i32, u64), Band>,
 }
 
 /// Cairn's history as it is produced: member counts added up from the segment
@@ -463,20 +466,35 @@ struct HistoryTally<'a> {
     /// Entries minus exits per segment and day.
     deltas: BTreeMap<(String, i32), i64>,
     health: BTreeMap<(i32, u64), Option<f64>>,
+    /// Each account's band as its latest band transition says.
+    band_now: BTreeMap<u64, Band>,
+    bands: BTreeMap<(i32, u64), Band>,
     default_model: String,
 }
 
 impl<'a> HistoryTally<'a> {
     fn new(w: &Workload, segments: &'a [&'a str], default_model: String) -> HistoryTally<'a> {
         let day_starts = (w.first_day..=w.end_day + 1).map(|d| start_of_day(d, &w.tz)).collect();
-        HistoryTally { day_starts, segments, deltas: BTreeMap::new(), health: BTreeMap::new(), default_model }
+        HistoryTally {
+            day_starts,
+            segments,
+            deltas: BTreeMap::new(),
+            health: BTreeMap::new(),
+            band_now: BTreeMap::new(),
+            bands: BTreeMap::new(),
+            default_model,
+        }
     }
 
     fn absorb(&mut self, ts: &[Transition]) {
         for t in ts {
-            let (segment, d) = match &t.kind {
-                TransitionKind::SegmentEntered { segment } => (segment, 1),
-                TransitionKind::SegmentExited { segment } => (segment, -1),
+            let (segment, d) = match (&t.kind, t.subject) {
+                (TransitionKind::SegmentEntered { segment }, _) => (segment, 1),
+                (TransitionKind::SegmentExited { segment }, _) => (segment, -1),
+                (TransitionKind::HealthBandChanged { to, .. }, SubjectRef::Account(id)) => {
+                    self.band_now.insert(id, *to);
+                    continue;
+                }
                 _ => continue,
             };
             if !self.segments.contains(&segment.as_str()) {
@@ -492,6 +510,9 @@ impl<'a> HistoryTally<'a> {
         for (id, a) in engine.accounts() {
             if let Some(h) = a.health.as_ref().filter(|h| h.model == self.default_model) {
                 self.health.insert((day, id), h.score);
+                if let Some(band) = self.band_now.get(&id) {
+                    self.bands.insert((day, id), *band);
+                }
             }
         }
     }
@@ -505,7 +526,7 @@ impl<'a> HistoryTally<'a> {
                 segments.insert((id.to_string(), day), members);
             }
         }
-        History { segments, health: self.health }
+        History { segments, health: self.health, bands: self.bands }
     }
 }
 
@@ -742,7 +763,7 @@ fn run_duckdb(dir: &Path, end: &PeerSql, history: Option<&PeerSql>) -> Result<Op
             .iter()
             .filter_map(|h| Some(((h[0].as_i64()? as i32, h[1].as_u64()?), h[2].as_f64())))
             .collect();
-        Some((job["query_s"].as_f64()?, History { segments, health }))
+        Some((job["query_s"].as_f64()?, History { segments, health, bands: BTreeMap::new() }))
     });
     Ok(Some(PeerRun {
         name: "DuckDB".into(),
@@ -925,17 +946,22 @@ struct HistoryAgreement {
     health_points: usize,
     health_differing: usize,
     health_max_difference: f64,
+    /// Of those, the account-days the SQL scores: the band cairn's transitions put the
+    /// account in, against the band of the SQL's score (either band within 1e-6 of a
+    /// threshold).
+    bands_compared: usize,
+    bands_differing: usize,
     /// The first few differences.
     mismatches: Vec<String>,
 }
 
 impl HistoryAgreement {
     fn ok(&self) -> bool {
-        self.segment_days_differing == 0 && self.health_differing == 0
+        self.segment_days_differing == 0 && self.health_differing == 0 && self.bands_differing == 0
     }
 }
 
-fn compare_history(cairn: &History, peer_name: &str, peer: &History) -> HistoryAgreement {
+fn compare_history(cairn: &History, peer_name: &str, peer: &History, bands: &HealthBands) -> HistoryAgreement {
     const SHOWN: usize = 8;
     let mut mismatches = Vec::new();
     let mut segment_days_differing = 0;
@@ -967,6 +993,24 @@ fn compare_history(cairn: &History, peer_name: &str, peer: &History) -> HistoryA
             }
         }
     }
+    let (mut bands_compared, mut bands_differing) = (0, 0);
+    for key in cairn.health.keys() {
+        let Some(p) = peer.health.get(key).copied().flatten() else { continue };
+        bands_compared += 1;
+        // Within 1e-6 of a threshold either band will do: the two sides add the same
+        // numbers in different orders (a score of exactly 40 may come out as 39.99…).
+        let (expected, got) = (bands.band(p), cairn.bands.get(key).copied());
+        let either = [bands.band(p - 1e-6), bands.band(p + 1e-6)];
+        if !got.is_some_and(|b| either.contains(&b)) {
+            bands_differing += 1;
+            if mismatches.len() < 3 * SHOWN {
+                mismatches.push(format!(
+                    "band of account {} on day {}: cairn's transitions {got:?}, {peer_name}'s score {p} is {expected:?}",
+                    key.1, key.0
+                ));
+            }
+        }
+    }
     let segments: std::collections::BTreeSet<&str> = cairn.segments.keys().map(|(id, _)| id.as_str()).collect();
     HistoryAgreement {
         peer: peer_name.to_string(),
@@ -976,6 +1020,8 @@ fn compare_history(cairn: &History, peer_name: &str, peer: &History) -> HistoryA
         health_points: cairn.health.len(),
         health_differing,
         health_max_difference: max_diff,
+        bands_compared,
+        bands_differing,
         mismatches,
     }
 }
@@ -993,6 +1039,7 @@ pub async fn run(args: EngineArgs) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let sql = end_sql(&ws, today)?;
     let sql_ids = sql_segment_ids();
+    let bands = ws.health().context("the example workspace has no health model")?.bands;
     let last = w.per_day.len() as i32;
     let history = if args.no_history { None } else { Some(history_sql(&ws, date_of_day(w.first_day), last)?) };
 
@@ -1073,8 +1120,10 @@ pub async fn run(args: EngineArgs) -> Result<()> {
         }
     }
     let agreements: Vec<Agreement> = peers.iter().map(|p| compare(&cairn, p)).collect();
-    let history_agreements: Vec<HistoryAgreement> =
-        peers.iter().filter_map(|p| Some(compare_history(&cairn.history, &p.name, &p.history.as_ref()?.1))).collect();
+    let history_agreements: Vec<HistoryAgreement> = peers
+        .iter()
+        .filter_map(|p| Some(compare_history(&cairn.history, &p.name, &p.history.as_ref()?.1, &bands)))
+        .collect();
 
     if args.json {
         println!(
@@ -1123,7 +1172,7 @@ pub async fn run(args: EngineArgs) -> Result<()> {
         }
         for a in &history_agreements {
             println!(
-                "agreement over the history, cairn vs {}: {} — {} segments × {} days, {} member counts differ; health (default model, {} account-days): {} differ by more than 1e-6 (max {:.2e})",
+                "agreement over the history, cairn vs {}: {} — {} segments × {} days, {} member counts differ; health (default model, {} account-days): {} differ by more than 1e-6 (max {:.2e}); bands from cairn's transitions against the SQL's scores: {} of {} differ",
                 a.peer,
                 if a.ok() { "MATCH" } else { "MISMATCH" },
                 a.segments,
@@ -1131,7 +1180,9 @@ pub async fn run(args: EngineArgs) -> Result<()> {
                 a.segment_days_differing,
                 a.health_points,
                 a.health_differing,
-                a.health_max_difference
+                a.health_max_difference,
+                a.bands_differing,
+                a.bands_compared
             );
             for m in &a.mismatches {
                 println!("  MISMATCH {m}");
@@ -1211,10 +1262,11 @@ mod tests {
         let pg = run_postgres(&url, dir.path(), &end, Some(&history)).await.unwrap();
         let at_end = compare(&cairn, &pg);
         assert!(at_end.ok(), "{at_end:?}");
-        let by_day = compare_history(&cairn.history, &pg.name, &pg.history.as_ref().unwrap().1);
+        let bands = ws.health().unwrap().bands;
+        let by_day = compare_history(&cairn.history, &pg.name, &pg.history.as_ref().unwrap().1, &bands);
         assert!(by_day.ok(), "{by_day:?}");
         assert_eq!((by_day.segments, by_day.days), (ids.len(), 121));
-        assert!(by_day.health_points > 121 * 30, "{by_day:?}");
+        assert!(by_day.health_points > 121 * 30 && by_day.bands_compared > 121 * 30, "{by_day:?}");
         // Not a still picture: most compared segments change size during the history.
         let moving = ids
             .iter()
