@@ -232,11 +232,16 @@ impl Default for HealthBands {
 }
 
 impl HealthBands {
+    /// How close below a threshold a score still counts as reaching it. Scores are
+    /// weighted means in floating point: one that is exactly 40 on paper can come out as
+    /// 39.99999999999999, and must not turn red where red is "below 40".
+    pub const TOLERANCE: f64 = 1e-9;
+
     /// The band of a score.
     pub fn band(&self, score: f64) -> Band {
-        if score >= self.green {
+        if score >= self.green - Self::TOLERANCE {
             Band::Green
-        } else if score < self.red {
+        } else if score < self.red - Self::TOLERANCE {
             Band::Red
         } else {
             Band::Yellow
@@ -580,6 +585,11 @@ mod tests {
         assert_eq!(b.band(39.9), Band::Red);
         assert_eq!(b.band(40.0), Band::Yellow);
         assert_eq!(b.band(70.0), Band::Green);
+        // A hair below a threshold from floating point is at it; a real shortfall is not.
+        assert_eq!(b.band(39.99999999999999), Band::Yellow);
+        assert_eq!(b.band(69.99999999999999), Band::Green);
+        assert_eq!(b.band(39.999999), Band::Red);
+        assert_eq!(b.band(69.999999), Band::Yellow);
     }
 
     #[test]

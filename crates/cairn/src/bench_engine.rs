@@ -947,8 +947,7 @@ struct HistoryAgreement {
     health_differing: usize,
     health_max_difference: f64,
     /// Of those, the account-days the SQL scores: the band cairn's transitions put the
-    /// account in, against the band of the SQL's score (either band within 1e-6 of a
-    /// threshold).
+    /// account in, against the band of the SQL's score.
     bands_compared: usize,
     bands_differing: usize,
     /// The first few differences.
@@ -997,11 +996,10 @@ fn compare_history(cairn: &History, peer_name: &str, peer: &History, bands: &Hea
     for key in cairn.health.keys() {
         let Some(p) = peer.health.get(key).copied().flatten() else { continue };
         bands_compared += 1;
-        // Within 1e-6 of a threshold either band will do: the two sides add the same
-        // numbers in different orders (a score of exactly 40 may come out as 39.99…).
+        // The SQL's score through cairn's band rule (which takes a hair below a threshold
+        // as at it: the two sides add the same numbers in different orders).
         let (expected, got) = (bands.band(p), cairn.bands.get(key).copied());
-        let either = [bands.band(p - 1e-6), bands.band(p + 1e-6)];
-        if !got.is_some_and(|b| either.contains(&b)) {
+        if got != Some(expected) {
             bands_differing += 1;
             if mismatches.len() < 3 * SHOWN {
                 mismatches.push(format!(
