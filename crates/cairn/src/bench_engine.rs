@@ -779,6 +779,14 @@ fn run_duckdb(dir: &Path, end: &PeerSql, history: Option<&PeerSql>) -> Result<Op
     }))
 }
 
+/// Runs a peer's setup statements in turn.
+async fn execute_all(c: &mut sqlx::PgConnection, statements: &[String]) -> Result<()> {
+    for s in statements {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(s.clone())).execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
 async fn run_postgres(url: &str, dir: &Path, sql: &PeerSql, history: Option<&PeerSql>) -> Result<PeerRun> {
     use sqlx::{ConnectOptions as _, Row as _};
     // The peer's statements are slow by design: keep sqlx's slow-statement warnings quiet.
@@ -811,9 +819,7 @@ async fn run_postgres(url: &str, dir: &Path, sql: &PeerSql, history: Option<&Pee
         let workers: String =
             sqlx::query_scalar("SHOW max_parallel_workers_per_gather").fetch_one(&mut c).await?;
         let t = Instant::now();
-        for s in &sql.setup {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(s.clone())).execute(&mut c).await?;
-        }
+        execute_all(&mut c, &sql.setup).await?;
         let mut segments = Vec::new();
         for r in sqlx::raw_sql(sqlx::AssertSqlSafe(sql.segments.clone())).fetch_all(&mut c).await? {
             segments.push((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?));
@@ -828,9 +834,7 @@ async fn run_postgres(url: &str, dir: &Path, sql: &PeerSql, history: Option<&Pee
             None => None,
             Some(h) => {
                 let t = Instant::now();
-                for s in &h.setup {
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(s.clone())).execute(&mut c).await?;
-                }
+                execute_all(&mut c, &h.setup).await?;
                 let mut answer = History::default();
                 for r in sqlx::raw_sql(sqlx::AssertSqlSafe(h.segments.clone())).fetch_all(&mut c).await? {
                     answer.segments.insert((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?);
@@ -1032,6 +1036,9 @@ pub async fn run(args: EngineArgs) -> Result<()> {
     let today = end_date();
     let with_duckdb = !args.no_duckdb;
     let with_pg = args.pg != "none";
+    if args.pg_history && !with_pg {
+        bail!("--pg-history runs the history on PostgreSQL, but --pg is none: give --pg a URL or drop --pg-history");
+    }
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -1039,7 +1046,7 @@ pub async fn run(args: EngineArgs) -> Result<()> {
     let sql_ids = sql_segment_ids();
     let bands = ws.health().context("the example workspace has no health model")?.bands;
     let last = w.per_day.len() as i32;
-    let history = if args.no_history { None } else { Some(history_sql(&ws, date_of_day(w.first_day), last)?) };
+    let history = history_sql(&ws, date_of_day(w.first_day), last)?;
 
     // The peers' files, written before any clock starts.
     let mut csv_bytes = 0;
@@ -1057,14 +1064,13 @@ pub async fn run(args: EngineArgs) -> Result<()> {
     let mut peers = Vec::new();
     if with_duckdb {
         eprintln!("DuckDB peer…");
-        if let Some(p) = run_duckdb(&dir, &sql, history.as_ref())? {
+        if let Some(p) = run_duckdb(&dir, &sql, Some(&history).filter(|_| !args.no_history))? {
             peers.push(p);
         }
     }
     if with_pg {
         eprintln!("PostgreSQL peer…");
-        let history = history.as_ref().filter(|_| args.pg_history);
-        peers.push(run_postgres(&args.pg, &dir, &sql, history).await?);
+        peers.push(run_postgres(&args.pg, &dir, &sql, Some(&history).filter(|_| args.pg_history)).await?);
     }
     for f in ["events.csv", "accounts.csv", "contacts.csv"] {
         let _ = std::fs::remove_file(dir.join(f));

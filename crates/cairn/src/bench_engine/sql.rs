@@ -233,6 +233,7 @@ ORDER BY {key}",
 
 /// The segment ids the SQL computes, in its order.
 pub(super) fn sql_segment_ids() -> Vec<&'static str> {
+    // Only the ids are wanted: any dates will do.
     let (a, c) = segment_sql(&|n| n.to_string());
     a.iter().chain(c.iter()).map(|(id, _)| *id).collect()
 }
