@@ -136,11 +136,6 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Benchmarks that print cairn's figures beside a peer's, measured in the same run
-    Bench {
-        #[command(subcommand)]
-        command: BenchCommand,
-    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -200,19 +195,6 @@ enum KeysCommand {
         #[command(flatten)]
         db: DbArg,
     },
-}
-
-#[derive(Subcommand, Debug)]
-enum BenchCommand {
-    /// Ingestion: bulk NDJSON import into SQLite and PostgreSQL beside PostgreSQL COPY,
-    /// and /v1/batch over loopback with concurrent clients
-    Ingest(crate::bench::IngestArgs),
-    /// The engine: backfill and incremental throughput on a generated workload, beside
-    /// the same segments and health as SQL in DuckDB and PostgreSQL
-    Engine(crate::bench_engine::EngineArgs),
-    /// Programs: a million enrollments across five programs sent to the outbox, beside
-    /// PostgreSQL writing the same rows, and trigger-to-outbox latency over HTTP
-    Programs(crate::bench_programs::ProgramsArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -355,15 +337,6 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { dir, json } => Ok(crate::check::run(&dir, json)),
-        Command::Bench { command: BenchCommand::Ingest(args) } => {
-            crate::bench::ingest(args).await.map(|_| ExitCode::SUCCESS)
-        }
-        Command::Bench { command: BenchCommand::Programs(args) } => {
-            crate::bench_programs::run(args).await.map(|_| ExitCode::SUCCESS)
-        }
-        Command::Bench { command: BenchCommand::Engine(args) } => {
-            crate::bench_engine::run(args).await.map(|_| ExitCode::SUCCESS)
-        }
     }
 }
 

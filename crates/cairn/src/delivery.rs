@@ -155,23 +155,10 @@ pub fn parse_smtp_url(url: &str) -> Result<SmtpSettings> {
     Ok(settings)
 }
 
+/// A URL's user or password as written before percent-encoding (`%40` for `@`); invalid
+/// UTF-8 after decoding becomes U+FFFD.
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
 }
 
 /// The URL without its password, for messages.
@@ -198,6 +185,16 @@ mod tests {
         let s = parse_smtp_url("smtp://127.0.0.1:2525?security=none").unwrap();
         assert_eq!((s.port, s.security, s.credentials.is_none()), (2525, SmtpSecurity::None, true));
         assert_eq!(parse_smtp_url("smtp://relay").unwrap().port, 587);
+    }
+
+    #[test]
+    fn logins_are_percent_decoded_to_the_last_character() {
+        // The hand-written decoder this replaced left an escape at the very end as written.
+        let s = parse_smtp_url("smtp://ada%40corp:x@mail.example.com").unwrap();
+        assert_eq!(s.credentials.unwrap().username, "ada@corp");
+        assert_eq!(percent_decode("p%40ss%21"), "p@ss!");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%e9"), "%zz\u{FFFD}");
     }
 
     #[test]

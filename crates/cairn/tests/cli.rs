@@ -185,7 +185,6 @@ fn every_subcommand_has_help() {
         vec!["doctor", "--help"],
         vec!["keys", "create", "--help"],
         vec!["demo", "--help"],
-        vec!["bench", "ingest", "--help"],
         vec!["check", "--help"],
         vec!["show", "account", "--help"],
         vec!["segments", "--help"],

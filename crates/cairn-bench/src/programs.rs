@@ -1,4 +1,4 @@
-//! `cairn bench programs`: the program runner at scale, on SQLite, beside a peer.
+//! `cairn-bench programs`: the program runner at scale, on SQLite, beside a peer.
 //!
 //! (a) Throughput: N contacts, five programs triggered on the same day (a date trigger, `launch_date + 1d`),
 //!     each sending one Liquid email to the outbox: N × 5 enrollments. Measured: the
@@ -25,9 +25,9 @@ use cairn_workspace::{SourceFile, check_sources};
 use clap::Args;
 use jiff::Timestamp;
 
-use crate::loopback::Connection;
+use cairn::loopback::Connection;
 
-/// Options of `cairn bench programs`.
+/// Options of `cairn-bench programs`.
 #[derive(Args, Debug, Clone)]
 pub struct ProgramsArgs {
     /// Contacts (each enrolled in all five programs)
@@ -72,7 +72,7 @@ struct Row {
     note: String,
 }
 
-/// `cairn bench programs`.
+/// `cairn-bench programs`.
 pub async fn run(args: ProgramsArgs) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let db = format!("sqlite://{}", dir.path().join("bench.db").display());
