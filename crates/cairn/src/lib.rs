@@ -5,6 +5,7 @@
 //! and prints reports. Errors are `anyhow` with context here; the library crates below
 //! keep typed errors.
 
+pub mod app;
 pub mod check;
 pub mod cli;
 pub mod delivery;
