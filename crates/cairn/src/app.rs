@@ -40,7 +40,7 @@ pub enum Definitions {
     Folder(PathBuf),
     /// Checked definitions and their content hash (the demo's built-in example
     /// workspace, a benchmark's generated one); never reloaded.
-    Loaded(Workspace, String),
+    Loaded(Arc<Workspace>, String),
 }
 
 /// What to build.
@@ -99,13 +99,16 @@ front end) can read and mark any user's in-app messages. Turn it on unless every
         }
         let (definitions, reload_dir) = match config.workspace {
             None => (None, None),
-            Some(Definitions::Folder(dir)) => (Some(crate::show::load_workspace(&dir)?), Some(dir)),
+            Some(Definitions::Folder(dir)) => {
+                let (ws, hash) = crate::show::load_workspace(&dir)?;
+                (Some((Arc::new(ws), hash)), Some(dir))
+            }
             Some(Definitions::Loaded(ws, hash)) => (Some((ws, hash)), None),
         };
         let mut engine = None;
         if let Some((ws, hash)) = definitions {
             tracing::info!("evaluating the workspace ({}) over the event log…", ws.summary());
-            let runtime = Runtime::start(store.clone(), Arc::clone(&clock), Arc::new(ws), hash).await?;
+            let runtime = Runtime::start(store.clone(), Arc::clone(&clock), ws, hash).await?;
             let runner_config = config.delivery.runner_config(&addr.to_string())?;
             let runner = Runner::new(store.clone(), runtime.clone(), Arc::clone(&clock), runner_config)
                 .await

@@ -33,6 +33,8 @@ pub struct DbArg {
     pub db: String,
 }
 
+// Parsed once at start: the size of the `serve` variant's flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server: tracking API (/v1/*) and web UI
@@ -342,7 +344,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 (Some(dir), _) => Some(crate::app::Definitions::Folder(dir)),
                 (None, true) => {
                     let (ws, hash) = crate::demo::example_workspace()?;
-                    Some(crate::app::Definitions::Loaded(ws, hash))
+                    Some(crate::app::Definitions::Loaded(Arc::new(ws), hash))
                 }
                 (None, false) => None,
             };

@@ -172,3 +172,28 @@ async fn a_key_revoked_with_the_cli_stops_working_on_the_running_server_at_once(
     sigterm(&child);
     wait_exit(&mut child, Duration::from_secs(15));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_long_reload_stops_the_server_within_seconds() {
+    use tokio::io::AsyncWriteExt as _;
+    let setup = Setup::new();
+    let secret = setup.key("secret", "ops");
+    let (mut child, addr) = serve(&setup.db, &setup.workspace());
+    wait_ready(&addr).await;
+    // An event dated in year 1 made an evaluation of the log run for many minutes; a
+    // reload in flight then held SIGTERM's graceful shutdown forever. (Where the import
+    // refuses such a date, the reload is quick and the signal stops a serving server.)
+    let events = setup.dir.path().join("old.ndjson");
+    let old = r#"{"type":"track","userId":"u1","event":"report_created","timestamp":"0001-01-01T00:00:00Z","messageId":"old"}"#;
+    std::fs::write(&events, format!("{old}\n")).expect("events file");
+    let _ = cairn(&["import", "events", events.to_str().expect("utf8 path"), "--db", &setup.db]).output();
+    let mut reload = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let request = format!(
+        "POST /api/workspace/reload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {secret}\r\nContent-Length: 0\r\n\r\n"
+    );
+    reload.write_all(request.as_bytes()).await.expect("the reload is sent");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sigterm(&child);
+    let (_, took) = wait_exit(&mut child, Duration::from_secs(30));
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
+}
