@@ -266,7 +266,15 @@ async fn http_batch(db: &str, args: &IngestArgs) -> Result<(f64, f64, f64, u64)>
     let store = Store::open(db).await?;
     let clock = Arc::new(FixedClock::new(bench_end()));
     let key = cairn_server::generate_key(KeyKind::Write, [9; 32]);
-    store.create_api_key(KeyKind::Write, "bench", &cairn_server::hash_key(&key), &key[..13], bench_end()).await?;
+    store
+        .create_api_key(
+            KeyKind::Write,
+            "bench",
+            &cairn_server::hash_key(&key),
+            key.get(..13).unwrap_or(&key),
+            bench_end(),
+        )
+        .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();
     let state = cairn_server::AppState::new(store.clone(), clock);

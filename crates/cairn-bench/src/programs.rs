@@ -245,7 +245,15 @@ async fn trigger_latency(
     config.batch = 500;
     let runner = Runner::new(store.clone(), runtime.clone(), clock.clone(), config).await?;
     let key = cairn_server::generate_key(KeyKind::Write, [9; 32]);
-    store.create_api_key(KeyKind::Write, "bench", &cairn_server::hash_key(&key), &key[..13], clock.now()).await?;
+    store
+        .create_api_key(
+            KeyKind::Write,
+            "bench",
+            &cairn_server::hash_key(&key),
+            key.get(..13).unwrap_or(&key),
+            clock.now(),
+        )
+        .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let state = cairn_server::AppState::new(store.clone(), clock.clone()).with_runtime(runtime.clone(), None);
