@@ -19,6 +19,7 @@ use clap::Args;
 use jiff::Timestamp;
 use serde_json::json;
 
+use cairn::app::{App, AppConfig};
 use cairn::demo::{Rng, event_line, event_line_random_id};
 use cairn::loopback::Connection;
 
@@ -275,11 +276,11 @@ async fn http_batch(db: &str, args: &IngestArgs) -> Result<(f64, f64, f64, u64)>
             bench_end(),
         )
         .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?.to_string();
-    let state = cairn_server::AppState::new(store.clone(), clock);
+    // The server as `cairn serve` wires it, without a workspace (ingestion alone).
+    let app = App::build(store.clone(), clock, AppConfig::new("127.0.0.1:0", None)).await?;
+    let addr = app.addr().to_string();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(cairn_server::serve(listener, state, async {
+    let server = tokio::spawn(app.run(async {
         let _ = stop_rx.await;
     }));
     let requests_per_client = (args.http_events as usize).div_ceil(args.batch_size * args.http_clients);

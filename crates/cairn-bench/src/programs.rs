@@ -25,6 +25,7 @@ use cairn_workspace::{SourceFile, check_sources};
 use clap::Args;
 use jiff::Timestamp;
 
+use cairn::app::{App, AppConfig, Definitions};
 use cairn::loopback::Connection;
 
 /// Options of `cairn-bench programs`.
@@ -240,10 +241,6 @@ async fn trigger_latency(
     n: usize,
 ) -> Result<(usize, f64, f64, f64)> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let runtime = Runtime::start(store.clone(), clock.clone(), ws, cairn_runtime::definitions_hash(files)).await?;
-    let mut config = RunnerConfig::new("bench-live");
-    config.batch = 500;
-    let runner = Runner::new(store.clone(), runtime.clone(), clock.clone(), config).await?;
     let key = cairn_server::generate_key(KeyKind::Write, [9; 32]);
     store
         .create_api_key(
@@ -254,23 +251,24 @@ async fn trigger_latency(
             clock.now(),
         )
         .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let state = cairn_server::AppState::new(store.clone(), clock.clone()).with_runtime(runtime.clone(), None);
+    // The server, engine and program runner as `cairn serve` wires them.
+    let mut config =
+        AppConfig::new("127.0.0.1:0", Some(Definitions::Loaded(ws, cairn_runtime::definitions_hash(files))));
+    config.delivery.node = Some("bench-live".into());
+    config.delivery.step_batch = 500;
+    let app = App::build(store.clone(), clock.clone(), config).await?;
+    let addr = app.addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (stop_rt, rt_stopped) = tokio::sync::oneshot::channel::<()>();
-    let (stop_runner, runner_stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(cairn_server::serve(listener, state, async {
+    let server = tokio::spawn(app.run(async {
         let _ = stopped.await;
     }));
-    tokio::spawn(runtime.run(async {
-        let _ = rt_stopped.await;
-    }));
-    // Let the runner's first pass set its event cursor before the first trigger.
-    runner.run_once().await?;
-    tokio::spawn(runner.run(async {
-        let _ = runner_stopped.await;
-    }));
+    // The runner's first pass sets its event cursor at the end of the log (history does
+    // not trigger): wait for it before the first trigger.
+    let waiting = Instant::now();
+    while store.setting("runner.events").await?.is_none() {
+        anyhow::ensure!(waiting.elapsed() < Duration::from_secs(30), "the program runner did not start within 30 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let mut conn = Connection::new(&addr.to_string());
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
@@ -292,7 +290,8 @@ async fn trigger_latency(
         }
         times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    let _ = (stop.send(()), stop_rt.send(()), stop_runner.send(()));
+    let _ = stop.send(());
+    server.await??;
     times.sort_by(f64::total_cmp);
     let pick = |q: f64| times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1];
     Ok((n, pick(0.5), pick(0.99), *times.last().unwrap_or(&0.0)))
