@@ -12,6 +12,7 @@ use jiff::tz::TimeZone;
 
 use crate::SourceFile;
 use crate::diagnostic::{Diagnostic, Location};
+use crate::folder::{MAX_TEMPLATE_BYTES, Refused, too_large};
 use crate::model::{
     BUILTIN_ACCOUNT_TRAITS, BUILTIN_CONTACT_TRAITS, Curve, CurveBand, CustomTraits, Health, HealthBands, HealthModel,
     Id, Journey, Measure, Milestone, Pillar, Segment, Stage, TraitType, Workspace,
@@ -149,12 +150,39 @@ struct Checker<'a> {
     assets: BTreeMap<String, (String, String)>,
     diagnostics: Vec<Diagnostic>,
     compile: CompileFn,
+    /// Whether a definition file did not parse: then only the shape of the others is
+    /// checked.
+    parse_failed: bool,
+    /// Files of the folder that were not read, and whether a template named one.
+    refused: Vec<(Refused, bool)>,
 }
 
 /// Checks the files with `compile` as the rule compiler.
 pub(crate) fn check_with(sources: &[SourceFile], compile: CompileFn) -> Result<Workspace, Vec<Diagnostic>> {
+    check_folder(sources, &[], compile)
+}
+
+/// Checks the files with `compile` as the rule compiler; `refused` are the files of the
+/// folder that were not read (a link out of it, too large), reported where a template
+/// names them (or on their own when none does).
+pub(crate) fn check_folder(
+    sources: &[SourceFile],
+    refused: &[Refused],
+    compile: CompileFn,
+) -> Result<Workspace, Vec<Diagnostic>> {
     let (definitions, other): (Vec<&SourceFile>, Vec<&SourceFile>) =
         sources.iter().partition(|s| crate::is_definition_file(&s.name));
+    // A template body past the limit is refused as when the folder is read.
+    let (other, oversized): (Vec<&SourceFile>, Vec<&SourceFile>) =
+        other.into_iter().partition(|s| s.text.len() <= MAX_TEMPLATE_BYTES);
+    let refused: Vec<Refused> = refused
+        .iter()
+        .cloned()
+        .chain(oversized.into_iter().map(|s| {
+            let (message, help) = too_large(false, s.text.len() as u64, MAX_TEMPLATE_BYTES);
+            Refused { name: s.name.clone(), message, help }
+        }))
+        .collect();
     let folder = definitions.first().and_then(|d| std::path::Path::new(&d.name).parent()).map(|p| p.to_path_buf());
     let assets = other
         .iter()
@@ -174,23 +202,47 @@ pub(crate) fn check_with(sources: &[SourceFile], compile: CompileFn) -> Result<W
         assets,
         diagnostics: Vec::new(),
         compile,
+        parse_failed: false,
+        refused: Vec::new(),
     };
     let mut trees = Vec::new();
     for (file, source) in definitions.iter().enumerate() {
         match yaml::parse(&source.text) {
             Ok(root) => trees.push((file, root)),
-            Err(e) => cx.error(At { file, offset: e.offset }, format!("invalid YAML: {}", e.message), None),
+            Err(e) => {
+                let message = if e.limit { e.message } else { format!("invalid YAML: {}", e.message) };
+                cx.error(At { file, offset: e.offset }, message, e.help);
+            }
         }
     }
+    // A definition file that was not read is as one that does not parse; a template file
+    // that was not read is reported where a template names it.
+    for r in refused {
+        if crate::is_definition_file(&r.name) {
+            cx.diagnostics.push(Diagnostic::whole(r.name, r.message, Some(r.help)));
+        } else {
+            cx.refused.push((r, false));
+        }
+    }
+    // A file that does not parse declares nothing: checking what refers to its
+    // definitions (rules, programs, templates) would only report follow-on errors.
+    let unparsed = std::mem::take(&mut cx.diagnostics);
+    cx.parse_failed = !unparsed.is_empty();
     let workspace = cx.check_trees(&trees);
     let mut diagnostics = cx.diagnostics;
+    for (r, named) in cx.refused {
+        if !named {
+            diagnostics.push(Diagnostic::whole(r.name, r.message, Some(r.help)));
+        }
+    }
     match workspace {
-        Some(ws) if diagnostics.is_empty() => Ok(ws),
+        Some(ws) if diagnostics.is_empty() && unparsed.is_empty() => Ok(ws),
         _ => {
             // Files in the order given, then by position; stable for problems at one spot.
             let rank: BTreeMap<&str, usize> = sources.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
             diagnostics.sort_by_key(|d| (rank.get(d.file.as_str()).copied().unwrap_or(usize::MAX), d.line, d.column));
-            Err(diagnostics)
+            // Syntax errors first: they are what to fix first.
+            Err(unparsed.into_iter().chain(diagnostics).collect())
         }
     }
 }
@@ -478,6 +530,9 @@ impl<'a> Checker<'a> {
         let mut pools = Vec::new();
         for (file, node) in pool_nodes {
             pools.extend(self.pools(file, node, &mut pool_ids));
+        }
+        if self.parse_failed {
+            return None;
         }
         let known = programs::Known {
             segments: segments.iter().filter_map(|s| Some((s.id.clone()?.to_string(), s.subject))).collect(),
@@ -1453,15 +1508,19 @@ pub(crate) enum DurationError {
 /// `12h`, `14d`, `2w` → a duration (days are 24 hours: deadlines count calendar days
 /// from the anchor in the workspace time zone when evaluated).
 pub(crate) fn parse_duration(text: &str) -> Result<SignedDuration, DurationError> {
-    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+    // The unit is the last character, whatever its width (`14é` is not a duration, and
+    // must not be cut inside its `é`).
+    let mut chars = text.chars();
+    let unit = chars.next_back().ok_or(DurationError::Invalid)?;
+    let digits = chars.as_str();
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(DurationError::Invalid);
     }
     let n: i64 = digits.parse().map_err(|_| DurationError::Invalid)?;
     let hours = match unit {
-        "h" => Some(n),
-        "d" => n.checked_mul(24),
-        "w" => n.checked_mul(24 * 7),
+        'h' => Some(n),
+        'd' => n.checked_mul(24),
+        'w' => n.checked_mul(24 * 7),
         _ => return Err(DurationError::Invalid),
     }
     .filter(|h| *h <= 24 * 366 * 100)

@@ -456,6 +456,14 @@ impl<'a> Checker<'a> {
                         origin: TextOrigin::File { path, file: name.clone(), location: self.location(path_at) },
                     }),
                     None => {
+                        if let Some((r, named)) =
+                            self.refused.iter_mut().find(|(r, _)| Path::new(r.name.as_str()) == wanted)
+                        {
+                            *named = true;
+                            let (message, help) = (format!("`{path}`: {}", r.message), Some(r.help.clone()));
+                            self.error(path_at, message, help);
+                            return None;
+                        }
                         let names: Vec<&str> = assets.values().map(|(_, rel)| rel.as_str()).collect();
                         let rel_wanted = relative.to_string_lossy().to_string();
                         let help = did_you_mean(&rel_wanted, names.iter().copied())
@@ -1024,7 +1032,7 @@ impl<'a> Checker<'a> {
                 // A zero offset (`launch_date + 0d`) is the day itself; durations elsewhere
                 // (a wait, a window) must be longer than zero.
                 let zero = d.len() > 1
-                    && d[..d.len() - 1].bytes().all(|b| b == b'0')
+                    && d.bytes().take(d.len() - 1).all(|b| b == b'0')
                     && (d.ends_with('d') || d.ends_with('w'));
                 let days = match parse_duration(d) {
                     _ if zero => 0,
@@ -1800,7 +1808,7 @@ fn tokenize(text: &str) -> Vec<(Token, (usize, usize))> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < text.len() {
-        let c = text[i..].chars().next().unwrap_or(' ');
+        let c = text.get(i..).and_then(|t| t.chars().next()).unwrap_or(' ');
         let start = i;
         if c.is_whitespace() {
             i += c.len_utf8();
@@ -1808,21 +1816,21 @@ fn tokenize(text: &str) -> Vec<(Token, (usize, usize))> {
             while i < text.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'.') {
                 i += 1;
             }
-            out.push((Token::Ident(text[start..i].to_string()), (start, i)));
+            out.push((Token::Ident(text.get(start..i).unwrap_or_default().to_string()), (start, i)));
         } else if c.is_ascii_digit() {
             while i < text.len() && bytes[i].is_ascii_alphanumeric() {
                 i += 1;
             }
-            out.push((Token::Duration(text[start..i].to_string()), (start, i)));
+            out.push((Token::Duration(text.get(start..i).unwrap_or_default().to_string()), (start, i)));
         } else if c == '\'' {
             i += 1;
             let mut value = String::new();
             let mut closed = false;
             while i < text.len() {
-                let ch = text[i..].chars().next().unwrap_or('\'');
+                let ch = text.get(i..).and_then(|t| t.chars().next()).unwrap_or('\'');
                 i += ch.len_utf8();
                 if ch == '\'' {
-                    if text[i..].starts_with('\'') {
+                    if text.get(i..).is_some_and(|t| t.starts_with('\'')) {
                         value.push('\'');
                         i += 1;
                     } else {
