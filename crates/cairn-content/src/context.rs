@@ -24,8 +24,11 @@
 //! A value the caller does not have is *absent*, not empty: referring to it fails the
 //! render with [`crate::RenderError::Undefined`] instead of leaving a blank. Templates
 //! test optional data with `{% if account.renewal_date %}…{% endif %}` (a condition on
-//! something absent is false). Custom traits are flattened beside the built-in fields; a
-//! trait named like a built-in field (`stage`, `health`, …) is shadowed by it.
+//! something absent is false) or give it a fallback with `default`, which applies to a
+//! missing value as Liquid defines it (`{{ contact.name | default: 'there' }}`: a path
+//! the template only ever pipes into `default` or tests is nil when absent). Custom
+//! traits are flattened beside the built-in fields; a trait named like a built-in field
+//! (`stage`, `health`, …) is shadowed by it.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -38,14 +38,29 @@ pub(crate) struct TemplateReads {
     all: RootReads,
     /// The roots whose name is written anywhere in the template.
     written: Roots,
+    /// The paths (root, fields) that are nil rather than missing when the recipient has
+    /// no value there: those the template only pipes into `default`.
+    defaulted: Vec<(usize, Vec<String>)>,
 }
 
 impl TemplateReads {
     /// What a template whose plain parts read `plain`, whose HTML part reads `html` and
-    /// whose sources name the roots `written` reads.
-    pub(crate) fn new(plain: RootReads, html: RootReads, written: Roots) -> TemplateReads {
+    /// whose sources name the roots `written` reads; the `defaulted` paths are nil when
+    /// the recipient has no value there.
+    pub(crate) fn new(
+        plain: RootReads,
+        html: RootReads,
+        written: Roots,
+        defaulted: Vec<(usize, Vec<String>)>,
+    ) -> TemplateReads {
         let all = plain.union(&html);
-        TemplateReads { plain, html, all, written }
+        TemplateReads { plain, html, all, written, defaulted }
+    }
+
+    /// The paths that are nil rather than missing when the recipient has no value there.
+    #[cfg(test)]
+    pub(crate) fn defaulted(&self) -> &[(usize, Vec<String>)] {
+        &self.defaulted
     }
 }
 
@@ -87,6 +102,11 @@ impl RootValues {
             if escaped_needed {
                 values.escaped[root] = Some(Builder { html: true, markup: false, reads: html }.root(context, root)?);
             }
+            for (_, fields) in reads.defaulted.iter().filter(|(r, _)| *r == root) {
+                for value in [&mut values.plain[root], &mut values.escaped[root]].into_iter().flatten() {
+                    fill_nil(value, fields);
+                }
+            }
         }
         Ok(values)
     }
@@ -101,6 +121,18 @@ impl RootValues {
                 Some((KString::from_static(ROOT_NAMES[root]), escaped.or(self.plain[root].as_ref())?))
             })
             .collect()
+    }
+}
+
+/// Sets the first field of `fields` missing under `value` to nil (a missing value, as
+/// Liquid defines it); leaves the value alone where it is not an object.
+fn fill_nil(value: &mut Value, fields: &[String]) {
+    let (Some((first, rest)), Value::Object(object)) = (fields.split_first(), value) else { return };
+    match object.get_mut(first.as_str()) {
+        Some(inner) => fill_nil(inner, rest),
+        None => {
+            object.insert(KString::from_ref(first), Value::Nil);
+        }
     }
 }
 

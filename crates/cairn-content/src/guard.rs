@@ -23,6 +23,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -302,9 +303,19 @@ impl Filter for GuardedFilterRun {
     }
 }
 
+/// The Liquid language of cairn templates (see [`build_parser`]), built once per process
+/// for HTML and once for the other parts: building it registers some sixty plugins, which
+/// costs more than parsing a typical template.
+pub(crate) fn parser(html: bool) -> Result<&'static liquid::Parser, String> {
+    static PLAIN: OnceLock<Result<liquid::Parser, String>> = OnceLock::new();
+    static HTML: OnceLock<Result<liquid::Parser, String>> = OnceLock::new();
+    let cell = if html { &HTML } else { &PLAIN };
+    cell.get_or_init(|| build_parser(html).map_err(|e| e.to_string())).as_ref().map_err(Clone::clone)
+}
+
 /// The Liquid language of cairn templates: the standard tags, blocks and filters, guarded.
 /// `html` makes `escape` behave as `escape_once`.
-pub(crate) fn parser(html: bool) -> Result<liquid::Parser, liquid::Error> {
+fn build_parser(html: bool) -> Result<liquid::Parser, liquid::Error> {
     use liquid_lib::stdlib;
     let tags: Vec<Box<dyn ParseTag>> = vec![
         Box::new(stdlib::AssignTag),

@@ -43,5 +43,6 @@ pub use insights::{
     peer_values, size_band,
 };
 pub use render::{Limits, RenderError, RenderedMessage, escape_html, render};
+pub use scan::MAX_NESTING;
 pub use source::{ContentError, Origin, Part};
 pub use template::{MAX_RANGE_LEN, MessageTemplate, ParsedTemplate, PartSource};

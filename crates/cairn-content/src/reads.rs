@@ -99,7 +99,7 @@ impl RootReads {
         for markup in markup {
             for (root, name) in ROOT_NAMES.iter().enumerate() {
                 for (at, _) in markup.match_indices(name) {
-                    reads.0[root].add(&read_at(&markup[at + name.len()..]));
+                    reads.0[root].add(&read_at(markup.get(at + name.len()..).unwrap_or_default()));
                 }
             }
         }
@@ -137,14 +137,14 @@ fn read_at(after: &str) -> Reads {
     }
     let Some(path) = after.strip_prefix('.') else { return Reads::Whole };
     let field_len = path.bytes().take_while(|b| is_name_char(*b) || *b == b'-').count();
-    let field = &path[..field_len];
+    let field = path.get(..field_len).unwrap_or_default();
     if field.is_empty() {
         return Reads::Whole;
     }
     // A hyphen may end the name rather than be part of it (`{{ account.name-}}`).
     let fields: BTreeSet<String> = field
         .match_indices('-')
-        .map(|(at, _)| &field[..at])
+        .filter_map(|(at, _)| field.get(..at))
         .chain([field])
         .filter(|f| !f.is_empty())
         .map(str::to_owned)

@@ -15,6 +15,20 @@ pub(crate) struct PathRef {
     pub root: (String, usize),
     /// The fixed segments after it (`.name` or `["name"]`), each with its offset.
     pub segments: Vec<(String, usize)>,
+    /// How the value is used there.
+    pub usage: Usage,
+}
+
+/// How a template uses a variable path at one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Usage {
+    /// Piped straight into `default` (`{{ contact.name | default: 'there' }}`): a missing
+    /// value is what `default` is for.
+    Defaulted,
+    /// In the condition of an `if`, `elsif` or `unless`: missing and nil are both false.
+    Condition,
+    /// Anything else: output, a filter's argument, a loop.
+    Other,
 }
 
 /// A `(start..end)` range: its bounds as written (`None` when not an integer literal).
@@ -72,7 +86,7 @@ pub(crate) fn scan(source: &str) -> Scan {
         if open == b"{{" {
             let start = i + 2;
             let (tokens, end) = tokenize(source, start, "}}");
-            read_expression(&tokens, &mut scan);
+            read_expression(&tokens, Usage::Other, &mut scan);
             i = end;
         } else if open == b"{%" {
             let tag_at = i;
@@ -108,6 +122,101 @@ pub(crate) fn scan(source: &str) -> Scan {
     scan
 }
 
+/// How deep a template may nest blocks (`{% if %}` inside `{% for %}` …) and indexes
+/// (`a[b[c]]`). liquid parses both, and renders blocks, by recursion: without a bound, a
+/// few thousand levels overflow the stack and take the process down. Templates people
+/// write nest a handful of levels.
+pub const MAX_NESTING: usize = 50;
+
+/// What nests too deeply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deep {
+    /// Blocks inside blocks.
+    Blocks,
+    /// Indexes inside indexes (`a[b[c]]`).
+    Indexes,
+}
+
+/// Where `source` first nests deeper than [`MAX_NESTING`], if it does: checked before
+/// the text reaches liquid's parser. Counts as liquid may recurse, or more: blocks inside
+/// `{% comment %}` count (liquid parses them), text inside `{% raw %}` does not, and an
+/// index anywhere in `{{ … }}` or `{% … %}` does, even inside a raw block (liquid's
+/// grammar reads every `{{ … }}` of the file). Linear in the length of the source.
+pub(crate) fn too_deep(source: &str) -> Option<(Deep, usize)> {
+    if let Some(at) = indexes_too_deep(source) {
+        return Some((Deep::Indexes, at));
+    }
+    let bytes = source.as_bytes();
+    let mut open: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        if bytes.get(i..i + 2) == Some(b"{%") {
+            let (tokens, end) = tokenize(source, i + 2, "%}");
+            if let Some((Tok::Ident(tag), _)) = tokens.first() {
+                if tag == "raw" {
+                    i = skip_block(source, end, "endraw").unwrap_or(source.len());
+                    continue;
+                }
+                if BLOCKS.contains(&tag.as_str()) {
+                    open.push(tag.clone());
+                    if open.len() > MAX_NESTING {
+                        return Some((Deep::Blocks, i));
+                    }
+                } else if let Some(block) = tag.strip_prefix("end")
+                    && let Some(at) = open.iter().rposition(|t| t == block)
+                {
+                    open.truncate(at);
+                }
+            }
+            i = end;
+        } else if bytes.get(i..i + 2) == Some(b"{{") {
+            i = tokenize(source, i + 2, "}}").1;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Where an index (`[`) inside markup first nests deeper than [`MAX_NESTING`]: markup runs
+/// from `{{` or `{%` to the next `}}` or `%}` outside quotes.
+fn indexes_too_deep(source: &str) -> Option<usize> {
+    let bytes = source.as_bytes();
+    let (mut in_markup, mut quote, mut depth) = (false, None, 0usize);
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let next = bytes.get(i + 1).copied();
+        if let Some(q) = quote {
+            if b == q {
+                quote = None;
+            }
+        } else if !in_markup {
+            if b == b'{' && matches!(next, Some(b'{' | b'%')) {
+                (in_markup, depth) = (true, 0);
+                i += 1;
+            }
+        } else {
+            match b {
+                b'\'' | b'"' => quote = Some(b),
+                b'[' => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Some(i);
+                    }
+                }
+                b']' => depth = depth.saturating_sub(1),
+                b'}' | b'%' if next == Some(b'}') => {
+                    in_markup = false;
+                    i += 1;
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
 /// The offset just after `{% end_tag %}`, if the source has one after `from`.
 fn skip_block(source: &str, from: usize, end_tag: &str) -> Option<usize> {
     let mut i = from;
@@ -122,6 +231,12 @@ fn skip_block(source: &str, from: usize, end_tag: &str) -> Option<usize> {
     None
 }
 
+/// `source` from byte `at` on (empty past its end). Offsets here are always at a
+/// character boundary: the reader steps over whole characters.
+fn rest(source: &str, at: usize) -> &str {
+    source.get(at..).unwrap_or_default()
+}
+
 /// The tokens from `start` to the closing delimiter, and the offset just after it.
 fn tokenize(source: &str, start: usize, close: &str) -> (Vec<(Tok, usize)>, usize) {
     let bytes = source.as_bytes();
@@ -133,7 +248,7 @@ fn tokenize(source: &str, start: usize, close: &str) -> (Vec<(Tok, usize)>, usiz
     }
     while i < bytes.len() {
         let c = bytes[i];
-        if source[i..].starts_with(close) || (c == b'-' && source[i + 1..].starts_with(close)) {
+        if rest(source, i).starts_with(close) || (c == b'-' && rest(source, i + 1).starts_with(close)) {
             let end = if c == b'-' { i + 1 + close.len() } else { i + close.len() };
             return (tokens, end);
         }
@@ -146,7 +261,7 @@ fn tokenize(source: &str, start: usize, close: &str) -> (Vec<(Tok, usize)>, usiz
                 while j < bytes.len() && bytes[j] != quote {
                     j += 1;
                 }
-                tokens.push((Tok::Str(source[body_start..j.min(bytes.len())].to_owned()), i));
+                tokens.push((Tok::Str(source.get(body_start..j).unwrap_or_default().to_owned()), i));
                 i = (j + 1).min(bytes.len());
             }
             b'.' if bytes.get(i + 1) == Some(&b'.') => {
@@ -188,14 +303,14 @@ fn tokenize(source: &str, start: usize, close: &str) -> (Vec<(Tok, usize)>, usiz
                 {
                     j += 1;
                 }
-                tokens.push((Tok::Num(source[i..j].to_owned()), i));
+                tokens.push((Tok::Num(source.get(i..j).unwrap_or_default().to_owned()), i));
                 i = j;
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let mut j = i + 1;
                 while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_' || bytes[j] == b'-') {
                     // A `-` closing the markup (`-}}`) is whitespace control, not part of a name.
-                    if bytes[j] == b'-' && source[j + 1..].starts_with(close) {
+                    if bytes[j] == b'-' && rest(source, j + 1).starts_with(close) {
                         break;
                     }
                     j += 1;
@@ -203,13 +318,13 @@ fn tokenize(source: &str, start: usize, close: &str) -> (Vec<(Tok, usize)>, usiz
                 if bytes.get(j) == Some(&b'?') {
                     j += 1;
                 }
-                tokens.push((Tok::Ident(source[i..j].to_owned()), i));
+                tokens.push((Tok::Ident(source.get(i..j).unwrap_or_default().to_owned()), i));
                 i = j;
             }
             _ => {
                 tokens.push((Tok::Other, i));
                 // Step over a whole character, never into the middle of one.
-                i += source[i..].chars().next().map_or(1, char::len_utf8);
+                i += rest(source, i).chars().next().map_or(1, char::len_utf8);
             }
         }
     }
@@ -223,17 +338,19 @@ fn read_tag(tag: &str, rest: &[(Tok, usize)], scan: &mut Scan) {
                 scan.bindings.insert(name.clone());
             }
             if matches!(tag, "assign" | "for" | "tablerow") {
-                read_expression(rest.get(1..).unwrap_or_default(), scan);
+                read_expression(rest.get(1..).unwrap_or_default(), Usage::Other, scan);
             }
         }
         "else" | "break" | "continue" | "ifchanged" => {}
         t if t.starts_with("end") => {}
-        _ => read_expression(rest, scan),
+        "if" | "elsif" | "unless" => read_expression(rest, Usage::Condition, scan),
+        _ => read_expression(rest, Usage::Other, scan),
     }
 }
 
-/// Collects the paths, filters and ranges of an expression (or a tag's arguments).
-fn read_expression(tokens: &[(Tok, usize)], scan: &mut Scan) {
+/// Collects the paths, filters and ranges of an expression (or a tag's arguments);
+/// `usage` is how its paths are used, unless piped into `default`.
+fn read_expression(tokens: &[(Tok, usize)], usage: Usage, scan: &mut Scan) {
     let mut i = 0;
     while i < tokens.len() {
         let (token, offset) = &tokens[i];
@@ -258,7 +375,16 @@ fn read_expression(tokens: &[(Tok, usize)], scan: &mut Scan) {
                 let after_dot = i > 0 && tokens[i - 1].0 == Tok::Dot;
                 let before_colon = matches!(tokens.get(i + 1), Some((Tok::Colon, _)));
                 if !after_dot && !before_colon && !KEYWORDS.contains(&name.as_str()) {
-                    let (path, next) = read_path(tokens, i);
+                    let (mut path, next) = read_path(tokens, i);
+                    // The value a chain starts from (`{{ x | … }}`, `assign y = x | …`), piped
+                    // straight into `default`.
+                    let entry = i == 0 || (i == 1 && tokens.first().is_some_and(|(t, _)| *t == Tok::Other));
+                    let defaulted = entry
+                        && matches!(
+                            (tokens.get(next), tokens.get(next + 1)),
+                            (Some((Tok::Pipe, _)), Some((Tok::Ident(f), _))) if f == "default"
+                        );
+                    path.usage = if defaulted { Usage::Defaulted } else { usage };
                     scan.paths.push(path);
                     i = next;
                     continue;
@@ -283,7 +409,7 @@ fn read_path(tokens: &[(Tok, usize)], start: usize) -> (PathRef, usize) {
         (Tok::Ident(name), at) => (name.clone(), *at),
         (_, at) => (String::new(), *at),
     };
-    let mut path = PathRef { root: (root, root_at), segments: Vec::new() };
+    let mut path = PathRef { root: (root, root_at), segments: Vec::new(), usage: Usage::Other };
     let mut i = start + 1;
     loop {
         match (tokens.get(i), tokens.get(i + 1), tokens.get(i + 2)) {
@@ -333,6 +459,24 @@ mod tests {
     }
 
     #[test]
+    fn finds_what_nests_too_deeply() {
+        let deep_ifs = "{% if a %}".repeat(MAX_NESTING + 1);
+        assert_eq!(too_deep(&deep_ifs), Some((Deep::Blocks, MAX_NESTING * 10)));
+        let closed = "{% if a %}x{% endif %}".repeat(1000);
+        assert_eq!(too_deep(&closed), None);
+        let ok = format!("{}{}", "{% for u in l %}".repeat(MAX_NESTING), "{% endfor %}".repeat(MAX_NESTING));
+        assert_eq!(too_deep(&ok), None);
+        let in_comment = format!("{{% comment %}}{}", "{% if a %}".repeat(MAX_NESTING));
+        assert_eq!(too_deep(&in_comment), Some((Deep::Blocks, 13 + (MAX_NESTING - 1) * 10)));
+        let in_raw = format!("{{% raw %}}{}{{% endraw %}}", "{% if a %}".repeat(MAX_NESTING * 2));
+        assert_eq!(too_deep(&in_raw), None);
+        let indexes = format!("{{{{ {}{} }}}}", "a[".repeat(MAX_NESTING + 1), "]".repeat(MAX_NESTING + 1));
+        assert_eq!(too_deep(&indexes), Some((Deep::Indexes, 3 + MAX_NESTING * 2 + 1)));
+        let text = "[".repeat(1000);
+        assert_eq!(too_deep(&format!("{text}{{{{ '{text}' }}}}")), None);
+    }
+
+    #[test]
     fn finds_paths_in_output_and_tags() {
         assert_eq!(paths("Hi {{ contact.first_name | default: 'there' }}!"), ["contact.first_name"]);
         assert_eq!(
@@ -345,6 +489,17 @@ mod tests {
         );
         assert_eq!(paths("{{ a[b].c }}"), ["a", "b"]);
         assert_eq!(paths("{{ 'acount.name' }}{{ x | truncate: 5, '…' }}"), ["x"]);
+    }
+
+    #[test]
+    fn tells_defaulted_and_conditional_uses_from_the_others() {
+        let usages = |source: &str| scan(source).paths.into_iter().map(|p| p.usage).collect::<Vec<_>>();
+        assert_eq!(
+            usages("{% if contact.name %}{{ contact.name | default: 'x' }}{% elsif a %}{{ b | upcase }}{% endif %}"),
+            [Usage::Condition, Usage::Defaulted, Usage::Condition, Usage::Other]
+        );
+        assert_eq!(usages("{{ a | append: b | default: c }}"), [Usage::Other, Usage::Other, Usage::Other]);
+        assert_eq!(usages("{% assign n = a | default: 1 %}"), [Usage::Defaulted]);
     }
 
     #[test]

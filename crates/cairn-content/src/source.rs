@@ -85,10 +85,9 @@ pub(crate) fn line_col(source: &str, offset: usize) -> (u32, u32) {
     while !source.is_char_boundary(offset) {
         offset -= 1;
     }
-    let before = &source[..offset];
+    let before = source.get(..offset).unwrap_or(source);
     let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or(before).chars().count() + 1;
     (to_u32(line), to_u32(column))
 }
 

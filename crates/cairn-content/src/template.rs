@@ -1,11 +1,12 @@
 //! Message templates: four Liquid sources, parsed with errors that point into their files.
 
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::globals::TemplateReads;
 use crate::guard;
-use crate::reads::{RootReads, Roots};
-use crate::scan::{self, Scan};
+use crate::reads::{ROOT_NAMES, RootReads, Roots};
+use crate::scan::{self, Deep, MAX_NESTING, Scan, Usage};
 use crate::source::{ContentError, Origin, Part, line_col, to_u32};
 
 /// The longest `(a..b)` range a template may loop over. Liquid builds the whole range in
@@ -120,14 +121,61 @@ impl MessageTemplate {
             *reads = reads.union(&parsed.reads);
         }
         let written = parts.iter().fold(Roots::default(), |roots, p| roots.union(Roots::written_in(&p.source)));
-        Ok(ParsedTemplate { parts, reads: TemplateReads::new(plain, html, written) })
+        let defaulted = defaulted_paths(&parts);
+        Ok(ParsedTemplate { parts, reads: TemplateReads::new(plain, html, written, defaulted) })
     }
+}
+
+/// The paths of the context (root index in [`ROOT_NAMES`], fields) that the template only
+/// pipes into `default` or tests in a condition, never uses otherwise. A recipient without
+/// a value there gets nil, as Liquid defines a missing value, so that `default` applies
+/// (`{{ contact.name | default: 'there' }}`); any other use of a missing value still fails
+/// the render rather than leave a blank.
+fn defaulted_paths(parts: &[ParsedPart]) -> Vec<(usize, Vec<String>)> {
+    // (root, fields) → (piped into `default` somewhere, used otherwise somewhere)
+    let mut uses: BTreeMap<(&str, Vec<&str>), (bool, bool)> = BTreeMap::new();
+    for part in parts {
+        for path in part.scan.paths.iter().filter(|p| !part.scan.bindings.contains(&p.root.0)) {
+            let key = (path.root.0.as_str(), path.segments.iter().map(|(s, _)| s.as_str()).collect());
+            let (defaulted, other) = uses.entry(key).or_default();
+            match path.usage {
+                Usage::Defaulted => *defaulted = true,
+                Usage::Other => *other = true,
+                Usage::Condition => {}
+            }
+        }
+    }
+    uses.into_iter()
+        .filter(|((_, fields), (defaulted, other))| *defaulted && !*other && !fields.is_empty())
+        .filter_map(|((root, fields), _)| {
+            let root = ROOT_NAMES.iter().position(|name| *name == root)?;
+            Some((root, fields.into_iter().map(str::to_owned).collect()))
+        })
+        .collect()
 }
 
 fn parse_part(part: Part, source: &PartSource) -> Result<ParsedPart, Vec<ContentError>> {
     let origin = &source.origin;
     let text = source.source.as_str();
     let at_start = |message: String| vec![ContentError::at(origin, part, (1, 1), message, None)];
+    // liquid parses (and renders) nested blocks and indexes by recursion: a template
+    // nested thousands deep would overflow the stack, so its depth is checked first.
+    if let Some((deep, at)) = scan::too_deep(text) {
+        let (what, help) = match deep {
+            Deep::Blocks => (
+                "blocks",
+                "close blocks before opening new ones, or join conditions with `and` / `or` in one `{% if %}`",
+            ),
+            Deep::Indexes => ("indexes (`a[b[c]]`)", "assign the inner index first: `{% assign k = b[c] %}{{ a[k] }}`"),
+        };
+        return Err(vec![ContentError::at(
+            origin,
+            part,
+            line_col(text, at),
+            format!("templates may nest {what} at most {MAX_NESTING} deep"),
+            Some(help.to_owned()),
+        )]);
+    }
     let parser = guard::parser(part == Part::Html).map_err(|e| at_start(format!("cannot set up Liquid: {e}")))?;
     // liquid's parser asserts on its own invariants; a panic there is a bug to report, but
     // it must not take the process down with it.

@@ -404,3 +404,40 @@ Share a dashboard: https://app.acme.test/dashboards
 Unsubscribe: https://cairn.test/u/sig?c=1&t=2"
     );
 }
+
+#[test]
+fn default_gives_a_missing_value_its_fallback_as_liquid_defines_it() {
+    let mut nameless = acme();
+    nameless.contact.name = None;
+    let welcome = "Welcome, {{ contact.name | default: 'there' }}!";
+    assert_eq!(render_text(welcome, &nameless).unwrap(), "Welcome, there!");
+    assert_eq!(render_html(welcome, &nameless).unwrap(), "Welcome, there!");
+    assert_eq!(render_text(welcome, &acme()).unwrap(), "Welcome, Ada Lovelace!");
+    // Deeper paths and conditions beside it; an assignment from a chain starting with it.
+    let guarded = "{% if contact.name %}named{% endif %}{{ contact.name | default: 'x' }} {{ account.health.pillars.nope | default: 0 }} {% assign who = account.renewal_date | default: 'soon' %}{{ who }}";
+    assert_eq!(render_text(guarded, &nameless).unwrap(), "x 0 soon");
+    // Used any other way, a missing value is still an error, not a blank.
+    assert_eq!(
+        render_text("{{ contact.name | default: 'there' }} / {{ contact.name }}", &nameless),
+        Err(RenderError::Undefined { part: Part::Text, name: "contact.name".into() })
+    );
+    assert_eq!(
+        render_text("{{ 'Hi ' | append: contact.name | default: 'there' }}", &nameless),
+        Err(RenderError::Undefined { part: Part::Text, name: "contact.name".into() })
+    );
+}
+
+#[test]
+fn templates_nested_too_deeply_are_refused_before_liquid_parses_them() {
+    let nest = |depth: usize| format!("{}x{}", "{% if a %}".repeat(depth), "{% endif %}".repeat(depth));
+    assert!(template("s", "", &nest(MAX_NESTING)).parse().is_ok());
+    for depth in [MAX_NESTING + 1, 5_000, 100_000] {
+        let errors = template("s", "", &format!("line one\n{}", nest(depth))).parse().unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].message, format!("templates may nest blocks at most {MAX_NESTING} deep"));
+        assert_eq!((errors[0].part, errors[0].line, errors[0].column), (Part::Text, 2, 1 + MAX_NESTING as u32 * 10));
+    }
+    let indexes = format!("{{{{ {}0{} }}}}", "a[".repeat(10_000), "]".repeat(10_000));
+    let errors = template("s", &indexes, "").parse().unwrap_err();
+    assert_eq!(errors[0].message, format!("templates may nest indexes (`a[b[c]]`) at most {MAX_NESTING} deep"));
+}

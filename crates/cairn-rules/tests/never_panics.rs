@@ -87,8 +87,25 @@ fn compile_and_eval(source: &str) {
     }
 }
 
+/// Prefixes and wrappers that nest: a parser recursing on them without a bound would
+/// overflow the stack.
+fn nesting() -> impl Strategy<Value = (&'static str, &'static str)> {
+    prop::sample::select(vec![
+        ("(", ")"),
+        ("not ", ""),
+        ("-", ""),
+        ("[", "]"),
+        ("coalesce(", ", 1)"),
+        ("case when ", " then 1 else 0 end"),
+        ("1 + ", ""),
+        ("", " or true"),
+        ("count('x', 7d) > ", ""),
+    ])
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // Ten thousand cases each, in CI like every test: a few seconds.
+    #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_text_never_panics(source in any::<String>()) {
@@ -99,5 +116,19 @@ proptest! {
     fn rule_like_text_never_panics(parts in prop::collection::vec(fragment(), 0..40)) {
         compile_and_eval(&parts.join(" "));
         compile_and_eval(&parts.concat());
+    }
+
+    #[test]
+    fn deeply_nested_rules_are_refused_not_a_stack_overflow(
+        (open, close) in nesting(),
+        depth in prop_oneof![1usize..80, 80usize..400],
+        inner in fragment(),
+    ) {
+        let source = format!("{}{inner}{}", open.repeat(depth), close.repeat(depth));
+        let mut world = World::new();
+        let schema = common::schema(Subject::Account);
+        if let Ok(rule) = cairn_rules::compile(&source, &schema, None, &mut world.table) {
+            let _ = rule.eval(&world);
+        }
     }
 }

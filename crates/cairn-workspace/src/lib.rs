@@ -21,6 +21,7 @@
 
 mod check;
 mod diagnostic;
+mod folder;
 mod model;
 mod order;
 mod programs;
@@ -35,6 +36,7 @@ mod tests;
 use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Location};
+pub use folder::MAX_TEMPLATE_BYTES;
 pub use model::{
     BUILTIN_ACCOUNT_TRAITS, BUILTIN_CONTACT_TRAITS, Band, Curve, CurveBand, CustomTraits, Health, HealthBands,
     HealthModel, Id, IdError, Journey, Measure, Milestone, Pillar, Segment, Stage, Summary, TraitType, Workspace,
@@ -45,7 +47,7 @@ pub use programs::{
     Program, QuietHours, Reentry, Schedule, SendStep, Step, TaskStep, Template, TemplateText, TextOrigin, TraitUpdate,
     Transition, Trigger, UpdateStep, Variant, Wait, WaitStep,
 };
-pub use yaml::{Node, Value};
+pub use yaml::{MAX_YAML_BYTES, Node, Value};
 
 /// One workspace file: its name (used in diagnostics) and its text. Files named
 /// `*.yaml` / `*.yml` hold definitions; any other file is a template body that a
@@ -74,9 +76,11 @@ pub fn check_sources(files: &[SourceFile]) -> Result<Workspace, Vec<Diagnostic>>
 
 /// Reads the `*.yaml` and `*.yml` files of a folder (sorted by name, not recursive) and
 /// checks them. Diagnostics name files as `DIR/NAME`. A missing, unreadable or empty
-/// folder, or a file that is not UTF-8, is a diagnostic too.
+/// folder, or a file that is not UTF-8, is a diagnostic too; so is a template file that
+/// resolves outside the folder (a link) or is too large, at the template naming it.
 pub fn load_dir(path: &Path) -> Result<Workspace, Vec<Diagnostic>> {
-    check_sources(&read_dir(path)?)
+    let folder = folder::read(path)?;
+    check::check_folder(&folder.files, &folder.refused, cairn_rules::compile)
 }
 
 /// Whether a file holds definitions (`*.yaml`, `*.yml`) rather than a template body.
@@ -89,61 +93,13 @@ pub const TEMPLATE_FOLDER: &str = "templates";
 
 /// The workspace files of a folder: its `*.yaml` / `*.yml` files sorted by name, then the
 /// files of its `templates/` folder (recursively, sorted by path), which templates name
-/// with `file:`.
+/// with `file:`. Every file must resolve inside the folder (no link out of it) and be at
+/// most [`MAX_YAML_BYTES`] (definitions) or [`MAX_TEMPLATE_BYTES`] (template bodies).
 pub fn read_dir(path: &Path) -> Result<Vec<SourceFile>, Vec<Diagnostic>> {
-    let folder = path.display().to_string();
-    let entries = match std::fs::read_dir(path) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(vec![Diagnostic::whole(folder, "workspace folder not found", None)]);
-        }
-        Err(e) => {
-            return Err(vec![Diagnostic::whole(folder, format!("cannot read the workspace folder: {e}"), None)]);
-        }
-    };
-    let mut paths: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
-    paths.sort();
-    if paths.is_empty() {
-        let help = Some("put segments, journey and health definitions in `*.yaml` files there".to_string());
-        return Err(vec![Diagnostic::whole(folder, "no workspace files (*.yaml, *.yml) in the folder", help)]);
-    }
-    let mut bodies = Vec::new();
-    template_files(&path.join(TEMPLATE_FOLDER), 0, &mut bodies);
-    bodies.sort();
-    paths.extend(bodies);
-    let mut files = Vec::new();
-    let mut problems = Vec::new();
-    for p in paths {
-        let name = p.display().to_string();
-        match std::fs::read(&p) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => files.push(SourceFile { name, text }),
-                Err(_) => {
-                    problems.push(Diagnostic::whole(name, "not UTF-8 text", Some("save the file as UTF-8".into())))
-                }
-            },
-            Err(e) => problems.push(Diagnostic::whole(name, format!("cannot read the file: {e}"), None)),
-        }
-    }
-    if problems.is_empty() { Ok(files) } else { Err(problems) }
-}
-
-/// Every file under `dir` (a few levels deep, hidden entries skipped), or nothing if it
-/// does not exist.
-fn template_files(dir: &Path, depth: usize, out: &mut Vec<std::path::PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.filter_map(Result::ok) {
-        let p = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        if p.is_dir() && depth < 4 {
-            template_files(&p, depth + 1, out);
-        } else if p.is_file() && !is_definition_file(&p.display().to_string()) {
-            out.push(p);
-        }
+    let folder = folder::read(path)?;
+    if folder.refused.is_empty() {
+        Ok(folder.files)
+    } else {
+        Err(folder.refused.into_iter().map(|r| Diagnostic::whole(r.name, r.message, Some(r.help))).collect())
     }
 }

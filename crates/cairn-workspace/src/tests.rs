@@ -214,6 +214,9 @@ fn durations_parse_to_hours() {
     assert_eq!(check::parse_duration("14d"), Ok(SignedDuration::from_hours(14 * 24)));
     assert_eq!(check::parse_duration("2w"), Ok(SignedDuration::from_hours(14 * 24)));
     assert_eq!(check::parse_duration("d"), Err(check::DurationError::Invalid));
+    assert_eq!(check::parse_duration("14é"), Err(check::DurationError::Invalid));
+    assert_eq!(check::parse_duration("é"), Err(check::DurationError::Invalid));
+    assert_eq!(check::parse_duration(""), Err(check::DurationError::Invalid));
     assert_eq!(check::parse_duration("-3d"), Err(check::DurationError::Invalid));
     assert_eq!(check::parse_duration("99999999999999999999d"), Err(check::DurationError::Invalid));
 }

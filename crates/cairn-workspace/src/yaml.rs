@@ -56,29 +56,115 @@ impl Value {
     }
 }
 
-/// A YAML syntax error: where and what.
+/// A YAML syntax error, or a limit the file passed: where and what, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SyntaxError {
     pub offset: usize,
     pub message: String,
+    pub help: Option<String>,
+    /// A limit the file passed rather than a syntax error.
+    pub limit: bool,
 }
 
+/// The largest workspace YAML file, in bytes: definitions are a few kilobytes; a file
+/// past this is a mistake (or an attack), and reading it would hold the checker up.
+pub const MAX_YAML_BYTES: usize = 1024 * 1024;
+/// How deep lists and mappings may nest in a workspace file (the deepest definition,
+/// a health model's band, is 8 levels down).
+pub(crate) const MAX_YAML_DEPTH: usize = 32;
+/// How many values (scalars, lists, mappings) one workspace file may hold.
+pub(crate) const MAX_YAML_NODES: usize = 100_000;
+
 /// Parses one YAML document. An empty document is `Null`.
+///
+/// The file's size, nesting and number of values are bounded ([`MAX_YAML_BYTES`],
+/// [`MAX_YAML_DEPTH`], [`MAX_YAML_NODES`], and serde-saphyr's alias budgets), each with
+/// a message that says which limit was hit and what to do.
 pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
+    if text.len() > MAX_YAML_BYTES {
+        return Err(SyntaxError {
+            offset: 0,
+            message: format!(
+                "the file is {} KiB; a workspace file may be at most {} KiB",
+                text.len().div_ceil(1024),
+                MAX_YAML_BYTES / 1024
+            ),
+            help: Some("split the definitions over several `*.yaml` files in the folder".into()),
+            limit: true,
+        });
+    }
     let mut options = serde_saphyr::Options::default();
     options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::PassThrough;
     options.with_snippet = false;
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = MAX_YAML_DEPTH;
+    budget.flow_nesting_limit = MAX_YAML_DEPTH;
+    budget.max_nodes = MAX_YAML_NODES;
+    options.budget = Some(budget);
     match serde_saphyr::from_str_with_options::<Spanned<Value>>(text, options) {
         Ok(spanned) => Ok(node(spanned)),
         Err(e) => {
-            let e = e.without_snippet();
+            let e = original(&e);
             let offset = e
                 .location()
                 .map(|l| offset_of(text, l.span().byte_offset(), l.line(), l.column()))
                 .unwrap_or(text.len());
-            Err(SyntaxError { offset, message: strip_position(&e.to_string()) })
+            let (message, help, limit) = match e {
+                serde_saphyr::Error::Budget { breach, .. } => {
+                    let (message, help) = limit_message(breach);
+                    (message, help, true)
+                }
+                // The parser's own bound on `[[[…` and `{{{…`, the same limit in words.
+                _ if e.to_string().contains("recursion limit exceeded") => {
+                    let (message, help) = depth_message();
+                    (message, Some(help), true)
+                }
+                _ => (strip_position(&e.to_string()), None, false),
+            };
+            Err(SyntaxError { offset, message, help, limit })
         }
     }
+}
+
+/// The error under serde-saphyr's wrappers (a snippet, an alias's location).
+fn original(mut e: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    while let serde_saphyr::Error::WithSnippet { error, .. } | serde_saphyr::Error::AliasError { error, .. } = e {
+        e = error;
+    }
+    e
+}
+
+fn depth_message() -> (String, String) {
+    (
+        format!("lists and mappings nest more than {MAX_YAML_DEPTH} levels deep here"),
+        "workspace definitions need only a few levels: check the brackets and the indentation".to_string(),
+    )
+}
+
+/// Which limit a file passed, in words, and what to do about it.
+fn limit_message(breach: &serde_saphyr::budget::BudgetBreach) -> (String, Option<String>) {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let split = "split the definitions over several `*.yaml` files in the folder";
+    let (message, help) = match breach {
+        B::Depth { .. } => depth_message(),
+        B::Nodes { .. } | B::Events { .. } => {
+            (format!("the file holds more than {MAX_YAML_NODES} values (keys, items and scalars)"), split.to_string())
+        }
+        B::ScalarBytes { .. } | B::InputBytes { .. } => (
+            format!("the file holds more text than a workspace file may ({} KiB)", MAX_YAML_BYTES / 1024),
+            split.into(),
+        ),
+        B::Aliases { .. } | B::Anchors { .. } | B::AliasAnchorRatio { .. } | B::MergeKeys { .. } => (
+            "the file uses too many anchors or aliases (`&name`, `*name`, `<<`)".to_string(),
+            "write the values out instead of repeating them through aliases".to_string(),
+        ),
+        B::Documents { .. } => (
+            "the file holds too many YAML documents (`---`)".to_string(),
+            "a workspace file is one document: remove the `---` separators, or split the file".to_string(),
+        ),
+        other => (format!("the file passes a YAML parser limit ({other:?})"), split.to_string()),
+    };
+    (message, Some(help))
 }
 
 fn node(spanned: Spanned<Value>) -> Node {
@@ -95,20 +181,20 @@ fn offset_of(text: &str, byte: Option<u64>, line: u64, column: u64) -> usize {
     }
     let mut start = 0;
     for _ in 1..line.max(1) {
-        match text[start..].find('\n') {
+        match after(text, start).find('\n') {
             Some(i) => start += i + 1,
             None => return text.len(),
         }
     }
     let col = column.saturating_sub(1) as usize;
-    text[start..].char_indices().nth(col).map(|(i, _)| start + i).unwrap_or(text.len())
+    after(text, start).char_indices().nth(col).map(|(i, _)| start + i).unwrap_or(text.len())
 }
 
 /// "unclosed quote at line 1, column 4" → "unclosed quote": our diagnostics carry the
 /// position themselves.
 fn strip_position(message: &str) -> String {
-    let trimmed = match message.rfind(" at line ") {
-        Some(i) if message[i..].contains(", column ") => &message[..i],
+    let trimmed = match message.rsplit_once(" at line ") {
+        Some((before, position)) if position.contains(", column ") => before,
         _ => message,
     };
     trimmed.trim().to_string()
@@ -220,7 +306,7 @@ impl LineIndex {
 /// matched: the best effort.
 pub(crate) fn value_offset(text: &str, node_offset: usize, decoded: &str, target: usize) -> usize {
     let start = node_offset.min(text.len());
-    let src = &text[start..];
+    let src = after(text, start);
     let quote = match src.as_bytes().first() {
         Some(b'\'') => Some('\''),
         Some(b'"') => Some('"'),
@@ -228,33 +314,33 @@ pub(crate) fn value_offset(text: &str, node_offset: usize, decoded: &str, target
     };
     // Content lines after the first are indented at least as far as the first one's
     // column when the scalar starts its line (a block scalar); otherwise any amount.
-    let line_start = text[..start].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let starts_line = text[line_start..start].chars().all(|c| c == ' ' || c == '\t');
+    let line_start = text.get(..start).and_then(|t| t.rfind('\n')).map(|i| i + 1).unwrap_or(0);
+    let starts_line = text.get(line_start..start).is_some_and(|t| t.chars().all(|c| c == ' ' || c == '\t'));
     let indent = if starts_line && quote.is_none() { start - line_start } else { usize::MAX };
 
     let mut i = usize::from(quote.is_some());
     let mut j = 0;
     let target = target.min(decoded.len());
     while j < target {
-        let (Some(s), Some(d)) = (src[i..].chars().next(), decoded[j..].chars().next()) else { break };
+        let (Some(s), Some(d)) = (after(src, i).chars().next(), after(decoded, j).chars().next()) else { break };
         if s == '\n' || s == '\r' {
             i += s.len_utf8();
-            if s == '\r' && src[i..].starts_with('\n') {
+            if s == '\r' && after(src, i).starts_with('\n') {
                 i += 1;
             }
             let mut skipped = 0;
-            while skipped < indent && src[i..].starts_with([' ', '\t']) {
+            while skipped < indent && after(src, i).starts_with([' ', '\t']) {
                 i += 1;
                 skipped += 1;
             }
             if d == ' ' || d == '\n' {
                 j += 1;
             }
-        } else if quote == Some('\'') && s == '\'' && src[i + 1..].starts_with('\'') {
+        } else if quote == Some('\'') && s == '\'' && after(src, i + 1).starts_with('\'') {
             i += 2;
             j += d.len_utf8();
         } else if quote == Some('"') && s == '\\' {
-            i += escape_len(&src[i..]);
+            i += escape_len(after(src, i));
             j += d.len_utf8();
         } else if s == d {
             i += s.len_utf8();
@@ -268,17 +354,25 @@ pub(crate) fn value_offset(text: &str, node_offset: usize, decoded: &str, target
     start + i
 }
 
-/// Length of a double-quoted escape sequence starting at `\`.
+/// Length of a double-quoted escape sequence starting at `\`: a whole number of
+/// characters, so that the walk never stops inside one.
 fn escape_len(src: &str) -> usize {
-    let mut chars = src.chars().skip(1);
-    match chars.next() {
+    let mut chars = src.chars();
+    let Some(backslash) = chars.next() else { return 0 };
+    let count = match chars.next() {
         Some('x') => 4,
         Some('u') => 6,
         Some('U') => 10,
-        Some(c) => 1 + c.len_utf8(),
+        Some(_) => 2,
         None => 1,
-    }
-    .min(src.len())
+    };
+    src.char_indices().nth(count).map_or(src.len(), |(i, _)| i).max(backslash.len_utf8())
+}
+
+/// The text of `text` from byte `at` on; empty when `at` is past the end or inside a
+/// character (the walks here only ever stop between characters).
+fn after(text: &str, at: usize) -> &str {
+    text.get(at..).unwrap_or("")
 }
 
 #[cfg(test)]

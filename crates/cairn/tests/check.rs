@@ -206,3 +206,159 @@ fn an_unknown_milestone_in_a_template_is_an_error() {
     assert_eq!(first["help"], "the fields of `account.milestones` are `first_value`");
     assert_eq!(report["diagnostics"].as_array().map(Vec::len), Some(1));
 }
+
+/// Exit code 1 with every `expected` line in stderr: a clean refusal, not a crash.
+fn refuses(out: &Output, expected: &[String]) -> String {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "status {:?}, stderr:\n{stderr}", out.status);
+    for line in expected {
+        assert!(stderr.lines().any(|l| l == line), "missing {line:?} in:\n{stderr}");
+    }
+    stderr
+}
+
+#[test]
+fn a_deadline_ending_in_a_wide_character_is_an_error_not_a_crash() {
+    let journey = "journey:\n  stages:\n    - id: onboarding\n      milestones:\n        - id: first_value\n          when: count('dashboard_shared', since_anchor) >= 1\n          within: 14é\n";
+    let ws = Folder::with(&[("journey.yaml", journey)]);
+    refuses(
+        &ws.check(&[]),
+        &[
+            format!("{}:7:19: error: `14é` is not a duration", ws.path("journey.yaml")),
+            "  help: write a whole number of hours, days or weeks: `12h`, `14d`, `2w`".to_string(),
+        ],
+    );
+}
+
+fn deep_template(depth: usize) -> Folder {
+    let templates =
+        "templates:\n  deep:\n    channel: email\n    subject: Hi\n    text: { file: templates/deep.txt }\n";
+    let body = format!("Hi\n{}x{}", "{% if contact.name %}".repeat(depth), "{% endif %}".repeat(depth));
+    Folder::with(&[("segments.yaml", SEGMENTS), ("templates.yaml", templates), ("templates/deep.txt", &body)])
+}
+
+#[test]
+fn templates_nested_thousands_deep_are_refused_not_a_stack_overflow() {
+    for depth in [1_500, 5_000] {
+        let ws = deep_template(depth);
+        refuses(
+            &ws.check(&[]),
+            &[
+                format!(
+                    "{}:2:{}: error: templates may nest blocks at most {} deep",
+                    ws.path("templates/deep.txt"),
+                    1 + 50 * 21,
+                    50
+                ),
+                "1 error in 1 file".to_string(),
+            ],
+        );
+    }
+    let ws = deep_template(50);
+    let out = ws.check(&[]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+}
+
+#[test]
+fn a_template_file_linking_out_of_the_folder_is_refused_where_it_is_named() {
+    let outside = tempfile::tempdir().expect("temp dir");
+    let secret = outside.path().join("passwd");
+    std::fs::write(&secret, "root:x:0:0:root:/root:/bin/bash\n").expect("write");
+    let templates = "templates:\n  welcome:\n    channel: email\n    subject: Hi\n    html: { file: templates/welcome.html }\n    text: Hi\n";
+    let ws = Folder::with(&[("segments.yaml", SEGMENTS), ("templates.yaml", templates)]);
+    std::fs::create_dir_all(ws.dir.path().join("templates")).expect("folder");
+    std::os::unix::fs::symlink(&secret, ws.dir.path().join("templates/welcome.html")).expect("link");
+    let real = secret.canonicalize().expect("canonical");
+    let stderr = refuses(
+        &ws.check(&[]),
+        &[
+            format!(
+                "{}:5:19: error: `templates/welcome.html`: the template file is a link to `{}`, outside the workspace folder",
+                ws.path("templates.yaml"),
+                real.display()
+            ),
+            "  help: template files must be inside the workspace folder: copy the file into it instead of linking"
+                .to_string(),
+            "1 error in 1 file".to_string(),
+        ],
+    );
+    assert!(!stderr.contains("root:x"), "{stderr}");
+    // A link that stays inside the folder is fine.
+    std::fs::remove_file(ws.dir.path().join("templates/welcome.html")).expect("unlink");
+    std::fs::write(ws.dir.path().join("templates/shared.html"), "<p>Hi</p>").expect("write");
+    std::os::unix::fs::symlink(
+        ws.dir.path().join("templates/shared.html"),
+        ws.dir.path().join("templates/welcome.html"),
+    )
+    .expect("link");
+    let out = ws.check(&[]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+}
+
+#[test]
+fn template_and_yaml_files_have_a_size_limit_stated_in_the_error() {
+    let templates = "templates:\n  big:\n    channel: email\n    subject: Hi\n    text: { file: templates/big.txt }\n";
+    let big = "x".repeat(300 * 1024);
+    let ws = Folder::with(&[("segments.yaml", SEGMENTS), ("templates.yaml", templates), ("templates/big.txt", &big)]);
+    refuses(
+        &ws.check(&[]),
+        &[format!(
+            "{}:5:19: error: `templates/big.txt`: the template file is 300 KiB; a template file may be at most 256 KiB",
+            ws.path("templates.yaml")
+        )],
+    );
+
+    let huge = format!("segments:\n{}", "  # padding to make the file too large to read\n".repeat(50_000));
+    let ws = Folder::with(&[("huge.yaml", &huge), ("segments.yaml", SEGMENTS)]);
+    refuses(
+        &ws.check(&[]),
+        &[
+            format!(
+                "{}: error: the workspace file is 2295 KiB; a workspace file may be at most 1024 KiB",
+                ws.path("huge.yaml")
+            ),
+            "  help: split the definitions over several `*.yaml` files in the folder".to_string(),
+            "1 error in 1 file".to_string(),
+        ],
+    );
+}
+
+#[test]
+fn a_file_with_too_many_values_says_which_limit_and_what_to_do() {
+    let many = format!("segments: [{}]\n", "1,".repeat(150_000));
+    let ws = Folder::with(&[("many.yaml", &many)]);
+    let stderr = refuses(
+        &ws.check(&[]),
+        &["  help: split the definitions over several `*.yaml` files in the folder".to_string()],
+    );
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("{}:1:", ws.path("many.yaml")))
+            && first.ends_with("error: the file holds more than 100000 values (keys, items and scalars)"),
+        "{stderr}"
+    );
+    let deep = format!("segments: {}1{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    let ws = Folder::with(&[("deep.yaml", &deep)]);
+    refuses(
+        &ws.check(&[]),
+        &[
+            format!("{}:1:43: error: lists and mappings nest more than 32 levels deep here", ws.path("deep.yaml")),
+            "  help: workspace definitions need only a few levels: check the brackets and the indentation".to_string(),
+        ],
+    );
+    let indented: String = (0..40).map(|depth| format!("{}- \n", "  ".repeat(depth))).collect();
+    let ws = Folder::with(&[("deep.yaml", &format!("segments:\n{indented}"))]);
+    let stderr = refuses(&ws.check(&[]), &[]);
+    assert!(stderr.contains("error: lists and mappings nest more than 32 levels deep here"), "{stderr}");
+}
+
+#[test]
+fn a_yaml_syntax_error_comes_first_without_the_follow_on_errors_it_causes() {
+    let uses = "segments:\n  - id: big_smb\n    of: account\n    where: segment('smb') and arr > 10000\n";
+    let broken = "segments:\n  - id: smb\n    of: account\n    where: arr < 20000\n  - [\n";
+    let ws = Folder::with(&[("a.yaml", uses), ("z.yaml", broken)]);
+    let stderr = refuses(&ws.check(&[]), &["1 error in 1 file".to_string()]);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.starts_with(&format!("{}:", ws.path("z.yaml"))) && first.contains("error: invalid YAML"), "{stderr}");
+    assert!(!stderr.contains("smb`"), "a follow-on error: {stderr}");
+}

@@ -27,12 +27,30 @@ fn render_via_json(
     let mut data = context.to_json();
     if let Value::Object(roots) = &mut data {
         roots.retain(|name, _| name == "now" || template.mentions(name));
+        // What the template only pipes into `default` is null where the recipient has
+        // nothing.
+        for (root, fields) in template.reads.defaulted() {
+            if let Some(value) = roots.get_mut(crate::reads::ROOT_NAMES[*root]) {
+                fill_null(value, fields);
+            }
+        }
     }
     let plain = liquid::to_object(&data)
         .map_err(|e| RenderError::Failed { part: Part::Subject, message: first_message(&e.to_string()) })?;
     let escaped = liquid::to_object(&escape_json(data))
         .map_err(|e| RenderError::Failed { part: Part::Html, message: first_message(&e.to_string()) })?;
     render_parts(template, context, limits, |parsed| if parsed.part == Part::Html { &escaped } else { &plain })
+}
+
+/// The first field of `fields` missing under `value` set to null.
+fn fill_null(value: &mut Value, fields: &[String]) {
+    let (Some((first, rest)), Value::Object(object)) = (fields.split_first(), value) else { return };
+    match object.get_mut(first) {
+        Some(inner) => fill_null(inner, rest),
+        None => {
+            object.insert(first.clone(), Value::Null);
+        }
+    }
 }
 
 /// Every string and object key of `value` HTML-escaped.

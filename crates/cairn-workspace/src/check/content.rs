@@ -62,13 +62,13 @@ fn message(parts: &[(Part, PartSource)], empty: &PartSource) -> MessageTemplate 
 fn byte_offset(text: &str, line: u32, column: u32) -> usize {
     let mut start = 0;
     for _ in 1..line {
-        match text[start..].find('\n') {
+        match text.get(start..).and_then(|rest| rest.find('\n')) {
             Some(i) => start += i + 1,
             None => return text.len(),
         }
     }
-    let line_text = &text[start..];
-    let line_text = &line_text[..line_text.find('\n').unwrap_or(line_text.len())];
+    let rest = text.get(start..).unwrap_or("");
+    let line_text = rest.split('\n').next().unwrap_or(rest);
     let within = line_text.char_indices().nth(column.saturating_sub(1) as usize).map_or(line_text.len(), |(i, _)| i);
     start + within
 }
