@@ -136,6 +136,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Revenue and retention reports from the subscription ledger (docs/metrics.md)
+    Report {
+        #[command(subcommand)]
+        command: crate::report::ReportCommand,
+    },
     /// Benchmarks that print cairn's figures beside a peer's, measured in the same run
     Bench {
         #[command(subcommand)]
@@ -355,6 +360,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { dir, json } => Ok(crate::check::run(&dir, json)),
+        Command::Report { command } => crate::report::run(command, clock.as_ref()).await,
         Command::Bench { command: BenchCommand::Ingest(args) } => {
             crate::bench::ingest(args).await.map(|_| ExitCode::SUCCESS)
         }

@@ -1,5 +1,5 @@
-//! cairn's command line: `serve`, `import`, `doctor`, `check`, `show`, `segments`, `keys`, `demo`
-//! and `bench`.
+//! cairn's command line: `serve`, `import`, `doctor`, `check`, `show`, `segments`, `keys`, `demo`,
+//! `report` and `bench`.
 //!
 //! This crate is the edge: it reads files and flags, opens the store, starts the server
 //! and prints reports. Errors are `anyhow` with context here; the library crates below
@@ -16,4 +16,5 @@ pub mod import;
 pub mod loopback;
 pub mod program;
 pub mod progress;
+pub mod report;
 pub mod show;
