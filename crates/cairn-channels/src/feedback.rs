@@ -166,10 +166,7 @@ fn text<'a>(value: &'a Value, field: &'static str) -> Result<&'a str, FeedbackEr
 fn email(value: &Value, field: &'static str) -> Result<Email, FeedbackError> {
     let raw = text(value, field)?;
     // SES gives `"Ada" <ada@example.com>` at times.
-    let bare = match (raw.rfind('<'), raw.rfind('>')) {
-        (Some(open), Some(close)) if open < close => &raw[open + 1..close],
-        _ => raw,
-    };
+    let bare = raw.rsplit_once('<').and_then(|(_, after)| after.rsplit_once('>')).map_or(raw, |(inside, _)| inside);
     Email::parse(bare).map_err(|e| invalid(field, e.to_string()))
 }
 

@@ -597,4 +597,74 @@ mod tests {
         assert!(!text.contains("super-secret"), "{text}");
         assert!(text.contains("redacted"));
     }
+
+    /// Any link for any subject, built from arbitrary text.
+    fn any_link() -> impl proptest::strategy::Strategy<Value = Link> {
+        use proptest::prelude::*;
+        let survey = prop_oneof![Just(Survey::Nps), Just(Survey::Csat)];
+        prop_oneof![
+            "https?://[a-z.]{1,12}/\\PC{0,30}".prop_map(|url| Link::Click { url }),
+            Just(Link::Open),
+            Just(Link::Unsubscribe),
+            (survey.clone(), 0u8..=10).prop_map(|(survey, score)| Link::Survey {
+                survey,
+                score: score.clamp(*survey.scores().start(), *survey.scores().end())
+            }),
+            survey.prop_map(|survey| Link::SurveyPage { survey }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(10_000))]
+
+        /// Arbitrary query strings, on every route, never panic and never verify.
+        #[test]
+        fn an_arbitrary_query_never_verifies(
+            query in "((e|s|c|url|q|score|sig|x)=(?s).{0,12}&?){0,8}|(?s).{0,80}",
+        ) {
+            let s = signer();
+            for kind in LinkKind::ALL {
+                proptest::prop_assert!(s.verify(kind, &query).is_err(), "{query:?} verified as {kind:?}");
+            }
+        }
+
+        /// A signed link verifies as itself; changed anywhere — one character replaced,
+        /// inserted or removed — it is refused, or (when the change leaves the decoded
+        /// parameters as they were, e.g. `%2F` for `%2f`, or adds an unknown parameter)
+        /// verifies as exactly the link that was signed, never as another.
+        #[test]
+        fn a_tampered_link_never_verifies_as_another(
+            link in any_link(),
+            enrollment in "(?s).{0,12}",
+            step in "(?s).{0,12}",
+            contact in "(?s).{0,12}",
+            at in 0usize..400,
+            edit in 0u8..3,
+            c in proptest::char::any(),
+        ) {
+            let s = signer();
+            let subject = LinkSubject { enrollment, step, contact };
+            let signed = s.sign(&link, &subject);
+            let kind = link.kind();
+            let original = VerifiedLink { subject, link };
+            proptest::prop_assert_eq!(s.verify(kind, query(&signed)), Ok(original.clone()));
+            let mut chars: Vec<char> = query(&signed).chars().collect();
+            let at = at % (chars.len() + 1);
+            match edit {
+                0 if at < chars.len() => chars[at] = c,
+                1 => chars.insert(at, c),
+                _ if at < chars.len() => {
+                    chars.remove(at);
+                }
+                _ => chars.push(c),
+            }
+            let tampered: String = chars.into_iter().collect();
+            for route in LinkKind::ALL {
+                if let Ok(verified) = s.verify(route, &tampered) {
+                    proptest::prop_assert_eq!(route, kind);
+                    proptest::prop_assert_eq!(&verified, &original, "{} verified as another link", tampered);
+                }
+            }
+        }
+    }
 }

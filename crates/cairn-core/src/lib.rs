@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod doctor;
+pub mod html;
 pub mod import;
 pub mod suggest;
 pub mod tracking;

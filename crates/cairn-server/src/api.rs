@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use cairn_runtime::views;
 use cairn_store::{ApiKey, KeyKind};
 use jiff::{SignedDuration, Timestamp};
@@ -17,25 +17,24 @@ use crate::error::ApiError;
 
 type Reply = Result<Json<Value>, ApiError>;
 
-/// The secret key of a request, or 401.
+/// The secret key of a request (`Authorization: Bearer KEY`, any case of `Bearer`), or
+/// 401 with `WWW-Authenticate: Bearer`.
 pub(crate) async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::Unauthorized(
-                "missing secret key: send `Authorization: Bearer KEY` with a key from `cairn keys create --kind secret`".into(),
-            )
-        })?;
-    match state.keys.find(&state.store, token, state.clock.now()).await? {
+    let token = crate::keys::bearer_token(headers).ok_or_else(|| {
+        ApiError::UnauthorizedBearer(
+            "missing secret key: send `Authorization: Bearer KEY` with a key from `cairn keys create --kind secret`"
+                .into(),
+        )
+    })?;
+    match state.keys.find(&state.store, token).await? {
         Some(k) if k.kind == KeyKind::Secret => Ok(k),
-        Some(k) => {
-            Err(ApiError::Unauthorized(format!("a {} key cannot use the REST API: use a secret key", k.kind.as_str())))
-        }
-        None => Err(ApiError::Unauthorized("unknown or revoked key".into())),
+        Some(k) => Err(ApiError::UnauthorizedBearer(format!(
+            "a {} key cannot use the REST API: use a secret key",
+            k.kind.as_str()
+        ))),
+        None => Err(ApiError::UnauthorizedBearer(
+            "unknown or revoked key: `cairn keys list` shows the keys and which are revoked".into(),
+        )),
     }
 }
 
@@ -119,22 +118,23 @@ pub struct OverrideBody {
     by: Option<String>,
 }
 
-/// `POST /api/accounts/{id}/health/override`: a CSM's override, audited.
-pub async fn health_override(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Reply {
-    let key = authorize(&state, &headers).await?;
-    let rt = runtime(&state)?;
-    let body: OverrideBody = serde_json::from_slice(&body).map_err(|e| {
+/// An override as asked for: the score (`None` clears), why, who (when given) and until
+/// when.
+#[derive(Debug)]
+pub(crate) struct OverrideRequest {
+    score: Option<f64>,
+    reason: String,
+    by: Option<String>,
+    expires_at: Timestamp,
+}
+
+/// Parses the body of an override received at `now`.
+pub(crate) fn parse_override(body: &[u8], now: Timestamp) -> Result<OverrideRequest, ApiError> {
+    let body: OverrideBody = serde_json::from_slice(body).map_err(|e| {
         ApiError::BadRequest(format!(
             "the body is not a valid override: {e}; send {{\"score\": 0-100 or null, \"reason\": \"…\", \"days\": 30}}"
         ))
     })?;
-    let n = account_id(&state, &id).await?;
-    let now = state.clock.now();
     let expires_at = match (&body.expires_at, body.days) {
         (Some(t), _) => t.parse::<Timestamp>().map_err(|e| {
             ApiError::BadRequest(format!(
@@ -145,8 +145,25 @@ pub async fn health_override(
             .checked_add(SignedDuration::from_hours(24 * i64::from(days.unwrap_or(30))))
             .map_err(|e| ApiError::BadRequest(format!("days: {e}")))?,
     };
-    let by = body.by.clone().unwrap_or_else(|| key.name.clone());
-    rt.set_health_override(n as i64, body.score, &body.reason, &by, expires_at).await.map_err(runtime_error)?;
+    Ok(OverrideRequest { score: body.score, reason: body.reason, by: body.by, expires_at })
+}
+
+/// `POST /api/accounts/{id}/health/override`: a CSM's override, audited.
+pub async fn health_override(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Reply {
+    let key = authorize(&state, &headers).await?;
+    let rt = runtime(&state)?;
+    let now = state.clock.now();
+    let request = parse_override(&body, now)?;
+    let n = account_id(&state, &id).await?;
+    let by = request.by.unwrap_or_else(|| key.name.clone());
+    rt.set_health_override(n as i64, request.score, &request.reason, &by, request.expires_at)
+        .await
+        .map_err(runtime_error)?;
     let history = state.store.health_overrides(n as i64).await?;
     Ok(Json(json!({ "success": true, "account": n, "history": history })))
 }
@@ -187,7 +204,7 @@ fn runtime_error(e: cairn_runtime::RuntimeError) -> ApiError {
 /// The query of a program preview.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PreviewQuery {
+pub(crate) struct PreviewQuery {
     /// An instant or a day; default now (the live engine).
     as_of: Option<String>,
 }

@@ -9,9 +9,14 @@ use serde_json::json;
 /// An error answered to an HTTP client.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// No key, or a key that is unknown, revoked or of the wrong kind.
+    /// No write key, or one that is unknown, revoked or of the wrong kind: the tracking
+    /// API, whose clients send the key as the Basic user name (`WWW-Authenticate: Basic`).
     #[error("{0}")]
     Unauthorized(String),
+    /// No Bearer key, or one that is unknown, revoked or of the wrong kind: the REST API
+    /// and the in-app inbox (`WWW-Authenticate: Bearer`).
+    #[error("{0}")]
+    UnauthorizedBearer(String),
     /// The request body is larger than the endpoint accepts.
     #[error("{0}")]
     TooLarge(String),
@@ -37,6 +42,13 @@ pub enum ApiError {
     /// A failure that is neither the client's nor the store's (logged; a bug to report).
     #[error("{0}")]
     Internal(String),
+    /// A handler panicked (a bug): the panic is logged under `id`, which the client gets
+    /// to report.
+    #[error("internal error {id}: the request could not be completed; please report this id")]
+    Bug {
+        /// Names the panic in the log.
+        id: String,
+    },
     /// The store failed; the client should retry (nothing was acknowledged).
     #[error("the event store is unavailable, retry later: {0}")]
     Unavailable(#[from] cairn_store::StoreError),
@@ -45,7 +57,7 @@ pub enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::UnauthorizedBearer(_) => StatusCode::UNAUTHORIZED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadMessage(_) | ApiError::BadRequest(_) | ApiError::BadBatch(_) | ApiError::Rejected(_) => {
                 StatusCode::BAD_REQUEST
@@ -56,6 +68,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %m, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            ApiError::Bug { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(e) => {
                 tracing::error!(error = %e, "store unavailable");
                 StatusCode::SERVICE_UNAVAILABLE
@@ -65,18 +78,26 @@ impl IntoResponse for ApiError {
             ApiError::BadMessage(m) => m.field.clone(),
             _ => None,
         };
+        let challenge = match &self {
+            ApiError::Unauthorized(_) => Some("Basic realm=\"cairn\""),
+            ApiError::UnauthorizedBearer(_) => Some("Bearer realm=\"cairn\""),
+            _ => None,
+        };
+        let error_id = match &self {
+            ApiError::Bug { id } => Some(id.clone()),
+            _ => None,
+        };
         if let ApiError::BadBatch(body) | ApiError::Rejected(body) = self {
             return (status, axum::Json(body)).into_response();
         }
-        let body = match field {
-            Some(f) => json!({ "success": false, "error": self.to_string(), "field": f }),
-            None => json!({ "success": false, "error": self.to_string() }),
+        let body = match (field, error_id) {
+            (Some(f), _) => json!({ "success": false, "error": self.to_string(), "field": f }),
+            (None, Some(id)) => json!({ "success": false, "error": self.to_string(), "error_id": id }),
+            (None, None) => json!({ "success": false, "error": self.to_string() }),
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"cairn\""));
+        if let Some(challenge) = challenge {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static(challenge));
         }
         response
     }

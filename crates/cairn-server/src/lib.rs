@@ -12,12 +12,16 @@
 //! crate translates between HTTP and those.
 
 mod api;
+mod connections;
 mod delivery;
 pub mod error;
 mod inapp;
 mod keys;
 mod links;
+#[cfg(test)]
+mod never_panics;
 mod pages;
+mod panics;
 mod tasks;
 mod tracking;
 
@@ -32,7 +36,9 @@ use cairn_runtime::Runtime;
 use cairn_store::{Appender, Store};
 use cairn_workspace::{Diagnostic, Workspace};
 
-pub use keys::{generate_key, hash_key};
+pub use connections::Limits;
+pub use inapp::{identity_secret, user_hash};
+pub use keys::{generate_key, hash_key, key_prefix};
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -51,6 +57,9 @@ pub struct AppState {
     /// link routes answer 503.
     pub links: Option<Arc<LinkSigner>>,
     keys: Arc<keys::KeyCache>,
+    limits: Limits,
+    inapp_identity_verification: bool,
+    identity_master: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl AppState {
@@ -65,7 +74,24 @@ impl AppState {
             workspace_dir: None,
             links: None,
             keys: Arc::new(keys::KeyCache::default()),
+            limits: Limits::default(),
+            inapp_identity_verification: true,
+            identity_master: Arc::new(tokio::sync::OnceCell::new()),
         }
+    }
+
+    /// Serves within `limits` (timeouts, connections) instead of [`Limits::default`].
+    pub fn with_limits(mut self, limits: Limits) -> AppState {
+        self.limits = limits;
+        self
+    }
+
+    /// Serves the in-app inbox without identity verification: any holder of the
+    /// publishable key (which is public) can read any user's inbox. Only for a product
+    /// whose users are all trusted with each other's messages.
+    pub fn without_inapp_identity_verification(mut self) -> AppState {
+        self.inapp_identity_verification = false;
+        self
     }
 
     /// Serves the engine's state (`/api/*`) from `runtime`, reloading from `dir`.
@@ -127,11 +153,21 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router(state)` on `listener` until `shutdown` completes.
+/// Serves `router(state)` on `listener` within the state's [`Limits`] until `shutdown`
+/// completes, then lets the requests in flight finish (see [`connections`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    let limits = state.limits;
+    connections::serve_router(listener, router(state), limits, shutdown).await
+}
+
+/// The identity secret of the publishable key with row id `key_id` (what a product's
+/// backend signs user ids with for the in-app inbox), creating the database's master
+/// secret if needed.
+pub async fn inapp_identity_secret(store: &Store, key_id: i64) -> Result<String, error::ApiError> {
+    let master = inapp::identity_master(store).await?;
+    Ok(identity_secret(&master, key_id))
 }

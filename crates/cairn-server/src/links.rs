@@ -180,7 +180,7 @@ pub async fn click(State(state): State<AppState>, RawQuery(query): RawQuery) -> 
 
 /// A URL as a `Location` value: non-ASCII characters and spaces percent-encoded (as a
 /// browser would), the rest as signed.
-fn location(url: &str) -> String {
+pub(crate) fn location(url: &str) -> String {
     let mut out = String::with_capacity(url.len());
     for c in url.chars() {
         if c.is_ascii() && c != ' ' {
@@ -244,7 +244,7 @@ pub async fn unsubscribe_page(State(state): State<AppState>, RawQuery(query): Ra
 
 /// True when the body asks for a one-click unsubscribe (RFC 8058): the form field
 /// `List-Unsubscribe=One-Click`, URL-encoded or as multipart form data.
-fn is_one_click(body: &str) -> bool {
+pub(crate) fn is_one_click(body: &str) -> bool {
     body.split('&').any(|pair| pair.trim() == "List-Unsubscribe=One-Click")
         || (body.contains("name=\"List-Unsubscribe\"") && body.contains("One-Click"))
 }

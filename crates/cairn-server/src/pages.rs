@@ -12,10 +12,7 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Text made safe to put in HTML, inside elements and in double-quoted attributes.
-pub(crate) fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-}
+pub(crate) use cairn_core::html::escape_html as escape;
 
 /// The home page: what data cairn holds and how ready it is.
 pub async fn home(State(state): State<AppState>) -> Result<Html<String>, ApiError> {

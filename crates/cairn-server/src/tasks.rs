@@ -19,8 +19,8 @@ use crate::error::ApiError;
 type Reply = Result<Json<Value>, ApiError>;
 
 /// The filters of the task list; an empty one is no filter.
-#[derive(Deserialize)]
-pub struct TaskQuery {
+#[derive(Debug, Deserialize)]
+pub(crate) struct TaskQuery {
     assignee: Option<String>,
     pool: Option<String>,
 }
@@ -43,26 +43,28 @@ pub async fn open_tasks(
 }
 
 /// The body of a completion.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CompleteBody {
+pub(crate) struct CompleteBody {
     /// Who did it (default: the key's name).
     by: Option<String>,
+}
+
+/// Parses the body of a completion: empty, or `{"by": "…"}`.
+pub(crate) fn parse_complete(body: &[u8]) -> Result<CompleteBody, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CompleteBody { by: None });
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!("the body is not a valid completion: {e}; send {{\"by\": \"ana@acme.example\"}}"))
+    })
 }
 
 /// `POST /api/tasks/{id}/complete` with `{"by": "ana@acme.example"}`: 404 for an unknown
 /// task, 409 for one already done.
 pub async fn complete(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Reply {
     let key = authorize(&state, &headers).await?;
-    let body: CompleteBody = if body.iter().all(u8::is_ascii_whitespace) {
-        CompleteBody { by: None }
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::BadRequest(format!(
-                "the body is not a valid completion: {e}; send {{\"by\": \"ana@acme.example\"}}"
-            ))
-        })?
-    };
+    let body = parse_complete(&body)?;
     let not_found = || ApiError::NotFound(format!("no task `{id}`: `GET /api/tasks` lists the open ones"));
     let task_id = id.parse::<i64>().map_err(|_| not_found())?;
     let task = state.store.task(task_id).await?.ok_or_else(not_found)?;

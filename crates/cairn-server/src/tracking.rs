@@ -96,9 +96,9 @@ fn write_key_of<'a>(headers: &HeaderMap, body: &'a str) -> Result<Cow<'a, str>, 
     })
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap, body: &str, now: Timestamp) -> Result<ApiKey, ApiError> {
+async fn authenticate(state: &AppState, headers: &HeaderMap, body: &str) -> Result<ApiKey, ApiError> {
     let key = write_key_of(headers, body)?;
-    match state.keys.find(&state.store, &key, now).await? {
+    match state.keys.find(&state.store, &key).await? {
         Some(k) if k.kind == KeyKind::Write => Ok(k),
         Some(k) => Err(ApiError::Unauthorized(format!(
             "this is a {} key; tracking calls need a write key (create one with `cairn keys create --kind write`)",
@@ -119,7 +119,7 @@ async fn single(state: AppState, headers: HeaderMap, body: Body, kind: MessageKi
     let bytes = read_body(&headers, body, MAX_MESSAGE_BYTES, "the message").await?;
     let text = utf8(&bytes)?;
     let now = state.clock.now();
-    let key = authenticate(&state, &headers, text, now).await?;
+    let key = authenticate(&state, &headers, text).await?;
     let envelope = Envelope { received_at: now, batch_sent_at: None, batch_context: None, trust_timestamps: false };
     let message = parse_message(text, Some(kind), &envelope, || fallback_id(now)).map_err(ApiError::BadMessage)?;
     let outcome = state.appender.append(&key.name, vec![message]).await?;
@@ -158,7 +158,7 @@ pub async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body
     let bytes = read_body(&headers, body, MAX_BATCH_BYTES, "the batch").await?;
     let text = utf8(&bytes)?;
     let now = state.clock.now();
-    let key = authenticate(&state, &headers, text, now).await?;
+    let key = authenticate(&state, &headers, text).await?;
     // The batch wraps each message in two levels: `{"batch": [ … ]}`.
     check_nesting(text, MAX_NESTING + 2).map_err(ApiError::BadMessage)?;
     if !text.trim_start().starts_with('{') {

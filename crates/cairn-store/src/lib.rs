@@ -16,6 +16,7 @@
 //! This crate knows nothing about HTTP. Time comes in as arguments, never from the
 //! system clock.
 
+mod api_keys;
 mod appender;
 mod migrate;
 pub mod postgres;
@@ -37,6 +38,7 @@ use jiff::{SignedDuration, Timestamp};
 use signals::{ChangeSignals, Committed};
 use tokio::sync::watch;
 
+pub use api_keys::ApiKeyListing;
 pub use appender::Appender;
 pub use postgres::copy_columns as pg_copy_line;
 pub use programs::normalize_address;

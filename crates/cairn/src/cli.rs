@@ -33,6 +33,8 @@ pub struct DbArg {
     pub db: String,
 }
 
+// Parsed once at start: the size of the `serve` variant's flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server: tracking API (/v1/*) and web UI
@@ -52,6 +54,14 @@ enum Command {
         demo: bool,
         #[command(flatten)]
         delivery: crate::delivery::DeliveryArgs,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Whether the in-app inbox requires `userHash`, the HMAC of the userId that your
+        /// backend computes with the publishable key's identity secret (`cairn keys
+        /// identity-secret`). `off` lets anyone holding the (public) publishable key read
+        /// any user's inbox
+        #[arg(long, env = "CAIRN_INAPP_IDENTITY_VERIFICATION", default_value = "on")]
+        inapp_identity_verification: OnOff,
     },
     /// Import a CSV export (accounts, contacts, subscriptions) or NDJSON events.
     ///
@@ -141,11 +151,6 @@ enum Command {
         #[command(subcommand)]
         command: crate::report::ReportCommand,
     },
-    /// Benchmarks that print cairn's figures beside a peer's, measured in the same run
-    Bench {
-        #[command(subcommand)]
-        command: BenchCommand,
-    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -205,19 +210,77 @@ enum KeysCommand {
         #[command(flatten)]
         db: DbArg,
     },
+    /// List the keys: id, kind, name, prefix, when created and, if so, when revoked
+    List {
+        /// Print the list as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Revoke a key, by its prefix, its name or the whole key; it stops working at once
+    /// on every server using the database
+    Revoke {
+        /// The key's prefix (as `cairn keys list` shows it), name, or the key itself
+        key: Option<String>,
+        /// The key's id (as `cairn keys list` shows it), when a name or prefix is shared
+        #[arg(long, conflicts_with = "key")]
+        id: Option<i64>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Print a publishable key's identity secret: your backend signs user ids with it
+    /// (hex HMAC-SHA256 of the userId), and your product passes the result to the in-app
+    /// inbox as `userHash`. Keep it on your servers, never in the browser
+    IdentitySecret {
+        /// The publishable key's prefix, name, or the key itself
+        key: Option<String>,
+        /// The key's id, when a name or prefix is shared
+        #[arg(long, conflicts_with = "key")]
+        id: Option<i64>,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
-#[derive(Subcommand, Debug)]
-enum BenchCommand {
-    /// Ingestion: bulk NDJSON import into SQLite and PostgreSQL beside PostgreSQL COPY,
-    /// and /v1/batch over loopback with concurrent clients
-    Ingest(crate::bench::IngestArgs),
-    /// The engine: backfill and incremental throughput on a generated workload, beside
-    /// the same segments and health as SQL in DuckDB and PostgreSQL
-    Engine(crate::bench_engine::EngineArgs),
-    /// Programs: a million enrollments across five programs sent to the outbox, beside
-    /// PostgreSQL writing the same rows, and trigger-to-outbox latency over HTTP
-    Programs(crate::bench_programs::ProgramsArgs),
+/// Timeouts and the bound on connections of `cairn serve`.
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Seconds a client has to send a request's headers; also how long an idle
+    /// keep-alive connection stays open
+    #[arg(long, env = "CAIRN_HEADER_TIMEOUT_SECS", default_value_t = 20)]
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's whole body
+    #[arg(long, env = "CAIRN_BODY_TIMEOUT_SECS", default_value_t = 60)]
+    pub body_timeout_secs: u64,
+    /// Connections served at once (more wait to be accepted). Default: 1000, or fewer
+    /// when the process may open fewer files
+    #[arg(long, env = "CAIRN_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a shutdown (SIGTERM) waits for requests in flight
+    #[arg(long, env = "CAIRN_SHUTDOWN_GRACE_SECS", default_value_t = 5)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Result<cairn_server::Limits> {
+        use std::time::Duration;
+        if self.header_timeout_secs == 0 || self.body_timeout_secs == 0 || self.max_connections == Some(0) {
+            bail!("--header-timeout-secs, --body-timeout-secs and --max-connections must be at least 1");
+        }
+        Ok(cairn_server::Limits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            body_timeout: Duration::from_secs(self.body_timeout_secs),
+            max_connections: self.max_connections.unwrap_or_else(crate::app::default_max_connections),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+        })
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,7 +310,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Work abandoned at shutdown (a request past its grace) does not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -264,53 +330,47 @@ pub async fn open_store(url: &str) -> Result<Store> {
 async fn run(cli: Cli) -> Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match cli.command {
-        Command::Serve { listen, db, workspace, demo, delivery } => {
+        Command::Serve { listen, db, workspace, demo, delivery, limits, inapp_identity_verification } => {
             if let Some(dir) = &workspace
                 && !dir.is_dir()
             {
                 bail!("workspace folder {} does not exist", dir.display());
             }
+            let limits = limits.limits()?;
+            // Past the grace for requests, 5 s more for the runner, the engine and the
+            // database; then the process exits whatever it is doing.
+            let stop = crate::app::Shutdown::on_signals(limits.shutdown_grace + std::time::Duration::from_secs(5));
             let store = open_store(&db.db).await?;
             if demo && store.last_seq().await? == 0 {
                 eprintln!("filling the empty database with the demo customer base…");
                 crate::demo::seed(&store, 200, clock.now()).await?;
             }
-            let listener =
-                tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
-            let addr = listener.local_addr()?;
-            let runner_config = delivery.runner_config(&addr.to_string())?;
-            let mut state = cairn_server::AppState::new(store.clone(), clock.clone())
-                .with_links(cairn_programs::link_signer(&store).await.context("creating the link signer")?);
-            let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
-            let definitions = match (&workspace, demo) {
-                (Some(dir), _) => Some((crate::show::load_workspace(dir)?, Some(dir.clone()))),
-                (None, true) => Some((crate::demo::example_workspace()?, None)),
+            let definitions = match (workspace, demo) {
+                (Some(dir), _) => Some(crate::app::Definitions::Folder(dir)),
+                (None, true) => {
+                    let (ws, hash) = crate::demo::example_workspace()?;
+                    Some(crate::app::Definitions::Loaded(Arc::new(ws), hash))
+                }
                 (None, false) => None,
             };
-            if let Some(((ws, hash), dir)) = definitions {
-                eprintln!("evaluating the workspace ({}) over the event log…", ws.summary());
-                let runtime = cairn_runtime::Runtime::start(store.clone(), clock.clone(), Arc::new(ws), hash).await?;
-                let (stop_runner, runner_stopped) = tokio::sync::oneshot::channel::<()>();
-                tokio::spawn(runtime.clone().run(async {
-                    let _ = engine_stopped.await;
-                    let _ = stop_runner.send(());
-                }));
-                // Programs run beside the engine: triggers, due steps, delivery.
-                let runner = cairn_programs::Runner::new(store.clone(), runtime.clone(), clock.clone(), runner_config)
-                    .await
-                    .context("starting the program runner")?;
-                tokio::spawn(runner.run(async {
-                    let _ = runner_stopped.await;
-                }));
-                if let Some(dir) = &dir {
-                    tokio::spawn(reload_on_sighup(runtime.clone(), dir.clone()));
+            let config = crate::app::AppConfig {
+                listen,
+                workspace: definitions,
+                delivery,
+                limits,
+                inapp_identity_verification: inapp_identity_verification == OnOff::On,
+            };
+            // A shutdown while the engine is still evaluating the history stops it there.
+            let built = tokio::select! {
+                built = crate::app::App::build(store.clone(), clock.clone(), config) => built?,
+                () = stop.wait() => {
+                    close_store(&store).await;
+                    return Ok(ExitCode::SUCCESS);
                 }
-                state = state.with_runtime(runtime, dir);
-            }
-            eprintln!("cairn is serving on http://{addr}/ ({} database)", store.backend());
-            cairn_server::serve(listener, state, shutdown_signal()).await.context("serving HTTP")?;
-            let _ = stop_engine.send(());
-            store.close().await;
+            };
+            eprintln!("cairn is serving on http://{}/ ({} database)", built.addr(), store.backend());
+            built.run(stop.wait()).await?;
+            close_store(&store).await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { kind, file, source, dry_run, json, db } => {
@@ -338,7 +398,29 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             crate::program::preview(&id, &db.db, &ws.workspace, as_of.as_deref(), json, clock.as_ref()).await
         }
         Command::Segments { ws, json, db } => crate::show::segments(&db.db, &ws.workspace, json, clock.as_ref()).await,
-        Command::Keys { command: KeysCommand::Create { kind, name, db } } => {
+        Command::Keys { command } => keys(command, clock.as_ref()).await,
+        Command::Demo { accounts, db } => {
+            let store = open_store(&db.db).await?;
+            let summary = crate::demo::seed(&store, accounts, clock.now()).await?;
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { dir, json } => Ok(crate::check::run(&dir, json)),
+        Command::Report { command } => crate::report::run(command, clock.as_ref()).await,
+    }
+}
+
+/// Closes the store's connections, without waiting long for any still held by work that
+/// was abandoned at shutdown.
+async fn close_store(store: &Store) {
+    if tokio::time::timeout(std::time::Duration::from_secs(2), store.close()).await.is_err() {
+        tracing::warn!("database connections still busy at exit: closed with the process");
+    }
+}
+
+async fn keys(command: KeysCommand, clock: &dyn Clock) -> Result<ExitCode> {
+    match command {
+        KeysCommand::Create { kind, name, db } => {
             let kind = match kind {
                 KindArg::Write => KeyKind::Write,
                 KindArg::Publishable => KeyKind::Publishable,
@@ -349,66 +431,112 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let mut random = [0u8; 32];
             getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
             let key = cairn_server::generate_key(kind, random);
-            store.create_api_key(kind, &name, &cairn_server::hash_key(&key), &key[..13], clock.now()).await?;
+            let prefix = cairn_server::key_prefix(&key);
+            store.create_api_key(kind, &name, &cairn_server::hash_key(&key), prefix, clock.now()).await?;
             println!("{key}");
+            if kind == KeyKind::Publishable {
+                eprintln!(
+                    "the in-app inbox verifies users: print this key's identity secret for your backend with \
+`cairn keys identity-secret {prefix}`"
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { accounts, db } => {
+        KeysCommand::List { json, db } => {
             let store = open_store(&db.db).await?;
-            let summary = crate::demo::seed(&store, accounts, clock.now()).await?;
-            println!("{summary}");
+            let keys = store.list_api_keys().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "keys": keys }))?);
+            } else {
+                print!("{}", render_keys(&keys));
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { dir, json } => Ok(crate::check::run(&dir, json)),
-        Command::Report { command } => crate::report::run(command, clock.as_ref()).await,
-        Command::Bench { command: BenchCommand::Ingest(args) } => {
-            crate::bench::ingest(args).await.map(|_| ExitCode::SUCCESS)
+        KeysCommand::Revoke { key, id, db } => {
+            let store = open_store(&db.db).await?;
+            let found = find_key(&store, key.as_deref(), id).await?;
+            if found.revoked_at.is_some() || !store.revoke_api_key(found.id, clock.now()).await? {
+                bail!("key {} ({} `{}`) is already revoked", found.id, found.kind.as_str(), found.name);
+            }
+            eprintln!("revoked key {} ({} `{}`, {})", found.id, found.kind.as_str(), found.name, found.prefix);
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { command: BenchCommand::Programs(args) } => {
-            crate::bench_programs::run(args).await.map(|_| ExitCode::SUCCESS)
-        }
-        Command::Bench { command: BenchCommand::Engine(args) } => {
-            crate::bench_engine::run(args).await.map(|_| ExitCode::SUCCESS)
+        KeysCommand::IdentitySecret { key, id, db } => {
+            let store = open_store(&db.db).await?;
+            let found = find_key(&store, key.as_deref(), id).await?;
+            if found.kind != KeyKind::Publishable {
+                bail!(
+                    "key {} is a {} key: identity secrets belong to publishable keys (`cairn keys list`)",
+                    found.id,
+                    found.kind.as_str()
+                );
+            }
+            if found.revoked_at.is_some() {
+                bail!("key {} is revoked: create a new publishable key", found.id);
+            }
+            let secret = cairn_server::inapp_identity_secret(&store, found.id).await?;
+            println!("{secret}");
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-/// Reloads the workspace on every SIGHUP; invalid definitions are logged and the
-/// running ones kept.
-async fn reload_on_sighup(runtime: cairn_runtime::Runtime, dir: PathBuf) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
-    while hup.recv().await.is_some() {
-        match cairn_server::load_workspace(&dir) {
-            Ok((ws, hash)) => {
-                let summary = ws.summary().to_string();
-                match runtime.reload(Arc::new(ws), hash).await {
-                    Ok(()) => tracing::info!("workspace reloaded: {summary}"),
-                    Err(e) => tracing::error!("workspace reload failed, the running definitions are kept: {e}"),
-                }
-            }
-            Err(diags) => {
-                for d in &diags {
-                    tracing::error!("{d}");
-                }
-                tracing::error!("the workspace has {} problem(s); the running definitions are kept", diags.len());
-            }
+/// The one key that `text` (prefix, name or the key itself) or `id` names, or an error
+/// that says what matched.
+async fn find_key(store: &Store, text: Option<&str>, id: Option<i64>) -> Result<cairn_store::ApiKeyListing> {
+    let keys = store.list_api_keys().await?;
+    let matches: Vec<&cairn_store::ApiKeyListing> = match (text, id) {
+        (_, Some(id)) => keys.iter().filter(|k| k.id == id).collect(),
+        (Some(text), None) => {
+            // The whole key is found by its hash (only while it is live).
+            let whole = store.find_api_key(&cairn_server::hash_key(text)).await?.map(|k| k.id);
+            keys.iter().filter(|k| Some(k.id) == whole || k.name == text || k.prefix == text).collect()
         }
+        (None, None) => bail!("name the key: its prefix, its name, the key itself, or --id N (`cairn keys list`)"),
+    };
+    // A revoked key matching too is no ambiguity when exactly one live key matches.
+    let live: Vec<&cairn_store::ApiKeyListing> = matches.iter().copied().filter(|k| k.revoked_at.is_none()).collect();
+    if let [only] = matches.as_slice() {
+        return Ok(cairn_store::ApiKeyListing::clone(only));
     }
+    if let [only] = live.as_slice() {
+        return Ok(cairn_store::ApiKeyListing::clone(only));
+    }
+    if matches.is_empty() {
+        let which = match (text, id) {
+            (_, Some(id)) => format!("with id {id}"),
+            (Some(t), None) => format!("named `{t}` or with that prefix"),
+            (None, None) => String::new(),
+        };
+        bail!("no key {which}: `cairn keys list` shows the keys");
+    }
+    let list: Vec<String> =
+        matches.iter().map(|k| format!("{} ({} `{}`, {})", k.id, k.kind.as_str(), k.name, k.prefix)).collect();
+    bail!("{} keys match: {}; give one with --id N", matches.len(), list.join(", "))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+/// The key list for a terminal.
+fn render_keys(keys: &[cairn_store::ApiKeyListing]) -> String {
+    use std::fmt::Write as _;
+    if keys.is_empty() {
+        return "no keys yet: `cairn keys create --kind write|publishable|secret`\n".to_string();
+    }
+    let mut out =
+        format!("{:>4}  {:<12} {:<20} {:<18} {:<25} {}\n", "id", "kind", "name", "prefix", "created", "revoked");
+    for k in keys {
+        let revoked = k.revoked_at.map(|t| t.to_string()).unwrap_or_else(|| "-".to_string());
+        let _ = writeln!(
+            out,
+            "{:>4}  {:<12} {:<20} {:<18} {:<25} {}",
+            k.id,
+            k.kind.as_str(),
+            k.name,
+            k.prefix,
+            k.created_at.to_string(),
+            revoked
+        );
+    }
+    out
 }
 
 /// The doctor report for a terminal.

@@ -12,15 +12,22 @@ use cairn_programs::RunnerConfig;
 use cairn_workspace::Channel;
 use clap::Args;
 
+/// The sender of program email unless `--mail-from` says otherwise.
+pub const DEFAULT_MAIL_FROM: &str = "Customer Success <cs@cairn.localhost>";
+/// `--step-lease-secs` unless given.
+pub const DEFAULT_STEP_LEASE_SECS: u32 = 120;
+/// `--step-batch` unless given.
+pub const DEFAULT_STEP_BATCH: u32 = 200;
+
 /// Delivery options of `cairn serve`.
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone)]
 pub struct DeliveryArgs {
     /// Base URL of this server as recipients reach it (tracking, unsubscribe and survey
     /// links): e.g. https://cs.example.com. Default: http://LISTEN
     #[arg(long, env = "CAIRN_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Sender of program email, `Name <address>` or an address
-    #[arg(long, env = "CAIRN_MAIL_FROM", default_value = "Customer Success <cs@cairn.localhost>")]
+    #[arg(long, env = "CAIRN_MAIL_FROM", default_value = DEFAULT_MAIL_FROM)]
     pub mail_from: String,
     /// SMTP server for program email: smtp://[USER:PASSWORD@]HOST[:PORT][?security=starttls|tls|none].
     /// Without it, email goes to the outbox table and nothing leaves the machine
@@ -44,11 +51,30 @@ pub struct DeliveryArgs {
     pub node: Option<String>,
     /// How long a claimed program step is this node's before another node may take it
     /// over (seconds; longer than a batch takes to deliver)
-    #[arg(long, env = "CAIRN_STEP_LEASE_SECS", default_value_t = 120)]
+    #[arg(long, env = "CAIRN_STEP_LEASE_SECS", default_value_t = DEFAULT_STEP_LEASE_SECS)]
     pub step_lease_secs: u32,
     /// Program steps claimed at a time
-    #[arg(long, env = "CAIRN_STEP_BATCH", default_value_t = 200)]
+    #[arg(long, env = "CAIRN_STEP_BATCH", default_value_t = DEFAULT_STEP_BATCH)]
     pub step_batch: u32,
+}
+
+impl Default for DeliveryArgs {
+    /// What `cairn serve` uses without delivery flags: email to the outbox, links to the
+    /// listening address.
+    fn default() -> DeliveryArgs {
+        DeliveryArgs {
+            public_url: None,
+            mail_from: DEFAULT_MAIL_FROM.to_string(),
+            smtp_url: None,
+            webhook_url: None,
+            sms_webhook_url: None,
+            slack_webhook_url: None,
+            webhook_secret: None,
+            node: None,
+            step_lease_secs: DEFAULT_STEP_LEASE_SECS,
+            step_batch: DEFAULT_STEP_BATCH,
+        }
+    }
 }
 
 impl DeliveryArgs {
@@ -155,23 +181,10 @@ pub fn parse_smtp_url(url: &str) -> Result<SmtpSettings> {
     Ok(settings)
 }
 
+/// A URL's user or password as written before percent-encoding (`%40` for `@`); invalid
+/// UTF-8 after decoding becomes U+FFFD.
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
 }
 
 /// The URL without its password, for messages.
@@ -198,6 +211,16 @@ mod tests {
         let s = parse_smtp_url("smtp://127.0.0.1:2525?security=none").unwrap();
         assert_eq!((s.port, s.security, s.credentials.is_none()), (2525, SmtpSecurity::None, true));
         assert_eq!(parse_smtp_url("smtp://relay").unwrap().port, 587);
+    }
+
+    #[test]
+    fn logins_are_percent_decoded_to_the_last_character() {
+        // The hand-written decoder this replaced left an escape at the very end as written.
+        let s = parse_smtp_url("smtp://ada%40corp:x@mail.example.com").unwrap();
+        assert_eq!(s.credentials.unwrap().username, "ada@corp");
+        assert_eq!(percent_decode("p%40ss%21"), "p@ss!");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%e9"), "%zz\u{FFFD}");
     }
 
     #[test]

@@ -1,13 +1,11 @@
-//! cairn's command line: `serve`, `import`, `doctor`, `check`, `show`, `segments`, `keys`, `demo`,
-//! `report` and `bench`.
+//! cairn's command line: `serve`, `import`, `doctor`, `check`, `show`, `segments`, `keys`,
+//! `demo` and `report` (the benchmarks are the `cairn-bench` crate's).
 //!
 //! This crate is the edge: it reads files and flags, opens the store, starts the server
 //! and prints reports. Errors are `anyhow` with context here; the library crates below
 //! keep typed errors.
 
-pub mod bench;
-pub mod bench_engine;
-pub mod bench_programs;
+pub mod app;
 pub mod check;
 pub mod cli;
 pub mod delivery;

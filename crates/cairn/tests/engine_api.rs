@@ -124,6 +124,27 @@ async fn the_rest_api_needs_a_secret_key(app: &TestApp) {
     assert!(r.body.contains("a write key cannot use the REST API"), "{}", r.body);
     let r = app.raw("GET", "/api/accounts", &[("authorization", "Bearer cairn_sk_nope")], b"").await;
     assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"cairn\""), "the REST API asks for Bearer");
+    // The scheme is case-insensitive (RFC 9110).
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let auth = format!("{scheme} {}", app.secret_key);
+        let r = app.raw("GET", "/api/accounts", &[("authorization", &auth)], b"").await;
+        assert_eq!(r.status, 200, "{scheme}: {}", r.body);
+    }
+}
+
+async fn a_revoked_key_stops_working_at_once(app: &TestApp) {
+    let (status, _) = app.api_get("/api/segments").await;
+    assert_eq!(status, 200, "the key works, and is now in the server's cache");
+    // Revoked as `cairn keys revoke` does, by another process on the same database.
+    let keys = app.store.list_api_keys().await.unwrap();
+    let secret = keys.iter().find(|k| k.name == "api").expect("the test's secret key");
+    assert!(app.store.revoke_api_key(secret.id, common::test_now()).await.unwrap());
+    let (status, body) = app.api_get("/api/segments").await;
+    assert_eq!(status, 401, "the very next request is refused: {body}");
+    assert!(body["error"].as_str().unwrap().contains("revoked"), "{body}");
+    let r = app.post("/v1/track", r#"{"userId":"u1","event":"x"}"#).await;
+    assert_eq!(r.status, 200, "other keys keep working: {}", r.body);
 }
 
 async fn a_health_override_is_audited_and_kept_beside_the_computed_score(app: &TestApp) {
@@ -171,6 +192,7 @@ on_both_backends!(
     workspace = super::WORKSPACE;
     a_tracked_event_moves_segments_milestones_stage_and_health,
     the_rest_api_needs_a_secret_key,
+    a_revoked_key_stops_working_at_once,
     a_health_override_is_audited_and_kept_beside_the_computed_score,
 );
 

@@ -2,7 +2,9 @@
 //! signed links in a message (open pixel, click redirect, unsubscribe, survey answers
 //! and page), the mail provider's bounce and complaint webhook, the in-app inbox a
 //! product embeds, and the tasks CSMs work through. Sends are set up directly in the
-//! store (enrolled, claimed, recorded in the ledger) as the runner would leave them.
+//! store (enrolled, claimed, recorded in the ledger) as the runner would leave them; their
+//! steps fall due a day after the server's clock, so the server's own runner leaves them
+//! to the test.
 
 mod common;
 
@@ -53,8 +55,9 @@ async fn sent(app: &TestApp, user: &str, email: &str, program: &str, step: &str,
         .await
         .unwrap()
         .expect("a new enrollment");
-    app.store.schedule_step(enrollment.id, step, now).await.unwrap();
-    let claimed = app.store.claim_due_steps("test", now, SignedDuration::from_secs(60), 100).await.unwrap();
+    let due_at = now + SignedDuration::from_hours(24);
+    app.store.schedule_step(enrollment.id, step, due_at).await.unwrap();
+    let claimed = app.store.claim_due_steps("test", due_at, SignedDuration::from_secs(60), 100).await.unwrap();
     let due = claimed.into_iter().find(|d| d.enrollment_id == enrollment.id).expect("the step is due");
     let entry = LedgerEntry {
         enrollment_id: enrollment.id,
@@ -295,8 +298,11 @@ async fn the_inapp_inbox_serves_a_product_with_a_publishable_key(app: &TestApp) 
         app.store.add_inapp_message(bo.contact, bo.enrollment, &bo.step, "Tip", "<p>Bo</p>", now).await.unwrap();
     let pk = app.publishable_key().await;
     let bearer = format!("Bearer {pk}");
+    // What the product's backend computes with the key's identity secret.
+    let h1 = app.user_hash(&pk, "u1").await;
+    let u1 = format!("userId=u1&userHash={h1}");
 
-    let r = app.raw("GET", "/v1/inapp/messages?userId=u1", &[("authorization", &bearer)], b"").await;
+    let r = app.raw("GET", &format!("/v1/inapp/messages?{u1}"), &[("authorization", &bearer)], b"").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     let list = r.json();
@@ -308,9 +314,10 @@ async fn the_inapp_inbox_serves_a_product_with_a_publishable_key(app: &TestApp) 
     assert_eq!(m["created_at"], "2026-03-01T12:00:00Z");
     assert_eq!(m["seen_at"], Value::Null);
     assert!(m.get("contact_id").is_none(), "{m}");
-    let r = get(app, &format!("/v1/inapp/messages?userId=u1&key={pk}")).await;
+    let r = get(app, &format!("/v1/inapp/messages?{u1}&key={pk}")).await;
     assert_eq!(r.status, 200, "the key may come in the query: {}", r.body);
-    let r = get(app, &format!("/v1/inapp/messages?userId=nobody&key={pk}")).await;
+    let nobody = app.user_hash(&pk, "nobody").await;
+    let r = get(app, &format!("/v1/inapp/messages?userId=nobody&userHash={nobody}&key={pk}")).await;
     assert_eq!(r.json()["messages"], json!([]), "an unknown user has an empty inbox");
 
     let r = app.raw("OPTIONS", "/v1/inapp/messages", &[("origin", "https://app.acme.example")], b"").await;
@@ -322,26 +329,27 @@ async fn the_inapp_inbox_serves_a_product_with_a_publishable_key(app: &TestApp) 
     assert!(allowed.contains("Authorization") && allowed.contains("Content-Type"), "{allowed}");
 
     for key in [&app.secret_key, &app.write_key] {
-        let r =
-            app.raw("GET", "/v1/inapp/messages?userId=u1", &[("authorization", &format!("Bearer {key}"))], b"").await;
+        let path = format!("/v1/inapp/messages?{u1}");
+        let r = app.raw("GET", &path, &[("authorization", &format!("Bearer {key}"))], b"").await;
         assert_eq!(r.status, 401, "{}", r.body);
         assert!(r.json()["error"].as_str().unwrap().contains("publishable key"), "{}", r.body);
         assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     }
-    assert_eq!(get(app, "/v1/inapp/messages?userId=u1").await.status, 401);
+    assert_eq!(get(app, &format!("/v1/inapp/messages?{u1}")).await.status, 401);
 
     // Ada cannot mark Bo's message, nor can anyone mark a message that does not exist.
     let json_body = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let u1_body = json!({ "userId": "u1", "userHash": h1 }).to_string();
     let path = format!("/v1/inapp/messages/{bo_msg}/seen");
-    let r = app.raw("POST", &path, &json_body, br#"{"userId":"u1"}"#).await;
+    let r = app.raw("POST", &path, &json_body, u1_body.as_bytes()).await;
     assert_eq!(r.status, 404, "{}", r.body);
-    let r = app.raw("POST", "/v1/inapp/messages/9999/seen", &json_body, br#"{"userId":"u1"}"#).await;
+    let r = app.raw("POST", "/v1/inapp/messages/9999/seen", &json_body, u1_body.as_bytes()).await;
     assert_eq!(r.status, 404, "{}", r.body);
-    let r = app.raw("POST", &format!("/v1/inapp/messages/{ada_msg}/deleted"), &json_body, br#"{"userId":"u1"}"#).await;
+    let r = app.raw("POST", &format!("/v1/inapp/messages/{ada_msg}/deleted"), &json_body, u1_body.as_bytes()).await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(engagements(app, bo.enrollment).await.is_empty());
 
-    let r = app.raw("POST", &format!("/v1/inapp/messages/{ada_msg}/clicked"), &json_body, br#"{"userId":"u1"}"#).await;
+    let r = app.raw("POST", &format!("/v1/inapp/messages/{ada_msg}/clicked"), &json_body, u1_body.as_bytes()).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     assert_eq!(r.json()["message"]["clicked_at"], "2026-03-01T12:00:00Z");
@@ -353,13 +361,56 @@ async fn the_inapp_inbox_serves_a_product_with_a_publishable_key(app: &TestApp) 
     assert_eq!(events(app, "inapp_seen").await.len(), 1);
 
     let path = format!("/v1/inapp/messages/{ada_msg}/dismissed?userId=u1");
-    let r = app.raw("POST", &path, &[("authorization", &bearer)], b"").await;
-    assert_eq!(r.status, 200, "userId may come in the query: {}", r.body);
-    let r = get(app, &format!("/v1/inapp/messages?userId=u1&key={pk}")).await;
+    let r = app.raw("POST", &path, &[("authorization", &bearer), ("x-cairn-user-hash", &h1)], b"").await;
+    assert_eq!(r.status, 200, "userId may come in the query, userHash in a header: {}", r.body);
+    let r = get(app, &format!("/v1/inapp/messages?{u1}&key={pk}")).await;
     assert_eq!(r.json()["messages"], json!([]), "a dismissed message leaves the inbox");
-    let r = get(app, &format!("/v1/inapp/messages?userId=u1&key={pk}&include_dismissed=true")).await;
+    let r = get(app, &format!("/v1/inapp/messages?{u1}&key={pk}&include_dismissed=true")).await;
     assert_eq!(r.json()["messages"][0]["dismissed_at"], "2026-03-01T12:00:00Z");
     assert_eq!(events(app, "inapp_dismissed").await.len(), 1);
+}
+
+async fn the_inapp_inbox_verifies_whose_inbox_it_is(app: &TestApp) {
+    let ada = sent(app, "u1", "ada@acme.io", "onboarding", "tip", "in_app").await;
+    let msg = app.store.add_inapp_message(ada.contact, ada.enrollment, &ada.step, "Hi", "<p>Hi</p>", test_now()).await;
+    let msg = msg.unwrap();
+    let pk = app.publishable_key().await;
+    let inbox = |query: String| {
+        let path = format!("/v1/inapp/messages?key={pk}&{query}");
+        async move { get(app, &path).await }
+    };
+
+    // The publishable key is public: without the backend's HMAC of the user id, nobody's
+    // inbox can be read.
+    let r = inbox("userId=u1".into()).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("`userHash`"), "{}", r.body);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(r.header("www-authenticate"), None, "no login dialog over the product");
+    let other = app.user_hash(&pk, "u2").await;
+    let r = inbox(format!("userId=u1&userHash={other}")).await;
+    assert_eq!(r.status, 401, "another user's hash does not open u1's inbox: {}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("does not match"), "{}", r.body);
+    assert_eq!(inbox("userId=u1&userHash=zz".into()).await.status, 401);
+    let h1 = app.user_hash(&pk, "u1").await;
+    let r = inbox(format!("userId=u1&userHash={}", h1.to_uppercase())).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["messages"][0]["id"], msg);
+
+    // Marking is verified the same way.
+    let path = format!("/v1/inapp/messages/{msg}/seen?key={pk}");
+    let r = app.raw("POST", &path, &[], json!({ "userId": "u1" }).to_string().as_bytes()).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = app.raw("POST", &path, &[], json!({ "userId": "u1", "userHash": other }).to_string().as_bytes()).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(engagements(app, ada.enrollment).await.is_empty(), "nothing was recorded");
+    let r = app.raw("POST", &path, &[], json!({ "userId": "u1", "userHash": h1 }).to_string().as_bytes()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // The identity secret is the publishable key's own: another key's does not verify.
+    let second = app.another_publishable_key().await;
+    let r = get(app, &format!("/v1/inapp/messages?key={second}&userId=u1&userHash={h1}")).await;
+    assert_eq!(r.status, 401, "{}", r.body);
 }
 
 async fn a_csm_lists_and_completes_tasks(app: &TestApp) {
@@ -406,8 +457,9 @@ async fn a_csm_lists_and_completes_tasks(app: &TestApp) {
     assert_eq!(completed[0].1["by"], "ana@acme.example");
 
     // A step that failed for good shows up in the dead letters.
-    app.store.schedule_step(send.enrollment, "webhook", test_now()).await.unwrap();
-    let due = app.store.claim_due_steps("test", test_now(), SignedDuration::from_secs(60), 10).await.unwrap();
+    let due_at = test_now() + SignedDuration::from_hours(24);
+    app.store.schedule_step(send.enrollment, "webhook", due_at).await.unwrap();
+    let due = app.store.claim_due_steps("test", due_at, SignedDuration::from_secs(60), 10).await.unwrap();
     app.store.dead_letter(&due[0], "test", "HTTP 410 from the CRM", test_now()).await.unwrap();
     let (status, body) = app.api_get("/api/programs/dead-letters?limit=10").await;
     assert_eq!(status, 200, "{body}");
@@ -424,5 +476,6 @@ on_both_backends!(
     the_survey_page_shows_the_scale_as_signed_answers,
     bounces_and_complaints_suppress_the_address_and_mark_the_send,
     the_inapp_inbox_serves_a_product_with_a_publishable_key,
+    the_inapp_inbox_verifies_whose_inbox_it_is,
     a_csm_lists_and_completes_tasks,
 );

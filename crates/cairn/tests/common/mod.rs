@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use cairn::app::{App, AppConfig, Definitions};
 use cairn::loopback::{Connection, Response};
 use cairn_core::FixedClock;
 use cairn_store::{KeyKind, Store};
@@ -36,6 +37,7 @@ pub struct TestApp {
     pub secret_key: String,
     pub clock: Arc<FixedClock>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     schema: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -43,15 +45,22 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the server on a fresh database; `None` when the backend is skipped.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
-        TestApp::spawn_with(backend, None).await
+        TestApp::spawn_configured(backend, None, |_| {}).await
     }
 
-    /// Starts the server with the engine running the workspace folder `workspace`.
+    /// Starts the server with the engine and the program runner running the workspace
+    /// folder `workspace`.
     pub async fn spawn_with_workspace(backend: Backend, workspace: &std::path::Path) -> Option<TestApp> {
-        TestApp::spawn_with(backend, Some(workspace)).await
+        TestApp::spawn_configured(backend, Some(workspace), |_| {}).await
     }
 
-    async fn spawn_with(backend: Backend, workspace: Option<&std::path::Path>) -> Option<TestApp> {
+    /// Starts the server through the app builder `cairn serve` uses, on a free loopback
+    /// port and a fresh database, with the settings `configure` leaves.
+    pub async fn spawn_configured(
+        backend: Backend,
+        workspace: Option<&std::path::Path>,
+        configure: impl FnOnce(&mut AppConfig),
+    ) -> Option<TestApp> {
         let (url, dir, schema) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -79,28 +88,26 @@ impl TestApp {
             .await
             .expect("key");
         let clock = Arc::new(FixedClock::new(test_now()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
-        // As `cairn serve` does: the database's link signer serves the signed-link routes.
-        let signer = cairn_programs::link_signer(&store).await.expect("link signer");
-        let mut state = cairn_server::AppState::new(store.clone(), clock.clone()).with_links(signer);
+        let mut config = AppConfig::new("127.0.0.1:0", workspace.map(|d| Definitions::Folder(d.to_path_buf())));
+        config.delivery.node = Some("test-server".into());
+        configure(&mut config);
+        let app = App::build(store.clone(), clock.clone(), config).await.unwrap_or_else(|e| panic!("{e:#}"));
+        let addr = app.addr().to_string();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
-        if let Some(dir) = workspace {
-            let (ws, hash) = cairn_server::load_workspace(dir).unwrap_or_else(|d| panic!("workspace: {d:?}"));
-            let runtime = cairn_runtime::Runtime::start(store.clone(), clock.clone(), Arc::new(ws), hash)
-                .await
-                .expect("engine start");
-            tokio::spawn(runtime.clone().run(async {
-                let _ = engine_stopped.await;
-            }));
-            state = state.with_runtime(runtime, Some(dir.to_path_buf()));
-        }
-        tokio::spawn(cairn_server::serve(listener, state, async move {
+        let running = tokio::spawn(app.run(async {
             let _ = stopped.await;
-            let _ = stop_engine.send(());
         }));
-        Some(TestApp { addr, store, write_key, secret_key, clock, stop: Some(stop), schema, _dir: dir })
+        Some(TestApp {
+            addr,
+            store,
+            write_key,
+            secret_key,
+            clock,
+            stop: Some(stop),
+            running: Some(running),
+            schema,
+            _dir: dir,
+        })
     }
 
     /// A new keep-alive connection.
@@ -139,15 +146,39 @@ impl TestApp {
         key
     }
 
+    /// A second publishable key, as another product (or a rotated key) would embed it.
+    pub async fn another_publishable_key(&self) -> String {
+        let key = cairn_server::generate_key(KeyKind::Publishable, [4; 32]);
+        self.store
+            .create_api_key(KeyKind::Publishable, "other", &cairn_server::hash_key(&key), "p2", test_now())
+            .await
+            .expect("key");
+        key
+    }
+
+    /// The `userHash` of `user_id` that a product's backend computes with the identity
+    /// secret of `publishable_key`.
+    pub async fn user_hash(&self, publishable_key: &str, user_id: &str) -> String {
+        let key = self.store.find_api_key(&cairn_server::hash_key(publishable_key)).await.expect("store");
+        let key = key.expect("a live publishable key");
+        let secret = cairn_server::inapp_identity_secret(&self.store, key.id).await.expect("identity secret");
+        cairn_server::user_hash(&secret, user_id)
+    }
+
     /// POSTs raw bytes with the given headers.
     pub async fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
         self.connection().request(method, path, headers, body).await.expect("request")
     }
 
-    /// Stops the server and removes the PostgreSQL schema.
+    /// Stops the server (the runner and the engine with it) and removes the PostgreSQL
+    /// schema.
     pub async fn finish(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            let stopped = tokio::time::timeout(std::time::Duration::from_secs(30), running).await;
+            assert!(matches!(stopped, Ok(Ok(Ok(())))), "the server stops cleanly: {stopped:?}");
         }
         self.store.close().await;
         if let Some((base, schema)) = self.schema.take() {

@@ -1,4 +1,4 @@
-//! `cairn bench programs`: the program runner at scale, on SQLite, beside a peer.
+//! `cairn-bench programs`: the program runner at scale, on SQLite, beside a peer.
 //!
 //! (a) Throughput: N contacts, five programs triggered on the same day (a date trigger, `launch_date + 1d`),
 //!     each sending one Liquid email to the outbox: N × 5 enrollments. Measured: the
@@ -25,9 +25,9 @@ use cairn_workspace::{SourceFile, check_sources};
 use clap::Args;
 use jiff::Timestamp;
 
-use crate::loopback::Connection;
+use cairn::loopback::Connection;
 
-/// Options of `cairn bench programs`.
+/// Options of `cairn-bench programs`.
 #[derive(Args, Debug, Clone)]
 pub struct ProgramsArgs {
     /// Contacts (each enrolled in all five programs)
@@ -72,7 +72,7 @@ struct Row {
     note: String,
 }
 
-/// `cairn bench programs`.
+/// `cairn-bench programs`.
 pub async fn run(args: ProgramsArgs) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let db = format!("sqlite://{}", dir.path().join("bench.db").display());
@@ -245,7 +245,15 @@ async fn trigger_latency(
     config.batch = 500;
     let runner = Runner::new(store.clone(), runtime.clone(), clock.clone(), config).await?;
     let key = cairn_server::generate_key(KeyKind::Write, [9; 32]);
-    store.create_api_key(KeyKind::Write, "bench", &cairn_server::hash_key(&key), &key[..13], clock.now()).await?;
+    store
+        .create_api_key(
+            KeyKind::Write,
+            "bench",
+            &cairn_server::hash_key(&key),
+            key.get(..13).unwrap_or(&key),
+            clock.now(),
+        )
+        .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let state = cairn_server::AppState::new(store.clone(), clock.clone()).with_runtime(runtime.clone(), None);

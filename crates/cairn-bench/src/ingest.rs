@@ -1,4 +1,4 @@
-//! `cairn bench ingest`: ingestion figures beside a peer measured in the same run.
+//! `cairn-bench ingest`: ingestion figures beside a peer measured in the same run.
 //!
 //! (a) bulk import of an NDJSON file of Segment track calls into SQLite and into
 //!     PostgreSQL, beside PostgreSQL `COPY` of the same rows into an equivalent table
@@ -19,10 +19,10 @@ use clap::Args;
 use jiff::Timestamp;
 use serde_json::json;
 
-use crate::demo::{Rng, event_line, event_line_random_id};
-use crate::loopback::Connection;
+use cairn::demo::{Rng, event_line, event_line_random_id};
+use cairn::loopback::Connection;
 
-/// Options of `cairn bench ingest`.
+/// Options of `cairn-bench ingest`.
 #[derive(Args, Debug, Clone)]
 pub struct IngestArgs {
     /// Events in the bulk-import file (0 leaves the import benchmarks out)
@@ -98,7 +98,7 @@ fn generate_copy_text(ndjson: &Path, out_path: &Path, received_at: Timestamp) ->
     let mut buf = Vec::with_capacity(512);
     for line in BufReader::new(std::fs::File::open(ndjson)?).lines() {
         let line = line?;
-        let m = parse_message(&line, None, &envelope, || crate::import::line_message_id(&line))?;
+        let m = parse_message(&line, None, &envelope, || cairn::import::line_message_id(&line))?;
         buf.clear();
         cairn_store::pg_copy_line(&mut buf, "import", &m);
         out.write_all(&buf)?;
@@ -190,7 +190,7 @@ async fn bulk_import(args: &IngestArgs, dir: &Path, ndjson: &Path, bytes: u64, r
     let store = Store::open(&fresh_sqlite(dir, "bench.db")).await?;
     eprintln!("importing into SQLite…");
     let t = Instant::now();
-    let s = crate::import::import_events(Some(&store), ndjson, received_at).await?;
+    let s = cairn::import::import_events(Some(&store), ndjson, received_at).await?;
     let secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(s.imported == args.events, "SQLite import stored {} of {} events", s.imported, args.events);
     rows.push(row(
@@ -209,7 +209,7 @@ async fn bulk_import(args: &IngestArgs, dir: &Path, ndjson: &Path, bytes: u64, r
     let store = Store::open(&url).await.context("opening the benchmark PostgreSQL (pass --pg none to leave it out)")?;
     eprintln!("importing into PostgreSQL…");
     let t = Instant::now();
-    let s = crate::import::import_events(Some(&store), ndjson, received_at).await?;
+    let s = cairn::import::import_events(Some(&store), ndjson, received_at).await?;
     let pg_secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(s.imported == args.events, "PostgreSQL import stored {} of {} events", s.imported, args.events);
     store.close().await;
@@ -266,7 +266,15 @@ async fn http_batch(db: &str, args: &IngestArgs) -> Result<(f64, f64, f64, u64)>
     let store = Store::open(db).await?;
     let clock = Arc::new(FixedClock::new(bench_end()));
     let key = cairn_server::generate_key(KeyKind::Write, [9; 32]);
-    store.create_api_key(KeyKind::Write, "bench", &cairn_server::hash_key(&key), &key[..13], bench_end()).await?;
+    store
+        .create_api_key(
+            KeyKind::Write,
+            "bench",
+            &cairn_server::hash_key(&key),
+            key.get(..13).unwrap_or(&key),
+            bench_end(),
+        )
+        .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();
     let state = cairn_server::AppState::new(store.clone(), clock);

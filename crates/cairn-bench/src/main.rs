@@ -1,0 +1,69 @@
+//! `cairn-bench`: cairn's benchmarks, each printing cairn's figures beside a peer's measured
+//! in the same run on the same data (see BENCHMARKS.md for the figures and how to read them).
+//!
+//! A crate of its own so that the shipped `cairn` binary carries none of it: the workload
+//! generators, the SQL peers and the comparisons live here; the shared pieces (demo data,
+//! the loopback HTTP client, the NDJSON import) come from the `cairn` library crate. Run it
+//! in release mode: `cargo run --release -p cairn-bench -- engine`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod engine;
+mod ingest;
+mod programs;
+
+// The same allocator as the `cairn` binary, so the figures are those of what ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cairn-bench",
+    about = "Benchmarks that print cairn's figures beside a peer's, measured in the same run"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Ingestion: bulk NDJSON import into SQLite and PostgreSQL beside PostgreSQL COPY,
+    /// and /v1/batch over loopback with concurrent clients
+    Ingest(ingest::IngestArgs),
+    /// The engine: backfill and incremental throughput on a generated workload, beside
+    /// the same segments and health as SQL in DuckDB and PostgreSQL
+    Engine(engine::EngineArgs),
+    /// Programs: a million enrollments across five programs sent to the outbox, beside
+    /// PostgreSQL writing the same rows, and trigger-to-outbox latency over HTTP
+    Programs(programs::ProgramsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Ingest(args) => ingest::ingest(args).await,
+            Command::Engine(args) => engine::run(args).await,
+            Command::Programs(args) => programs::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
