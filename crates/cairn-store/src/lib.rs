@@ -24,6 +24,7 @@ mod programs;
 mod shared;
 mod signals;
 mod sqlite;
+mod subscription_ledger;
 mod types;
 
 use std::collections::HashMap;
@@ -41,6 +42,7 @@ pub use api_keys::ApiKeyListing;
 pub use appender::Appender;
 pub use postgres::copy_columns as pg_copy_line;
 pub use programs::normalize_address;
+pub use subscription_ledger::SubscriptionLine;
 
 /// What starts the internal alias of a contact (`cairn:contact:{id}`).
 pub const CONTACT_ALIAS_PREFIX: &str = "cairn:contact:";

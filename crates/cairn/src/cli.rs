@@ -146,6 +146,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Revenue and retention reports from the subscription ledger (docs/metrics.md)
+    Report {
+        #[command(subcommand)]
+        command: crate::report::ReportCommand,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -401,6 +406,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { dir, json } => Ok(crate::check::run(&dir, json)),
+        Command::Report { command } => crate::report::run(command, clock.as_ref()).await,
     }
 }
 

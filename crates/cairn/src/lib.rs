@@ -1,5 +1,5 @@
-//! cairn's command line: `serve`, `import`, `doctor`, `check`, `show`, `segments`, `keys`
-//! and `demo` (the benchmarks are the `cairn-bench` crate's).
+//! cairn's command line: `serve`, `import`, `doctor`, `check`, `show`, `segments`, `keys`,
+//! `demo` and `report` (the benchmarks are the `cairn-bench` crate's).
 //!
 //! This crate is the edge: it reads files and flags, opens the store, starts the server
 //! and prints reports. Errors are `anyhow` with context here; the library crates below
@@ -14,4 +14,5 @@ pub mod import;
 pub mod loopback;
 pub mod program;
 pub mod progress;
+pub mod report;
 pub mod show;
