@@ -16,7 +16,8 @@
 //!    data HTML-escaped in the HTML part before Liquid sees it, and never evaluated as
 //!    Liquid; anything undefined is an error ([`RenderError::Undefined`]) rather than a
 //!    blank, so the caller dead-letters the send with the reason instead of mailing a
-//!    broken email.
+//!    broken email — except a value the template only pipes into `default` or tests in
+//!    an `if`, which is empty when the recipient lacks it, so the fallback applies.
 //!
 //! The context's shape is documented on the [`context`] module.
 //!
@@ -25,6 +26,18 @@
 //! passes signed URLs in), or the workspace YAML (the caller passes sources and origins).
 //! Pure: no I/O, no async, no clock — except `std::time::Instant` as the render's safety
 //! net against runaway templates (see `guard.rs`); "now" is part of the context.
+//!
+//! Templates use the `liquid` crate with `include`/`render` removed and every tag, block and
+//! filter wrapped to enforce a size limit and a render-time budget. Each part keeps where it
+//! starts in its file so syntax errors point at file:line:col. `check_variables` finds
+//! references to names that can never exist (did-you-mean); `render` fails with `Undefined`
+//! rather than leave a blank. In the HTML part every data value is HTML-escaped before
+//! Liquid sees it, so Liquid or markup inside customer data is inert text; the HTML part's
+//! escaped copy is made only of what it reads, and only where escaping changes something.
+//! `render_via_json` in the tests (the old path through `to_json` and serde) holds the direct
+//! path (`globals.rs`) to the same messages and errors. Insights are pure functions:
+//! `benchmark` (percentile among a peer cohort: same segment, plan or size band) and
+//! `leaderboard` (top and bottom users).
 
 pub mod context;
 mod globals;

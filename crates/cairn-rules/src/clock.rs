@@ -6,6 +6,14 @@
 //! step function of the day: while nothing it reads changes, a day count moves by one a
 //! day, and the comparison can flip only on the days the count reaches or passes a
 //! bound. The engine asks for that day instead of evaluating such rules every day.
+//!
+//! A compiled rule also says whether it reads the instant within a day
+//! (`Rule::reads_instant`: `now()`, `age()`) and which aggregates it reads other than as the
+//! whole argument of a day count (`Rule::reads_exactly`: `days_since(last_seen())` reads only
+//! the last event's day). `Rule::reads_clock` (`now()`, `age()`, `days_since`, `days_until`),
+//! `Rule::clock_predictable` (the clock is read only through day counts compared with
+//! values) and `Rule::next_clock_change` (the next day on which a day count reaches a bound)
+//! are what let the engine skip, at a day boundary, what the day cannot change.
 
 use crate::Value;
 use crate::eval::{Cmp, Context, Func, Node, days_between, reads_clock};

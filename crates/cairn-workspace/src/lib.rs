@@ -18,6 +18,15 @@
 //! belong to `cairn-content`). Must not touch: a database, HTTP, the
 //! clock or evaluation state — it describes what to compute, the engine computes it. The
 //! only I/O is [`load_dir`] / [`read_dir`], a thin reader over [`check_sources`].
+//!
+//! Program rules (`if`, `wait until`, `goal`, `exit`) are compiled with a program scope,
+//! which is what makes `opened('step')`, `clicked(previous)` and `goal()` nameable there and
+//! nowhere else. Template parts are parsed with `cairn-content` and their variables checked
+//! against a `ContextSchema` built from the workspace (custom traits, milestones, pillars, the
+//! standard links and the one-click survey answers `nps_0`…`nps_10`, `csat_1`…`csat_5`); the
+//! checked `Workspace` keeps each `ParsedTemplate` (`parsed_template(id)`) so sending never
+//! re-parses. A task's `pool('x')` must name a pool defined under `pools:`. Rule and Liquid
+//! errors are mapped from their span into the YAML scalar, or into the template file.
 
 mod check;
 mod diagnostic;
