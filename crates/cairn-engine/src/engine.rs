@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use cairn_rules::{AggId, Engagement, Env, Reference, Rule, Subject, Value};
-use cairn_workspace::{Definition, HealthModel, Workspace};
+use cairn_workspace::{Curve, Definition, HealthModel, Workspace};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -96,6 +96,34 @@ struct DayPlan {
     /// the days alone can change a contact's segments is known when it is evaluated (see
     /// `Shard::file_wake`). Otherwise every contact is looked at every day.
     by_wake: bool,
+    /// What of the account nodes a new day can change moves with the days alone: the
+    /// rules reading the clock or a sliding window, and the health measures. An account
+    /// is looked at on a day tick only when one of them can have moved (see
+    /// `Shard::account_wake`), or when it changed since the last tick that looked at it.
+    account_reads: Vec<DayRead>,
+}
+
+/// One rule of the account nodes a new day can change (see `DayPlan::account_reads`).
+#[derive(Debug, Clone, Copy)]
+enum DayRead {
+    /// A condition: a segment's, a milestone's (with its index among all the journey's
+    /// milestones: none once achieved or missed), a stage's entry or exit rule, a health
+    /// model's condition.
+    Condition(RuleAt, Option<usize>),
+    /// A health measure (model, 0 the default; pillar; measure): what moves is its
+    /// score, through the measure's curve.
+    Measure(usize, usize, usize),
+}
+
+/// Where a rule of the workspace is.
+#[derive(Debug, Clone, Copy)]
+enum RuleAt {
+    Segment(usize),
+    Milestone(usize, usize),
+    Entry(usize),
+    Exit(usize),
+    /// The condition of health model `n` (from 1; 0 is the default, which has none).
+    Model(usize),
 }
 
 /// How a new day can change one contact segment, when nothing of the account that
@@ -250,7 +278,31 @@ struct Shard {
     /// With `DayPlan::by_wake`: per day, the contacts filed under it (a contact filed
     /// again under an earlier day stays listed here too; its `filed` says which holds).
     wakes: BTreeMap<Day, Vec<u64>>,
+    /// Per day, the accounts whose `wake` it is (an entry whose account's `wake` moved
+    /// since is skipped).
+    account_wakes: BTreeMap<Day, Vec<u64>>,
+    /// The accounts evaluated or created since the last day tick that looked at them
+    /// (an entry whose account's `touched` is false is skipped).
+    touched: Vec<u64>,
+    /// The first instant of `today`.
+    today_start: Timestamp,
+    /// The accounts whose health measures' raw values move with the days while their
+    /// scores do not (see [`Shard::account_wake`]), with the day their values are of.
+    drifting: BTreeMap<u64, Day>,
+    /// What the day ticks did.
+    work: DayWork,
     backfill: bool,
+}
+
+/// What the engine's day ticks did: the measure of what the passing of days cost, which
+/// follows the data (days on which something can change) rather than the calendar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayWork {
+    /// Day boundaries handled one by one (a stretch of days on which nothing can change
+    /// is crossed in one step and counts none).
+    pub ticks: u64,
+    /// Accounts evaluated at those ticks.
+    pub accounts: u64,
 }
 
 /// Where a stretch of one shard's transitions falls in the order a single shard would
@@ -295,6 +347,9 @@ pub struct Engine {
     shards: Vec<Shard>,
     /// The shard each known contact lives in.
     homes: FastMap<u64, usize>,
+    /// Events dated after the clock when they came, in time order (ties in the order
+    /// they came): each is applied when the clock reaches its instant.
+    pending: Vec<EngineEvent>,
 }
 
 impl Engine {
@@ -325,13 +380,38 @@ impl Engine {
             next_day: start_of_day(today + 1, &tz),
             deadlines: BTreeSet::new(),
             wakes: BTreeMap::new(),
+            account_wakes: BTreeMap::new(),
+            touched: Vec::new(),
+            today_start: start_of_day(today, &tz),
+            drifting: BTreeMap::new(),
+            work: DayWork::default(),
             backfill: false,
         };
         Engine {
             shards: (0..shards.clamp(1, MAX_SHARDS)).map(|_| shard()).collect(),
             shared,
             homes: FastMap::default(),
+            pending: Vec::new(),
         }
+    }
+
+    /// What the day ticks did so far, over every shard.
+    pub fn day_work(&self) -> DayWork {
+        self.shards.iter().fold(DayWork::default(), |w, s| DayWork {
+            ticks: w.ticks.max(s.work.ticks),
+            accounts: w.accounts + s.work.accounts,
+        })
+    }
+
+    /// How many events dated after the clock wait for it to reach them.
+    pub fn pending_events(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Keeps `event`, dated after the clock, until the clock reaches it.
+    fn hold(&mut self, event: EngineEvent) {
+        let at = self.pending.partition_point(|e| e.ts <= event.ts);
+        self.pending.insert(at, event);
     }
 
     /// How many shards the state is split into.
@@ -439,7 +519,8 @@ impl Engine {
     pub fn health_trend(&self, account: u64, days: Day) -> Option<f64> {
         let a = self.account(account)?;
         let now = a.health.as_ref()?.score?;
-        let then = a.snapshots.get(&(self.shards[0].today - days))?.score?;
+        let today = self.shards[0].today;
+        let then = snapshot_on(&a.snapshots, today.saturating_sub(days), today)?.score?;
         Some(now - then)
     }
 
@@ -545,8 +626,13 @@ impl Engine {
 
     /// Applies one event at the engine's current instant (call [`Engine::advance_to`]
     /// first). Updates only the aggregates that read its name and re-evaluates only what
-    /// reads them.
+    /// reads them. An event dated after the clock is held until the clock reaches it
+    /// (see [`Engine::apply_all`]).
     pub fn apply(&mut self, event: &EngineEvent) -> Vec<Transition> {
+        if event.ts > self.now() {
+            self.hold(event.clone());
+            return Vec::new();
+        }
         let route = self.route(event, self.shared.calendar_day(event.ts));
         let mut out = Vec::new();
         self.apply_routed(event, route, &mut out);
@@ -574,11 +660,24 @@ impl Engine {
         }
     }
 
-    /// Replays `events` in order: for each, moves the clock to its instant (but not past
-    /// `until`) and applies it. What [`Engine::advance_to`] and [`Engine::apply`] called
-    /// in turn give, the same transitions in the same order, with the shards working at
-    /// once.
+    /// Replays `events` in order: for each, moves the clock to its instant and applies
+    /// it. What [`Engine::advance_to`] and [`Engine::apply`] called in turn give, the same
+    /// transitions in the same order, with the shards working at once.
+    ///
+    /// An event dated after `until` (the caller's now: a client's clock running ahead,
+    /// or a date typed wrong, year 9000) is not applied yet: it is held, and applied when
+    /// [`Engine::advance_to`] reaches its instant. Until then nothing reads it, so no
+    /// day count runs backwards from a day that has not come (`days_since` of an event
+    /// in the future would be negative) and no window holds it.
     pub fn apply_all(&mut self, events: &[EngineEvent], until: Timestamp) -> Vec<Transition> {
+        if events.iter().any(|e| e.ts > until) {
+            let (now, later): (Vec<EngineEvent>, Vec<EngineEvent>) =
+                events.iter().cloned().partition(|e| e.ts <= until);
+            for e in later {
+                self.hold(e);
+            }
+            return self.apply_all(&now, until);
+        }
         let mut routes = Vec::with_capacity(events.len());
         let mut memo: Option<(Timestamp, (Day, Date))> = None;
         for e in events {
@@ -605,6 +704,7 @@ impl Engine {
             }
             start = end + 1;
         }
+        self.refresh_drifting(&mut out);
         out
     }
 
@@ -658,11 +758,20 @@ impl Engine {
         merge(outputs, out);
     }
 
-    /// Moves the clock to `to`, handling every day boundary (windows slide: everything is
-    /// re-evaluated at the start of the new day, and yesterday's health is kept as a
-    /// snapshot) and every milestone deadline on the way, each at its own instant.
+    /// Moves the clock to `to`, handling every day boundary on which something can change
+    /// (windows slide, day counts move: what the day can change is re-evaluated at the
+    /// start of the new day) and every milestone deadline on the way, each at its own
+    /// instant, and applying the held events (see [`Engine::apply_all`]) whose instant
+    /// comes. Its cost follows the data: a stretch of days on which nothing can change
+    /// is crossed in one step.
     pub fn advance_to(&mut self, to: Timestamp) -> Vec<Transition> {
         let mut out = Vec::new();
+        // Held events whose instant has come, each at its instant.
+        let due = self.pending.partition_point(|e| e.ts <= to);
+        if due > 0 {
+            let events: Vec<EngineEvent> = self.pending.drain(..due).collect();
+            out.extend(self.apply_all(&events, to));
+        }
         let sh = &self.shared;
         let due = self.shards.iter().any(|s| s.due(to));
         let run = |(_, shard): (usize, &mut Shard)| {
@@ -676,7 +785,15 @@ impl Engine {
             parallel(&mut self.shards, run)
         };
         merge(outputs, &mut out);
+        self.refresh_drifting(&mut out);
         out
+    }
+
+    /// See [`Shard::refresh_drifting`].
+    fn refresh_drifting(&mut self, out: &mut Vec<Transition>) {
+        for s in &mut self.shards {
+            s.refresh_drifting(&self.shared, out);
+        }
     }
 
     /// Re-evaluates everything for every account and contact at the current instant (a
@@ -1039,7 +1156,74 @@ impl Shared {
             })
             .collect::<Vec<ContactDay>>();
         let by_wake = !self.contacts_read_instant && !contact.iter().any(|d| d.always);
-        DayPlan { account_nodes, contact, by_wake }
+        let account_reads = self.day_reads(&account_nodes);
+        DayPlan { account_nodes, contact, by_wake, account_reads }
+    }
+
+    /// The rules of `nodes` that move with the days alone (see `DayPlan::account_reads`).
+    fn day_reads(&self, nodes: &[Node]) -> Vec<DayRead> {
+        let moves = |rule: &Rule| rule.reads_clock() || rule.aggregates().iter().any(|a| self.plan.slides(*a));
+        let mut reads = Vec::new();
+        let mut condition = |at: RuleAt, flat: Option<usize>| {
+            if self.rule_at(at).is_some_and(moves) {
+                reads.push(DayRead::Condition(at, flat));
+            }
+        };
+        for &node in nodes {
+            match node {
+                Node::Segment(i) => condition(RuleAt::Segment(i), None),
+                Node::Milestone(si, mi) => {
+                    let flat = self.milestone_offsets.get(si).map(|o| o + mi);
+                    condition(RuleAt::Milestone(si, mi), flat);
+                }
+                Node::Stage => {
+                    let stages = self.ws.journey().map_or(0, |j| j.stages.len());
+                    for k in 0..stages {
+                        condition(RuleAt::Entry(k), None);
+                        condition(RuleAt::Exit(k), None);
+                    }
+                }
+                Node::Health => {
+                    let models = self.ws.health().map_or(0, |h| h.models.len());
+                    for k in 1..=models {
+                        condition(RuleAt::Model(k), None);
+                    }
+                }
+            }
+        }
+        if nodes.contains(&Node::Health)
+            && let Some(h) = self.ws.health()
+        {
+            for (k, model) in std::iter::once(&h.default).chain(&h.models).enumerate() {
+                for (p, pillar) in model.pillars.iter().enumerate() {
+                    for (q, m) in pillar.measures.iter().enumerate() {
+                        if moves(&m.value) {
+                            reads.push(DayRead::Measure(k, p, q));
+                        }
+                    }
+                }
+            }
+        }
+        reads
+    }
+
+    /// The rule at `at`, if the workspace has it.
+    fn rule_at(&self, at: RuleAt) -> Option<&Rule> {
+        let journey = || self.ws.journey();
+        match at {
+            RuleAt::Segment(i) => self.ws.segments().get(i).map(|s| &s.rule),
+            RuleAt::Milestone(si, mi) => journey()?.stages.get(si)?.milestones.get(mi).map(|m| &m.rule),
+            RuleAt::Entry(k) => journey()?.stages.get(k)?.entry.as_ref(),
+            RuleAt::Exit(k) => journey()?.stages.get(k)?.exit.as_ref(),
+            RuleAt::Model(k) => self.ws.health()?.models.get(k.checked_sub(1)?)?.condition.as_ref(),
+        }
+    }
+
+    /// Measure `q` of pillar `p` of health model `k` (0 the default).
+    fn measure_at(&self, k: usize, p: usize, q: usize) -> Option<&cairn_workspace::Measure> {
+        let h = self.ws.health()?;
+        let model = if k == 0 { &h.default } else { h.models.get(k - 1)? };
+        model.pillars.get(p)?.measures.get(q)
     }
 
     fn node_of_reference(&self, r: &Reference) -> Option<Node> {
@@ -1099,9 +1283,17 @@ impl Shard {
     /// An account's state, created empty if new.
     fn account_mut(&mut self, sh: &Shared, id: u64) -> &mut AccountState {
         let plan = &sh.plan;
-        self.accounts
-            .entry(id)
-            .or_insert_with(|| AccountState { aggregates: plan.empty_state(Subject::Account), ..Default::default() })
+        let (today, touched) = (self.today, &mut self.touched);
+        self.accounts.entry(id).or_insert_with(|| {
+            // The next day tick looks at it.
+            touched.push(id);
+            AccountState {
+                aggregates: plan.empty_state(Subject::Account),
+                since: today,
+                touched: true,
+                ..Default::default()
+            }
+        })
     }
 
     /// Creates or replaces an account's traits and re-evaluates what reads them.
@@ -1313,12 +1505,15 @@ impl Shard {
         self.deadlines.first().is_some_and(|(t, _)| *t <= to) || self.next_day <= to
     }
 
-    /// Moves the clock to `to`, handling every day boundary (windows slide: everything is
-    /// re-evaluated at the start of the new day, and yesterday's health is kept as a
-    /// snapshot) and every milestone deadline on the way, each at its own instant.
+    /// Moves the clock to `to`, handling every day boundary on which something can change
+    /// (windows slide, day counts move: what the day can change is re-evaluated at the
+    /// start of the new day) and every milestone deadline on the way, each at its own
+    /// instant. The days on which nothing can change are crossed in one step (see
+    /// [`Shard::skip_quiet_days`]).
     fn advance_to(&mut self, sh: &Shared, to: Timestamp, pos: u32, o: &mut Output) {
         let tz = sh.ws.time_zone();
         loop {
+            self.skip_quiet_days(sh, to);
             let next_day = self.next_day;
             let next_deadline = self.deadlines.first().map(|(t, _)| *t);
             let next = match next_deadline {
@@ -1330,20 +1525,25 @@ impl Shard {
             }
             if next == next_day {
                 let key = |group: u8, id: u64| (pos, 0, next_day, 0, group, id);
-                self.snapshot_day();
                 self.now = next_day;
                 self.today += 1;
+                self.today_start = next_day;
                 self.next_day = start_of_day(self.today + 1, tz);
-                let ids = sorted(self.accounts.keys().copied());
+                self.work.ticks += 1;
+                let today = self.today;
                 let day_nodes = &sh.day_plan.account_nodes;
-                if self.latest_event_day >= self.today {
+                if self.latest_event_day >= today {
                     // Events dated today are already recorded: every window can change.
                     // (Every contact is evaluated, and filed again: a filing under today
-                    // counts as none.)
-                    self.wakes.remove(&self.today);
+                    // counts as none; every account too.)
+                    self.wakes.remove(&today);
+                    self.take_due_accounts(today);
+                    let ids = sorted(self.accounts.keys().copied());
                     for id in ids {
                         o.mark(key(0, id));
                         self.evaluate_account(sh, id, &sh.account_nodes, None, next_day, &mut o.transitions);
+                        self.file_account_wake(sh, id, next_day);
+                        self.work.accounts += 1;
                         self.evaluate_contacts_of(sh, id, next_day, Look::Everything, None, &mut o.transitions);
                     }
                     for c in self.orphans() {
@@ -1351,13 +1551,23 @@ impl Shard {
                         self.evaluate_contact(sh, c, next_day, &mut o.transitions);
                     }
                 } else if sh.day_plan.by_wake {
-                    // Only what the day can change, and of the contacts only those filed
-                    // under today, unless what they read of their account changed.
-                    let today = self.today;
+                    // Only what the day can change: of the accounts, those it can change
+                    // (the others would give the answers they gave), and of the contacts
+                    // those filed under today, unless what they read of their account
+                    // changed.
+                    let due = self.take_due_accounts(today);
                     let (mut woken, mut orphans) = self.take_woken(today);
+                    let mut ids: Vec<u64> = due
+                        .iter()
+                        .copied()
+                        .chain(woken.keys().copied().filter(|a| self.accounts.contains_key(a)))
+                        .collect();
+                    ids.sort_unstable();
+                    ids.dedup();
                     for id in ids {
                         o.mark(key(0, id));
-                        let changed = self.evaluate_account(sh, id, day_nodes, None, next_day, &mut o.transitions);
+                        let changed = due.binary_search(&id).is_ok()
+                            && self.evaluate_due_account(sh, id, day_nodes, next_day, &mut o.transitions);
                         let look = Look::Since { day: Some(today), account: changed };
                         let contacts = woken.remove(&id);
                         if changed && sh.contacts_read_account {
@@ -1378,11 +1588,15 @@ impl Shard {
                     }
                 } else {
                     // Only what the day can change: everything else reads what it read
-                    // yesterday and would give the same answers.
-                    let today = self.today;
+                    // yesterday and would give the same answers. Every contact is looked
+                    // at (some contact segment reads the clock in a way no day can be
+                    // told for).
+                    let due = self.take_due_accounts(today);
+                    let ids = sorted(self.accounts.keys().copied());
                     for id in ids {
                         o.mark(key(0, id));
-                        let changed = self.evaluate_account(sh, id, day_nodes, None, next_day, &mut o.transitions);
+                        let changed = due.binary_search(&id).is_ok()
+                            && self.evaluate_due_account(sh, id, day_nodes, next_day, &mut o.transitions);
                         let look = if sh.contacts_read_instant {
                             Look::Everything
                         } else {
@@ -1415,9 +1629,199 @@ impl Shard {
         }
     }
 
+    /// Brings the raw values of the health measures that move with the days while their
+    /// scores do not (`drifting`) to today, for whoever reads the state next: the
+    /// health is scored again at the day's first instant, as a tick would have, and what
+    /// the account was evaluated at is left as it was (nothing else of it can have
+    /// changed). Called when the engine hands back control, so a replay pays for it once
+    /// a batch, not once a day.
+    fn refresh_drifting(&mut self, sh: &Shared, out: &mut Vec<Transition>) {
+        if !sh.account_nodes.contains(&Node::Health) {
+            return;
+        }
+        let today = self.today;
+        let stale: Vec<u64> = self.drifting.iter().filter(|(_, d)| **d < today).map(|(id, _)| *id).collect();
+        let at = self.today_start;
+        for id in stale {
+            self.drifting.insert(id, today);
+            let Some(a) = self.accounts.get(&id) else { continue };
+            let kept = (a.evaluated_at, a.touched);
+            self.evaluate_account(sh, id, &[Node::Health], None, at, out);
+            if let Some(a) = self.accounts.get_mut(&id) {
+                (a.evaluated_at, a.touched) = kept;
+            }
+        }
+    }
+
+    /// Evaluates what a new day can change of account `id` at `at` (the day's first
+    /// instant) and files it under the next day that can change it; returns what
+    /// [`Shard::evaluate_account`] returns.
+    fn evaluate_due_account(
+        &mut self,
+        sh: &Shared,
+        id: u64,
+        day_nodes: &[Node],
+        at: Timestamp,
+        out: &mut Vec<Transition>,
+    ) -> bool {
+        let changed = self.evaluate_account(sh, id, day_nodes, None, at, out);
+        self.file_account_wake(sh, id, at);
+        self.work.accounts += 1;
+        changed
+    }
+
+    /// Crosses, in one step, the days before the next one on which a day tick can
+    /// change something: the day an account or a contact is filed under, the day of the
+    /// next deadline, the day of `to`. Nothing is crossed while an account changed since
+    /// a tick last looked at it, while events dated after today are recorded (each such
+    /// day re-evaluates everything), or when contacts are looked at every day
+    /// (`DayPlan::by_wake` false). Skipped ticks would have re-evaluated what the days
+    /// cannot change: the answers, and what is kept (health snapshots are runs, see
+    /// `AccountState::snapshots`), are those of a tick each day.
+    fn skip_quiet_days(&mut self, sh: &Shared, to: Timestamp) {
+        if !sh.day_plan.by_wake || self.latest_event_day > self.today || self.next_day > to {
+            return;
+        }
+        let accounts = &self.accounts;
+        self.touched.retain(|id| accounts.get(id).is_some_and(|a| a.touched));
+        if !self.touched.is_empty() {
+            return;
+        }
+        let mut target = sh.calendar_day(to).0;
+        if let Some((&day, _)) = self.account_wakes.first_key_value() {
+            target = target.min(day);
+        }
+        if let Some((&day, _)) = self.wakes.first_key_value() {
+            target = target.min(day);
+        }
+        if let Some(&(t, _)) = self.deadlines.first() {
+            target = target.min(sh.calendar_day(t).0);
+        }
+        // The tick of `target` runs; the days before it are crossed.
+        let last_quiet = target.saturating_sub(1);
+        if last_quiet > self.today {
+            let tz = sh.ws.time_zone();
+            self.today = last_quiet;
+            self.today_start = start_of_day(last_quiet, tz);
+            self.next_day = start_of_day(target, tz);
+            self.now = self.now.max(self.today_start);
+        }
+    }
+
     /// The contacts without an account, in id order (a pass over every contact).
     fn orphans(&self) -> Vec<u64> {
         sorted(self.contacts.iter().filter(|(_, c)| c.account.is_none()).map(|(id, _)| *id))
+    }
+
+    /// The accounts a day tick on `day` looks at, in id order: those whose `wake` it is,
+    /// and those evaluated or created since a tick last looked at them.
+    fn take_due_accounts(&mut self, day: Day) -> Vec<u64> {
+        let mut due: Vec<u64> = Vec::new();
+        for id in self.account_wakes.remove(&day).unwrap_or_default() {
+            if self.accounts.get(&id).is_some_and(|a| a.wake == Some(day)) {
+                due.push(id);
+            }
+        }
+        for id in std::mem::take(&mut self.touched) {
+            if let Some(a) = self.accounts.get_mut(&id)
+                && a.touched
+            {
+                a.touched = false;
+                due.push(id);
+            }
+        }
+        due.sort_unstable();
+        due.dedup();
+        due
+    }
+
+    /// After account `id` was looked at on a day tick at `at`: files it under the next
+    /// day on which the days alone can change it (see [`Shard::account_wake`]).
+    fn file_account_wake(&mut self, sh: &Shared, id: u64, at: Timestamp) {
+        let (wake, drifts) = self.account_wake(sh, id, at);
+        if drifts {
+            self.drifting.insert(id, self.today);
+        } else {
+            self.drifting.remove(&id);
+        }
+        let Some(a) = self.accounts.get_mut(&id) else { return };
+        a.touched = false;
+        if a.wake != wake {
+            a.wake = wake;
+            if let Some(w) = wake {
+                self.account_wakes.entry(w).or_default().push(id);
+            }
+        }
+    }
+
+    /// The first day after the day of `at` on which the days alone (no event, no trait
+    /// change) can change what the day nodes of account `id` give: a sliding window
+    /// losing a day with data ([`AggregatePlan::next_change_overnight`]), a rule's clock
+    /// read flipping a comparison ([`Rule::next_clock_change`]), a health measure's score
+    /// moving on its curve (its value moving steadily with the days, [`Rule::day_trend`],
+    /// reaches a point where the score bends; every day while it is between them); and
+    /// whether a measure's raw value moves while its score does not (that value is
+    /// brought to the day when the engine hands back control, see
+    /// [`Shard::refresh_drifting`]: it holds no day up). A milestone's deadline is a step of the clock of its own. A day
+    /// named may change nothing; none is later than the first change.
+    fn account_wake(&mut self, sh: &Shared, id: u64, at: Timestamp) -> (Option<Day>, bool) {
+        let (today, today_date) = self.day_at(sh, at);
+        let Some(state) = self.accounts.get(&id) else { return (None, false) };
+        let env = AccountEnv {
+            shared: sh,
+            account: state,
+            contact: None,
+            contact_segments: None,
+            now: at,
+            today,
+            today_date,
+        };
+        let mut wake: Option<Day> = None;
+        let mut drifts = false;
+        let mut on = |day: Day| wake = Some(wake.map_or(day, |w| w.min(day)));
+        let in_days = |n: i64| today.saturating_add(Day::try_from(n).unwrap_or(Day::MAX));
+        let windows = |rule: &Rule, on: &mut dyn FnMut(Day)| {
+            for &a in rule.aggregates() {
+                if sh.ws.aggregates().get(a).scope == Subject::Account
+                    && let Some(day) = sh.plan.next_change_overnight(a, &state.aggregates, today)
+                {
+                    on(day);
+                }
+            }
+        };
+        for read in &sh.day_plan.account_reads {
+            match *read {
+                DayRead::Condition(at, milestone) => {
+                    if milestone.is_some_and(|flat| state.milestones_done.contains(flat)) {
+                        continue;
+                    }
+                    let Some(rule) = sh.rule_at(at) else { continue };
+                    windows(rule, &mut on);
+                    if let Some(n) = rule.next_clock_change(&env) {
+                        on(in_days(n));
+                    }
+                }
+                DayRead::Measure(k, p, q) => {
+                    let Some(m) = sh.measure_at(k, p, q) else { continue };
+                    windows(&m.value, &mut on);
+                    if !m.value.reads_clock() {
+                        continue;
+                    }
+                    match m.value.day_trend(&env) {
+                        // It reads the clock in a way the days cannot be told for.
+                        None => on(in_days(1)),
+                        Some((Some(value), per_day)) if per_day != 0.0 => {
+                            drifts = true;
+                            if let Some(n) = next_score_change(&m.curve, value, per_day) {
+                                on(in_days(n));
+                            }
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        (wake, drifts)
     }
 
     /// The contacts filed under `day` (and still filed there) whose segments the day
@@ -1521,8 +1925,16 @@ impl Shard {
         }
     }
 
+    /// The instant an event at `ts` is evaluated at: never before its account's last
+    /// evaluation (every day tick counts as one for the accounts it found: a tick that
+    /// found nothing of an account to change left it as evaluated then), never after the
+    /// clock.
     fn at_for(&self, ts: Timestamp, account: Option<u64>) -> Timestamp {
-        let floor = account.and_then(|a| self.accounts.get(&a)?.evaluated_at).unwrap_or(ts);
+        let state = account.and_then(|a| self.accounts.get(&a));
+        let mut floor = state.and_then(|s| s.evaluated_at).unwrap_or(ts);
+        if state.is_some_and(|s| s.since < self.today) {
+            floor = floor.max(self.today_start);
+        }
         ts.max(floor).min(self.now)
     }
 
@@ -1569,6 +1981,7 @@ impl Shard {
         out: &mut Vec<Transition>,
     ) -> bool {
         let mut read_by_contacts_changed = false;
+        let shard_today = self.today;
         let (today, today_date) = self.day_at(sh, at);
         let ws = &sh.ws;
         // A late event is evaluated on a later day than its own: everything it can reach.
@@ -1748,6 +2161,7 @@ impl Shard {
                         s.health = Some(health::score(model, &health.bands, &values));
                     }
                     let Some(scored) = s.health.as_ref() else { continue };
+                    record_snapshot(&mut s.snapshots, shard_today, snapshot(scored));
                     if contacts_read_health && !same_scores(before.as_ref(), scored) {
                         read_by_contacts_changed = true;
                     }
@@ -1770,6 +2184,10 @@ impl Shard {
         self.health_values = values;
         if let Some(s) = self.accounts.get_mut(&id) {
             s.evaluated_at = Some(s.evaluated_at.map_or(at, |e| e.max(at)));
+            if !s.touched {
+                s.touched = true;
+                self.touched.push(id);
+            }
         }
         read_by_contacts_changed
     }
@@ -1894,18 +2312,6 @@ impl Shard {
         }
     }
 
-    fn snapshot_day(&mut self) {
-        let today = self.today;
-        for a in self.accounts.values_mut() {
-            if let Some(h) = &a.health {
-                a.snapshots.insert(today, snapshot(h));
-                while a.snapshots.first_key_value().is_some_and(|(d, _)| *d <= today - SNAPSHOT_DAYS) {
-                    a.snapshots.pop_first();
-                }
-            }
-        }
-    }
-
     fn transition(&self, at: Timestamp, subject: SubjectRef, kind: TransitionKind) -> Transition {
         Transition { at, subject, kind, backfill: self.backfill }
     }
@@ -1933,6 +2339,49 @@ fn same_inputs(h: &HealthScore, model: &HealthModel, values: &[Option<f64>]) -> 
             .flat_map(|p| &p.measures)
             .zip(values)
             .all(|(m, v)| m.value.map(f64::to_bits) == v.filter(|v| v.is_finite()).map(f64::to_bits))
+}
+
+/// In how many days (at least 1) the score a curve gives a value moving from `value` by
+/// `per_day` a day can next change: every day while the value is between a linear
+/// curve's red and green points, else when it reaches one (or a band's limit); `None`
+/// when it moves away from them all.
+fn next_score_change(curve: &Curve, value: f64, per_day: f64) -> Option<i64> {
+    let reaching = |bound: f64| Rule::days_until_reaching(value, per_day, bound);
+    match curve {
+        Curve::Linear { red, green } => {
+            let (low, high) = (red.min(*green), red.max(*green));
+            if (low..=high).contains(&value) {
+                return Some(1);
+            }
+            [reaching(low), reaching(high)].into_iter().flatten().min()
+        }
+        Curve::Bands(bands) => bands.iter().filter_map(|b| b.below).filter_map(reaching).min(),
+    }
+}
+
+/// Records that the end-of-day health is `s` from day `today` on (see
+/// `AccountState::snapshots`), forgetting the runs that end before the oldest day kept.
+fn record_snapshot(snapshots: &mut BTreeMap<Day, HealthSnapshot>, today: Day, s: HealthSnapshot) {
+    // One entry per change: the same history gives the same runs however often it was
+    // scored.
+    if snapshots.range(..today).next_back().is_some_and(|(_, before)| *before == s) {
+        snapshots.remove(&today);
+    } else {
+        snapshots.insert(today, s);
+    }
+    let oldest = today.saturating_sub(SNAPSHOT_DAYS);
+    while snapshots.keys().nth(1).is_some_and(|d| *d <= oldest) {
+        snapshots.pop_first();
+    }
+}
+
+/// The end-of-day health of day `day`, seen on day `today`: kept for the last
+/// `SNAPSHOT_DAYS` days before today.
+fn snapshot_on(snapshots: &BTreeMap<Day, HealthSnapshot>, day: Day, today: Day) -> Option<&HealthSnapshot> {
+    if day >= today || day < today.saturating_sub(SNAPSHOT_DAYS) {
+        return None;
+    }
+    snapshots.range(..=day).next_back().map(|(_, s)| s)
 }
 
 fn snapshot(h: &HealthScore) -> HealthSnapshot {
