@@ -8,6 +8,33 @@
 //! once, one thread each, and the transitions are put back in the order one shard would
 //! have given them (see [`Key`]). The answers and their order do not depend on the number
 //! of shards.
+//!
+//! # Days cost what the data makes them cost
+//!
+//! The clock moves by day ticks (the start of each day in the workspace time zone) and
+//! deadlines. A tick looks only at what the day can change: of the accounts, those filed
+//! under that day and those evaluated since a tick last looked at them. After each look
+//! an account is filed under the first day on which the days alone can change one of its
+//! day nodes (`Shard::account_wake`): a sliding window losing its oldest day with data,
+//! a comparison of a day count or of `age()` reaching its bound
+//! (`Rule::next_clock_change`), a health measure whose value moves steadily with the days
+//! reaching a point where its curve bends (`Rule::day_trend`); every day while a measure
+//! sits on the slope of its curve, or a rule reads the clock in a way no day can be told
+//! for. The days named are never late (a day early at worst, then the account is filed
+//! again). Contacts are filed the same way (`Shard::file_wake`). When nothing is filed
+//! before a day, the days up to it are crossed in one step (`Shard::skip_quiet_days`),
+//! so an event dated in year 1 costs the few hundred days its windows and day counts
+//! move on, not the 740,000 days since. What a skipped tick would have kept is kept
+//! otherwise: health snapshots are runs (an entry from the day the health changed), and
+//! the raw value of a measure that moves while its score cannot (`days_since(...)` past
+//! its red point) is brought to the day when the engine hands back control
+//! (`Shard::refresh_drifting`). `Engine::day_work` counts the ticks and the accounts
+//! they evaluated, which is what tests hold the cost to.
+//!
+//! An event dated after the clock (`until` of [`Engine::apply_all`], the engine's now for
+//! [`Engine::apply`]) is held and applied when [`Engine::advance_to`] reaches its
+//! instant: until then nothing reads it, so a year-9000 event makes no day count run
+//! backwards.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
