@@ -58,7 +58,7 @@ fn account_traits(a: u64) -> BTreeMap<String, Value> {
     BTreeMap::from([
         ("seats".to_string(), Value::Number(5.0 + (a % 7) as f64)),
         ("arr".to_string(), Value::Number(10_000.0 * (a % 12) as f64)),
-        ("plan".to_string(), Value::String(if a % 3 == 0 { "enterprise" } else { "team" }.into())),
+        ("plan".to_string(), Value::String(if a.is_multiple_of(3) { "enterprise" } else { "team" }.into())),
         ("start_date".to_string(), Value::Date(start)),
         ("renewal_date".to_string(), Value::Date(renewal)),
     ])
@@ -74,7 +74,7 @@ fn usage() -> Vec<EngineEvent> {
             for k in 0..3 {
                 seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
                 let r = seed >> 33;
-                if r % 3 == 0 {
+                if r.is_multiple_of(3) {
                     continue;
                 }
                 let at = start + SignedDuration::from_secs(day * 86_400 + 3_600 + (r % 70_000) as i64);
