@@ -8,12 +8,45 @@
 //! once, one thread each, and the transitions are put back in the order one shard would
 //! have given them (see [`Key`]). The answers and their order do not depend on the number
 //! of shards.
+//!
+//! # Days cost what the data makes them cost
+//!
+//! The clock moves by day ticks (the start of each day in the workspace time zone) and
+//! deadlines. A tick looks only at what the day can change: of the accounts, those filed
+//! under that day and those evaluated since a tick last looked at them. After each look
+//! an account is filed under the first day on which the days alone can change one of its
+//! day nodes (`Shard::account_wake`): a sliding window losing its oldest day with data,
+//! a comparison of a day count or of `age()` reaching its bound
+//! (`Rule::next_clock_change`), a health measure whose value moves steadily with the days
+//! reaching a point where its curve bends (`Rule::day_trend`); every day while a measure
+//! sits on the slope of its curve, or a rule reads the clock in a way no day can be told
+//! for. The days named are never late (a day early at worst, then the account is filed
+//! again). Contacts are filed the same way (`Shard::file_wake`). When nothing is filed
+//! before a day, the days up to it are crossed in one step (`Shard::skip_quiet_days`),
+//! so an event dated in year 1 costs the few hundred days its windows and day counts
+//! move on, not the 740,000 days since. What a skipped tick would have kept is kept
+//! otherwise: health snapshots are runs (an entry from the day the health changed), and
+//! the raw value of a measure that moves while its score cannot (`days_since(...)` past
+//! its red point) is brought to the day when the engine hands back control
+//! (`Shard::refresh_drifting`). `Engine::day_work` counts the ticks and the accounts
+//! they evaluated, which is what tests hold the cost to.
+//!
+//! An event dated after the clock (`until` of [`Engine::apply_all`], the engine's now for
+//! [`Engine::apply`]) is held and applied when [`Engine::advance_to`] reaches its
+//! instant: until then nothing reads it, so a year-9000 event makes no day count run
+//! backwards.
+
+mod days;
+mod env;
+mod evaluate;
+mod plan;
+mod replay;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use cairn_rules::{AggId, Engagement, Env, Reference, Rule, Subject, Value};
-use cairn_workspace::{Definition, HealthModel, Workspace};
+use cairn_workspace::{Curve, Definition, HealthModel, Workspace};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -26,6 +59,10 @@ use crate::state::{
     AccountState, Bits, ContactState, HealthOverride, HealthSnapshot, MilestoneStatus, SubjectRef, Transition,
     TransitionKind,
 };
+use days::{record_snapshot, snapshot_on};
+use env::AccountEnv;
+use env::ProgramEnv;
+pub use env::ProgramFacts;
 
 /// How many days of health snapshots an account keeps.
 const SNAPSHOT_DAYS: Day = 400;
@@ -96,6 +133,34 @@ struct DayPlan {
     /// the days alone can change a contact's segments is known when it is evaluated (see
     /// `Shard::file_wake`). Otherwise every contact is looked at every day.
     by_wake: bool,
+    /// What of the account nodes a new day can change moves with the days alone: the
+    /// rules reading the clock or a sliding window, and the health measures. An account
+    /// is looked at on a day tick only when one of them can have moved (see
+    /// `Shard::account_wake`), or when it changed since the last tick that looked at it.
+    account_reads: Vec<DayRead>,
+}
+
+/// One rule of the account nodes a new day can change (see `DayPlan::account_reads`).
+#[derive(Debug, Clone, Copy)]
+enum DayRead {
+    /// A condition: a segment's, a milestone's (with its index among all the journey's
+    /// milestones: none once achieved or missed), a stage's entry or exit rule, a health
+    /// model's condition.
+    Condition(RuleAt, Option<usize>),
+    /// A health measure (model, 0 the default; pillar; measure): what moves is its
+    /// score, through the measure's curve.
+    Measure(usize, usize, usize),
+}
+
+/// Where a rule of the workspace is.
+#[derive(Debug, Clone, Copy)]
+enum RuleAt {
+    Segment(usize),
+    Milestone(usize, usize),
+    Entry(usize),
+    Exit(usize),
+    /// The condition of health model `n` (from 1; 0 is the default, which has none).
+    Model(usize),
 }
 
 /// How a new day can change one contact segment, when nothing of the account that
@@ -250,7 +315,31 @@ struct Shard {
     /// With `DayPlan::by_wake`: per day, the contacts filed under it (a contact filed
     /// again under an earlier day stays listed here too; its `filed` says which holds).
     wakes: BTreeMap<Day, Vec<u64>>,
+    /// Per day, the accounts whose `wake` it is (an entry whose account's `wake` moved
+    /// since is skipped).
+    account_wakes: BTreeMap<Day, Vec<u64>>,
+    /// The accounts evaluated or created since the last day tick that looked at them
+    /// (an entry whose account's `touched` is false is skipped).
+    touched: Vec<u64>,
+    /// The first instant of `today`.
+    today_start: Timestamp,
+    /// The accounts whose health measures' raw values move with the days while their
+    /// scores do not (see [`Shard::account_wake`]), with the day their values are of.
+    drifting: BTreeMap<u64, Day>,
+    /// What the day ticks did.
+    work: DayWork,
     backfill: bool,
+}
+
+/// What the engine's day ticks did: the measure of what the passing of days cost, which
+/// follows the data (days on which something can change) rather than the calendar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DayWork {
+    /// Day boundaries handled one by one (a stretch of days on which nothing can change
+    /// is crossed in one step and counts none).
+    pub ticks: u64,
+    /// Accounts evaluated at those ticks.
+    pub accounts: u64,
 }
 
 /// Where a stretch of one shard's transitions falls in the order a single shard would
@@ -295,6 +384,9 @@ pub struct Engine {
     shards: Vec<Shard>,
     /// The shard each known contact lives in.
     homes: FastMap<u64, usize>,
+    /// Events dated after the clock when they came, in time order (ties in the order
+    /// they came): each is applied when the clock reaches its instant.
+    pending: Vec<EngineEvent>,
 }
 
 impl Engine {
@@ -325,13 +417,38 @@ impl Engine {
             next_day: start_of_day(today + 1, &tz),
             deadlines: BTreeSet::new(),
             wakes: BTreeMap::new(),
+            account_wakes: BTreeMap::new(),
+            touched: Vec::new(),
+            today_start: start_of_day(today, &tz),
+            drifting: BTreeMap::new(),
+            work: DayWork::default(),
             backfill: false,
         };
         Engine {
             shards: (0..shards.clamp(1, MAX_SHARDS)).map(|_| shard()).collect(),
             shared,
             homes: FastMap::default(),
+            pending: Vec::new(),
         }
+    }
+
+    /// What the day ticks did so far, over every shard.
+    pub fn day_work(&self) -> DayWork {
+        self.shards.iter().fold(DayWork::default(), |w, s| DayWork {
+            ticks: w.ticks.max(s.work.ticks),
+            accounts: w.accounts + s.work.accounts,
+        })
+    }
+
+    /// How many events dated after the clock wait for it to reach them.
+    pub fn pending_events(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Keeps `event`, dated after the clock, until the clock reaches it.
+    fn hold(&mut self, event: EngineEvent) {
+        let at = self.pending.partition_point(|e| e.ts <= event.ts);
+        self.pending.insert(at, event);
     }
 
     /// How many shards the state is split into.
@@ -439,7 +556,8 @@ impl Engine {
     pub fn health_trend(&self, account: u64, days: Day) -> Option<f64> {
         let a = self.account(account)?;
         let now = a.health.as_ref()?.score?;
-        let then = a.snapshots.get(&(self.shards[0].today - days))?.score?;
+        let today = self.shards[0].today;
+        let then = snapshot_on(&a.snapshots, today.saturating_sub(days), today)?.score?;
         Some(now - then)
     }
 
@@ -545,8 +663,13 @@ impl Engine {
 
     /// Applies one event at the engine's current instant (call [`Engine::advance_to`]
     /// first). Updates only the aggregates that read its name and re-evaluates only what
-    /// reads them.
+    /// reads them. An event dated after the clock is held until the clock reaches it
+    /// (see [`Engine::apply_all`]).
     pub fn apply(&mut self, event: &EngineEvent) -> Vec<Transition> {
+        if event.ts > self.now() {
+            self.hold(event.clone());
+            return Vec::new();
+        }
         let route = self.route(event, self.shared.calendar_day(event.ts));
         let mut out = Vec::new();
         self.apply_routed(event, route, &mut out);
@@ -573,182 +696,6 @@ impl Engine {
             }
         }
     }
-
-    /// Replays `events` in order: for each, moves the clock to its instant (but not past
-    /// `until`) and applies it. What [`Engine::advance_to`] and [`Engine::apply`] called
-    /// in turn give, the same transitions in the same order, with the shards working at
-    /// once.
-    pub fn apply_all(&mut self, events: &[EngineEvent], until: Timestamp) -> Vec<Transition> {
-        let mut routes = Vec::with_capacity(events.len());
-        let mut memo: Option<(Timestamp, (Day, Date))> = None;
-        for e in events {
-            let day = match memo {
-                Some((ts, day)) if ts == e.ts => day,
-                _ => self.shared.calendar_day(e.ts),
-            };
-            memo = Some((e.ts, day));
-            routes.push(self.route(e, day));
-        }
-        let mut out = Vec::new();
-        let mut start = 0;
-        while start < events.len() {
-            // Events whose contact lives with their account run shard by shard; one
-            // whose contact lives in another shard runs alone, between the others.
-            let end =
-                routes[start..].iter().position(|r| r.contact_elsewhere.is_some()).map_or(events.len(), |p| start + p);
-            if end > start {
-                self.replay_run(&events[start..end], &routes[start..end], until, &mut out);
-            }
-            if let (Some(e), Some(r)) = (events.get(end), routes.get(end)) {
-                out.extend(self.advance_to(e.ts.min(until)));
-                self.apply_routed(e, *r, &mut out);
-            }
-            start = end + 1;
-        }
-        out
-    }
-
-    /// Replays a run of events that each touch one shard only.
-    ///
-    /// Between two steps of the clock (a day boundary, a deadline) the accounts of a shard
-    /// do not read one another, so a shard applies the events of such a stretch account
-    /// by account (each account's in their order, at their own instants): an account's
-    /// state stays in cache across its events. The steps are found before the stretch is
-    /// applied, which holds because an event schedules no deadline (an account it
-    /// creates has no traits, so no anchor). An event whose contact is not (yet) known
-    /// as one of its account's runs alone, in its place. Each event's transitions keep
-    /// its position as their key, so `merge` puts them in the order one event at a time
-    /// gives.
-    fn replay_run(&mut self, events: &[EngineEvent], routes: &[Route], until: Timestamp, out: &mut Vec<Transition>) {
-        let sh = &self.shared;
-        let run = |(k, shard): (usize, &mut Shard)| {
-            let mut o = Output::default();
-            // This shard's events since the last step of the clock: (account or contact,
-            // position, the clock's instant after it).
-            let mut group: Vec<(u64, usize, Timestamp)> = Vec::new();
-            let mut now = shard.now;
-            for (i, (e, r)) in events.iter().zip(routes).enumerate() {
-                let to = e.ts.min(until);
-                if shard.due(to) {
-                    shard.apply_group(sh, &mut group, events, routes, &mut o);
-                    shard.now = shard.now.max(now);
-                    shard.advance_to(sh, to, i as u32, &mut o);
-                }
-                now = now.max(to);
-                shard.latest_event_day = shard.latest_event_day.max(r.day);
-                if r.shard == k {
-                    match shard.group_key(e) {
-                        Some(key) => group.push((key, i, now)),
-                        None => {
-                            shard.apply_group(sh, &mut group, events, routes, &mut o);
-                            shard.apply_grouped(sh, i, now, events, routes, &mut o);
-                        }
-                    }
-                }
-            }
-            shard.apply_group(sh, &mut group, events, routes, &mut o);
-            shard.now = shard.now.max(now);
-            o
-        };
-        let outputs: Vec<Output> = if self.shards.len() == 1 || events.len() < EVENTS_PER_THREADED_RUN {
-            self.shards.iter_mut().enumerate().map(run).collect()
-        } else {
-            parallel(&mut self.shards, run)
-        };
-        merge(outputs, out);
-    }
-
-    /// Moves the clock to `to`, handling every day boundary (windows slide: everything is
-    /// re-evaluated at the start of the new day, and yesterday's health is kept as a
-    /// snapshot) and every milestone deadline on the way, each at its own instant.
-    pub fn advance_to(&mut self, to: Timestamp) -> Vec<Transition> {
-        let mut out = Vec::new();
-        let sh = &self.shared;
-        let due = self.shards.iter().any(|s| s.due(to));
-        let run = |(_, shard): (usize, &mut Shard)| {
-            let mut o = Output::default();
-            shard.advance_to(sh, to, 0, &mut o);
-            o
-        };
-        let outputs: Vec<Output> = if self.shards.len() == 1 || !due {
-            self.shards.iter_mut().enumerate().map(run).collect()
-        } else {
-            parallel(&mut self.shards, run)
-        };
-        merge(outputs, &mut out);
-        out
-    }
-
-    /// Re-evaluates everything for every account and contact at the current instant (a
-    /// full recompute; what [`Engine::apply`] and [`Engine::advance_to`] keep current
-    /// incrementally).
-    pub fn evaluate_all(&mut self) -> Vec<Transition> {
-        let sh = &self.shared;
-        let outputs = self
-            .shards
-            .iter_mut()
-            .map(|shard| {
-                let mut o = Output::default();
-                shard.evaluate_all(sh, &mut o);
-                o
-            })
-            .collect();
-        let mut out = Vec::new();
-        merge(outputs, &mut out);
-        out
-    }
-}
-
-/// Runs `work` on every shard, one thread each (the first on the calling thread), and
-/// returns their outputs in shard order.
-fn parallel<F>(shards: &mut [Shard], work: F) -> Vec<Output>
-where
-    F: Fn((usize, &mut Shard)) -> Output + Sync,
-{
-    let work = &work;
-    std::thread::scope(|scope| {
-        let mut iter = shards.iter_mut().enumerate();
-        let first = iter.next();
-        let handles: Vec<_> = iter.map(|s| scope.spawn(move || work(s))).collect();
-        let mut outputs = Vec::with_capacity(handles.len() + 1);
-        outputs.extend(first.map(work));
-        for h in handles {
-            // A panic on a shard's thread is a bug in the engine: raise it here.
-            outputs.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        }
-        outputs
-    })
-}
-
-/// Puts the shards' transitions in the order one shard would have given: by key,
-/// stretches with equal keys (only ever from one shard) in the order they came.
-fn merge(outputs: Vec<Output>, out: &mut Vec<Transition>) {
-    let busy = outputs.iter().filter(|o| !o.transitions.is_empty()).count();
-    if busy <= 1 && outputs.iter().all(|o| o.marks.windows(2).all(|w| w[0].0 <= w[1].0)) {
-        // One shard's stretches in key order.
-        for o in outputs {
-            out.extend(o.transitions);
-        }
-        return;
-    }
-    let mut stretches: Vec<(Key, usize, usize, usize)> = Vec::new();
-    let mut sources: Vec<Vec<Option<Transition>>> = Vec::with_capacity(outputs.len());
-    for (k, o) in outputs.into_iter().enumerate() {
-        let len = o.transitions.len();
-        for (j, (key, start)) in o.marks.iter().enumerate() {
-            let end = o.marks.get(j + 1).map_or(len, |(_, s)| *s);
-            if end > *start {
-                stretches.push((*key, k, *start, end));
-            }
-        }
-        sources.push(o.transitions.into_iter().map(Some).collect());
-    }
-    stretches.sort_by_key(|(key, ..)| *key);
-    for (_, k, start, end) in stretches {
-        if let Some(source) = sources.get_mut(k) {
-            out.extend(source[start..end].iter_mut().filter_map(Option::take));
-        }
-    }
 }
 
 /// The entries of several maps keyed by id (no id is in two), in id order.
@@ -765,1343 +712,6 @@ fn sorted(ids: impl Iterator<Item = u64>) -> Vec<u64> {
     ids
 }
 
-impl Shared {
-    /// The calendar day of an instant in the workspace time zone, as a day number and a
-    /// date.
-    fn calendar_day(&self, at: Timestamp) -> (Day, Date) {
-        let date = self.ws.time_zone().to_datetime(at).date();
-        (crate::days::day_of_date(date), date)
-    }
-
-    /// Works out everything the engine needs to know once about `ws`.
-    fn new(ws: Arc<Workspace>) -> Shared {
-        let plan = AggregatePlan::new(ws.aggregates());
-        let segment_index: BTreeMap<&str, usize> =
-            ws.segments().iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
-        let milestone_index: BTreeMap<&str, (usize, usize)> = ws
-            .journey()
-            .map(|j| {
-                j.stages
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(si, s)| s.milestones.iter().enumerate().map(move |(mi, m)| (m.id.as_str(), (si, mi))))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut account_nodes = Vec::new();
-        let mut contact_segments = Vec::new();
-        for def in ws.evaluation_order() {
-            match def {
-                Definition::Segment(id) => {
-                    if let Some(&i) = segment_index.get(id.as_str()) {
-                        match ws.segments()[i].subject {
-                            Subject::Account => account_nodes.push(Node::Segment(i)),
-                            Subject::Contact => contact_segments.push(i),
-                        }
-                    }
-                }
-                Definition::Milestone(id) => {
-                    if let Some(&(s, m)) = milestone_index.get(id.as_str()) {
-                        account_nodes.push(Node::Milestone(s, m));
-                    }
-                }
-                Definition::Stage => {
-                    if ws.journey().is_some() {
-                        account_nodes.push(Node::Stage);
-                    }
-                }
-                Definition::Health => {
-                    if ws.health().is_some() {
-                        account_nodes.push(Node::Health);
-                    }
-                }
-            }
-        }
-        let stage_values = ws
-            .journey()
-            .map(|j| j.stages.iter().map(|s| Value::String(s.id.as_str().into())).collect())
-            .unwrap_or_default();
-        let milestone_offsets = ws
-            .journey()
-            .map(|j| {
-                j.stages
-                    .iter()
-                    .scan(0, |next, s| {
-                        let first = *next;
-                        *next += s.milestones.len();
-                        Some(first)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut shared = Shared {
-            stage_values,
-            milestone_offsets,
-            plan,
-            account_nodes,
-            contact_segments,
-            contact_reads: None,
-            health_reads: Vec::new(),
-            readers_of_aggregate: BTreeMap::new(),
-            readers_of_trait: BTreeMap::new(),
-            contacts_read_account: false,
-            contacts_read_nodes: BTreeSet::new(),
-            contacts_read_instant: false,
-            event_plans: EventPlans::default(),
-            day_plan: DayPlan::default(),
-            segment_index: ws.segments().iter().enumerate().map(|(i, s)| (s.id.as_str().to_string(), i)).collect(),
-            ws,
-        };
-        shared.index_readers();
-        shared
-    }
-
-    /// Works out, once, which nodes each aggregate and trait reaches.
-    fn index_readers(&mut self) {
-        let mut direct_aggs: BTreeMap<Node, BTreeSet<AggId>> = BTreeMap::new();
-        let mut direct_traits: BTreeMap<Node, BTreeSet<String>> = BTreeMap::new();
-        let mut reads_nodes: BTreeMap<Node, BTreeSet<Node>> = BTreeMap::new();
-        for &node in &self.account_nodes {
-            let mut aggs = BTreeSet::new();
-            let mut traits = BTreeSet::new();
-            let mut nodes = BTreeSet::new();
-            for rule in self.rules_of(node) {
-                aggs.extend(rule.aggregates().iter().copied());
-                for r in rule.references() {
-                    match r {
-                        Reference::AccountTrait(t) => {
-                            traits.insert(t.clone());
-                        }
-                        Reference::Anchor => {
-                            if let Some(j) = self.ws.journey() {
-                                traits.insert(j.anchor.clone());
-                            }
-                        }
-                        other => nodes.extend(self.node_of_reference(other)),
-                    }
-                }
-            }
-            direct_aggs.insert(node, aggs);
-            direct_traits.insert(node, traits);
-            reads_nodes.insert(node, nodes);
-        }
-        // Transitive readers: a node is dirty when anything it reads is dirty; the order
-        // is topological, so one pass in order suffices.
-        let mut all_aggs: BTreeMap<Node, BTreeSet<AggId>> = BTreeMap::new();
-        let mut all_traits: BTreeMap<Node, BTreeSet<String>> = BTreeMap::new();
-        for &node in &self.account_nodes {
-            let mut aggs = direct_aggs.remove(&node).unwrap_or_default();
-            let mut traits = direct_traits.remove(&node).unwrap_or_default();
-            for dep in reads_nodes.get(&node).into_iter().flatten() {
-                aggs.extend(all_aggs.get(dep).into_iter().flatten().copied());
-                traits.extend(all_traits.get(dep).into_iter().flatten().cloned());
-            }
-            for a in &aggs {
-                self.readers_of_aggregate.entry(*a).or_default().push(node);
-            }
-            for t in &traits {
-                self.readers_of_trait.entry(t.clone()).or_default().push(node);
-            }
-            all_aggs.insert(node, aggs);
-            all_traits.insert(node, traits);
-        }
-        self.contacts_read_account = self.contact_segments.iter().any(|&i| {
-            let rule = &self.ws.segments()[i].rule;
-            rule.references().iter().any(|r| !matches!(r, Reference::ContactTrait(_)))
-                || rule.aggregates().iter().any(|a| self.ws.aggregates().get(*a).scope == Subject::Account)
-        });
-        let mut contact_aggs = BTreeSet::new();
-        for &i in &self.contact_segments {
-            let rule = &self.ws.segments()[i].rule;
-            for r in rule.references() {
-                self.contacts_read_nodes.extend(self.node_of_reference(r));
-                if matches!(r, Reference::Anchor) {
-                    self.contacts_read_instant = true;
-                }
-            }
-            // `now()` leaves no reference behind: look for it in the source.
-            if rule.source().to_ascii_lowercase().contains("now") {
-                self.contacts_read_instant = true;
-            }
-            contact_aggs.extend(
-                rule.aggregates().iter().copied().filter(|a| self.ws.aggregates().get(*a).scope == Subject::Account),
-            );
-        }
-        let plan_of = |affected: Vec<AggId>| {
-            let nodes = self
-                .nodes_reading(affected.iter().flat_map(|id| self.readers_of_aggregate.get(id).into_iter().flatten()));
-            let reads = nodes
-                .iter()
-                .map(|node| {
-                    let mut reads = Reads::of(&self.rules_of(*node), 0);
-                    for dep in reads_nodes.get(node).into_iter().flatten() {
-                        match nodes.iter().position(|n| n == dep) {
-                            Some(k) if k < 64 => reads.nodes |= 1 << k,
-                            Some(_) => reads.instant = true,
-                            None => {}
-                        }
-                    }
-                    reads
-                })
-                .collect();
-            EventPlan { nodes, reads, contacts_read_changed: affected.iter().any(|a| contact_aggs.contains(a)) }
-        };
-        let by_name = self
-            .plan
-            .listed_names(Subject::Account)
-            .map(|name| (name.to_string(), plan_of(self.plan.affected(Subject::Account, name))))
-            .collect();
-        let other = plan_of(self.plan.affected_by_any(Subject::Account));
-        self.event_plans = EventPlans { by_name, other };
-        self.day_plan = self.plan_days(&reads_nodes);
-        self.health_reads = self
-            .ws
-            .health()
-            .map(|h| {
-                std::iter::once(&h.default)
-                    .chain(&h.models)
-                    .map(|model| {
-                        model
-                            .pillars
-                            .iter()
-                            .flat_map(|p| &p.measures)
-                            .map(|m| {
-                                let mut reads = Reads::of(&[&m.value], 0);
-                                reads.instant |=
-                                    m.value.references().iter().any(|r| self.node_of_reference(r).is_some());
-                                reads
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        self.contact_reads = (self.contact_segments.len() <= 64).then(|| {
-            self.contact_segments
-                .iter()
-                .map(|&i| {
-                    let rule = &self.ws.segments()[i].rule;
-                    let mut nodes = 0u64;
-                    for r in rule.references() {
-                        if let Reference::Segment(id) = r
-                            && let Some(k) =
-                                self.contact_segments.iter().position(|&j| self.ws.segments()[j].id.as_str() == id)
-                        {
-                            nodes |= 1 << k;
-                        }
-                    }
-                    Reads::of(&[rule], nodes)
-                })
-                .collect()
-        });
-    }
-
-    /// Works out what a new day can change, given the nodes each account node reads.
-    fn plan_days(&self, reads_nodes: &BTreeMap<Node, BTreeSet<Node>>) -> DayPlan {
-        let slides = |rule: &Rule| rule.aggregates().iter().any(|a| self.plan.slides(*a));
-        let mut account_nodes: Vec<Node> = Vec::new();
-        for &node in &self.account_nodes {
-            let moves = matches!(node, Node::Milestone(..))
-                || self.rules_of(node).into_iter().any(|r| r.reads_clock() || slides(r))
-                || reads_nodes.get(&node).into_iter().flatten().any(|n| account_nodes.contains(n));
-            if moves {
-                account_nodes.push(node);
-            }
-        }
-        let contact = self
-            .contact_segments
-            .iter()
-            .map(|&i| {
-                let rule = &self.ws.segments()[i].rule;
-                let scope = |a: &AggId| self.ws.aggregates().get(*a).scope;
-                ContactDay {
-                    always: (rule.reads_clock() && !rule.clock_predictable())
-                        || rule.aggregates().iter().any(|a| scope(a) == Subject::Account && self.plan.slides(*a)),
-                    clock: rule.reads_clock() && rule.clock_predictable(),
-                    windows: rule
-                        .aggregates()
-                        .iter()
-                        .copied()
-                        .filter(|a| scope(a) == Subject::Contact && self.plan.slides(*a))
-                        .collect(),
-                    reads_contact_segments: rule.references().iter().any(|r| {
-                        matches!(r, Reference::Segment(id)
-                            if self.ws.segments().iter().any(|s| s.id.as_str() == id && s.subject == Subject::Contact))
-                    }),
-                    reads_account: rule.references().iter().any(|r| match r {
-                        Reference::ContactTrait(_) => false,
-                        Reference::Segment(id) => {
-                            self.ws.segments().iter().any(|s| s.id.as_str() == id && s.subject == Subject::Account)
-                        }
-                        _ => true,
-                    }) || rule.aggregates().iter().any(|a| scope(a) == Subject::Account),
-                }
-            })
-            .collect::<Vec<ContactDay>>();
-        let by_wake = !self.contacts_read_instant && !contact.iter().any(|d| d.always);
-        DayPlan { account_nodes, contact, by_wake }
-    }
-
-    fn node_of_reference(&self, r: &Reference) -> Option<Node> {
-        match r {
-            Reference::Segment(id) => self
-                .ws
-                .segments()
-                .iter()
-                .position(|s| s.id.as_str() == id && s.subject == Subject::Account)
-                .map(Node::Segment),
-            Reference::Milestone(id) => self.ws.journey().and_then(|j| {
-                j.stages.iter().enumerate().find_map(|(si, s)| {
-                    s.milestones.iter().position(|m| m.id.as_str() == id).map(|mi| Node::Milestone(si, mi))
-                })
-            }),
-            Reference::Stage => Some(Node::Stage),
-            Reference::Health(_) => Some(Node::Health),
-            _ => None,
-        }
-    }
-
-    fn rules_of(&self, node: Node) -> Vec<&Rule> {
-        match node {
-            Node::Segment(i) => vec![&self.ws.segments()[i].rule],
-            Node::Milestone(s, m) => {
-                self.ws.journey().map(|j| vec![&j.stages[s].milestones[m].rule]).unwrap_or_default()
-            }
-            Node::Stage => self
-                .ws
-                .journey()
-                .map(|j| j.stages.iter().flat_map(|s| s.entry.iter().chain(s.exit.iter())).collect())
-                .unwrap_or_default(),
-            Node::Health => self
-                .ws
-                .health()
-                .map(|h| {
-                    std::iter::once(&h.default)
-                        .chain(h.models.iter())
-                        .flat_map(|m| {
-                            m.condition.iter().chain(m.pillars.iter().flat_map(|p| p.measures.iter().map(|x| &x.value)))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }
-    }
-
-    /// The workspace being evaluated.
-    /// The nodes among `readers`, deduplicated, in evaluation order.
-    fn nodes_reading<'a>(&self, readers: impl Iterator<Item = &'a Node>) -> Vec<Node> {
-        let set: BTreeSet<Node> = readers.copied().collect();
-        self.account_nodes.iter().copied().filter(|n| set.contains(n)).collect()
-    }
-}
-
-impl Shard {
-    /// An account's state, created empty if new.
-    fn account_mut(&mut self, sh: &Shared, id: u64) -> &mut AccountState {
-        let plan = &sh.plan;
-        self.accounts
-            .entry(id)
-            .or_insert_with(|| AccountState { aggregates: plan.empty_state(Subject::Account), ..Default::default() })
-    }
-
-    /// Creates or replaces an account's traits and re-evaluates what reads them.
-    fn upsert_account(&mut self, sh: &Shared, id: u64, traits: BTreeMap<String, Value>) -> Vec<Transition> {
-        let anchor_trait = sh.ws.journey().map(|j| j.anchor.clone());
-        let tz = sh.ws.time_zone().clone();
-        let state = self.account_mut(sh, id);
-        let changed: BTreeSet<String> = traits
-            .keys()
-            .chain(state.traits.keys())
-            .filter(|k| traits.get(*k) != state.traits.get(*k))
-            .cloned()
-            .collect();
-        let first = state.evaluated_at.is_none();
-        state.traits = traits;
-        state.anchor = anchor_trait.as_ref().and_then(|t| anchor_day(state.traits.get(t), &tz));
-        self.schedule_deadlines(sh, id);
-        let nodes: Vec<Node> = if first {
-            sh.account_nodes.clone()
-        } else {
-            sh.nodes_reading(changed.iter().flat_map(|t| sh.readers_of_trait.get(t).into_iter().flatten()))
-        };
-        let mut out = Vec::new();
-        let at = self.now;
-        self.evaluate_account(sh, id, &nodes, None, at, &mut out);
-        if first || (!nodes.is_empty() && sh.contacts_read_account) {
-            self.evaluate_contacts_of(sh, id, at, Look::Everything, None, &mut out);
-        }
-        out
-    }
-
-    /// Creates or replaces a contact (its account link and traits) and evaluates its
-    /// segments.
-    fn upsert_contact(
-        &mut self,
-        sh: &Shared,
-        id: u64,
-        account: Option<u64>,
-        traits: BTreeMap<String, Value>,
-    ) -> Vec<Transition> {
-        let previous = self.contacts.get(&id).and_then(|c| c.account);
-        if previous != account {
-            if let Some(p) = previous
-                && let Some(a) = self.accounts.get_mut(&p)
-            {
-                a.contacts.remove(&id);
-            }
-            if let Some(a) = account {
-                self.account_mut(sh, a).contacts.insert(id);
-            }
-        }
-        if let Some(c) = self.contacts.get(&id)
-            && c.account == account
-            && c.traits == traits
-            && c.evaluated
-        {
-            return Vec::new();
-        }
-        let empty = sh.plan.empty_state(Subject::Contact);
-        let c = self.contacts.entry(id).or_insert_with(|| ContactState { aggregates: empty, ..Default::default() });
-        c.account = account;
-        c.traits = traits;
-        c.evaluated = true;
-        let mut out = Vec::new();
-        let at = self.now;
-        self.evaluate_contact(sh, id, at, &mut out);
-        out
-    }
-
-    /// Applies one event at the shard's current instant: its contact's aggregates (when
-    /// `contact_here`: the contact lives in this shard), its account's, and what reads
-    /// them. Returns the instant at which the contact, living in another shard, must be
-    /// evaluated, if it must.
-    fn apply(
-        &mut self,
-        sh: &Shared,
-        event: &EngineEvent,
-        (day, date): (Day, Date),
-        contact_here: bool,
-        out: &mut Vec<Transition>,
-    ) -> Option<Timestamp> {
-        // Evaluations at the event's own instant need not convert it again.
-        self.day_memo = (event.ts, day, date);
-        let facts =
-            EventFacts { name: &event.name, ts: event.ts, day, contact: event.contact, numbers: &event.numbers };
-        self.latest_event_day = self.latest_event_day.max(day);
-        // Whether the contact is new here (a contact seen before was evaluated then).
-        let new_contact = contact_here && event.contact.is_some_and(|c| !self.contacts.contains_key(&c));
-        if contact_here && let Some(c) = event.contact {
-            self.record(sh, c, &facts);
-        }
-        // A contact seen before, whose aggregates this event was just recorded in, needs a
-        // look only at what that changed.
-        let contact_look = if contact_here && !new_contact { Look::Event } else { Look::Everything };
-        let Some(a) = event.account else {
-            if let Some(c) = event.contact {
-                self.evaluate_contact_segments(sh, c, self.at_for(event.ts, None), contact_look, out);
-            }
-            return None;
-        };
-        let new_account = !self.accounts.contains_key(&a);
-        if new_account {
-            out.extend(self.upsert_account(sh, a, BTreeMap::new()));
-        }
-        let mut changes = std::mem::take(&mut self.account_changes);
-        if let Some(state) = self.accounts.get_mut(&a) {
-            sh.plan.record(Subject::Account, &mut state.aggregates, &facts, &mut changes);
-        }
-        let plans = &sh.event_plans;
-        let plan = plans.by_name.get(event.name.as_str()).unwrap_or(&plans.other);
-        let contacts_read_changed = plan.contacts_read_changed;
-        let at = self.at_for(event.ts, Some(a));
-        let account_changed = self.evaluate_account(sh, a, &plan.nodes, Some((&plan.reads, &changes)), at, out);
-        self.account_changes = changes;
-        // Another contact of the account reads only its own state and the account's:
-        // unless what it reads of the account changed (or moves within the day), its
-        // segments stay as they are, and only the event's contact needs a look.
-        // Of the others, only the segments reading the account can have moved.
-        let own = event.contact.filter(|c| contact_here && self.contacts.get(c).is_some_and(|x| x.account == Some(a)));
-        let all_contacts = sh.contacts_read_account
-            && (new_account || sh.contacts_read_instant || contacts_read_changed || account_changed);
-        if all_contacts {
-            let look = if new_account || sh.contacts_read_instant {
-                Look::Everything
-            } else {
-                Look::Since { day: None, account: true }
-            };
-            self.evaluate_contacts_of(sh, a, at, look, own, out);
-        }
-        let c = event.contact?;
-        if !contact_here {
-            // A contact of another account (in another shard) acting for this one.
-            return Some(at);
-        }
-        if !all_contacts || own.is_none() {
-            self.evaluate_contact_segments(sh, c, at, contact_look, out);
-        }
-        None
-    }
-
-    /// Records an event in the aggregates of contact `c` (created if new), who lives in
-    /// this shard.
-    fn record_contact(&mut self, sh: &Shared, c: u64, event: &EngineEvent, day: Day) {
-        let facts =
-            EventFacts { name: &event.name, ts: event.ts, day, contact: event.contact, numbers: &event.numbers };
-        self.record(sh, c, &facts);
-    }
-
-    /// Records an event in the aggregates of contact `c` (created if new), and in
-    /// `contact_changes` what it changed there.
-    fn record(&mut self, sh: &Shared, c: u64, facts: &EventFacts<'_>) {
-        let plan = &sh.plan;
-        let contact = self
-            .contacts
-            .entry(c)
-            .or_insert_with(|| ContactState { aggregates: plan.empty_state(Subject::Contact), ..Default::default() });
-        plan.record(Subject::Contact, &mut contact.aggregates, facts, &mut self.contact_changes);
-    }
-
-    /// What an event of a replayed run is grouped by (see `Engine::replay_run`): the
-    /// account whose state it reads and changes (its own, or its contact's when it has
-    /// none), or its contact when neither has one; `None` when it must run alone (its
-    /// contact is not known here, or is another account's). Two groups that share a key
-    /// by chance (an account's id is a contact's) merely run together.
-    fn group_key(&self, e: &EngineEvent) -> Option<u64> {
-        match (e.account, e.contact) {
-            (Some(a), Some(c)) => self.contacts.get(&c).is_some_and(|x| x.account == Some(a)).then_some(a),
-            (Some(a), None) => Some(a),
-            (None, Some(c)) => self.contacts.get(&c).map(|x| x.account.unwrap_or(c)),
-            (None, None) => None,
-        }
-    }
-
-    /// Applies the grouped events, account by account, each at the instant the clock had
-    /// when it came, and empties the group.
-    fn apply_group(
-        &mut self,
-        sh: &Shared,
-        group: &mut Vec<(u64, usize, Timestamp)>,
-        events: &[EngineEvent],
-        routes: &[Route],
-        o: &mut Output,
-    ) {
-        group.sort_unstable_by_key(|(key, i, _)| (*key, *i));
-        for &(_, i, now) in group.iter() {
-            self.apply_grouped(sh, i, now, events, routes, o);
-        }
-        group.clear();
-    }
-
-    /// Applies event `i` of a replayed run with the clock at `now`.
-    fn apply_grouped(
-        &mut self,
-        sh: &Shared,
-        i: usize,
-        now: Timestamp,
-        events: &[EngineEvent],
-        routes: &[Route],
-        o: &mut Output,
-    ) {
-        let (Some(e), Some(r)) = (events.get(i), routes.get(i)) else { return };
-        self.now = now;
-        o.mark((i as u32, 1, Timestamp::MIN, 0, 0, 0));
-        self.apply(sh, e, (r.day, r.date), true, &mut o.transitions);
-    }
-
-    /// Whether moving the clock to `to` crosses a day boundary or a deadline.
-    fn due(&self, to: Timestamp) -> bool {
-        self.deadlines.first().is_some_and(|(t, _)| *t <= to) || self.next_day <= to
-    }
-
-    /// Moves the clock to `to`, handling every day boundary (windows slide: everything is
-    /// re-evaluated at the start of the new day, and yesterday's health is kept as a
-    /// snapshot) and every milestone deadline on the way, each at its own instant.
-    fn advance_to(&mut self, sh: &Shared, to: Timestamp, pos: u32, o: &mut Output) {
-        let tz = sh.ws.time_zone();
-        loop {
-            let next_day = self.next_day;
-            let next_deadline = self.deadlines.first().map(|(t, _)| *t);
-            let next = match next_deadline {
-                Some(d) if d < next_day => d,
-                _ => next_day,
-            };
-            if next > to {
-                break;
-            }
-            if next == next_day {
-                let key = |group: u8, id: u64| (pos, 0, next_day, 0, group, id);
-                self.snapshot_day();
-                self.now = next_day;
-                self.today += 1;
-                self.next_day = start_of_day(self.today + 1, tz);
-                let ids = sorted(self.accounts.keys().copied());
-                let day_nodes = &sh.day_plan.account_nodes;
-                if self.latest_event_day >= self.today {
-                    // Events dated today are already recorded: every window can change.
-                    // (Every contact is evaluated, and filed again: a filing under today
-                    // counts as none.)
-                    self.wakes.remove(&self.today);
-                    for id in ids {
-                        o.mark(key(0, id));
-                        self.evaluate_account(sh, id, &sh.account_nodes, None, next_day, &mut o.transitions);
-                        self.evaluate_contacts_of(sh, id, next_day, Look::Everything, None, &mut o.transitions);
-                    }
-                    for c in self.orphans() {
-                        o.mark(key(1, c));
-                        self.evaluate_contact(sh, c, next_day, &mut o.transitions);
-                    }
-                } else if sh.day_plan.by_wake {
-                    // Only what the day can change, and of the contacts only those filed
-                    // under today, unless what they read of their account changed.
-                    let today = self.today;
-                    let (mut woken, mut orphans) = self.take_woken(today);
-                    for id in ids {
-                        o.mark(key(0, id));
-                        let changed = self.evaluate_account(sh, id, day_nodes, None, next_day, &mut o.transitions);
-                        let look = Look::Since { day: Some(today), account: changed };
-                        let contacts = woken.remove(&id);
-                        if changed && sh.contacts_read_account {
-                            self.evaluate_contacts_of(sh, id, next_day, look, None, &mut o.transitions);
-                        } else if let Some(mut contacts) = contacts {
-                            // The order `evaluate_contacts_of` takes.
-                            contacts.sort_unstable();
-                            for c in contacts {
-                                self.evaluate_contact_segments(sh, c, next_day, look, &mut o.transitions);
-                            }
-                        }
-                    }
-                    orphans.sort_unstable();
-                    for c in orphans {
-                        o.mark(key(1, c));
-                        let look = Look::Since { day: Some(today), account: false };
-                        self.evaluate_contact_segments(sh, c, next_day, look, &mut o.transitions);
-                    }
-                } else {
-                    // Only what the day can change: everything else reads what it read
-                    // yesterday and would give the same answers.
-                    let today = self.today;
-                    for id in ids {
-                        o.mark(key(0, id));
-                        let changed = self.evaluate_account(sh, id, day_nodes, None, next_day, &mut o.transitions);
-                        let look = if sh.contacts_read_instant {
-                            Look::Everything
-                        } else {
-                            Look::Since { day: Some(today), account: changed }
-                        };
-                        self.evaluate_contacts_of(sh, id, next_day, look, None, &mut o.transitions);
-                    }
-                    for c in self.orphans() {
-                        o.mark(key(1, c));
-                        let look = Look::Since { day: Some(today), account: false };
-                        self.evaluate_contact_segments(sh, c, next_day, look, &mut o.transitions);
-                    }
-                }
-            }
-            while let Some(&(t, account)) = self.deadlines.first() {
-                if t > next {
-                    break;
-                }
-                self.deadlines.pop_first();
-                self.now = self.now.max(t);
-                o.mark((pos, 0, t, 1, 0, account));
-                self.evaluate_account(sh, account, &sh.account_nodes, None, t, &mut o.transitions);
-                let look =
-                    if sh.contacts_read_instant { Look::Everything } else { Look::Since { day: None, account: true } };
-                self.evaluate_contacts_of(sh, account, t, look, None, &mut o.transitions);
-            }
-        }
-        if to > self.now {
-            self.now = to;
-        }
-    }
-
-    /// The contacts without an account, in id order (a pass over every contact).
-    fn orphans(&self) -> Vec<u64> {
-        sorted(self.contacts.iter().filter(|(_, c)| c.account.is_none()).map(|(id, _)| *id))
-    }
-
-    /// The contacts filed under `day` (and still filed there) whose segments the day
-    /// can change, unfiled: those of each account, and those without an account. One
-    /// filed there whose day has moved later since is filed again under it.
-    fn take_woken(&mut self, day: Day) -> (FastMap<u64, Vec<u64>>, Vec<u64>) {
-        let mut by_account: FastMap<u64, Vec<u64>> = FastMap::default();
-        let mut orphans = Vec::new();
-        let mut later = Vec::new();
-        for c in self.wakes.remove(&day).unwrap_or_default() {
-            let Some(state) = self.contacts.get_mut(&c) else { continue };
-            if state.filed != Some(day) {
-                continue;
-            }
-            state.filed = None;
-            match state.wake {
-                Some(w) if w <= day => {
-                    state.wake = None;
-                    match state.account {
-                        Some(a) => by_account.entry(a).or_default().push(c),
-                        None => orphans.push(c),
-                    }
-                }
-                Some(w) => {
-                    state.filed = Some(w);
-                    later.push((w, c));
-                }
-                None => {}
-            }
-        }
-        for (w, c) in later {
-            self.wakes.entry(w).or_default().push(c);
-        }
-        (by_account, orphans)
-    }
-
-    /// With `DayPlan::by_wake`, after contact `id` was evaluated at `at` (on `today`):
-    /// files it under the first day after the shard's day on which the days alone can
-    /// change one of its segments, a day count reaching a bound or a day with data
-    /// leaving a sliding window, as it is now. Whatever else could change them (its
-    /// events, its traits, what they read of its account) evaluates it again, and files
-    /// it again.
-    fn file_wake(&mut self, sh: &Shared, id: u64, at: Timestamp, today: Day, today_date: Date) {
-        let Some(contact) = self.contacts.get(&id) else { return };
-        let empty = AccountState::default();
-        let account = contact.account.and_then(|a| self.accounts.get(&a)).unwrap_or(&empty);
-        let env = AccountEnv {
-            shared: sh,
-            account,
-            contact: Some(contact),
-            contact_segments: None,
-            now: at,
-            today,
-            today_date,
-        };
-        let mut wake: Option<Day> = None;
-        let mut earliest = |day: Day| wake = Some(wake.map_or(day, |w| w.min(day)));
-        for (k, &i) in sh.contact_segments.iter().enumerate() {
-            let d = &sh.day_plan.contact[k];
-            if d.clock
-                && let Some(n) = sh.ws.segments()[i].rule.next_clock_change(&env)
-            {
-                earliest(today.saturating_add(Day::try_from(n).unwrap_or(Day::MAX)));
-            }
-            for w in &d.windows {
-                if let Some(day) = sh.plan.next_change_overnight(*w, &contact.aggregates, today) {
-                    earliest(day);
-                }
-            }
-        }
-        // A day already begun (a late event evaluated at its own instant) is looked at
-        // on the next day tick.
-        let shard_today = self.today;
-        let wake = wake.map(|w| w.max(shard_today.saturating_add(1)));
-        if let Some(c) = self.contacts.get_mut(&id) {
-            c.wake = wake;
-            // Filed again only when the day came earlier (or the filing was used up): a
-            // day that moved later is found when the earlier one comes.
-            if let Some(w) = wake
-                && c.filed.is_none_or(|f| f <= shard_today || w < f)
-            {
-                c.filed = Some(w);
-                self.wakes.entry(w).or_default().push(id);
-            }
-        }
-    }
-
-    /// Re-evaluates everything of this shard at the current instant: accounts, then
-    /// contacts, each in id order.
-    fn evaluate_all(&mut self, sh: &Shared, o: &mut Output) {
-        let at = self.now;
-        let ids = sorted(self.accounts.keys().copied());
-        for id in ids {
-            o.mark((0, 0, Timestamp::MIN, 0, 0, id));
-            self.evaluate_account(sh, id, &sh.account_nodes, None, at, &mut o.transitions);
-        }
-        let contacts = sorted(self.contacts.keys().copied());
-        for c in contacts {
-            o.mark((0, 0, Timestamp::MIN, 0, 1, c));
-            self.evaluate_contact(sh, c, at, &mut o.transitions);
-        }
-    }
-
-    fn at_for(&self, ts: Timestamp, account: Option<u64>) -> Timestamp {
-        let floor = account.and_then(|a| self.accounts.get(&a)?.evaluated_at).unwrap_or(ts);
-        ts.max(floor).min(self.now)
-    }
-
-    /// The calendar day of `at` in the workspace time zone, as a day number and a date.
-    fn day_at(&mut self, sh: &Shared, at: Timestamp) -> (Day, Date) {
-        if self.day_memo.0 != at {
-            let (day, date) = sh.calendar_day(at);
-            self.day_memo = (at, day, date);
-        }
-        (self.day_memo.1, self.day_memo.2)
-    }
-
-    fn schedule_deadlines(&mut self, sh: &Shared, account: u64) {
-        let Some(state) = self.accounts.get_mut(&account) else { return };
-        for t in state.deadlines.drain(..) {
-            self.deadlines.remove(&(t, account));
-        }
-        let Some(journey) = sh.ws.journey() else { return };
-        let Some(anchor) = state.anchor else { return };
-        let tz = sh.ws.time_zone();
-        for m in journey.milestones() {
-            let pending = matches!(state.milestones.get(m.id.as_str()), None | Some(MilestoneStatus::Pending));
-            if let (true, Some(within)) = (pending, m.within) {
-                let deadline = deadline(anchor, within, tz);
-                if deadline > self.now && self.deadlines.insert((deadline, account)) {
-                    state.deadlines.push(deadline);
-                }
-            }
-        }
-    }
-
-    /// Evaluates `nodes` of account `id` at `at`; returns whether a node that contact
-    /// segments read changed (a membership, a milestone, the stage, a health score).
-    /// After an event, `event` holds what each node reads (as `nodes`) and what the
-    /// event changed in the account's aggregates: on the event's day, a node none of
-    /// whose reads moved is left as it is.
-    fn evaluate_account(
-        &mut self,
-        sh: &Shared,
-        id: u64,
-        nodes: &[Node],
-        event: Option<(&[Reads], &Changes)>,
-        at: Timestamp,
-        out: &mut Vec<Transition>,
-    ) -> bool {
-        let mut read_by_contacts_changed = false;
-        let (today, today_date) = self.day_at(sh, at);
-        let ws = &sh.ws;
-        // A late event is evaluated on a later day than its own: everything it can reach.
-        let event = event.filter(|(_, changes)| changes.day() == today);
-        // The nodes (by position) this evaluation changed.
-        let mut changed: u64 = 0;
-        // The health measures' raw values, in a buffer kept across evaluations.
-        let mut values = std::mem::take(&mut self.health_values);
-        for (k, &node) in nodes.iter().enumerate() {
-            let Some(state) = self.accounts.get(&id) else { break };
-            if let Some((reads, changes)) = event
-                && !reads[k].moved(&sh.plan, changes, state.anchor, changed)
-            {
-                continue;
-            }
-            let mut rescored = false;
-            let env = AccountEnv {
-                shared: sh,
-                account: state,
-                contact: None,
-                contact_segments: None,
-                now: at,
-                today,
-                today_date,
-            };
-            let transitions_before = out.len();
-            match node {
-                Node::Segment(i) => {
-                    let segment = &ws.segments()[i];
-                    let inside = segment.rule.eval_bool(&env);
-                    let id_str = segment.id.as_str();
-                    let was = state.member_of.contains(i);
-                    if inside != was {
-                        let kind = if inside {
-                            TransitionKind::SegmentEntered { segment: id_str.to_string() }
-                        } else {
-                            TransitionKind::SegmentExited { segment: id_str.to_string() }
-                        };
-                        out.push(self.transition(at, SubjectRef::Account(id), kind));
-                        if let Some(s) = self.accounts.get_mut(&id) {
-                            s.member_of.set(i, inside);
-                            if inside {
-                                s.segments.insert(id_str.to_string());
-                            } else {
-                                s.segments.remove(id_str);
-                            }
-                        }
-                    }
-                }
-                Node::Milestone(si, mi) => {
-                    let Some(journey) = sh.ws.journey() else { continue };
-                    let m = &journey.stages[si].milestones[mi];
-                    let flat = sh.milestone_offsets[si] + mi;
-                    if state.milestones_done.contains(flat) {
-                        continue;
-                    }
-                    let due = match (state.anchor, m.within) {
-                        (Some(anchor), Some(within)) => Some(deadline(anchor, within, sh.ws.time_zone())),
-                        _ => None,
-                    };
-                    let new = match due {
-                        Some(due) if at >= due => Some(MilestoneStatus::Missed(due)),
-                        _ if m.rule.eval_bool(&env) => Some(MilestoneStatus::Achieved(at)),
-                        _ => None,
-                    };
-                    if let Some(new) = new {
-                        let milestone = m.id.as_str().to_string();
-                        let kind = match new {
-                            MilestoneStatus::Missed(_) => {
-                                TransitionKind::MilestoneMissed { milestone: milestone.clone() }
-                            }
-                            _ => TransitionKind::MilestoneAchieved { milestone: milestone.clone() },
-                        };
-                        let stamp = match new {
-                            MilestoneStatus::Missed(due) => due,
-                            _ => at,
-                        };
-                        out.push(self.transition(stamp, SubjectRef::Account(id), kind));
-                        if let Some(s) = self.accounts.get_mut(&id) {
-                            s.milestones.insert(milestone, new);
-                            s.milestones_done.set(flat, true);
-                        }
-                    }
-                }
-                Node::Stage => {
-                    let Some(journey) = sh.ws.journey() else { continue };
-                    let stages = &journey.stages;
-                    let mut current = state.stage;
-                    let mut moves = Vec::new();
-                    // Forward only, at most once per stage: into the first stage, then on
-                    // when the current stage's exit rule holds (if the next stage's entry
-                    // rule, when it has one, holds too), or straight to the furthest later
-                    // stage whose entry rule holds.
-                    for _ in 0..=stages.len() {
-                        let from = current;
-                        let start = current.map_or(0, |c| c + 1);
-                        let jump = (start..stages.len())
-                            .rev()
-                            .find(|&j| stages[j].entry.as_ref().is_some_and(|r| r.eval_bool(&env)));
-                        let next = match (current, jump) {
-                            (_, Some(j)) => Some(j),
-                            (None, None) => (!stages.is_empty()).then_some(0),
-                            (Some(c), None) => {
-                                let exits = stages[c].exit.as_ref().is_some_and(|r| r.eval_bool(&env));
-                                let n = c + 1;
-                                let enters =
-                                    stages.get(n).is_some_and(|s| s.entry.as_ref().is_none_or(|r| r.eval_bool(&env)));
-                                (exits && enters).then_some(n)
-                            }
-                        };
-                        // A stage entered now is checked again with the same facts: its
-                        // exit rule may already hold.
-                        match next {
-                            Some(n) if Some(n) != from => {
-                                moves.push((from, n));
-                                current = Some(n);
-                            }
-                            _ => break,
-                        }
-                    }
-                    if !moves.is_empty() {
-                        for (from, to) in &moves {
-                            let kind = TransitionKind::StageChanged {
-                                from: from.map(|f| stages[f].id.as_str().to_string()),
-                                to: stages[*to].id.as_str().to_string(),
-                            };
-                            out.push(self.transition(at, SubjectRef::Account(id), kind));
-                        }
-                        if let Some(s) = self.accounts.get_mut(&id) {
-                            s.stage = current;
-                            s.stage_since = Some(at);
-                        }
-                    }
-                }
-                Node::Health => {
-                    let Some(health) = ws.health() else { continue };
-                    // Models by index: 0 the default, then the segment models in order.
-                    let (index, model) = health
-                        .models
-                        .iter()
-                        .enumerate()
-                        .find(|(_, m)| m.condition.as_ref().is_some_and(|c| c.eval_bool(&env)))
-                        .map_or((0, &health.default), |(i, m)| (i + 1, m));
-                    // After an event, scored by the same model before: a measure none of
-                    // whose reads moved keeps its value.
-                    let kept = event.zip(state.health.as_ref().filter(|h| h.model == model.id.as_str()));
-                    let mut before =
-                        kept.map(|(_, h)| h.pillars.iter().flat_map(|p| p.measures.iter().map(|m| m.value)));
-                    values.clear();
-                    for (j, m) in model.pillars.iter().flat_map(|p| p.measures.iter()).enumerate() {
-                        let value_before = before.as_mut().and_then(|b| b.next());
-                        let value = match (kept, value_before) {
-                            (Some(((_, changes), _)), Some(v))
-                                if !sh.health_reads[index][j].moved(&sh.plan, changes, state.anchor, 0) =>
-                            {
-                                v
-                            }
-                            _ => match m.value.eval(&env) {
-                                Value::Number(x) => Some(x),
-                                _ => None,
-                            },
-                        };
-                        values.push(value);
-                    }
-                    if state.health.as_ref().is_some_and(|h| same_inputs(h, model, &values)) {
-                        // The same model on the same values: the same score, nothing to
-                        // do.
-                        continue;
-                    }
-                    let contacts_read_health = sh.contacts_read_nodes.contains(&Node::Health);
-                    let before = if contacts_read_health { state.health.clone() } else { None };
-                    let before_band = state.health.as_ref().and_then(|h| h.band);
-                    let Some(s) = self.accounts.get_mut(&id) else { continue };
-                    rescored = true;
-                    // Scored in place when the model is the same (no new strings).
-                    if !s.health.as_mut().is_some_and(|h| health::rescore(h, model, &health.bands, &values)) {
-                        s.health = Some(health::score(model, &health.bands, &values));
-                    }
-                    let Some(scored) = s.health.as_ref() else { continue };
-                    if contacts_read_health && !same_scores(before.as_ref(), scored) {
-                        read_by_contacts_changed = true;
-                    }
-                    if let (Some(to), Some(score)) = (scored.band, scored.score)
-                        && before_band != Some(to)
-                    {
-                        let kind = TransitionKind::HealthBandChanged { from: before_band, to, score };
-                        out.push(self.transition(at, SubjectRef::Account(id), kind));
-                    }
-                }
-            }
-            // Segments, milestones and stages change only with a transition.
-            if out.len() > transitions_before && node != Node::Health && sh.contacts_read_nodes.contains(&node) {
-                read_by_contacts_changed = true;
-            }
-            if (rescored || out.len() > transitions_before) && k < 64 {
-                changed |= 1 << k;
-            }
-        }
-        self.health_values = values;
-        if let Some(s) = self.accounts.get_mut(&id) {
-            s.evaluated_at = Some(s.evaluated_at.map_or(at, |e| e.max(at)));
-        }
-        read_by_contacts_changed
-    }
-
-    /// Evaluates the contacts of an account, in id order, looking at what `look` says;
-    /// `whole` (one of them) at everything.
-    fn evaluate_contacts_of(
-        &mut self,
-        sh: &Shared,
-        account: u64,
-        at: Timestamp,
-        look: Look,
-        whole: Option<u64>,
-        out: &mut Vec<Transition>,
-    ) {
-        let contacts: Vec<u64> =
-            self.accounts.get(&account).map(|a| a.contacts.iter().copied().collect()).unwrap_or_default();
-        for c in contacts {
-            let look = if whole == Some(c) { Look::Everything } else { look };
-            self.evaluate_contact_segments(sh, c, at, look, out);
-        }
-    }
-
-    fn evaluate_contact(&mut self, sh: &Shared, id: u64, at: Timestamp, out: &mut Vec<Transition>) {
-        self.evaluate_contact_segments(sh, id, at, Look::Everything, out);
-    }
-
-    /// Evaluates a contact's segments at `at`, those `look` says (with a day plan, `at`
-    /// is the new day's first instant).
-    fn evaluate_contact_segments(
-        &mut self,
-        sh: &Shared,
-        id: u64,
-        at: Timestamp,
-        look: Look,
-        out: &mut Vec<Transition>,
-    ) {
-        if sh.contact_segments.is_empty() {
-            return;
-        }
-        let (today, today_date) = self.day_at(sh, at);
-        // After an event: only on the event's own day, and with each segment's reads.
-        let event = match look {
-            Look::Event => sh.contact_reads.as_deref().filter(|_| self.contact_changes.day() == today),
-            _ => None,
-        };
-        let look = if matches!(look, Look::Event) && event.is_none() { Look::Everything } else { look };
-        let ws = &sh.ws;
-        let empty = AccountState::default();
-        // Later segments read the earlier ones' new answers: once one changes, the
-        // memberships are a copy, stored back at the end.
-        let mut updated: Option<Bits> = None;
-        let mut changes: Vec<(usize, bool)> = Vec::new();
-        // The segments (by position) changed so far.
-        let mut changed: u64 = 0;
-        if let Some(contact) = self.contacts.get(&id) {
-            let account = contact.account.and_then(|a| self.accounts.get(&a)).unwrap_or(&empty);
-            for (k, &i) in sh.contact_segments.iter().enumerate() {
-                if let Some(reads) = event
-                    && !reads[k].moved(&sh.plan, &self.contact_changes, account.anchor, changed)
-                {
-                    continue;
-                }
-                if let Look::Since { day, account } = look {
-                    let d = &sh.day_plan.contact[k];
-                    let moves = (!changes.is_empty() && d.reads_contact_segments)
-                        || (account && d.reads_account)
-                        || day.is_some_and(|new_day| {
-                            d.always
-                                || d.clock
-                                || d.windows.iter().any(|w| sh.plan.changes_overnight(*w, &contact.aggregates, new_day))
-                        });
-                    if !moves {
-                        continue;
-                    }
-                }
-                let env = AccountEnv {
-                    shared: sh,
-                    account,
-                    contact: Some(contact),
-                    contact_segments: updated.as_ref(),
-                    now: at,
-                    today,
-                    today_date,
-                };
-                let segment = &ws.segments()[i];
-                let inside = segment.rule.eval_bool(&env);
-                if inside != updated.as_ref().unwrap_or(&contact.member_of).contains(i) {
-                    let sid = segment.id.as_str();
-                    let kind = if inside {
-                        TransitionKind::SegmentEntered { segment: sid.to_string() }
-                    } else {
-                        TransitionKind::SegmentExited { segment: sid.to_string() }
-                    };
-                    out.push(self.transition(at, SubjectRef::Contact(id), kind));
-                    changes.push((i, inside));
-                    if k < 64 {
-                        changed |= 1 << k;
-                    }
-                    updated.get_or_insert_with(|| contact.member_of.clone()).set(i, inside);
-                }
-            }
-        }
-        if let Some(bits) = updated
-            && let Some(c) = self.contacts.get_mut(&id)
-        {
-            c.member_of = bits;
-            for (i, inside) in changes {
-                let sid = ws.segments()[i].id.as_str();
-                if inside {
-                    c.segments.insert(sid.to_string());
-                } else {
-                    c.segments.remove(sid);
-                }
-            }
-        }
-        // The next day the days alone can change its segments depends on the days its
-        // series hold data and its first and last days (and on traits, which no event
-        // changes): when the event moved none of them, the day filed last still holds.
-        if sh.day_plan.by_wake && (event.is_none() || self.contact_changes.days_moved()) {
-            self.file_wake(sh, id, at, today, today_date);
-        }
-    }
-
-    fn snapshot_day(&mut self) {
-        let today = self.today;
-        for a in self.accounts.values_mut() {
-            if let Some(h) = &a.health {
-                a.snapshots.insert(today, snapshot(h));
-                while a.snapshots.first_key_value().is_some_and(|(d, _)| *d <= today - SNAPSHOT_DAYS) {
-                    a.snapshots.pop_first();
-                }
-            }
-        }
-    }
-
-    fn transition(&self, at: Timestamp, subject: SubjectRef, kind: TransitionKind) -> Transition {
-        Transition { at, subject, kind, backfill: self.backfill }
-    }
-}
-
-/// Whether two health evaluations give every rule the same answers (the overall and
-/// each pillar's score: what `health()` and `health('pillar')` read).
-fn same_scores(before: Option<&HealthScore>, after: &HealthScore) -> bool {
-    let Some(before) = before else { return false };
-    before.score == after.score
-        && before.pillars.len() == after.pillars.len()
-        && before.pillars.iter().zip(&after.pillars).all(|(a, b)| a.id == b.id && a.score == b.score)
-}
-
-/// Whether `h` is what [`health::score`] gives for `model` on `values` (the same model
-/// and, bit for bit, the same measure values as it keeps them), so scoring again would
-/// change nothing.
-fn same_inputs(h: &HealthScore, model: &HealthModel, values: &[Option<f64>]) -> bool {
-    h.model == model.id.as_str()
-        && h.pillars.len() == model.pillars.len()
-        && h.pillars.iter().zip(&model.pillars).all(|(p, mp)| p.measures.len() == mp.measures.len())
-        && h.pillars.iter().flat_map(|p| &p.measures).count() == values.len()
-        && h.pillars
-            .iter()
-            .flat_map(|p| &p.measures)
-            .zip(values)
-            .all(|(m, v)| m.value.map(f64::to_bits) == v.filter(|v| v.is_finite()).map(f64::to_bits))
-}
-
 fn snapshot(h: &HealthScore) -> HealthSnapshot {
     HealthSnapshot { score: h.score, pillars: h.pillars.iter().map(|p| (p.id.clone(), p.score)).collect() }
-}
-
-fn anchor_day(value: Option<&Value>, tz: &TimeZone) -> Option<Day> {
-    match value? {
-        Value::Date(d) => Some(crate::days::day_of_date(*d)),
-        Value::Timestamp(t) => Some(day_of(*t, tz)),
-        _ => None,
-    }
-}
-
-/// A milestone's deadline: whole days count calendar days from the anchor's day (the
-/// deadline is the start of day anchor + N); other durations count from the anchor's
-/// first instant.
-fn deadline(anchor: Day, within: SignedDuration, tz: &TimeZone) -> Timestamp {
-    let secs = within.as_secs();
-    if secs % 86_400 == 0 {
-        start_of_day(anchor.saturating_add((secs / 86_400).clamp(0, i64::from(i32::MAX)) as i32), tz)
-    } else {
-        start_of_day(anchor, tz).checked_add(within).unwrap_or(Timestamp::MAX)
-    }
-}
-
-/// The view of one account (and, for contact rules, one contact) that rules read.
-struct AccountEnv<'a> {
-    shared: &'a Shared,
-    account: &'a AccountState,
-    contact: Option<&'a ContactState>,
-    /// The contact's memberships when they are held apart from `contact` while it is
-    /// evaluated.
-    contact_segments: Option<&'a Bits>,
-    now: Timestamp,
-    today: Day,
-    /// The calendar date of `now` (`today` as a date).
-    today_date: Date,
-}
-
-impl Env for AccountEnv<'_> {
-    fn now(&self) -> Timestamp {
-        self.now
-    }
-
-    fn today(&self) -> Date {
-        self.today_date
-    }
-
-    fn time_zone(&self) -> &TimeZone {
-        self.shared.ws.time_zone()
-    }
-
-    fn account_trait(&self, name: &str) -> Value {
-        self.account.traits.get(name).cloned().unwrap_or(Value::Null)
-    }
-
-    fn contact_trait(&self, name: &str) -> Value {
-        self.contact.and_then(|c| c.traits.get(name).cloned()).unwrap_or(Value::Null)
-    }
-
-    fn aggregate(&self, id: AggId) -> Value {
-        let state = match self.shared.ws.aggregates().get(id).scope {
-            Subject::Account => &self.account.aggregates,
-            Subject::Contact => match self.contact {
-                Some(c) => &c.aggregates,
-                None => return Value::Null,
-            },
-        };
-        self.shared.plan.value(id, state, self.today, self.account.anchor)
-    }
-
-    fn segment(&self, id: &str) -> bool {
-        let Some(&i) = self.shared.segment_index.get(id) else { return false };
-        self.account.member_of.contains(i)
-            || match self.contact_segments {
-                Some(s) => s.contains(i),
-                None => self.contact.is_some_and(|c| c.member_of.contains(i)),
-            }
-    }
-
-    fn milestone_achieved(&self, id: &str) -> bool {
-        matches!(self.account.milestones.get(id), Some(MilestoneStatus::Achieved(_)))
-    }
-
-    fn stage(&self) -> Option<String> {
-        let stage = self.account.stage?;
-        Some(self.shared.ws.journey()?.stages.get(stage)?.id.as_str().to_string())
-    }
-
-    fn stage_value(&self) -> Value {
-        self.account.stage.and_then(|s| self.shared.stage_values.get(s)).cloned().unwrap_or(Value::Null)
-    }
-
-    fn health(&self, pillar: Option<&str>) -> Option<f64> {
-        let h = self.account.health.as_ref()?;
-        match pillar {
-            None => h.score,
-            Some(p) => h.pillars.iter().find(|x| x.id == p)?.score,
-        }
-    }
-
-    fn anchor(&self) -> Option<Timestamp> {
-        Some(start_of_day(self.account.anchor?, self.shared.ws.time_zone()))
-    }
-}
-
-/// What a program rule may ask beyond the engine's state: how the enrollment's recipient
-/// engaged with the program's sends, and whether its goal is met. The program runner
-/// answers it from the store.
-pub trait ProgramFacts {
-    /// Whether the recipient engaged with send step `step` in this way.
-    fn engagement(&self, step: &str, kind: Engagement) -> bool;
-    /// Whether the enrollment's goal is met.
-    fn goal_met(&self) -> bool;
-}
-
-/// An account's (or contact's) view plus a program's facts.
-struct ProgramEnv<'a> {
-    inner: AccountEnv<'a>,
-    facts: &'a dyn ProgramFacts,
-}
-
-impl Env for ProgramEnv<'_> {
-    fn now(&self) -> Timestamp {
-        self.inner.now()
-    }
-
-    fn time_zone(&self) -> &TimeZone {
-        self.inner.time_zone()
-    }
-
-    fn account_trait(&self, name: &str) -> Value {
-        self.inner.account_trait(name)
-    }
-
-    fn contact_trait(&self, name: &str) -> Value {
-        self.inner.contact_trait(name)
-    }
-
-    fn aggregate(&self, id: AggId) -> Value {
-        self.inner.aggregate(id)
-    }
-
-    fn segment(&self, id: &str) -> bool {
-        self.inner.segment(id)
-    }
-
-    fn milestone_achieved(&self, id: &str) -> bool {
-        self.inner.milestone_achieved(id)
-    }
-
-    fn stage(&self) -> Option<String> {
-        self.inner.stage()
-    }
-
-    fn health(&self, pillar: Option<&str>) -> Option<f64> {
-        self.inner.health(pillar)
-    }
-
-    fn anchor(&self) -> Option<Timestamp> {
-        self.inner.anchor()
-    }
-
-    fn engagement(&self, step: &str, kind: Engagement) -> bool {
-        self.facts.engagement(step, kind)
-    }
-
-    fn goal_met(&self) -> bool {
-        self.facts.goal_met()
-    }
 }

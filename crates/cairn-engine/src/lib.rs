@@ -17,7 +17,7 @@ mod fast;
 pub mod health;
 pub mod state;
 
-pub use engine::{Engine, EngineEvent, ProgramFacts};
+pub use engine::{DayWork, Engine, EngineEvent, ProgramFacts};
 pub use state::{
     AccountState, ContactState, HealthOverride, HealthSnapshot, MilestoneStatus, SubjectRef, Transition, TransitionKind,
 };

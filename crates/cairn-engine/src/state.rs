@@ -158,12 +158,24 @@ pub struct AccountState {
     pub health: Option<HealthScore>,
     /// A CSM's override, if any.
     pub health_override: Option<HealthOverride>,
-    /// End-of-day health, by day.
-    pub snapshots: BTreeMap<Day, HealthSnapshot>,
+    /// End-of-day health as runs: an entry holds from the end of its day until the day
+    /// before the next entry (the health was scored again then), the last one until
+    /// yesterday. Recorded when the health is scored, so a day on which nothing changes
+    /// costs nothing; read through `Engine::health_trend`.
+    pub(crate) snapshots: BTreeMap<Day, HealthSnapshot>,
     /// Its contacts.
     pub contacts: BTreeSet<u64>,
-    /// The last instant it was evaluated at.
+    /// The last instant it was evaluated at outside the day ticks that found nothing of
+    /// it to change (its shard's day start stands for those).
     pub evaluated_at: Option<Timestamp>,
+    /// The day its shard's clock was on when it was created.
+    pub(crate) since: Day,
+    /// Whether it was evaluated (or created) since the last day tick that looked at it:
+    /// the next day tick looks at it and works out its `wake` again.
+    pub(crate) touched: bool,
+    /// The next day on which the days alone can change it, as of its last look (see
+    /// `Shard::account_wake` in the engine); none: never.
+    pub(crate) wake: Option<Day>,
 }
 
 /// Everything the engine keeps of one contact.

@@ -23,6 +23,6 @@ pub mod secret;
 
 pub use engage::{EngagementInput, EngagementKind};
 pub use error::ProgramError;
-pub use preview::{PREVIEW_SECRET, Preview, parse_as_of, preview};
+pub use preview::{PREVIEW_SECRET, Preview, parse_as_of, parse_plausible_as_of, preview};
 pub use runner::{PassReport, Runner, RunnerConfig, html_to_text, text_to_html};
 pub use secret::link_signer;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use cairn_channels::{LinkSigner, LinkSubject};
 use cairn_content::{Limits, render};
+use cairn_core::plausible::PlausibleTimes;
 use cairn_engine::{Engine, SubjectRef};
 use cairn_rules::{Subject, Value};
 use cairn_workspace::{Program, Step, Trigger};
@@ -32,6 +33,18 @@ pub fn parse_as_of(text: &str, tz: &jiff::tz::TimeZone) -> Result<Timestamp, Pro
         ))
     })?;
     day.to_zoned(tz.clone()).map(|z| z.timestamp()).map_err(|e| ProgramError::Invalid(format!("as_of `{text}`: {e}")))
+}
+
+/// A preview's `as_of` as [`parse_as_of`] reads it, refused outside the plausible range
+/// of dates at `now` (from 2000-01-01 to a day ahead: [`PlausibleTimes`]), where the
+/// engine's state says nothing a program would act on and a far date would only cost
+/// time.
+pub fn parse_plausible_as_of(text: &str, tz: &jiff::tz::TimeZone, now: Timestamp) -> Result<Timestamp, ProgramError> {
+    let at = parse_as_of(text, tz)?;
+    PlausibleTimes::default()
+        .check(at, now)
+        .map_err(|e| ProgramError::Invalid(format!("as_of `{text}` is out of range: {e}")))?;
+    Ok(at)
 }
 
 /// What a program would do, as of an instant.
@@ -266,5 +279,26 @@ fn trigger_text(t: &Trigger) -> String {
         Trigger::Date(d) => {
             format!("{} {} {}d", d.name, if d.offset_days < 0 { '-' } else { '+' }, d.offset_days.abs())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_as_of_outside_the_plausible_range_is_refused_with_the_range() {
+        let tz = jiff::tz::TimeZone::UTC;
+        let now: Timestamp = "2026-03-10T09:00:00Z".parse().unwrap();
+        assert_eq!(
+            parse_plausible_as_of("2026-03-01", &tz, now).unwrap(),
+            "2026-03-01T00:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        assert!(parse_plausible_as_of("2026-03-11T08:00:00Z", &tz, now).is_ok(), "a day ahead is allowed");
+        for far in ["9999-01-01", "0001-01-01", "1999-12-31T23:59:59Z", "2026-03-12"] {
+            let e = parse_plausible_as_of(far, &tz, now).unwrap_err().to_string();
+            assert!(e.contains(&format!("as_of `{far}` is out of range")), "{e}");
+        }
+        assert!(parse_plausible_as_of("soon", &tz, now).unwrap_err().to_string().contains("neither a date"));
     }
 }

@@ -16,7 +16,7 @@
 //! are what let the engine skip, at a day boundary, what the day cannot change.
 
 use crate::Value;
-use crate::eval::{Cmp, Context, Func, Node, days_between, reads_clock};
+use crate::eval::{Arith, Cmp, Context, Func, Node, days_between, reads_clock};
 
 /// Whether every clock read of `node` is a day count compared with values that do not
 /// read the clock (inside `not`, `and`, `or`), so that [`next_change`] can tell the day.
@@ -138,4 +138,94 @@ fn crossings(cx: &Context<'_>, (up, arg): (bool, &Node), bounds: &[(Value, Flips
         }
     }
     best
+}
+
+/// How a value moves with the days alone, while nothing else it reads changes: its value
+/// today (`None`: unknown, which no passing of days changes here) and its change per
+/// day, for a value that is an affine function of the day — day counts and `age()` (in
+/// seconds) added, subtracted, negated, multiplied or divided by values that do not read
+/// the clock (`days_since(start_date) - days_since(first_seen('x'))` moves by 0 a day).
+/// `None` for any other value that reads the clock.
+pub(crate) fn trend(cx: &Context<'_>, node: &Node) -> Option<(Option<f64>, f64)> {
+    let today = match cx.eval(node) {
+        Value::Number(x) => Some(x),
+        Value::Duration(s) => Some(s as f64),
+        _ => None,
+    };
+    let per_day = slope(cx, node)?;
+    Some((today, if today.is_some() { per_day } else { 0.0 }))
+}
+
+/// The change per day of an affine value (see [`trend`]).
+fn slope(cx: &Context<'_>, node: &Node) -> Option<f64> {
+    if !reads_clock(node) {
+        return Some(0.0);
+    }
+    let number = |n: &Node| match cx.eval(n) {
+        Value::Number(x) => Some(x),
+        _ => None,
+    };
+    match node {
+        Node::Call(Func::DaysSince, _) if day_count(node).is_some() => Some(1.0),
+        Node::Call(Func::DaysUntil, _) if day_count(node).is_some() => Some(-1.0),
+        // Measured at the start of each day: a day's length apart (an hour off on the
+        // days clocks change, which callers allow for).
+        Node::Age => Some(86_400.0),
+        Node::Neg(e) => slope(cx, e).map(|s| -s),
+        Node::Arith(Arith::Add, a, b) => Some(slope(cx, a)? + slope(cx, b)?),
+        Node::Arith(Arith::Sub, a, b) => Some(slope(cx, a)? - slope(cx, b)?),
+        Node::Arith(Arith::Mul, a, b) if !reads_clock(a) => Some(slope(cx, b)? * number(a).unwrap_or(0.0)),
+        Node::Arith(Arith::Mul, a, b) if !reads_clock(b) => Some(slope(cx, a)? * number(b).unwrap_or(0.0)),
+        Node::Arith(Arith::Div, a, b) if !reads_clock(b) => match number(b) {
+            Some(d) if d != 0.0 => Some(slope(cx, a)? / d),
+            // Unknown or a division by zero: unknown every day.
+            _ => Some(0.0),
+        },
+        _ => None,
+    }
+}
+
+/// In how many days (at least 1, or never: `None`) an affine value moving from `today`
+/// by `per_day` reaches `bound`, named a day early (so never late: `age()` is off by an
+/// hour on the days clocks change, and floating point by a hair). A value at the bound
+/// today can leave it tomorrow.
+pub(crate) fn reaches(today: f64, per_day: f64, bound: f64) -> Option<i64> {
+    if per_day == 0.0 || !per_day.is_finite() || !today.is_finite() || !bound.is_finite() {
+        return None;
+    }
+    let days = (bound - today) / per_day;
+    if days < 0.0 {
+        return None;
+    }
+    Some((days.floor() as i64).saturating_sub(1).max(1))
+}
+
+/// For a rule that is not [`predictable`]: the fewest days (at least 1) after the
+/// context's day on which the value can differ from today's, when every clock read sits
+/// in comparisons of affine values (see [`trend`]) under `not`, `and`, `or`; 1 (any
+/// day) otherwise, `None` when it cannot change. Like [`next_change`], never late.
+pub(crate) fn next_change_affine(cx: &Context<'_>, node: &Node) -> Option<i64> {
+    if !reads_clock(node) {
+        return None;
+    }
+    let crossing = |a: &Node, b: &Node| -> Option<Option<i64>> {
+        let (va, sa) = trend(cx, a)?;
+        let (vb, sb) = trend(cx, b)?;
+        Some(match (va, vb) {
+            (Some(va), Some(vb)) => reaches(va - vb, sa - sb, 0.0),
+            // Unknown on one side: unknown every day.
+            _ => None,
+        })
+    };
+    let any_day = Some(1);
+    match node {
+        Node::Not(e) => next_change_affine(cx, e),
+        Node::And(a, b) | Node::Or(a, b) => earliest(next_change_affine(cx, a), next_change_affine(cx, b)),
+        Node::Compare(_, a, b) => crossing(a, b).unwrap_or(any_day),
+        Node::Between { value, low, high, .. } => match (crossing(value, low), crossing(value, high)) {
+            (Some(x), Some(y)) => earliest(x, y),
+            _ => any_day,
+        },
+        _ => any_day,
+    }
 }

@@ -435,15 +435,36 @@ impl Rule {
     /// next change the value, while nothing else the rule reads changes; `None` when it
     /// cannot (the rule does not read the clock, or its day counts are null). The value
     /// never changes earlier than the day named, and may stay the same on it. For a rule
-    /// that is not [`Rule::clock_predictable`], 1: any day.
+    /// that is not [`Rule::clock_predictable`]: a day no later than the first on which
+    /// one of its comparisons of values moving steadily with the days (`age() > 45d`,
+    /// `days_since(a) - days_since(b) > 3`) can flip, and 1 (any day) when a clock read
+    /// sits anywhere else.
     pub fn next_clock_change(&self, env: &dyn Env) -> Option<i64> {
         if !self.reads_clock {
             return None;
         }
+        let cx = Context { env, aggregates: &self.aggregates };
         if !self.clock_predictable {
-            return Some(1);
+            return clock::next_change_affine(&cx, &self.root);
         }
-        clock::next_change(&Context { env, aggregates: &self.aggregates }, &self.root)
+        clock::next_change(&cx, &self.root)
+    }
+
+    /// How the value moves with the passing of days alone, while nothing else it reads
+    /// changes: `(today, per_day)`, its value today (a number, or a duration in seconds;
+    /// `None` when unknown, which the days do not change) and its change per day, when it
+    /// is an affine function of the day (`days_since(last_seen())`: +1 a day;
+    /// `days_since(start_date) - days_since(first_seen('x'))`: 0). `None` when it reads
+    /// the clock any other way. A rule that does not read the clock moves by 0.
+    pub fn day_trend(&self, env: &dyn Env) -> Option<(Option<f64>, f64)> {
+        clock::trend(&Context { env, aggregates: &self.aggregates }, &self.root)
+    }
+
+    /// In how many days (at least 1) a value moving from `today` by `per_day` (see
+    /// [`Rule::day_trend`]) reaches `bound`, named a day early so never late; `None` when it
+    /// never does.
+    pub fn days_until_reaching(today: f64, per_day: f64, bound: f64) -> Option<i64> {
+        clock::reaches(today, per_day, bound)
     }
 
     /// Evaluates the rule.

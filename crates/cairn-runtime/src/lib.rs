@@ -15,6 +15,7 @@ pub mod views;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cairn_core::Clock;
@@ -44,6 +45,37 @@ pub enum RuntimeError {
     /// A bad override.
     #[error("{0}")]
     BadOverride(String),
+    /// The work was cancelled (the server is shutting down, or whoever asked is gone)
+    /// before it finished; nothing was swapped in.
+    #[error("cancelled before the engine finished evaluating the workspace")]
+    Cancelled,
+}
+
+/// A flag that asks a long evaluation (a start, a reload) to stop at its next
+/// checkpoint, with [`RuntimeError::Cancelled`]. Clones share the flag: keep one, hand
+/// another to [`Runtime::start_cancellable`], and call [`Cancel::cancel`] on SIGTERM.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A flag not raised.
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// Raises the flag: every evaluation given it stops at its next checkpoint.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the flag is raised.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn check(&self) -> Result<(), RuntimeError> {
+        if self.is_cancelled() { Err(RuntimeError::Cancelled) } else { Ok(()) }
+    }
 }
 
 /// The live engine and where it stands in the log.
@@ -63,6 +95,8 @@ pub struct Runtime {
     store: Store,
     clock: Arc<dyn Clock>,
     live: Arc<RwLock<Live>>,
+    /// Raised on shutdown: a reload under way stops.
+    cancel: Cancel,
 }
 
 /// A content hash of a workspace's files (name and text), for the definitions log and to
@@ -99,14 +133,35 @@ impl Runtime {
         ws: Arc<Workspace>,
         hash: String,
     ) -> Result<Runtime, RuntimeError> {
-        let live = build(&store, clock.as_ref(), ws, hash, Persist::Yes).await?;
-        Ok(Runtime { store, clock, live: Arc::new(RwLock::new(live)) })
+        Runtime::start_cancellable(store, clock, ws, hash, Cancel::new()).await
+    }
+
+    /// [`Runtime::start`], stopping with [`RuntimeError::Cancelled`] at the next
+    /// checkpoint (every few thousand events replayed) once `cancel` is raised; a later
+    /// [`Runtime::reload`] stops the same way. What it stored before stopping is kept (a
+    /// transition is stored once under its key, so the next start recomputes the rest).
+    pub async fn start_cancellable(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        ws: Arc<Workspace>,
+        hash: String,
+        cancel: Cancel,
+    ) -> Result<Runtime, RuntimeError> {
+        let live = build(&store, clock.as_ref(), ws, hash, Persist::Yes, &cancel).await?;
+        Ok(Runtime { store, clock, live: Arc::new(RwLock::new(live)), cancel })
     }
 
     /// Evaluates `ws` over the store as of the clock's now without writing anything (for
-    /// read-only tools: `cairn show account`, `cairn segments`).
+    /// read-only tools: `cairn show account`, `cairn segments`, a program preview). It
+    /// yields to the async runtime between batches of events, so dropping the future
+    /// (a client gone) stops the work there.
     pub async fn evaluate(store: &Store, clock: &dyn Clock, ws: Arc<Workspace>) -> Result<Live, RuntimeError> {
-        build(store, clock, ws, String::new(), Persist::No).await
+        build(store, clock, ws, String::new(), Persist::No, &Cancel::new()).await
+    }
+
+    /// The flag that stops this runtime's reloads (raise it on shutdown).
+    pub fn cancel_handle(&self) -> Cancel {
+        self.cancel.clone()
     }
 
     /// Reads the live state.
@@ -121,8 +176,10 @@ impl Runtime {
 
     /// Replaces the definitions: builds a new engine by replaying the log (a backfill),
     /// then swaps it in. The old engine keeps serving until the new one is ready.
+    /// It stops with [`RuntimeError::Cancelled`] once the runtime's [`Cancel`] is raised,
+    /// the old engine still in place.
     pub async fn reload(&self, ws: Arc<Workspace>, hash: String) -> Result<(), RuntimeError> {
-        let live = build(&self.store, self.clock.as_ref(), ws, hash, Persist::Yes).await?;
+        let live = build(&self.store, self.clock.as_ref(), ws, hash, Persist::Yes, &self.cancel).await?;
         let mut guard = self.live.write().await;
         *guard = live;
         drop(guard);
@@ -213,8 +270,9 @@ impl Runtime {
         Ok(())
     }
 
-    /// Keeps the engine current until `shutdown` resolves: wakes on new events, on changed
-    /// accounts or contacts, and every second for the clock.
+    /// Keeps the engine current until `shutdown` resolves (or the runtime's [`Cancel`] is
+    /// raised): wakes on new events, on changed accounts or contacts, and every second
+    /// for the clock.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let mut appends = self.store.event_appends();
         let mut changes = self.store.data_changes();
@@ -228,6 +286,9 @@ impl Runtime {
         tokio::pin!(shutdown);
         loop {
             let refresh_now = |last: Option<tokio::time::Instant>| last.is_none_or(|t| t.elapsed() >= REFRESH_EVERY);
+            if self.cancel.is_cancelled() {
+                return;
+            }
             let result = tokio::select! {
                 _ = &mut shutdown => return,
                 r = appends.changed() => match r {
@@ -282,6 +343,7 @@ async fn build(
     ws: Arc<Workspace>,
     hash: String,
     persist: Persist,
+    cancel: &Cancel,
 ) -> Result<Live, RuntimeError> {
     let backfill = persist == Persist::No || store.last_definitions_hash().await?.as_deref() != Some(hash.as_str());
     let save = |transitions: Vec<Transition>| async move {
@@ -315,15 +377,23 @@ async fn build(
     }
     let props = engine.sum_properties().to_vec();
     for chunk in order.chunks(EVENTS_PER_READ as usize) {
+        cancel.check()?;
         let seqs: Vec<i64> = chunk.iter().map(|(seq, _)| *seq).collect();
         let batch: Vec<EngineEvent> =
             store.events_by_seq(&seqs).await?.iter().filter_map(|e| engine_event(e, &props)).collect();
         out.extend(engine.apply_all(&batch, now));
         save(std::mem::take(&mut out)).await?;
+        // A checkpoint for whoever drops this future (a preview whose client is gone).
+        tokio::task::yield_now().await;
     }
+    cancel.check()?;
     out.extend(engine.advance_to(now));
     save(out).await?;
     engine.set_backfill(false);
+    let held = engine.pending_events();
+    if held > 0 {
+        tracing::info!("engine: {held} event(s) dated after now ({now}) are held: each is applied when its time comes");
+    }
     if backfill && persist == Persist::Yes {
         let summary = ws.summary().to_string();
         store.record_definitions(&hash, &summary, now).await?;

@@ -198,6 +198,7 @@ fn runtime_error(e: cairn_runtime::RuntimeError) -> ApiError {
         cairn_runtime::RuntimeError::Store(s) => ApiError::Unavailable(s),
         cairn_runtime::RuntimeError::UnknownAccount(id) => ApiError::NotFound(format!("no account `{id}`")),
         cairn_runtime::RuntimeError::BadOverride(m) => ApiError::BadRequest(m),
+        cairn_runtime::RuntimeError::Cancelled => ApiError::Conflict(e.to_string()),
     }
 }
 
@@ -232,9 +233,11 @@ pub async fn program_preview(
     let preview = match q.as_of {
         None => rt.read(|live| cairn_programs::preview(&live.engine, &program, &signer, url)).await?,
         Some(text) => {
-            let at =
-                cairn_programs::parse_as_of(&text, ws.time_zone()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let at = cairn_programs::parse_plausible_as_of(&text, ws.time_zone(), state.clock.now())
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
             let clock = cairn_core::FixedClock::new(at);
+            // Evaluated in this request's future, which yields between batches of events:
+            // a client that goes away drops it, and the work stops there.
             let live = cairn_runtime::Runtime::evaluate(&state.store, &clock, ws.clone())
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))?;

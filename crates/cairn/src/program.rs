@@ -34,7 +34,9 @@ pub async fn preview(
         return Ok(ExitCode::from(1));
     };
     let at = match as_of {
-        Some(text) => cairn_programs::parse_as_of(text, ws.time_zone()).map_err(|e| anyhow!("--{e}"))?,
+        Some(text) => {
+            cairn_programs::parse_plausible_as_of(text, ws.time_zone(), clock.now()).map_err(|e| anyhow!("--{e}"))?
+        }
         None => clock.now(),
     };
     let store = open_store(db).await?;
