@@ -6,6 +6,12 @@
 //! renewal date) is marked so and left out of the mean — its weight is spread over the
 //! pillar's other measures in proportion to theirs, never counted as a silent 0. A pillar
 //! whose measures all lack data is left out of the overall score the same way.
+//!
+//! The band comes from `HealthBands::band`, which takes a score within a billionth below a
+//! threshold as at it, since a weighted mean that is 40 on paper can come out as
+//! 39.99999999999999. Snapshots, kept as runs (an entry from each day the health changed),
+//! give the 7- and 30-day trends; a CSM override is kept beside the score and evaluations
+//! never touch it.
 
 use cairn_workspace::{Band, HealthBands, HealthModel};
 use serde::Serialize;

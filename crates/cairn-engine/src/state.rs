@@ -1,4 +1,11 @@
 //! What the engine knows of each account and contact, and the transitions it emits.
+//!
+//! Segment memberships are kept as bits by segment index beside the id sets the API shows,
+//! achieved and missed milestones as bits by their index among the journey's milestones
+//! beside the map by id; names and ids are hashed with FNV (`fast.rs`). A shard keeps its
+//! accounts and contacts in hash maps by id (an event looks its account up once per
+//! definition: in a B-tree of hundreds of thousands each look walked several cache lines);
+//! whatever goes over them in order sorts the ids first.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -8,6 +8,13 @@
 //! stored once, under a deterministic key, however often it is recomputed.
 //!
 //! Time comes from the [`Clock`] it is given. It knows nothing of HTTP.
+//!
+//! Accounts are loaded with the ARR of the subscription lines active today. The store hands
+//! out `(seq, ts)` pairs and the sort into time order happens here, so the log needs no index
+//! on time and appends stay fast. Transitions are backfill unless the definitions' content
+//! hash is the one last recorded. `run` reloads traits when the store signals a data change;
+//! `reload` builds a new engine beside the old one and swaps it in. `Runtime::evaluate` is the
+//! read-only variant for CLI reports.
 
 mod replay;
 mod traits;

@@ -1,7 +1,25 @@
-//! The passing of days: day ticks that look only at what the day can change, the
-//! days on which each account and contact can next change (their wakes), the quiet
-//! stretches crossed in one step, health snapshots kept as runs (see the engine's
-//! module doc).
+//! The passing of days: day ticks that look only at what the day can change, the days on
+//! which each account and contact can next change (their wakes), the quiet stretches
+//! crossed in one step, health snapshots kept as runs (see the engine's module doc).
+//!
+//! `advance_to(t)` handles each day boundary and each milestone deadline at its own
+//! instant. Of an account woken by a day tick, only what the day can change is re-evaluated
+//! (the `DayPlan`, worked out once): account nodes that read the clock
+//! (`Rule::reads_clock`) or a sliding window (`30d`), every milestone (deadlines), and what
+//! reads them; of a contact, the segments reading the clock or the account's sliding
+//! windows, those whose own sliding windows lose a day with data
+//! (`AggregatePlan::changes_overnight`), those reading the account when something of it
+//! changed, and what reads a segment that changed (`Look::Since`) — and everything when
+//! events dated on the new day were already recorded. When no contact segment reads the
+//! clock other than through day counts compared with values (`days_since(last_seen()) >
+//! 30`: `Rule::clock_predictable`) nor an account's sliding window (`DayPlan::by_wake`), a
+//! day boundary does not look at every contact: each evaluation of a contact files it under
+//! the next day on which the days alone can change one of its segments
+//! (`Rule::next_clock_change`: a day count reaching a bound;
+//! `AggregatePlan::next_change_overnight`: a day with data leaving a window), and the day
+//! tick takes the contacts filed under it (`Shard::file_wake`, `take_woken`; a contact is
+//! filed again only when its day comes earlier, and a tick that finds it moved later files
+//! it there), plus all contacts of an account that changed.
 
 use super::*;
 

@@ -1,6 +1,27 @@
 //! Evaluating one account or contact: recording an event in its aggregates, the
 //! definitions whose reads moved (segments, milestones with their deadlines, the
 //! journey stage, health), and the transitions that come out.
+//!
+//! `apply(event)` re-evaluates only the definitions whose reads the event moved. Recording it
+//! (`AggregatePlan::record`) says what it changed per tracker (`Changes`: a count or sum grew,
+//! and whether on a day new to it; a contact's or a listed event's last day moved, and from
+//! which day; a first or last time moved, and whether to another day), and
+//! `AggregatePlan::moved` tells whether that can have moved one aggregate on the event's day:
+//! a count whenever it counts the event; users, events and active days only when one is new
+//! to the window; a first or last time only by its day when every rule reading it does so
+//! through a day count. Each event plan (per event name, worked out once) lists the account
+//! nodes reading an aggregate the event can touch, in evaluation order, with what each reads
+//! directly (`Reads`); a node is evaluated when one of its aggregates moved, a node it reads
+//! changed on the way, or it reads the instant. Health scores again only the measures whose
+//! reads moved (the others keep their raw value under the same model), and the event's own
+//! contact evaluates only the segments whose reads moved (`Look::Event`), and works out its
+//! next day (below) only when the event moved which days its series hold data. A late event
+//! (evaluated on a later day than its own) evaluates everything it can touch. An event
+//! re-evaluates, of the other contacts of its account, only the segments that read the
+//! account, and only when something of the account they read changed. Health is scored again
+//! only when the model or a measure's raw value changed (then in place, by `health::rescore`,
+//! without new strings). Stages move forward only. Transitions produced while
+//! `set_backfill(true)` carry `backfill: true`.
 
 use super::*;
 

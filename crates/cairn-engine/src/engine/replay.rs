@@ -2,6 +2,21 @@
 //! the shards' transitions back in the order one shard would have given them (see
 //! [`Key`]): between two steps of its clock a shard applies its events account by
 //! account, each at the instant the clock had for it.
+//!
+//! `Engine::new` makes one shard per core, at most 8; `Engine::with_shards` a given number.
+//! `upsert_contact` moves a contact's state when its account moves to another shard. In
+//! `apply_all(events, until)` (what the runtime's backfill and catch-up call) each shard walks
+//! the whole batch, moving its clock to every event's instant (day boundaries and its own
+//! deadlines) and applying the events of its accounts. Between two steps of its clock (a day
+//! boundary, a deadline) its accounts do not read one another, so it applies that stretch's
+//! events account by account, each at the instant the clock had for it (an account's state
+//! stays in cache across its events); an event whose contact is not known there as its
+//! account's runs alone in its place. An event whose contact lives in another shard than its
+//! account runs alone between two runs of the others. Each shard marks where each stretch of
+//! its transitions falls in the order one shard would give (`Key`: event position, clock
+//! step or event, instant, day boundary or deadline, account or orphan contact, id); `merge`
+//! sorts the stretches by key, so the output is the same transitions in the same order for
+//! any number of shards.
 
 use super::*;
 
