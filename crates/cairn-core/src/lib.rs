@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod doctor;
 pub mod import;
+pub mod plausible;
 pub mod suggest;
 pub mod tracking;
 pub mod values;
