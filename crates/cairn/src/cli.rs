@@ -52,6 +52,8 @@ enum Command {
         demo: bool,
         #[command(flatten)]
         delivery: crate::delivery::DeliveryArgs,
+        #[command(flatten)]
+        events: crate::import::EventRangeArg,
     },
     /// Import a CSV export (accounts, contacts, subscriptions) or NDJSON events.
     ///
@@ -75,6 +77,8 @@ enum Command {
         json: bool,
         #[command(flatten)]
         db: DbArg,
+        #[command(flatten)]
+        events: crate::import::EventRangeArg,
     },
     /// Data readiness: missing ids, ARR and renewal dates, unmatched events, duplicates
     Doctor {
@@ -259,7 +263,8 @@ pub async fn open_store(url: &str) -> Result<Store> {
 async fn run(cli: Cli) -> Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match cli.command {
-        Command::Serve { listen, db, workspace, demo, delivery } => {
+        Command::Serve { listen, db, workspace, demo, delivery, events } => {
+            let plausible = events.plausible_times()?;
             if let Some(dir) = &workspace
                 && !dir.is_dir()
             {
@@ -276,6 +281,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let runner_config = delivery.runner_config(&addr.to_string())?;
             let mut state = cairn_server::AppState::new(store.clone(), clock.clone())
                 .with_links(cairn_programs::link_signer(&store).await.context("creating the link signer")?);
+            state.plausible = plausible;
             let (stop_engine, engine_stopped) = tokio::sync::oneshot::channel::<()>();
             let definitions = match (&workspace, demo) {
                 (Some(dir), _) => Some((crate::show::load_workspace(dir)?, Some(dir.clone()))),
@@ -308,9 +314,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             store.close().await;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Import { kind, file, source, dry_run, json, db } => {
+        Command::Import { kind, file, source, dry_run, json, db, events } => {
             let source = Source::parse(&source).map_err(|e| anyhow::anyhow!("--source: {e}"))?;
-            crate::import::run(kind, &file, source, dry_run, json, &db.db, clock.as_ref()).await
+            let plausible = events.plausible_times()?;
+            crate::import::run(kind, &file, source, dry_run, json, &db.db, plausible, clock.as_ref()).await
         }
         Command::Doctor { json, as_of, db } => {
             let day = match as_of {
