@@ -172,7 +172,7 @@ async fn insert_through_staging(
         "INSERT INTO events (message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context)
          SELECT message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context
          FROM events_staging ORDER BY ord
-         ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+         ON CONFLICT (message_id, source) DO NOTHING RETURNING message_id",
     )
     .fetch_all(&mut *conn)
     .await?;

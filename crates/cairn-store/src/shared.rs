@@ -192,7 +192,7 @@ pub(crate) fn events_insert_sql(rows: usize, numbered: bool) -> String {
     let mut sql = String::with_capacity(200 + rows * 80);
     sql.push_str("INSERT INTO events (message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context) VALUES ");
     sql.push_str(&values_rows(rows, 14, numbered));
-    sql.push_str(" ON CONFLICT (message_id) DO NOTHING RETURNING message_id");
+    sql.push_str(" ON CONFLICT (message_id, source) DO NOTHING RETURNING message_id");
     sql
 }
 
@@ -963,7 +963,7 @@ macro_rules! shared_store_impl {
                     }));
                 }
                 let mut events = Vec::new();
-                for r in sqlx::query("SELECT message_id, kind, event, user_id, anonymous_id, group_id, ts, source, properties FROM events ORDER BY message_id").fetch_all(&mut *conn).await? {
+                for r in sqlx::query("SELECT message_id, kind, event, user_id, anonymous_id, group_id, ts, source, properties FROM events ORDER BY message_id, source").fetch_all(&mut *conn).await? {
                     events.push(json!([r.get::<String, _>(0), r.get::<String, _>(1), r.get::<Option<String>, _>(2), r.get::<Option<String>, _>(3),
                         r.get::<Option<String>, _>(4), r.get::<Option<String>, _>(5), r.get::<i64, _>(6), r.get::<String, _>(7), r.get::<Option<String>, _>(8)]));
                 }
