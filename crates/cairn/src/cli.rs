@@ -316,8 +316,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Import { kind, file, source, dry_run, json, db, events } => {
             let source = Source::parse(&source).map_err(|e| anyhow::anyhow!("--source: {e}"))?;
-            let plausible = events.plausible_times()?;
-            crate::import::run(kind, &file, source, dry_run, json, &db.db, plausible, clock.as_ref()).await
+            let options = crate::import::RunOptions { dry_run, json, plausible: events.plausible_times()? };
+            crate::import::run(kind, &file, source, options, &db.db, clock.as_ref()).await
         }
         Command::Doctor { json, as_of, db } => {
             let day = match as_of {

@@ -77,17 +77,27 @@ impl ImportSummary {
     }
 }
 
+/// How `cairn import` runs, as its flags say.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Check the file and write nothing.
+    pub dry_run: bool,
+    /// Print the summary as JSON.
+    pub json: bool,
+    /// The dates an event may carry.
+    pub plausible: PlausibleTimes,
+}
+
 /// Runs an import and prints its summary; the exit code says whether rows were rejected.
 pub async fn run(
     what: ImportWhat,
     file: &Path,
     source: Source,
-    dry_run: bool,
-    json_out: bool,
+    options: RunOptions,
     db: &str,
-    plausible: PlausibleTimes,
     clock: &dyn Clock,
 ) -> Result<ExitCode> {
+    let RunOptions { dry_run, json: json_out, plausible } = options;
     let started = clock.now();
     let t0 = std::time::Instant::now();
     let store = if dry_run { None } else { Some(open_store(db).await?) };
