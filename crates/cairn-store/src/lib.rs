@@ -9,8 +9,10 @@
 //! (`sqlite://PATH`, the embedded default; one file in WAL mode) and PostgreSQL
 //! (`postgres://…`, for several nodes). Each backend has its own append-only migrations
 //! under `migrations/<backend>/`; the SQL that both dialects accept is written once
-//! (`shared.rs`) and stamped out for each backend, and only what differs (connection
-//! setup, the bulk path) is written per backend. One conformance suite
+//! (`sql_both_dialects/`, a module per thing stored: the event log, identities, imports,
+//! engine state, enrollments, due steps, the send ledger, consent, the inbox, tasks…) and
+//! stamped out for each backend, and only what differs (connection setup, the bulk path)
+//! is written per backend. One conformance suite
 //! (`tests/conformance.rs`) runs on both.
 //!
 //! This crate knows nothing about HTTP. Time comes in as arguments, never from the
@@ -19,9 +21,8 @@
 mod appender;
 mod migrate;
 pub mod postgres;
-mod programs;
-mod shared;
 mod signals;
+mod sql_both_dialects;
 mod sqlite;
 mod types;
 
@@ -38,7 +39,7 @@ use tokio::sync::watch;
 
 pub use appender::Appender;
 pub use postgres::copy_columns as pg_copy_line;
-pub use programs::normalize_address;
+pub use sql_both_dialects::consent::normalize_address;
 
 /// What starts the internal alias of a contact (`cairn:contact:{id}`).
 pub const CONTACT_ALIAS_PREFIX: &str = "cairn:contact:";
@@ -247,7 +248,7 @@ impl Store {
             Store::Sqlite(s) => BulkTx::Sqlite(s.pool.begin_with("BEGIN IMMEDIATE").await?),
             Store::Postgres(s) => {
                 let mut tx = s.pool.begin().await?;
-                postgres::lock_log(&mut tx, shared::AppendLog::Events).await?;
+                postgres::lock_log(&mut tx, sql_both_dialects::event_log::AppendLog::Events).await?;
                 BulkTx::Postgres(tx)
             }
         };
