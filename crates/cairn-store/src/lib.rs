@@ -789,14 +789,9 @@ impl Store {
         dispatch!(self, s => s.program_enrollments(program_id).await)
     }
 
-    /// When each message `sent` to a contact on a channel since `since` was sent, oldest
-    /// first: a frequency cap's window and when it frees up.
-    pub async fn sent_times_since(&self, contact_id: i64, channel: &str, since: Timestamp) -> Result<Vec<Timestamp>> {
-        Ok(self.sent_times_since_many(&[contact_id], channel, since).await?.remove(&contact_id).unwrap_or_default())
-    }
-
-    /// [`Store::sent_times_since`] for many contacts in one query per 500: each contact
-    /// with a send in the window, its send times oldest first.
+    /// When each message `sent` to each of many contacts on a channel since `since` was
+    /// sent (a frequency cap's window and when it frees up), in one query per 500: each
+    /// contact with a send in the window, its send times oldest first.
     pub async fn sent_times_since_many(
         &self,
         contact_ids: &[i64],
