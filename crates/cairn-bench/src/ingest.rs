@@ -94,7 +94,13 @@ fn generate_ndjson(path: &Path, events: u64, accounts: usize, random_ids: bool) 
 
 /// The same rows as COPY text, for the peer (prepared before the clock starts).
 fn generate_copy_text(ndjson: &Path, out_path: &Path, received_at: Timestamp) -> Result<()> {
-    let envelope = Envelope { received_at, batch_sent_at: None, batch_context: None, trust_timestamps: true };
+    let envelope = Envelope {
+        received_at,
+        batch_sent_at: None,
+        batch_context: None,
+        trust_timestamps: true,
+        plausible: Default::default(),
+    };
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(out_path)?);
     let mut buf = Vec::with_capacity(512);
     for line in BufReader::new(std::fs::File::open(ndjson)?).lines() {
@@ -191,7 +197,7 @@ async fn bulk_import(args: &IngestArgs, dir: &Path, ndjson: &Path, bytes: u64, r
     let store = Store::open(&fresh_sqlite(dir, "bench.db")).await?;
     eprintln!("importing into SQLite…");
     let t = Instant::now();
-    let s = cairn::import::import_events(Some(&store), ndjson, received_at).await?;
+    let s = cairn::import::import_events(Some(&store), ndjson, received_at, Default::default()).await?;
     let secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(s.imported == args.events, "SQLite import stored {} of {} events", s.imported, args.events);
     rows.push(row(
@@ -210,7 +216,7 @@ async fn bulk_import(args: &IngestArgs, dir: &Path, ndjson: &Path, bytes: u64, r
     let store = Store::open(&url).await.context("opening the benchmark PostgreSQL (pass --pg none to leave it out)")?;
     eprintln!("importing into PostgreSQL…");
     let t = Instant::now();
-    let s = cairn::import::import_events(Some(&store), ndjson, received_at).await?;
+    let s = cairn::import::import_events(Some(&store), ndjson, received_at, Default::default()).await?;
     let pg_secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(s.imported == args.events, "PostgreSQL import stored {} of {} events", s.imported, args.events);
     store.close().await;

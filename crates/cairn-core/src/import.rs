@@ -238,7 +238,8 @@ impl<'a> Cells<'a> {
     /// `None`: column absent. `Some(None)`: empty cell. `Some(Some(text))`: a value.
     fn get(&self, column: &str) -> Option<Option<&'a str>> {
         let i = self.header.names.iter().position(|n| n == column)?;
-        let v = self.fields[i].trim();
+        // `cells` checked that there are as many fields as names.
+        let v = self.fields.get(i)?.trim();
         Some(if v.is_empty() { None } else { Some(v) })
     }
 
@@ -280,9 +281,7 @@ impl<'a> Cells<'a> {
                 continue;
             }
             if let Some(Some(v)) = self.get(&column) {
-                if v.len() > 512 {
-                    return Err(self.err(&column, "is longer than 512 characters"));
-                }
+                check_id_text(self, &column, v)?;
                 ids.push((source, v.to_string()));
             }
         }
@@ -328,12 +327,26 @@ pub fn infer_trait_value(cell: &str) -> Value {
     Value::String(v.to_string())
 }
 
+/// Longest accepted id, in bytes (as for the tracking API's ids).
+const MAX_ID_BYTES: usize = crate::tracking::MAX_ID_BYTES;
+
 fn check_id(cells: &Cells<'_>, column: &str) -> Result<String, RowError> {
     let id = cells.required(column)?;
-    if id.len() > 512 {
-        return Err(cells.err(column, "is longer than 512 characters"));
-    }
+    check_id_text(cells, column, &id)?;
     Ok(id)
+}
+
+/// An id is at most [`MAX_ID_BYTES`] bytes, without control characters.
+fn check_id_text(cells: &Cells<'_>, column: &str, id: &str) -> Result<(), RowError> {
+    if id.len() > MAX_ID_BYTES {
+        return Err(cells.err(column, format!("is {} bytes long; the limit is {MAX_ID_BYTES} bytes", id.len())));
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        return Err(
+            cells.err(column, format!("must not contain control characters (found U+{:04X}); remove it", u32::from(c)))
+        );
+    }
+    Ok(())
 }
 
 /// Parses one accounts row.

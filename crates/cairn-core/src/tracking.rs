@@ -14,7 +14,10 @@ use std::fmt;
 
 use jiff::Timestamp;
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
+
+use crate::plausible::PlausibleTimes;
 
 /// Largest accepted message, in bytes (Segment: 32 KB).
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
@@ -25,6 +28,9 @@ pub const MAX_NESTING: usize = 64;
 
 /// Longest accepted id (`userId`, `anonymousId`, `groupId`, `messageId`), in bytes.
 pub const MAX_ID_BYTES: usize = 512;
+
+/// Longest accepted event name (track) or page/screen name, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
 
 /// The kind of a tracking call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -157,6 +163,8 @@ pub struct Envelope<'a> {
     /// Import mode: trust `timestamp` as already corrected (exports carry the corrected
     /// value) and keep the message's own `receivedAt` when it has one.
     pub trust_timestamps: bool,
+    /// The dates an event may carry; `received_at` is "now" for the check.
+    pub plausible: PlausibleTimes,
 }
 
 /// The message as it arrives: every field kept raw, so that each can be checked with an
@@ -252,10 +260,39 @@ fn read_id(field: &str, raw: Option<&RawValue>) -> Result<Option<String>, Messag
     if id.len() > MAX_ID_BYTES {
         return Err(MessageError::field(field, format!("is longer than {MAX_ID_BYTES} bytes")));
     }
-    if id.chars().any(char::is_control) {
-        return Err(MessageError::field(field, "must not contain control characters"));
-    }
+    refuse_control_characters(field, &id)?;
     Ok(Some(id))
+}
+
+/// Refuses C0 and C1 control characters (NUL, ESC, CR, LF, DEL, …) in a name or id: they
+/// corrupt logs and terminals and never belong in one.
+fn refuse_control_characters(field: &str, text: &str) -> Result<(), MessageError> {
+    match text.chars().find(|c| c.is_control()) {
+        Some(c) => Err(MessageError::field(
+            field,
+            format!("must not contain control characters (found U+{:04X}); remove it", u32::from(c)),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Reads a name (an event name, a page or screen name): a string of at most
+/// [`MAX_NAME_CHARS`] characters without control characters, trimmed.
+fn read_name(field: &str, raw: Option<&RawValue>) -> Result<Option<String>, MessageError> {
+    let Some(name) = read_string(field, raw)? else { return Ok(None) };
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(MessageError::field(field, "must not be empty"));
+    }
+    let chars = name.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(MessageError::field(
+            field,
+            format!("is {chars} characters long; the limit is {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    refuse_control_characters(field, name)?;
+    Ok(Some(name.to_string()))
 }
 
 fn read_string(field: &str, raw: Option<&RawValue>) -> Result<Option<String>, MessageError> {
@@ -279,7 +316,98 @@ fn read_object(field: &str, raw: Option<&RawValue>) -> Result<Option<String>, Me
     if !raw.get().starts_with('{') {
         return Err(MessageError::field(field, format!("must be an object, got {}", json_type_name(raw))));
     }
+    check_json_values(field, raw.get())?;
     Ok(Some(raw.get().to_string()))
+}
+
+/// Reads every value of a JSON object as the store will, so that what is accepted can be
+/// read back whole: a number JSON cannot hold in a double (`1e400`) or a string with a lone
+/// surrogate (`"\ud800"`) is refused here, with its path, rather than dropped later. The
+/// raw-value parse that split the message out only checks the syntax.
+fn check_json_values(field: &str, text: &str) -> Result<(), MessageError> {
+    let mut path = Vec::new();
+    let mut de = serde_json::Deserializer::from_str(text);
+    let checked = CheckedValue { path: &mut path }.deserialize(&mut de).and_then(|()| de.end());
+    checked.map_err(|e| {
+        let mut at = field.to_string();
+        for key in &path {
+            at.push('.');
+            at.push_str(key);
+        }
+        let detail = e.to_string();
+        let what = if detail.contains("number out of range") {
+            "holds a number too large for a JSON double (at most about 1.8e308); send it as a string"
+        } else if detail.contains("surrogate") || detail.contains("hex escape") {
+            // The raw parse already checked escapes' syntax: what fails now is a `\uD800`–
+            // `\uDFFF` escape without its pair.
+            "holds a string with a lone UTF-16 surrogate escape, which is not text; encode the string as UTF-8"
+        } else {
+            "is not valid JSON"
+        };
+        MessageError::field(&at, format!("{what} ({detail})"))
+    })
+}
+
+/// Visits a JSON value fully (numbers parsed, strings decoded), remembering the keys on
+/// the way to a failure in `path`.
+struct CheckedValue<'p> {
+    path: &'p mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for CheckedValue<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CheckedValue<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        if v.is_finite() { Ok(()) } else { Err(E::custom("number out of range")) }
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        loop {
+            self.path.push(format!("[{index}]"));
+            if seq.next_element_seed(CheckedValue { path: self.path })?.is_none() {
+                self.path.pop();
+                return Ok(());
+            }
+            self.path.pop();
+            index += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            self.path.push(key.into_owned());
+            map.next_value_seed(CheckedValue { path: self.path })?;
+            self.path.pop();
+        }
+        Ok(())
+    }
 }
 
 /// Parses an ISO-8601 timestamp field.
@@ -293,21 +421,37 @@ pub fn read_timestamp(field: &str, raw: Option<&RawValue>) -> Result<Option<Time
     })
 }
 
+/// Refuses an instant outside the plausible range, naming the field.
+fn check_plausible(
+    field: &str,
+    t: Option<Timestamp>,
+    plausible: &PlausibleTimes,
+    now: Timestamp,
+) -> Result<(), MessageError> {
+    match t {
+        Some(t) => plausible.check(t, now).map_err(|e| MessageError::field(field, e.to_string())),
+        None => Ok(()),
+    }
+}
+
 /// Parses an ISO-8601 timestamp with an offset (`Z`, `+02:00`, `+0200`) or a bare date.
 pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
     if let Ok(ts) = text.parse::<Timestamp>() {
         return Some(ts);
     }
-    // `+0000` style offsets: insert the colon jiff expects.
-    let b = text.as_bytes();
-    if b.len() > 5 {
-        let (head, tail) = text.split_at(text.len() - 5);
-        let t = tail.as_bytes();
-        if (t[0] == b'+' || t[0] == b'-') && t[1..].iter().all(u8::is_ascii_digit) {
-            let fixed = format!("{head}{}:{}", &tail[..3], &tail[3..]);
-            if let Ok(ts) = fixed.parse::<Timestamp>() {
-                return Some(ts);
-            }
+    // `+0000` style offsets: insert the colon jiff expects. The last five characters
+    // must then be ASCII, so splitting there is on a character boundary; `split_at_checked`
+    // still refuses any other split (text is untrusted).
+    if let Some((head, tail)) = text.len().checked_sub(5).and_then(|at| text.split_at_checked(at))
+        && let Some((sign, digits)) = tail.split_at_checked(1)
+        && (sign == "+" || sign == "-")
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && let Some((hours, minutes)) = digits.split_at_checked(2)
+        && !head.is_empty()
+    {
+        let fixed = format!("{head}{sign}{hours}:{minutes}");
+        if let Ok(ts) = fixed.parse::<Timestamp>() {
+            return Some(ts);
         }
     }
     if text.len() == 10
@@ -338,11 +482,10 @@ pub fn parse_message(
     check_nesting(text, MAX_NESTING)?;
     let trimmed = text.trim_start();
     if !trimmed.starts_with('{') {
-        if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
-            let err = serde_json::from_str::<serde::de::IgnoredAny>(text).unwrap_err();
-            return Err(MessageError::invalid_json(&err));
-        }
-        return Err(MessageError::whole("a message must be a JSON object"));
+        return Err(match serde_json::from_str::<IgnoredAny>(text) {
+            Err(err) => MessageError::invalid_json(&err),
+            Ok(_) => MessageError::whole("a message must be a JSON object"),
+        });
     }
     let raw: RawMessage<'_> = serde_json::from_str(text).map_err(|e| MessageError::invalid_json(&e))?;
     validate(raw, implied, envelope, fallback_id)
@@ -455,21 +598,15 @@ fn validate(
     let properties;
     match kind {
         MessageKind::Track => {
-            let name = read_string("event", raw.event)?
-                .ok_or_else(|| MessageError::field("event", "is required for a track call"))?;
-            let name = name.trim();
-            if name.is_empty() {
-                return Err(MessageError::field("event", "must not be empty"));
-            }
-            if name.len() > 200 {
-                return Err(MessageError::field("event", "is longer than 200 characters"));
-            }
-            event = Some(name.to_string());
+            event = Some(
+                read_name("event", raw.event)?
+                    .ok_or_else(|| MessageError::field("event", "is required for a track call"))?,
+            );
             properties = read_object("properties", raw.properties)?;
             group_id = context_group;
         }
         MessageKind::Page | MessageKind::Screen => {
-            event = read_string("name", raw.name)?;
+            event = read_name("name", raw.name)?;
             properties = read_object("properties", raw.properties)?;
             group_id = context_group;
         }
@@ -513,6 +650,20 @@ fn validate(
         (Some(ts), None) => ts,
         (None, _) => received_at,
     };
+    // The instant stored is checked, whichever fields it came from; `received_at` is
+    // "now" for a live call and, on import, the start of the import.
+    let now = envelope.received_at;
+    let plausible = &envelope.plausible;
+    check_plausible("timestamp", original_timestamp, plausible, now)?;
+    if original_timestamp.is_some() && sent_at.is_some() && !envelope.trust_timestamps {
+        check_plausible("timestamp", Some(timestamp), plausible, now).map_err(|e| MessageError {
+            reason: format!("{} (after correcting for the sender's clock skew by `sentAt`)", e.reason),
+            ..e
+        })?;
+    }
+    if envelope.trust_timestamps {
+        check_plausible("receivedAt", own_received_at, plausible, now)?;
+    }
 
     Ok(TrackingMessage {
         kind,
@@ -541,6 +692,7 @@ mod tests {
             batch_sent_at: None,
             batch_context: None,
             trust_timestamps: false,
+            plausible: PlausibleTimes::default(),
         }
     }
 
@@ -636,6 +788,53 @@ mod tests {
             assert_eq!(parse_timestamp(t).unwrap().to_string(), "2026-03-01T12:00:00Z", "{t}");
         }
         assert!(parse_timestamp("2026-03-01T12:00:00").is_none(), "no offset: ambiguous");
+    }
+
+    #[test]
+    fn a_multibyte_character_where_the_offset_goes_is_not_a_panic() {
+        for t in ["aa€0000", "€€€€€€", "x+€00", "2026-03-01T12:00:00+00€", "é"] {
+            assert!(parse_timestamp(t).is_none(), "{t}");
+        }
+    }
+
+    #[test]
+    fn a_valid_date_out_of_range_is_not_called_unparseable() {
+        let err = parse(r#"{"userId":"u","event":"e","timestamp":"0001-01-01T00:00:00Z"}"#, Some(MessageKind::Track))
+            .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("timestamp"));
+        assert!(err.reason.starts_with("0001-01-01T00:00:00Z is before the earliest accepted date"), "{err}");
+        let err = parse(r#"{"userId":"u","event":"e","timestamp":"2026-03-03T00:00:00Z"}"#, Some(MessageKind::Track))
+            .unwrap_err();
+        assert!(err.reason.contains("is later than 2026-03-02T12:00:00Z"), "{err}");
+    }
+
+    #[test]
+    fn json_a_reader_cannot_hold_is_refused_with_its_path() {
+        let cases = [
+            (r#"{"userId":"u","traits":{"a":{"b":[0,1e400]}}}"#, "traits.a.b.[1]"),
+            (r#"{"userId":"u","traits":{"s":"\ud800"}}"#, "traits.s"),
+            (r#"{"userId":"u","context":{"x":-1e309}}"#, "context.x"),
+        ];
+        for (text, field) in cases {
+            let err = parse(text, Some(MessageKind::Identify)).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some(field), "{text}: {err}");
+        }
+        assert!(
+            parse(r#"{"userId":"u","traits":{"n":1e308,"s":"\ud83d\ude00"}}"#, Some(MessageKind::Identify)).is_ok()
+        );
+    }
+
+    #[test]
+    fn names_are_limited_in_characters_and_free_of_control_characters() {
+        let ok = format!(r#"{{"userId":"u","event":"{}"}}"#, "€".repeat(200));
+        assert!(parse(&ok, Some(MessageKind::Track)).is_ok(), "200 characters (600 bytes) fit");
+        let long = format!(r#"{{"userId":"u","event":"{}"}}"#, "a".repeat(201));
+        let err = parse(&long, Some(MessageKind::Track)).unwrap_err();
+        assert_eq!(err.to_string(), "`event` is 201 characters long; the limit is 200 characters");
+        let err = parse(r#"{"userId":"u","event":"a\u001bb"}"#, Some(MessageKind::Track)).unwrap_err();
+        assert_eq!(err.to_string(), "`event` must not contain control characters (found U+001B); remove it");
+        let err = parse(r#"{"userId":"u","name":"a\u0085b"}"#, Some(MessageKind::Page)).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("name"));
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub enum ApiError {
     /// The request body is larger than the endpoint accepts.
     #[error("{0}")]
     TooLarge(String),
+    /// The request body is in an encoding (`Content-Encoding`) that is not understood.
+    #[error("{0}")]
+    UnsupportedEncoding(String),
     /// The request body is not a valid message.
     #[error("{0}")]
     BadMessage(MessageError),
@@ -59,6 +62,7 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::Unauthorized(_) | ApiError::UnauthorizedBearer(_) => StatusCode::UNAUTHORIZED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadMessage(_) | ApiError::BadRequest(_) | ApiError::BadBatch(_) | ApiError::Rejected(_) => {
                 StatusCode::BAD_REQUEST
             }

@@ -56,6 +56,8 @@ pub struct AppState {
     /// Verifies (and, for a survey page, signs) the links in messages; without it the
     /// link routes answer 503.
     pub links: Option<Arc<LinkSigner>>,
+    /// The dates a tracked event may carry.
+    pub plausible: cairn_core::plausible::PlausibleTimes,
     keys: Arc<keys::KeyCache>,
     limits: Limits,
     inapp_identity_verification: bool,
@@ -73,6 +75,7 @@ impl AppState {
             runtime: None,
             workspace_dir: None,
             links: None,
+            plausible: cairn_core::plausible::PlausibleTimes::default(),
             keys: Arc::new(keys::KeyCache::default()),
             limits: Limits::default(),
             inapp_identity_verification: true,

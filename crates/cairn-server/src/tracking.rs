@@ -26,27 +26,101 @@ use crate::error::ApiError;
 
 type Reply = Result<Json<Value>, ApiError>;
 
-/// Reads the body, refusing more than `limit` bytes with a 413 that says so.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize, what: &str) -> Result<axum::body::Bytes, ApiError> {
+/// Reads the body, decoding `Content-Encoding: gzip` or `deflate`, and refuses more than
+/// `limit` bytes — counted after decoding, so that a small compressed body cannot expand
+/// without bound — with a 413 that says so. An unknown encoding is a 415 naming it.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize, what: &str) -> Result<Vec<u8>, ApiError> {
     let too_large = |size: Option<u64>| {
         ApiError::TooLarge(match size {
             Some(n) => format!("{what} is {n} bytes; the limit is {limit} bytes ({} KB)", limit / 1024),
             None => format!("{what} is larger than the limit of {limit} bytes ({} KB)", limit / 1024),
         })
     };
+    let encoding = content_encoding(headers)?;
     if let Some(len) =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
         && len > limit as u64
     {
         return Err(too_large(Some(len)));
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
         if e.to_string().contains("length limit") {
             too_large(None)
         } else {
             ApiError::BadRequest(format!("could not read the request body: {e}"))
         }
-    })
+    })?;
+    match encoding {
+        Encoding::Identity => Ok(bytes.to_vec()),
+        Encoding::Gzip => inflate(flate2::read::MultiGzDecoder::new(&bytes[..]), "gzip", limit, what),
+        Encoding::Deflate if is_zlib_header(&bytes) => {
+            inflate(flate2::read::ZlibDecoder::new(&bytes[..]), "deflate", limit, what)
+        }
+        // Some clients send raw DEFLATE data, without the zlib wrapper, as `deflate`.
+        Encoding::Deflate => inflate(flate2::read::DeflateDecoder::new(&bytes[..]), "deflate", limit, what),
+    }
+}
+
+/// The body encodings the tracking API reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let mut found = Encoding::Identity;
+    for value in headers.get_all(header::CONTENT_ENCODING) {
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::UnsupportedEncoding("the Content-Encoding header is not readable text".into()))?;
+        for token in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let this = match token.to_ascii_lowercase().as_str() {
+                "identity" => continue,
+                "gzip" | "x-gzip" => Encoding::Gzip,
+                "deflate" => Encoding::Deflate,
+                _ => {
+                    return Err(ApiError::UnsupportedEncoding(format!(
+                        "Content-Encoding `{token}` is not supported: send the body as is, or as gzip or deflate"
+                    )));
+                }
+            };
+            if found != Encoding::Identity {
+                return Err(ApiError::UnsupportedEncoding(
+                    "the body is encoded more than once (Content-Encoding lists several); encode it once, with gzip or deflate"
+                        .into(),
+                ));
+            }
+            found = this;
+        }
+    }
+    Ok(found)
+}
+
+/// Whether data starts with a zlib header (RFC 1950: method 8, check bits).
+fn is_zlib_header(bytes: &[u8]) -> bool {
+    match bytes {
+        [cmf, flg, ..] => cmf & 0x0f == 8 && (u16::from(*cmf) * 256 + u16::from(*flg)) % 31 == 0,
+        _ => false,
+    }
+}
+
+/// Decodes at most `limit` bytes from `decoder`; more is a 413.
+fn inflate(decoder: impl std::io::Read, name: &str, limit: usize, what: &str) -> Result<Vec<u8>, ApiError> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    decoder.take(cap).read_to_end(&mut out).map_err(|e| {
+        ApiError::BadRequest(format!("the body is not valid {name} data ({e}); send it as is or encoded correctly"))
+    })?;
+    if out.len() > limit {
+        return Err(ApiError::TooLarge(format!(
+            "{what} is larger than the limit of {limit} bytes ({} KB) once {name}-decoded",
+            limit / 1024
+        )));
+    }
+    Ok(out)
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str, ApiError> {
@@ -120,7 +194,13 @@ async fn single(state: AppState, headers: HeaderMap, body: Body, kind: MessageKi
     let text = utf8(&bytes)?;
     let now = state.clock.now();
     let key = authenticate(&state, &headers, text).await?;
-    let envelope = Envelope { received_at: now, batch_sent_at: None, batch_context: None, trust_timestamps: false };
+    let envelope = Envelope {
+        received_at: now,
+        batch_sent_at: None,
+        batch_context: None,
+        trust_timestamps: false,
+        plausible: state.plausible,
+    };
     let message = parse_message(text, Some(kind), &envelope, || fallback_id(now)).map_err(ApiError::BadMessage)?;
     let outcome = state.appender.append(&key.name, vec![message]).await?;
     let duplicate = outcome.first() == Some(&Appended::Duplicate);
@@ -183,7 +263,13 @@ pub async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body
     {
         return Err(ApiError::BadRequest("`context` must be an object".into()));
     }
-    let envelope = Envelope { received_at: now, batch_sent_at, batch_context: raw.context, trust_timestamps: false };
+    let envelope = Envelope {
+        received_at: now,
+        batch_sent_at,
+        batch_context: raw.context,
+        trust_timestamps: false,
+        plausible: state.plausible,
+    };
     let mut messages: Vec<TrackingMessage> = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
     for (index, item) in items.iter().enumerate() {
@@ -199,7 +285,7 @@ pub async fn batch(State(state): State<AppState>, headers: HeaderMap, body: Body
         }
     }
     if messages.is_empty() && !rejected.is_empty() {
-        let first = rejected[0]["error"].as_str().unwrap_or("").to_string();
+        let first = rejected.first().and_then(|r| r.get("error")).and_then(Value::as_str).unwrap_or("").to_string();
         return Err(ApiError::BadBatch(json!({
             "success": false, "accepted": 0, "duplicates": 0, "rejected": rejected,
             "error": format!("every message in the batch was rejected; the first: {first}"),

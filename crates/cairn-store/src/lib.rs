@@ -9,8 +9,10 @@
 //! (`sqlite://PATH`, the embedded default; one file in WAL mode) and PostgreSQL
 //! (`postgres://…`, for several nodes). Each backend has its own append-only migrations
 //! under `migrations/<backend>/`; the SQL that both dialects accept is written once
-//! (`shared.rs`) and stamped out for each backend, and only what differs (connection
-//! setup, the bulk path) is written per backend. One conformance suite
+//! (`sql_both_dialects/`, a module per thing stored: the event log, identities, imports,
+//! engine state, enrollments, due steps, the send ledger, consent, the inbox, tasks…) and
+//! stamped out for each backend, and only what differs (connection setup, the bulk path)
+//! is written per backend. One conformance suite
 //! (`tests/conformance.rs`) runs on both.
 //!
 //! This crate knows nothing about HTTP. Time comes in as arguments, never from the
@@ -20,9 +22,8 @@ mod api_keys;
 mod appender;
 mod migrate;
 pub mod postgres;
-mod programs;
-mod shared;
 mod signals;
+mod sql_both_dialects;
 mod sqlite;
 mod subscription_ledger;
 mod types;
@@ -41,7 +42,7 @@ use tokio::sync::watch;
 pub use api_keys::ApiKeyListing;
 pub use appender::Appender;
 pub use postgres::copy_columns as pg_copy_line;
-pub use programs::normalize_address;
+pub use sql_both_dialects::consent::normalize_address;
 pub use subscription_ledger::SubscriptionLine;
 
 /// What starts the internal alias of a contact (`cairn:contact:{id}`).
@@ -251,7 +252,7 @@ impl Store {
             Store::Sqlite(s) => BulkTx::Sqlite(s.pool.begin_with("BEGIN IMMEDIATE").await?),
             Store::Postgres(s) => {
                 let mut tx = s.pool.begin().await?;
-                postgres::lock_log(&mut tx, shared::AppendLog::Events).await?;
+                postgres::lock_log(&mut tx, sql_both_dialects::event_log::AppendLog::Events).await?;
                 BulkTx::Postgres(tx)
             }
         };
@@ -792,14 +793,9 @@ impl Store {
         dispatch!(self, s => s.program_enrollments(program_id).await)
     }
 
-    /// When each message `sent` to a contact on a channel since `since` was sent, oldest
-    /// first: a frequency cap's window and when it frees up.
-    pub async fn sent_times_since(&self, contact_id: i64, channel: &str, since: Timestamp) -> Result<Vec<Timestamp>> {
-        Ok(self.sent_times_since_many(&[contact_id], channel, since).await?.remove(&contact_id).unwrap_or_default())
-    }
-
-    /// [`Store::sent_times_since`] for many contacts in one query per 500: each contact
-    /// with a send in the window, its send times oldest first.
+    /// When each message `sent` to each of many contacts on a channel since `since` was
+    /// sent (a frequency cap's window and when it frees up), in one query per 500: each
+    /// contact with a send in the window, its send times oldest first.
     pub async fn sent_times_since_many(
         &self,
         contact_ids: &[i64],

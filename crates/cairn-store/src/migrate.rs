@@ -22,6 +22,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0005_pending_steps.sql",
         sql: include_str!("../migrations/sqlite/0005_pending_steps.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_events_dedupe_per_source.sql",
+        sql: include_str!("../migrations/sqlite/0006_events_dedupe_per_source.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -37,6 +42,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 5,
         name: "0005_pending_steps.sql",
         sql: include_str!("../migrations/postgres/0005_pending_steps.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "0006_events_dedupe_per_source.sql",
+        sql: include_str!("../migrations/postgres/0006_events_dedupe_per_source.sql"),
     },
 ];
 

@@ -8,8 +8,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 use crate::migrate::{POSTGRES, run_migrations};
-use crate::shared::AppendLog;
 use crate::signals::ChangeSignals;
+use crate::sql_both_dialects::event_log::AppendLog;
 use crate::{StoreError, redact_url};
 
 /// A store in a PostgreSQL database (optionally in its own schema).
@@ -107,7 +107,7 @@ pub(crate) async fn lock_log(conn: &mut sqlx::PgConnection, log: AppendLog) -> c
     Ok(())
 }
 
-crate::shared::shared_store_impl!(PgStore, Postgres);
+crate::sql_both_dialects::store_impl!(PgStore, Postgres);
 
 /// Runs of this many plain events or more go through COPY rather than INSERT.
 const COPY_THRESHOLD: usize = 2_000;
@@ -172,13 +172,13 @@ async fn insert_through_staging(
         "INSERT INTO events (message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context)
          SELECT message_id, kind, event, user_id, anonymous_id, group_id, previous_id, ts, original_ts, sent_at, received_at, source, properties, context
          FROM events_staging ORDER BY ord
-         ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+         ON CONFLICT (message_id, source) DO NOTHING RETURNING message_id",
     )
     .fetch_all(&mut *conn)
     .await?;
     sqlx::raw_sql("TRUNCATE events_staging").execute(&mut *conn).await?;
     let inserted = rows.iter().map(|r| r.get::<String, _>(0)).collect();
-    Ok(crate::shared::mark_new(msgs, &inserted))
+    Ok(crate::sql_both_dialects::event_log::mark_new(msgs, &inserted))
 }
 
 /// One line of COPY text format: `ord` then the event columns.

@@ -36,7 +36,7 @@ impl Committed {
         for (m, a) in messages.iter().zip(outcomes) {
             if *a == Appended::New {
                 out.events = true;
-                out.data |= !crate::shared::is_plain_event(m);
+                out.data |= !crate::sql_both_dialects::event_log::is_plain_event(m);
             }
         }
         out

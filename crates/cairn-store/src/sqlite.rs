@@ -12,8 +12,8 @@ use sqlx::{Sqlite, SqlitePool};
 
 use crate::StoreError;
 use crate::migrate::{SQLITE, run_migrations};
-use crate::shared::AppendLog;
 use crate::signals::ChangeSignals;
+use crate::sql_both_dialects::event_log::AppendLog;
 
 /// A store in one SQLite file.
 #[derive(Clone, Debug)]
@@ -104,7 +104,7 @@ async fn lock_log(_conn: &mut sqlx::SqliteConnection, _log: AppendLog) -> crate:
     Ok(())
 }
 
-crate::shared::shared_store_impl!(SqliteStore, Sqlite);
+crate::sql_both_dialects::store_impl!(SqliteStore, Sqlite);
 
 /// SQLite's bulk path: multi-row inserts without `RETURNING`. Inside the write
 /// transaction this connection is the only writer and `seq` is AUTOINCREMENT, so the rows
@@ -120,8 +120,9 @@ async fn insert_plain_events(
     use sqlx::Row as _;
     let mut out = Vec::with_capacity(msgs.len());
     let mut before: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events").fetch_one(&mut *conn).await?.get(0);
-    for chunk in msgs.chunks(crate::shared::EVENT_ROWS_PER_INSERT) {
-        let sql = crate::shared::events_insert_sql(chunk.len(), false).replace(" RETURNING message_id", "");
+    for chunk in msgs.chunks(crate::sql_both_dialects::event_log::EVENT_ROWS_PER_INSERT) {
+        let sql = crate::sql_both_dialects::event_log::events_insert_sql(chunk.len(), false)
+            .replace(" RETURNING message_id", "");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for m in chunk {
             q = bind_event(q, source, m);
@@ -134,7 +135,7 @@ async fn insert_plain_events(
             let rows =
                 sqlx::query("SELECT message_id FROM events WHERE seq > $1").bind(before).fetch_all(&mut *conn).await?;
             let inserted = rows.iter().map(|r| r.get::<String, _>(0)).collect();
-            out.extend(crate::shared::mark_new(chunk, &inserted));
+            out.extend(crate::sql_both_dialects::event_log::mark_new(chunk, &inserted));
         }
         if added > 0 {
             before = result.last_insert_rowid();

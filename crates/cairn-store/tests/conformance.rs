@@ -65,6 +65,8 @@ on_both_backends! {
         // Tracking
         a_message_id_is_stored_once_however_often_it_is_sent,
         duplicates_inside_one_call_are_detected,
+        a_message_id_is_unique_per_source_not_across_sources,
+        a_bulk_import_deduplicates_per_source,
         last_seq_grows_with_every_new_event_and_only_then,
         a_large_batch_is_stored_once_with_its_properties_intact,
         concurrent_requests_through_the_appender_are_all_committed,
@@ -438,7 +440,7 @@ async fn a_message_id_is_stored_once_however_often_it_is_sent(store: Store) {
     assert_eq!(store.append("web", &first).await.unwrap(), vec![Appended::New, Appended::New]);
     // A retry of the same request, and a resend with other content: both are duplicates.
     assert_eq!(store.append("web", &first).await.unwrap(), vec![Appended::Duplicate, Appended::Duplicate]);
-    assert_eq!(store.append("mobile", &[track("m1", "u2", "Other")]).await.unwrap(), vec![Appended::Duplicate]);
+    assert_eq!(store.append("web", &[track("m1", "u2", "Other")]).await.unwrap(), vec![Appended::Duplicate]);
 
     let counts = store.count_message_ids(&ids(&["m1", "m2", "m3"])).await.unwrap();
     assert_eq!(counts, HashMap::from([("m1".to_string(), 1), ("m2".to_string(), 1), ("m3".to_string(), 0)]));
@@ -479,12 +481,53 @@ async fn duplicates_inside_one_call_are_detected(store: Store) {
     assert!(counts.values().all(|n| *n == 1), "{counts:?}");
     assert_eq!(store.doctor(today()).await.unwrap().totals.events, 3);
 
-    // Across the groups of one group commit, too.
+    // Across the groups of one group commit, too (within a source).
     let a = [track("g1", "u1", "A")];
     let b = [track("g1", "u2", "A"), track("g2", "u2", "B")];
-    let outcome = store.append_groups(&[("web", &a[..]), ("mobile", &b[..])]).await.unwrap();
+    let outcome = store.append_groups(&[("web", &a[..]), ("web", &b[..])]).await.unwrap();
     assert_eq!(outcome, vec![vec![Appended::New], vec![Appended::Duplicate, Appended::New]]);
     assert_eq!(store.count_message_ids(&ids(&["g1"])).await.unwrap()["g1"], 1);
+}
+
+async fn a_message_id_is_unique_per_source_not_across_sources(store: Store) {
+    // Two products that happen to use the same id each keep their event; each one's
+    // resend is still a duplicate, in a call of its own and inside one group commit.
+    assert_eq!(store.append("web", &[track("m1", "u1", "A")]).await.unwrap(), vec![Appended::New]);
+    assert_eq!(store.append("mobile", &[track("m1", "u2", "B")]).await.unwrap(), vec![Appended::New]);
+    assert_eq!(store.append("mobile", &[track("m1", "u2", "B")]).await.unwrap(), vec![Appended::Duplicate]);
+    let a = [track("g1", "u1", "A")];
+    let b = [track("g1", "u2", "A"), track("m1", "u2", "B")];
+    let c = [track("g1", "u3", "C")];
+    let outcome = store.append_groups(&[("web", &a[..]), ("mobile", &b[..]), ("web", &c[..])]).await.unwrap();
+    assert_eq!(outcome, vec![vec![Appended::New], vec![Appended::New, Appended::Duplicate], vec![Appended::Duplicate]]);
+    // An identify from another source with an id already used is applied, not skipped.
+    let identify = |source_name: &str| {
+        msg(json!({ "type": "identify", "messageId": "i1", "userId": source_name, "traits": { "name": source_name } }))
+    };
+    assert_eq!(store.append("web", &[identify("ada")]).await.unwrap(), vec![Appended::New]);
+    assert_eq!(store.append("mobile", &[identify("bob")]).await.unwrap(), vec![Appended::New]);
+    assert!(has_contact(&store.snapshot().await.unwrap(), "product:bob"), "mobile's identify was applied");
+
+    let counts = store.count_message_ids(&ids(&["m1", "g1", "i1"])).await.unwrap();
+    assert_eq!(counts, HashMap::from([("m1".to_string(), 2), ("g1".to_string(), 2), ("i1".to_string(), 2)]));
+    let snap = store.snapshot().await.unwrap();
+    let m1: Vec<&Value> = snap["events"].as_array().unwrap().iter().filter(|e| e[0] == "m1").map(|e| &e[7]).collect();
+    assert_eq!(m1, vec!["mobile", "web"]);
+    assert_eq!(store.doctor(today()).await.unwrap().totals.events, 6);
+}
+
+async fn a_bulk_import_deduplicates_per_source(store: Store) {
+    // The bulk path (an NDJSON import) keeps the same rule as live appends.
+    let batch: Vec<_> = (0..2500).map(|i| track(&format!("b{i}"), "u1", "E")).collect();
+    let mut bulk = store.bulk_append().await.unwrap();
+    let outcome = bulk.append("web", &batch).await.unwrap();
+    assert!(outcome.iter().all(|o| *o == Appended::New));
+    let outcome = bulk.append("import", &batch).await.unwrap();
+    assert!(outcome.iter().all(|o| *o == Appended::New), "another source's ids are its own");
+    let outcome = bulk.append("import", &batch).await.unwrap();
+    assert!(outcome.iter().all(|o| *o == Appended::Duplicate));
+    bulk.commit().await.unwrap();
+    assert_eq!(store.count_message_ids(&ids(&["b0", "b2499"])).await.unwrap()["b2499"], 2);
 }
 
 async fn last_seq_grows_with_every_new_event_and_only_then(store: Store) {

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use cairn_core::Clock;
+use cairn_core::plausible::PlausibleTimes;
 use cairn_programs::Runner;
 use cairn_runtime::Runtime;
 use cairn_server::{AppState, Limits};
@@ -56,6 +57,8 @@ pub struct AppConfig {
     pub limits: Limits,
     /// Whether the in-app inbox requires `userHash` (on unless turned off explicitly).
     pub inapp_identity_verification: bool,
+    /// The dates an event may carry; the tracking API refuses others.
+    pub plausible: PlausibleTimes,
 }
 
 impl AppConfig {
@@ -67,6 +70,7 @@ impl AppConfig {
             delivery: DeliveryArgs::default(),
             limits: Limits::default(),
             inapp_identity_verification: true,
+            plausible: PlausibleTimes::default(),
         }
     }
 }
@@ -90,6 +94,7 @@ impl App {
         let addr = listener.local_addr()?;
         let signer = cairn_programs::link_signer(&store).await.context("creating the link signer")?;
         let mut state = AppState::new(store.clone(), Arc::clone(&clock)).with_links(signer).with_limits(config.limits);
+        state.plausible = config.plausible;
         if !config.inapp_identity_verification {
             tracing::warn!(
                 "in-app identity verification is OFF: anyone holding the publishable key (it ships in your product's \

@@ -62,6 +62,8 @@ enum Command {
         /// any user's inbox
         #[arg(long, env = "CAIRN_INAPP_IDENTITY_VERIFICATION", default_value = "on")]
         inapp_identity_verification: OnOff,
+        #[command(flatten)]
+        events: crate::import::EventRangeArg,
     },
     /// Import a CSV export (accounts, contacts, subscriptions) or NDJSON events.
     ///
@@ -85,6 +87,8 @@ enum Command {
         json: bool,
         #[command(flatten)]
         db: DbArg,
+        #[command(flatten)]
+        events: crate::import::EventRangeArg,
     },
     /// Data readiness: missing ids, ARR and renewal dates, unmatched events, duplicates
     Doctor {
@@ -330,7 +334,8 @@ pub async fn open_store(url: &str) -> Result<Store> {
 async fn run(cli: Cli) -> Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match cli.command {
-        Command::Serve { listen, db, workspace, demo, delivery, limits, inapp_identity_verification } => {
+        Command::Serve { listen, db, workspace, demo, delivery, limits, inapp_identity_verification, events } => {
+            let plausible = events.plausible_times()?;
             if let Some(dir) = &workspace
                 && !dir.is_dir()
             {
@@ -359,6 +364,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 delivery,
                 limits,
                 inapp_identity_verification: inapp_identity_verification == OnOff::On,
+                plausible,
             };
             // A shutdown while the engine is still evaluating the history stops it there.
             let built = tokio::select! {
@@ -373,9 +379,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             close_store(&store).await;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Import { kind, file, source, dry_run, json, db } => {
+        Command::Import { kind, file, source, dry_run, json, db, events } => {
             let source = Source::parse(&source).map_err(|e| anyhow::anyhow!("--source: {e}"))?;
-            crate::import::run(kind, &file, source, dry_run, json, &db.db, clock.as_ref()).await
+            let options = crate::import::RunOptions { dry_run, json, plausible: events.plausible_times()? };
+            crate::import::run(kind, &file, source, options, &db.db, clock.as_ref()).await
         }
         Command::Doctor { json, as_of, db } => {
             let day = match as_of {

@@ -194,7 +194,13 @@ pub async fn seed(store: &Store, accounts: usize, now: Timestamp) -> Result<Stri
         store.upsert_subscriptions(Source::Crm, chunk).await?;
     }
     let events = c.len() as u64 * 40;
-    let envelope = Envelope { received_at: now, batch_sent_at: None, batch_context: None, trust_timestamps: true };
+    let envelope = Envelope {
+        received_at: now,
+        batch_sent_at: None,
+        batch_context: None,
+        trust_timestamps: true,
+        plausible: Default::default(),
+    };
     let mut rng = Rng::new(4);
     let mut batch = Vec::with_capacity(10_000);
     for k in 0..events {

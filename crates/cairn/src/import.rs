@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use cairn_core::import::{Header, ImportKind, RowError, parse_account, parse_contact, parse_subscription};
+use cairn_core::plausible::PlausibleTimes;
 use cairn_core::tracking::{Envelope, TrackingMessage, parse_message};
 use cairn_core::{Clock, Source};
 use cairn_store::{Appended, ImportRun, Store};
@@ -25,6 +26,26 @@ pub const EVENT_CHUNK: usize = 50_000;
 pub const EVENTS_PER_COMMIT: u64 = 1_000_000;
 /// Rejected rows listed in full (the rest are counted).
 const REJECTS_SHOWN: usize = 50;
+
+/// The range of dates an event may carry, for `cairn serve` and `cairn import`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct EventRangeArg {
+    /// The earliest date an event may carry (YYYY-MM-DD or an ISO-8601 instant; default
+    /// 2000-01-01). Events dated earlier, or more than a day ahead of now, are refused
+    #[arg(long, env = cairn_core::plausible::EARLIEST_EVENT_ENV)]
+    pub earliest_event: Option<String>,
+}
+
+impl EventRangeArg {
+    /// The range these arguments give.
+    pub fn plausible_times(&self) -> Result<PlausibleTimes> {
+        let default = PlausibleTimes::default();
+        match &self.earliest_event {
+            Some(text) => default.with_earliest(text).map_err(|e| anyhow::anyhow!("--earliest-event: {e}")),
+            None => Ok(default),
+        }
+    }
+}
 
 /// What an import did.
 #[derive(Debug, Default, serde::Serialize)]
@@ -56,21 +77,32 @@ impl ImportSummary {
     }
 }
 
+/// How `cairn import` runs, as its flags say.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Check the file and write nothing.
+    pub dry_run: bool,
+    /// Print the summary as JSON.
+    pub json: bool,
+    /// The dates an event may carry.
+    pub plausible: PlausibleTimes,
+}
+
 /// Runs an import and prints its summary; the exit code says whether rows were rejected.
 pub async fn run(
     what: ImportWhat,
     file: &Path,
     source: Source,
-    dry_run: bool,
-    json_out: bool,
+    options: RunOptions,
     db: &str,
     clock: &dyn Clock,
 ) -> Result<ExitCode> {
+    let RunOptions { dry_run, json: json_out, plausible } = options;
     let started = clock.now();
     let t0 = std::time::Instant::now();
     let store = if dry_run { None } else { Some(open_store(db).await?) };
     let summary = match what {
-        ImportWhat::Events => import_events(store.as_ref(), file, started).await?,
+        ImportWhat::Events => import_events(store.as_ref(), file, started, plausible).await?,
         ImportWhat::Accounts => import_csv(store.as_ref(), file, ImportKind::Accounts, source, dry_run).await?,
         ImportWhat::Contacts => import_csv(store.as_ref(), file, ImportKind::Contacts, source, dry_run).await?,
         ImportWhat::Subscriptions => {
@@ -275,10 +307,12 @@ struct ParsedChunk {
 fn spawn_event_reader(
     file: File,
     received_at: jiff::Timestamp,
+    plausible: PlausibleTimes,
 ) -> tokio::sync::mpsc::Receiver<std::io::Result<ParsedChunk>> {
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     std::thread::spawn(move || {
-        let envelope = Envelope { received_at, batch_sent_at: None, batch_context: None, trust_timestamps: true };
+        let envelope =
+            Envelope { received_at, batch_sent_at: None, batch_context: None, trust_timestamps: true, plausible };
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut line_no = 0u64;
         let mut bytes_read = 0u64;
@@ -353,12 +387,18 @@ fn spawn_event_reader(
 }
 
 /// Imports an NDJSON file of Segment messages with the same validation as the HTTP API
-/// (without a store: checks the file only).
-pub async fn import_events(store: Option<&Store>, file: &Path, received_at: jiff::Timestamp) -> Result<ImportSummary> {
+/// (without a store: checks the file only). Events dated outside `plausible` (with
+/// `received_at` as "now") are rejected with their line.
+pub async fn import_events(
+    store: Option<&Store>,
+    file: &Path,
+    received_at: jiff::Timestamp,
+    plausible: PlausibleTimes,
+) -> Result<ImportSummary> {
     let (f, len) = open(file)?;
     let mut summary = ImportSummary { file: file.display().to_string(), kind: "events".into(), ..Default::default() };
     let mut progress = Progress::bytes(len, "importing events");
-    let mut chunks = spawn_event_reader(f, received_at);
+    let mut chunks = spawn_event_reader(f, received_at, plausible);
     let mut bulk = match store {
         Some(s) => Some(s.bulk_append().await?),
         None => None,

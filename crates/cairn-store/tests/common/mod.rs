@@ -272,6 +272,7 @@ fn parse_at(received_at: &str, text: &str) -> TrackingMessage {
         batch_sent_at: None,
         batch_context: None,
         trust_timestamps: false,
+        plausible: Default::default(),
     };
     parse_message(text, None, &envelope, || panic!("test messages carry their own messageId: {text}"))
         .unwrap_or_else(|e| panic!("invalid test message {text}: {e}"))

@@ -1,0 +1,50 @@
+//! API keys, stored by their hash.
+
+macro_rules! api_keys_impl {
+    ($Store:ident, $Db:ty) => {
+        impl $Store {
+            pub(crate) async fn create_api_key(
+                &self,
+                kind: KeyKind,
+                name: &str,
+                key_hash: &str,
+                key_prefix: &str,
+                at: Timestamp,
+            ) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO api_keys (kind, name, key_hash, key_prefix, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(kind.as_str())
+                .bind(name)
+                .bind(key_hash)
+                .bind(key_prefix)
+                .bind(ms(at))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
+                let row = sqlx::query(
+                    "SELECT id, kind, name, key_prefix FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+                )
+                .bind(key_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    let kind: String = r.get(1);
+                    Ok(ApiKey {
+                        id: r.get(0),
+                        kind: KeyKind::parse(&kind)
+                            .ok_or_else(|| crate::StoreError::Corrupt(format!("api key kind `{kind}`")))?,
+                        name: r.get(2),
+                        prefix: r.get(3),
+                    })
+                })
+                .transpose()
+            }
+        }
+    };
+}
+
+pub(crate) use api_keys_impl;
