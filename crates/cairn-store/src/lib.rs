@@ -17,6 +17,19 @@
 //!
 //! This crate knows nothing about HTTP. Time comes in as arguments, never from the
 //! system clock.
+//!
+//! The SQLite backend is one file, WAL mode, `synchronous=FULL`; the WAL is checkpointed
+//! every 100 ms by a task on another connection of the pool, not inside commits. The
+//! PostgreSQL backend may live in its own schema (`?schema=NAME`) and appends large runs of
+//! events with `COPY` into a staging table and one `INSERT … SELECT … ON CONFLICT DO
+//! NOTHING`. `Appender` is the group-commit writer: many HTTP requests' messages go into one
+//! transaction and each request is answered after that commit. Identity calls (identify,
+//! group, alias) are applied in order within the same transaction as their event, and only
+//! when the event is new, so a resent message never re-applies old traits.
+//!
+//! Why an enum rather than a trait object: two backends, `async fn` everywhere, and one
+//! obvious place (the `dispatch!` macro) to add a third (a sharded PostgreSQL for state,
+//! ClickHouse for the raw archive) without boxing futures.
 
 mod api_keys;
 mod appender;

@@ -1,4 +1,5 @@
-//! API keys, stored by their hash.
+//! API keys, stored by their hash: creating and finding them. Listing, revoking and the
+//! revocation count the key cache reads are plain per-backend functions in `../api_keys.rs`.
 
 macro_rules! api_keys_impl {
     ($Store:ident, $Db:ty) => {

@@ -1,5 +1,13 @@
 //! What the engine reads and keeps: accounts and contacts as of a day, transitions,
 //! health overrides and the hash of the definitions last evaluated.
+//!
+//! The engine's side (migration 0002): `transitions` (deduplicated by key), the append-only
+//! `health_overrides` audit trail and `definitions` log; `events_after` / `event_times` /
+//! `events_by_seq` hand the engine identity-resolved events; `event_appends()` and
+//! `data_changes()` are in-process signals the runtime waits on. On PostgreSQL every
+//! transaction that appends events (or transitions) takes a per-schema advisory lock until
+//! it commits, so `seq` becomes visible in order and a reader tailing by `seq` never skips
+//! one (SQLite's single writer gives this for free).
 
 /// Rows per multi-row INSERT of transitions (7 parameters each).
 pub(crate) const TRANSITION_ROWS_PER_INSERT: usize = 500;

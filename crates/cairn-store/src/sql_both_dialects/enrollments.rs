@@ -1,4 +1,16 @@
 //! Program enrollments: who entered which program, when, in which arm, and how it ended.
+//!
+//! Migrations 0003–0005. `enrollments` are unique per program, subject and trigger key;
+//! `due_steps` are claimed with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL so several
+//! nodes share the work; SQLite's one writer), pending steps in a partial index by due time,
+//! so per-enrollment statements go by enrollment. `complete_steps` writes a round's ledger
+//! entries in the transaction that marks their steps done, with their outbox rows, what
+//! follows each and their events, set-wise (a multi-row statement per kind of row;
+//! `complete_step` and `complete_step_with_outbox` are one-record calls of it). The reads a
+//! round needs are set-wise too (`enrollments`, `last_enrollments`, `unsubscribed_topics`,
+//! `suppressed_among`, `sent_times_since_many`). Retries are new attempts; `dead_letters`,
+//! `consent_changes` (history, latest wins), `suppressions`, `inapp_messages` and `tasks`
+//! complete the programs' tables.
 
 macro_rules! enrollments_impl {
     ($Store:ident, $Db:ty) => {

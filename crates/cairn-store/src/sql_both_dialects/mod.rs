@@ -6,6 +6,16 @@
 //! expands beside the others (they share its imports and helpers, one namespace per
 //! backend). The dialect differences live in `sqlite.rs` and `postgres.rs`: `lock_log`,
 //! `CLAIM_LOCK`, JSON aggregation, placeholders in bulk statements.
+//!
+//! sqlx's SQLite driver hands every result row to the caller's thread separately, a wake-up
+//! each, which at a few thousand rows a round cost more than the SQL itself. Where many rows
+//! come back on SQLite (`ROWS_ONE_AT_A_TIME`), they come as one row holding a JSON array
+//! (`json_array_agg`, `json_tuple`, decoded by `json_array` into tuples): claimed steps, a
+//! round's enrollments, the engine's event reads; and the rows a write touches are selected
+//! that way just before it rather than returned by `RETURNING` (the write lock, `BEGIN
+//! IMMEDIATE`, is already held, so nothing changes in between). On PostgreSQL rows come over
+//! the socket in bulk: reads stay as they are and a write's `RETURNING` is gathered by a
+//! `WITH` around it.
 
 use serde_json::Value;
 
