@@ -6,6 +6,10 @@
 //! the loopback HTTP client, the NDJSON import) come from the `cairn` library crate. Run it
 //! in release mode: `cargo run --release -p cairn-bench -- engine`.
 
+// Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
+// of a str by byte offsets; handle the error, or use `str::get` and say what to do.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -29,6 +29,10 @@
 //! timestamp, a signature's freshness) is an argument. Secrets never appear in `Debug`
 //! output, errors or logs.
 
+// Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
+// of a str by byte offsets; handle the error, or use `str::get` and say what to do.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
+
 mod email;
 mod error;
 mod feedback;

@@ -39,6 +39,10 @@
 //! `benchmark` (percentile among a peer cohort: same segment, plan or size band) and
 //! `leaderboard` (top and bottom users).
 
+// Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
+// of a str by byte offsets; handle the error, or use `str::get` and say what to do.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
+
 pub mod context;
 mod globals;
 mod guard;

@@ -10,6 +10,10 @@
 //! Pure: no I/O, no async, no clock of its own. Reading the log and storing transitions
 //! is the caller's job.
 
+// Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
+// of a str by byte offsets; handle the error, or use `str::get` and say what to do.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
+
 pub mod aggregates;
 pub mod days;
 pub mod engine;

@@ -17,6 +17,10 @@
 //! docs/metrics.md defines every figure with a worked example; the tests check them on
 //! hand-built ledgers and against reference statistics packages.
 
+// Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
+// of a str by byte offsets; handle the error, or use `str::get` and say what to do.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
+
 pub mod cohorts;
 pub mod ledger;
 pub mod ltv;

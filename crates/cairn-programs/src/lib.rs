@@ -13,6 +13,10 @@
 //! [`engage::record`] and the [`secret::link_signer`]), rule evaluation internals (the
 //! engine evaluates rules), template parsing (the workspace checks templates).
 
+// Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
+// of a str by byte offsets; handle the error, or use `str::get` and say what to do.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
+
 mod context;
 pub mod engage;
 mod error;

@@ -16,6 +16,10 @@
 //! `reload` builds a new engine beside the old one and swaps it in. `Runtime::evaluate` is the
 //! read-only variant for CLI reports.
 
+// Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
+// of a str by byte offsets; handle the error, or use `str::get` and say what to do.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
+
 mod replay;
 mod traits;
 pub mod views;

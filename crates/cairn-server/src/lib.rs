@@ -11,6 +11,10 @@
 //! link signing in `cairn-channels` and engagement recording in `cairn-programs`; this
 //! crate translates between HTTP and those.
 
+// Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
+// of a str by byte offsets; handle the error, or use `str::get` and say what to do.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
+
 mod api;
 mod connections;
 mod delivery;

@@ -31,6 +31,10 @@
 //! obvious place (the `dispatch!` macro) to add a third (a sharded PostgreSQL for state,
 //! ClickHouse for the raw archive) without boxing futures.
 
+// Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
+// of a str by byte offsets; handle the error, or use `str::get` and say what to do.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
+
 mod api_keys;
 mod appender;
 mod migrate;

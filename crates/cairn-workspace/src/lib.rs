@@ -28,6 +28,10 @@
 //! re-parses. A task's `pool('x')` must name a pool defined under `pools:`. Rule and Liquid
 //! errors are mapped from their span into the YAML scalar, or into the template file.
 
+// Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
+// of a str by byte offsets; handle the error, or use `str::get` and say what to do.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
+
 mod check;
 mod diagnostic;
 mod folder;

@@ -126,14 +126,14 @@ impl DeliveryArgs {
 /// `Name <address>` or a bare address.
 fn parse_mailbox(text: &str) -> Result<(Option<String>, String)> {
     let text = text.trim();
-    match (text.rfind('<'), text.ends_with('>')) {
-        (Some(open), true) => {
-            let name = text[..open].trim().trim_matches('"').trim();
-            let address = text[open + 1..text.len() - 1].trim();
-            Ok(((!name.is_empty()).then(|| name.to_string()), address.to_string()))
+    let bracketed = text.strip_suffix('>').and_then(|rest| rest.rsplit_once('<'));
+    match (bracketed, text.contains('<') || text.ends_with('>')) {
+        (Some((name, address)), _) => {
+            let name = name.trim().trim_matches('"').trim();
+            Ok(((!name.is_empty()).then(|| name.to_string()), address.trim().to_string()))
         }
         (None, false) => Ok((None, text.to_string())),
-        _ => bail!("--mail-from `{text}`: write `Name <address>` or an address"),
+        (None, true) => bail!("--mail-from `{text}`: write `Name <address>` or an address"),
     }
 }
 
@@ -189,13 +189,13 @@ fn percent_decode(text: &str) -> String {
 
 /// The URL without its password, for messages.
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let login = &url[scheme + 3..at];
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    match rest.rsplit_once('@') {
+        Some((login, host)) => {
             let user = login.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+            format!("{scheme}://{user}:***@{host}")
         }
-        _ => url.to_string(),
+        None => url.to_string(),
     }
 }
 

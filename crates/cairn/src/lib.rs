@@ -5,6 +5,10 @@
 //! and prints reports. Errors are `anyhow` with context here; the library crates below
 //! keep typed errors.
 
+// Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
+// of a str by byte offsets; handle the error, or use `str::get` and say what to do.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
+
 pub mod app;
 pub mod check;
 pub mod cli;
