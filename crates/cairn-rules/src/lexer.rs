@@ -1,5 +1,9 @@
 //! Turns rule source into tokens with byte spans. Keywords are case-insensitive; a number
 //! immediately followed by `d`, `w`, `h` or `m` is a duration.
+//!
+//! The same scanner reads a program's trigger for the workspace checker ([`lex_trigger`]),
+//! which has a grammar of its own (`health_band_changed(to: 'red')`,
+//! `account.renewal_date - 90d`) and reports its own errors, so that reading never fails.
 
 use crate::ast::DurationUnit;
 use crate::{RuleError, Span};
@@ -95,6 +99,36 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, RuleError> {
             return Ok(tokens);
         }
     }
+}
+
+/// A token of a program trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TriggerToken {
+    /// An ASCII name, dots included: `account.renewal_date`.
+    Ident(String),
+    /// A single-quoted string, `''` read as one quote.
+    Str(String),
+    /// A number and the ASCII letters and digits glued to it, as written: `90d`, or `90x`
+    /// for the checker to refuse with the text in hand.
+    Duration(String),
+    /// One of `( ) , : + -`.
+    Punct(char),
+    /// Any other character, a non-ASCII letter included; a string never closed is a `'`
+    /// spanning to the end.
+    Bad(char),
+}
+
+/// Splits a program trigger into tokens with their byte spans. Spaces and strings read as
+/// in a rule; names are ASCII and may hold dots, a number keeps its letters unread, `:`
+/// is a token, and a character a trigger has no use for is a [`TriggerToken::Bad`]
+/// rather than an error.
+pub fn lex_trigger(src: &str) -> Vec<(TriggerToken, Span)> {
+    let mut lexer = Lexer { src, pos: 0 };
+    let mut tokens = Vec::new();
+    while let Some(token) = lexer.next_trigger_token() {
+        tokens.push(token);
+    }
+    tokens
 }
 
 struct Lexer<'s> {
@@ -232,27 +266,49 @@ impl<'s> Lexer<'s> {
         Ok(Token { tok, span: self.span(start) })
     }
 
+    fn next_trigger_token(&mut self) -> Option<(TriggerToken, Span)> {
+        self.eat_while(char::is_whitespace);
+        let start = self.pos;
+        let token = match self.bump()? {
+            '\'' => self.quoted().map_or(TriggerToken::Bad('\''), TriggerToken::Str),
+            c if c.is_ascii_alphabetic() || c == '_' => {
+                self.eat_while(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+                TriggerToken::Ident(self.text(start).to_string())
+            }
+            c if c.is_ascii_digit() => {
+                self.eat_while(|c| c.is_ascii_alphanumeric());
+                TriggerToken::Duration(self.text(start).to_string())
+            }
+            c @ ('(' | ')' | ',' | ':' | '+' | '-') => TriggerToken::Punct(c),
+            other => TriggerToken::Bad(other),
+        };
+        Some((token, self.span(start)))
+    }
+
     /// A single-quoted string; `''` inside it is one quote.
     fn string(&mut self, start: usize) -> Result<Token, RuleError> {
+        match self.quoted() {
+            Some(text) => Ok(Token { tok: Tok::Str(text), span: self.span(start) }),
+            None => Err(error(
+                self.span(start),
+                "this string is never closed",
+                "end it with a single quote `'` (write `''` for a quote inside the text)",
+            )),
+        }
+    }
+
+    /// The text of a string whose opening quote has been read, up to and past its closing
+    /// quote; `None`, at the end of the source, if it is never closed.
+    fn quoted(&mut self) -> Option<String> {
         let mut text = String::new();
         loop {
-            match self.bump() {
-                None => {
-                    return Err(error(
-                        self.span(start),
-                        "this string is never closed",
-                        "end it with a single quote `'` (write `''` for a quote inside the text)",
-                    ));
+            match self.bump()? {
+                '\'' if self.peek() == Some('\'') => {
+                    self.bump();
+                    text.push('\'');
                 }
-                Some('\'') => {
-                    if self.peek() == Some('\'') {
-                        self.bump();
-                        text.push('\'');
-                    } else {
-                        return Ok(Token { tok: Tok::Str(text), span: self.span(start) });
-                    }
-                }
-                Some(c) => text.push(c),
+                '\'' => return Some(text),
+                c => text.push(c),
             }
         }
     }
@@ -392,6 +448,50 @@ mod tests {
                 Tok::Eof
             ]
         );
+    }
+
+    fn trigger(src: &str) -> Vec<(TriggerToken, (usize, usize))> {
+        lex_trigger(src).into_iter().map(|(t, span)| (t, (span.start, span.end))).collect()
+    }
+
+    #[test]
+    fn a_trigger_call_with_named_arguments() {
+        use TriggerToken::*;
+        assert_eq!(
+            trigger("health_band_changed(to: 'it''s')"),
+            vec![
+                (Ident("health_band_changed".into()), (0, 19)),
+                (Punct('('), (19, 20)),
+                (Ident("to".into()), (20, 22)),
+                (Punct(':'), (22, 23)),
+                (Str("it's".into()), (24, 31)),
+                (Punct(')'), (31, 32)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_date_trigger_joins_a_dotted_name_and_keeps_a_duration_as_written() {
+        use TriggerToken::*;
+        assert_eq!(
+            trigger("account.renewal_date - 90x"),
+            vec![
+                (Ident("account.renewal_date".into()), (0, 20)),
+                (Punct('-'), (21, 22)),
+                (Duration("90x".into()), (23, 26))
+            ]
+        );
+        assert_eq!(
+            trigger("1.5d"),
+            vec![(Duration("1".into()), (0, 1)), (Bad('.'), (1, 2)), (Duration("5d".into()), (2, 4))]
+        );
+    }
+
+    #[test]
+    fn a_trigger_marks_what_it_cannot_read_and_goes_on() {
+        use TriggerToken::*;
+        assert_eq!(trigger("é = 'ü"), vec![(Bad('é'), (0, 2)), (Bad('='), (3, 4)), (Bad('\''), (5, 8))]);
+        assert_eq!(trigger("  "), vec![]);
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //! The way through the crate: `lexer` (tokens, duration literals) → `parser` (Pratt, to
 //! the `ast`, nesting bounded at 64 levels) → `check` (names, types, function calls and
 //! aggregates, to the resolved `eval::Node` tree; `suggest` finds "did you mean") →
-//! `eval` (walks the tree against an [`Env`]).
+//! `eval` (walks the tree against an [`Env`]). The lexer also reads a program's trigger
+//! for the workspace checker ([`lex_trigger`]).
 //!
 //! Pure: no I/O, no clock of its own, no async.
 
@@ -47,6 +48,7 @@ mod suggest;
 
 pub use eval::day_number;
 use eval::{Context, Node};
+pub use lexer::{TriggerToken, lex_trigger};
 
 /// A byte range in a rule's source text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

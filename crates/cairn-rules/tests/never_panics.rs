@@ -119,6 +119,17 @@ proptest! {
     }
 
     #[test]
+    fn a_trigger_lexes_into_ordered_spans_with_only_spaces_between(source in any::<String>()) {
+        let mut end = 0;
+        for (_, span) in cairn_rules::lex_trigger(&source) {
+            prop_assert!(source.get(end..span.start).is_some_and(|gap| gap.trim().is_empty()));
+            prop_assert!(span.start < span.end && source.get(span.start..span.end).is_some());
+            end = span.end;
+        }
+        prop_assert!(source.get(end..).is_some_and(|rest| rest.trim().is_empty()));
+    }
+
+    #[test]
     fn deeply_nested_rules_are_refused_not_a_stack_overflow(
         (open, close) in nesting(),
         depth in prop_oneof![1usize..80, 80usize..400],

@@ -1,7 +1,7 @@
 //! A program's trigger: a transition (`segment_entered('id')`), an event, a schedule (cron)
 //! or a date trait with an offset (`renewal_date - 90d`).
 
-use cairn_rules::{Subject, Type};
+use cairn_rules::{Span, Subject, TriggerToken as Token, Type, lex_trigger};
 
 use super::*;
 use crate::check::suggestion;
@@ -26,16 +26,6 @@ const TRIGGERS: &[&str] = &[
 /// An argument of a trigger call: its name and where it is, if named (`to: 'red'`), its
 /// value, and where the value is.
 type TriggerArg = (Option<(String, usize)>, String, usize);
-
-/// A piece of a trigger's text.
-#[derive(Debug, Clone, PartialEq)]
-enum Token {
-    Ident(String),
-    Str(String),
-    Duration(String),
-    Punct(char),
-    Bad(char),
-}
 
 impl Transition {
     fn from_segment(entered: bool, id: Id) -> Transition {
@@ -68,59 +58,6 @@ fn cron_message(e: &croner::errors::CronError) -> String {
     }
 }
 
-/// Splits a trigger into tokens with their byte spans.
-fn tokenize(text: &str) -> Vec<(Token, (usize, usize))> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < text.len() {
-        let c = text.get(i..).and_then(|t| t.chars().next()).unwrap_or(' ');
-        let start = i;
-        if c.is_whitespace() {
-            i += c.len_utf8();
-        } else if c.is_ascii_alphabetic() || c == '_' {
-            while i < text.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'.') {
-                i += 1;
-            }
-            out.push((Token::Ident(text.get(start..i).unwrap_or_default().to_string()), (start, i)));
-        } else if c.is_ascii_digit() {
-            while i < text.len() && bytes[i].is_ascii_alphanumeric() {
-                i += 1;
-            }
-            out.push((Token::Duration(text.get(start..i).unwrap_or_default().to_string()), (start, i)));
-        } else if c == '\'' {
-            i += 1;
-            let mut value = String::new();
-            let mut closed = false;
-            while i < text.len() {
-                let ch = text.get(i..).and_then(|t| t.chars().next()).unwrap_or('\'');
-                i += ch.len_utf8();
-                if ch == '\'' {
-                    if text.get(i..).is_some_and(|t| t.starts_with('\'')) {
-                        value.push('\'');
-                        i += 1;
-                    } else {
-                        closed = true;
-                        break;
-                    }
-                } else {
-                    value.push(ch);
-                }
-            }
-            // An unclosed string reads as a stray quote: reported where it starts.
-            let token = if closed { Token::Str(value) } else { Token::Bad('\'') };
-            out.push((token, (start, i)));
-        } else if "(),:+-".contains(c) {
-            i += 1;
-            out.push((Token::Punct(c), (start, i)));
-        } else {
-            i += c.len_utf8();
-            out.push((Token::Bad(c), (start, i)));
-        }
-    }
-    out
-}
-
 impl Checker<'_> {
     pub(super) fn trigger(&mut self, file: usize, node: &Node, subject: Subject, known: &Known<'_>) -> Option<Trigger> {
         let at = At { file, offset: node.offset };
@@ -130,7 +67,7 @@ impl Checker<'_> {
             return None;
         };
         let source = RuleSource { text: text.clone(), at };
-        let tokens = tokenize(text);
+        let tokens = lex_trigger(text);
         let here = |cx: &Self, byte: usize| cx.at_in(&source, byte);
         let Some((first, first_span)) = tokens.first().cloned() else {
             self.error(at, "`trigger` is empty", Some("e.g. `trigger: segment_entered('at_risk')`".into()));
@@ -138,7 +75,7 @@ impl Checker<'_> {
         };
         let Token::Ident(name) = first else {
             let help = Some("a trigger is a transition (`segment_entered('id')`), `event('name')`, `schedule('cron')` or a date trait (`renewal_date - 90d`)".into());
-            self.error(here(self, first_span.0), format!("cannot read `{text}` as a trigger"), help);
+            self.error(here(self, first_span.start), format!("cannot read `{text}` as a trigger"), help);
             return None;
         };
         if tokens.get(1).map(|t| &t.0) != Some(&Token::Punct('(')) {
@@ -148,10 +85,10 @@ impl Checker<'_> {
         let mut args: Vec<TriggerArg> = Vec::new();
         let mut i = 2;
         let mut close = None;
-        while i < tokens.len() {
-            match &tokens[i] {
+        while let Some(token) = tokens.get(i) {
+            match token {
                 (Token::Punct(')'), span) => {
-                    close = Some(span.0);
+                    close = Some(span.start);
                     i += 1;
                     break;
                 }
@@ -159,18 +96,18 @@ impl Checker<'_> {
                 (Token::Ident(key), kspan) if tokens.get(i + 1).map(|t| &t.0) == Some(&Token::Punct(':')) => {
                     match tokens.get(i + 2) {
                         Some((Token::Str(v), vspan)) => {
-                            args.push((Some((key.clone(), kspan.0)), v.clone(), vspan.0));
+                            args.push((Some((key.clone(), kspan.start)), v.clone(), vspan.start));
                             i += 3;
                         }
                         _ => {
                             let help = Some(format!("write the value in quotes, e.g. `{key}: 'red'`"));
-                            self.error(here(self, kspan.0), format!("`{key}:` needs a value in quotes"), help);
+                            self.error(here(self, kspan.start), format!("`{key}:` needs a value in quotes"), help);
                             return None;
                         }
                     }
                 }
                 (Token::Str(v), span) => {
-                    args.push((None, v.clone(), span.0));
+                    args.push((None, v.clone(), span.start));
                     i += 1;
                 }
                 (token, span) => {
@@ -180,7 +117,7 @@ impl Checker<'_> {
                         Token::Punct(c) | Token::Bad(c) => c.to_string(),
                     };
                     let help = Some(format!("ids and names go in single quotes, e.g. `{name}('some_id')`"));
-                    self.error(here(self, span.0), format!("unexpected `{shown}` in the trigger"), help);
+                    self.error(here(self, span.start), format!("unexpected `{shown}` in the trigger"), help);
                     return None;
                 }
             }
@@ -191,13 +128,13 @@ impl Checker<'_> {
         }
         if let Some((_, span)) = tokens.get(i) {
             self.error(
-                here(self, span.0),
+                here(self, span.start),
                 "unexpected text after the trigger",
                 Some("a program has one trigger".into()),
             );
             return None;
         }
-        let at_name = here(self, first_span.0);
+        let at_name = here(self, first_span.start);
         let positional = |cx: &mut Self, what: &str, example: &str| -> Option<(String, usize)> {
             match args.as_slice() {
                 [(None, v, off)] => Some((v.clone(), *off)),
@@ -346,12 +283,12 @@ impl Checker<'_> {
     fn date_trigger(
         &mut self,
         source: &RuleSource,
-        tokens: &[(Token, (usize, usize))],
+        tokens: &[(Token, Span)],
         subject: Subject,
         known: &Known<'_>,
     ) -> Option<Trigger> {
-        let (Token::Ident(name), (start, _)) = &tokens[0] else { return None };
-        let at = self.at_in(source, *start);
+        let Some((Token::Ident(name), name_span)) = tokens.first() else { return None };
+        let at = self.at_in(source, name_span.start);
         let (owner, bare) = match name.split_once('.') {
             Some(("account", rest)) => (Some(Subject::Account), rest),
             Some(("contact", rest)) => (Some(Subject::Contact), rest),
@@ -422,8 +359,8 @@ impl Checker<'_> {
         let mut offset_days: i64 = 0;
         match tokens.get(1..) {
             None | Some([]) => {}
-            Some([(Token::Punct(sign @ ('+' | '-')), _), (Token::Duration(d), (d_start, _)), rest @ ..]) => {
-                let d_at = self.at_in(source, *d_start);
+            Some([(Token::Punct(sign @ ('+' | '-')), _), (Token::Duration(d), d_span), rest @ ..]) => {
+                let d_at = self.at_in(source, d_span.start);
                 // A zero offset (`launch_date + 0d`) is the day itself; durations elsewhere
                 // (a wait, a window) must be longer than zero.
                 let zero = d.len() > 1
@@ -445,8 +382,8 @@ impl Checker<'_> {
                     }
                 };
                 offset_days = if *sign == '-' { -days } else { days };
-                if let Some((_, (s, _))) = rest.first() {
-                    let rest_at = self.at_in(source, *s);
+                if let Some((_, rest_span)) = rest.first() {
+                    let rest_at = self.at_in(source, rest_span.start);
                     self.error(
                         rest_at,
                         "unexpected text after the trigger",
@@ -455,8 +392,8 @@ impl Checker<'_> {
                     return None;
                 }
             }
-            Some([(_, (s, _)), ..]) => {
-                let rest_at = self.at_in(source, *s);
+            Some([(_, rest_span), ..]) => {
+                let rest_at = self.at_in(source, rest_span.start);
                 self.error(
                     rest_at,
                     "expected `+` or `-` and a duration after the date trait",
