@@ -15,6 +15,10 @@
 //! is written per backend. One conformance suite
 //! (`tests/conformance.rs`) runs on both.
 //!
+//! The methods only tests call (snapshots, one-step shortcuts of the set-wise calls,
+//! inspection of attempts, ledger and consent) exist behind the `testing` cargo feature,
+//! off by default, which test suites turn on in their `[dev-dependencies]`.
+//!
 //! This crate knows nothing about HTTP. Time comes in as arguments, never from the
 //! system clock.
 //!
@@ -47,10 +51,12 @@ mod types;
 
 use std::collections::HashMap;
 
+#[cfg(feature = "testing")]
+use cairn_core::Money;
+use cairn_core::Source;
 use cairn_core::doctor::DoctorReport;
 use cairn_core::import::{AccountRow, ContactRow, RowError, SubscriptionRow};
 use cairn_core::tracking::TrackingMessage;
-use cairn_core::{Money, Source};
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use signals::{ChangeSignals, Committed};
@@ -310,11 +316,13 @@ impl Store {
 
     /// The ARR of an account (by external id in `source`) on `day`: the sum of its
     /// lines active that day. `None` if no such account.
+    #[cfg(feature = "testing")]
     pub async fn account_arr_on(&self, source: Source, external_id: &str, day: Date) -> Result<Option<Money>> {
         dispatch!(self, s => s.account_arr_on(source, external_id, day).await)
     }
 
     /// How many times each message id is stored (0 or 1, by construction).
+    #[cfg(feature = "testing")]
     pub async fn count_message_ids(&self, ids: &[String]) -> Result<HashMap<String, u64>> {
         dispatch!(self, s => s.count_message_ids(ids).await)
     }
@@ -322,6 +330,7 @@ impl Store {
     /// A canonical, id-independent dump of all state (accounts, contacts, subscriptions,
     /// identities, events), keyed by external ids: two stores with the same facts give
     /// equal snapshots whatever order the facts arrived in.
+    #[cfg(feature = "testing")]
     pub async fn snapshot(&self) -> Result<serde_json::Value> {
         dispatch!(self, s => s.snapshot().await)
     }
@@ -454,6 +463,7 @@ impl Store {
     /// subject, `trigger_key`) exists; `None` then. So a trigger seen again (a restart, a
     /// second node, a replay) enrolls once; re-entry is a new trigger key.
     #[allow(clippy::too_many_arguments)]
+    #[cfg(feature = "testing")]
     pub async fn enroll(
         &self,
         program_id: &str,
@@ -510,11 +520,13 @@ impl Store {
     /// [`StoreError::Invalid`]); an enrollment that already ended keeps its first end. Its
     /// pending steps are cancelled, except one under a live lease at `at`, which its
     /// worker finishes and records.
+    #[cfg(feature = "testing")]
     pub async fn end_enrollment(&self, id: i64, status: EnrollmentStatus, at: Timestamp) -> Result<()> {
         dispatch!(self, s => s.end_enrollment(id, status, at).await)
     }
 
     /// A program's active enrollments, by id.
+    #[cfg(feature = "testing")]
     pub async fn active_enrollments(&self, program_id: &str) -> Result<Vec<Enrollment>> {
         dispatch!(self, s => s.active_enrollments(program_id).await)
     }
@@ -523,6 +535,7 @@ impl Store {
     /// scheduled (whatever became of it since) is left as it is, so re-planning after a
     /// restart schedules nothing twice. Nothing is scheduled for an enrollment that ended;
     /// an unknown enrollment is [`StoreError::Invalid`].
+    #[cfg(feature = "testing")]
     pub async fn schedule_step(&self, enrollment_id: i64, step_id: &str, due_at: Timestamp) -> Result<()> {
         dispatch!(self, s => s.schedule_step(enrollment_id, step_id, due_at).await)
     }
@@ -551,6 +564,7 @@ impl Store {
     /// or step than `due`'s is [`StoreError::Invalid`]. With `after`, what follows the
     /// step (the next step's first attempt, or the enrollment's end) is written in the
     /// same transaction, so a crash can neither skip it nor do it twice.
+    #[cfg(feature = "testing")]
     pub async fn complete_step(
         &self,
         due: &DueStep,
@@ -567,6 +581,7 @@ impl Store {
     /// written in the same transaction as the ledger entry, so an outbox send is exactly
     /// once by construction. A message id already in the outbox (for another step) is
     /// [`StoreError::Invalid`], and nothing is recorded.
+    #[cfg(feature = "testing")]
     pub async fn complete_step_with_outbox(
         &self,
         due: &DueStep,
@@ -585,10 +600,16 @@ impl Store {
         Ok(self.complete_steps(owner, std::slice::from_ref(&record)).await?.first().copied().unwrap_or(false))
     }
 
-    /// [`Store::complete_step_with_outbox`] (or [`Store::complete_step`] for records
-    /// without an outbox row) for many claimed steps in one transaction: one commit for a
-    /// batch of sends. Each answer says whether that step was recorded now (`false`: its
-    /// lease was lost or it was recorded already).
+    /// For many claimed steps in one transaction (one commit for a batch of sends), each
+    /// whose lease `owner` still holds (it claimed it and nobody claimed it since, even if
+    /// the lease ran out): marks the step done and records its ledger entry under
+    /// (enrollment, step), with its local-outbox row when it has one (so an outbox send is
+    /// exactly once by construction) and what follows the step (the next step's first
+    /// attempt, or the enrollment's end), so a crash can neither skip it nor do it twice.
+    /// Each answer says whether that step was recorded now (`false`: its lease was lost or
+    /// the ledger had it already). An entry for another enrollment or step than its due
+    /// step's, or an outbox message id already kept for another step, is
+    /// [`StoreError::Invalid`].
     pub async fn complete_steps(&self, owner: &str, steps: &[StepRecord]) -> Result<Vec<bool>> {
         dispatch!(self, s => s.complete_steps(owner, steps).await)
     }
@@ -614,12 +635,14 @@ impl Store {
 
     /// Every attempt of every step of an enrollment, in the order they were made: what
     /// became of each (pending, done, retried, dead, cancelled) and its error.
+    #[cfg(feature = "testing")]
     pub async fn step_attempts(&self, enrollment_id: i64) -> Result<Vec<StepAttempt>> {
         dispatch!(self, s => s.step_attempts(enrollment_id).await)
     }
 
     /// The earliest instant a pending step can be claimed (its due time, or its lease's
     /// end when later), so a worker can sleep until then; `None` when nothing is pending.
+    #[cfg(feature = "testing")]
     pub async fn next_due_at(&self) -> Result<Option<Timestamp>> {
         dispatch!(self, s => s.next_due_at().await)
     }
@@ -630,6 +653,7 @@ impl Store {
     }
 
     /// What the steps of an enrollment did, by time (then step id).
+    #[cfg(feature = "testing")]
     pub async fn ledger_for_enrollment(&self, enrollment_id: i64) -> Result<Vec<LedgerEntry>> {
         dispatch!(self, s => s.ledger_for_enrollment(enrollment_id).await)
     }
@@ -637,6 +661,7 @@ impl Store {
     /// Sends to a contact on a channel at or after `since`, across all programs: ledger
     /// entries with outcome `sent` (for frequency caps). The recipient of an entry is its
     /// enrollment's subject when that is a contact, else its detail's `contact_id`.
+    #[cfg(feature = "testing")]
     pub async fn sends_since(&self, contact_id: i64, channel: &str, since: Timestamp) -> Result<u32> {
         dispatch!(self, s => s.sends_since(contact_id, channel, since).await)
     }
@@ -669,6 +694,7 @@ impl Store {
     }
 
     /// Every consent change of a contact, oldest first (by `at`, then the order recorded).
+    #[cfg(feature = "testing")]
     pub async fn consent_history(&self, contact_id: i64) -> Result<Vec<ConsentChange>> {
         dispatch!(self, s => s.consent_history(contact_id).await)
     }
@@ -681,6 +707,7 @@ impl Store {
     }
 
     /// Whether an address is suppressed (compared lowercase and trimmed).
+    #[cfg(feature = "testing")]
     pub async fn is_suppressed(&self, address: &str) -> Result<bool> {
         Ok(!self.suppressed_among(&[address]).await?.is_empty())
     }
@@ -806,6 +833,7 @@ impl Store {
     }
 
     /// Every enrollment of a program, by id.
+    #[cfg(feature = "testing")]
     pub async fn program_enrollments(&self, program_id: &str) -> Result<Vec<Enrollment>> {
         dispatch!(self, s => s.program_enrollments(program_id).await)
     }
@@ -824,6 +852,7 @@ impl Store {
 
     /// The first of `topics` the contact is unsubscribed from (its latest change says
     /// so), in one query: what a send checks (the program's topic and `all`).
+    #[cfg(feature = "testing")]
     pub async fn unsubscribed_from(&self, contact_id: i64, topics: &[&str]) -> Result<Option<String>> {
         let unsubscribed = self.unsubscribed_topics(&[contact_id]).await?.remove(&contact_id).unwrap_or_default();
         Ok(topics.iter().find(|t| unsubscribed.contains(**t)).map(|t| t.to_string()))
@@ -858,13 +887,16 @@ impl Store {
     /// if needed: events cairn writes about a contact (a send, an open, an answer) carry it,
     /// so the usual identity resolution ties them to the contact even if the product never
     /// identified them.
+    #[cfg(feature = "testing")]
     pub async fn contact_alias(&self, contact_id: i64) -> Result<String> {
         self.contact_aliases(&[contact_id]).await?;
         Ok(contact_alias_of(contact_id))
     }
 
-    /// [`Store::contact_alias`] for many contacts in one transaction (the aliases are
-    /// `cairn:contact:{id}`).
+    /// Creates, if needed and in one transaction, the internal alias `cairn:contact:{id}`
+    /// ([`contact_alias_of`]) of each contact, which names it as a `userId`: events cairn
+    /// writes about a contact (a send, an open, an answer) carry it, so the usual identity
+    /// resolution ties them to the contact even if the product never identified them.
     pub async fn contact_aliases(&self, contact_ids: &[i64]) -> Result<()> {
         dispatch!(self, s => s.contact_aliases(contact_ids).await)
     }

@@ -57,6 +57,7 @@ macro_rules! consent_impl {
                 Ok(out)
             }
 
+            #[cfg(feature = "testing")]
             pub(crate) async fn consent_history(&self, contact_id: i64) -> Result<Vec<ConsentChange>> {
                 let rows = sqlx::query("SELECT id, contact_id, topic, subscribed, source, at FROM consent_changes WHERE contact_id = $1 ORDER BY at, id")
                     .bind(contact_id)

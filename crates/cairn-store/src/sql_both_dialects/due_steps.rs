@@ -314,6 +314,7 @@ macro_rules! due_steps_impl {
         }
 
         impl $Store {
+            #[cfg(feature = "testing")]
             pub(crate) async fn schedule_step(&self, enrollment_id: i64, step_id: &str, due_at: Timestamp) -> Result<()> {
                 let mut tx = self.begin_write().await?;
                 let status: Option<String> = sqlx::query("SELECT status FROM enrollments WHERE id = $1").bind(enrollment_id).fetch_optional(&mut *tx).await?.map(|r| r.get(0));
@@ -507,6 +508,7 @@ macro_rules! due_steps_impl {
                     .collect()
             }
 
+            #[cfg(feature = "testing")]
             pub(crate) async fn step_attempts(&self, enrollment_id: i64) -> Result<Vec<StepAttempt>> {
                 let rows = sqlx::query("SELECT id, step_id, attempt, due_at, status, last_error FROM due_steps WHERE enrollment_id = $1 ORDER BY id")
                     .bind(enrollment_id)
@@ -526,6 +528,7 @@ macro_rules! due_steps_impl {
                     .collect()
             }
 
+            #[cfg(feature = "testing")]
             pub(crate) async fn next_due_at(&self) -> Result<Option<Timestamp>> {
                 let row = sqlx::query(
                     "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > due_at THEN lease_until ELSE due_at END) FROM due_steps WHERE status = 'pending'",

@@ -137,6 +137,7 @@ macro_rules! enrollments_impl {
 
         impl $Store {
             #[allow(clippy::too_many_arguments)]
+            #[cfg(feature = "testing")]
             pub(crate) async fn enroll(
                 &self,
                 program_id: &str,
@@ -263,6 +264,7 @@ macro_rules! enrollments_impl {
                 Ok(out)
             }
 
+            #[cfg(feature = "testing")]
             pub(crate) async fn end_enrollment(&self, id: i64, status: EnrollmentStatus, at: Timestamp) -> Result<()> {
                 if status == EnrollmentStatus::Active {
                     return Err(crate::StoreError::Invalid(format!("enrollment {id} cannot end as `active`: use completed, goal_met or exited")));
@@ -290,6 +292,7 @@ macro_rules! enrollments_impl {
                 Ok(())
             }
 
+            #[cfg(feature = "testing")]
             pub(crate) async fn active_enrollments(&self, program_id: &str) -> Result<Vec<Enrollment>> {
                 let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.program_id = $1 AND e.status = 'active' ORDER BY e.id");
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program_id).fetch_all(&self.pool).await?;
@@ -314,6 +317,7 @@ macro_rules! enrollments_impl {
                 rows.iter().map(enrollment).collect()
             }
 
+            #[cfg(feature = "testing")]
             pub(crate) async fn program_enrollments(&self, program_id: &str) -> Result<Vec<Enrollment>> {
                 let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.program_id = $1 ORDER BY e.id");
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program_id).fetch_all(&self.pool).await?;

@@ -133,6 +133,7 @@ macro_rules! event_log_impl {
                 Ok(out)
             }
 
+            #[cfg(feature = "testing")]
             pub(crate) async fn count_message_ids(&self, ids: &[String]) -> Result<HashMap<String, u64>> {
                 let mut out: HashMap<String, u64> = ids.iter().map(|i| (i.clone(), 0)).collect();
                 let mut conn = self.pool.acquire().await?;

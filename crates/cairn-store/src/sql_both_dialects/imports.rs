@@ -209,6 +209,7 @@ macro_rules! imports_impl {
                 Ok(())
             }
 
+            #[cfg(feature = "testing")]
             pub(crate) async fn account_arr_on(&self, source: Source, external_id: &str, day: Date) -> Result<Option<Money>> {
                 let mut conn = self.pool.acquire().await?;
                 let Some(id) = find_entity(&mut conn, EntityKind::Account, source, external_id).await? else { return Ok(None) };

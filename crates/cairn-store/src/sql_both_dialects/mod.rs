@@ -106,10 +106,10 @@ macro_rules! store_impl {
         use cairn_core::doctor::{DoctorReport, Finding, SourceFreshness, Totals, Unmatched};
         use cairn_core::import::{AccountRow, ContactRow, RowError, SubscriptionRow};
         use cairn_core::tracking::{MessageKind, TrackingMessage};
-        use cairn_core::{EntityKind, Money, Source};
+        use cairn_core::{EntityKind, Source};
         use jiff::Timestamp;
         use jiff::civil::Date;
-        use serde_json::{Value, json};
+        use serde_json::Value;
         use sqlx::Row as _;
 
         use crate::Result;
@@ -135,10 +135,17 @@ macro_rules! store_impl {
         use crate::sql_both_dialects::send_ledger::ledger_contact;
         use crate::sql_both_dialects::{in_list_from, param, params_from};
         use crate::types::{
-            After, ConsentChange, DeadLetter, DueStep, EngagementRecord, EnrollRequest, Enrollment, EnrollmentStatus,
-            InAppMessage, LedgerEntry, NewTask, OutboxMessage, StepAttempt, StepRecord, SubjectKind, Task,
-            TaskPriority, parse_subject_kind,
+            After, DeadLetter, DueStep, EngagementRecord, EnrollRequest, Enrollment, EnrollmentStatus, InAppMessage,
+            LedgerEntry, NewTask, OutboxMessage, StepRecord, SubjectKind, Task, TaskPriority, parse_subject_kind,
         };
+
+        // What only the methods behind the `testing` feature use.
+        #[cfg(feature = "testing")]
+        use crate::types::{ConsentChange, StepAttempt};
+        #[cfg(feature = "testing")]
+        use cairn_core::Money;
+        #[cfg(feature = "testing")]
+        use serde_json::json;
 
         type Conn = <$Db as sqlx::Database>::Connection;
 

@@ -92,6 +92,7 @@ macro_rules! reports_impl {
                 })
             }
 
+            #[cfg(feature = "testing")]
             pub(crate) async fn snapshot(&self) -> Result<Value> {
                 let mut conn = self.pool.acquire().await?;
                 let conn = &mut *conn;

@@ -35,12 +35,14 @@ macro_rules! send_ledger_impl {
                 row.as_ref().map(ledger_entry).transpose()
             }
 
+            #[cfg(feature = "testing")]
             pub(crate) async fn ledger_for_enrollment(&self, enrollment_id: i64) -> Result<Vec<LedgerEntry>> {
                 let sql = format!("SELECT {LEDGER_COLUMNS} FROM send_ledger l WHERE l.enrollment_id = $1 ORDER BY l.at, l.step_id");
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(enrollment_id).fetch_all(&self.pool).await?;
                 rows.iter().map(ledger_entry).collect()
             }
 
+            #[cfg(feature = "testing")]
             pub(crate) async fn sends_since(&self, contact_id: i64, channel: &str, since: Timestamp) -> Result<u32> {
                 let n: i64 = sqlx::query("SELECT COUNT(*) FROM send_ledger WHERE contact_id = $1 AND channel = $2 AND outcome = 'sent' AND at >= $3")
                     .bind(contact_id)
