@@ -117,10 +117,9 @@ fn a_prediction_is_never_later_than_the_change_from_any_day() {
 #[test]
 fn other_clock_reads_are_not_predictable() {
     let mut world = last_login("2026-03-10T09:00:00Z");
-    for source in [
-        "now() - last_seen('login') > 14d",
-        "case when days_since(last_seen('login')) > 3 then true else false end",
-    ] {
+    for source in
+        ["now() - last_seen('login') > 14d", "case when days_since(last_seen('login')) > 3 then true else false end"]
+    {
         let rule = world.compile(Subject::Account, source).expect("compiles");
         assert!(!rule.clock_predictable(), "{source}");
         assert_eq!(rule.next_clock_change(&world), Some(1), "{source}");
