@@ -14,8 +14,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use cairn_core::FixedClock;
 use cairn_core::tracking::{Envelope, parse_message};
-use cairn_store::{KeyKind, Store};
+use cairn_store::Store;
 use clap::Args;
+
+use crate::figures::{Row, row};
 use jiff::Timestamp;
 use serde_json::json;
 
@@ -54,20 +56,6 @@ pub struct IngestArgs {
     /// Print the results as JSON
     #[arg(long)]
     pub json: bool,
-}
-
-/// One measured figure.
-#[derive(Debug, serde::Serialize)]
-struct Row {
-    what: String,
-    events: u64,
-    seconds: f64,
-    events_per_s: f64,
-    note: String,
-}
-
-fn row(what: &str, events: u64, seconds: f64, note: String) -> Row {
-    Row { what: what.into(), events, seconds, events_per_s: events as f64 / seconds.max(1e-9), note }
 }
 
 /// The fixed end of the generated event stream, so every run generates the same data.
@@ -173,11 +161,7 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
             bytes as f64 / 1e6,
             args.accounts
         );
-        println!("| what | events | seconds | events/s | note |");
-        println!("|---|---:|---:|---:|---|");
-        for r in &rows {
-            println!("| {} | {} | {:.2} | {:.0} | {} |", r.what, r.events, r.seconds, r.events_per_s, r.note);
-        }
+        crate::figures::print_table(&rows);
     }
     Ok(())
 }
@@ -272,16 +256,7 @@ async fn copy_peer(pg: &str, schema: &str, like_schema: &str, copy_file: &Path) 
 async fn http_batch(db: &str, args: &IngestArgs) -> Result<(f64, f64, f64, u64)> {
     let store = Store::open(db).await?;
     let clock = Arc::new(FixedClock::new(bench_end()));
-    let key = cairn_server::generate_key(KeyKind::Write, [9; 32]);
-    store
-        .create_api_key(
-            KeyKind::Write,
-            "bench",
-            &cairn_server::hash_key(&key),
-            key.get(..13).unwrap_or(&key),
-            bench_end(),
-        )
-        .await?;
+    let key = crate::keys::bench_write_key(&store, bench_end()).await?;
     // The server as `cairn serve` wires it, without a workspace (ingestion alone).
     let app = App::build(store.clone(), clock, AppConfig::new("127.0.0.1:0", None)).await?;
     let addr = app.addr().to_string();

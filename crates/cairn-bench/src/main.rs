@@ -15,7 +15,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod engine;
+mod figures;
 mod ingest;
+mod keys;
 mod programs;
 
 // The same allocator as the `cairn` binary, so the figures are those of what ships.

@@ -20,7 +20,7 @@ use cairn_core::import::{Header, ImportKind, parse_account, parse_contact};
 use cairn_core::{Clock, FixedClock, Source, SystemClock};
 use cairn_programs::{Runner, RunnerConfig};
 use cairn_runtime::Runtime;
-use cairn_store::{KeyKind, Store};
+use cairn_store::Store;
 use cairn_workspace::{SourceFile, check_sources};
 use clap::Args;
 use jiff::Timestamp;
@@ -241,16 +241,7 @@ async fn trigger_latency(
     n: usize,
 ) -> Result<(usize, f64, f64, f64)> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let key = cairn_server::generate_key(KeyKind::Write, [9; 32]);
-    store
-        .create_api_key(
-            KeyKind::Write,
-            "bench",
-            &cairn_server::hash_key(&key),
-            key.get(..13).unwrap_or(&key),
-            clock.now(),
-        )
-        .await?;
+    let key = crate::keys::bench_write_key(store, clock.now()).await?;
     // The server, engine and program runner as `cairn serve` wires them.
     let mut config =
         AppConfig::new("127.0.0.1:0", Some(Definitions::Loaded(ws, cairn_runtime::definitions_hash(files))));

@@ -21,6 +21,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use cairn_engine::days::date_of_day;
 use clap::Args;
+
+use crate::figures::row;
 use serde_json::json;
 
 mod answer;
@@ -79,21 +81,6 @@ pub struct EngineArgs {
     /// core, 1 to 8); the transitions are the same for any number
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
     pub shards: Option<u8>,
-}
-
-/// One measured figure.
-#[derive(Debug, serde::Serialize)]
-struct Row {
-    what: String,
-    events: u64,
-    seconds: f64,
-    events_per_s: f64,
-    note: String,
-}
-
-fn row(what: &str, events: u64, seconds: f64, note: String) -> Row {
-    let events_per_s = if events == 0 { 0.0 } else { events as f64 / seconds.max(1e-9) };
-    Row { what: what.into(), events, seconds, events_per_s, note }
 }
 
 /// Runs the engine benchmark and prints its table.
@@ -217,11 +204,7 @@ pub async fn run(args: EngineArgs) -> Result<()> {
             ws.segments().len(),
             ws.journey().map_or(0, |j| j.milestones().count())
         );
-        println!("| what | events | seconds | events/s | note |");
-        println!("|---|---:|---:|---:|---|");
-        for r in &rows {
-            println!("| {} | {} | {:.2} | {:.0} | {} |", r.what, r.events, r.seconds, r.events_per_s, r.note);
-        }
+        crate::figures::print_table(&rows);
         println!();
         println!("transitions: {} (digest {}) {:?}", cairn.tally.total, cairn.tally.digest, cairn.tally.by_kind);
         println!("compared: {} segments in SQL ({}); left out: {LEFT_OUT}", sql_ids.len(), sql_ids.join(", "));
