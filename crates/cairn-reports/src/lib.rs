@@ -1,0 +1,40 @@
+//! cairn-reports: the figures of `cairn report` and `/api/reports/…`, computed once for
+//! both surfaces.
+//!
+//! Each report is a module with one entry point that takes the [`Store`] (and, where a
+//! report needs definitions, the checked workspace) and a [`Query`], reads what it needs,
+//! hands it to cairn-measure's pure functions and returns a plain, serialisable struct.
+//! How a report is *shown* (a terminal table, CSV) is the CLI's business; JSON is the
+//! struct itself, so the CLI's `--json` and the API return the same document.
+//!
+//! - [`query`]: the period, as-of day and segment every report is asked for, parsed from
+//!   the same text whether it came as CLI flags or URL query parameters.
+//! - [`revenue`]: NRR, GRR, churn, expansion, movements, cohorts (the subscription ledger).
+
+// Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
+// of a str by byte offsets; handle the error, or use `str::get` and say what to do.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
+
+pub mod query;
+pub mod revenue;
+
+pub use cairn_store::Store;
+pub use query::{Query, QueryText};
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The request itself is wrong (a bad date, an unknown segment, …): the message
+    /// names what and how to fix it. The API answers 400.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store could not be read.
+    #[error("reading the store: {0}")]
+    Store(#[from] cairn_store::StoreError),
+    /// The data cannot be measured as it is (a ledger line cairn-measure refuses, …).
+    #[error("{0}")]
+    Measure(#[from] cairn_measure::MeasureError),
+}
+
+/// A report's result.
+pub type Result<T, E = ReportError> = std::result::Result<T, E>;

@@ -1,0 +1,52 @@
+//! How figures are printed in every report: money with thousands and cents, exact
+//! ratios as percentages to one decimal, and their CSV forms at full precision.
+
+use cairn_measure::Ratio;
+
+/// Cents as `-1,234.56`.
+pub(crate) fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    let whole = (abs / 100).to_string();
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{sign}{grouped}.{:02}", abs % 100)
+}
+
+/// Cents as a plain decimal for CSV: `-1234.56`.
+pub(crate) fn decimal(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", cents.unsigned_abs() / 100, cents.unsigned_abs() % 100)
+}
+
+pub(crate) fn percent(r: Option<Ratio>) -> String {
+    r.map_or_else(|| "n/a".to_string(), |r| r.percent_one_decimal())
+}
+
+/// A ratio's value at full precision for CSV; empty when there is none.
+pub(crate) fn value(r: Option<Ratio>) -> String {
+    r.map_or_else(String::new, |r| r.to_f64().to_string())
+}
+
+pub(crate) fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_groups_thousands_and_keeps_cents() {
+        assert_eq!(money(0), "0.00");
+        assert_eq!(money(5), "0.05");
+        assert_eq!(money(123_456_789), "1,234,567.89");
+        assert_eq!(money(-100_000), "-1,000.00");
+        assert_eq!(decimal(-123_456), "-1234.56");
+    }
+}
