@@ -367,6 +367,30 @@ impl Store {
         dispatch!(self, s => s.events_by_seq(seqs).await)
     }
 
+    /// The track events with one of these names (at most 16) and a time before `before`,
+    /// identity-resolved, oldest first. Reads the whole event log (there is no index on
+    /// the name): for reports.
+    pub async fn events_named(&self, names: &[&str], before: Timestamp) -> Result<Vec<LogEvent>> {
+        dispatch!(self, s => s.events_named(names, before).await)
+    }
+
+    /// The subjects of `kind` that were in `segment` just before `before`: those whose last
+    /// `segment_entered` / `segment_exited` transition of that segment at an earlier instant
+    /// is an entry. By id.
+    pub async fn segment_members_before(
+        &self,
+        segment: &str,
+        kind: SubjectKind,
+        before: Timestamp,
+    ) -> Result<Vec<i64>> {
+        dispatch!(self, s => s.segment_members_before(segment, kind, before).await)
+    }
+
+    /// Every segment some subject ever entered, with the kind of its subjects, by id.
+    pub async fn segments_in_transitions(&self) -> Result<Vec<(String, SubjectKind)>> {
+        dispatch!(self, s => s.segments_in_transitions().await)
+    }
+
     /// Every account, by id, with its ARR on `day`.
     pub async fn engine_accounts(&self, day: Date) -> Result<Vec<AccountRecord>> {
         dispatch!(self, s => s.engine_accounts(day).await)

@@ -89,6 +89,8 @@ on_both_backends! {
         engine_accounts_have_arr_on_the_day_and_custom_traits,
         an_account_is_resolved_from_the_id_a_user_types,
         transitions_are_stored_once_by_key_and_read_back_in_order,
+        segment_members_before_an_instant_are_rebuilt_from_entries_and_exits,
+        events_named_are_read_with_their_account_oldest_first,
         health_overrides_keep_an_audit_trail,
         the_last_recorded_definitions_hash_is_known,
         change_counters_move_after_the_right_commits_and_not_after_reads,
@@ -2323,4 +2325,128 @@ async fn custom_traits_set_by_a_program_are_read_back_and_signal_a_data_change(s
     let alias = store.contact_alias(contact.id).await.unwrap();
     assert_eq!(alias, format!("cairn:contact:{}", contact.id));
     assert_eq!(store.contact_alias(contact.id).await.unwrap(), alias, "idempotent");
+}
+
+fn segment_transition(
+    key: &str,
+    at: &str,
+    subject_kind: &str,
+    subject_id: i64,
+    kind: &str,
+    segment: &str,
+) -> cairn_store::NewTransition {
+    cairn_store::NewTransition {
+        detail: json!({ "type": kind, "segment": segment }).to_string(),
+        ..transition(key, at, subject_kind, subject_id, kind)
+    }
+}
+
+async fn segment_members_before_an_instant_are_rebuilt_from_entries_and_exits(store: Store) {
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    import_contacts(&store, Source::Crm, "external_id,account_external_id,email\nC1,A1,ada@acme.com").await;
+    let (acme, globex) = (account_id(&store, "A1").await, account_id(&store, "A2").await);
+    let ada = contact_id(&store, "ada@acme.com").await;
+    store
+        .append_transitions(&[
+            // Acme: in at_risk from Jan 10, out Feb 1 at midnight, in again Feb 20.
+            segment_transition("a1", "2026-01-10T09:00:00Z", "account", acme, "segment_entered", "at_risk"),
+            segment_transition("a2", "2026-02-01T00:00:00Z", "account", acme, "segment_exited", "at_risk"),
+            segment_transition("a3", "2026-02-20T00:00:00Z", "account", acme, "segment_entered", "at_risk"),
+            // Globex: in at_risk from Jan 31; in at-risk (another id, `_` a LIKE wildcard) too.
+            segment_transition("g1", "2026-01-31T23:59:59Z", "account", globex, "segment_entered", "at_risk"),
+            segment_transition("g2", "2026-01-05T00:00:00Z", "account", globex, "segment_entered", "atXrisk"),
+            // A contact in a contact segment of the same id is not an account member.
+            segment_transition("c1", "2026-01-01T00:00:00Z", "contact", ada, "segment_entered", "at_risk"),
+            segment_transition("c2", "2026-01-01T00:00:00Z", "contact", ada, "segment_entered", "admins"),
+            transition("m1", "2026-01-02T00:00:00Z", "account", acme, "milestone_achieved"),
+        ])
+        .await
+        .unwrap();
+    let members = |at: &'static str, kind| {
+        let store = store.clone();
+        async move { store.segment_members_before("at_risk", kind, timestamp(at)).await.unwrap() }
+    };
+    let account = cairn_store::SubjectKind::Account;
+    assert_eq!(
+        members("2026-01-10T09:00:00Z", account).await,
+        Vec::<i64>::new(),
+        "an entry at the instant is not before it"
+    );
+    assert_eq!(members("2026-01-10T09:00:00.001Z", account).await, vec![acme]);
+    let mut both = vec![acme, globex];
+    both.sort();
+    assert_eq!(members("2026-02-01T00:00:00Z", account).await, both, "Acme's exit at midnight comes after the instant");
+    assert_eq!(members("2026-02-01T00:00:01Z", account).await, vec![globex]);
+    assert_eq!(members("2026-03-01T00:00:00Z", account).await, both);
+    assert_eq!(members("2026-03-01T00:00:00Z", cairn_store::SubjectKind::Contact).await, vec![ada]);
+    assert_eq!(
+        store.segment_members_before("atXrisk", account, timestamp("2026-03-01T00:00:00Z")).await.unwrap(),
+        vec![globex]
+    );
+
+    let seen: Vec<(String, &str)> =
+        store.segments_in_transitions().await.unwrap().into_iter().map(|(s, k)| (s, k.as_str())).collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("admins".to_string(), "contact"),
+            ("atXrisk".to_string(), "account"),
+            ("at_risk".to_string(), "account"),
+            ("at_risk".to_string(), "contact"),
+        ]
+    );
+}
+
+async fn events_named_are_read_with_their_account_oldest_first(store: Store) {
+    let track = |id: &str, event: &str, ts: &str, ticket: &str| {
+        msg(json!({ "type": "track", "messageId": id, "userId": "u1", "event": event, "timestamp": ts,
+                    "properties": { "ticket_id": ticket }, "context": { "groupId": "acme-prod" } }))
+    };
+    append_new(
+        &store,
+        "web",
+        vec![
+            msg(json!({ "type": "group", "messageId": "g1", "userId": "u1", "groupId": "acme-prod", "traits": { "name": "Acme" } })),
+            track("t1", "ticket_closed", "2026-02-10T10:00:00Z", "T-1"),
+            track("t2", "ticket_opened", "2026-02-01T10:00:00Z", "T-1"),
+            track("t3", "page_viewed", "2026-02-02T10:00:00Z", ""),
+            track("t4", "ticket_opened", "2026-02-27T10:00:00Z", "T-2"),
+        ],
+    )
+    .await;
+    let read = |before: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .events_named(&["ticket_opened", "ticket_closed"], timestamp(before))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.name.unwrap_or_default(),
+                        e.ts.to_string(),
+                        e.account_id.is_some(),
+                        e.properties.unwrap_or_default(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = read("2026-03-01T00:00:00Z").await;
+    let names: Vec<(&str, &str)> = all.iter().map(|(n, ts, _, _)| (n.as_str(), ts.as_str())).collect();
+    assert_eq!(
+        names,
+        vec![
+            ("ticket_opened", "2026-02-01T10:00:00Z"),
+            ("ticket_closed", "2026-02-10T10:00:00Z"),
+            ("ticket_opened", "2026-02-27T10:00:00Z"),
+        ]
+    );
+    assert!(all.iter().all(|e| e.2), "every one is bound to Acme: {all:?}");
+    assert!(all[0].3.contains("\"T-1\""), "{all:?}");
+    assert_eq!(read("2026-02-10T10:00:00Z").await.len(), 1, "before is exclusive");
+    assert!(store.events_named(&[], timestamp("2026-03-01T00:00:00Z")).await.unwrap().is_empty());
+    let many = ["x"; 17];
+    assert!(store.events_named(&many, timestamp("2026-03-01T00:00:00Z")).await.is_err());
 }

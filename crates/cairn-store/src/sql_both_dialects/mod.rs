@@ -28,7 +28,9 @@ pub(crate) mod event_log;
 pub(crate) mod identities;
 pub(crate) mod imports;
 pub(crate) mod inbox;
+pub(crate) mod named_events;
 pub(crate) mod reports;
+pub(crate) mod segment_history;
 pub(crate) mod send_ledger;
 pub(crate) mod settings;
 pub(crate) mod tasks;
@@ -178,6 +180,8 @@ macro_rules! store_impl {
         crate::sql_both_dialects::inbox::inbox_impl!($Store, $Db);
         crate::sql_both_dialects::tasks::tasks_impl!($Store, $Db);
         crate::sql_both_dialects::settings::settings_impl!($Store, $Db);
+        crate::sql_both_dialects::segment_history::segment_history_impl!($Store, $Db);
+        crate::sql_both_dialects::named_events::named_events_impl!($Store, $Db);
     };
 }
 
