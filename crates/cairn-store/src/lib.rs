@@ -787,6 +787,12 @@ impl Store {
         dispatch!(self, s => s.open_tasks(assignee, pool).await)
     }
 
+    /// The tasks open at an instant (made at or before it, not completed by then), oldest
+    /// first: what a report of the team's backlog on a past day reads.
+    pub async fn tasks_open_at(&self, at: Timestamp) -> Result<Vec<Task>> {
+        dispatch!(self, s => s.tasks_open_at(at).await)
+    }
+
     /// One task by id, open or done.
     pub async fn task(&self, id: i64) -> Result<Option<Task>> {
         dispatch!(self, s => s.task(id).await)

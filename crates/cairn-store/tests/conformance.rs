@@ -1955,6 +1955,16 @@ async fn tasks_are_made_once_per_step_and_listed_by_pool_assignee_and_load(store
     assert_eq!((done.completed_by.as_deref(), done.completed_at), (Some(ana), Some(after(days(1)))));
     assert_eq!(store.open_task_counts(&members).await.unwrap(), load([2, 1, 0]));
     assert_eq!(ids(store.open_tasks(None, Some("cs-team")).await.unwrap()), vec![t4, t2]);
+
+    // The backlog on a past instant: made by then, not completed by then.
+    let open_at = |at: Timestamp| {
+        let store = store.clone();
+        async move { ids(store.tasks_open_at(at).await.unwrap()) }
+    };
+    assert_eq!(open_at(t0() - SignedDuration::from_millis(1)).await, Vec::<i64>::new());
+    assert_eq!(open_at(t0()).await, vec![t1, t2, t3, t4]);
+    assert_eq!(open_at(after(hours(23))).await, vec![t1, t2, t3, t4], "t1 was still open");
+    assert_eq!(open_at(after(days(1))).await, vec![t2, t3, t4], "completed at that instant");
 }
 
 /// 100 enrollments × 5 steps, all due at [`T0`].

@@ -68,6 +68,16 @@ macro_rules! tasks_impl {
                 rows.iter().map(task).collect()
             }
 
+            pub(crate) async fn tasks_open_at(&self, at: Timestamp) -> Result<Vec<Task>> {
+                let sql = format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks t
+                     WHERE t.created_at <= $1 AND (t.completed_at IS NULL OR t.completed_at > $1)
+                     ORDER BY t.created_at, t.id"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ms(at)).fetch_all(&self.pool).await?;
+                rows.iter().map(task).collect()
+            }
+
             pub(crate) async fn task(&self, id: i64) -> Result<Option<Task>> {
                 let sql = format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = $1");
                 let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
