@@ -9,14 +9,19 @@
 //!
 //! - [`query`]: the period, as-of day and segment every report is asked for, parsed from
 //!   the same text whether it came as CLI flags or URL query parameters.
-//! - [`revenue`]: NRR, GRR, churn, expansion, movements, cohorts (the subscription ledger).
+//! - [`revenue`]: NRR, GRR, churn, expansion, LTV, movements, cohorts (the subscription
+//!   ledger), for a period or month by month.
+//! - [`segment`]: `--segment`, the accounts in a segment at a period's start.
+//! - [`process`]: health distribution and movers, the task backlog, support tickets.
 
 // Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
 // of a str by byte offsets; handle the error, or use `str::get` and say what to do.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
 
+pub mod process;
 pub mod query;
 pub mod revenue;
+pub mod segment;
 
 pub use cairn_store::Store;
 pub use query::{Query, QueryText};

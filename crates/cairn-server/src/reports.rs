@@ -1,11 +1,14 @@
 //! `GET /api/reports/{name}`: the figures of `cairn report NAME --json`, for a secret
 //! key. Query parameters `period` (month|quarter|year), `from` and `to`, `as_of` and
-//! `segment` mean what the CLI's flags mean (`cairn_reports::QueryText`).
+//! `segment` mean what the CLI's flags mean (`cairn_reports::QueryText`); `kpis` also
+//! takes `series=true` and `gross_margin` (`cairn_reports::revenue::KpiOptions`). The
+//! engine's state (segments defined, health) is the live runtime's, when one runs.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use cairn_measure::PeriodKind;
+use cairn_reports::revenue::KpiOptions;
 use cairn_reports::{QueryText, ReportError};
 use serde_json::Value;
 
@@ -14,7 +17,7 @@ use crate::api::authorize;
 use crate::error::ApiError;
 
 /// The reports served, in the order `cairn report --help` lists them.
-const REPORTS: &[&str] = &["kpis", "movements", "cohorts"];
+const REPORTS: &[&str] = &["kpis", "movements", "cohorts", "process"];
 
 impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> ApiError {
@@ -36,16 +39,36 @@ pub async fn report(
     headers: HeaderMap,
     Path(name): Path<String>,
     Query(text): Query<QueryText>,
+    Query(kpi): Query<KpiOptions>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers).await?;
     let today = state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let default_kind = if name == "cohorts" { PeriodKind::Year } else { PeriodKind::Month };
-    let query = text.resolve(default_kind, today)?;
+    let mut query = text.resolve(default_kind, today)?;
+    let series = name == "kpis" && kpi.series == Some(true);
+    if series && kpi.gross_margin.is_some() {
+        return Err(ApiError::BadRequest(
+            "gross_margin gives lifetime value for a period: leave out series=true".into(),
+        ));
+    }
+    if series && text.period.is_none() && text.from.is_none() {
+        query.period = cairn_reports::revenue::last_twelve_months(query.period)?;
+    }
     let store = &state.store;
+    let ws = crate::api::live_workspace(&state).await;
+    let ws = ws.as_deref();
     match name.as_str() {
-        "kpis" => to_json(cairn_reports::revenue::kpis(store, &query).await?),
-        "movements" => to_json(cairn_reports::revenue::movements(store, &query).await?),
-        "cohorts" => to_json(cairn_reports::revenue::cohorts(store, &query).await?),
+        "kpis" if series => to_json(cairn_reports::revenue::kpis_series(store, ws, &query).await?),
+        "kpis" => to_json(cairn_reports::revenue::kpis(store, ws, &query, &kpi).await?),
+        "movements" => to_json(cairn_reports::revenue::movements(store, ws, &query).await?),
+        "cohorts" => to_json(cairn_reports::revenue::cohorts(store, ws, &query).await?),
+        "process" => {
+            let health = match &state.runtime {
+                Some(rt) => Some(rt.read(|live| cairn_reports::process::health(&live.engine)).await?),
+                None => None,
+            };
+            to_json(cairn_reports::process::process(store, health, &query, state.clock.now()).await?)
+        }
         other => Err(ApiError::NotFound(format!("no report `{other}`: the reports are {}", REPORTS.join(", ")))),
     }
 }

@@ -7,9 +7,12 @@
 //! today, UTC); `--segment` restricts a report to a segment's accounts.
 
 mod format;
+mod process;
 mod revenue;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Result;
 use cairn_core::Clock;
@@ -22,14 +25,32 @@ use crate::cli::{DbArg, open_store};
 #[derive(Subcommand, Debug)]
 pub enum ReportCommand {
     /// NRR, GRR, logo churn, expansion, contraction, new ARR and the renewal rate of a
-    /// period (default: the last complete month)
-    Kpis(ReportArgs),
+    /// period (default: the last complete month), or of every month with --series
+    Kpis(KpiArgs),
     /// ARR movements per month (new, expansion, reactivation, contraction, churn) and the
     /// waterfall from start to end ARR (default: the last complete month)
     Movements(ReportArgs),
     /// Cohort retention by start month, logo and revenue, through --as-of (default: the
     /// start months of the last complete year)
     Cohorts(ReportArgs),
+    /// Health distribution and biggest movers (with --workspace), open tasks by assignee
+    /// and pool with their age, support ticket volume and age (default: the last
+    /// complete month)
+    Process(ReportArgs),
+}
+
+/// `cairn report kpis`.
+#[derive(Args, Debug)]
+pub struct KpiArgs {
+    #[command(flatten)]
+    report: ReportArgs,
+    /// One row per calendar month of the period (default: the last 12 complete months)
+    #[arg(long)]
+    series: bool,
+    /// Gross margin, as 0.8 or 80%: adds lifetime value (over the period when it is a
+    /// year, else over the year ending on its last day)
+    #[arg(long, conflicts_with = "series")]
+    gross_margin: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -67,6 +88,10 @@ pub struct ReportArgs {
     /// Only the accounts in this segment (membership as of the period's first day)
     #[arg(long)]
     segment: Option<String>,
+    /// Folder of workspace definitions: makes its segments known to --segment, and gives
+    /// `process` the engine's health
+    #[arg(long, env = "CAIRN_WORKSPACE")]
+    workspace: Option<PathBuf>,
     /// Print JSON: every ratio as its exact numerator and denominator, and its value
     #[arg(long, conflicts_with = "csv")]
     json: bool,
@@ -110,28 +135,62 @@ fn json(value: &impl serde::Serialize) -> Result<String> {
 /// Runs one report.
 pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> {
     let (args, default_kind) = match &command {
-        ReportCommand::Kpis(a) | ReportCommand::Movements(a) => (a, PeriodKind::Month),
+        ReportCommand::Kpis(a) => (&a.report, PeriodKind::Month),
+        ReportCommand::Movements(a) | ReportCommand::Process(a) => (a, PeriodKind::Month),
         ReportCommand::Cohorts(a) => (a, PeriodKind::Year),
     };
     let today = clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let query = args.text().resolve(default_kind, today)?;
+    let text = args.text();
+    let mut query = text.resolve(default_kind, today)?;
+    if let ReportCommand::Kpis(k) = &command
+        && k.series
+        && text.period.is_none()
+        && text.from.is_none()
+    {
+        query.period = cairn_reports::revenue::last_twelve_months(query.period)?;
+    }
     let format = args.format();
+    let workspace = match &args.workspace {
+        Some(dir) => Some(Arc::new(crate::show::load_workspace(dir)?.0)),
+        None => None,
+    };
     let store = open_store(&args.db.db).await?;
-    let out = match command {
-        ReportCommand::Kpis(_) => {
-            let report = cairn_reports::revenue::kpis(&store, &query).await;
-            store.close().await;
-            let report = report?;
+    let out = report(&store, command, workspace, &query, format, clock).await;
+    store.close().await;
+    print!("{}", out?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn report(
+    store: &cairn_store::Store,
+    command: ReportCommand,
+    workspace: Option<Arc<cairn_workspace::Workspace>>,
+    query: &cairn_reports::Query,
+    format: Format,
+    clock: &dyn Clock,
+) -> Result<String> {
+    let ws = workspace.as_deref();
+    Ok(match command {
+        ReportCommand::Kpis(k) if k.series => {
+            let series = cairn_reports::revenue::kpis_series(store, ws, query).await?;
+            match format {
+                Format::Json => json(&series)?,
+                Format::Csv => revenue::kpis_csv(&series.months)?,
+                Format::Table => revenue::series_table(&series),
+            }
+        }
+        ReportCommand::Kpis(k) => {
+            let options =
+                cairn_reports::revenue::KpiOptions { series: Some(false), gross_margin: k.gross_margin.clone() };
+            let report = cairn_reports::revenue::kpis(store, ws, query, &options).await?;
             match format {
                 Format::Json => json(&report)?,
-                Format::Csv => revenue::kpis_csv(&report)?,
+                Format::Csv => revenue::kpis_csv(std::slice::from_ref(&report))?,
                 Format::Table => revenue::kpis_table(&report),
             }
         }
         ReportCommand::Movements(_) => {
-            let w = cairn_reports::revenue::movements(&store, &query).await;
-            store.close().await;
-            let w = w?;
+            let w = cairn_reports::revenue::movements(store, ws, query).await?;
             match format {
                 Format::Json => json(&w)?,
                 Format::Csv => revenue::movements_csv(&w)?,
@@ -139,16 +198,27 @@ pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> 
             }
         }
         ReportCommand::Cohorts(_) => {
-            let rows = cairn_reports::revenue::cohorts(&store, &query).await;
-            store.close().await;
-            let rows = rows?;
+            let rows = cairn_reports::revenue::cohorts(store, ws, query).await?;
             match format {
                 Format::Json => json(&rows)?,
                 Format::Csv => revenue::cohorts_csv(&rows)?,
                 Format::Table => revenue::cohorts_table(&rows, query.as_of),
             }
         }
-    };
-    print!("{out}");
-    Ok(ExitCode::SUCCESS)
+        ReportCommand::Process(_) => {
+            let health = match workspace {
+                Some(ws) => {
+                    let live = cairn_runtime::Runtime::evaluate(store, clock, ws).await?;
+                    Some(cairn_reports::process::health(&live.engine)?)
+                }
+                None => None,
+            };
+            let report = cairn_reports::process::process(store, health, query, clock.now()).await?;
+            match format {
+                Format::Json => json(&report)?,
+                Format::Csv => process::csv(&report)?,
+                Format::Table => process::table(&report),
+            }
+        }
+    })
 }

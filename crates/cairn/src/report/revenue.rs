@@ -8,10 +8,10 @@ use cairn_measure::Ratio;
 use cairn_measure::cohorts::CohortRow;
 use cairn_measure::movements::{Movements, Waterfall};
 use cairn_measure::renewal::RENEWAL_GAP_DAYS;
-use cairn_reports::revenue::KpiReport;
+use cairn_reports::revenue::{KpiReport, KpiSeries};
 use jiff::civil::Date;
 
-use super::format::{decimal, money, percent, plural, value};
+use super::format::{cents, decimal, money, percent, plural, value};
 
 pub(super) fn kpis_table(r: &KpiReport) -> String {
     let k = &r.kpis;
@@ -38,11 +38,65 @@ pub(super) fn kpis_table(r: &KpiReport) -> String {
             r.renewal.renewed, r.renewal.lines_ending
         ),
     );
+    if let Some(l) = &r.ltv {
+        let churned = plural(l.churned_accounts, "churned account", "churned accounts");
+        let (figure, note) = match l.value_cents {
+            Some(v) => (
+                money(cents(v)),
+                format!("{} × {} / {churned}", money(l.start_arr_cents), percent(Some(l.gross_margin))),
+            ),
+            None => {
+                ("n/a".to_string(), format!("no account of the year's cohort churned ({churned}): no finite lifetime"))
+            }
+        };
+        row("LTV", figure, note);
+        let _ = writeln!(
+            out,
+            "\n  LTV = ARPA × gross margin / annual logo churn = start ARR × margin / churned accounts,\n  over the cohort of the year {} to {} ({}).",
+            l.year.first(),
+            l.year.last(),
+            plural(l.cohort_accounts, "account", "accounts")
+        );
+    }
     out
 }
 
-pub(super) fn kpis_csv(r: &KpiReport) -> Result<String> {
-    let k = &r.kpis;
+/// The KPIs month by month.
+pub(super) fn series_table(s: &KpiSeries) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Revenue and retention by month, {} to {}\n", s.period.first(), s.period.last());
+    let columns = ["NRR", "GRR", "logo churn", "expansion", "contraction", "new ARR", "renewal rate"];
+    let _ = write!(out, "  {:<8}", "month");
+    for c in columns {
+        let _ = write!(out, " {c:>13}");
+    }
+    let _ = writeln!(out);
+    for r in &s.months {
+        let k = &r.kpis;
+        let cells = [
+            percent(k.nrr),
+            percent(k.grr),
+            percent(k.logo_churn),
+            money(k.expansion_cents),
+            money(k.contraction_cents),
+            money(k.new_arr_cents),
+            percent(r.renewal.rate),
+        ];
+        let _ = write!(out, "  {:<8}", k.period.first().strftime("%Y-%m").to_string());
+        for c in cells {
+            let _ = write!(out, " {c:>13}");
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(
+        out,
+        "\n  Each month is its own period: its cohort is the accounts with ARR on the day before it;\n  n/a where a month has no cohort or no line ending."
+    );
+    out
+}
+
+/// One row per report (one for a period, one per month for a series).
+pub(super) fn kpis_csv(reports: &[KpiReport]) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "first",
@@ -65,29 +119,37 @@ pub(super) fn kpis_csv(r: &KpiReport) -> Result<String> {
         "lines_ending",
         "lines_renewed",
         "renewal_rate",
+        "gross_margin",
+        "ltv",
     ])?;
-    w.write_record([
-        k.period.first().to_string(),
-        k.period.last().to_string(),
-        decimal(k.start_arr_cents),
-        decimal(k.end_arr_cents),
-        k.cohort_accounts.to_string(),
-        decimal(k.cohort_end_arr_cents),
-        value(k.nrr),
-        value(k.grr),
-        value(k.logo_churn),
-        k.churned_accounts.to_string(),
-        decimal(k.churned_arr_cents),
-        decimal(k.expansion_cents),
-        decimal(k.contraction_cents),
-        k.new_accounts.to_string(),
-        decimal(k.new_arr_cents),
-        k.reactivated_accounts.to_string(),
-        decimal(k.reactivated_arr_cents),
-        r.renewal.lines_ending.to_string(),
-        r.renewal.renewed.to_string(),
-        value(r.renewal.rate),
-    ])?;
+    for r in reports {
+        let k = &r.kpis;
+        let ltv = r.ltv.as_ref();
+        w.write_record([
+            k.period.first().to_string(),
+            k.period.last().to_string(),
+            decimal(k.start_arr_cents),
+            decimal(k.end_arr_cents),
+            k.cohort_accounts.to_string(),
+            decimal(k.cohort_end_arr_cents),
+            value(k.nrr),
+            value(k.grr),
+            value(k.logo_churn),
+            k.churned_accounts.to_string(),
+            decimal(k.churned_arr_cents),
+            decimal(k.expansion_cents),
+            decimal(k.contraction_cents),
+            k.new_accounts.to_string(),
+            decimal(k.new_arr_cents),
+            k.reactivated_accounts.to_string(),
+            decimal(k.reactivated_arr_cents),
+            r.renewal.lines_ending.to_string(),
+            r.renewal.renewed.to_string(),
+            value(r.renewal.rate),
+            value(ltv.map(|l| l.gross_margin)),
+            ltv.and_then(|l| l.value_cents).map_or_else(String::new, |v| decimal(cents(v))),
+        ])?;
+    }
     Ok(String::from_utf8(w.into_inner()?)?)
 }
 
