@@ -413,7 +413,7 @@ fn process_shows_the_task_backlog_and_tickets_on_a_day() {
     assert_eq!(ana.split_whitespace().collect::<Vec<_>>(), ["ana@vendor.com", "2", "5.8d", "10.0d", "1"]);
     assert!(
         table.contains("3 opened, 1 closed")
-            && table.contains("open at 2026-03-02T00:00:00Z: 3, median age 6.0d, oldest 20.0d"),
+            && table.contains("open at 2026-03-02 00:00:00 UTC: 3, median age 6.0d, oldest 20.0d"),
         "{table}"
     );
 }

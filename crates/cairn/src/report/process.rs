@@ -16,6 +16,11 @@ fn age(x: Option<f64>) -> String {
     x.map_or_else(|| "n/a".to_string(), |d| format!("{d:.1}d"))
 }
 
+/// An instant to the second, for people.
+fn instant(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
 fn movers(out: &mut String, title: &str, list: &[Mover]) {
     if list.is_empty() {
         let _ = writeln!(out, "  {title}: none");
@@ -52,7 +57,7 @@ pub(super) fn table(r: &ProcessReport) -> String {
             let _ = writeln!(out, "Health: give --workspace DIR to see the health distribution and movers.\n");
         }
         Some(h) => {
-            let _ = writeln!(out, "Health of {} at {}", plural(h.accounts, "account", "accounts"), h.at);
+            let _ = writeln!(out, "Health of {} at {}", plural(h.accounts, "account", "accounts"), instant(h.at));
             let _ =
                 writeln!(out, "  red {}   yellow {}   green {}   unscored {}", h.red, h.yellow, h.green, h.unscored);
             let _ = writeln!(
@@ -85,7 +90,11 @@ pub(super) fn table(r: &ProcessReport) -> String {
         k.opened,
         k.closed
     );
-    let _ = writeln!(out, "  {:<12} {:>7}", "week of", "opened");
+    let _ = writeln!(
+        out,
+        "  {:<12} {:>7}   (weeks from Monday; the first and last count the period's days only)",
+        "week of", "opened"
+    );
     for w in &k.weeks {
         let _ = writeln!(out, "  {:<12} {:>7}", w.week_of.to_string(), w.opened);
     }
@@ -93,7 +102,7 @@ pub(super) fn table(r: &ProcessReport) -> String {
         let _ = writeln!(
             out,
             "  open at {}: {}, median age {}, oldest {}",
-            o.at,
+            instant(o.at),
             o.count,
             age(o.median_age_days),
             age(o.oldest_age_days)
