@@ -409,6 +409,7 @@ fn process_shows_the_task_backlog_and_tickets_on_a_day() {
 
     let table = ws.report(&args);
     assert!(table.contains("Health: give --workspace DIR"), "{table}");
+    assert!(table.contains("Open tasks at 2026-03-02 00:00:00 UTC: 3 (1 overdue)"), "{table}");
     let ana = table.lines().find(|l| l.trim_start().starts_with("ana@vendor.com")).expect("ana's row");
     assert_eq!(ana.split_whitespace().collect::<Vec<_>>(), ["ana@vendor.com", "2", "5.8d", "10.0d", "1"]);
     assert!(

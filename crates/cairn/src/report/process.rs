@@ -75,7 +75,7 @@ pub(super) fn table(r: &ProcessReport) -> String {
         }
     }
     let t = &r.tasks;
-    let _ = writeln!(out, "Open tasks at {}: {} ({} overdue)", t.at, t.total.open, t.total.overdue);
+    let _ = writeln!(out, "Open tasks at {}: {} ({} overdue)", instant(t.at), t.total.open, t.total.overdue);
     if t.total.open > 0 {
         groups(&mut out, "assignee", "(unassigned)", &t.by_assignee);
         let _ = writeln!(out);
