@@ -10,11 +10,15 @@
 //! - [`query`]: the period, as-of day and segment every report is asked for, parsed from
 //!   the same text whether it came as CLI flags or URL query parameters.
 //! - [`revenue`]: NRR, GRR, churn, expansion, movements, cohorts (the subscription ledger).
+//! - [`programs`]: Reach, Effect and ROI of the programs' enrollments.
+//! - [`experiments`]: every A/B split and holdout, checked, corrected and powered.
 
 // Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
 // of a str by byte offsets; handle the error, or use `str::get` and say what to do.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
 
+pub mod experiments;
+pub mod programs;
 pub mod query;
 pub mod revenue;
 

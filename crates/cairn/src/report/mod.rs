@@ -6,9 +6,12 @@
 //! month|quarter|year` for the last such calendar period complete on `--as-of` (default
 //! today, UTC); `--segment` restricts a report to a segment's accounts.
 
+mod experiments;
 mod format;
+mod programs;
 mod revenue;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -30,6 +33,47 @@ pub enum ReportCommand {
     /// Cohort retention by start month, logo and revenue, through --as-of (default: the
     /// start months of the last complete year)
     Cohorts(ReportArgs),
+    /// Reach (per step and variant), Effect (goal conversion, treated against held out)
+    /// and ROI (retention and NRR at the next renewal) of the programs' enrollments made
+    /// in a period (default: the last complete month)
+    Programs(ProgramArgs),
+    /// Every A/B split and holdout of the enrollments made in a period: rates with Wilson
+    /// intervals, differences with p-values, the sample-ratio check, Benjamini–Hochberg
+    /// and the sample needed (default: the last complete month)
+    Experiments(ExperimentArgs),
+}
+
+/// What the programs' reports take besides the period.
+#[derive(Args, Debug)]
+pub struct ProgramArgs {
+    #[command(flatten)]
+    report: ReportArgs,
+    /// Folder of workspace definitions (YAML): the programs' goals, holdouts and splits.
+    /// Without it, programs are reported with what the data allows (no goal windows)
+    #[arg(long, env = "CAIRN_WORKSPACE")]
+    workspace: Option<PathBuf>,
+    /// Only this program
+    #[arg(long)]
+    program: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExperimentArgs {
+    #[command(flatten)]
+    programs: ProgramArgs,
+    /// The minimum detectable effect the sample needed is computed for, in percentage
+    /// points, absolute (80% power, 5% significance)
+    #[arg(long, default_value_t = 5.0)]
+    mde: f64,
+}
+
+impl ProgramArgs {
+    fn workspace(&self) -> Result<Option<cairn_workspace::Workspace>> {
+        match &self.workspace {
+            None => Ok(None),
+            Some(dir) => Ok(Some(crate::show::load_workspace(dir)?.0)),
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -112,6 +156,9 @@ pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> 
     let (args, default_kind) = match &command {
         ReportCommand::Kpis(a) | ReportCommand::Movements(a) => (a, PeriodKind::Month),
         ReportCommand::Cohorts(a) => (a, PeriodKind::Year),
+        ReportCommand::Programs(a) | ReportCommand::Experiments(ExperimentArgs { programs: a, .. }) => {
+            (&a.report, PeriodKind::Month)
+        }
     };
     let today = clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let query = args.text().resolve(default_kind, today)?;
@@ -146,6 +193,30 @@ pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> 
                 Format::Json => json(&rows)?,
                 Format::Csv => revenue::cohorts_csv(&rows)?,
                 Format::Table => revenue::cohorts_table(&rows, query.as_of),
+            }
+        }
+        ReportCommand::Programs(a) => {
+            let ws = a.workspace()?;
+            let report = cairn_reports::programs::programs(&store, ws.as_ref(), &query, a.program.as_deref()).await;
+            store.close().await;
+            let report = report?;
+            match format {
+                Format::Json => json(&report)?,
+                Format::Csv => programs::csv(&report)?,
+                Format::Table => programs::table(&report),
+            }
+        }
+        ReportCommand::Experiments(a) => {
+            let ws = a.programs.workspace()?;
+            let program = a.programs.program.as_deref();
+            let report =
+                cairn_reports::experiments::experiments(&store, ws.as_ref(), &query, program, a.mde / 100.0).await;
+            store.close().await;
+            let report = report?;
+            match format {
+                Format::Json => json(&report)?,
+                Format::Csv => experiments::csv(&report)?,
+                Format::Table => experiments::table(&report),
             }
         }
     };
