@@ -172,7 +172,9 @@ async fn the_reports_are_served_for_a_secret_key() {
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["mde"], 0.1);
     // 2 held out and 6 treated against 50/50: chi-square 2·2²/4 = 2, p = 0.157 (SciPy).
-    let holdout = &json["experiments"][0];
+    // The split is listed with no members (nothing was sent); then the holdout.
+    assert_eq!(json["experiments"][0]["kind"]["type"], "split");
+    let holdout = &json["experiments"][1];
     assert_eq!(holdout["kind"]["type"], "holdout");
     assert!((holdout["sample_ratio"]["p_value"].as_f64().expect("p") - 0.157_299_207_050_285_1).abs() < 1e-9);
     let (status, json) = app.api_get(&format!("/api/reports/experiments?{q}&mde=lots")).await;
