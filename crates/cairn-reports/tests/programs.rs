@@ -62,7 +62,7 @@ fn query(from: &str, to: &str, as_of: &str) -> Query {
 }
 
 async fn contact_ids(store: &Store) -> std::collections::HashMap<String, i64> {
-    store.engine_contacts().await.unwrap().into_iter().filter_map(|c| Some((c.email?, c.id as i64))).collect()
+    store.engine_contacts().await.unwrap().into_iter().filter_map(|c| Some((c.email?, c.id))).collect()
 }
 
 /// Records that step `step` of enrollment `e` was sent at `at` with `variant`, as the
