@@ -194,7 +194,8 @@ pub async fn experiments(
 ) -> Result<ExperimentsReport> {
     if !(mde.is_finite() && mde > 0.0 && mde < 1.0) {
         return Err(ReportError::Invalid(format!(
-            "mde {mde}: give the minimum detectable effect as an absolute rate between 0 and 1 (0.05 for 5 points)"
+            "a minimum detectable effect of {} percentage points is not between 0 and 100: give e.g. 5 (--mde 5, mde=5)",
+            mde * 100.0
         )));
     }
     let activity = Activity::load(store, query, program).await?;

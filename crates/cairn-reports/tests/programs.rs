@@ -352,7 +352,7 @@ async fn a_program_in_the_data_but_not_in_the_workspace_shows_what_the_data_allo
     let err = programs(&store, Some(&ws), &q, Some("nosuch")).await.unwrap_err().to_string();
     assert!(err.contains("program `nosuch` is neither in the workspace nor in the enrollments"), "{err}");
     let err = experiments(&store, Some(&ws), &q, None, 5.0).await.unwrap_err().to_string();
-    assert!(err.contains("between 0 and 1"), "{err}");
+    assert!(err.contains("500 percentage points is not between 0 and 100"), "{err}");
 }
 
 #[tokio::test]
