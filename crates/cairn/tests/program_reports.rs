@@ -128,7 +128,9 @@ async fn the_programs_and_experiments_reports_through_the_binary() {
     assert!(table.contains("Minimum detectable effect 5.0 points"), "{table}");
     // Four against four: never a verdict. Held-out base rate 1/4 needs (Fleiss, 0.25 →
     // 0.30) 1,251 per arm.
-    assert!(table.contains("not enough data yet (needs 1251 per arm)"), "{table}");
+    let uplift = table.lines().find(|l| l.contains("uplift, treated vs held out")).expect("the goal's uplift");
+    assert!(uplift.contains("+25.0 pts") && uplift.contains("Fisher's exact p 1.000"), "{uplift}");
+    assert!(uplift.ends_with("not enough data yet (needs 1251 per arm)"), "{uplift}");
     assert!(!table.contains("better") && !table.contains("no detectable difference"), "{table}");
     let csv = run("experiments", &["--csv", "--mde", "10"]);
     assert!(csv.starts_with("program,experiment,step,metric,arm,n,conversions,rate"), "{csv}");

@@ -30,7 +30,7 @@ fn title(x: &Experiment) -> String {
     }
 }
 
-fn comparison_line(out: &mut String, c: &ArmComparison) {
+fn comparison_line(out: &mut String, c: &ArmComparison, holdout: bool) {
     let figures = match &c.comparison {
         Some(d) => format!(
             "{:+.1} pts [{:+.1}, {:+.1}], {} p {}, adjusted p {}",
@@ -43,7 +43,8 @@ fn comparison_line(out: &mut String, c: &ArmComparison) {
         ),
         None => "an arm is empty".to_string(),
     };
-    let _ = writeln!(out, "      {} vs {}: {figures} → {}", c.treatment, c.control, c.verdict_text());
+    let label = if holdout { "uplift" } else { "difference" };
+    let _ = writeln!(out, "      {label}, {} vs {}: {figures} → {}", c.treatment, c.control, c.verdict_text());
 }
 
 pub(super) fn table(r: &ExperimentsReport) -> String {
@@ -109,7 +110,7 @@ pub(super) fn table(r: &ExperimentsReport) -> String {
                 );
             }
             for c in &m.comparisons {
-                comparison_line(&mut out, c);
+                comparison_line(&mut out, c, matches!(x.kind, ExperimentKind::Holdout));
             }
         }
     }
