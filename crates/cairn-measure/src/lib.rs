@@ -21,6 +21,7 @@
 // of a str by byte offsets; handle the error, or use `str::get` and say what to do.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
 
+pub mod at_renewal;
 pub mod cohorts;
 pub mod ledger;
 pub mod ltv;

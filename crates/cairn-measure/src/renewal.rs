@@ -33,11 +33,7 @@ pub fn renewal_rate(ledger: &Ledger, period: Period, members: Option<&BTreeSet<S
     for (_, lines) in ledger.accounts(members) {
         for line in lines.iter().filter(|l| period.contains(l.end)) {
             r.lines_ending += 1;
-            // The last day a renewal may start: end + 1 + 30 (a gap of 30 days at most).
-            let latest = line.end.checked_add((RENEWAL_GAP_DAYS + 1).days()).ok();
-            let renewed =
-                lines.iter().any(|next| next.start > line.end && latest.is_none_or(|latest| next.start <= latest));
-            if renewed {
+            if is_renewed(lines, line) {
                 r.renewed += 1;
             } else {
                 r.not_renewed.push(line.id.clone());
@@ -46,4 +42,17 @@ pub fn renewal_rate(ledger: &Ledger, period: Period, members: Option<&BTreeSet<S
     }
     r.rate = Ratio::new(r.renewed, r.lines_ending);
     r
+}
+
+/// Whether `line` is followed by one of its account's `lines` starting after its last day
+/// and at most [`RENEWAL_GAP_DAYS`] days of gap later (on or before [`last_renewal_day`]).
+pub(crate) fn is_renewed(lines: &[crate::Line], line: &crate::Line) -> bool {
+    let latest = last_renewal_day(line.end);
+    lines.iter().any(|next| next.start > line.end && latest.is_none_or(|latest| next.start <= latest))
+}
+
+/// The last day a line ending on `end` may be renewed: end + 1 + 30 (a gap of 30 days at
+/// most); `None` past the calendar's end.
+pub(crate) fn last_renewal_day(end: jiff::civil::Date) -> Option<jiff::civil::Date> {
+    end.checked_add((RENEWAL_GAP_DAYS + 1).days()).ok()
 }

@@ -13,12 +13,16 @@
 //!   ledger), for a period or month by month.
 //! - [`segment`]: `--segment`, the accounts in a segment at a period's start.
 //! - [`process`]: health distribution and movers, the task backlog, support tickets.
+//! - [`programs`]: Reach, Effect and ROI of the programs' enrollments.
+//! - [`experiments`]: every A/B split and holdout, checked, corrected and powered.
 
 // Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
 // of a str by byte offsets; handle the error, or use `str::get` and say what to do.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
 
 pub mod process;
+pub mod experiments;
+pub mod programs;
 pub mod query;
 pub mod revenue;
 pub mod segment;

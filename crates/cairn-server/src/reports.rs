@@ -1,8 +1,10 @@
 //! `GET /api/reports/{name}`: the figures of `cairn report NAME --json`, for a secret
 //! key. Query parameters `period` (month|quarter|year), `from` and `to`, `as_of` and
 //! `segment` mean what the CLI's flags mean (`cairn_reports::QueryText`); `kpis` also
-//! takes `series=true` and `gross_margin` (`cairn_reports::revenue::KpiOptions`). The
-//! engine's state (segments defined, health) is the live runtime's, when one runs.
+//! takes `series=true` and `gross_margin` (`cairn_reports::revenue::KpiOptions`);
+//! `programs` and `experiments` take `program` (one program's id) and `experiments` `mde`
+//! (the minimum detectable effect in percentage points, default 5). The engine's state
+//! (definitions, segments, health) is the live runtime's, when one runs.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -17,7 +19,26 @@ use crate::api::authorize;
 use crate::error::ApiError;
 
 /// The reports served, in the order `cairn report --help` lists them.
-const REPORTS: &[&str] = &["kpis", "movements", "cohorts", "process"];
+const REPORTS: &[&str] = &["kpis", "movements", "cohorts", "process", "programs", "experiments"];
+
+/// The programs' reports' parameters besides the period.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ProgramParams {
+    program: Option<String>,
+    mde: Option<String>,
+}
+
+impl ProgramParams {
+    /// The MDE as an absolute rate (`mde=5` → 0.05).
+    fn mde(&self) -> Result<f64, ApiError> {
+        match &self.mde {
+            None => Ok(cairn_reports::experiments::DEFAULT_MDE),
+            Some(text) => text.trim().parse::<f64>().map(|points| points / 100.0).map_err(|_| {
+                ApiError::BadRequest(format!("mde `{text}` is not a number: give percentage points, e.g. mde=5"))
+            }),
+        }
+    }
+}
 
 impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> ApiError {
@@ -40,6 +61,7 @@ pub async fn report(
     Path(name): Path<String>,
     Query(text): Query<QueryText>,
     Query(kpi): Query<KpiOptions>,
+    Query(params): Query<ProgramParams>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers).await?;
     let today = state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
@@ -68,6 +90,14 @@ pub async fn report(
                 None => None,
             };
             to_json(cairn_reports::process::process(store, health, &query, state.clock.now()).await?)
+        }
+        "programs" => {
+            let program = params.program.as_deref();
+            to_json(cairn_reports::programs::programs(store, ws, &query, program).await?)
+        }
+        "experiments" => {
+            let (program, mde) = (params.program.as_deref(), params.mde()?);
+            to_json(cairn_reports::experiments::experiments(store, ws, &query, program, mde).await?)
         }
         other => Err(ApiError::NotFound(format!("no report `{other}`: the reports are {}", REPORTS.join(", ")))),
     }

@@ -78,8 +78,8 @@ pub fn contact_alias_of(contact_id: i64) -> String {
 pub use types::{
     AccountRecord, After, ApiKey, Appended, ConsentChange, ContactRecord, DeadLetter, DueStep, EngagementRecord,
     EnrollRequest, Enrollment, EnrollmentStatus, HealthOverrideRecord, ImportRun, InAppMessage, KeyKind, LedgerEntry,
-    LogEvent, NewTask, NewTransition, OutboxMessage, StepAttempt, StepRecord, StoredTransition, SubjectKind, Task,
-    TaskPriority,
+    LogEvent, MeasuredEnrollment, NewTask, NewTransition, OutboxMessage, ProgramActivity, SendRecord, StepAttempt,
+    StepRecord, StoredTransition, SubjectKind, Task, TaskPriority,
 };
 
 /// What can go wrong in the store. Messages say what to do where they can.
@@ -860,6 +860,13 @@ impl Store {
     /// `enrolled_since` whose goal is not met yet: what the goal check looks at.
     pub async fn enrollments_to_measure(&self, program_id: &str, enrolled_since: Timestamp) -> Result<Vec<Enrollment>> {
         dispatch!(self, s => s.enrollments_to_measure(program_id, enrolled_since).await)
+    }
+
+    /// Every enrollment made at or after `since` and before `until` (any program, holdout
+    /// included) with its account, its send-ledger entries and the engagement with them:
+    /// what `cairn report programs` and `experiments` measure, in three queries.
+    pub async fn program_activity(&self, since: Timestamp, until: Timestamp) -> Result<ProgramActivity> {
+        dispatch!(self, s => s.program_activity(since, until).await)
     }
 
     /// Every enrollment of a program, by id.

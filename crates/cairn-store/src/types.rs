@@ -412,6 +412,36 @@ pub struct EngagementRecord {
     pub detail: String,
 }
 
+/// What the programs' reports read about the enrollments made in a time range (see
+/// `Store::program_activity`): each enrollment with its account, what its steps did and
+/// how the recipients engaged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ProgramActivity {
+    /// The enrollments, by id.
+    pub enrollments: Vec<MeasuredEnrollment>,
+    /// Their send-ledger entries, by enrollment then step.
+    pub sends: Vec<SendRecord>,
+    /// Engagement with their sends, by enrollment, step and kind.
+    pub engagements: Vec<EngagementRecord>,
+}
+
+/// An enrollment and the account it counts for: the subject itself, or the account of
+/// the contact enrolled (none for a contact without one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MeasuredEnrollment {
+    pub enrollment: Enrollment,
+    pub account_id: Option<i64>,
+}
+
+/// A send-ledger entry with its recipient: the contact it went to (the enrolled contact,
+/// or for an account's enrollment the contact named by the step), none when it reached
+/// no contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SendRecord {
+    pub entry: LedgerEntry,
+    pub contact_id: Option<i64>,
+}
+
 /// An email in the local outbox (nothing leaves the machine).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutboxMessage {

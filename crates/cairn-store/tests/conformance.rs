@@ -116,6 +116,7 @@ on_both_backends! {
         engagement_is_recorded_once_per_kind_and_goals_once,
         settings_are_shared_and_the_first_secret_stored_wins,
         custom_traits_set_by_a_program_are_read_back_and_signal_a_data_change,
+        program_activity_reads_a_range_of_enrollments_with_accounts_sends_and_engagements,
     ],
     two_nodes: [
         two_nodes_claiming_at_once_take_every_due_step_exactly_once,
@@ -2459,4 +2460,62 @@ async fn events_named_are_read_with_their_account_oldest_first(store: Store) {
     assert!(store.events_named(&[], timestamp("2026-03-01T00:00:00Z")).await.unwrap().is_empty());
     let many = ["x"; 17];
     assert!(store.events_named(&many, timestamp("2026-03-01T00:00:00Z")).await.is_err());
+async fn program_activity_reads_a_range_of_enrollments_with_accounts_sends_and_engagements(store: Store) {
+    let all_ok = |r: Vec<Result<(), RowError>>| assert!(r.iter().all(Result::is_ok), "rows rejected: {r:?}");
+    all_ok(store.upsert_accounts(Source::Crm, &account_rows(ACCOUNTS)).await.unwrap());
+    all_ok(
+        store
+            .upsert_contacts(Source::Crm, &contact_rows("external_id,account_external_id,email\nC1,A1,ada@acme.com"))
+            .await
+            .unwrap(),
+    );
+    let ada = store.engine_contacts().await.unwrap().into_iter().find(|c| c.email.is_some()).unwrap();
+    let acme = ada.account_id.unwrap();
+    // Before the range, in it (a contact with an account, an account, a held-out contact
+    // that is nobody's), and at its end (excluded).
+    let early =
+        store.enroll("tour", SubjectKind::Contact, ada.id, "a", after(mins(-1)), false, None).await.unwrap().unwrap();
+    let treated = store.enroll("tour", SubjectKind::Contact, ada.id, "b", t0(), false, None).await.unwrap().unwrap();
+    let account =
+        store.enroll("qbr", SubjectKind::Account, acme, "c", after(hours(1)), false, None).await.unwrap().unwrap();
+    let held =
+        store.enroll("tour", SubjectKind::Contact, 9_999, "d", after(hours(2)), true, None).await.unwrap().unwrap();
+    store.enroll("tour", SubjectKind::Contact, ada.id, "e", after(days(1)), false, None).await.unwrap().unwrap();
+    for (e, step, detail) in [
+        (early.id, "hello", "{}".to_string()),
+        (treated.id, "hello", r#"{"variant":"hello_b"}"#.to_string()),
+        (account.id, "invite", format!(r#"{{"contact_id":{}}}"#, ada.id)),
+    ] {
+        let at = after(hours(3));
+        store.schedule_step(e, step, at).await.unwrap();
+        let due = claim_one(&store, "worker", at).await;
+        let entry = LedgerEntry { detail, ..ledger(&due, "email", "sent", at) };
+        assert!(store.complete_step(&due, "worker", &entry, None).await.unwrap());
+    }
+    for (e, kind) in [(early.id, "opened"), (treated.id, "opened"), (treated.id, "clicked")] {
+        assert!(store.record_engagement(e, "hello", kind, after(hours(4)), "{}").await.unwrap());
+    }
+    store.mark_goal_met(treated.id, after(hours(5))).await.unwrap();
+
+    let got = store.program_activity(t0(), after(days(1))).await.unwrap();
+    let enrolled: Vec<(i64, Option<i64>, bool)> =
+        got.enrollments.iter().map(|m| (m.enrollment.id, m.account_id, m.enrollment.holdout)).collect();
+    assert_eq!(enrolled, vec![(treated.id, Some(acme), false), (account.id, Some(acme), false), (held.id, None, true)]);
+    assert_eq!(got.enrollments[0].enrollment.goal_met_at, Some(after(hours(5))));
+    let sends: Vec<(i64, &str, Option<i64>, &str)> = got
+        .sends
+        .iter()
+        .map(|s| (s.entry.enrollment_id, s.entry.step_id.as_str(), s.contact_id, s.entry.detail.as_str()))
+        .collect();
+    let invite = format!(r#"{{"contact_id":{}}}"#, ada.id);
+    assert_eq!(
+        sends,
+        vec![
+            (treated.id, "hello", Some(ada.id), r#"{"variant":"hello_b"}"#),
+            (account.id, "invite", Some(ada.id), invite.as_str())
+        ]
+    );
+    let kinds: Vec<(i64, &str)> = got.engagements.iter().map(|g| (g.enrollment_id, g.kind.as_str())).collect();
+    assert_eq!(kinds, vec![(treated.id, "clicked"), (treated.id, "opened")]);
+    assert_eq!(store.program_activity(after(days(2)), after(days(3))).await.unwrap(), Default::default());
 }

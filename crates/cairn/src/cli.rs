@@ -150,7 +150,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Revenue and retention reports from the subscription ledger (docs/metrics.md)
+    /// Reports: revenue and retention from the subscription ledger, programs and
+    /// experiments (docs/metrics.md)
     Report {
         #[command(subcommand)]
         command: crate::report::ReportCommand,

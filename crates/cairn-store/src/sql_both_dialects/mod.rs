@@ -138,7 +138,8 @@ macro_rules! store_impl {
         use crate::sql_both_dialects::{in_list_from, param, params_from};
         use crate::types::{
             After, DeadLetter, DueStep, EngagementRecord, EnrollRequest, Enrollment, EnrollmentStatus, InAppMessage,
-            LedgerEntry, NewTask, OutboxMessage, StepRecord, SubjectKind, Task, TaskPriority, parse_subject_kind,
+            LedgerEntry, MeasuredEnrollment, NewTask, OutboxMessage, ProgramActivity, SendRecord, StepRecord,
+            SubjectKind, Task, TaskPriority, parse_subject_kind,
         };
 
         // What only the methods behind the `testing` feature use.

@@ -120,6 +120,39 @@ macro_rules! send_ledger_impl {
                 Ok(out)
             }
 
+            pub(crate) async fn program_activity(&self, since: Timestamp, until: Timestamp) -> Result<ProgramActivity> {
+                let mut conn = self.pool.acquire().await?;
+                let conn = &mut *conn;
+                let in_range = "e.enrolled_at >= $1 AND e.enrolled_at < $2";
+                let sql = format!(
+                    "SELECT {ENROLLMENT_COLUMNS},
+                            CASE WHEN e.subject_kind = 'account' THEN e.subject_id
+                                 ELSE (SELECT c.account_id FROM contacts c WHERE c.id = e.subject_id) END
+                     FROM enrollments e WHERE {in_range} ORDER BY e.id"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ms(since)).bind(ms(until)).fetch_all(&mut *conn).await?;
+                let enrollments = rows
+                    .iter()
+                    .map(|r| Ok(MeasuredEnrollment { enrollment: enrollment(r)?, account_id: r.get(11) }))
+                    .collect::<Result<Vec<_>>>()?;
+                let sql = format!(
+                    "SELECT {LEDGER_COLUMNS}, l.contact_id FROM send_ledger l JOIN enrollments e ON e.id = l.enrollment_id
+                     WHERE {in_range} ORDER BY l.enrollment_id, l.step_id"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ms(since)).bind(ms(until)).fetch_all(&mut *conn).await?;
+                let sends = rows.iter().map(|r| Ok(SendRecord { entry: ledger_entry(r)?, contact_id: r.get(7) })).collect::<Result<Vec<_>>>()?;
+                let sql = format!(
+                    "SELECT g.enrollment_id, g.step_id, g.kind, g.at, g.detail FROM engagements g JOIN enrollments e ON e.id = g.enrollment_id
+                     WHERE {in_range} ORDER BY g.enrollment_id, g.step_id, g.kind"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ms(since)).bind(ms(until)).fetch_all(&mut *conn).await?;
+                let engagements = rows
+                    .iter()
+                    .map(|r| Ok(EngagementRecord { enrollment_id: r.get(0), step_id: r.get(1), kind: r.get(2), at: instant(r.get(3))?, detail: r.get(4) }))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(ProgramActivity { enrollments, sends, engagements })
+            }
+
             pub(crate) async fn ledger_by_message_id(&self, message_id: &str) -> Result<Option<LedgerEntry>> {
                 let trimmed = message_id.trim();
                 if trimmed.is_empty() {

@@ -6,8 +6,10 @@
 //! month|quarter|year` for the last such calendar period complete on `--as-of` (default
 //! today, UTC); `--segment` restricts a report to a segment's accounts.
 
+mod experiments;
 mod format;
 mod process;
+mod programs;
 mod revenue;
 
 use std::path::PathBuf;
@@ -37,6 +39,14 @@ pub enum ReportCommand {
     /// and pool with their age, support ticket volume and age (default: the last
     /// complete month)
     Process(ReportArgs),
+    /// Reach (per step and variant), Effect (goal conversion, treated against held out)
+    /// and ROI (retention and NRR at the next renewal) of the programs' enrollments made
+    /// in a period (default: the last complete month)
+    Programs(ProgramArgs),
+    /// Every A/B split and holdout of the enrollments made in a period: rates with Wilson
+    /// intervals, differences with p-values, the sample-ratio check, Benjamini–Hochberg
+    /// and the sample needed (default: the last complete month)
+    Experiments(ExperimentArgs),
 }
 
 /// `cairn report kpis`.
@@ -51,6 +61,26 @@ pub struct KpiArgs {
     /// year, else over the year ending on its last day)
     #[arg(long, conflicts_with = "series")]
     gross_margin: Option<String>,
+}
+
+/// What the programs' reports take besides the period.
+#[derive(Args, Debug)]
+pub struct ProgramArgs {
+    #[command(flatten)]
+    report: ReportArgs,
+    /// Only this program
+    #[arg(long)]
+    program: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExperimentArgs {
+    #[command(flatten)]
+    programs: ProgramArgs,
+    /// The minimum detectable effect the sample needed is computed for, in percentage
+    /// points, absolute (80% power, 5% significance)
+    #[arg(long, default_value_t = 5.0)]
+    mde: f64,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -138,6 +168,9 @@ pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> 
         ReportCommand::Kpis(a) => (&a.report, PeriodKind::Month),
         ReportCommand::Movements(a) | ReportCommand::Process(a) => (a, PeriodKind::Month),
         ReportCommand::Cohorts(a) => (a, PeriodKind::Year),
+        ReportCommand::Programs(a) | ReportCommand::Experiments(ExperimentArgs { programs: a, .. }) => {
+            (&a.report, PeriodKind::Month)
+        }
     };
     let today = clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let text = args.text();
@@ -218,6 +251,23 @@ async fn report(
                 Format::Json => json(&report)?,
                 Format::Csv => process::csv(&report)?,
                 Format::Table => process::table(&report),
+            }
+        }
+        ReportCommand::Programs(a) => {
+            let report = cairn_reports::programs::programs(store, ws, query, a.program.as_deref()).await?;
+            match format {
+                Format::Json => json(&report)?,
+                Format::Csv => programs::csv(&report)?,
+                Format::Table => programs::table(&report),
+            }
+        }
+        ReportCommand::Experiments(a) => {
+            let program = a.programs.program.as_deref();
+            let report = cairn_reports::experiments::experiments(store, ws, query, program, a.mde / 100.0).await?;
+            match format {
+                Format::Json => json(&report)?,
+                Format::Csv => experiments::csv(&report)?,
+                Format::Table => experiments::table(&report),
             }
         }
     })
