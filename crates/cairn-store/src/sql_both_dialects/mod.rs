@@ -31,6 +31,7 @@ pub(crate) mod inbox;
 pub(crate) mod reports;
 pub(crate) mod send_ledger;
 pub(crate) mod settings;
+pub(crate) mod survey_and_journey;
 pub(crate) mod tasks;
 
 /// The values of a one-row JSON aggregate (`json_array_agg`): many rows' values handed
@@ -178,6 +179,7 @@ macro_rules! store_impl {
         crate::sql_both_dialects::inbox::inbox_impl!($Store, $Db);
         crate::sql_both_dialects::tasks::tasks_impl!($Store, $Db);
         crate::sql_both_dialects::settings::settings_impl!($Store, $Db);
+        crate::sql_both_dialects::survey_and_journey::survey_and_journey_impl!($Store, $Db);
     };
 }
 
