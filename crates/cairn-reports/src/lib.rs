@@ -10,13 +10,19 @@
 //! - [`query`]: the period, as-of day and segment every report is asked for, parsed from
 //!   the same text whether it came as CLI flags or URL query parameters.
 //! - [`revenue`]: NRR, GRR, churn, expansion, movements, cohorts (the subscription ledger).
+//! - [`nps`]: NPS and CSAT from survey answers, with the monthly trend.
+//! - [`journey`]: the journey funnel of a start cohort, per stage and milestone.
+//! - [`ttv`]: Time to Value per start month, with the censoring-aware median.
 
 // Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
 // of a str by byte offsets; handle the error, or use `str::get` and say what to do.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
 
+pub mod journey;
+pub mod nps;
 pub mod query;
 pub mod revenue;
+pub mod ttv;
 
 pub use cairn_store::Store;
 pub use query::{Query, QueryText};

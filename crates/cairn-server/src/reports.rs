@@ -14,7 +14,7 @@ use crate::api::authorize;
 use crate::error::ApiError;
 
 /// The reports served, in the order `cairn report --help` lists them.
-const REPORTS: &[&str] = &["kpis", "movements", "cohorts"];
+const REPORTS: &[&str] = &["kpis", "movements", "cohorts", "nps", "journey", "ttv"];
 
 impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> ApiError {
@@ -39,13 +39,26 @@ pub async fn report(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers).await?;
     let today = state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let default_kind = if name == "cohorts" { PeriodKind::Year } else { PeriodKind::Month };
+    let default_kind = if matches!(name.as_str(), "cohorts" | "journey" | "ttv") { PeriodKind::Year } else { PeriodKind::Month };
     let query = text.resolve(default_kind, today)?;
     let store = &state.store;
     match name.as_str() {
         "kpis" => to_json(cairn_reports::revenue::kpis(store, &query).await?),
         "movements" => to_json(cairn_reports::revenue::movements(store, &query).await?),
         "cohorts" => to_json(cairn_reports::revenue::cohorts(store, &query).await?),
+        "nps" => to_json(cairn_reports::nps::nps(store, &query).await?),
+        "journey" | "ttv" => {
+            let Some(ws) = crate::api::live_workspace(&state).await else {
+                return Err(ApiError::Conflict(format!(
+                    "the {name} report needs a workspace with a journey: start cairn serve with --workspace DIR"
+                )));
+            };
+            if name == "journey" {
+                to_json(cairn_reports::journey::journey(store, &ws, &query).await?)
+            } else {
+                to_json(cairn_reports::ttv::ttv(store, &ws, &query).await?)
+            }
+        }
         other => Err(ApiError::NotFound(format!("no report `{other}`: the reports are {}", REPORTS.join(", ")))),
     }
 }

@@ -7,6 +7,8 @@
 //! today, UTC); `--segment` restricts a report to a segment's accounts.
 
 mod format;
+mod journey;
+mod nps;
 mod revenue;
 
 use std::process::ExitCode;
@@ -17,7 +19,7 @@ use cairn_measure::PeriodKind;
 use cairn_reports::QueryText;
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::cli::{DbArg, open_store};
+use crate::cli::{DbArg, WorkspaceArg, open_store};
 
 #[derive(Subcommand, Debug)]
 pub enum ReportCommand {
@@ -30,6 +32,26 @@ pub enum ReportCommand {
     /// Cohort retention by start month, logo and revenue, through --as-of (default: the
     /// start months of the last complete year)
     Cohorts(ReportArgs),
+    /// NPS and CSAT from survey answers (each contact's latest in the period) with 95%
+    /// intervals and the monthly trend (default: the last complete month, trend over 12)
+    Nps(ReportArgs),
+    /// The journey funnel of the accounts whose anchor falls in the period: per stage,
+    /// accounts that entered it; per milestone, due, on time, late, missed, pending
+    /// (default: anchors in the last complete year)
+    Journey(JourneyArgs),
+    /// Time to Value per start month: days from the anchor to the value milestone,
+    /// median, p75, p90 and the Kaplan–Meier median (default: the last complete year)
+    Ttv(JourneyArgs),
+}
+
+/// What the journey reports take: the report's arguments and the workspace whose
+/// journey defines the stages and milestones.
+#[derive(Args, Debug)]
+pub struct JourneyArgs {
+    #[command(flatten)]
+    report: ReportArgs,
+    #[command(flatten)]
+    ws: WorkspaceArg,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -110,8 +132,13 @@ fn json(value: &impl serde::Serialize) -> Result<String> {
 /// Runs one report.
 pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> {
     let (args, default_kind) = match &command {
-        ReportCommand::Kpis(a) | ReportCommand::Movements(a) => (a, PeriodKind::Month),
+        ReportCommand::Kpis(a) | ReportCommand::Movements(a) | ReportCommand::Nps(a) => (a, PeriodKind::Month),
         ReportCommand::Cohorts(a) => (a, PeriodKind::Year),
+        ReportCommand::Journey(j) | ReportCommand::Ttv(j) => (&j.report, PeriodKind::Year),
+    };
+    let ws = match &command {
+        ReportCommand::Journey(j) | ReportCommand::Ttv(j) => Some(crate::show::load_workspace(&j.ws.workspace)?.0),
+        _ => None,
     };
     let today = clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let query = args.text().resolve(default_kind, today)?;
@@ -146,6 +173,38 @@ pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> 
                 Format::Json => json(&rows)?,
                 Format::Csv => revenue::cohorts_csv(&rows)?,
                 Format::Table => revenue::cohorts_table(&rows, query.as_of),
+            }
+        }
+        ReportCommand::Nps(_) => {
+            let r = cairn_reports::nps::nps(&store, &query).await;
+            store.close().await;
+            let r = r?;
+            match format {
+                Format::Json => json(&r)?,
+                Format::Csv => nps::csv(&r)?,
+                Format::Table => nps::table(&r),
+            }
+        }
+        ReportCommand::Journey(_) | ReportCommand::Ttv(_) => {
+            let Some(ws) = &ws else { anyhow::bail!("the journey reports need --workspace") };
+            if matches!(command, ReportCommand::Journey(_)) {
+                let r = cairn_reports::journey::journey(&store, ws, &query).await;
+                store.close().await;
+                let r = r?;
+                match format {
+                    Format::Json => json(&r)?,
+                    Format::Csv => journey::journey_csv(&r)?,
+                    Format::Table => journey::journey_table(&r),
+                }
+            } else {
+                let r = cairn_reports::ttv::ttv(&store, ws, &query).await;
+                store.close().await;
+                let r = r?;
+                match format {
+                    Format::Json => json(&r)?,
+                    Format::Csv => journey::ttv_csv(&r)?,
+                    Format::Table => journey::ttv_table(&r),
+                }
             }
         }
     };
