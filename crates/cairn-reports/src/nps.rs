@@ -86,7 +86,8 @@ pub async fn nps(store: &Store, query: &Query) -> Result<NpsReport> {
     let first = months.first().map_or(query.period.first(), |m| m.first()).min(query.period.first());
     let last = months.last().map_or(query.period.last(), |m| m.last()).max(query.period.last());
     let members = crate::revenue::members(store, query).await?;
-    let events = store.survey_answer_events(&[NPS_EVENT, CSAT_EVENT], utc_start(first)?, utc_start(day_after(last)?)?).await?;
+    let events =
+        store.survey_answer_events(&[NPS_EVENT, CSAT_EVENT], utc_start(first)?, utc_start(day_after(last)?)?).await?;
     let (answers, skipped) = answers(&events, members.as_ref());
     let (nps, csat) = scores(&answers, query.period)?;
     let mut trend = Vec::with_capacity(months.len());
@@ -101,7 +102,10 @@ pub async fn nps(store: &Store, query: &Query) -> Result<NpsReport> {
 /// period.
 fn trend_months(period: Period) -> Result<Vec<Period>> {
     let months = Period::months(period.first(), period.last())?;
-    if months.len() > 1 || period.first() != period.first().first_of_month() || period.last() != period.last().last_of_month() {
+    if months.len() > 1
+        || period.first() != period.first().first_of_month()
+        || period.last() != period.last().last_of_month()
+    {
         return Ok(months);
     }
     let from = period

@@ -54,7 +54,8 @@ async fn store() -> (tempfile::TempDir, Store) {
         A5,Five,2025-12-31
         A6,Six,
         A7,Seven,2026-03-20";
-    let results = store.upsert_accounts(Source::Crm, &rows(ImportKind::Accounts, accounts, parse_account)).await.unwrap();
+    let results =
+        store.upsert_accounts(Source::Crm, &rows(ImportKind::Accounts, accounts, parse_account)).await.unwrap();
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     (dir, store)
 }
@@ -82,8 +83,13 @@ async fn transitions(store: &Store) {
             backfill: false,
         });
     };
-    let (a1, a2, a3, a4, a5) =
-        (id(store, "A1").await, id(store, "A2").await, id(store, "A3").await, id(store, "A4").await, id(store, "A5").await);
+    let (a1, a2, a3, a4, a5) = (
+        id(store, "A1").await,
+        id(store, "A2").await,
+        id(store, "A3").await,
+        id(store, "A4").await,
+        id(store, "A5").await,
+    );
     let stage = |from: Option<&str>, to: &str| json!({ "from": from, "to": to });
     let milestone = |m: &str| json!({ "milestone": m });
     // A1: admin on time (deadline 01-08), value after 10.5 days, then adoption.
@@ -121,9 +127,10 @@ async fn the_funnel_counts_the_start_cohort_per_stage_and_milestone() {
     let ws = workspace();
     // Anchors in Q1 2026 up to the report day 03-15: A1–A4 (A5 before, A7 after the
     // report day, A6 has no start date).
-    let r = cairn_reports::journey::journey(&store, &ws, &query(date(2026, 1, 1), date(2026, 3, 31), date(2026, 3, 15)))
-        .await
-        .unwrap();
+    let r =
+        cairn_reports::journey::journey(&store, &ws, &query(date(2026, 1, 1), date(2026, 3, 31), date(2026, 3, 15)))
+            .await
+            .unwrap();
     assert_eq!((r.accounts, r.without_anchor), (4, 1));
     let onboarding = &r.stages[0];
     // All four entered onboarding; A1 and A2 moved on, so A3 and A4 are in it now.
@@ -211,8 +218,12 @@ async fn nps_and_csat_count_each_contacts_latest_answer_of_the_month() {
         C3,A2,cy@two.test";
     store.upsert_contacts(Source::Crm, &rows(ImportKind::Contacts, contacts, parse_contact)).await.unwrap();
     let mut messages = Vec::new();
-    for (i, (user, email)) in [("u-ada", "ada@one.test"), ("u-bob", "bob@one.test"), ("u-cy", "cy@two.test")].iter().enumerate() {
-        messages.push(track(json!({ "type": "identify", "messageId": format!("i{i}"), "userId": user, "traits": { "email": email } })));
+    for (i, (user, email)) in
+        [("u-ada", "ada@one.test"), ("u-bob", "bob@one.test"), ("u-cy", "cy@two.test")].iter().enumerate()
+    {
+        messages.push(track(
+            json!({ "type": "identify", "messageId": format!("i{i}"), "userId": user, "traits": { "email": email } }),
+        ));
     }
     let answers = [
         ("u-ada", "nps_submitted", "2026-03-02T10:00:00Z", 10),
@@ -229,7 +240,8 @@ async fn nps_and_csat_count_each_contacts_latest_answer_of_the_month() {
     messages.push(track(json!({ "type": "track", "messageId": "anon", "anonymousId": "x", "event": "nps_submitted", "timestamp": "2026-03-05T10:00:00Z", "properties": { "score": 10 } })));
     store.append("web", &messages).await.unwrap();
 
-    let r = cairn_reports::nps::nps(&store, &query(date(2026, 3, 1), date(2026, 3, 31), date(2026, 4, 1))).await.unwrap();
+    let r =
+        cairn_reports::nps::nps(&store, &query(date(2026, 3, 1), date(2026, 3, 31), date(2026, 4, 1))).await.unwrap();
     // March, the latest NPS answer of each: ada 6 (detractor; her 10 of 03-02 is
     // replaced), bob 9 (promoter), cy 7 (passive): NPS 100·(1 − 1)/3 = 0. Interval:
     // p = d = 1/3, variance (p + d) − 0² = 2/3, SE √(2/9) = 0.4714, half-width
@@ -246,7 +258,10 @@ async fn nps_and_csat_count_each_contacts_latest_answer_of_the_month() {
     // The trend: twelve months to March; February has bob's 9 alone: NPS 100.
     assert_eq!(r.trend.len(), 12);
     let feb = &r.trend[10];
-    assert_eq!((feb.month.first(), feb.nps.responses, feb.nps.nps.map(|n| n.to_f64())), (date(2026, 2, 1), 1, Some(100.0)));
+    assert_eq!(
+        (feb.month.first(), feb.nps.responses, feb.nps.nps.map(|n| n.to_f64())),
+        (date(2026, 2, 1), 1, Some(100.0))
+    );
     assert_eq!(r.trend[11].nps.responses, 3);
     assert_eq!(r.trend[0].nps.nps, None, "no answer in April 2025");
 }

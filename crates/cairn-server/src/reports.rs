@@ -39,7 +39,8 @@ pub async fn report(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers).await?;
     let today = state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let default_kind = if matches!(name.as_str(), "cohorts" | "journey" | "ttv") { PeriodKind::Year } else { PeriodKind::Month };
+    let default_kind =
+        if matches!(name.as_str(), "cohorts" | "journey" | "ttv") { PeriodKind::Year } else { PeriodKind::Month };
     let query = text.resolve(default_kind, today)?;
     let store = &state.store;
     match name.as_str() {

@@ -1211,7 +1211,11 @@ async fn journey_transitions_and_survey_answers_are_read_for_the_reports(store: 
     )
     .await;
     let answers = store
-        .survey_answer_events(&["nps_submitted", "csat_submitted"], timestamp("2026-02-01T00:00:00Z"), timestamp("2026-03-01T00:00:00Z"))
+        .survey_answer_events(
+            &["nps_submitted", "csat_submitted"],
+            timestamp("2026-02-01T00:00:00Z"),
+            timestamp("2026-03-01T00:00:00Z"),
+        )
         .await
         .unwrap();
     let got: Vec<(&str, Option<i64>, Option<i64>, Value)> =
@@ -1222,7 +1226,13 @@ async fn journey_transitions_and_survey_answers_are_read_for_the_reports(store: 
         "named events in the window only, with the identity they resolve to"
     );
     assert_eq!(answers[0].at, timestamp("2026-02-10T09:00:00Z"));
-    assert!(store.survey_answer_events(&[], timestamp("2026-02-01T00:00:00Z"), timestamp("2026-03-01T00:00:00Z")).await.unwrap().is_empty());
+    assert!(
+        store
+            .survey_answer_events(&[], timestamp("2026-02-01T00:00:00Z"), timestamp("2026-03-01T00:00:00Z"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn transitions_are_stored_once_by_key_and_read_back_in_order(store: Store) {

@@ -83,7 +83,8 @@ pub(super) fn journey_csv(r: &JourneyReport) -> Result<String> {
     ])?;
     for s in &r.stages {
         let accounts = r.accounts.to_string();
-        let stage = [s.id.clone(), String::new(), String::new(), accounts.clone(), s.entered.to_string(), s.now_in.to_string()];
+        let stage =
+            [s.id.clone(), String::new(), String::new(), accounts.clone(), s.entered.to_string(), s.now_in.to_string()];
         w.write_record(stage.iter().chain(std::iter::repeat_n(&String::new(), 6)))?;
         for m in &s.milestones {
             w.write_record([
@@ -153,7 +154,17 @@ pub(super) fn ttv_table(r: &TtvReport) -> String {
 pub(super) fn ttv_csv(r: &TtvReport) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
-        "first", "last", "accounts", "reached", "reached_rate", "missed", "pending", "median", "p75", "p90", "km_median",
+        "first",
+        "last",
+        "accounts",
+        "reached",
+        "reached_rate",
+        "missed",
+        "pending",
+        "median",
+        "p75",
+        "p90",
+        "km_median",
     ])?;
     for c in r.cohorts.iter().chain(std::iter::once(&r.total)) {
         w.write_record([

@@ -51,7 +51,11 @@ pub(super) fn table(r: &NpsReport) -> String {
             r.skipped.without_contact, r.skipped.bad_score
         );
     }
-    let _ = writeln!(out, "\n  {:<8} {:>9} {:>6} {:>5} {:>5} {:>5} {:>9} {:>6}", "month", "responses", "NPS", "P", "Pa", "D", "CSAT n", "CSAT");
+    let _ = writeln!(
+        out,
+        "\n  {:<8} {:>9} {:>6} {:>5} {:>5} {:>5} {:>9} {:>6}",
+        "month", "responses", "NPS", "P", "Pa", "D", "CSAT n", "CSAT"
+    );
     for m in &r.trend {
         let _ = writeln!(
             out,
@@ -89,7 +93,9 @@ pub(super) fn csv(r: &NpsReport) -> Result<String> {
     ])?;
     let whole = std::iter::once((r.period, &r.nps, &r.csat));
     for (period, n, c) in whole.chain(r.trend.iter().map(|m| (m.month, &m.nps, &m.csat))) {
-        let bound = |i: Option<Interval>, low: bool| i.map_or_else(String::new, |i| (if low { i.low } else { i.high }).to_string());
+        let bound = |i: Option<Interval>, low: bool| {
+            i.map_or_else(String::new, |i| (if low { i.low } else { i.high }).to_string())
+        };
         w.write_record([
             period.first().to_string(),
             period.last().to_string(),
