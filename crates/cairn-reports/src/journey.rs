@@ -14,7 +14,8 @@
 //! *on time* (a `milestone_achieved` before its deadline, or it has none), *late* (a
 //! `milestone_achieved` at or after the deadline), *missed* (a `milestone_missed`) or
 //! *pending* (neither yet). *Due* counts the accounts whose deadline (anchor + `within`,
-//! as the engine computes it) has passed by the end of the as-of day. The engine stops
+//! as the engine computes it) has passed by the end of the as-of day; the *on-time rate*
+//! is the share of those due accounts that achieved it on time. The engine stops
 //! watching a milestone once it is missed, so a customer who gets there afterwards stays
 //! missed; *late* is seen only when a deadline was shortened after the achievement was
 //! recorded.
@@ -70,7 +71,8 @@ pub struct MilestoneRow {
     pub late: u64,
     pub missed: u64,
     pub pending: u64,
-    /// `on_time / due`: the share of the due accounts that made it in time.
+    /// Of the due accounts, the share that achieved it on time (accounts whose deadline
+    /// is still ahead are left out, so a young cohort's early achievers do not inflate it).
     pub on_time_rate: Option<Ratio>,
 }
 
@@ -213,19 +215,22 @@ fn milestone_row(m: &Milestone, tz: &TimeZone, cohort: &[Anchored], h: &History,
         pending: 0,
         on_time_rate: None,
     };
+    let mut due_on_time = 0u64;
     for a in cohort {
-        let due = m.within.map(|w| deadline(a.anchor, w, tz));
-        if due.is_some_and(|d| d <= cutoff) {
-            row.due += 1;
-        }
+        let deadline = m.within.map(|w| deadline(a.anchor, w, tz));
+        let due = deadline.is_some_and(|d| d <= cutoff);
+        row.due += u64::from(due);
         match h.outcomes.get(&(a.id, row.id.clone())) {
-            Some(Outcome::Achieved(at)) if due.is_some_and(|d| *at >= d) => row.late += 1,
-            Some(Outcome::Achieved(_)) => row.on_time += 1,
+            Some(Outcome::Achieved(at)) if deadline.is_some_and(|d| *at >= d) => row.late += 1,
+            Some(Outcome::Achieved(_)) => {
+                row.on_time += 1;
+                due_on_time += u64::from(due);
+            }
             Some(Outcome::Missed(_)) => row.missed += 1,
             None => row.pending += 1,
         }
     }
-    row.on_time_rate = Ratio::new(row.on_time, row.due);
+    row.on_time_rate = Ratio::new(due_on_time, row.due);
     row
 }
 

@@ -22,6 +22,7 @@ journey:
       milestones:
         - { id: admin_active, when: \"count('page_viewed', since_anchor) >= 1\", within: 3d }
         - { id: first_value, name: First value, when: \"count('dashboard_shared', since_anchor) >= 1\", within: 30d, value: true }
+        - { id: tour_done, when: \"count('tour_finished', since_anchor) >= 1\", within: 60d }
     - id: adoption
       from: milestone('first_value')
       milestones:
@@ -110,6 +111,9 @@ async fn transitions(store: &Store) {
     add(a4, "2026-02-25T00:00:00Z", "stage_changed", stage(None, "onboarding"));
     add(a4, "2026-02-25T08:00:00Z", "milestone_achieved", milestone("admin_active"));
     add(a4, "2026-03-20T00:00:00Z", "milestone_achieved", milestone("first_value"));
+    // The 60-day tour: A1 on 01-10 (deadline 03-06), A4 on 02-26 (deadline 04-26).
+    add(a1, "2026-01-10T00:00:00Z", "milestone_achieved", milestone("tour_done"));
+    add(a4, "2026-02-26T00:00:00Z", "milestone_achieved", milestone("tour_done"));
     // A5 started before the period: never counted.
     add(a5, "2025-12-31T00:00:00Z", "stage_changed", stage(None, "onboarding"));
     add(a5, "2026-01-02T00:00:00Z", "milestone_achieved", milestone("first_value"));
@@ -146,6 +150,12 @@ async fn the_funnel_counts_the_start_cohort_per_stage_and_milestone() {
     let value = &onboarding.milestones[1];
     assert_eq!(counts(value), (3, 2, 0, 1, 1));
     assert_eq!(value.within_days, Some(30.0));
+    // tour_done (60 days): only A1's deadline (03-06) has passed: due 1. A1 and A4
+    // achieved it on time, A2 and A3 are pending. The on-time rate counts the due
+    // accounts only: 1 of 1, not 2 of 1.
+    let tour = &onboarding.milestones[2];
+    assert_eq!(counts(tour), (1, 2, 0, 0, 2));
+    assert_eq!(tour.on_time_rate.map(|r| (r.numerator(), r.denominator())), Some((1, 1)));
     // adoption: A1 and A2 entered and are in it; habit has no deadline: never due.
     let adoption = &r.stages[1];
     assert_eq!((adoption.entered, adoption.now_in), (2, 2));

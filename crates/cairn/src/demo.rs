@@ -225,7 +225,7 @@ pub async fn seed(store: &Store, accounts: usize, now: Timestamp) -> Result<Stri
 
 /// Survey answers over the last 90 days, logged as cairn logs a followed survey link
 /// (`nps_submitted` 0–10, `csat_submitted` 1–5, the score in `score`): about a third of
-/// the contacts answered NPS, some twice, a fifth CSAT; scores lean positive.
+/// the contacts answered NPS, some twice, a fifth CSAT; scores spread over the scale.
 fn survey_answers(accounts: usize, now: Timestamp, envelope: &Envelope) -> Result<Vec<TrackingMessage>> {
     let mut rng = Rng::new(5);
     let mut out = Vec::new();
