@@ -7,7 +7,8 @@
 //! survey and the score, is logged as `{survey}_submitted` for the contact), and a
 //! product or survey tool may send the same events through the tracking API. Whether an
 //! answer is NPS or CSAT is the event's name: cairn's own links carry the survey kind
-//! (`nps` or `csat`) they were signed with.
+//! they were signed with, which is the template's choice of link (`links.nps_0`…`nps_10`
+//! and `nps_survey_url` for NPS, `links.csat_1`…`csat_5` and `csat_survey_url` for CSAT).
 //!
 //! **What counts.** An answer counts for the contact it resolves to (identity resolution
 //! as of now); one answer per contact and survey per period counts, the latest (by time,
