@@ -31,6 +31,7 @@ pub mod ratio;
 pub mod renewal;
 pub mod retention;
 pub mod stats;
+pub mod survey;
 
 pub use ledger::{Ledger, Line};
 pub use period::{Period, PeriodKind};

@@ -135,3 +135,19 @@ fn statistics_examples() {
     assert!((phi - 0.408).abs() < 0.0005);
     documented("pairs 1 + 1 + 0.5 + 1 out of 4 = 0.875");
 }
+
+#[test]
+fn nps_and_csat_example() {
+    use cairn_measure::survey::{Csat, Nps};
+    let n = Nps::of(&[9, 9, 10, 10, 10, 7, 8, 0, 5, 6]).unwrap();
+    assert_eq!(n.nps.unwrap().one_decimal_string(), "20.0");
+    let i = n.interval.unwrap();
+    assert_eq!((format!("{:.1}", i.low), format!("{:.1}", i.high)), ("-34.0".to_string(), "74.0".to_string()));
+    documented("NPS = 100 × (5 − 3)/10 = **20**");
+    documented("the interval is **[−34.0, 74.0]**");
+    let c = Csat::of(&[5, 4, 4, 2]).unwrap();
+    let i = c.interval.unwrap();
+    assert_eq!(c.csat.unwrap().percent_one_decimal(), "75.0%");
+    assert_eq!((format!("{:.1}%", 100.0 * i.low), format!("{:.1}%", 100.0 * i.high)), ("30.1%".into(), "95.4%".into()));
+    documented("**3 of 4 = 75%**, Wilson interval [30.1%, 95.4%]");
+}

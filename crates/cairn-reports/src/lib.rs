@@ -15,17 +15,23 @@
 //! - [`process`]: health distribution and movers, the task backlog, support tickets.
 //! - [`programs`]: Reach, Effect and ROI of the programs' enrollments.
 //! - [`experiments`]: every A/B split and holdout, checked, corrected and powered.
+//! - [`nps`]: NPS and CSAT from survey answers, with the monthly trend.
+//! - [`journey`]: the journey funnel of a start cohort, per stage and milestone.
+//! - [`ttv`]: Time to Value per start month, with the censoring-aware median.
 
 // Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
 // of a str by byte offsets; handle the error, or use `str::get` and say what to do.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
 
-pub mod process;
 pub mod experiments;
+pub mod journey;
+pub mod nps;
+pub mod process;
 pub mod programs;
 pub mod query;
 pub mod revenue;
 pub mod segment;
+pub mod ttv;
 
 pub use cairn_store::Store;
 pub use query::{Query, QueryText};

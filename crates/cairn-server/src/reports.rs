@@ -19,7 +19,8 @@ use crate::api::authorize;
 use crate::error::ApiError;
 
 /// The reports served, in the order `cairn report --help` lists them.
-const REPORTS: &[&str] = &["kpis", "movements", "cohorts", "process", "programs", "experiments"];
+const REPORTS: &[&str] =
+    &["kpis", "movements", "cohorts", "process", "programs", "experiments", "nps", "journey", "ttv"];
 
 /// The programs' reports' parameters besides the period.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -65,7 +66,8 @@ pub async fn report(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers).await?;
     let today = state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let default_kind = if name == "cohorts" { PeriodKind::Year } else { PeriodKind::Month };
+    let default_kind =
+        if matches!(name.as_str(), "cohorts" | "journey" | "ttv") { PeriodKind::Year } else { PeriodKind::Month };
     let mut query = text.resolve(default_kind, today)?;
     let series = name == "kpis" && kpi.series == Some(true);
     if series && kpi.gross_margin.is_some() {
@@ -98,6 +100,19 @@ pub async fn report(
         "experiments" => {
             let (program, mde) = (params.program.as_deref(), params.mde()?);
             to_json(cairn_reports::experiments::experiments(store, ws, &query, program, mde).await?)
+        }
+        "nps" => to_json(cairn_reports::nps::nps(store, &query).await?),
+        "journey" | "ttv" => {
+            let Some(ws) = ws else {
+                return Err(ApiError::Conflict(format!(
+                    "the {name} report needs a workspace with a journey: start cairn serve with --workspace DIR"
+                )));
+            };
+            if name == "journey" {
+                to_json(cairn_reports::journey::journey(store, ws, &query).await?)
+            } else {
+                to_json(cairn_reports::ttv::ttv(store, ws, &query).await?)
+            }
         }
         other => Err(ApiError::NotFound(format!("no report `{other}`: the reports are {}", REPORTS.join(", ")))),
     }

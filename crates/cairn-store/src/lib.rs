@@ -66,6 +66,7 @@ pub use api_keys::ApiKeyListing;
 pub use appender::Appender;
 pub use postgres::copy_columns as pg_copy_line;
 pub use sql_both_dialects::consent::normalize_address;
+pub use sql_both_dialects::survey_and_journey::SurveyAnswerEvent;
 pub use subscription_ledger::SubscriptionLine;
 
 /// What starts the internal alias of a contact (`cairn:contact:{id}`).
@@ -425,6 +426,25 @@ impl Store {
     /// now), newest first (by `at`, then by `seq`), at most `limit`.
     pub async fn account_transitions(&self, account_id: i64, limit: u32) -> Result<Vec<StoredTransition>> {
         dispatch!(self, s => s.account_transitions(account_id, limit).await)
+    }
+
+    /// Every account's journey transitions (`stage_changed`, `milestone_achieved`,
+    /// `milestone_missed`) at or before `up_to`, oldest first (by `at`, then `seq`): what
+    /// the journey funnel and Time to Value reports read.
+    pub async fn journey_transitions(&self, up_to: Timestamp) -> Result<Vec<StoredTransition>> {
+        dispatch!(self, s => s.journey_transitions(up_to).await)
+    }
+
+    /// The track events named in `events` (survey answers such as `nps_submitted`) from
+    /// `from` up to, not including, `until`, oldest first, with the contact and account
+    /// each resolved to.
+    pub async fn survey_answer_events(
+        &self,
+        events: &[&str],
+        from: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<SurveyAnswerEvent>> {
+        dispatch!(self, s => s.survey_answer_events(events, from, until).await)
     }
 
     /// Records a CSM's health override of an account (`score: None` clears it) and

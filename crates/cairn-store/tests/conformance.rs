@@ -91,6 +91,7 @@ on_both_backends! {
         transitions_are_stored_once_by_key_and_read_back_in_order,
         segment_members_before_an_instant_are_rebuilt_from_entries_and_exits,
         events_named_are_read_with_their_account_oldest_first,
+        journey_transitions_and_survey_answers_are_read_for_the_reports,
         health_overrides_keep_an_audit_trail,
         the_last_recorded_definitions_hash_is_known,
         change_counters_move_after_the_right_commits_and_not_after_reads,
@@ -1181,6 +1182,60 @@ fn transition(key: &str, at: &str, subject_kind: &str, subject_id: i64, kind: &s
         detail: json!({ "key": key }).to_string(),
         backfill: false,
     }
+}
+
+async fn journey_transitions_and_survey_answers_are_read_for_the_reports(store: Store) {
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    import_contacts(&store, Source::Crm, "external_id,account_external_id,email\nC1,A1,ada@acme.com").await;
+    let (acme, globex) = (account_id(&store, "A1").await, account_id(&store, "A2").await);
+    let ada = contact_id(&store, "ada@acme.com").await;
+    let rows = vec![
+        transition("j1", "2026-02-02T00:00:00Z", "account", acme, "milestone_achieved"),
+        transition("j2", "2026-02-01T00:00:00Z", "account", globex, "stage_changed"),
+        transition("j3", "2026-02-01T00:00:00Z", "account", acme, "segment_entered"),
+        transition("j4", "2026-02-01T00:00:00Z", "contact", ada, "milestone_missed"),
+        transition("j5", "2026-02-05T00:00:00Z", "account", acme, "milestone_missed"),
+    ];
+    store.append_transitions(&rows).await.unwrap();
+    let read = store.journey_transitions(timestamp("2026-02-02T00:00:00Z")).await.unwrap();
+    let keys: Vec<&str> = read.iter().map(|t| t.detail["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["j2", "j1"], "accounts' journey kinds only, oldest first, up to the instant included");
+
+    append_new(
+        &store,
+        "web",
+        vec![
+            msg(json!({ "type": "identify", "messageId": "i1", "userId": "u-ada", "traits": { "email": "ada@acme.com" } })),
+            msg(json!({ "type": "track", "messageId": "n1", "userId": "u-ada", "event": "nps_submitted", "timestamp": "2026-02-10T09:00:00Z", "properties": { "score": 9 } })),
+            msg(json!({ "type": "track", "messageId": "n2", "anonymousId": "x", "event": "csat_submitted", "timestamp": "2026-02-11T09:00:00Z", "properties": { "score": 4 } })),
+            msg(json!({ "type": "track", "messageId": "n3", "userId": "u-ada", "event": "nps_submitted", "timestamp": "2026-01-31T23:59:59Z", "properties": { "score": 3 } })),
+            msg(json!({ "type": "track", "messageId": "n4", "userId": "u-ada", "event": "page_viewed", "timestamp": "2026-02-10T09:00:00Z" })),
+        ],
+    )
+    .await;
+    let answers = store
+        .survey_answer_events(
+            &["nps_submitted", "csat_submitted"],
+            timestamp("2026-02-01T00:00:00Z"),
+            timestamp("2026-03-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let got: Vec<(&str, Option<i64>, Option<i64>, Value)> =
+        answers.iter().map(|a| (a.event.as_str(), a.contact_id, a.account_id, a.properties["score"].clone())).collect();
+    assert_eq!(
+        got,
+        [("nps_submitted", Some(ada), Some(acme), json!(9)), ("csat_submitted", None, None, json!(4))],
+        "named events in the window only, with the identity they resolve to"
+    );
+    assert_eq!(answers[0].at, timestamp("2026-02-10T09:00:00Z"));
+    assert!(
+        store
+            .survey_answer_events(&[], timestamp("2026-02-01T00:00:00Z"), timestamp("2026-03-01T00:00:00Z"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn transitions_are_stored_once_by_key_and_read_back_in_order(store: Store) {
@@ -2460,6 +2515,8 @@ async fn events_named_are_read_with_their_account_oldest_first(store: Store) {
     assert!(store.events_named(&[], timestamp("2026-03-01T00:00:00Z")).await.unwrap().is_empty());
     let many = ["x"; 17];
     assert!(store.events_named(&many, timestamp("2026-03-01T00:00:00Z")).await.is_err());
+}
+
 async fn program_activity_reads_a_range_of_enrollments_with_accounts_sends_and_engagements(store: Store) {
     let all_ok = |r: Vec<Result<(), RowError>>| assert!(r.iter().all(Result::is_ok), "rows rejected: {r:?}");
     all_ok(store.upsert_accounts(Source::Crm, &account_rows(ACCOUNTS)).await.unwrap());

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use cairn_core::Source;
 use cairn_core::import::{Header, ImportKind, parse_account, parse_contact, parse_subscription};
-use cairn_core::tracking::{Envelope, parse_message};
+use cairn_core::tracking::{Envelope, TrackingMessage, parse_message};
 use cairn_store::Store;
 use jiff::{SignedDuration, Timestamp};
 
@@ -212,12 +212,53 @@ pub async fn seed(store: &Store, accounts: usize, now: Timestamp) -> Result<Stri
         }
     }
     store.append("demo", &batch).await?;
+    let answers = survey_answers(accounts, now, &envelope)?;
+    store.append("demo", &answers).await?;
     Ok(format!(
-        "demo data: {} accounts, {} contacts, {} subscription lines, {events} events",
+        "demo data: {} accounts, {} contacts, {} subscription lines, {events} events, {} survey answers",
         a.len(),
         c.len(),
-        s.len()
+        s.len(),
+        answers.len()
     ))
+}
+
+/// Survey answers over the last 90 days, logged as cairn logs a followed survey link
+/// (`nps_submitted` 0–10, `csat_submitted` 1–5, the score in `score`): about a third of
+/// the contacts answered NPS, some twice, a fifth CSAT; scores spread over the scale.
+fn survey_answers(accounts: usize, now: Timestamp, envelope: &Envelope) -> Result<Vec<TrackingMessage>> {
+    let mut rng = Rng::new(5);
+    let mut out = Vec::new();
+    for i in 0..accounts {
+        for j in 0..contacts_of(i) {
+            let times = match rng.below(6) {
+                0 | 1 => 1,
+                2 => 2,
+                _ => 0,
+            };
+            let mut answer = |event: &str, score: u64, rng: &mut Rng| -> Result<()> {
+                let back = SignedDuration::from_secs(rng.below(90 * 86_400) as i64);
+                let ts = now.checked_sub(back).unwrap_or(now);
+                let id = format!("demo-{event}-{i}-{j}-{}", out.len());
+                let line = format!(
+                    r#"{{"type":"track","messageId":"{id}","userId":"u-{i}-{j}","event":"{event}","properties":{{"survey":"{}","score":{score}}},"timestamp":"{ts}"}}"#,
+                    event.trim_end_matches("_submitted")
+                );
+                out.push(parse_message(&line, None, envelope, || id.clone())?);
+                Ok(())
+            };
+            for _ in 0..times {
+                // 0–10, leaning to 7–10.
+                let score = (4 + rng.below(7) + rng.below(4)).min(10) - rng.below(2) * rng.below(5);
+                answer("nps_submitted", score, &mut rng)?;
+            }
+            if rng.below(5) == 0 {
+                let score = (2 + rng.below(3) + rng.below(2)).min(5);
+                answer("csat_submitted", score, &mut rng)?;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The example workspace shipped in `examples/workspace`, built in: what `cairn serve

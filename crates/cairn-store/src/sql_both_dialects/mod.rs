@@ -33,6 +33,7 @@ pub(crate) mod reports;
 pub(crate) mod segment_history;
 pub(crate) mod send_ledger;
 pub(crate) mod settings;
+pub(crate) mod survey_and_journey;
 pub(crate) mod tasks;
 
 /// The values of a one-row JSON aggregate (`json_array_agg`): many rows' values handed
@@ -183,6 +184,7 @@ macro_rules! store_impl {
         crate::sql_both_dialects::settings::settings_impl!($Store, $Db);
         crate::sql_both_dialects::segment_history::segment_history_impl!($Store, $Db);
         crate::sql_both_dialects::named_events::named_events_impl!($Store, $Db);
+        crate::sql_both_dialects::survey_and_journey::survey_and_journey_impl!($Store, $Db);
     };
 }
 

@@ -8,6 +8,8 @@
 
 mod experiments;
 mod format;
+mod journey;
+mod nps;
 mod process;
 mod programs;
 mod revenue;
@@ -22,7 +24,7 @@ use cairn_measure::PeriodKind;
 use cairn_reports::QueryText;
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::cli::{DbArg, open_store};
+use crate::cli::{DbArg, WorkspaceArg, open_store};
 
 #[derive(Subcommand, Debug)]
 pub enum ReportCommand {
@@ -47,6 +49,17 @@ pub enum ReportCommand {
     /// intervals, differences with p-values, the sample-ratio check, Benjamini–Hochberg
     /// and the sample needed (default: the last complete month)
     Experiments(ExperimentArgs),
+    /// NPS and CSAT from survey answers (each contact's latest in the period) with 95%
+    /// intervals and the monthly trend (default: the last complete month, trend over 12)
+    Nps(ReportArgs),
+    /// The journey funnel of the accounts whose anchor falls in the period: per stage,
+    /// accounts that entered it; per milestone, due, on time, late, missed, pending
+    /// (default: anchors in the last complete year; needs --workspace)
+    Journey(ReportArgs),
+    /// Time to Value per start month: days from the anchor to the value milestone,
+    /// median, p75, p90 and the Kaplan–Meier median (default: the last complete year;
+    /// needs --workspace)
+    Ttv(ReportArgs),
 }
 
 /// `cairn report kpis`.
@@ -166,8 +179,8 @@ fn json(value: &impl serde::Serialize) -> Result<String> {
 pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> {
     let (args, default_kind) = match &command {
         ReportCommand::Kpis(a) => (&a.report, PeriodKind::Month),
-        ReportCommand::Movements(a) | ReportCommand::Process(a) => (a, PeriodKind::Month),
-        ReportCommand::Cohorts(a) => (a, PeriodKind::Year),
+        ReportCommand::Movements(a) | ReportCommand::Process(a) | ReportCommand::Nps(a) => (a, PeriodKind::Month),
+        ReportCommand::Cohorts(a) | ReportCommand::Journey(a) | ReportCommand::Ttv(a) => (a, PeriodKind::Year),
         ReportCommand::Programs(a) | ReportCommand::Experiments(ExperimentArgs { programs: a, .. }) => {
             (&a.report, PeriodKind::Month)
         }
@@ -268,6 +281,34 @@ async fn report(
                 Format::Json => json(&report)?,
                 Format::Csv => experiments::csv(&report)?,
                 Format::Table => experiments::table(&report),
+            }
+        }
+        ReportCommand::Nps(_) => {
+            let r = cairn_reports::nps::nps(store, query).await?;
+            match format {
+                Format::Json => json(&r)?,
+                Format::Csv => nps::csv(&r)?,
+                Format::Table => nps::table(&r),
+            }
+        }
+        ReportCommand::Journey(_) | ReportCommand::Ttv(_) => {
+            let Some(ws) = ws else {
+                anyhow::bail!("the journey reports need the workspace's journey: give --workspace DIR")
+            };
+            if matches!(command, ReportCommand::Journey(_)) {
+                let r = cairn_reports::journey::journey(store, ws, query).await?;
+                match format {
+                    Format::Json => json(&r)?,
+                    Format::Csv => journey::journey_csv(&r)?,
+                    Format::Table => journey::journey_table(&r),
+                }
+            } else {
+                let r = cairn_reports::ttv::ttv(store, ws, query).await?;
+                match format {
+                    Format::Json => json(&r)?,
+                    Format::Csv => journey::ttv_csv(&r)?,
+                    Format::Table => journey::ttv_table(&r),
+                }
             }
         }
     })
