@@ -22,6 +22,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
 
 pub mod cohorts;
+pub mod hypotheses;
 pub mod ledger;
 pub mod ltv;
 pub mod movements;
