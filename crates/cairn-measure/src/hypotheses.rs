@@ -186,6 +186,11 @@ pub enum Label {
 }
 
 impl Label {
+    /// A positive or negative indicator.
+    pub fn is_indicator(self) -> bool {
+        matches!(self, Label::PositiveIndicator | Label::NegativeIndicator)
+    }
+
     pub fn text(self) -> &'static str {
         match self {
             Label::PositiveIndicator => "positive indicator",

@@ -9,12 +9,15 @@
 //!
 //! - [`query`]: the period, as-of day and segment every report is asked for, parsed from
 //!   the same text whether it came as CLI flags or URL query parameters.
+//! - [`hypotheses`]: do the milestones (and a rule the user writes) go with retention,
+//!   and which behaviours do (discovery).
 //! - [`revenue`]: NRR, GRR, churn, expansion, movements, cohorts (the subscription ledger).
 
 // Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
 // of a str by byte offsets; handle the error, or use `str::get` and say what to do.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
 
+pub mod hypotheses;
 pub mod query;
 pub mod revenue;
 

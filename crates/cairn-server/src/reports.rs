@@ -14,7 +14,7 @@ use crate::api::authorize;
 use crate::error::ApiError;
 
 /// The reports served, in the order `cairn report --help` lists them.
-const REPORTS: &[&str] = &["kpis", "movements", "cohorts"];
+const REPORTS: &[&str] = &["kpis", "movements", "cohorts", "hypotheses"];
 
 impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> ApiError {
@@ -36,6 +36,7 @@ pub async fn report(
     headers: HeaderMap,
     Path(name): Path<String>,
     Query(text): Query<QueryText>,
+    Query(hypotheses): Query<cairn_reports::hypotheses::HypothesesText>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers).await?;
     let today = state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
@@ -46,6 +47,14 @@ pub async fn report(
         "kpis" => to_json(cairn_reports::revenue::kpis(store, &query).await?),
         "movements" => to_json(cairn_reports::revenue::movements(store, &query).await?),
         "cohorts" => to_json(cairn_reports::revenue::cohorts(store, &query).await?),
+        "hypotheses" => {
+            let request = hypotheses.resolve()?;
+            let Some(runtime) = &state.runtime else {
+                return Err(ApiError::BadRequest("hypotheses need the workspace: start cairn serve with --workspace".into()));
+            };
+            let ws = runtime.read(|live| std::sync::Arc::clone(live.engine.workspace_arc())).await;
+            to_json(cairn_reports::hypotheses::hypotheses(store, &ws, &query, &request).await?)
+        }
         other => Err(ApiError::NotFound(format!("no report `{other}`: the reports are {}", REPORTS.join(", ")))),
     }
 }

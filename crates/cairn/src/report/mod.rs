@@ -7,6 +7,7 @@
 //! today, UTC); `--segment` restricts a report to a segment's accounts.
 
 mod format;
+mod hypotheses;
 mod revenue;
 
 use std::process::ExitCode;
@@ -30,6 +31,10 @@ pub enum ReportCommand {
     /// Cohort retention by start month, logo and revenue, through --as-of (default: the
     /// start months of the last complete year)
     Cohorts(ReportArgs),
+    /// Do the milestones (and --rule) go with retention at the first renewal, NRR at 12
+    /// months and survival? With --discover, which behaviours do (needs --workspace;
+    /// only --as-of of the period flags applies)
+    Hypotheses(hypotheses::HypothesesArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -112,6 +117,7 @@ pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> 
     let (args, default_kind) = match &command {
         ReportCommand::Kpis(a) | ReportCommand::Movements(a) => (a, PeriodKind::Month),
         ReportCommand::Cohorts(a) => (a, PeriodKind::Year),
+        ReportCommand::Hypotheses(h) => (&h.report, PeriodKind::Month),
     };
     let today = clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let query = args.text().resolve(default_kind, today)?;
@@ -146,6 +152,16 @@ pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> 
                 Format::Json => json(&rows)?,
                 Format::Csv => revenue::cohorts_csv(&rows)?,
                 Format::Table => revenue::cohorts_table(&rows, query.as_of),
+            }
+        }
+        ReportCommand::Hypotheses(h) => {
+            let r = hypotheses::report(&h, &store, &query).await;
+            store.close().await;
+            let r = r?;
+            match format {
+                Format::Json => json(&r)?,
+                Format::Csv => hypotheses::csv(&r)?,
+                Format::Table => hypotheses::table(&r),
             }
         }
     };
