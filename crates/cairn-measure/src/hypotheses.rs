@@ -124,7 +124,9 @@ fn survival(known: &[&Line], anchor: Date, as_of: Date) -> Option<Observation> {
     let end = run_end.filter(|end| *end >= anchor)?;
     // The last run: churned once the gap after it has passed without a new line.
     match (end.checked_add(gap), end.tomorrow()) {
-        (Ok(latest), Ok(first_day_out)) if latest <= as_of => Some(Observation { time: days(first_day_out), event: true }),
+        (Ok(latest), Ok(first_day_out)) if latest <= as_of => {
+            Some(Observation { time: days(first_day_out), event: true })
+        }
         _ => Some(censored),
     }
 }
@@ -459,7 +461,8 @@ mod tests {
         let anchor = date(2025, 1, 1);
         let decided = date(2025, 1, 31);
         // A one-year line renewed 10 days after it ended (a gap of 9 days): renewed.
-        let renewed = [line("a", anchor, date(2025, 12, 31), 100), line("a", date(2026, 1, 10), date(2026, 12, 31), 100)];
+        let renewed =
+            [line("a", anchor, date(2025, 12, 31), 100), line("a", date(2026, 1, 10), date(2026, 12, 31), 100)];
         let o = outcome(&renewed, anchor, decided, date(2026, 6, 1));
         assert_eq!(o.renewed, Some(true));
         // Still a customer on 2026-06-01: censored at 516 days (2025-01-01 → 2026-06-01).
@@ -482,7 +485,10 @@ mod tests {
 
         // A line ending after as_of: not yet due; no line at all: nothing known.
         assert_eq!(outcome(&renewed, anchor, decided, date(2025, 6, 1)).renewed, None);
-        assert_eq!(outcome(&[], anchor, decided, date(2026, 6, 1)), Outcome { renewed: None, survival: None, arr_12m: None });
+        assert_eq!(
+            outcome(&[], anchor, decided, date(2026, 6, 1)),
+            Outcome { renewed: None, survival: None, arr_12m: None }
+        );
     }
 
     #[test]
@@ -490,7 +496,10 @@ mod tests {
         let anchor = date(2025, 1, 1);
         let lines = [line("a", anchor, date(2025, 6, 30), 100), line("a", date(2025, 9, 1), date(2026, 8, 31), 100)];
         // 2025-07-01 is 181 days after 2025-01-01.
-        assert_eq!(survival(&lines.iter().collect::<Vec<_>>(), anchor, date(2026, 1, 1)), Some(Observation { time: 181.0, event: true }));
+        assert_eq!(
+            survival(&lines.iter().collect::<Vec<_>>(), anchor, date(2026, 1, 1)),
+            Some(Observation { time: 181.0, event: true })
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use cairn_core::FixedClock;
 use cairn_engine::MilestoneStatus;
 use cairn_measure::hypotheses::{
-    Candidate, DEFAULT_MIN_GROUP, DiscoveryAccount, Excluded, Outcome, SIGNIFICANCE, Verdict, candidate_rule,
-    discover, label_all, outcome, verdict,
+    Candidate, DEFAULT_MIN_GROUP, DiscoveryAccount, Excluded, Outcome, SIGNIFICANCE, Verdict, candidate_rule, discover,
+    label_all, outcome, verdict,
 };
 use cairn_rules::Value;
 use cairn_runtime::Runtime;
@@ -125,10 +125,11 @@ pub struct Hypothesis {
 pub struct DiscoveryReport {
     pub tested: u64,
     pub too_small: u64,
-    /// The labelled candidates, the best of each event name, best first, each as a
-    /// milestone ready to paste under a stage's `milestones:`.
+    /// The labelled ones of `top`, each as a milestone ready to paste under a stage's
+    /// `milestones:`.
     pub suggestions: Vec<Suggestion>,
-    /// The best tested candidates, labelled or not (at most [`MAX_SUGGESTIONS`]).
+    /// The best tested candidate of each event name, labelled or not, best first (at
+    /// most [`MAX_SUGGESTIONS`]).
     pub top: Vec<Candidate>,
     pub excluded: Vec<Excluded>,
 }
@@ -146,7 +147,12 @@ pub struct Suggestion {
 }
 
 /// Tests every milestone of `ws` and the request's rule, and runs discovery if asked.
-pub async fn hypotheses(store: &Store, ws: &Workspace, query: &Query, request: &Hypotheses) -> Result<HypothesesReport> {
+pub async fn hypotheses(
+    store: &Store,
+    ws: &Workspace,
+    query: &Query,
+    request: &Hypotheses,
+) -> Result<HypothesesReport> {
     let (ws, probe_id) = match &request.rule {
         None => (ws.clone(), None),
         Some(probe) => {
@@ -246,7 +252,8 @@ async fn discovery(
     }
     let mut events: BTreeMap<u64, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
     let last = store.last_seq().await?;
-    let seqs: Vec<i64> = store.event_times(last).await?.into_iter().filter(|(_, ts)| *ts < end_of_as_of).map(|(s, _)| s).collect();
+    let seqs: Vec<i64> =
+        store.event_times(last).await?.into_iter().filter(|(_, ts)| *ts < end_of_as_of).map(|(s, _)| s).collect();
     for chunk in seqs.chunks(10_000) {
         for e in store.events_by_seq(chunk).await? {
             let name = match e.kind.as_str() {
@@ -277,22 +284,12 @@ async fn discovery(
         })
         .collect();
     let found = discover(&accounts, as_of, min_group)?;
+    // The best candidate of each event name (its threshold and window that predict best).
     let mut seen = std::collections::BTreeSet::new();
-    let suggestions = found
-        .candidates
-        .iter()
-        .filter(|c| c.verdict.label.is_indicator())
-        .filter(|c| seen.insert(c.event.clone()))
-        .take(MAX_SUGGESTIONS)
-        .map(|c| suggestion(c.clone()))
-        .collect();
-    Ok(DiscoveryReport {
-        tested: found.tested,
-        too_small: found.too_small,
-        suggestions,
-        top: found.candidates.into_iter().take(MAX_SUGGESTIONS).collect(),
-        excluded: found.excluded,
-    })
+    let top: Vec<Candidate> =
+        found.candidates.into_iter().filter(|c| seen.insert(c.event.clone())).take(MAX_SUGGESTIONS).collect();
+    let suggestions = top.iter().filter(|c| c.verdict.label.is_indicator()).map(|c| suggestion(c.clone())).collect();
+    Ok(DiscoveryReport { tested: found.tested, too_small: found.too_small, suggestions, top, excluded: found.excluded })
 }
 
 /// A candidate as a milestone definition.
@@ -317,7 +314,12 @@ fn suggestion(c: Candidate) -> Suggestion {
         retention(&c.verdict.held),
         retention(&c.verdict.not_held),
         c.verdict.adjusted_p.unwrap_or(1.0),
-        yaml_string(&format!("{} at least {} times in the first {} days", c.event, c.threshold, c.window_days)),
+        yaml_string(&format!(
+            "{} {} in the first {} days",
+            c.event,
+            if c.threshold == 1 { "at least once".to_string() } else { format!("at least {} times", c.threshold) },
+            c.window_days
+        )),
         yaml_string(&rule),
     );
     Suggestion { id, rule, within, yaml, candidate: c }

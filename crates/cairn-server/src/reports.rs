@@ -50,7 +50,9 @@ pub async fn report(
         "hypotheses" => {
             let request = hypotheses.resolve()?;
             let Some(runtime) = &state.runtime else {
-                return Err(ApiError::BadRequest("hypotheses need the workspace: start cairn serve with --workspace".into()));
+                return Err(ApiError::BadRequest(
+                    "hypotheses need the workspace: start cairn serve with --workspace".into(),
+                ));
             };
             let ws = runtime.read(|live| std::sync::Arc::clone(live.engine.workspace_arc())).await;
             to_json(cairn_reports::hypotheses::hypotheses(store, &ws, &query, &request).await?)

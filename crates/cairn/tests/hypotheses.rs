@@ -91,7 +91,8 @@ impl Population {
             // Decoys follow size, not renewal.
             let d = rng.chance(if large { 0.8 } else { 0.2 });
             let e = rng.chance(if large { 0.7 } else { 0.15 });
-            let p_renew: f64 = 0.5 + if a { 0.25 } else { 0.0 } + if b { 0.2 } else { 0.0 } - if c { 0.25 } else { 0.0 };
+            let p_renew: f64 =
+                0.5 + if a { 0.25 } else { 0.0 } + if b { 0.2 } else { 0.0 } - if c { 0.25 } else { 0.0 };
             let renewed = rng.chance(p_renew.clamp(0.05, 0.95));
             let day = |offset: u64| start.checked_add((offset as i64).days()).expect("date");
             if a {
@@ -207,7 +208,7 @@ fn the_real_behaviours_are_labelled_and_the_decoys_are_not() {
     assert!(report["note"].as_str().unwrap().contains("holdout"));
 
     // The table says the same to a person.
-    let out = p.hypotheses(&[]);
+    let out = p.hypotheses(&["--rule", "count('report_shared', since_anchor) >= 3", "--within", "14d"]);
     let table = text_of(&out.stdout);
     assert!(table.contains("shared_report: count('report_shared', since_anchor) >= 1 within 30 days"), "{table}");
     assert!(table.contains("=> positive indicator") && table.contains("=> negative indicator"), "{table}");

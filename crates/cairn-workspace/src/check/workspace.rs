@@ -207,11 +207,16 @@ impl Checker<'_> {
         let Some((probe, file)) = self.probe else { return };
         let at = At { file, offset: 0 };
         if probe.rule.trim().is_empty() {
-            self.error(at, "the rule is empty", Some("write a condition, e.g. `count('report_created', since_anchor) >= 3`".to_string()));
+            self.error(
+                at,
+                "the rule is empty",
+                Some("write a condition, e.g. `count('report_created', since_anchor) >= 3`".to_string()),
+            );
             return;
         }
         let Some(journey) = journey else {
-            let help = "a rule is tested from the journey's anchor: add a `journey:` with its `anchor` to the workspace";
+            let help =
+                "a rule is tested from the journey's anchor: add a `journey:` with its `anchor` to the workspace";
             self.error(at, "the workspace has no journey", Some(help.to_string()));
             return;
         };

@@ -82,8 +82,11 @@ fn verdict_lines(out: &mut String, v: &Verdict) {
         interval_percent(n.retention_interval)
     );
     let _ = writeln!(out, "  {:<24} {:>14} {:>14}", "NRR at 12 months", percent(h.nrr_12m), percent(n.nrr_12m));
-    let year = |g: &Group| format!("{:.1}%", g.survival.survival_at(365.0) * 100.0);
-    let _ = writeln!(out, "  {:<24} {:>14} {:>14}", "still customers at 1 year", year(h), year(n));
+    // Kaplan–Meier at 366 and 731 days: a yearly contract's churn falls on day 365 or 366
+    // (a leap year) after its anchor, and belongs to the first year.
+    let at = |g: &Group, days: f64| format!("{:.1}%", g.survival.survival_at(days) * 100.0);
+    let _ = writeln!(out, "  {:<24} {:>14} {:>14}", "customers after 1 year", at(h, 366.0), at(n, 366.0));
+    let _ = writeln!(out, "  {:<24} {:>14} {:>14}", "customers after 2 years", at(h, 731.0), at(n, 731.0));
     match &v.difference {
         Some(d) => {
             let ratio = match (v.lift_ratio, v.lift_ratio_interval) {
@@ -117,7 +120,12 @@ fn verdict_lines(out: &mut String, v: &Verdict) {
     );
     match &v.log_rank {
         Some(l) => {
-            let _ = writeln!(out, "  survival from the anchor: log-rank chi² {:.2}, p = {}", l.chi_square, p(Some(l.p_value)));
+            let _ = writeln!(
+                out,
+                "  survival from the anchor: log-rank chi² {:.2}, p = {}",
+                l.chi_square,
+                p(Some(l.p_value))
+            );
         }
         None => {
             let _ = writeln!(out, "  survival from the anchor: no churn yet to compare");
@@ -195,7 +203,8 @@ pub(super) fn table(r: &HypothesesReport) -> String {
         if d.suggestions.is_empty() {
             let _ = writeln!(out, "\nNo behaviour predicts retention significantly yet.\n");
         } else {
-            let _ = writeln!(out, "\nMilestones to paste under a stage's `milestones:` (the best of each behaviour):\n");
+            let _ =
+                writeln!(out, "\nMilestones to paste under a stage's `milestones:` (the best of each behaviour):\n");
             for s in &d.suggestions {
                 let _ = writeln!(out, "{}", s.yaml);
             }
