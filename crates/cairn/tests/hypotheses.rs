@@ -272,3 +272,30 @@ fn a_wrong_rule_is_reported_at_its_position_and_csv_has_a_row_per_hypothesis() {
     assert_eq!(csv.lines().count(), 6, "{csv}");
     assert!(csv.lines().nth(1).unwrap().starts_with("milestone,shared_report,"), "{csv}");
 }
+
+mod common;
+
+/// The same report over HTTP for a secret key: the milestones and the rule, as JSON;
+/// a wrong rule is a 400 naming its position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_serves_the_report_and_its_errors() {
+    let dir = common::workspace_dir(WORKSPACE);
+    let app = common::TestApp::spawn_with_workspace(common::Backend::Sqlite, dir.path()).await.expect("sqlite");
+    let rule = "as_of=2026-03-01&rule=count(%27report_shared%27,%20since_anchor)%20%3E%3D%203&within=14d&discover=true";
+    let (status, body) = app.api_get(&format!("/api/reports/hypotheses?{rule}")).await;
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<&str> = body["hypotheses"].as_array().unwrap().iter().map(|h| h["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["shared_report", "invited_team", "saw_errors", "set_up_sso", "created_api_key", "--rule"]);
+    // No account yet: nothing to label.
+    assert_eq!(body["hypotheses"][0]["label"], "too_small");
+    assert_eq!(body["discovery"]["tested"], 0);
+    let (status, body) = app.api_get("/api/reports/hypotheses?rule=count(%27x%27,%20since_anchr)%20%3E%3D%201").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("--rule:1:12"), "{body}");
+    let (status, body) = app.api_get("/api/reports/hypotheses?min_group=0").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = app.api_get("/api/reports/nothing").await;
+    assert_eq!(status, 404);
+    assert!(body["error"].as_str().unwrap().contains("hypotheses"), "{body}");
+    app.finish().await;
+}
