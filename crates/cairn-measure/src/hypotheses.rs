@@ -150,8 +150,8 @@ pub struct Group {
     pub nrr_end_arr_cents: i64,
     /// Σ ARR 12 months after the anchor / Σ ARR on the anchor day.
     pub nrr_12m: Option<Ratio>,
-    /// Time to churn from the anchor.
-    pub survival: KaplanMeier,
+    /// Time to churn from the anchor (not computed for discovery's candidates).
+    pub survival: Option<KaplanMeier>,
 }
 
 /// Retention when the behaviour held, against when it did not.
@@ -207,8 +207,20 @@ impl Label {
 /// behaviour held. The label is provisional ([`Label::Inconclusive`] or
 /// [`Label::TooSmall`]) until [`label_all`] has adjusted the p-values of the report.
 pub fn verdict(held: &[Outcome], not_held: &[Outcome], min_group: u64) -> Result<Verdict, MeasureError> {
-    let h = group(held)?;
-    let n = group(not_held)?;
+    verdict_of(held, not_held, min_group, Curves::Yes)
+}
+
+/// Whether a verdict includes the survival curves and their log-rank test: discovery
+/// leaves them out, as the log-rank test costs accounts × churn times per candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Curves {
+    Yes,
+    No,
+}
+
+fn verdict_of(held: &[Outcome], not_held: &[Outcome], min_group: u64, curves: Curves) -> Result<Verdict, MeasureError> {
+    let h = group(held, curves)?;
+    let n = group(not_held, curves)?;
     let arm = |g: &Group| Arm::new(g.renewal_due, g.renewed);
     let (arm_h, arm_n) = (arm(&h)?, arm(&n)?);
     let difference = if arm_h.n > 0 && arm_n.n > 0 { Some(compare(arm_n, arm_h)?) } else { None };
@@ -221,7 +233,10 @@ pub fn verdict(held: &[Outcome], not_held: &[Outcome], min_group: u64) -> Result
     }
     .association();
     let obs = |o: &[Outcome]| o.iter().filter_map(|o| o.survival).collect::<Vec<_>>();
-    let log_rank = log_rank(&obs(held), &obs(not_held)).ok();
+    let log_rank = match curves {
+        Curves::Yes => log_rank(&obs(held), &obs(not_held)).ok(),
+        Curves::No => None,
+    };
     let label = if h.renewal_due.min(n.renewal_due) < min_group { Label::TooSmall } else { Label::Inconclusive };
     Ok(Verdict {
         held: h,
@@ -259,7 +274,7 @@ pub fn label_all(verdicts: &mut [&mut Verdict]) -> Result<(), MeasureError> {
     Ok(())
 }
 
-fn group(outcomes: &[Outcome]) -> Result<Group, MeasureError> {
+fn group(outcomes: &[Outcome], curves: Curves) -> Result<Group, MeasureError> {
     let due = outcomes.iter().filter(|o| o.renewed.is_some()).count() as u64;
     let renewed = outcomes.iter().filter(|o| o.renewed == Some(true)).count() as u64;
     let arr: Vec<(i64, i64)> = outcomes.iter().filter_map(|o| o.arr_12m).collect();
@@ -277,7 +292,10 @@ fn group(outcomes: &[Outcome]) -> Result<Group, MeasureError> {
         nrr_start_arr_cents: start,
         nrr_end_arr_cents: end,
         nrr_12m: Ratio::new(end, start),
-        survival: kaplan_meier(&survival)?,
+        survival: match curves {
+            Curves::Yes => Some(kaplan_meier(&survival)?),
+            Curves::No => None,
+        },
     })
 }
 
@@ -367,7 +385,7 @@ pub fn is_outcome_event(name: &str) -> bool {
 
 /// Scans every event name × [`DISCOVERY_THRESHOLDS`] × [`DISCOVERY_WINDOWS`] over the
 /// accounts decided on `as_of` for each window, tests each candidate as a hypothesis
-/// and adjusts the p-values for the number tested. Left out: event names that are
+/// (retention at the first renewal; no survival curves) and adjusts the p-values for the number tested. Left out: event names that are
 /// outcomes ([`is_outcome_event`]), and names whose every occurrence is on or after the
 /// account's first renewal or churn (the end of its first line ending on or after the
 /// anchor). Events outside the window are never counted.
@@ -422,7 +440,7 @@ pub fn discover(accounts: &[DiscoveryAccount<'_>], as_of: Date, min_group: u64) 
                 for ((_, o), c) in decided.iter().zip(&counts) {
                     if *c >= threshold as usize { held.push(*o) } else { not_held.push(*o) }
                 }
-                let v = verdict(&held, &not_held, min_group)?;
+                let v = verdict_of(&held, &not_held, min_group, Curves::No)?;
                 if v.label == Label::TooSmall || v.difference.is_none() {
                     too_small += 1;
                     continue;

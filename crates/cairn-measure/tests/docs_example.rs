@@ -161,6 +161,8 @@ fn behaviour_hypothesis_of_the_example_ledger() {
     assert_eq!(d.test, cairn_measure::stats::Test::FisherExact);
     assert!((d.p_value - 1.0 / 3.0).abs() < 1e-12);
     assert_eq!(v.association.phi, Some(1.0));
+    let km = v.not_held.survival.as_ref().unwrap();
+    assert_eq!((km.survival_at(31.0), km.survival_at(120.0), km.survival_at(424.0)), (1.0, 0.5, 0.0));
     let l = v.log_rank.unwrap();
     assert!((l.chi_square - 49.0 / 17.0).abs() < 1e-12);
     // SciPy: chi2.sf(49/17, 1) = 0.08955507441364248.

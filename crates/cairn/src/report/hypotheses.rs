@@ -84,7 +84,9 @@ fn verdict_lines(out: &mut String, v: &Verdict) {
     let _ = writeln!(out, "  {:<24} {:>14} {:>14}", "NRR at 12 months", percent(h.nrr_12m), percent(n.nrr_12m));
     // Kaplan–Meier at 366 and 731 days: a yearly contract's churn falls on day 365 or 366
     // (a leap year) after its anchor, and belongs to the first year.
-    let at = |g: &Group, days: f64| format!("{:.1}%", g.survival.survival_at(days) * 100.0);
+    let at = |g: &Group, days: f64| {
+        g.survival.as_ref().map_or_else(|| "n/a".to_string(), |s| format!("{:.1}%", s.survival_at(days) * 100.0))
+    };
     let _ = writeln!(out, "  {:<24} {:>14} {:>14}", "customers after 1 year", at(h, 366.0), at(n, 366.0));
     let _ = writeln!(out, "  {:<24} {:>14} {:>14}", "customers after 2 years", at(h, 731.0), at(n, 731.0));
     match &v.difference {
