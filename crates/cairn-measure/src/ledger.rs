@@ -63,6 +63,11 @@ impl Ledger {
             .map(|(id, lines)| (id.as_str(), lines.as_slice()))
     }
 
+    /// An account's lines, sorted by start (none for an account the ledger does not know).
+    pub fn lines(&self, account: &str) -> &[Line] {
+        self.accounts.get(account).map_or(&[], Vec::as_slice)
+    }
+
     /// An account's ARR on `day`: the sum of its lines active that day (0 for an account
     /// the ledger does not know).
     pub fn arr_on(&self, account: &str, day: Date) -> i64 {

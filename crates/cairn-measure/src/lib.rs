@@ -23,6 +23,7 @@
 
 pub mod at_renewal;
 pub mod cohorts;
+pub mod hypotheses;
 pub mod ledger;
 pub mod ltv;
 pub mod movements;

@@ -151,3 +151,39 @@ fn nps_and_csat_example() {
     assert_eq!((format!("{:.1}%", 100.0 * i.low), format!("{:.1}%", 100.0 * i.high)), ("30.1%".into(), "95.4%".into()));
     documented("**3 of 4 = 75%**, Wilson interval [30.1%, 95.4%]");
 }
+
+#[test]
+fn behaviour_hypothesis_of_the_example_ledger() {
+    use cairn_measure::hypotheses::{Label, outcome, verdict};
+    let ledger = example();
+    let as_of = date(2026, 4, 15);
+    let o = |account: &str, anchor: Date| {
+        outcome(ledger.lines(account), anchor, anchor.checked_add(jiff::ToSpan::days(30)).unwrap(), as_of)
+    };
+    let held = [o("Acme", date(2025, 1, 1)), o("Beta", date(2025, 1, 1))];
+    let not_held = [o("Cyan", date(2025, 1, 1)), o("Delta", date(2025, 2, 1)), o("Echo", date(2026, 3, 15))];
+    let survival: Vec<_> = held.iter().chain(&not_held).map(|o| o.survival.unwrap()).collect();
+    let times: Vec<(f64, bool)> = survival.iter().map(|s| (s.time, s.event)).collect();
+    assert_eq!(times, [(469.0, false), (469.0, false), (424.0, true), (120.0, true), (31.0, false)]);
+    assert_eq!(
+        held.iter().chain(&not_held).map(|o| o.renewed).collect::<Vec<_>>(),
+        [Some(true), Some(true), Some(false), Some(false), None]
+    );
+    let v = verdict(&held, &not_held, 30).unwrap();
+    assert_eq!(v.label, Label::TooSmall);
+    assert_eq!(v.held.nrr_12m.unwrap().percent_one_decimal(), "106.7%");
+    assert_eq!(v.not_held.nrr_12m.unwrap().percent_one_decimal(), "110.0%");
+    let d = v.difference.unwrap();
+    assert_eq!(d.test, cairn_measure::stats::Test::FisherExact);
+    assert!((d.p_value - 1.0 / 3.0).abs() < 1e-12);
+    assert_eq!(v.association.phi, Some(1.0));
+    let km = v.not_held.survival.as_ref().unwrap();
+    assert_eq!((km.survival_at(31.0), km.survival_at(120.0), km.survival_at(424.0)), (1.0, 0.5, 0.0));
+    let l = v.log_rank.unwrap();
+    assert!((l.chi_square - 49.0 / 17.0).abs() < 1e-12);
+    // SciPy: chi2.sf(49/17, 1) = 0.08955507441364248.
+    assert!((l.p_value - 0.08955507441364248).abs() < 1e-9);
+    for text in ["= 106.7%", "= 110.0%", "p = 1/6 + 1/6 = 0.333", "49/17 = 2.88, p = 0.090", "censored at 469 days"] {
+        documented(text);
+    }
+}

@@ -18,12 +18,15 @@
 //! - [`nps`]: NPS and CSAT from survey answers, with the monthly trend.
 //! - [`journey`]: the journey funnel of a start cohort, per stage and milestone.
 //! - [`ttv`]: Time to Value per start month, with the censoring-aware median.
+//! - [`hypotheses`]: do the milestones (and a rule the user writes) go with retention,
+//!   and which behaviours do (discovery).
 
 // Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
 // of a str by byte offsets; handle the error, or use `str::get` and say what to do.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
 
 pub mod experiments;
+pub mod hypotheses;
 pub mod journey;
 pub mod nps;
 pub mod process;

@@ -20,7 +20,7 @@ use crate::error::ApiError;
 
 /// The reports served, in the order `cairn report --help` lists them.
 const REPORTS: &[&str] =
-    &["kpis", "movements", "cohorts", "process", "programs", "experiments", "nps", "journey", "ttv"];
+    &["kpis", "movements", "cohorts", "process", "programs", "experiments", "nps", "journey", "ttv", "hypotheses"];
 
 /// The programs' reports' parameters besides the period.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -63,6 +63,7 @@ pub async fn report(
     Query(text): Query<QueryText>,
     Query(kpi): Query<KpiOptions>,
     Query(params): Query<ProgramParams>,
+    Query(hypotheses): Query<cairn_reports::hypotheses::HypothesesText>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers).await?;
     let today = state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
@@ -113,6 +114,15 @@ pub async fn report(
             } else {
                 to_json(cairn_reports::ttv::ttv(store, ws, &query).await?)
             }
+        }
+        "hypotheses" => {
+            let request = hypotheses.resolve()?;
+            let Some(ws) = ws else {
+                return Err(ApiError::BadRequest(
+                    "hypotheses need the workspace: start cairn serve with --workspace".into(),
+                ));
+            };
+            to_json(cairn_reports::hypotheses::hypotheses(store, ws, &query, &request).await?)
         }
         other => Err(ApiError::NotFound(format!("no report `{other}`: the reports are {}", REPORTS.join(", ")))),
     }

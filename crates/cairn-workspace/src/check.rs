@@ -154,19 +154,25 @@ struct Checker<'a> {
     parse_failed: bool,
     /// Files of the folder that were not read, and whether a template named one.
     refused: Vec<(Refused, bool)>,
+    /// A milestone to add to the journey's last stage, and the index of its rule's
+    /// pseudo-file in `files` (errors in it point there: `--rule:1:8`).
+    probe: Option<(&'a crate::ProbeMilestone, usize)>,
 }
 
 /// Checks the files with `compile` as the rule compiler.
 pub(crate) fn check_with(sources: &[SourceFile], compile: CompileFn) -> Result<Workspace, Vec<Diagnostic>> {
-    check_folder(sources, &[], compile)
+    check_folder(sources, &[], None, compile)
 }
 
 /// Checks the files with `compile` as the rule compiler; `refused` are the files of the
 /// folder that were not read (a link out of it, too large), reported where a template
 /// names them (or on their own when none does).
-pub(crate) fn check_folder(
-    sources: &[SourceFile],
+/// With `probe`, its milestone is added to the journey's last stage (a hypothesis tested
+/// by `cairn report hypotheses`), its rule's errors reported at `--rule:line:col`.
+pub(crate) fn check_folder<'a>(
+    sources: &'a [SourceFile],
     refused: &[Refused],
+    probe: Option<&'a crate::ProbeMilestone>,
     compile: CompileFn,
 ) -> Result<Workspace, Vec<Diagnostic>> {
     let (definitions, other): (Vec<&SourceFile>, Vec<&SourceFile>) =
@@ -203,6 +209,7 @@ pub(crate) fn check_folder(
         compile,
         parse_failed: false,
         refused: Vec::new(),
+        probe: None,
     };
     let mut trees = Vec::new();
     for (file, source) in definitions.iter().enumerate() {
@@ -227,6 +234,10 @@ pub(crate) fn check_folder(
     // definitions (rules, programs, templates) would only report follow-on errors.
     let unparsed = std::mem::take(&mut cx.diagnostics);
     cx.parse_failed = !unparsed.is_empty();
+    if let Some(p) = probe {
+        cx.files.push(FileText { name: crate::PROBE_FILE, text: &p.rule, lines: LineIndex::new(&p.rule) });
+        cx.probe = Some((p, cx.files.len() - 1));
+    }
     let workspace = cx.check_trees(&trees);
     let mut diagnostics = cx.diagnostics;
     for (r, named) in cx.refused {
@@ -235,7 +246,10 @@ pub(crate) fn check_folder(
         }
     }
     match workspace {
-        Some(ws) if diagnostics.is_empty() && unparsed.is_empty() => Ok(ws),
+        Some(mut ws) if diagnostics.is_empty() && unparsed.is_empty() => {
+            ws.sources = sources.to_vec();
+            Ok(ws)
+        }
         _ => {
             // Files in the order given, then by position; stable for problems at one spot.
             let rank: BTreeMap<&str, usize> = sources.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();

@@ -93,7 +93,46 @@ pub fn check_sources(files: &[SourceFile]) -> Result<Workspace, Vec<Diagnostic>>
 /// resolves outside the folder (a link) or is too large, at the template naming it.
 pub fn load_dir(path: &Path) -> Result<Workspace, Vec<Diagnostic>> {
     let folder = folder::read(path)?;
-    check::check_folder(&folder.files, &folder.refused, cairn_rules::compile)
+    check::check_folder(&folder.files, &folder.refused, None, cairn_rules::compile)
+}
+
+/// The name diagnostics give a probe milestone's rule (`--rule:1:8: error: …`).
+pub const PROBE_FILE: &str = "--rule";
+
+/// A milestone tested beside the workspace's own without being written into it: a rule
+/// (the `when` of a milestone) and its deadline from the journey's anchor. `cairn report
+/// hypotheses --rule … --within …` checks one with [`Workspace::with_probe`] and lets the
+/// engine decide it for every account as it decides any milestone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeMilestone {
+    /// The condition, in the rule language.
+    pub rule: String,
+    /// The deadline from the anchor.
+    pub within: jiff::SignedDuration,
+}
+
+/// A deadline as a milestone's `within` is written (`12h`, `14d`, `2w`); the error says
+/// what is wrong.
+pub fn parse_within(text: &str) -> Result<jiff::SignedDuration, String> {
+    check::parse_duration(text.trim()).map_err(|e| {
+        format!("`{text}` is {e}: write a whole number of hours, days or weeks above zero (`12h`, `14d`, `2w`)")
+    })
+}
+
+impl Workspace {
+    /// This workspace with `probe` added to its journey's last stage, checked again from
+    /// the same files; returns it and the probe's milestone id. Errors in the rule are
+    /// diagnostics at `--rule:line:col` ([`PROBE_FILE`]).
+    pub fn with_probe(&self, probe: &ProbeMilestone) -> Result<(Workspace, String), Vec<Diagnostic>> {
+        let ws = check::check_folder(&self.sources, &[], Some(probe), cairn_rules::compile)?;
+        let id = ws
+            .journey()
+            .and_then(|j| j.stages.last())
+            .and_then(|s| s.milestones.last())
+            .map(|m| m.id.to_string())
+            .unwrap_or_default();
+        Ok((ws, id))
+    }
 }
 
 /// Whether a file holds definitions (`*.yaml`, `*.yml`) rather than a template body.

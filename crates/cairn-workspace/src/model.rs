@@ -366,6 +366,8 @@ pub struct Workspace {
     pub(crate) context_schema: ContextSchema,
     pub(crate) pools: Vec<Pool>,
     pub(crate) programs: Vec<Program>,
+    /// The files it was checked from, to check them again with a probe milestone.
+    pub(crate) sources: Vec<crate::SourceFile>,
 }
 
 impl Workspace {

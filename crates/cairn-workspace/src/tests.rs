@@ -614,3 +614,47 @@ fn folder_files_are_read_in_name_order_and_named_by_path() {
         [dir.path().join("a.yaml").display().to_string(), dir.path().join("b.yml").display().to_string()]
     );
 }
+
+mod probe {
+    use super::*;
+    use crate::{PROBE_FILE, ProbeMilestone, parse_within};
+
+    const JOURNEY: &str = "journey:\n  stages:\n    - id: onboarding\n      milestones:\n        - { id: rule, when: \"count('login', since_anchor) >= 1\", within: 7d }\n    - id: adoption\n";
+
+    fn probe(rule: &str) -> ProbeMilestone {
+        ProbeMilestone { rule: rule.into(), within: jiff::SignedDuration::from_hours(30 * 24) }
+    }
+
+    #[test]
+    fn a_probe_is_a_milestone_of_the_last_stage_under_a_free_id() {
+        let ws = check_sources(&files(&[("ws.yaml", JOURNEY)])).unwrap();
+        let (with, id) = ws.with_probe(&probe("count('alert_set', since_anchor) >= 3")).unwrap();
+        assert_eq!(id, "rule_2", "`rule` is taken by the workspace");
+        let journey = with.journey().unwrap();
+        let m = journey.stages[1].milestones.last().unwrap();
+        assert_eq!((m.id.as_str(), m.rule.source()), ("rule_2", "count('alert_set', since_anchor) >= 3"));
+        assert_eq!(m.within, Some(jiff::SignedDuration::from_hours(720)));
+        assert_eq!(journey.milestones().count(), 2);
+        // The workspace itself is unchanged.
+        assert_eq!(ws.journey().unwrap().milestones().count(), 1);
+    }
+
+    #[test]
+    fn a_wrong_rule_is_reported_at_its_column_in_the_rule() {
+        let ws = check_sources(&files(&[("ws.yaml", JOURNEY)])).unwrap();
+        let errors = ws.with_probe(&probe("count('alert_set', since_anchr) >= 3")).unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 1, "{text:?}");
+        assert_eq!((errors[0].file.as_str(), errors[0].line, errors[0].column), (PROBE_FILE, 1, 20), "{text:?}");
+        assert!(text[0].contains("since_anchor"), "a did-you-mean: {text:?}");
+    }
+
+    #[test]
+    fn without_a_journey_there_is_nothing_to_anchor_on() {
+        let ws = check_sources(&files(&[("ws.yaml", "segments: []\n")])).unwrap();
+        let errors = ws.with_probe(&probe("count('x') >= 1")).unwrap_err();
+        assert!(errors[0].to_string().contains("the workspace has no journey"), "{}", errors[0]);
+        assert!(parse_within("30").unwrap_err().contains("`30` is not a duration"));
+        assert_eq!(parse_within("2w"), Ok(jiff::SignedDuration::from_hours(336)));
+    }
+}

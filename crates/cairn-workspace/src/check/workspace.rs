@@ -81,7 +81,8 @@ impl Checker<'_> {
         let mut segment_ids = BTreeMap::new();
         let segments: Vec<SegmentDecl> =
             segment_nodes.iter().filter_map(|(file, node)| self.segment(*file, node, &mut segment_ids)).collect();
-        let journey = journey_node.and_then(|(file, node)| self.journey(file, node, journey_at, &account_traits));
+        let mut journey = journey_node.and_then(|(file, node)| self.journey(file, node, journey_at, &account_traits));
+        self.add_probe(journey.as_mut());
         let health = health_node.and_then(|(file, node)| self.health(file, node, health_at));
 
         let assets = std::mem::take(&mut self.assets);
@@ -196,7 +197,48 @@ impl Checker<'_> {
             programs: programs?,
             aggregates: table,
             order,
+            sources: Vec::new(),
         })
+    }
+
+    /// Adds the probe milestone (if any) to the journey's last stage, under an id no
+    /// milestone has (`rule`, else `rule_2`, …).
+    fn add_probe(&mut self, journey: Option<&mut JourneyDecl>) {
+        let Some((probe, file)) = self.probe else { return };
+        let at = At { file, offset: 0 };
+        if probe.rule.trim().is_empty() {
+            self.error(
+                at,
+                "the rule is empty",
+                Some("write a condition, e.g. `count('report_created', since_anchor) >= 3`".to_string()),
+            );
+            return;
+        }
+        let Some(journey) = journey else {
+            let help =
+                "a rule is tested from the journey's anchor: add a `journey:` with its `anchor` to the workspace";
+            self.error(at, "the workspace has no journey", Some(help.to_string()));
+            return;
+        };
+        let taken: BTreeSet<String> = journey
+            .stages
+            .iter()
+            .flat_map(|s| s.milestones.iter())
+            .filter_map(|m| Some(m.id.as_ref()?.to_string()))
+            .collect();
+        let id = (1..)
+            .map(|n| if n == 1 { "rule".to_string() } else { format!("rule_{n}") })
+            .find(|id| !taken.contains(id))
+            .and_then(|id| Id::parse(&id).ok());
+        let Some(stage) = journey.stages.last_mut() else { return };
+        stage.milestones.push(MilestoneDecl {
+            id,
+            at,
+            name: Some(probe.rule.trim().to_string()),
+            rule: Some(RuleSource { text: probe.rule.trim_end().to_string(), at }),
+            within: Some(probe.within),
+            value: false,
+        });
     }
 
     /// Marks a once-only top-level key as seen; reports a second one.

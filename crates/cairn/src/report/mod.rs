@@ -8,6 +8,7 @@
 
 mod experiments;
 mod format;
+mod hypotheses;
 mod journey;
 mod nps;
 mod process;
@@ -60,6 +61,10 @@ pub enum ReportCommand {
     /// median, p75, p90 and the Kaplan–Meier median (default: the last complete year;
     /// needs --workspace)
     Ttv(ReportArgs),
+    /// Do the milestones (and --rule) go with retention at the first renewal, NRR at 12
+    /// months and survival? With --discover, which behaviours do (needs --workspace;
+    /// only --as-of of the period flags applies)
+    Hypotheses(hypotheses::HypothesesArgs),
 }
 
 /// `cairn report kpis`.
@@ -180,6 +185,7 @@ pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> 
     let (args, default_kind) = match &command {
         ReportCommand::Kpis(a) => (&a.report, PeriodKind::Month),
         ReportCommand::Movements(a) | ReportCommand::Process(a) | ReportCommand::Nps(a) => (a, PeriodKind::Month),
+        ReportCommand::Hypotheses(h) => (&h.report, PeriodKind::Month),
         ReportCommand::Cohorts(a) | ReportCommand::Journey(a) | ReportCommand::Ttv(a) => (a, PeriodKind::Year),
         ReportCommand::Programs(a) | ReportCommand::Experiments(ExperimentArgs { programs: a, .. }) => {
             (&a.report, PeriodKind::Month)
@@ -309,6 +315,17 @@ async fn report(
                     Format::Csv => journey::ttv_csv(&r)?,
                     Format::Table => journey::ttv_table(&r),
                 }
+            }
+        }
+        ReportCommand::Hypotheses(h) => {
+            let Some(ws) = ws else {
+                anyhow::bail!("hypotheses test the workspace's milestones: give --workspace DIR")
+            };
+            let r = hypotheses::report(&h, ws, store, query).await?;
+            match format {
+                Format::Json => json(&r)?,
+                Format::Csv => hypotheses::csv(&r)?,
+                Format::Table => hypotheses::table(&r),
             }
         }
     })
