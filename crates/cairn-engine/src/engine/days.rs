@@ -454,18 +454,23 @@ pub(super) fn next_score_change(curve: &Curve, value: f64, per_day: f64) -> Opti
 
 /// Records that the end-of-day health is `s` from day `today` on (see
 /// `AccountState::snapshots`), forgetting the runs that end before the oldest day kept.
-pub(super) fn record_snapshot(snapshots: &mut BTreeMap<Day, HealthSnapshot>, today: Day, s: HealthSnapshot) {
+/// Returns whether today's end-of-day health as the runs tell it changed.
+pub(super) fn record_snapshot(snapshots: &mut BTreeMap<Day, HealthSnapshot>, today: Day, s: HealthSnapshot) -> bool {
     // One entry per change: the same history gives the same runs however often it was
     // scored.
-    if snapshots.range(..today).next_back().is_some_and(|(_, before)| *before == s) {
-        snapshots.remove(&today);
+    let changed = if snapshots.range(..today).next_back().is_some_and(|(_, before)| *before == s) {
+        snapshots.remove(&today).is_some()
+    } else if snapshots.get(&today) == Some(&s) {
+        false
     } else {
         snapshots.insert(today, s);
-    }
+        true
+    };
     let oldest = today.saturating_sub(SNAPSHOT_DAYS);
     while snapshots.keys().nth(1).is_some_and(|d| *d <= oldest) {
         snapshots.pop_first();
     }
+    changed
 }
 
 /// The end-of-day health of day `day`, seen on day `today`: kept for the last
