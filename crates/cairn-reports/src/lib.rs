@@ -9,12 +9,14 @@
 //!
 //! - [`query`]: the period, as-of day and segment every report is asked for, parsed from
 //!   the same text whether it came as CLI flags or URL query parameters.
+//! - [`backtest`]: the health score's AUC, churn per band and calibration at renewal.
 //! - [`revenue`]: NRR, GRR, churn, expansion, movements, cohorts (the subscription ledger).
 
 // Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
 // of a str by byte offsets; handle the error, or use `str::get` and say what to do.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
 
+pub mod backtest;
 pub mod query;
 pub mod revenue;
 
@@ -34,6 +36,9 @@ pub enum ReportError {
     /// The data cannot be measured as it is (a ledger line cairn-measure refuses, …).
     #[error("{0}")]
     Measure(#[from] cairn_measure::MeasureError),
+    /// Replaying the log through the engine failed (health the store holds no snapshot of).
+    #[error("replaying the log for the health history: {0}")]
+    Replay(#[from] cairn_runtime::RuntimeError),
 }
 
 /// A report's result.

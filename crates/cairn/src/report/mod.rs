@@ -6,6 +6,7 @@
 //! month|quarter|year` for the last such calendar period complete on `--as-of` (default
 //! today, UTC); `--segment` restricts a report to a segment's accounts.
 
+mod backtest;
 mod format;
 mod revenue;
 
@@ -17,7 +18,7 @@ use cairn_measure::PeriodKind;
 use cairn_reports::QueryText;
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::cli::{DbArg, open_store};
+use crate::cli::{DbArg, WorkspaceArg, open_store};
 
 #[derive(Subcommand, Debug)]
 pub enum ReportCommand {
@@ -30,6 +31,19 @@ pub enum ReportCommand {
     /// Cohort retention by start month, logo and revenue, through --as-of (default: the
     /// start months of the last complete year)
     Cohorts(ReportArgs),
+    /// How well the health score predicted renewals: for the lines ending in the period
+    /// (default: the last complete year), the AUC of the health 30, 60 and 90 days before,
+    /// overall, per pillar and per measure, churn per band and a calibration table
+    Backtest(BacktestArgs),
+}
+
+/// The backtest's arguments: a report's, and the workspace whose health it tests.
+#[derive(Args, Debug)]
+pub struct BacktestArgs {
+    #[command(flatten)]
+    report: ReportArgs,
+    #[command(flatten)]
+    ws: WorkspaceArg,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -112,6 +126,7 @@ pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> 
     let (args, default_kind) = match &command {
         ReportCommand::Kpis(a) | ReportCommand::Movements(a) => (a, PeriodKind::Month),
         ReportCommand::Cohorts(a) => (a, PeriodKind::Year),
+        ReportCommand::Backtest(b) => (&b.report, PeriodKind::Year),
     };
     let today = clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let query = args.text().resolve(default_kind, today)?;
@@ -146,6 +161,21 @@ pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> 
                 Format::Json => json(&rows)?,
                 Format::Csv => revenue::cohorts_csv(&rows)?,
                 Format::Table => revenue::cohorts_table(&rows, query.as_of),
+            }
+        }
+        ReportCommand::Backtest(b) => {
+            let report = match crate::show::load_workspace(&b.ws.workspace) {
+                Ok((ws, _)) => cairn_reports::backtest::backtest(&store, std::sync::Arc::new(ws), &query)
+                    .await
+                    .map_err(anyhow::Error::from),
+                Err(e) => Err(e),
+            };
+            store.close().await;
+            let report = report?;
+            match format {
+                Format::Json => json(&report)?,
+                Format::Csv => backtest::csv(&report)?,
+                Format::Table => backtest::table(&report),
             }
         }
     };
