@@ -115,7 +115,7 @@ pub(super) fn table(b: &Backtest) -> String {
 
     let _ = writeln!(out);
     header(&mut out, "Calibration: score decile");
-    let _ = writeln!(out, "  {:<28} {:>22}", "(lines · mean score · renewed)", "");
+    let _ = writeln!(out, "  (lines · mean score · renewed)");
     for decile in 0..10u8 {
         let from = decile * 10;
         if b.horizons.iter().all(|h| h.calibration.iter().all(|c| c.from != from)) {
