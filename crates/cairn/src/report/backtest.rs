@@ -58,15 +58,22 @@ pub(super) fn table(b: &Backtest) -> String {
     );
     let _ = writeln!(out, "\n{HOW_TO_READ}\n");
 
+    // The label column fits the longest measure id (`pillar.measure`, indented).
+    let width = b
+        .horizons
+        .first()
+        .map(|h| h.measures.iter().map(|m| m.id.chars().count() + 2).max().unwrap_or(0))
+        .unwrap_or(0)
+        .max(28);
     let header = |out: &mut String, title: &str| {
-        let mut line = format!("  {title:<28}");
+        let mut line = format!("  {title:<width$}");
         for h in HORIZONS_DAYS {
             line.push_str(&format!(" {:>22}", format!("{h} days before")));
         }
         let _ = writeln!(out, "{line}");
     };
     let row = |out: &mut String, label: &str, cells: Vec<String>| {
-        let mut line = format!("  {label:<28}");
+        let mut line = format!("  {label:<width$}");
         for c in cells {
             line.push_str(&format!(" {c:>22}"));
         }
