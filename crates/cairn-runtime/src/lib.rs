@@ -5,7 +5,12 @@
 //! past), stores the transitions it produced and brings the engine to "now". Then
 //! [`Runtime::run`] keeps it current: new events (in the order they were stored), changed
 //! accounts and contacts, and the passing of time (a tick each second) — each transition
-//! stored once, under a deterministic key, however often it is recomputed.
+//! stored once, under a deterministic key, however often it is recomputed. Each account's
+//! end-of-day health is stored the same way, as runs (`HealthSnapshotRecord`: a row from
+//! each day it changed), in one batch per replayed chunk or catch-up, with the last day
+//! complete; a change of definitions clears them before its replay writes them again.
+//! [`Runtime::health_history`] is that replay without writing, for reports that need
+//! health the store does not hold.
 //!
 //! Time comes from the [`Clock`] it is given. It knows nothing of HTTP.
 //!

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 use cairn_measure::renewal::RENEWAL_GAP_DAYS;
-use cairn_reports::backtest::{Auc, Backtest, HORIZONS_DAYS, Horizon};
+use cairn_reports::backtest::{Auc, Backtest, HORIZONS_DAYS, Horizon, NamedAuc};
 
 use super::format::{percent, plural};
 
@@ -81,20 +81,36 @@ pub(super) fn table(b: &Backtest) -> String {
     };
     header(&mut out, "AUC (renewed vs churned)");
     row(&mut out, "overall", b.horizons.iter().map(|h| auc_cell(&h.overall)).collect());
-    let named_rows = |out: &mut String, pick: fn(&Horizon) -> &[cairn_reports::backtest::NamedAuc], indent: &str| {
-        let ids: Vec<String> =
-            b.horizons.first().map(|h| pick(h).iter().map(|n| n.id.clone()).collect()).unwrap_or_default();
+    // A pillar or measure with no AUC at any horizon (too few of an outcome among the
+    // lines it has a score for) is counted below instead of a row of notes.
+    let mut withheld = 0;
+    let mut named_rows = |out: &mut String, pick: fn(&Horizon) -> &[NamedAuc], indent: &str| {
+        let mut ids: Vec<&str> = Vec::new();
+        for n in b.horizons.iter().flat_map(pick) {
+            if !ids.contains(&n.id.as_str()) {
+                ids.push(&n.id);
+            }
+        }
         for id in ids {
-            let cells = b
-                .horizons
-                .iter()
-                .map(|h| pick(h).iter().find(|n| n.id == id).map_or_else(|| "n/a".into(), |n| auc_cell(&n.auc)))
-                .collect();
+            let found: Vec<Option<&NamedAuc>> =
+                b.horizons.iter().map(|h| pick(h).iter().find(|n| n.id == id)).collect();
+            if found.iter().all(|n| n.is_none_or(|n| n.auc.auc.is_none())) {
+                withheld += 1;
+                continue;
+            }
+            let cells = found.iter().map(|n| n.map_or_else(|| "n/a".into(), |n| auc_cell(&n.auc))).collect();
             row(out, &format!("{indent}{id}"), cells);
         }
     };
     named_rows(&mut out, |h| &h.pillars, "pillar ");
     named_rows(&mut out, |h| &h.measures, "  ");
+    if withheld > 0 {
+        let _ = writeln!(
+            out,
+            "  ({} without an AUC at any horizon: too few renewals or churns)",
+            plural(withheld, "pillar or measure", "pillars and measures")
+        );
+    }
     row(
         &mut out,
         "lines with a score",
