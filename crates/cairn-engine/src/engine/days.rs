@@ -481,3 +481,27 @@ pub(super) fn snapshot_on(snapshots: &BTreeMap<Day, HealthSnapshot>, day: Day, t
     }
     snapshots.range(..=day).next_back().map(|(_, s)| s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(score: f64) -> HealthSnapshot {
+        HealthSnapshot { score: Some(score), pillars: BTreeMap::new() }
+    }
+
+    #[test]
+    fn recording_says_whether_the_days_health_changed() {
+        let mut runs = BTreeMap::new();
+        assert!(record_snapshot(&mut runs, 10, s(20.0)), "a first run");
+        assert!(!record_snapshot(&mut runs, 10, s(20.0)), "scored again, the same");
+        assert!(!record_snapshot(&mut runs, 11, s(20.0)), "the next day, unchanged: no run");
+        assert!(record_snapshot(&mut runs, 12, s(30.0)), "changed on day 12");
+        assert!(record_snapshot(&mut runs, 12, s(40.0)), "again the same day: the day's health changed");
+        // Back to day 10's value later on day 12: the day's entry goes, and day 12's
+        // health (20) differs from what was reported for it (40).
+        assert!(record_snapshot(&mut runs, 12, s(20.0)));
+        assert_eq!(runs.keys().copied().collect::<Vec<_>>(), [10]);
+        assert!(!record_snapshot(&mut runs, 12, s(20.0)));
+    }
+}
