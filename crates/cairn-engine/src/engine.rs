@@ -56,8 +56,8 @@ use crate::days::{Day, day_of, start_of_day};
 use crate::fast::FastMap;
 use crate::health::{self, HealthScore};
 use crate::state::{
-    AccountState, Bits, ContactState, HealthOverride, HealthSnapshot, MilestoneStatus, SubjectRef, Transition,
-    TransitionKind,
+    AccountState, Bits, ContactState, HealthOverride, HealthRun, HealthSnapshot, MilestoneStatus, SubjectRef,
+    Transition, TransitionKind,
 };
 use days::{record_snapshot, snapshot_on};
 use env::AccountEnv;
@@ -329,6 +329,9 @@ struct Shard {
     /// What the day ticks did.
     work: DayWork,
     backfill: bool,
+    /// With [`Engine::report_health_runs`]: the health runs recorded since the last
+    /// [`Engine::take_health_runs`].
+    health_runs: Option<Vec<HealthRun>>,
 }
 
 /// What the engine's day ticks did: the measure of what the passing of days cost, which
@@ -423,6 +426,7 @@ impl Engine {
             drifting: BTreeMap::new(),
             work: DayWork::default(),
             backfill: false,
+            health_runs: None,
         };
         Engine {
             shards: (0..shards.clamp(1, MAX_SHARDS)).map(|_| shard()).collect(),
@@ -494,6 +498,25 @@ impl Engine {
         for s in &mut self.shards {
             s.backfill = backfill;
         }
+    }
+
+    /// Whether the engine reports each change of an account's end-of-day health as a
+    /// [`HealthRun`], to be collected with [`Engine::take_health_runs`] (off by default:
+    /// what nobody collects would pile up). A day whose health changed again reports
+    /// again: the last report of a day is its end-of-day health.
+    pub fn report_health_runs(&mut self, on: bool) {
+        for s in &mut self.shards {
+            s.health_runs = on.then(|| s.health_runs.take().unwrap_or_default());
+        }
+    }
+
+    /// The health runs reported since the last call, by account and day (a day reported
+    /// more than once keeps its order: the last is the day's latest health).
+    pub fn take_health_runs(&mut self) -> Vec<HealthRun> {
+        let mut all: Vec<HealthRun> =
+            self.shards.iter_mut().filter_map(|s| s.health_runs.as_mut()).flat_map(std::mem::take).collect();
+        all.sort_by_key(|r| (r.account, r.day));
+        all
     }
 
     /// An account's state.
@@ -710,6 +733,22 @@ fn sorted(ids: impl Iterator<Item = u64>) -> Vec<u64> {
     let mut ids: Vec<u64> = ids.collect();
     ids.sort_unstable();
     ids
+}
+
+fn health_run(account: u64, day: Day, h: &HealthScore) -> HealthRun {
+    HealthRun {
+        account,
+        day,
+        model: h.model.clone(),
+        score: h.score,
+        band: h.band,
+        pillars: h.pillars.iter().map(|p| (p.id.clone(), p.score)).collect(),
+        measures: h
+            .pillars
+            .iter()
+            .flat_map(|p| p.measures.iter().map(|m| (p.id.clone(), m.id.clone(), m.score)))
+            .collect(),
+    }
 }
 
 fn snapshot(h: &HealthScore) -> HealthSnapshot {

@@ -23,5 +23,6 @@ pub mod state;
 
 pub use engine::{DayWork, Engine, EngineEvent, ProgramFacts};
 pub use state::{
-    AccountState, ContactState, HealthOverride, HealthSnapshot, MilestoneStatus, SubjectRef, Transition, TransitionKind,
+    AccountState, ContactState, HealthOverride, HealthRun, HealthSnapshot, MilestoneStatus, SubjectRef, Transition,
+    TransitionKind,
 };

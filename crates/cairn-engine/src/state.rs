@@ -137,6 +137,27 @@ pub struct HealthSnapshot {
     pub pillars: BTreeMap<String, Option<f64>>,
 }
 
+/// An account's end-of-day health from `day` on, as the engine reports it to whoever
+/// keeps the history (the runtime stores it): one from each day the health changed, valid
+/// until the next (see [`crate::Engine::report_health_runs`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthRun {
+    /// The account.
+    pub account: u64,
+    /// The day (in the workspace time zone) from whose end the health holds.
+    pub day: Day,
+    /// The model that scored it.
+    pub model: String,
+    /// The overall score (`None`: no measure has data).
+    pub score: Option<f64>,
+    /// Its band.
+    pub band: Option<Band>,
+    /// Each pillar's score, in model order.
+    pub pillars: Vec<(String, Option<f64>)>,
+    /// Each measure's 0–100 score, in model order: (pillar, measure, score).
+    pub measures: Vec<(String, String, Option<f64>)>,
+}
+
 /// Everything the engine keeps of one account.
 #[derive(Debug, Clone, Default)]
 pub struct AccountState {

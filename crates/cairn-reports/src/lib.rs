@@ -20,11 +20,13 @@
 //! - [`ttv`]: Time to Value per start month, with the censoring-aware median.
 //! - [`hypotheses`]: do the milestones (and a rule the user writes) go with retention,
 //!   and which behaviours do (discovery).
+//! - [`backtest`]: the health score's AUC, churn per band and calibration at renewal.
 
 // Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
 // of a str by byte offsets; handle the error, or use `str::get` and say what to do.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
 
+pub mod backtest;
 pub mod experiments;
 pub mod hypotheses;
 pub mod journey;
@@ -52,6 +54,9 @@ pub enum ReportError {
     /// The data cannot be measured as it is (a ledger line cairn-measure refuses, …).
     #[error("{0}")]
     Measure(#[from] cairn_measure::MeasureError),
+    /// Replaying the log through the engine failed (health the store holds no snapshot of).
+    #[error("replaying the log for the health history: {0}")]
+    Replay(#[from] cairn_runtime::RuntimeError),
 }
 
 /// A report's result.

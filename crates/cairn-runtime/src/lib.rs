@@ -5,7 +5,12 @@
 //! past), stores the transitions it produced and brings the engine to "now". Then
 //! [`Runtime::run`] keeps it current: new events (in the order they were stored), changed
 //! accounts and contacts, and the passing of time (a tick each second) — each transition
-//! stored once, under a deterministic key, however often it is recomputed.
+//! stored once, under a deterministic key, however often it is recomputed. Each account's
+//! end-of-day health is stored the same way, as runs (`HealthSnapshotRecord`: a row from
+//! each day it changed), in one batch per replayed chunk or catch-up, with the last day
+//! complete; a change of definitions clears them before its replay writes them again.
+//! [`Runtime::health_history`] is that replay without writing, for reports that need
+//! health the store does not hold.
 //!
 //! Time comes from the [`Clock`] it is given. It knows nothing of HTTP.
 //!
@@ -30,9 +35,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cairn_core::Clock;
-use cairn_engine::{Engine, EngineEvent, HealthOverride, SubjectRef, Transition};
-use cairn_store::{LogEvent, NewTransition, Store, StoreError};
-use cairn_workspace::Workspace;
+use cairn_engine::days::{date_of_day, day_of};
+use cairn_engine::{Engine, EngineEvent, HealthOverride, HealthRun, SubjectRef, Transition};
+use cairn_store::{HealthSnapshotRecord, LogEvent, NewTransition, Store, StoreError};
+use cairn_workspace::{Band, Workspace};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use tokio::sync::RwLock;
@@ -98,6 +104,8 @@ pub struct Live {
     pub last_seq: i64,
     /// The content hash of the definitions it runs.
     pub definitions_hash: String,
+    /// The last day whose end-of-day health was stored (see [`HealthSnapshotRecord`]).
+    pub health_through: Option<jiff::civil::Date>,
 }
 
 /// The engine at run time. Cheap to clone: clones share the engine.
@@ -158,7 +166,7 @@ impl Runtime {
         hash: String,
         cancel: Cancel,
     ) -> Result<Runtime, RuntimeError> {
-        let live = build(&store, clock.as_ref(), ws, hash, Persist::Yes, &cancel).await?;
+        let live = build(&store, clock.as_ref(), ws, hash, Persist::Yes, &cancel, None).await?;
         Ok(Runtime { store, clock, live: Arc::new(RwLock::new(live)), cancel })
     }
 
@@ -167,7 +175,28 @@ impl Runtime {
     /// yields to the async runtime between batches of events, so dropping the future
     /// (a client gone) stops the work there.
     pub async fn evaluate(store: &Store, clock: &dyn Clock, ws: Arc<Workspace>) -> Result<Live, RuntimeError> {
-        build(store, clock, ws, String::new(), Persist::No, &Cancel::new()).await
+        build(store, clock, ws, String::new(), Persist::No, &Cancel::new(), None).await
+    }
+
+    /// Every account's health history as `ws` computes it, by replaying the log as
+    /// [`Runtime::start`] does up to the clock's now, writing nothing: for days the store
+    /// holds no snapshot of. Runs by account and day, as the store keeps them.
+    pub async fn health_history(
+        store: &Store,
+        clock: &dyn Clock,
+        ws: Arc<Workspace>,
+    ) -> Result<Vec<HealthSnapshotRecord>, RuntimeError> {
+        let mut runs = Vec::new();
+        build(store, clock, ws, String::new(), Persist::No, &Cancel::new(), Some(&mut runs)).await?;
+        // The last report of an account's day is its end-of-day health.
+        let mut records: Vec<HealthSnapshotRecord> = Vec::with_capacity(runs.len());
+        for r in runs.iter().map(snapshot_record) {
+            match records.last_mut() {
+                Some(last) if (last.account_id, last.day) == (r.account_id, r.day) => *last = r,
+                _ => records.push(r),
+            }
+        }
+        Ok(records)
     }
 
     /// The flag that stops this runtime's reloads (raise it on shutdown).
@@ -190,7 +219,7 @@ impl Runtime {
     /// It stops with [`RuntimeError::Cancelled`] once the runtime's [`Cancel`] is raised,
     /// the old engine still in place.
     pub async fn reload(&self, ws: Arc<Workspace>, hash: String) -> Result<(), RuntimeError> {
-        let live = build(&self.store, self.clock.as_ref(), ws, hash, Persist::Yes, &self.cancel).await?;
+        let live = build(&self.store, self.clock.as_ref(), ws, hash, Persist::Yes, &self.cancel, None).await?;
         let mut guard = self.live.write().await;
         *guard = live;
         drop(guard);
@@ -211,8 +240,12 @@ impl Runtime {
             let batch: Vec<EngineEvent> = events.iter().filter_map(|e| engine_event(e, &props)).collect();
             out.extend(live.engine.apply_all(&batch, now));
             live.last_seq = events.iter().map(|e| e.seq).fold(live.last_seq, i64::max);
+            let health = health_to_store(&mut live);
             drop(live);
             store_transitions(&self.store, &out).await?;
+            if let Some((runs, through)) = health {
+                store_health(&self.store, runs, through).await?;
+            }
             if events.len() < EVENTS_PER_READ as usize {
                 return Ok(());
             }
@@ -241,8 +274,12 @@ impl Runtime {
         for c in &contacts {
             out.extend(live.engine.upsert_contact(c.id as u64, c.account_id.map(|a| a as u64), contact_traits(c, &ws)));
         }
+        let health = health_to_store(&mut live);
         drop(live);
         store_transitions(&self.store, &out).await?;
+        if let Some((runs, through)) = health {
+            store_health(&self.store, runs, through).await?;
+        }
         Ok(())
     }
 
@@ -355,8 +392,14 @@ async fn build(
     hash: String,
     persist: Persist,
     cancel: &Cancel,
+    mut collect: Option<&mut Vec<HealthRun>>,
 ) -> Result<Live, RuntimeError> {
     let backfill = persist == Persist::No || store.last_definitions_hash().await?.as_deref() != Some(hash.as_str());
+    if backfill && persist == Persist::Yes {
+        // The stored health history is the current definitions' view of the past: the
+        // replay below writes it again.
+        store.clear_health_snapshots().await?;
+    }
     let save = |transitions: Vec<Transition>| async move {
         match persist {
             Persist::Yes => store_transitions(store, &transitions).await,
@@ -370,6 +413,20 @@ async fn build(
     let start = order.first().map(|(_, ts)| (*ts).min(now)).unwrap_or(now);
     let mut engine = Engine::new(Arc::clone(&ws), start);
     engine.set_backfill(backfill);
+    engine.report_health_runs(persist == Persist::Yes || collect.is_some());
+    let mut health_through = None;
+    // The health runs reported so far: stored (with how far they go), or collected.
+    let health = |engine: &mut Engine, collect: &mut Option<&mut Vec<HealthRun>>| {
+        let runs = engine.take_health_runs();
+        match (persist, collect.as_deref_mut()) {
+            (Persist::Yes, _) => Some((runs, complete_day(engine))),
+            (Persist::No, Some(c)) => {
+                c.extend(runs);
+                None
+            }
+            (Persist::No, None) => None,
+        }
+    };
     let today = ws.time_zone().to_datetime(now).date();
     let mut out: Vec<Transition> = Vec::new();
     for a in store.engine_accounts(today).await? {
@@ -394,12 +451,21 @@ async fn build(
             store.events_by_seq(&seqs).await?.iter().filter_map(|e| engine_event(e, &props)).collect();
         out.extend(engine.apply_all(&batch, now));
         save(std::mem::take(&mut out)).await?;
+        if let Some((runs, through)) = health(&mut engine, &mut collect) {
+            store_health(store, runs, through).await?;
+        }
         // A checkpoint for whoever drops this future (a preview whose client is gone).
         tokio::task::yield_now().await;
     }
     cancel.check()?;
     out.extend(engine.advance_to(now));
     save(out).await?;
+    if let Some((runs, through)) = health(&mut engine, &mut collect) {
+        health_through = through;
+        store_health(store, runs, through).await?;
+    }
+    // Only a runtime that stores them keeps reporting (what nobody collects piles up).
+    engine.report_health_runs(persist == Persist::Yes);
     engine.set_backfill(false);
     let held = engine.pending_events();
     if held > 0 {
@@ -409,7 +475,7 @@ async fn build(
         let summary = ws.summary().to_string();
         store.record_definitions(&hash, &summary, now).await?;
     }
-    Ok(Live { engine, last_seq, definitions_hash: hash })
+    Ok(Live { engine, last_seq, definitions_hash: hash, health_through })
 }
 
 /// The engine's view of a stored event; `None` for calls that are not behaviour.
@@ -478,6 +544,64 @@ async fn store_transitions(store: &Store, transitions: &[Transition]) -> Result<
     for chunk in rows.chunks(1000) {
         store.append_transitions(chunk).await?;
     }
+    Ok(())
+}
+
+/// The last day the engine's clock has passed the end of (its runs up to it are final).
+fn complete_day(engine: &Engine) -> Option<jiff::civil::Date> {
+    let tz = engine.workspace().time_zone();
+    Some(date_of_day(day_of(engine.now(), tz).checked_sub(1)?))
+}
+
+/// What the live engine reported of health since the last time, with the day it is
+/// complete through when that moved; `None` when there is nothing to write.
+fn health_to_store(live: &mut Live) -> Option<(Vec<HealthRun>, Option<jiff::civil::Date>)> {
+    let runs = live.engine.take_health_runs();
+    let through = complete_day(&live.engine).filter(|d| live.health_through.is_none_or(|t| t < *d));
+    if runs.is_empty() && through.is_none() {
+        return None;
+    }
+    if through.is_some() {
+        live.health_through = through;
+    }
+    Some((runs, through))
+}
+
+/// A health run as the store keeps it.
+pub fn snapshot_record(r: &HealthRun) -> HealthSnapshotRecord {
+    HealthSnapshotRecord {
+        account_id: r.account as i64,
+        day: date_of_day(r.day),
+        model: r.model.clone(),
+        score: r.score,
+        band: r.band.map(|b| {
+            match b {
+                Band::Red => "red",
+                Band::Yellow => "yellow",
+                Band::Green => "green",
+            }
+            .to_string()
+        }),
+        pillars: r.pillars.clone(),
+        measures: r.measures.clone(),
+    }
+}
+
+/// Stores health runs in one batch (a day reported twice keeps its last report) and how
+/// far they go.
+async fn store_health(
+    store: &Store,
+    runs: Vec<HealthRun>,
+    through: Option<jiff::civil::Date>,
+) -> Result<(), RuntimeError> {
+    let mut rows: Vec<HealthSnapshotRecord> = Vec::with_capacity(runs.len());
+    for r in runs.iter().map(snapshot_record) {
+        match rows.last_mut() {
+            Some(last) if (last.account_id, last.day) == (r.account_id, r.day) => *last = r,
+            _ => rows.push(r),
+        }
+    }
+    store.write_health_snapshots(&rows, through).await?;
     Ok(())
 }
 

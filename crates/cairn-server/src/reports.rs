@@ -19,8 +19,19 @@ use crate::api::authorize;
 use crate::error::ApiError;
 
 /// The reports served, in the order `cairn report --help` lists them.
-const REPORTS: &[&str] =
-    &["kpis", "movements", "cohorts", "process", "programs", "experiments", "nps", "journey", "ttv", "hypotheses"];
+const REPORTS: &[&str] = &[
+    "kpis",
+    "movements",
+    "cohorts",
+    "process",
+    "programs",
+    "experiments",
+    "nps",
+    "journey",
+    "ttv",
+    "hypotheses",
+    "backtest",
+];
 
 /// The programs' reports' parameters besides the period.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -47,6 +58,8 @@ impl From<ReportError> for ApiError {
             ReportError::Invalid(m) => ApiError::BadRequest(m),
             ReportError::Measure(m) => ApiError::BadRequest(m.to_string()),
             ReportError::Store(s) => ApiError::Unavailable(s),
+            ReportError::Replay(cairn_runtime::RuntimeError::Store(s)) => ApiError::Unavailable(s),
+            ReportError::Replay(r) => ApiError::Internal(r.to_string()),
         }
     }
 }
@@ -67,8 +80,11 @@ pub async fn report(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers).await?;
     let today = state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let default_kind =
-        if matches!(name.as_str(), "cohorts" | "journey" | "ttv") { PeriodKind::Year } else { PeriodKind::Month };
+    let default_kind = if matches!(name.as_str(), "cohorts" | "journey" | "ttv" | "backtest") {
+        PeriodKind::Year
+    } else {
+        PeriodKind::Month
+    };
     let mut query = text.resolve(default_kind, today)?;
     let series = name == "kpis" && kpi.series == Some(true);
     if series && kpi.gross_margin.is_some() {
@@ -80,8 +96,8 @@ pub async fn report(
         query.period = cairn_reports::revenue::last_twelve_months(query.period)?;
     }
     let store = &state.store;
-    let ws = crate::api::live_workspace(&state).await;
-    let ws = ws.as_deref();
+    let live = crate::api::live_workspace(&state).await;
+    let ws = live.as_deref();
     match name.as_str() {
         "kpis" if series => to_json(cairn_reports::revenue::kpis_series(store, ws, &query).await?),
         "kpis" => to_json(cairn_reports::revenue::kpis(store, ws, &query, &kpi).await?),
@@ -123,6 +139,14 @@ pub async fn report(
                 ));
             };
             to_json(cairn_reports::hypotheses::hypotheses(store, ws, &query, &request).await?)
+        }
+        "backtest" => {
+            let Some(ws) = live.clone() else {
+                return Err(ApiError::BadRequest(
+                    "the backtest needs the workspace's health definitions: start cairn serve with --workspace".into(),
+                ));
+            };
+            to_json(cairn_reports::backtest::backtest(store, ws, &query).await?)
         }
         other => Err(ApiError::NotFound(format!("no report `{other}`: the reports are {}", REPORTS.join(", ")))),
     }

@@ -78,9 +78,9 @@ pub fn contact_alias_of(contact_id: i64) -> String {
 }
 pub use types::{
     AccountRecord, After, ApiKey, Appended, ConsentChange, ContactRecord, DeadLetter, DueStep, EngagementRecord,
-    EnrollRequest, Enrollment, EnrollmentStatus, HealthOverrideRecord, ImportRun, InAppMessage, KeyKind, LedgerEntry,
-    LogEvent, MeasuredEnrollment, NewTask, NewTransition, OutboxMessage, ProgramActivity, SendRecord, StepAttempt,
-    StepRecord, StoredTransition, SubjectKind, Task, TaskPriority,
+    EnrollRequest, Enrollment, EnrollmentStatus, HealthOverrideRecord, HealthSnapshotRecord, ImportRun, InAppMessage,
+    KeyKind, LedgerEntry, LogEvent, MeasuredEnrollment, NewTask, NewTransition, OutboxMessage, ProgramActivity,
+    SendRecord, StepAttempt, StepRecord, StoredTransition, SubjectKind, Task, TaskPriority,
 };
 
 /// What can go wrong in the store. Messages say what to do where they can.
@@ -408,6 +408,53 @@ impl Store {
     /// (`account#12`, `crm:A1`). `None` when nothing matches.
     pub async fn resolve_account(&self, id: &str) -> Result<Option<i64>> {
         dispatch!(self, s => s.resolve_account(id).await)
+    }
+
+    /// Stores health snapshots (runs, see [`HealthSnapshotRecord`]) in one transaction and
+    /// records that the history is written through day `through` (kept at the latest
+    /// given). A snapshot equal to the stored one of its account and day is not written
+    /// again; a different one replaces it (a day's health as last scored). Returns how
+    /// many rows were written.
+    pub async fn write_health_snapshots(
+        &self,
+        rows: &[HealthSnapshotRecord],
+        through: Option<jiff::civil::Date>,
+    ) -> Result<u64> {
+        dispatch!(self, s => s.write_health_snapshots(rows, through).await)
+    }
+
+    /// Forgets every health snapshot and how far they were written (the definitions
+    /// changed: the replay that follows writes the history again).
+    pub async fn clear_health_snapshots(&self) -> Result<()> {
+        dispatch!(self, s => s.clear_health_snapshots().await)
+    }
+
+    /// The last day whose end-of-day health is stored (snapshots say nothing of later
+    /// days), if any.
+    pub async fn health_snapshots_through(&self) -> Result<Option<jiff::civil::Date>> {
+        dispatch!(self, s => s.health_snapshots_through().await)
+    }
+
+    /// An account's health from `from` to `to` (both included), for a trend chart: the
+    /// snapshot in force on `from` (it may start earlier) and those starting after it, in
+    /// day order.
+    pub async fn account_health_snapshots(
+        &self,
+        account_id: i64,
+        from: jiff::civil::Date,
+        to: jiff::civil::Date,
+    ) -> Result<Vec<HealthSnapshotRecord>> {
+        dispatch!(self, s => s.account_health_snapshots(account_id, from, to).await)
+    }
+
+    /// Every account's snapshot in force on each of `days` (at most 1,000 days): `(day,
+    /// snapshot)` by day, then account. An account without a snapshot on or before a day
+    /// is absent from it.
+    pub async fn health_snapshots_on(
+        &self,
+        days: &[jiff::civil::Date],
+    ) -> Result<Vec<(jiff::civil::Date, HealthSnapshotRecord)>> {
+        dispatch!(self, s => s.health_snapshots_on(days).await)
     }
 
     /// Stores transitions in one transaction, in order; one whose key is already stored

@@ -27,6 +27,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0006_events_dedupe_per_source.sql",
         sql: include_str!("../migrations/sqlite/0006_events_dedupe_per_source.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_health_snapshots.sql",
+        sql: include_str!("../migrations/sqlite/0007_health_snapshots.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -47,6 +52,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 6,
         name: "0006_events_dedupe_per_source.sql",
         sql: include_str!("../migrations/postgres/0006_events_dedupe_per_source.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "0007_health_snapshots.sql",
+        sql: include_str!("../migrations/postgres/0007_health_snapshots.sql"),
     },
 ];
 

@@ -194,6 +194,27 @@ pub struct StoredTransition {
     pub backfill: bool,
 }
 
+/// An account's end-of-day health from `day` on (a calendar day in the workspace time
+/// zone), until the day before its next snapshot: the health history kept as runs
+/// (migration 0007).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthSnapshotRecord {
+    /// The account.
+    pub account_id: i64,
+    /// The first day it holds for.
+    pub day: jiff::civil::Date,
+    /// The health model that scored it.
+    pub model: String,
+    /// The overall 0–100 score (`None`: no measure had data).
+    pub score: Option<f64>,
+    /// `red`, `yellow` or `green`.
+    pub band: Option<String>,
+    /// Each pillar's score, in model order.
+    pub pillars: Vec<(String, Option<f64>)>,
+    /// Each measure's 0–100 score, in model order: (pillar, measure, score).
+    pub measures: Vec<(String, String, Option<f64>)>,
+}
+
 /// One health override as set by a CSM. The rows are the audit trail: an override is
 /// changed or cleared by adding a row, never by editing one.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -96,6 +96,9 @@ on_both_backends! {
         the_last_recorded_definitions_hash_is_known,
         change_counters_move_after_the_right_commits_and_not_after_reads,
         an_append_waits_for_an_open_import_so_events_become_visible_in_seq_order,
+        // Health snapshots (migration 0007)
+        health_snapshots_are_written_once_and_a_changed_day_replaces_its_row,
+        health_snapshots_are_read_as_runs_over_a_range_and_on_given_days,
         // Programs
         enrolling_again_with_the_same_trigger_key_enrolls_once,
         a_claimed_step_is_leased_until_its_lease_expires_and_then_claimed_again,
@@ -120,6 +123,7 @@ on_both_backends! {
         program_activity_reads_a_range_of_enrollments_with_accounts_sends_and_engagements,
     ],
     two_nodes: [
+        two_nodes_writing_the_same_health_snapshots_store_them_once,
         two_nodes_claiming_at_once_take_every_due_step_exactly_once,
         two_nodes_completing_the_same_steps_at_once_record_each_once,
     ],
@@ -2575,4 +2579,91 @@ async fn program_activity_reads_a_range_of_enrollments_with_accounts_sends_and_e
     let kinds: Vec<(i64, &str)> = got.engagements.iter().map(|g| (g.enrollment_id, g.kind.as_str())).collect();
     assert_eq!(kinds, vec![(treated.id, "clicked"), (treated.id, "opened")]);
     assert_eq!(store.program_activity(after(days(2)), after(days(3))).await.unwrap(), Default::default());
+}
+
+// =======================================================================================
+// Health snapshots (migration 0007)
+
+fn snapshot(account_id: i64, day: &str, score: f64, band: &str) -> cairn_store::HealthSnapshotRecord {
+    cairn_store::HealthSnapshotRecord {
+        account_id,
+        day: date(day),
+        model: "default".into(),
+        score: Some(score),
+        band: Some(band.into()),
+        pillars: vec![("adoption".into(), Some(score)), ("sentiment".into(), None)],
+        measures: vec![("adoption".into(), "reports".into(), Some(score)), ("sentiment".into(), "nps".into(), None)],
+    }
+}
+
+async fn health_snapshots_are_written_once_and_a_changed_day_replaces_its_row(store: Store) {
+    assert_eq!(store.health_snapshots_through().await.unwrap(), None);
+    let rows = [snapshot(1, "2026-01-03", 0.0, "red"), snapshot(1, "2026-02-01", 80.0, "green")];
+    assert_eq!(store.write_health_snapshots(&rows, Some(date("2026-02-10"))).await.unwrap(), 2);
+    // A restart recomputing the same history writes nothing.
+    assert_eq!(store.write_health_snapshots(&rows, Some(date("2026-02-10"))).await.unwrap(), 0);
+    // The mark only moves forward (a replay passes earlier days again).
+    assert_eq!(store.write_health_snapshots(&[], Some(date("2026-01-05"))).await.unwrap(), 0);
+    assert_eq!(store.health_snapshots_through().await.unwrap(), Some(date("2026-02-10")));
+    // Scored again later the same day: the day's row is replaced.
+    let again = snapshot(1, "2026-02-01", 70.0, "green");
+    assert_eq!(store.write_health_snapshots(std::slice::from_ref(&again), None).await.unwrap(), 1);
+    let read = store.account_health_snapshots(1, date("2026-01-01"), date("2026-12-31")).await.unwrap();
+    assert_eq!(read, vec![rows[0].clone(), again]);
+    // A score that is not a number is refused, not stored as NULL.
+    let bad = cairn_store::HealthSnapshotRecord { score: Some(f64::NAN), ..snapshot(2, "2026-01-01", 0.0, "red") };
+    assert!(store.write_health_snapshots(&[bad], None).await.unwrap_err().to_string().contains("not a number"));
+    // A change of definitions forgets them all.
+    store.clear_health_snapshots().await.unwrap();
+    assert_eq!(store.health_snapshots_through().await.unwrap(), None);
+    assert!(store.account_health_snapshots(1, date("2026-01-01"), date("2026-12-31")).await.unwrap().is_empty());
+}
+
+async fn health_snapshots_are_read_as_runs_over_a_range_and_on_given_days(store: Store) {
+    let rows = [
+        snapshot(1, "2026-01-03", 0.0, "red"),
+        snapshot(1, "2026-01-05", 10.0, "red"),
+        snapshot(1, "2026-02-01", 80.0, "green"),
+        snapshot(2, "2026-01-20", 50.0, "yellow"),
+    ];
+    store.write_health_snapshots(&rows, Some(date("2026-02-28"))).await.unwrap();
+    // The range starts inside the 2026-01-05 run: that run comes first, then the later ones.
+    let days = |v: Vec<cairn_store::HealthSnapshotRecord>| v.iter().map(|s| s.day.to_string()).collect::<Vec<_>>();
+    let range = store.account_health_snapshots(1, date("2026-01-10"), date("2026-02-01")).await.unwrap();
+    assert_eq!(days(range), ["2026-01-05", "2026-02-01"]);
+    let range = store.account_health_snapshots(1, date("2026-01-05"), date("2026-01-31")).await.unwrap();
+    assert_eq!(days(range), ["2026-01-05"]);
+    // Before the first run there is nothing in force.
+    let range = store.account_health_snapshots(1, date("2025-12-01"), date("2026-01-04")).await.unwrap();
+    assert_eq!(days(range), ["2026-01-03"]);
+    // Every account on given days (out of order and repeated: answered once, by day).
+    let on = store.health_snapshots_on(&[date("2026-01-25"), date("2026-01-04"), date("2026-01-25")]).await.unwrap();
+    let got: Vec<(String, i64, Option<f64>)> = on.iter().map(|(d, s)| (d.to_string(), s.account_id, s.score)).collect();
+    assert_eq!(
+        got,
+        [
+            ("2026-01-04".to_string(), 1, Some(0.0)),
+            ("2026-01-25".to_string(), 1, Some(10.0)),
+            ("2026-01-25".to_string(), 2, Some(50.0)),
+        ]
+    );
+    assert_eq!(on[2].1, rows[3]);
+    let too_many: Vec<_> = (0..1001).map(|_| date("2026-01-01")).collect();
+    assert!(store.health_snapshots_on(&too_many).await.unwrap_err().to_string().contains("at most 1000"));
+}
+
+async fn two_nodes_writing_the_same_health_snapshots_store_them_once(a: Store, b: Store) {
+    let rows: Vec<_> = (1..=300)
+        .flat_map(|account| {
+            [snapshot(account, "2026-01-03", 0.0, "red"), snapshot(account, "2026-02-01", 80.0, "green")]
+        })
+        .collect();
+    let (x, y) = tokio::join!(
+        a.write_health_snapshots(&rows, Some(date("2026-02-10"))),
+        b.write_health_snapshots(&rows, Some(date("2026-02-11")))
+    );
+    assert_eq!(x.unwrap() + y.unwrap(), 600, "each row written by one node only");
+    assert_eq!(a.health_snapshots_through().await.unwrap(), Some(date("2026-02-11")));
+    let on = b.health_snapshots_on(&[date("2026-02-01")]).await.unwrap();
+    assert_eq!(on.len(), 300);
 }

@@ -454,18 +454,23 @@ pub(super) fn next_score_change(curve: &Curve, value: f64, per_day: f64) -> Opti
 
 /// Records that the end-of-day health is `s` from day `today` on (see
 /// `AccountState::snapshots`), forgetting the runs that end before the oldest day kept.
-pub(super) fn record_snapshot(snapshots: &mut BTreeMap<Day, HealthSnapshot>, today: Day, s: HealthSnapshot) {
+/// Returns whether today's end-of-day health as the runs tell it changed.
+pub(super) fn record_snapshot(snapshots: &mut BTreeMap<Day, HealthSnapshot>, today: Day, s: HealthSnapshot) -> bool {
     // One entry per change: the same history gives the same runs however often it was
     // scored.
-    if snapshots.range(..today).next_back().is_some_and(|(_, before)| *before == s) {
-        snapshots.remove(&today);
+    let changed = if snapshots.range(..today).next_back().is_some_and(|(_, before)| *before == s) {
+        snapshots.remove(&today).is_some()
+    } else if snapshots.get(&today) == Some(&s) {
+        false
     } else {
         snapshots.insert(today, s);
-    }
+        true
+    };
     let oldest = today.saturating_sub(SNAPSHOT_DAYS);
     while snapshots.keys().nth(1).is_some_and(|d| *d <= oldest) {
         snapshots.pop_first();
     }
+    changed
 }
 
 /// The end-of-day health of day `day`, seen on day `today`: kept for the last
@@ -475,4 +480,28 @@ pub(super) fn snapshot_on(snapshots: &BTreeMap<Day, HealthSnapshot>, day: Day, t
         return None;
     }
     snapshots.range(..=day).next_back().map(|(_, s)| s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(score: f64) -> HealthSnapshot {
+        HealthSnapshot { score: Some(score), pillars: BTreeMap::new() }
+    }
+
+    #[test]
+    fn recording_says_whether_the_days_health_changed() {
+        let mut runs = BTreeMap::new();
+        assert!(record_snapshot(&mut runs, 10, s(20.0)), "a first run");
+        assert!(!record_snapshot(&mut runs, 10, s(20.0)), "scored again, the same");
+        assert!(!record_snapshot(&mut runs, 11, s(20.0)), "the next day, unchanged: no run");
+        assert!(record_snapshot(&mut runs, 12, s(30.0)), "changed on day 12");
+        assert!(record_snapshot(&mut runs, 12, s(40.0)), "again the same day: the day's health changed");
+        // Back to day 10's value later on day 12: the day's entry goes, and day 12's
+        // health (20) differs from what was reported for it (40).
+        assert!(record_snapshot(&mut runs, 12, s(20.0)));
+        assert_eq!(runs.keys().copied().collect::<Vec<_>>(), [10]);
+        assert!(!record_snapshot(&mut runs, 12, s(20.0)));
+    }
 }

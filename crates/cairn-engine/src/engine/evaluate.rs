@@ -451,7 +451,11 @@ impl Shard {
                         s.health = Some(health::score(model, &health.bands, &values));
                     }
                     let Some(scored) = s.health.as_ref() else { continue };
-                    record_snapshot(&mut s.snapshots, shard_today, snapshot(scored));
+                    if record_snapshot(&mut s.snapshots, shard_today, snapshot(scored))
+                        && let Some(runs) = self.health_runs.as_mut()
+                    {
+                        runs.push(health_run(id, shard_today, scored));
+                    }
                     if contacts_read_health && !same_scores(before.as_ref(), scored) {
                         read_by_contacts_changed = true;
                     }

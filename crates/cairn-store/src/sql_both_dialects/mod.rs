@@ -25,6 +25,7 @@ pub(crate) mod due_steps;
 pub(crate) mod engine_state;
 pub(crate) mod enrollments;
 pub(crate) mod event_log;
+pub(crate) mod health_snapshots;
 pub(crate) mod identities;
 pub(crate) mod imports;
 pub(crate) mod inbox;
@@ -124,8 +125,8 @@ macro_rules! store_impl {
         };
         use crate::sql_both_dialects::{VALUES_PER_IN_LIST, in_list, json_array, json_or_string, values_rows};
         use crate::types::{
-            AccountRecord, ApiKey, Appended, ContactRecord, HealthOverrideRecord, ImportRun, KeyKind, LogEvent,
-            NewTransition, StoredTransition,
+            AccountRecord, ApiKey, Appended, ContactRecord, HealthOverrideRecord, HealthSnapshotRecord, ImportRun,
+            KeyKind, LogEvent, NewTransition, StoredTransition,
         };
 
         use std::collections::BTreeSet;
@@ -175,6 +176,7 @@ macro_rules! store_impl {
         crate::sql_both_dialects::reports::reports_impl!($Store, $Db);
         crate::sql_both_dialects::api_keys::api_keys_impl!($Store, $Db);
         crate::sql_both_dialects::engine_state::engine_state_impl!($Store, $Db);
+        crate::sql_both_dialects::health_snapshots::health_snapshots_impl!($Store, $Db);
         crate::sql_both_dialects::enrollments::enrollments_impl!($Store, $Db);
         crate::sql_both_dialects::due_steps::due_steps_impl!($Store, $Db);
         crate::sql_both_dialects::send_ledger::send_ledger_impl!($Store, $Db);

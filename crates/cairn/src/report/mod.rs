@@ -6,6 +6,7 @@
 //! month|quarter|year` for the last such calendar period complete on `--as-of` (default
 //! today, UTC); `--segment` restricts a report to a segment's accounts.
 
+mod backtest;
 mod experiments;
 mod format;
 mod hypotheses;
@@ -65,6 +66,11 @@ pub enum ReportCommand {
     /// months and survival? With --discover, which behaviours do (needs --workspace;
     /// only --as-of of the period flags applies)
     Hypotheses(hypotheses::HypothesesArgs),
+    /// How well the health score predicted renewals: for the lines ending in the period
+    /// (default: the last complete year), the AUC of the health 30, 60 and 90 days before,
+    /// overall, per pillar and per measure, churn per band and a calibration table (needs
+    /// --workspace)
+    Backtest(ReportArgs),
 }
 
 /// `cairn report kpis`.
@@ -186,7 +192,9 @@ pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> 
         ReportCommand::Kpis(a) => (&a.report, PeriodKind::Month),
         ReportCommand::Movements(a) | ReportCommand::Process(a) | ReportCommand::Nps(a) => (a, PeriodKind::Month),
         ReportCommand::Hypotheses(h) => (&h.report, PeriodKind::Month),
-        ReportCommand::Cohorts(a) | ReportCommand::Journey(a) | ReportCommand::Ttv(a) => (a, PeriodKind::Year),
+        ReportCommand::Cohorts(a) | ReportCommand::Backtest(a) | ReportCommand::Journey(a) | ReportCommand::Ttv(a) => {
+            (a, PeriodKind::Year)
+        }
         ReportCommand::Programs(a) | ReportCommand::Experiments(ExperimentArgs { programs: a, .. }) => {
             (&a.report, PeriodKind::Month)
         }
@@ -326,6 +334,17 @@ async fn report(
                 Format::Json => json(&r)?,
                 Format::Csv => hypotheses::csv(&r)?,
                 Format::Table => hypotheses::table(&r),
+            }
+        }
+        ReportCommand::Backtest(_) => {
+            let Some(ws) = workspace else {
+                anyhow::bail!("the backtest tests the workspace's health definitions: give --workspace DIR")
+            };
+            let report = cairn_reports::backtest::backtest(store, ws, query).await?;
+            match format {
+                Format::Json => json(&report)?,
+                Format::Csv => backtest::csv(&report)?,
+                Format::Table => backtest::table(&report),
             }
         }
     })
