@@ -10,6 +10,8 @@
 //! - [`query`]: the period, as-of day and segment every report is asked for, parsed from
 //!   the same text whether it came as CLI flags or URL query parameters.
 //! - [`revenue`]: NRR, GRR, churn, expansion, movements, cohorts (the subscription ledger).
+//! - [`staffing`]: the CSMs the workspace's touch model needs for the live engine's
+//!   accounts, their cost per ARR dollar, and the what-if of moving stages to digital.
 
 // Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
 // of a str by byte offsets; handle the error, or use `str::get` and say what to do.
@@ -17,6 +19,7 @@
 
 pub mod query;
 pub mod revenue;
+pub mod staffing;
 
 pub use cairn_store::Store;
 pub use query::{Query, QueryText};

@@ -8,6 +8,7 @@
 
 mod format;
 mod revenue;
+mod staffing;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,9 @@ pub enum ReportCommand {
     /// Cohort retention by start month, logo and revenue, through --as-of (default: the
     /// start months of the last complete year)
     Cohorts(ReportArgs),
+    /// The CSMs the workspace's touch model needs for the accounts' segments and stages
+    /// now, their cost per ARR dollar and ARR per CSM; --digital for a what-if
+    Staffing(staffing::StaffingArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -109,9 +113,18 @@ fn json(value: &impl serde::Serialize) -> Result<String> {
 
 /// Runs one report.
 pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> {
+    // Staffing reads the live engine, not a period of the ledger.
+    let command = match command {
+        ReportCommand::Staffing(args) => {
+            print!("{}", staffing::run(args, clock).await?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => other,
+    };
     let (args, default_kind) = match &command {
         ReportCommand::Kpis(a) | ReportCommand::Movements(a) => (a, PeriodKind::Month),
         ReportCommand::Cohorts(a) => (a, PeriodKind::Year),
+        ReportCommand::Staffing(_) => return Ok(ExitCode::SUCCESS),
     };
     let today = clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let query = args.text().resolve(default_kind, today)?;
@@ -148,6 +161,7 @@ pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> 
                 Format::Table => revenue::cohorts_table(&rows, query.as_of),
             }
         }
+        ReportCommand::Staffing(_) => return Ok(ExitCode::SUCCESS),
     };
     print!("{out}");
     Ok(ExitCode::SUCCESS)
