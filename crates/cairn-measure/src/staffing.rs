@@ -236,7 +236,10 @@ fn change(before: &Figures, after: &Figures, capacity: i128, cost: i128) -> Chan
         whole_csms: i64::try_from(after.whole_csms).unwrap_or(i64::MAX) - i64::try_from(before.whole_csms).unwrap_or(0),
         cost_cents: after.cost_cents - before.cost_cents,
         whole_csms_cost_cents: after.whole_csms_cost_cents - before.whole_csms_cost_cents,
-        cost_per_arr_dollar: Ratio::new(hundredths.saturating_mul(cost), capacity.saturating_mul(after.arr_cents.into())),
+        cost_per_arr_dollar: Ratio::new(
+            hundredths.saturating_mul(cost),
+            capacity.saturating_mul(after.arr_cents.into()),
+        ),
     }
 }
 
@@ -345,7 +348,10 @@ mod tests {
             .iter()
             .map(|r| (r.stage.as_deref(), r.figures.accounts, r.figures.hours.numerator()))
             .collect();
-        assert_eq!(rows, [(Some("onboarding"), 1, 4000), (Some("adoption"), 1, 2000), (Some("renewal"), 1, 1200), (None, 1, 0)]);
+        assert_eq!(
+            rows,
+            [(Some("onboarding"), 1, 4000), (Some("adoption"), 1, 2000), (Some("renewal"), 1, 1200), (None, 1, 0)]
+        );
         let e = &enterprise.total;
         assert_eq!((e.accounts, e.arr_cents), (4, 42_000_000));
         assert!(is(e.hours, 72, 1));
@@ -396,7 +402,10 @@ mod tests {
         assert_eq!((w.after.total.whole_csms, w.after.total.cost_cents), (1, 9_600_000));
         assert!(is(w.change.hours, -32, 1));
         assert!(is(w.change.csms, -64, 100));
-        assert_eq!((w.change.whole_csms, w.change.cost_cents, w.change.whole_csms_cost_cents), (-1, -6_144_000, -9_600_000));
+        assert_eq!(
+            (w.change.whole_csms, w.change.cost_cents, w.change.whole_csms_cost_cents),
+            (-1, -6_144_000, -9_600_000)
+        );
         // 96,000 / 450,000 − 157,440 / 450,000 = −61,440 / 450,000.
         assert!(is(w.change.cost_per_arr_dollar.expect("ARR"), -61_440, 450_000));
         let smb = &w.segments[1];

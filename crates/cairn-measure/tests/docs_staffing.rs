@@ -60,7 +60,9 @@ fn the_staffing_example_of_the_page() {
     assert_eq!((e.hours.to_f64(), e.csms.to_f64(), e.whole_csms, e.cost_cents), (1692.0, 1.0575, 2, 10_152_000));
     assert!(approx(e.cost_per_arr_dollar, 0.021));
     assert_eq!(e.arr_per_csm.map(|r| (r.to_f64()).round() as i64), Some(453_900_709));
-    documented("| enterprise | 10×60 + 30×30 + 8×24 = 1,692 | 1,692 / 1,600 = 1.0575 | 2 | 101,520.00 | 0.021 | 4,539,007.09 |");
+    documented(
+        "| enterprise | 10×60 + 30×30 + 8×24 = 1,692 | 1,692 / 1,600 = 1.0575 | 2 | 101,520.00 | 0.021 | 4,539,007.09 |",
+    );
     assert_eq!((smb.hours.to_f64(), smb.csms.to_f64(), smb.whole_csms, smb.cost_cents), (1300.0, 0.8125, 1, 7_800_000));
     assert!(approx(smb.cost_per_arr_dollar, 0.009));
     assert_eq!(smb.arr_per_csm.map(|r| (r.to_f64()).round() as i64), Some(1_107_692_308));

@@ -144,7 +144,9 @@ fn staffing_needs_a_journey_and_appears_once() {
     let got: Vec<String> = check_sources(&files).err().unwrap_or_default().iter().map(|d| d.to_string()).collect();
     assert_eq!(
         got,
-        ["ws.yaml:4:3: error: `staffing` needs a journey\n  help: the touch model counts hours by journey stage: define `journey:` with its stages"]
+        [
+            "ws.yaml:4:3: error: `staffing` needs a journey\n  help: the touch model counts hours by journey stage: define `journey:` with its stages"
+        ]
     );
     let files = [
         SourceFile::new("base.yaml", BASE),
@@ -154,6 +156,8 @@ fn staffing_needs_a_journey_and_appears_once() {
     let got: Vec<String> = check_sources(&files).err().unwrap_or_default().iter().map(|d| d.to_string()).collect();
     assert_eq!(
         got,
-        ["b.yaml:1:1: error: `staffing` is already defined at a.yaml:1:1\n  help: a workspace has one `staffing` section; merge the two"]
+        [
+            "b.yaml:1:1: error: `staffing` is already defined at a.yaml:1:1\n  help: a workspace has one `staffing` section; merge the two"
+        ]
     );
 }

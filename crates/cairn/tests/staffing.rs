@@ -27,7 +27,7 @@ use std::process::{Command, Output};
 
 use cairn_core::Source;
 use cairn_core::import::{Header, ImportKind, parse_account, parse_subscription};
-use common::{TestApp, workspace_dir};
+use common::TestApp;
 use serde_json::Value;
 
 const WORKSPACE: &str = r#"
@@ -150,7 +150,9 @@ fn the_staffing_table_counts_accounts_by_segment_and_stage() {
         ["total", "5", "270,000.00", "92.0", "0.92", "46,000.00", "0.170", "293,478.26"]
     );
     assert!(
-        table.contains("0.92 needed, 1 CSM to hire: 50,000.00 a year (46,000.00 for the hours alone), 0.170 per ARR dollar."),
+        table.contains(
+            "0.92 needed, 1 CSM to hire: 50,000.00 a year (46,000.00 for the hours alone), 0.170 per ARR dollar."
+        ),
         "{table}"
     );
     assert!(table.contains("1 account with 0.00 ARR in no touch-model segment"), "{table}");
@@ -189,7 +191,8 @@ fn a_mistyped_what_if_or_a_workspace_without_staffing_says_what_to_do() {
     let out = cli.cairn(&["report", "staffing", "--digital", "bigg:adoption"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text_of(&out.stderr).contains("digital `bigg:adoption`: `bigg` is not a segment of the touch model (did you mean `big`?)"),
+        text_of(&out.stderr)
+            .contains("digital `bigg:adoption`: `bigg` is not a segment of the touch model (did you mean `big`?)"),
         "{}",
         text_of(&out.stderr)
     );
@@ -207,9 +210,14 @@ fn the_example_workspace_staffs_the_demo_customer_base() {
     assert!(out.status.success(), "demo: {}", text_of(&out.stderr));
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/workspace");
     let example = example.to_str().expect("path");
-    let json: Value =
-        serde_json::from_str(&cli.staffing(&["--workspace", example, "--json", "--digital", "smb:onboarding,adoption"]))
-            .expect("JSON");
+    let json: Value = serde_json::from_str(&cli.staffing(&[
+        "--workspace",
+        example,
+        "--json",
+        "--digital",
+        "smb:onboarding,adoption",
+    ]))
+    .expect("JSON");
     // examples/workspace/staffing.yaml, read independently of the checker.
     let hours = |segment: &str, stage: &str| -> f64 {
         match (segment, stage) {
@@ -238,7 +246,10 @@ fn the_example_workspace_staffs_the_demo_customer_base() {
             let stage = row["stage"].as_str().unwrap_or("");
             let n = row["accounts"].as_u64().expect("accounts");
             let expected = n as f64 * hours(segment, stage);
-            assert!((row["hours"]["value"].as_f64().expect("hours") - expected).abs() < 1e-9, "{segment} {stage}: {row}");
+            assert!(
+                (row["hours"]["value"].as_f64().expect("hours") - expected).abs() < 1e-9,
+                "{segment} {stage}: {row}"
+            );
             accounts += n;
             total_hours += expected;
         }
@@ -274,7 +285,9 @@ async fn import(app: &TestApp) {
     let accounts: Vec<_> = lines
         .iter()
         .enumerate()
-        .map(|(i, l)| parse_account(&header, i as u64 + 2, &l.iter().map(String::as_str).collect::<Vec<_>>()).expect("row"))
+        .map(|(i, l)| {
+            parse_account(&header, i as u64 + 2, &l.iter().map(String::as_str).collect::<Vec<_>>()).expect("row")
+        })
         .collect();
     let (names, lines) = rows(SUBSCRIPTIONS);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -303,7 +316,10 @@ async fn the_staffing_report_over_http_is_the_cli_document(app: &TestApp) {
     let (status, body) = app.api_get("/api/reports/staffing").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["total"]["cost_cents"], 4_600_000);
-    assert_eq!((body["total"]["csms"]["numerator"].as_i64(), body["total"]["csms"]["denominator"].as_i64()), (Some(9_200), Some(10_000)));
+    assert_eq!(
+        (body["total"]["csms"]["numerator"].as_i64(), body["total"]["csms"]["denominator"].as_i64()),
+        (Some(9_200), Some(10_000))
+    );
     assert_eq!(body["segments"][0]["total"]["arr_cents"], 24_000_000);
     assert_eq!(body["what_if"], Value::Null);
     assert_eq!(body["as_of"], "2026-03-01T12:00:00Z");
@@ -315,9 +331,12 @@ async fn the_staffing_report_over_http_is_the_cli_document(app: &TestApp) {
     assert_eq!(body["what_if"]["digital"], serde_json::json!([["big", "adoption"], ["small", "onboarding"]]));
     let (status, body) = app.api_get("/api/reports/staffing?digital=big:adoptoin").await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().expect("error").contains("`adoptoin` is not a journey stage (did you mean `adoption`?)"), "{body}");
+    assert!(
+        body["error"].as_str().expect("error").contains("`adoptoin` is not a journey stage (did you mean `adoption`?)"),
+        "{body}"
+    );
     let r = app.raw("GET", "/api/reports/staffing", &[], b"").await;
     assert_eq!(r.status, 401);
 }
 
-on_both_backends!(workspace = WORKSPACE; the_staffing_report_over_http_is_the_cli_document);
+on_both_backends!(workspace = super::WORKSPACE; the_staffing_report_over_http_is_the_cli_document);

@@ -17,7 +17,8 @@ const TOUCH_KEYS: &[&str] = &["segment", "hours", "digital_hours"];
 
 const CSM_EXAMPLE: &str = "e.g. `csm: { hours_per_year: 1600, cost_per_year: 95000 }`";
 const TOUCH_EXAMPLE: &str = "e.g. `- segment: enterprise\n      hours: { onboarding: 40, adoption: 20 }`";
-const HOURS_EXAMPLE: &str = "a mapping of journey stage to hours per account per year, e.g. `{ onboarding: 40, adoption: 20 }`";
+const HOURS_EXAMPLE: &str =
+    "a mapping of journey stage to hours per account per year, e.g. `{ onboarding: 40, adoption: 20 }`";
 
 /// Hours in a year: no account takes more of one person, nor does a CSM give more.
 const HOURS_IN_A_YEAR: u32 = 8_760;
@@ -110,7 +111,8 @@ impl Checker<'_> {
                     hundredths(*digital_hours),
                     hundredths(human)
                 );
-                let help = Some("digital hours are the human time left once the stage is digital: at most its hours".into());
+                let help =
+                    Some("digital hours are the human time left once the stage is digital: at most its hours".into());
                 self.error(at, message, help);
                 ok = false;
             }
@@ -252,7 +254,10 @@ impl Checker<'_> {
 /// Where a stage is written in `digital_hours`.
 fn digital_at(fields: &Fields<'_>, file: usize, stage: &str) -> Option<At> {
     let Value::Map(entries) = &fields.get("digital_hours")?.value else { return None };
-    entries.iter().find(|(k, _)| matches!(&k.value, Value::Str(s) if s == stage)).map(|(k, _)| At { file, offset: k.offset })
+    entries
+        .iter()
+        .find(|(k, _)| matches!(&k.value, Value::Str(s) if s == stage))
+        .map(|(k, _)| At { file, offset: k.offset })
 }
 
 /// Hundredths of an hour as written: `1.5`, `40`.

@@ -58,7 +58,11 @@ fn fixed(r: Ratio, places: u32) -> String {
     let q = (n.unsigned_abs().saturating_mul(2).saturating_add(d.unsigned_abs())) / d.unsigned_abs().saturating_mul(2);
     let sign = if n < 0 && q > 0 { "-" } else { "" };
     let (whole, frac) = (q / scale.unsigned_abs(), q % scale.unsigned_abs());
-    if places == 0 { format!("{sign}{whole}") } else { format!("{sign}{whole}.{frac:0width$}", width = places as usize) }
+    if places == 0 {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{frac:0width$}", width = places as usize)
+    }
 }
 
 /// Cents as a ratio, rounded to the cent.
@@ -105,7 +109,8 @@ fn staffing_table(s: &Staffing) -> String {
         rows.push(row(&seg.segment, "total", None, &seg.total));
     }
     rows.push(row("total", "", None, &s.total));
-    let widths: Vec<usize> = (0..HEADER.len()).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> =
+        (0..HEADER.len()).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for (n, r) in rows.iter().enumerate() {
         let mut line = String::new();
