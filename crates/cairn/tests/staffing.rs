@@ -151,7 +151,7 @@ fn the_staffing_table_counts_accounts_by_segment_and_stage() {
     );
     assert!(
         table.contains(
-            "0.92 needed, 1 CSM to hire: 50,000.00 a year (46,000.00 for the hours alone), 0.170 per ARR dollar."
+            "0.92 CSMs needed, 1 to hire: 50,000.00 a year (46,000.00 for the hours alone), 0.170 per ARR dollar."
         ),
         "{table}"
     );

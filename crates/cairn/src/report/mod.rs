@@ -4,7 +4,9 @@
 //! A terminal table for people, `--json` (the API's document: exact ratios, full
 //! precision) and `--csv` for machines. Periods: `--from/--to`, or `--period
 //! month|quarter|year` for the last such calendar period complete on `--as-of` (default
-//! today, UTC); `--segment` restricts a report to a segment's accounts.
+//! today, UTC); `--segment` restricts a report to a segment's accounts. `staffing` takes
+//! no period: it reads the accounts' segments and stages now from the workspace's engine
+//! (`--workspace`), with `--digital` for a what-if.
 
 mod format;
 mod revenue;

@@ -128,9 +128,9 @@ fn staffing_table(s: &Staffing) -> String {
     let t = &s.total;
     let _ = writeln!(
         out,
-        "\n{} needed, {} to hire: {} a year ({} for the hours alone), {} per ARR dollar.",
+        "\n{} CSMs needed, {} to hire: {} a year ({} for the hours alone), {} per ARR dollar.",
         fixed(t.csms, 2),
-        plural(t.whole_csms, "CSM", "CSMs"),
+        t.whole_csms,
         money(t.whole_csms_cost_cents),
         money(t.cost_cents),
         or_na(t.cost_per_arr_dollar, |r| fixed(r, 3)),
@@ -167,7 +167,7 @@ fn table(r: &StaffingReport) -> String {
             _ => moved.push(format!("{segment}:{stage}")),
         }
     }
-    let _ = writeln!(out, "\nWhat if digital: {}\n", moved.join(" "));
+    let _ = writeln!(out, "\nWhat if digital: {}\n", moved.join(", "));
     out.push_str(&staffing_table(&w.after));
     let (b, a, c) = (&s.total, &w.after.total, &w.change);
     let lines: [(&str, String, String, String); 6] = [
