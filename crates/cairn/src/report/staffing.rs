@@ -95,7 +95,8 @@ fn row(segment: &str, stage: &str, per_account: Option<Ratio>, f: &Figures) -> [
     ]
 }
 
-fn staffing_table(s: &Staffing) -> String {
+/// The table and its summary; `outside` adds the line about accounts the model misses.
+fn staffing_table(s: &Staffing, outside: bool) -> String {
     let mut rows = vec![HEADER.map(str::to_string)];
     for seg in &s.segments {
         for r in &seg.stages {
@@ -135,7 +136,7 @@ fn staffing_table(s: &Staffing) -> String {
         money(t.cost_cents),
         or_na(t.cost_per_arr_dollar, |r| fixed(r, 3)),
     );
-    if s.outside.accounts > 0 {
+    if outside && s.outside.accounts > 0 {
         let _ = writeln!(
             out,
             "{} with {} ARR in no touch-model segment: not counted above (add their segment to `touch_model`).",
@@ -158,7 +159,7 @@ fn table(r: &StaffingReport) -> String {
         money(s.csm_cost_per_year_cents),
         money(hourly)
     );
-    out.push_str(&staffing_table(s));
+    out.push_str(&staffing_table(s, true));
     let Some(w) = &r.what_if else { return out };
     let mut moved: Vec<String> = Vec::new();
     for (segment, stage) in &w.digital {
@@ -168,7 +169,7 @@ fn table(r: &StaffingReport) -> String {
         }
     }
     let _ = writeln!(out, "\nWhat if digital: {}\n", moved.join(", "));
-    out.push_str(&staffing_table(&w.after));
+    out.push_str(&staffing_table(&w.after, false));
     let (b, a, c) = (&s.total, &w.after.total, &w.change);
     let lines: [(&str, String, String, String); 6] = [
         ("hours", fixed(b.hours, 1), fixed(a.hours, 1), signed(fixed(c.hours, 1))),
