@@ -13,6 +13,8 @@
 //!   sample-ratio-mismatch check, Benjamini–Hochberg, sample size for 80% power,
 //!   Kaplan–Meier with Greenwood variance and the log-rank test, ROC AUC, the phi
 //!   coefficient and quantiles.
+//! - **Staffing** ([`staffing`]): the CSMs a touch model needs for the live segment sizes,
+//!   their cost per ARR dollar, and what moving stages to digital changes.
 //!
 //! docs/metrics.md defines every figure with a worked example; the tests check them on
 //! hand-built ledgers and against reference statistics packages.
@@ -31,6 +33,7 @@ pub mod period;
 pub mod ratio;
 pub mod renewal;
 pub mod retention;
+pub mod staffing;
 pub mod stats;
 pub mod survey;
 

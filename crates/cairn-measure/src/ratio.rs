@@ -15,6 +15,9 @@ pub struct Ratio {
 }
 
 impl Ratio {
+    /// 0/1: the fallback where a denominator is known to be positive.
+    pub const ZERO: Ratio = Ratio { numerator: 0, denominator: 1 };
+
     /// `numerator / denominator`, or `None` when the denominator is zero. A negative
     /// denominator moves its sign to the numerator.
     pub fn new(numerator: impl Into<i128>, denominator: impl Into<i128>) -> Option<Ratio> {

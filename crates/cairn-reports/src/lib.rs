@@ -21,6 +21,8 @@
 //! - [`hypotheses`]: do the milestones (and a rule the user writes) go with retention,
 //!   and which behaviours do (discovery).
 //! - [`backtest`]: the health score's AUC, churn per band and calibration at renewal.
+//! - [`staffing`]: the CSMs the workspace's touch model needs for the live engine's
+//!   accounts, their cost per ARR dollar, and the what-if of moving stages to digital.
 
 // Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
 // of a str by byte offsets; handle the error, or use `str::get` and say what to do.
@@ -36,6 +38,7 @@ pub mod programs;
 pub mod query;
 pub mod revenue;
 pub mod segment;
+pub mod staffing;
 pub mod ttv;
 
 pub use cairn_store::Store;

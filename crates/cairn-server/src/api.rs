@@ -38,7 +38,7 @@ pub(crate) async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<A
     }
 }
 
-fn runtime(state: &AppState) -> Result<&cairn_runtime::Runtime, ApiError> {
+pub(crate) fn runtime(state: &AppState) -> Result<&cairn_runtime::Runtime, ApiError> {
     state.runtime.as_ref().ok_or_else(|| {
         ApiError::NotFound("no workspace is loaded: start the server with `cairn serve --workspace DIR`".into())
     })

@@ -5,6 +5,8 @@
 //! `programs` and `experiments` take `program` (one program's id) and `experiments` `mde`
 //! (the minimum detectable effect in percentage points, default 5). The engine's state
 //! (definitions, segments, health) is the live runtime's, when one runs.
+//! `staffing` reads the live engine and takes `digital=SEGMENT:STAGE[,STAGE…]`
+//! (repeatable), the CLI's `--digital`.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -77,6 +79,7 @@ pub async fn report(
     Query(kpi): Query<KpiOptions>,
     Query(params): Query<ProgramParams>,
     Query(hypotheses): Query<cairn_reports::hypotheses::HypothesesText>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers).await?;
     let today = state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
@@ -147,6 +150,11 @@ pub async fn report(
                 ));
             };
             to_json(cairn_reports::backtest::backtest(store, ws, &query).await?)
+        }
+        "staffing" => {
+            let digital: Vec<String> = pairs.into_iter().filter(|(k, _)| k == "digital").map(|(_, v)| v).collect();
+            let runtime = crate::api::runtime(&state)?;
+            to_json(runtime.read(|live| cairn_reports::staffing::staffing(&live.engine, &digital)).await?)
         }
         other => Err(ApiError::NotFound(format!("no report `{other}`: the reports are {}", REPORTS.join(", ")))),
     }

@@ -7,8 +7,8 @@
 //! Here: the checker, positions and reporting, and the readers every section shares
 //! (mappings, ids, labels, numbers, rules). One module per section of the YAML:
 //! `segments`, `journey` (stages, milestones, deadlines), `health`, `guardrails`,
-//! `templates` (their Liquid in `content`), `pools` and `programs` (with its `triggers`
-//! and `steps`).
+//! `templates` (their Liquid in `content`), `pools`, `programs` (with its `triggers`
+//! and `steps`) and `staffing` (the touch model).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,6 +36,7 @@ mod journey;
 mod pools;
 mod programs;
 mod segments;
+mod staffing;
 mod templates;
 mod workspace;
 

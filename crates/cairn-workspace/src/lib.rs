@@ -2,8 +2,9 @@
 //!
 //! A workspace is a folder of YAML files (`*.yaml`, `*.yml`, read in name order, not
 //! recursively) holding the custom traits, segments, the customer journey, health
-//! scoring, programs, message templates, the pools of people tasks go to and the guard
-//! rails of sending, beside a `templates/` folder of template bodies. [`check_sources`]
+//! scoring, programs, message templates, the pools of people tasks go to, the guard
+//! rails of sending and the staffing model (a CSM's capacity and cost, the touch model),
+//! beside a `templates/` folder of template bodies. [`check_sources`]
 //! parses them with positions (serde-saphyr), checks their shape, compiles every rule with
 //! `cairn_rules::compile` against a schema of every declared name, parses every template
 //! part as Liquid and checks its variables with `cairn_content` against the context this
@@ -38,11 +39,14 @@ mod folder;
 mod model;
 mod order;
 mod programs;
+mod staffing;
 mod suggest;
 mod yaml;
 
 #[cfg(test)]
 mod program_tests;
+#[cfg(test)]
+mod staffing_tests;
 #[cfg(test)]
 mod tests;
 
@@ -60,6 +64,7 @@ pub use programs::{
     Program, QuietHours, Reentry, Schedule, SendStep, Step, TaskStep, Template, TemplateText, TextOrigin, TraitUpdate,
     Transition, Trigger, UpdateStep, Variant, Wait, WaitStep,
 };
+pub use staffing::{Csm, Staffing, Touch};
 pub use yaml::{MAX_YAML_BYTES, Node, Value};
 
 /// One workspace file: its name (used in diagnostics) and its text. Files named

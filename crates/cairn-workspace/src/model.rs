@@ -13,6 +13,7 @@ use jiff::tz::TimeZone;
 use crate::diagnostic::Location;
 use crate::order::Definition;
 use crate::programs::{Guardrails, Pool, Program, Template};
+use crate::staffing::Staffing;
 
 /// An identifier of a definition: lowercase letters, digits and `_`, 1 to 64 of them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -368,6 +369,7 @@ pub struct Workspace {
     pub(crate) programs: Vec<Program>,
     /// The files it was checked from, to check them again with a probe milestone.
     pub(crate) sources: Vec<crate::SourceFile>,
+    pub(crate) staffing: Option<Staffing>,
 }
 
 impl Workspace {
@@ -454,6 +456,11 @@ impl Workspace {
     /// The programs, in file order.
     pub fn programs(&self) -> &[Program] {
         &self.programs
+    }
+
+    /// The staffing model (`staffing:`), if defined: what `cairn report staffing` reads.
+    pub fn staffing(&self) -> Option<&Staffing> {
+        self.staffing.as_ref()
     }
 
     /// Counts of what was loaded.

@@ -14,7 +14,8 @@ use crate::programs::Guardrails;
 use crate::suggest::did_you_mean;
 use crate::yaml::{Node, Value};
 
-const TOP_KEYS: &[&str] = &["workspace", "traits", "segments", "journey", "health", "programs", "templates", "pools"];
+const TOP_KEYS: &[&str] =
+    &["workspace", "traits", "segments", "journey", "health", "programs", "templates", "pools", "staffing"];
 const WORKSPACE_KEYS: &[&str] = &["name", "time_zone", "frequency_caps", "quiet_hours", "on_cap"];
 
 impl Checker<'_> {
@@ -31,6 +32,8 @@ impl Checker<'_> {
         let mut program_nodes: Vec<(usize, &Node)> = Vec::new();
         let mut template_nodes: Vec<(usize, &Node)> = Vec::new();
         let mut pool_nodes: Vec<(usize, &Node)> = Vec::new();
+        let mut staffing_at: Option<At> = None;
+        let mut staffing_node: Option<(usize, &Node)> = None;
         let mut guardrails = Guardrails::default();
 
         for (file, root) in trees {
@@ -70,6 +73,11 @@ impl Checker<'_> {
                         }
                     }
                     "pools" => pool_nodes.push((file, node)),
+                    "staffing" => {
+                        if self.once(&mut staffing_at, key_at, "staffing") {
+                            staffing_node = Some((file, node));
+                        }
+                    }
                     _ => template_nodes.push((file, node)),
                 }
             }
@@ -117,6 +125,14 @@ impl Checker<'_> {
             templates: templates.iter().map(|t| (t.template.id.to_string(), t.template.channel)).collect(),
             pools: pool_ids.keys().cloned().collect(),
         };
+        let staffing = staffing_node.and_then(|(file, node)| {
+            let names = staffing::StaffingNames {
+                segments: &known.segments,
+                stages: &known.stages,
+                journey: journey_at.is_some(),
+            };
+            self.staffing(file, node, &names)
+        });
         let mut program_ids = BTreeMap::new();
         let programs: Vec<_> = program_nodes
             .iter()
@@ -195,6 +211,7 @@ impl Checker<'_> {
             context_schema,
             pools,
             programs: programs?,
+            staffing,
             aggregates: table,
             order,
             sources: Vec::new(),

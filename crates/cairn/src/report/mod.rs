@@ -4,7 +4,9 @@
 //! A terminal table for people, `--json` (the API's document: exact ratios, full
 //! precision) and `--csv` for machines. Periods: `--from/--to`, or `--period
 //! month|quarter|year` for the last such calendar period complete on `--as-of` (default
-//! today, UTC); `--segment` restricts a report to a segment's accounts.
+//! today, UTC); `--segment` restricts a report to a segment's accounts. `staffing` takes
+//! no period: it reads the accounts' segments and stages now from the workspace's engine
+//! (`--workspace`), with `--digital` for a what-if.
 
 mod backtest;
 mod experiments;
@@ -15,6 +17,7 @@ mod nps;
 mod process;
 mod programs;
 mod revenue;
+mod staffing;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,6 +74,9 @@ pub enum ReportCommand {
     /// overall, per pillar and per measure, churn per band and a calibration table (needs
     /// --workspace)
     Backtest(ReportArgs),
+    /// The CSMs the workspace's touch model needs for the accounts' segments and stages
+    /// now, their cost per ARR dollar and ARR per CSM; --digital for a what-if
+    Staffing(staffing::StaffingArgs),
 }
 
 /// `cairn report kpis`.
@@ -188,6 +194,14 @@ fn json(value: &impl serde::Serialize) -> Result<String> {
 
 /// Runs one report.
 pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> {
+    // Staffing reads the live engine, not a period of the ledger.
+    let command = match command {
+        ReportCommand::Staffing(args) => {
+            print!("{}", staffing::run(args, clock).await?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => other,
+    };
     let (args, default_kind) = match &command {
         ReportCommand::Kpis(a) => (&a.report, PeriodKind::Month),
         ReportCommand::Movements(a) | ReportCommand::Process(a) | ReportCommand::Nps(a) => (a, PeriodKind::Month),
@@ -198,6 +212,7 @@ pub async fn run(command: ReportCommand, clock: &dyn Clock) -> Result<ExitCode> 
         ReportCommand::Programs(a) | ReportCommand::Experiments(ExperimentArgs { programs: a, .. }) => {
             (&a.report, PeriodKind::Month)
         }
+        ReportCommand::Staffing(_) => return Ok(ExitCode::SUCCESS),
     };
     let today = clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let text = args.text();
@@ -347,5 +362,6 @@ async fn report(
                 Format::Table => backtest::table(&report),
             }
         }
+        ReportCommand::Staffing(_) => anyhow::bail!("the staffing report runs before the period reports"),
     })
 }
