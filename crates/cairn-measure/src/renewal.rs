@@ -35,8 +35,10 @@ pub fn renewal_rate(ledger: &Ledger, period: Period, members: Option<&BTreeSet<S
             r.lines_ending += 1;
             // The last day a renewal may start: end + 1 + 30 (a gap of 30 days at most).
             let latest = line.end.checked_add((RENEWAL_GAP_DAYS + 1).days()).ok();
-            let renewed =
-                lines.iter().any(|next| next.start > line.end && latest.is_none_or(|latest| next.start <= latest));
+            // Lines are sorted by start: the first one starting after the ended line's last
+            // day is the earliest candidate, and it is a renewal if it starts in time.
+            let after = lines.partition_point(|next| next.start <= line.end);
+            let renewed = lines.get(after).is_some_and(|next| latest.is_none_or(|latest| next.start <= latest));
             if renewed {
                 r.renewed += 1;
             } else {
