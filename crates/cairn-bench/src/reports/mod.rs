@@ -78,6 +78,8 @@ pub(crate) struct Outcome {
     pub(crate) read_compute_secs: f64,
     pub(crate) per_request_secs: Option<f64>,
     pub(crate) figures: usize,
+    /// cairn's figures.
+    pub(crate) cairn: Figures,
     /// `None` when DuckDB could not run, with the reason.
     pub(crate) duck: Result<duckdb::DuckRun, String>,
     pub(crate) differences: Vec<String>,
@@ -212,6 +214,7 @@ pub(crate) async fn measure(args: &ReportsArgs) -> Result<Outcome> {
         read_compute_secs: best(&both_times),
         per_request_secs,
         figures: cairn.len(),
+        cairn,
         duck,
         differences,
     })
@@ -317,6 +320,18 @@ mod tests {
         // 24 months × (16 KPIs + 13 movements + 3 renewal) + the waterfall's 13 + 24
         // cohort rows × 2 + the 300 triangle cells × 4.
         assert_eq!(o.figures, 24 * 32 + 13 + 24 * 2 + 300 * 4);
+        // The ledger exercises every bucket over the range, and renewals both ways.
+        let int = |k: &str| match o.cairn.0.get(k) {
+            Some(answer::Value::Int(v)) => *v,
+            other => panic!("{k}: {other:?}"),
+        };
+        for bucket in ["new_arr", "expansion", "reactivated_arr", "contraction", "churned_arr"] {
+            assert!(int(&format!("waterfall movements.{bucket}")) > 0, "{bucket}");
+        }
+        let (ending, renewed) = (1..=12).fold((0, 0), |(e, r), m| {
+            (e + int(&format!("2022-{m:02} renewal.lines_ending")), r + int(&format!("2022-{m:02} renewal.renewed")))
+        });
+        assert!(0 < renewed && renewed < ending, "{renewed} of {ending}");
         match &o.duck {
             Ok(_) => assert!(o.differences.is_empty(), "{:#?}", o.differences),
             Err(why) => eprintln!("SKIPPED: the DuckDB comparison did not run: {why}"),
