@@ -275,6 +275,21 @@ pub async fn run(args: ReportsArgs) -> Result<()> {
         "(importing the CSV into the SQLite store with `cairn import`'s code: {:.1} s, not counted)",
         o.import_secs
     );
+    // What was measured, for a person to read: cairn's waterfall over the range.
+    let dollars = |key: &str| match o.cairn.0.get(&format!("waterfall movements.{key}")) {
+        Some(answer::Value::Int(c)) => format!("{:.0}", *c as f64 / 100.0),
+        _ => "?".to_string(),
+    };
+    println!(
+        "waterfall over the range ($): start {} + new {} + expansion {} + reactivation {} − contraction {} − churn {} = end {}",
+        dollars("start_arr"),
+        dollars("new_arr"),
+        dollars("expansion"),
+        dollars("reactivated_arr"),
+        dollars("contraction"),
+        dollars("churned_arr"),
+        dollars("end_arr")
+    );
     if let Ok(d) = &o.duck {
         let ratio = o.compute_secs / best(&d.query_secs).max(1e-9);
         println!(
