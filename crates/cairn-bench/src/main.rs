@@ -19,6 +19,7 @@ mod figures;
 mod ingest;
 mod keys;
 mod programs;
+mod reports;
 
 // The same allocator as the `cairn` binary, so the figures are those of what ships.
 #[global_allocator]
@@ -45,6 +46,9 @@ enum Command {
     /// Programs: a million enrollments across five programs sent to the outbox, beside
     /// PostgreSQL writing the same rows, and trigger-to-outbox latency over HTTP
     Programs(programs::ProgramsArgs),
+    /// Reports: the KPIs, renewal rate, movements and cohorts of every month of a
+    /// generated ledger, beside the same figures as DuckDB SQL, compared figure by figure
+    Reports(reports::ReportsArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
             Command::Ingest(args) => ingest::ingest(args).await,
             Command::Engine(args) => engine::run(args).await,
             Command::Programs(args) => programs::run(args).await,
+            Command::Reports(args) => reports::run(args).await,
         }
     });
     match result {

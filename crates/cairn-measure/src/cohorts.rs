@@ -10,7 +10,7 @@
 //!
 //! Only months that have ended by the `through` day are shown: the triangle.
 
-use crate::ledger::{arr_on, first_arr_day};
+use crate::ledger::{arr_on, arr_on_days, first_arr_day};
 use crate::{Ledger, MeasureError, Period, Ratio};
 use jiff::ToSpan;
 use jiff::civil::Date;
@@ -57,32 +57,52 @@ pub fn cohort_retention(
             accounts.push(lines);
         }
     }
-    let mut rows = Vec::with_capacity(by_month.len());
-    for (start_month, accounts) in by_month {
-        let initial: Vec<i64> =
-            accounts.iter().map(|lines| first_arr_day(lines).map_or(0, |day| arr_on(lines, day))).collect();
-        let initial_arr_cents: i64 = initial.iter().sum();
-        let mut row = CohortRow { start_month, accounts: accounts.len() as u64, initial_arr_cents, months: Vec::new() };
-        for offset in 0u32.. {
-            let Ok(on) = start_month.first().checked_add(i64::from(offset).months()).map(|d| d.last_of_month()) else {
-                break;
-            };
-            if on > through {
-                break;
+    // The days cells are measured on: the last day of every month from the first start
+    // month through `through`. A start month's cell k is on the day k months after it.
+    let mut days = Vec::new();
+    if let Some(first) = months.first() {
+        let mut on = first.last();
+        while on <= through {
+            days.push(on);
+            match on.first_of_month().checked_add(1.month()) {
+                Ok(next) => on = next.last_of_month(),
+                Err(_) => break,
             }
-            let arr: Vec<i64> = accounts.iter().map(|lines| arr_on(lines, on)).collect();
-            let retained_accounts = arr.iter().filter(|a| **a > 0).count() as u64;
-            let arr_cents: i64 = arr.iter().sum();
-            row.months.push(CohortCell {
-                offset,
-                on,
+        }
+    }
+    let mut rows = Vec::with_capacity(by_month.len());
+    let mut arr = Vec::new();
+    for (i, (start_month, accounts)) in by_month.into_iter().enumerate() {
+        // by_month's keys are `months`, in order: start month i's cells are days[i..].
+        let on_days = days.get(i..).unwrap_or_default();
+        let mut initial_arr_cents = 0;
+        let mut retained = vec![0u64; on_days.len()];
+        let mut sums = vec![0i64; on_days.len()];
+        // One pass over each account's lines for all its cells at once.
+        for lines in &accounts {
+            initial_arr_cents += first_arr_day(lines).map_or(0, |day| arr_on(lines, day));
+            arr_on_days(lines, on_days, &mut arr);
+            for ((a, kept), sum) in arr.iter().zip(retained.iter_mut()).zip(sums.iter_mut()) {
+                *kept += u64::from(*a > 0);
+                *sum += a;
+            }
+        }
+        let accounts = accounts.len() as u64;
+        let months = on_days
+            .iter()
+            .zip(retained)
+            .zip(sums)
+            .enumerate()
+            .map(|(offset, ((on, retained_accounts), arr_cents))| CohortCell {
+                offset: offset as u32,
+                on: *on,
                 retained_accounts,
                 arr_cents,
-                logo_retention: Ratio::new(retained_accounts, row.accounts),
+                logo_retention: Ratio::new(retained_accounts, accounts),
                 revenue_retention: Ratio::new(arr_cents, initial_arr_cents),
-            });
-        }
-        rows.push(row);
+            })
+            .collect();
+        rows.push(CohortRow { start_month, accounts, initial_arr_cents, months });
     }
     Ok(rows)
 }

@@ -75,10 +75,55 @@ impl Ledger {
     }
 }
 
-/// The ARR of one account's lines on `day`. Cannot overflow: [`Ledger::new`] checked the
-/// sum of every line.
+/// The ARR of one account's lines on `day`; `lines` sorted by start, as the ledger keeps
+/// them (the scan stops at the first line that starts after `day`). Cannot overflow:
+/// [`Ledger::new`] checked the sum of every line.
 pub(crate) fn arr_on(lines: &[Line], day: Date) -> i64 {
-    lines.iter().filter(|l| l.start <= day && day <= l.end).map(|l| l.arr_cents).sum()
+    lines.iter().take_while(|l| l.start <= day).filter(|l| day <= l.end).map(|l| l.arr_cents).sum()
+}
+
+/// The ARR of one account's lines on each of `days` (ascending), into `out` (one value a
+/// day): one pass over the lines, each adding its ARR to the days it covers, found by
+/// binary search. What [`arr_on`] gives for each day, for a time series at once.
+pub(crate) fn arr_on_days(lines: &[Line], days: &[Date], out: &mut Vec<i64>) {
+    out.clear();
+    out.resize(days.len(), 0);
+    for l in lines {
+        let from = days.partition_point(|d| *d < l.start);
+        let to = days.partition_point(|d| *d <= l.end);
+        if let Some(covered) = out.get_mut(from..to) {
+            covered.iter_mut().for_each(|a| *a += l.arr_cents);
+        }
+    }
+}
+
+/// The days a time series of months is measured on: each month's last day and the day
+/// before its first (its start ARR), in order and without repeats, with where each
+/// month's two days are.
+pub(crate) struct MonthDays {
+    pub(crate) days: Vec<Date>,
+    /// Per month: the index of the day before it (`None` before jiff's first day) and of
+    /// its last day.
+    pub(crate) at: Vec<(Option<usize>, usize)>,
+}
+
+impl MonthDays {
+    pub(crate) fn new(months: &[crate::Period]) -> MonthDays {
+        let mut days: Vec<Date> =
+            months.iter().flat_map(|m| m.day_before().into_iter().chain(std::iter::once(m.last()))).collect();
+        days.sort_unstable();
+        days.dedup();
+        let index = |day: Date| days.binary_search(&day).unwrap_or(0);
+        let at = months.iter().map(|m| (m.day_before().map(index), index(m.last()))).collect();
+        MonthDays { days, at }
+    }
+
+    /// A month's start and end ARR from an account's ARR on [`MonthDays::days`].
+    pub(crate) fn start_end(&self, month: usize, arr: &[i64]) -> (i64, i64) {
+        let Some((before, last)) = self.at.get(month) else { return (0, 0) };
+        let on = |i: usize| arr.get(i).copied().unwrap_or(0);
+        (before.map_or(0, on), on(*last))
+    }
 }
 
 /// The first day on which the account had ARR above zero, if any.
@@ -108,6 +153,34 @@ mod tests {
         assert_eq!(ledger.arr_on("A", date(2026, 12, 31)), 1_500_050);
         assert_eq!(ledger.arr_on("A", date(2027, 1, 1)), 0);
         assert_eq!(ledger.arr_on("B", date(2026, 6, 1)), 0);
+    }
+
+    #[test]
+    fn arr_on_days_is_arr_on_for_each_day() {
+        let ledger = Ledger::new([
+            line("L1", "A", date(2026, 1, 1), date(2026, 12, 31), 1_200_000),
+            line("L2", "A", date(2026, 6, 15), date(2026, 6, 30), 300_050),
+            line("L3", "A", date(2026, 6, 30), date(2027, 1, 31), 7),
+        ])
+        .unwrap();
+        let (_, lines) = ledger.accounts(None).next().unwrap();
+        let days = [
+            date(2025, 12, 31),
+            date(2026, 1, 1),
+            date(2026, 6, 14),
+            date(2026, 6, 15),
+            date(2026, 6, 30),
+            date(2026, 7, 1),
+            date(2026, 12, 31),
+            date(2027, 1, 31),
+            date(2027, 2, 1),
+        ];
+        let mut out = vec![99];
+        arr_on_days(lines, &days, &mut out);
+        // By hand: 0, L1, L1, L1+L2, L1+L2+L3, L1+L3, L1+L3, L3, 0.
+        assert_eq!(out, [0, 1_200_000, 1_200_000, 1_500_050, 1_500_057, 1_200_007, 1_200_007, 7, 0]);
+        let each: Vec<i64> = days.iter().map(|d| arr_on(lines, *d)).collect();
+        assert_eq!(out, each);
     }
 
     #[test]

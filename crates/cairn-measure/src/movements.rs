@@ -16,8 +16,7 @@
 //! reactivation − contraction − churn = end` holds to the cent for every month, and so
 //! for the waterfall over the range.
 
-use crate::ledger::arr_on;
-use crate::retention::had_arr_before;
+use crate::ledger::{MonthDays, arr_on_days, first_arr_day};
 use crate::{Ledger, MeasureError, Period, Ratio};
 use jiff::civil::Date;
 use serde::Serialize;
@@ -83,63 +82,24 @@ impl Movements {
             - self.churn_cents
     }
 
-    fn finish(mut self) -> Movements {
-        self.quick_ratio = Ratio::new(
-            i128::from(self.new_cents) + i128::from(self.expansion_cents) + i128::from(self.reactivation_cents),
-            i128::from(self.contraction_cents) + i128::from(self.churn_cents),
-        );
-        self
+    /// A month with nothing counted yet.
+    fn zero(period: Period) -> Movements {
+        let mut m = Movements::empty(period, 0);
+        m.end_arr_cents = 0;
+        m
     }
-}
 
-/// The movements of every calendar month overlapping `[from, to]` (whole months), over
-/// every account or over `members` only, and their waterfall.
-pub fn movements(
-    ledger: &Ledger,
-    from: Date,
-    to: Date,
-    members: Option<&BTreeSet<String>>,
-) -> Result<Waterfall, MeasureError> {
-    let months = Period::months(from, to)?;
-    let mut out = Vec::with_capacity(months.len());
-    for month in months {
-        out.push(month_movements(ledger, month, members));
-    }
-    let (Some(first), Some(last)) = (out.first(), out.last()) else {
-        return Err(MeasureError::Period(format!("no month between {from} and {to}")));
-    };
-    let range = Period::new(first.period.first(), last.period.last())?;
-    let mut total = Movements::empty(range, first.start_arr_cents);
-    total.end_arr_cents = last.end_arr_cents;
-    for m in &out {
-        total.new_cents = total.new_cents.saturating_add(m.new_cents);
-        total.expansion_cents = total.expansion_cents.saturating_add(m.expansion_cents);
-        total.reactivation_cents = total.reactivation_cents.saturating_add(m.reactivation_cents);
-        total.contraction_cents = total.contraction_cents.saturating_add(m.contraction_cents);
-        total.churn_cents = total.churn_cents.saturating_add(m.churn_cents);
-        total.new_accounts = total.new_accounts.saturating_add(m.new_accounts);
-        total.expansion_accounts = total.expansion_accounts.saturating_add(m.expansion_accounts);
-        total.reactivation_accounts = total.reactivation_accounts.saturating_add(m.reactivation_accounts);
-        total.contraction_accounts = total.contraction_accounts.saturating_add(m.contraction_accounts);
-        total.churn_accounts = total.churn_accounts.saturating_add(m.churn_accounts);
-    }
-    Ok(Waterfall { total: total.finish(), months: out })
-}
-
-fn month_movements(ledger: &Ledger, month: Period, members: Option<&BTreeSet<String>>) -> Movements {
-    let before = month.day_before();
-    let mut m = Movements::empty(month, 0);
-    m.end_arr_cents = 0;
-    // A month's sums are bounded by the ledger's total ARR, which Ledger::new checked
-    // fits in i64 (the range's totals saturate instead).
-    for (_, lines) in ledger.accounts(members) {
-        let prev = before.map_or(0, |day| arr_on(lines, day));
-        let cur = arr_on(lines, month.last());
+    /// Counts one account's change from `prev` to `cur` in exactly one bucket;
+    /// `had_arr_before` is asked only when `prev` is zero and `cur` is not. A month's sums
+    /// are bounded by the ledger's total ARR, which Ledger::new checked fits in i64 (the
+    /// range's totals saturate instead).
+    fn add(&mut self, prev: i64, cur: i64, had_arr_before: impl FnOnce() -> bool) {
+        let m = self;
         m.start_arr_cents += prev;
         m.end_arr_cents += cur;
         match (prev, cur) {
             (0, 0) => {}
-            (0, cur) if had_arr_before(lines, month.first()) => {
+            (0, cur) if had_arr_before() => {
                 m.reactivation_cents += cur;
                 m.reactivation_accounts += 1;
             }
@@ -162,5 +122,56 @@ fn month_movements(ledger: &Ledger, month: Period, members: Option<&BTreeSet<Str
             _ => {}
         }
     }
-    m.finish()
+
+    fn finish(mut self) -> Movements {
+        self.quick_ratio = Ratio::new(
+            i128::from(self.new_cents) + i128::from(self.expansion_cents) + i128::from(self.reactivation_cents),
+            i128::from(self.contraction_cents) + i128::from(self.churn_cents),
+        );
+        self
+    }
+}
+
+/// The movements of every calendar month overlapping `[from, to]` (whole months), over
+/// every account or over `members` only, and their waterfall.
+pub fn movements(
+    ledger: &Ledger,
+    from: Date,
+    to: Date,
+    members: Option<&BTreeSet<String>>,
+) -> Result<Waterfall, MeasureError> {
+    let months = Period::months(from, to)?;
+    // One pass over the ledger: each account's ARR on every month end at once.
+    let days = MonthDays::new(&months);
+    let mut out: Vec<Movements> = months.iter().map(|m| Movements::zero(*m)).collect();
+    let mut arr = Vec::new();
+    for (_, lines) in ledger.accounts(members) {
+        arr_on_days(lines, &days.days, &mut arr);
+        let first = first_arr_day(lines);
+        for (i, m) in out.iter_mut().enumerate() {
+            let (prev, cur) = days.start_end(i, &arr);
+            let month_first = m.period.first();
+            m.add(prev, cur, || first.is_some_and(|f| f < month_first));
+        }
+    }
+    let out: Vec<Movements> = out.into_iter().map(Movements::finish).collect();
+    let (Some(first), Some(last)) = (out.first(), out.last()) else {
+        return Err(MeasureError::Period(format!("no month between {from} and {to}")));
+    };
+    let range = Period::new(first.period.first(), last.period.last())?;
+    let mut total = Movements::empty(range, first.start_arr_cents);
+    total.end_arr_cents = last.end_arr_cents;
+    for m in &out {
+        total.new_cents = total.new_cents.saturating_add(m.new_cents);
+        total.expansion_cents = total.expansion_cents.saturating_add(m.expansion_cents);
+        total.reactivation_cents = total.reactivation_cents.saturating_add(m.reactivation_cents);
+        total.contraction_cents = total.contraction_cents.saturating_add(m.contraction_cents);
+        total.churn_cents = total.churn_cents.saturating_add(m.churn_cents);
+        total.new_accounts = total.new_accounts.saturating_add(m.new_accounts);
+        total.expansion_accounts = total.expansion_accounts.saturating_add(m.expansion_accounts);
+        total.reactivation_accounts = total.reactivation_accounts.saturating_add(m.reactivation_accounts);
+        total.contraction_accounts = total.contraction_accounts.saturating_add(m.contraction_accounts);
+        total.churn_accounts = total.churn_accounts.saturating_add(m.churn_accounts);
+    }
+    Ok(Waterfall { total: total.finish(), months: out })
 }

@@ -13,7 +13,7 @@
 //! So `cohort end = cohort start + expansion − contraction − churned`, and
 //! `end ARR = cohort end + new + reactivated`, to the cent.
 
-use crate::ledger::{arr_on, first_arr_day};
+use crate::ledger::{MonthDays, arr_on, arr_on_days, first_arr_day};
 use crate::{Ledger, MeasureError, Period, Ratio};
 use jiff::civil::Date;
 use serde::Serialize;
@@ -54,32 +54,34 @@ pub struct PeriodKpis {
     pub logo_churn: Option<Ratio>,
 }
 
-/// The period's KPIs over every account of the ledger, or over `members` only.
-pub fn period_kpis(ledger: &Ledger, period: Period, members: Option<&BTreeSet<String>>) -> PeriodKpis {
-    let before = period.day_before();
-    let mut k = PeriodKpis {
-        period,
-        start_arr_cents: 0,
-        end_arr_cents: 0,
-        cohort_accounts: 0,
-        cohort_end_arr_cents: 0,
-        retained_arr_cents: 0,
-        expansion_cents: 0,
-        contraction_cents: 0,
-        churned_accounts: 0,
-        churned_arr_cents: 0,
-        new_accounts: 0,
-        new_arr_cents: 0,
-        reactivated_accounts: 0,
-        reactivated_arr_cents: 0,
-        nrr: None,
-        grr: None,
-        logo_churn: None,
-    };
-    // Every sum below is bounded by the ledger's total ARR, which Ledger::new checked fits.
-    for (_, lines) in ledger.accounts(members) {
-        let start = before.map_or(0, |day| arr_on(lines, day));
-        let end = arr_on(lines, period.last());
+impl PeriodKpis {
+    fn empty(period: Period) -> PeriodKpis {
+        PeriodKpis {
+            period,
+            start_arr_cents: 0,
+            end_arr_cents: 0,
+            cohort_accounts: 0,
+            cohort_end_arr_cents: 0,
+            retained_arr_cents: 0,
+            expansion_cents: 0,
+            contraction_cents: 0,
+            churned_accounts: 0,
+            churned_arr_cents: 0,
+            new_accounts: 0,
+            new_arr_cents: 0,
+            reactivated_accounts: 0,
+            reactivated_arr_cents: 0,
+            nrr: None,
+            grr: None,
+            logo_churn: None,
+        }
+    }
+
+    /// Counts one account with its start and end ARR; `had_arr_before` is asked only for
+    /// an account that starts at zero and ends above it (new or reactivated).
+    fn add(&mut self, start: i64, end: i64, had_arr_before: impl FnOnce() -> bool) {
+        // Every sum is bounded by the ledger's total ARR, which Ledger::new checked fits.
+        let k = self;
         k.start_arr_cents += start;
         k.end_arr_cents += end;
         if start > 0 {
@@ -94,7 +96,7 @@ pub fn period_kpis(ledger: &Ledger, period: Period, members: Option<&BTreeSet<St
                 k.contraction_cents += (start - end).max(0);
             }
         } else if end > 0 {
-            if had_arr_before(lines, period.first()) {
+            if had_arr_before() {
                 k.reactivated_accounts += 1;
                 k.reactivated_arr_cents += end;
             } else {
@@ -103,20 +105,50 @@ pub fn period_kpis(ledger: &Ledger, period: Period, members: Option<&BTreeSet<St
             }
         }
     }
-    k.nrr = Ratio::new(k.cohort_end_arr_cents, k.start_arr_cents);
-    k.grr = Ratio::new(k.retained_arr_cents, k.start_arr_cents);
-    k.logo_churn = Ratio::new(k.churned_accounts, k.cohort_accounts);
-    k
+
+    fn finish(mut self) -> PeriodKpis {
+        self.nrr = Ratio::new(self.cohort_end_arr_cents, self.start_arr_cents);
+        self.grr = Ratio::new(self.retained_arr_cents, self.start_arr_cents);
+        self.logo_churn = Ratio::new(self.churned_accounts, self.cohort_accounts);
+        self
+    }
 }
 
-/// The KPIs of every calendar month overlapping `[from, to]`, oldest first.
+/// The period's KPIs over every account of the ledger, or over `members` only.
+pub fn period_kpis(ledger: &Ledger, period: Period, members: Option<&BTreeSet<String>>) -> PeriodKpis {
+    let before = period.day_before();
+    let mut k = PeriodKpis::empty(period);
+    for (_, lines) in ledger.accounts(members) {
+        let start = before.map_or(0, |day| arr_on(lines, day));
+        let end = arr_on(lines, period.last());
+        k.add(start, end, || had_arr_before(lines, period.first()));
+    }
+    k.finish()
+}
+
+/// The KPIs of every calendar month overlapping `[from, to]`, oldest first: the same
+/// figures as [`period_kpis`] of each month, in one pass over the ledger (each account's
+/// ARR on every month end at once).
 pub fn monthly_kpis(
     ledger: &Ledger,
     from: Date,
     to: Date,
     members: Option<&BTreeSet<String>>,
 ) -> Result<Vec<PeriodKpis>, MeasureError> {
-    Ok(Period::months(from, to)?.into_iter().map(|month| period_kpis(ledger, month, members)).collect())
+    let months = Period::months(from, to)?;
+    let days = MonthDays::new(&months);
+    let mut out: Vec<PeriodKpis> = months.iter().map(|m| PeriodKpis::empty(*m)).collect();
+    let mut arr = Vec::new();
+    for (_, lines) in ledger.accounts(members) {
+        arr_on_days(lines, &days.days, &mut arr);
+        let first = first_arr_day(lines);
+        for (i, k) in out.iter_mut().enumerate() {
+            let (start, end) = days.start_end(i, &arr);
+            let month_first = k.period.first();
+            k.add(start, end, || first.is_some_and(|f| f < month_first));
+        }
+    }
+    Ok(out.into_iter().map(PeriodKpis::finish).collect())
 }
 
 /// Whether the account had ARR above zero on some day before `day`.

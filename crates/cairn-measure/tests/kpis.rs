@@ -283,4 +283,64 @@ proptest! {
         }
         prop_assert_eq!(previous_end, w.total.end_arr_cents);
     }
+
+    /// The series computed in one pass over the ledger (every month's KPIs, the cohort
+    /// triangle) and the renewal rate's search among sorted lines give what the
+    /// definitions give account by account and day by day (`Ledger::arr_on`), for every
+    /// account and for a segment.
+    #[test]
+    fn the_one_pass_series_are_the_definitions_month_by_month(lines in arb_ledger()) {
+        let ledger = Ledger::new(lines.clone()).unwrap();
+        let (from, to, through) = (date(2023, 12, 1), date(2027, 6, 30), date(2026, 8, 31));
+        let segment: BTreeSet<String> = ["acct0", "acct2", "acct5"].into_iter().map(String::from).collect();
+        for members in [None, Some(&segment)] {
+            for k in monthly_kpis(&ledger, from, to, members).unwrap() {
+                prop_assert_eq!(&k, &period_kpis(&ledger, k.period, members));
+            }
+            for row in cohort_retention(&ledger, from, to, through, members).unwrap() {
+                // The row's accounts: first day with ARR in its start month.
+                let mut ids = Vec::new();
+                for (id, lines) in ledger.accounts(members) {
+                    let first = lines.iter().filter(|l| l.arr_cents > 0).map(|l| l.start).min();
+                    if first.is_some_and(|f| row.start_month.contains(f)) {
+                        ids.push((id, first.unwrap()));
+                    }
+                }
+                prop_assert_eq!(row.accounts, ids.len() as u64);
+                let initial: i64 = ids.iter().map(|(id, f)| ledger.arr_on(id, *f)).sum();
+                prop_assert_eq!(row.initial_arr_cents, initial);
+                let mut offset = 0;
+                let mut on = row.start_month.last();
+                while on <= through {
+                    let cell = &row.months[offset];
+                    prop_assert_eq!(cell.on, on);
+                    let arr: Vec<i64> = ids.iter().map(|(id, _)| ledger.arr_on(id, on)).collect();
+                    prop_assert_eq!(cell.arr_cents, arr.iter().sum::<i64>());
+                    prop_assert_eq!(cell.retained_accounts, arr.iter().filter(|a| **a > 0).count() as u64);
+                    offset += 1;
+                    on = on.first_of_month().checked_add(jiff::Span::new().months(1)).unwrap().last_of_month();
+                }
+                prop_assert_eq!(row.months.len(), offset);
+            }
+            for month in Period::months(from, to).unwrap() {
+                let r = renewal_rate(&ledger, month, members);
+                let mut not_renewed = Vec::new();
+                let mut ending = 0;
+                for l in lines.iter().filter(|l| members.is_none_or(|m| m.contains(&l.account))) {
+                    if month.contains(l.end) {
+                        ending += 1;
+                        let latest = l.end.checked_add(jiff::Span::new().days(31)).unwrap();
+                        if !lines.iter().any(|n| n.account == l.account && n.start > l.end && n.start <= latest) {
+                            not_renewed.push(l.id.clone());
+                        }
+                    }
+                }
+                let mut got = r.not_renewed.clone();
+                got.sort();
+                not_renewed.sort();
+                prop_assert_eq!(r.lines_ending, ending);
+                prop_assert_eq!(got, not_renewed);
+            }
+        }
+    }
 }

@@ -29,7 +29,7 @@ use cairn_measure::PeriodKind;
 use cairn_reports::QueryText;
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::cli::{DbArg, WorkspaceArg, open_store};
+use crate::cli::{DbArg, open_store};
 
 #[derive(Subcommand, Debug)]
 pub enum ReportCommand {
