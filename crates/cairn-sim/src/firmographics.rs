@@ -221,9 +221,9 @@ pub(crate) fn account(seed: u64, index: usize, start_date: Date) -> Firmographic
     let name = format!("{} {}", r.pick(&NAME_FIRST).unwrap_or(&"Acme"), r.pick(&NAME_SECOND).unwrap_or(&"Co"),);
     let external_id = format!("A{:04}", index + 1);
     let domain = format!("{}.example", external_id.to_ascii_lowercase());
-    // People in the product: between a third and nine tenths of the seats, 3 to 80.
-    let fill = r.between(0.3, 0.9);
-    let people = ((f64::from(seats) * fill).round() as usize).clamp(3, 80);
+    // People in the product: between a fifth and four fifths of the seats, 3 to 60.
+    let fill = r.between(0.2, 0.8);
+    let people = ((f64::from(seats) * fill).round() as usize).clamp(3, 60);
     let contacts = (0..people)
         .map(|j| {
             let role = match j {
@@ -296,7 +296,7 @@ mod tests {
         assert!(accounts.iter().all(|a| !(a.size == Size::Large && a.plan == Plan::Starter)));
         for a in &accounts {
             assert!(a.seats >= 5 && a.seats <= 250, "{a:?}");
-            assert!(a.contacts.len() >= 3 && a.contacts.len() <= 80);
+            assert!(a.contacts.len() >= 3 && a.contacts.len() <= 60);
             assert_eq!(a.contacts[0].role, Role::Admin);
             assert_eq!(a.contacts[1].role, Role::EconomicBuyer);
             assert!(a.name.chars().all(|c| c != ','), "CSV-safe names");
