@@ -360,7 +360,7 @@ fn step_account(
     if d.weekday() == Weekday::Monday && !a.in_slump(d) && r.chance(0.025) {
         a.slump_until = Some(plus_days(d, i64::from(r.int(30, 75))));
     }
-    let slump = if a.in_slump(d) && !a.recovery_until.is_some_and(|u| d <= u) { 0.35 } else { 1.0 };
+    let slump = if a.in_slump(d) && a.recovery_until.is_none_or(|u| d > u) { 0.35 } else { 1.0 };
     let recovery = if a.recovery_until.is_some_and(|u| d <= u) { 1.3 } else { 1.0 };
     let onboarding = if age < 30 { 1.2 } else { 1.0 };
     let weekday = if working { 1.0 } else { 0.12 };
@@ -381,7 +381,7 @@ fn step_account(
     let mut active_today = 0;
     let mut activated = Vec::new();
     for j in 0..a.firm.contacts.len() {
-        if !a.active_from[j].is_some_and(|f| f <= d) {
+        if a.active_from[j].is_none_or(|f| f > d) {
             continue;
         }
         activated.push(j);
