@@ -113,3 +113,28 @@ async fn postgres_the_demo_year_runs_through_the_engine_and_the_programs() {
     the_demo_year_runs_through_the_engine_and_the_programs(&db.store, &year).await;
     db.close().await;
 }
+
+/// `cairn demo` as a person runs it: a summary on stdout (JSON with `--json`), and a
+/// clear refusal on a database that holds events already.
+#[test]
+fn cairn_demo_prints_its_summary_and_refuses_a_database_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let cairn = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(args)
+            .env("CAIRN_DB", format!("sqlite://{}", dir.path().join("demo.db").display()))
+            .env("CAIRN_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = cairn(&["demo", "--accounts", "4", "--days", "3", "--seed", "9", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["accounts"], 4);
+    assert!(summary["events"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["programs"].as_array().unwrap().len(), 5, "one row per program of the example workspace");
+    let again = cairn(&["demo", "--accounts", "4", "--days", "3"]);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("holds events already") && err.contains("--db"), "{err}");
+}
