@@ -547,9 +547,15 @@ pub fn render(summary: &Summary) -> String {
         "renewals: {} won ({} expanded, {} contracted), {} lost\n",
         summary.renewals_won, summary.expanded, summary.contracted, summary.renewals_lost
     ));
+    // Whole dollars, printed as the reports print money.
+    let money =
+        |dollars: u64| crate::report::format::money(i64::try_from(dollars).unwrap_or(i64::MAX).saturating_mul(100));
     out.push_str(&format!(
         "ARR: ${} on {} → ${} on {}\n",
-        summary.arr_start, summary.first_day, summary.arr_end, summary.last_day
+        money(summary.arr_start),
+        summary.first_day,
+        money(summary.arr_end),
+        summary.last_day
     ));
     out
 }

@@ -6,7 +6,7 @@
 //! month|quarter|year` for the last such calendar period complete on `--as-of` (default
 //! today, UTC); `--segment` restricts a report to a segment's accounts.
 
-mod format;
+pub(crate) mod format;
 mod revenue;
 
 use std::process::ExitCode;
