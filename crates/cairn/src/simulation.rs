@@ -33,6 +33,9 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+/// The most customers a live simulation takes.
+pub const MAX_ACCOUNTS: usize = 20_000;
+
 /// What to simulate.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -162,7 +165,10 @@ pub async fn simulate(
     options: &Options,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<(Summary, Truth)> {
-    anyhow::ensure!(options.accounts > 0, "--accounts must be at least 1");
+    anyhow::ensure!(
+        (1..=MAX_ACCOUNTS).contains(&options.accounts),
+        "--accounts must be between 1 and {MAX_ACCOUNTS} (a live year of more would take hours)"
+    );
     anyhow::ensure!(options.days > 0 && options.days <= 3660, "--days must be between 1 and 3660");
     anyhow::ensure!(
         options.passes_per_day > 0 && 24 % options.passes_per_day == 0,
