@@ -278,7 +278,7 @@ fn renew(i: usize, a: &mut AccountState, d: Date, r: &mut Rng, crm: &mut CrmUpda
     let utilisation = activated / f64::from(a.seats.max(1));
     let outcome = if !r.chance(p) {
         Outcome::Churned
-    } else if utilisation >= 0.8 && r.chance(0.7) {
+    } else if utilisation >= 0.65 && r.chance(0.6) {
         Outcome::Expanded
     } else if (utilisation < 0.35 || activity < 0.2) && r.chance(0.5) {
         Outcome::Contracted

@@ -24,9 +24,9 @@
 //! larger companies (rates by size band) and have no effect at all: a behaviour that
 //! merely correlates with company size. Size itself does not enter the logit.
 //!
-//! A renewed account expands (seats × 1.15–1.5) when it uses most of its seats, contracts
-//! (seats × 0.6–0.85) when it uses few of them or is barely active, and otherwise renews
-//! flat.
+//! A renewed account expands (seats × 1.15–1.5; six times in ten) when two thirds of its
+//! seats have people in the product, contracts (seats × 0.6–0.85; one time in two) when
+//! it uses few of them or is barely active, and otherwise renews flat.
 
 use jiff::civil::Date;
 use serde::Serialize;
