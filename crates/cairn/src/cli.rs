@@ -49,7 +49,8 @@ enum Command {
         /// --demo and no folder, the built-in example workspace
         #[arg(long, env = "CAIRN_WORKSPACE")]
         workspace: Option<PathBuf>,
-        /// Fill an empty database with the demo customer base (as `cairn demo` does)
+        /// On an empty database, simulate a year of the demo company first (as `cairn demo`
+        /// does: 500 accounts, seed 1); a database that holds events is served as it is
         #[arg(long)]
         demo: bool,
         #[command(flatten)]
@@ -127,12 +128,24 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Fill the database with a generated demo customer base (accounts, contacts,
-    /// subscriptions and 90 days of product events)
+    /// Simulate a year of a SaaS company through cairn: the example workspace's engine and
+    /// programs run live on a simulated clock over a generated customer base (accounts,
+    /// contacts, contracts and renewals, product use, tickets, surveys), simulated people
+    /// answer the messages and simulated CSMs work their tasks; then print a summary.
+    /// Use an empty database: the same seed gives the same year.
     Demo {
-        /// How many accounts
-        #[arg(long, default_value_t = 200)]
+        /// How many customers (old and new)
+        #[arg(long, default_value_t = 500)]
         accounts: usize,
+        /// The seed of the simulated company
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How many days to simulate, ending yesterday
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Print the summary as JSON
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         db: DbArg,
     },
@@ -348,8 +361,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let stop = crate::app::Shutdown::on_signals(limits.shutdown_grace + std::time::Duration::from_secs(5));
             let store = open_store(&db.db).await?;
             if demo && store.last_seq().await? == 0 {
-                eprintln!("filling the empty database with the demo customer base…");
-                crate::demo::seed(&store, 200, clock.now()).await?;
+                eprintln!("the database is empty: simulating a year of the demo company through cairn…");
+                let today = clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
+                let summary = crate::simulation::run(&store, &crate::simulation::Options::new(500, 1, today)).await?;
+                eprint!("{}", crate::simulation::render(&summary));
             }
             let definitions = match (workspace, demo) {
                 (Some(dir), _) => Some(crate::app::Definitions::Folder(dir)),
@@ -407,10 +422,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Segments { ws, json, db } => crate::show::segments(&db.db, &ws.workspace, json, clock.as_ref()).await,
         Command::Keys { command } => keys(command, clock.as_ref()).await,
-        Command::Demo { accounts, db } => {
+        Command::Demo { accounts, seed, days, json, db } => {
             let store = open_store(&db.db).await?;
-            let summary = crate::demo::seed(&store, accounts, clock.now()).await?;
-            println!("{summary}");
+            let today = clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
+            let options = crate::simulation::Options { days, ..crate::simulation::Options::new(accounts, seed, today) };
+            let summary = crate::simulation::run(&store, &options).await;
+            close_store(&store).await;
+            let summary = summary?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print!("{}", crate::simulation::render(&summary));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { dir, json } => Ok(crate::check::run(&dir, json)),

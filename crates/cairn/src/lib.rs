@@ -20,3 +20,4 @@ pub mod program;
 pub mod progress;
 pub mod report;
 pub mod show;
+pub mod simulation;

@@ -24,7 +24,19 @@ impl Progress {
         Progress { bar, started: Instant::now(), shown: false }
     }
 
-    /// Moves the bar to `done` bytes.
+    /// A bar over `total` steps of `unit` (`days`), labelled `label`.
+    pub fn steps(total: u64, unit: &str, label: &str) -> Progress {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+        let template = format!("{{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{eta}} left)");
+        let style = ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(label.to_string());
+        Progress { bar, started: Instant::now(), shown: false }
+    }
+
+    /// Moves the bar to `done` bytes (or steps).
     pub fn set(&mut self, done: u64) {
         if !self.shown && self.started.elapsed() > Duration::from_secs(1) {
             self.bar.set_draw_target(ProgressDrawTarget::stderr());

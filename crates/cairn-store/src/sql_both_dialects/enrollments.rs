@@ -317,7 +317,6 @@ macro_rules! enrollments_impl {
                 rows.iter().map(enrollment).collect()
             }
 
-            #[cfg(feature = "testing")]
             pub(crate) async fn program_enrollments(&self, program_id: &str) -> Result<Vec<Enrollment>> {
                 let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.program_id = $1 ORDER BY e.id");
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program_id).fetch_all(&self.pool).await?;

@@ -10,7 +10,7 @@
 
 mod backtest;
 mod experiments;
-mod format;
+pub(crate) mod format;
 mod hypotheses;
 mod journey;
 mod nps;

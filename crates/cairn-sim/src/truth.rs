@@ -1,0 +1,216 @@
+//! The hidden truth: what really drives renewal in the simulated company, and what
+//! happened to each account at each term end. cairn never reads this; tests and the demo's
+//! summary compare what cairn concludes from the records against it.
+//!
+//! At a term's end an account renews with probability σ(logit), where
+//!
+//! ```text
+//! logit = 0.6 + 1.3·invited_team_early + 1.1·shared_dashboard_early − 1.4·heavy_support
+//!       + 3.0·(activity − 0.35) + 0.5·min(goodwill, 2) + 0.7·rescued − 0.6·in_a_slump
+//! ```
+//!
+//! - `invited_team_early`: five teammates invited within 14 days of the start (the
+//!   example journey's `invited_team` milestone) — **raises** renewal;
+//! - `shared_dashboard_early`: a dashboard shared within 30 days (`first_value`) —
+//!   **raises** it;
+//! - `heavy_support`: four or more support tickets in the 90 days before the term's end —
+//!   **lowers** it;
+//! - `activity`: the share of the activated people active on a working day over the last
+//!   60 days;
+//! - `goodwill`: renewal messages opened and renewal calls made; `rescued`: a CSM completed
+//!   the at-risk task this term; `in_a_slump`: usage collapsed and never recovered.
+//!
+//! **Decoys**: connecting an integration and attending a webinar happen more often at
+//! larger companies (rates by size band) and have no effect at all: a behaviour that
+//! merely correlates with company size. Size itself does not enter the logit.
+//!
+//! A renewed account expands (seats × 1.15–1.5; six times in ten) when two thirds of its
+//! seats have people in the product, contracts (seats × 0.6–0.85; one time in two) when
+//! it uses few of them or is barely active, and otherwise renews flat.
+
+use jiff::civil::Date;
+use serde::Serialize;
+
+use crate::firmographics::Size;
+
+/// The weights of the renewal logit (see the module doc).
+pub(crate) mod weight {
+    pub const BASE: f64 = 0.6;
+    pub const INVITED_TEAM_EARLY: f64 = 1.3;
+    pub const SHARED_DASHBOARD_EARLY: f64 = 1.1;
+    pub const HEAVY_SUPPORT: f64 = -1.4;
+    pub const ACTIVITY: f64 = 3.0;
+    pub const ACTIVITY_PIVOT: f64 = 0.35;
+    pub const GOODWILL: f64 = 0.5;
+    pub const RESCUED: f64 = 0.7;
+    pub const SLUMP: f64 = -0.6;
+}
+
+/// How a behaviour bears on renewal, in truth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// Doing it raises the chance to renew and expand.
+    Raises,
+    /// Doing it lowers the chance.
+    Lowers,
+    /// No effect; it only correlates with company size.
+    Decoy,
+}
+
+/// One behaviour of the truth.
+#[derive(Debug, Clone, Serialize)]
+pub struct BehaviourTruth {
+    /// A short name.
+    pub behaviour: &'static str,
+    /// The product event it is made of.
+    pub event: &'static str,
+    /// Its effect.
+    pub effect: Effect,
+    /// Its weight in the renewal logit (0 for decoys).
+    pub log_odds: f64,
+}
+
+/// The behaviours of the truth, positive, negative and decoys.
+pub fn behaviours() -> Vec<BehaviourTruth> {
+    vec![
+        BehaviourTruth {
+            behaviour: "invited_team_early",
+            event: "user_invited",
+            effect: Effect::Raises,
+            log_odds: weight::INVITED_TEAM_EARLY,
+        },
+        BehaviourTruth {
+            behaviour: "shared_dashboard_early",
+            event: "dashboard_shared",
+            effect: Effect::Raises,
+            log_odds: weight::SHARED_DASHBOARD_EARLY,
+        },
+        BehaviourTruth {
+            behaviour: "heavy_support",
+            event: "ticket_opened",
+            effect: Effect::Lowers,
+            log_odds: weight::HEAVY_SUPPORT,
+        },
+        BehaviourTruth {
+            behaviour: "integration_connected",
+            event: "integration_connected",
+            effect: Effect::Decoy,
+            log_odds: 0.0,
+        },
+        BehaviourTruth {
+            behaviour: "webinar_attended",
+            event: "webinar_attended",
+            effect: Effect::Decoy,
+            log_odds: 0.0,
+        },
+    ]
+}
+
+/// What happened at a term's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Renewed with the same seats.
+    Renewed,
+    /// Renewed with more seats.
+    Expanded,
+    /// Renewed with fewer seats.
+    Contracted,
+    /// Did not renew.
+    Churned,
+}
+
+impl Outcome {
+    /// Renewed in any form.
+    pub fn renewed(self) -> bool {
+        self != Outcome::Churned
+    }
+}
+
+/// One account's term end, with the facts that decided it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenewalOutcome {
+    /// The account's CRM id.
+    pub account: String,
+    /// Its size band.
+    pub size: Size,
+    /// The last day of the term that ended.
+    pub term_end: Date,
+    /// What happened.
+    pub outcome: Outcome,
+    /// The probability it had to renew.
+    pub p_renew: f64,
+    /// ARR in dollars before and after (0 after a churn).
+    pub arr_before: u64,
+    /// ARR after.
+    pub arr_after: u64,
+    /// The facts of the logit.
+    pub invited_team_early: bool,
+    /// Shared a dashboard within 30 days of the start.
+    pub shared_dashboard_early: bool,
+    /// Four or more tickets in the last 90 days.
+    pub heavy_support: bool,
+    /// Activity share over the last 60 days.
+    pub activity: f64,
+    /// Integrations connected this term (a decoy).
+    pub integrations: u32,
+    /// Webinars attended this term (a decoy).
+    pub webinars: u32,
+}
+
+/// The whole truth.
+#[derive(Debug, Clone, Serialize)]
+pub struct Truth {
+    /// What drives renewal.
+    pub behaviours: Vec<BehaviourTruth>,
+    /// Every term end so far, in order.
+    pub renewals: Vec<RenewalOutcome>,
+    /// Programs whose messages change behaviour when engaged with, and how.
+    pub program_effects: Vec<(&'static str, &'static str)>,
+    /// How much more often a `_b` subject line is opened than its `_a` sibling.
+    pub variant_b_open_lift: f64,
+}
+
+/// The renewal probability of the logit's facts.
+#[allow(clippy::too_many_arguments, reason = "the logit's terms, named at the one call")]
+pub(crate) fn p_renew(
+    invited: bool,
+    shared: bool,
+    heavy: bool,
+    activity: f64,
+    goodwill: u32,
+    rescued: bool,
+    slump: bool,
+) -> f64 {
+    let b = |x: bool| if x { 1.0 } else { 0.0 };
+    let logit = weight::BASE
+        + weight::INVITED_TEAM_EARLY * b(invited)
+        + weight::SHARED_DASHBOARD_EARLY * b(shared)
+        + weight::HEAVY_SUPPORT * b(heavy)
+        + weight::ACTIVITY * (activity - weight::ACTIVITY_PIVOT)
+        + weight::GOODWILL * f64::from(goodwill.min(2))
+        + weight::RESCUED * b(rescued)
+        + weight::SLUMP * b(slump);
+    1.0 / (1.0 + (-logit).exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_logit_moves_the_way_the_truth_says() {
+        // All facts off at the pivot activity: σ(0.6) = 1 / (1 + e^-0.6) = 0.645656.
+        assert!((p_renew(false, false, false, 0.35, 0, false, false) - 0.645_656).abs() < 1e-6);
+        // Both positives: σ(0.6 + 1.3 + 1.1) = σ(3.0) = 0.952574.
+        assert!((p_renew(true, true, false, 0.35, 0, false, false) - 0.952_574).abs() < 1e-6);
+        // Heavy support alone: σ(0.6 − 1.4) = σ(−0.8) = 0.310026.
+        assert!((p_renew(false, false, true, 0.35, 0, false, false) - 0.310_026).abs() < 1e-6);
+        // Goodwill counts at most twice.
+        assert_eq!(
+            p_renew(false, false, false, 0.3, 2, false, false),
+            p_renew(false, false, false, 0.3, 9, false, false)
+        );
+    }
+}

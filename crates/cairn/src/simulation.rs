@@ -1,0 +1,567 @@
+//! The living demo: runs a year of the simulated company (`cairn-sim`) through the real
+//! thing. A [`FixedClock`] moves through the year a few hours at a time; at each pass
+//! the product events that happened by then go through the tracking API's parser into
+//! the event log, the CRM's changes (new customers, renewals, NPS answers) through the
+//! importers' row parsers into the store, the engine catches up
+//! ([`Runtime::catch_up`]), and the program runner runs once ([`Runner::run_once`]) — so
+//! enrollments, holdouts, sends (email to the outbox, in-app, tasks) are the runner's own
+//! records. What was sent comes back from the log (`email_sent`, `inapp_sent`): the
+//! company decides who opens, clicks and answers, and those engagements are recorded the
+//! way the link and in-app routes record them ([`engage::record`]); CSMs complete a share
+//! of their tasks (`Store::complete_task`).
+//!
+//! Before the year, 30 days of history are loaded and replayed when the engine starts (a
+//! backfill: programs act only on what happens live). Everything is keyed by the seed and
+//! the records, so a fresh database and the same seed give the same summary.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use cairn_core::import::{Header, ImportKind, parse_account, parse_contact, parse_subscription};
+use cairn_core::tracking::{Envelope, parse_message};
+use cairn_core::{Clock, FixedClock, Source};
+use cairn_programs::engage::{self, EngagementInput, EngagementKind};
+use cairn_programs::{Runner, RunnerConfig};
+use cairn_runtime::Runtime;
+use cairn_sim::{Channel, Company, Config, CrmUpdate, Delivery, ProductEvent, ReactionKind, TaskSeen, Truth};
+use cairn_store::Store;
+use cairn_workspace::Workspace;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp, ToSpan};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// The most customers a live simulation takes.
+pub const MAX_ACCOUNTS: usize = 20_000;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Customers (old and new).
+    pub accounts: usize,
+    /// The seed.
+    pub seed: u64,
+    /// The last simulated day is the day before this one (the clock's today).
+    pub today: Date,
+    /// Days simulated live, ending yesterday.
+    pub days: u32,
+    /// Passes of the engine and the runner a day (a divisor of 24).
+    pub passes_per_day: u32,
+}
+
+impl Options {
+    /// The default demo: `accounts` customers, a year up to `today`, a pass every 3 hours.
+    pub fn new(accounts: usize, seed: u64, today: Date) -> Options {
+        Options { accounts, seed, today, days: 365, passes_per_day: 8 }
+    }
+}
+
+/// One program's year.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ProgramYear {
+    /// The program's id.
+    pub program: String,
+    /// Enrollments, the holdout included.
+    pub enrolled: u64,
+    /// Enrollments held out.
+    pub held_out: u64,
+    /// Messages sent, per channel.
+    pub sent: BTreeMap<String, u64>,
+    /// Tasks created.
+    pub tasks: u64,
+}
+
+/// What the simulated year did: the demo's summary.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Summary {
+    /// The first simulated day.
+    pub first_day: Date,
+    /// The last simulated day.
+    pub last_day: Date,
+    /// Customers at the start (before the history) and new during it.
+    pub accounts: usize,
+    /// Of which new during the simulated period.
+    pub new_accounts: usize,
+    /// People.
+    pub contacts: usize,
+    /// Product events written to the log.
+    pub events: u64,
+    /// Per program.
+    pub programs: Vec<ProgramYear>,
+    /// Engagements recorded, per kind.
+    pub engagements: BTreeMap<String, u64>,
+    /// Tasks created and completed.
+    pub tasks_created: u64,
+    /// Completed by the simulated CSMs.
+    pub tasks_completed: u64,
+    /// Term ends decided in the simulated period: renewed (any form), of which expanded and contracted, and lost.
+    pub renewals_won: u64,
+    /// Renewed with more seats.
+    pub expanded: u64,
+    /// Renewed with fewer seats.
+    pub contracted: u64,
+    /// Not renewed.
+    pub renewals_lost: u64,
+    /// ARR (dollars) of the lines active on the first and the last day, from the store.
+    pub arr_start: u64,
+    /// On the last day.
+    pub arr_end: u64,
+}
+
+/// A reaction waiting for its time.
+#[derive(Debug, Clone)]
+struct Pending {
+    at: Timestamp,
+    enrollment_id: i64,
+    step: String,
+    contact_id: i64,
+    kind: ReactionKind,
+}
+
+/// The state of the drive: the company, the clock, the engine, the runner, and what
+/// is still to come.
+struct Drive<'a> {
+    store: &'a Store,
+    ws: Arc<Workspace>,
+    company: Company,
+    clock: Arc<FixedClock>,
+    events: Vec<ProductEvent>,
+    reactions: Vec<Pending>,
+    tasks_due: Vec<(Timestamp, i64, String, Option<String>)>,
+    tasks_seen: HashSet<i64>,
+    emails: HashMap<i64, String>,
+    accounts: HashMap<i64, String>,
+    cursor: i64,
+    summary: Summary,
+    sent: BTreeMap<String, ProgramYear>,
+}
+
+fn midnight(d: Date) -> Timestamp {
+    d.to_zoned(TimeZone::UTC).map(|z| z.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// `cairn demo`: refuses a database that holds events already, simulates with the
+/// built-in example workspace and a progress bar on stderr, and returns the summary.
+pub async fn run(store: &Store, options: &Options) -> Result<Summary> {
+    anyhow::ensure!(
+        store.last_seq().await? == 0,
+        "the database holds events already: the demo simulates into an empty one (give --db sqlite://demo.db, a new file)"
+    );
+    let (ws, hash) = crate::demo::example_workspace()?;
+    let mut bar = crate::progress::Progress::steps(u64::from(options.days), "days", "simulating the year");
+    let (summary, _truth) = simulate(store, Arc::new(ws), hash, options, |done, _| bar.set(done)).await?;
+    bar.finish();
+    Ok(summary)
+}
+
+/// Runs the simulation into `store` (a fresh database) with the workspace `ws`; calls
+/// `progress(done, total)` once a simulated day. Returns the summary and the truth.
+pub async fn simulate(
+    store: &Store,
+    ws: Arc<Workspace>,
+    hash: String,
+    options: &Options,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<(Summary, Truth)> {
+    anyhow::ensure!(
+        (1..=MAX_ACCOUNTS).contains(&options.accounts),
+        "--accounts must be between 1 and {MAX_ACCOUNTS} (a live year of more would take hours)"
+    );
+    anyhow::ensure!(options.days > 0 && options.days <= 3660, "--days must be between 1 and 3660");
+    anyhow::ensure!(
+        options.passes_per_day > 0 && 24 % options.passes_per_day == 0,
+        "passes per day must divide 24 (1, 2, 3, 4, 6, 8, 12 or 24)"
+    );
+    let first_day = options.today.checked_sub(i64::from(options.days).days()).context("--days goes too far back")?;
+    let config =
+        Config { accounts: options.accounts, seed: options.seed, first_day, days: options.days, history_days: 30 };
+    let company = Company::new(config.clone());
+    let new_accounts = company.accounts().filter(|a| a.start_date >= first_day).count();
+    let contacts = company.accounts().map(|a| a.contacts.len()).sum();
+    let history_start = config.history_start();
+    let clock = Arc::new(FixedClock::new(midnight(history_start)));
+    let mut drive = Drive {
+        store,
+        ws: Arc::clone(&ws),
+        company,
+        clock: Arc::clone(&clock),
+        events: Vec::new(),
+        reactions: Vec::new(),
+        tasks_due: Vec::new(),
+        tasks_seen: HashSet::new(),
+        emails: HashMap::new(),
+        accounts: HashMap::new(),
+        cursor: 0,
+        summary: Summary {
+            first_day,
+            last_day: options.today.checked_sub(1.day()).unwrap_or(options.today),
+            accounts: options.accounts,
+            new_accounts,
+            contacts,
+            events: 0,
+            programs: Vec::new(),
+            engagements: BTreeMap::new(),
+            tasks_created: 0,
+            tasks_completed: 0,
+            renewals_won: 0,
+            expanded: 0,
+            contracted: 0,
+            renewals_lost: 0,
+            arr_start: 0,
+            arr_end: 0,
+        },
+        sent: BTreeMap::new(),
+    };
+    // The history: loaded before the engine starts, replayed as backfill.
+    let mut d = history_start;
+    while d <= first_day {
+        drive.generate(d).await?;
+        d = d.checked_add(1.day())?;
+    }
+    clock.set(midnight(first_day));
+    drive.append_due(midnight(first_day)).await?;
+    drive.cursor = store.last_seq().await?;
+    let runtime = Runtime::start(store.clone(), clock.clone(), Arc::clone(&ws), hash)
+        .await
+        .context("starting the engine on the history")?;
+    let mut config = RunnerConfig::new("demo");
+    config.message_id_domain = "demo.cairn.localhost".to_string();
+    let runner = Runner::new(store.clone(), runtime.clone(), clock.clone(), config)
+        .await
+        .context("starting the program runner")?;
+    drive.refresh_ids().await?;
+    // The year, a pass every few hours; tomorrow's product use is drawn at noon UTC (the
+    // earliest working hour anywhere is later: 08:00 in Sydney is 21:00 UTC).
+    let step = SignedDuration::from_hours(24 / i64::from(options.passes_per_day));
+    let mut t = midnight(first_day);
+    let end = midnight(options.today);
+    let mut generated = first_day;
+    let total = u64::from(options.days);
+    while t < end {
+        clock.set(t);
+        let today = t.to_zoned(TimeZone::UTC).date();
+        let mut traits_changed = t == midnight(today);
+        if t >= midnight(today) + SignedDuration::from_hours(12) && generated <= today {
+            let tomorrow = today.checked_add(1.day())?;
+            if tomorrow < options.today {
+                traits_changed |= drive.generate(tomorrow).await?;
+            }
+            generated = tomorrow;
+        }
+        drive.react_until(t).await?;
+        drive.complete_tasks_until(t).await?;
+        drive.append_due(t).await?;
+        if traits_changed {
+            runtime.refresh_traits().await?;
+            drive.refresh_ids().await?;
+        }
+        runtime.catch_up().await?;
+        runner.run_once().await?;
+        drive.read_sends().await?;
+        if t == midnight(today) {
+            drive.see_tasks().await?;
+            let done = today.since(first_day).map(|s| s.get_days()).unwrap_or(0) as u64 + 1;
+            progress(done, total);
+        }
+        t += step;
+    }
+    clock.set(end);
+    drive.react_until(end).await?;
+    drive.append_due(end).await?;
+    runtime.catch_up().await?;
+    runner.run_once().await?;
+    drive.read_sends().await?;
+    drive.see_tasks().await?;
+    drive.finish(options).await
+}
+
+impl Drive<'_> {
+    /// Draws day `d` of the company: its CRM changes imported now, its events queued.
+    /// Whether the CRM changed.
+    async fn generate(&mut self, d: Date) -> Result<bool> {
+        let day = self.company.day(d);
+        let changed = !day.crm.is_empty();
+        if changed {
+            self.import(&day.crm).await?;
+        }
+        self.events.extend(day.events);
+        Ok(changed)
+    }
+
+    /// Writes a CRM update through the importers' row parsers, as `cairn import` does.
+    async fn import(&self, update: &CrmUpdate) -> Result<()> {
+        let files = self.company.crm_files(update);
+        if !files.accounts.is_empty() {
+            let rows = rows(&files.accounts, ImportKind::Accounts, parse_account)?;
+            self.store.upsert_accounts(Source::Crm, &rows).await?.into_iter().collect::<Result<Vec<()>, _>>()?;
+        }
+        if !files.contacts.is_empty() {
+            let rows = rows(&files.contacts, ImportKind::Contacts, parse_contact)?;
+            self.store.upsert_contacts(Source::Crm, &rows).await?.into_iter().collect::<Result<Vec<()>, _>>()?;
+        }
+        if !files.subscriptions.is_empty() {
+            let rows = rows(&files.subscriptions, ImportKind::Subscriptions, parse_subscription)?;
+            self.store.upsert_subscriptions(Source::Crm, &rows).await?.into_iter().collect::<Result<Vec<()>, _>>()?;
+        }
+        Ok(())
+    }
+
+    /// Appends the product events dated up to `t`, in time order, through the tracking
+    /// API's parser (a Segment `track` call each).
+    async fn append_due(&mut self, t: Timestamp) -> Result<()> {
+        self.events.sort_by(|a, b| (b.at, &b.message_id).cmp(&(a.at, &a.message_id)));
+        let split = self.events.iter().position(|e| e.at <= t).unwrap_or(self.events.len());
+        let due: Vec<ProductEvent> = self.events.split_off(split).into_iter().rev().collect();
+        for chunk in due.chunks(5_000) {
+            let mut messages = Vec::with_capacity(chunk.len());
+            for e in chunk {
+                let line = json!({
+                    "type": "track",
+                    "messageId": e.message_id,
+                    "userId": e.user_id,
+                    "event": e.name,
+                    "context": { "groupId": e.group_id, "library": { "name": "cairn-sim" } },
+                    "timestamp": e.at.to_string(),
+                })
+                .to_string();
+                let envelope = Envelope {
+                    received_at: e.at,
+                    batch_sent_at: None,
+                    batch_context: None,
+                    trust_timestamps: true,
+                    plausible: Default::default(),
+                };
+                messages.push(parse_message(&line, None, &envelope, || e.message_id.clone())?);
+            }
+            self.store.append("product", &messages).await?;
+            self.summary.events += chunk.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Maps cairn's contact ids to addresses and account ids to CRM ids.
+    async fn refresh_ids(&mut self) -> Result<()> {
+        for c in self.store.engine_contacts().await? {
+            if let Some(email) = c.email {
+                self.emails.insert(c.id, email);
+            }
+        }
+        let today = self.clock.now().to_zoned(TimeZone::UTC).date();
+        for a in self.store.engine_accounts(today).await? {
+            if let Some(crm) = a.crm_id {
+                self.accounts.insert(a.id, crm);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what the runner sent since the last look and lets the recipients react.
+    async fn read_sends(&mut self) -> Result<()> {
+        loop {
+            let events = self.store.events_after(self.cursor, 10_000).await?;
+            let Some(last) = events.last() else { return Ok(()) };
+            self.cursor = last.seq;
+            for e in events.iter().filter(|e| e.source == "cairn") {
+                let Some(name) = e.name.as_deref() else { continue };
+                let props: Value =
+                    e.properties.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+                let program = props["program"].as_str().unwrap_or_default().to_string();
+                let channel = match name {
+                    "email_sent" => Channel::Email,
+                    "inapp_sent" => Channel::InApp,
+                    n if n.ends_with("_sent") => Channel::Other,
+                    _ => continue,
+                };
+                let entry = self.sent.entry(program.clone()).or_default();
+                *entry.sent.entry(props["channel"].as_str().unwrap_or("other").to_string()).or_default() += 1;
+                let (Some(contact), Some(enrollment)) = (e.contact_id, props["enrollment_id"].as_i64()) else {
+                    continue;
+                };
+                let Some(email) = self.emails.get(&contact) else { continue };
+                let step = props["step"].as_str().unwrap_or_default().to_string();
+                let delivery = Delivery {
+                    email,
+                    program: &program,
+                    step: &step,
+                    channel,
+                    variant: props["variant"].as_str(),
+                    at: e.ts,
+                    key: enrollment as u64,
+                };
+                for r in self.company.respond(&delivery) {
+                    self.reactions.push(Pending {
+                        at: r.at,
+                        enrollment_id: enrollment,
+                        step: step.clone(),
+                        contact_id: contact,
+                        kind: r.kind,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Records the reactions due by `t`, as the link and in-app routes do.
+    async fn react_until(&mut self, t: Timestamp) -> Result<()> {
+        self.reactions.sort_by_key(|r| std::cmp::Reverse((r.at, r.enrollment_id)));
+        while self.reactions.last().is_some_and(|r| r.at <= t) {
+            let Some(r) = self.reactions.pop() else { break };
+            let (kind, detail) = match r.kind {
+                ReactionKind::Opened => (EngagementKind::Opened, json!({})),
+                ReactionKind::Clicked => (EngagementKind::Clicked, json!({"url": "https://app.acme.example/"})),
+                ReactionKind::Answered { score } => {
+                    (EngagementKind::Answered, json!({"survey": "nps", "score": score}))
+                }
+            };
+            let input = EngagementInput {
+                enrollment_id: r.enrollment_id,
+                step_id: r.step,
+                contact_id: Some(r.contact_id),
+                kind,
+                at: r.at,
+                detail,
+            };
+            if engage::record(self.store, Some(&self.ws), &input).await? {
+                *self.summary.engagements.entry(kind.as_str().to_string()).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The CSMs look at their open tasks (once a day) and decide when they do each.
+    async fn see_tasks(&mut self) -> Result<()> {
+        for task in self.store.open_tasks(None, None).await? {
+            if !self.tasks_seen.insert(task.id) {
+                continue;
+            }
+            let program = self.store.enrollment(task.enrollment_id).await?.map(|e| e.program_id).unwrap_or_default();
+            // Counted here rather than from `task_created` events: a task about an account
+            // has no contact to carry one.
+            self.sent.entry(program.clone()).or_default().tasks += 1;
+            self.summary.tasks_created += 1;
+            let account = task.account_id.and_then(|a| self.accounts.get(&a).cloned());
+            let seen = TaskSeen {
+                id: task.id as u64,
+                program: &program,
+                account: account.as_deref(),
+                urgent: task.priority == cairn_store::TaskPriority::Urgent,
+                created_at: task.created_at,
+            };
+            if let Some(at) = self.company.work_task(&seen) {
+                self.tasks_due.push((at.max(self.clock.now()), task.id, program, account));
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the tasks the CSMs do by `t`.
+    async fn complete_tasks_until(&mut self, t: Timestamp) -> Result<()> {
+        self.tasks_due.sort_by_key(|(at, id, ..)| std::cmp::Reverse((*at, *id)));
+        while self.tasks_due.last().is_some_and(|(at, ..)| *at <= t) {
+            let Some((at, id, program, account)) = self.tasks_due.pop() else { break };
+            let by =
+                self.store.task(id).await?.and_then(|task| task.assignee).unwrap_or_else(|| "csm@acme.example".into());
+            if self.store.complete_task(id, &by, at).await? {
+                self.summary.tasks_completed += 1;
+                let seen = TaskSeen {
+                    id: id as u64,
+                    program: &program,
+                    account: account.as_deref(),
+                    urgent: false,
+                    created_at: at,
+                };
+                self.company.task_done(&seen, at);
+            }
+        }
+        Ok(())
+    }
+
+    /// The summary, from the store's records and the company's truth.
+    async fn finish(mut self, options: &Options) -> Result<(Summary, Truth)> {
+        for p in self.ws.programs() {
+            let id = p.id.as_str().to_string();
+            let enrollments = self.store.program_enrollments(&id).await?;
+            let mut year = self.sent.remove(&id).unwrap_or_default();
+            year.program = id;
+            year.enrolled = enrollments.len() as u64;
+            year.held_out = enrollments.iter().filter(|e| e.holdout).count() as u64;
+            self.summary.programs.push(year);
+        }
+        let truth = self.company.truth();
+        let first = self.summary.first_day;
+        for r in truth.renewals.iter().filter(|r| r.term_end >= first && r.term_end < options.today) {
+            match r.outcome {
+                cairn_sim::Outcome::Churned => self.summary.renewals_lost += 1,
+                o => {
+                    self.summary.renewals_won += 1;
+                    self.summary.expanded += u64::from(o == cairn_sim::Outcome::Expanded);
+                    self.summary.contracted += u64::from(o == cairn_sim::Outcome::Contracted);
+                }
+            }
+        }
+        let lines = self.store.subscription_lines().await?;
+        let arr_on = |d: Date| {
+            lines.iter().filter(|l| l.start_date <= d && d <= l.end_date).map(|l| l.arr_cents).sum::<i64>() / 100
+        };
+        self.summary.arr_start = arr_on(first) as u64;
+        self.summary.arr_end = arr_on(self.summary.last_day) as u64;
+        Ok((self.summary, truth))
+    }
+}
+
+fn rows<T>(
+    csv_text: &str,
+    kind: ImportKind,
+    parse: impl Fn(&Header, u64, &[&str]) -> Result<T, cairn_core::import::RowError>,
+) -> Result<Vec<T>> {
+    let mut lines = csv_text.lines();
+    let header_fields: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let header = Header::parse(kind, &header_fields)?;
+    lines
+        .enumerate()
+        .map(|(n, l)| {
+            let fields: Vec<&str> = l.split(',').collect();
+            parse(&header, n as u64 + 2, &fields).map_err(anyhow::Error::from)
+        })
+        .collect()
+}
+
+/// The summary as a few lines for the terminal.
+pub fn render(summary: &Summary) -> String {
+    let mut out = format!(
+        "simulated {} to {}: {} accounts ({} new in the period), {} contacts, {} product events\n",
+        summary.first_day, summary.last_day, summary.accounts, summary.new_accounts, summary.contacts, summary.events
+    );
+    out.push_str("programs                enrolled  held out  sent                     tasks\n");
+    for p in &summary.programs {
+        let sent: Vec<String> = p.sent.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        out.push_str(&format!(
+            "  {:<21} {:>8}  {:>8}  {:<24} {:>5}\n",
+            p.program,
+            p.enrolled,
+            p.held_out,
+            if sent.is_empty() { "-".to_string() } else { sent.join(", ") },
+            p.tasks
+        ));
+    }
+    let engaged: Vec<String> = summary.engagements.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    out.push_str(&format!("engagement: {}\n", if engaged.is_empty() { "none".into() } else { engaged.join(", ") }));
+    out.push_str(&format!("tasks: {} created, {} completed\n", summary.tasks_created, summary.tasks_completed));
+    out.push_str(&format!(
+        "renewals: {} won ({} expanded, {} contracted), {} lost\n",
+        summary.renewals_won, summary.expanded, summary.contracted, summary.renewals_lost
+    ));
+    // Whole dollars, printed as the reports print money.
+    let money =
+        |dollars: u64| crate::report::format::money(i64::try_from(dollars).unwrap_or(i64::MAX).saturating_mul(100));
+    out.push_str(&format!(
+        "ARR: ${} on {} → ${} on {}\n",
+        money(summary.arr_start),
+        summary.first_day,
+        money(summary.arr_end),
+        summary.last_day
+    ));
+    out
+}
