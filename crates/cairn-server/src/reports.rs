@@ -71,6 +71,9 @@ fn to_json(value: impl serde::Serialize) -> Result<Json<Value>, ApiError> {
 }
 
 /// `GET /api/reports/{name}`.
+// Each report's own parameters are one `Query` extractor each (unknown keys are ignored by
+// each), so the handler takes one argument per report family.
+#[allow(clippy::too_many_arguments)]
 pub async fn report(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -70,17 +70,20 @@ pub(super) fn table(r: &ProgramsReport) -> String {
         if p.reach.is_empty() {
             let _ = writeln!(out, "    nothing sent");
         } else {
+            let label_of = |row: &ReachRow| {
+                row.variant.as_ref().map_or_else(|| row.step.clone(), |v| format!("{} / {v}", row.step))
+            };
+            let width = p.reach.iter().map(|r| label_of(r).chars().count()).max().unwrap_or(0).max(24);
             let _ = writeln!(
                 out,
-                "    {:<24} {:>6} {:>13} {:>11} {:>11} {:>11} {:>11} {:>11}",
+                "    {:<width$} {:>6} {:>13} {:>11} {:>11} {:>11} {:>11} {:>11}",
                 "step / variant", "sent", "delivered", "bounced", "opened", "clicked", "unsub.", "answered"
             );
             for row in &p.reach {
-                let ReachRow { step, variant, sent, .. } = row;
-                let label = variant.as_ref().map_or_else(|| step.clone(), |v| format!("{step} / {v}"));
+                let (label, sent) = (label_of(row), row.sent);
                 let _ = writeln!(
                     out,
-                    "    {label:<24} {sent:>6} {:>13} {:>11} {:>11} {:>11} {:>11} {:>11}",
+                    "    {label:<width$} {sent:>6} {:>13} {:>11} {:>11} {:>11} {:>11} {:>11}",
                     with_rate(row.delivered, row.delivery_rate),
                     with_rate(row.bounced, row.bounce_rate),
                     with_rate(row.opened, row.open_rate),
