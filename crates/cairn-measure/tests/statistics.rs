@@ -46,6 +46,22 @@ fn z_test_matches_statsmodels_proportions_ztest_and_wald_interval() {
 }
 
 #[test]
+fn fishers_difference_interval_is_newcombes_as_statsmodels_gives_it() {
+    // statsmodels.stats.proportion.confint_proportions_2indep(xb, nb, xa, na,
+    // method="newcomb", compare="diff"): the interval stays inside [-1, 1] on tiny arms.
+    let cases = [
+        ((0, 9, 1, 2), (-0.003877666817322045, 0.9054687942657693)),
+        ((1, 4, 2, 4), (-0.3195572515133034, 0.655286660349105)),
+        ((2, 2, 0, 2), (-1.0, -0.06998519885519938)),
+    ];
+    for ((xa, na, xb, nb), (low, high)) in cases {
+        let c = fisher_exact(arm(na, xa), arm(nb, xb)).unwrap();
+        close(c.difference_interval.low, low, 1e-9);
+        close(c.difference_interval.high, high, 1e-9);
+    }
+}
+
+#[test]
 fn fisher_matches_scipy_two_sided() {
     // scipy.stats.fisher_exact([[xa, na - xa], [xb, nb - xb]], alternative="two-sided").
     // (3, 4, 1, 4) is Fisher's lady tasting tea: 0.4857 in every textbook.

@@ -95,7 +95,13 @@ pub fn two_proportion_z_test(a: Arm, b: Arm) -> Result<Comparison, MeasureError>
 pub fn fisher_exact(a: Arm, b: Arm) -> Result<Comparison, MeasureError> {
     let (pa, pb) = rates(a, b)?;
     let p_value = fisher_two_sided(a.conversions, a.n - a.conversions, b.conversions, b.n - b.conversions);
-    Ok(Comparison { test: Test::FisherExact, difference: pb - pa, difference_interval: wald(a, b)?, z: None, p_value })
+    Ok(Comparison {
+        test: Test::FisherExact,
+        difference: pb - pa,
+        difference_interval: newcombe(a, b)?,
+        z: None,
+        p_value,
+    })
 }
 
 /// The z-test, or Fisher's exact test when any expected cell count of the 2×2 table
@@ -117,6 +123,20 @@ fn rates(a: Arm, b: Arm) -> Result<(f64, f64), MeasureError> {
             "an arm has no members, so there is no rate to compare yet: wait for enrollments".to_string(),
         )),
     }
+}
+
+/// Newcombe's hybrid score interval of `b − a` (from the two Wilson intervals): used with
+/// Fisher's test, where the samples are small and the Wald interval can leave [−1, 1].
+fn newcombe(a: Arm, b: Arm) -> Result<Interval, MeasureError> {
+    let (pa, pb) = rates(a, b)?;
+    let (Some(ia), Some(ib)) = (wilson(a, 0.95), wilson(b, 0.95)) else {
+        return Err(MeasureError::Input("an arm has no members: wait for enrollments".to_string()));
+    };
+    let d = pb - pa;
+    Ok(Interval {
+        low: d - ((pb - ib.low).powi(2) + (ia.high - pa).powi(2)).sqrt(),
+        high: d + ((ib.high - pb).powi(2) + (pa - ia.low).powi(2)).sqrt(),
+    })
 }
 
 fn wald(a: Arm, b: Arm) -> Result<Interval, MeasureError> {
