@@ -9,7 +9,8 @@
 //! is given as `without_anchor`).
 //!
 //! **What is counted**, from the engine's recorded transitions up to the end of the as-of
-//! day: a stage is *entered* by an account with a `stage_changed` into it; *now in* is the
+//! day: a stage is *entered* by an account with a `stage_changed` into it or into a later
+//! stage (the journey is a funnel: one evaluation may move an account past several); *now in* is the
 //! stage of its latest move. For a milestone, each cohort account is in exactly one of:
 //! *on time* (a `milestone_achieved` before its deadline, or it has none), *late* (a
 //! `milestone_achieved` at or after the deadline), *missed* (a `milestone_missed`) or
@@ -184,12 +185,18 @@ fn funnel(
     h: &History,
     cutoff: Timestamp,
 ) -> JourneyReport {
+    // The journey is a funnel: an account that entered a stage passed every stage before
+    // it, even when one evaluation moved it past several at once (one `stage_changed`).
+    let furthest = |account: i64| {
+        h.entered.get(&account).and_then(|e| journey.stages.iter().rposition(|s| e.contains(s.id.as_str())))
+    };
     let stages = journey
         .stages
         .iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(i, s)| {
             let id = s.id.as_str();
-            let entered = cohort.iter().filter(|a| h.entered.get(&a.id).is_some_and(|e| e.contains(id))).count();
+            let entered = cohort.iter().filter(|a| furthest(a.id).is_some_and(|f| f >= i)).count();
             let now_in = cohort.iter().filter(|a| h.current.get(&a.id).is_some_and(|c| c == id)).count();
             StageRow {
                 id: id.to_string(),
