@@ -160,7 +160,9 @@ fn event_line_with_id(rng: &mut Rng, message_id: &str, accounts: usize, days: i6
     )
 }
 
-fn rows<T>(
+/// The rows of a CSV text of one import kind, parsed by the importer's row parser (the
+/// demo generator and the simulation write their CRM files this way).
+pub(crate) fn rows<T>(
     csv_text: &str,
     kind: ImportKind,
     parse: impl Fn(&Header, u64, &[&str]) -> Result<T, cairn_core::import::RowError>,

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use cairn_core::import::{Header, ImportKind, parse_account, parse_contact, parse_subscription};
+use cairn_core::import::{ImportKind, parse_account, parse_contact, parse_subscription};
 use cairn_core::tracking::{Envelope, parse_message};
 use cairn_core::{Clock, FixedClock, Source};
 use cairn_programs::engage::{self, EngagementInput, EngagementKind};
@@ -294,15 +294,15 @@ impl Drive<'_> {
     async fn import(&self, update: &CrmUpdate) -> Result<()> {
         let files = self.company.crm_files(update);
         if !files.accounts.is_empty() {
-            let rows = rows(&files.accounts, ImportKind::Accounts, parse_account)?;
+            let rows = crate::demo::rows(&files.accounts, ImportKind::Accounts, parse_account)?;
             self.store.upsert_accounts(Source::Crm, &rows).await?.into_iter().collect::<Result<Vec<()>, _>>()?;
         }
         if !files.contacts.is_empty() {
-            let rows = rows(&files.contacts, ImportKind::Contacts, parse_contact)?;
+            let rows = crate::demo::rows(&files.contacts, ImportKind::Contacts, parse_contact)?;
             self.store.upsert_contacts(Source::Crm, &rows).await?.into_iter().collect::<Result<Vec<()>, _>>()?;
         }
         if !files.subscriptions.is_empty() {
-            let rows = rows(&files.subscriptions, ImportKind::Subscriptions, parse_subscription)?;
+            let rows = crate::demo::rows(&files.subscriptions, ImportKind::Subscriptions, parse_subscription)?;
             self.store.upsert_subscriptions(Source::Crm, &rows).await?.into_iter().collect::<Result<Vec<()>, _>>()?;
         }
         Ok(())
@@ -509,23 +509,6 @@ impl Drive<'_> {
         self.summary.arr_end = arr_on(self.summary.last_day) as u64;
         Ok((self.summary, truth))
     }
-}
-
-fn rows<T>(
-    csv_text: &str,
-    kind: ImportKind,
-    parse: impl Fn(&Header, u64, &[&str]) -> Result<T, cairn_core::import::RowError>,
-) -> Result<Vec<T>> {
-    let mut lines = csv_text.lines();
-    let header_fields: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-    let header = Header::parse(kind, &header_fields)?;
-    lines
-        .enumerate()
-        .map(|(n, l)| {
-            let fields: Vec<&str> = l.split(',').collect();
-            parse(&header, n as u64 + 2, &fields).map_err(anyhow::Error::from)
-        })
-        .collect()
 }
 
 /// The summary as a few lines for the terminal.
