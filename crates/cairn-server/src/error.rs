@@ -36,6 +36,9 @@ pub enum ApiError {
     /// diagnostics).
     #[error("the request was rejected")]
     Rejected(serde_json::Value),
+    /// Signed in (or authenticated) but not allowed: the role or key scope does not permit it.
+    #[error("{0}")]
+    Forbidden(String),
     /// No such route, or no such thing at it.
     #[error("{0}")]
     NotFound(String),
@@ -66,6 +69,7 @@ impl IntoResponse for ApiError {
             ApiError::BadMessage(_) | ApiError::BadRequest(_) | ApiError::BadBatch(_) | ApiError::Rejected(_) => {
                 StatusCode::BAD_REQUEST
             }
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(m) => {

@@ -16,6 +16,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
 
 mod api;
+pub mod auth;
 mod connections;
 mod delivery;
 pub mod error;
@@ -29,6 +30,7 @@ mod panics;
 mod reports;
 mod tasks;
 mod tracking;
+mod ui;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -129,7 +131,6 @@ pub fn load_workspace(dir: &Path) -> Result<(Workspace, String), Vec<Diagnostic>
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(pages::home))
         .route("/healthz", get(pages::healthz))
         .route("/v1/identify", post(tracking::identify))
         .route("/v1/track", post(tracking::track))
@@ -158,6 +159,7 @@ pub fn router(state: AppState) -> Router {
         .route("/s/page", get(links::survey_page))
         .route("/v1/inapp/messages", get(inapp::messages).options(inapp::preflight))
         .route("/v1/inapp/messages/{id}/{action}", post(inapp::mark).options(inapp::preflight))
+        .merge(ui::router(&state))
         .fallback(error::not_found)
         .with_state(state)
 }
