@@ -134,7 +134,7 @@ pub(super) async fn build(
 ) -> Result<DryRun, DryRunError> {
     let mut enrollments = Vec::new();
     let mut sends = Vec::new();
-    let mut loads: BTreeMap<(usize, String, String, Option<String>), BTreeMap<String, u64>> = BTreeMap::new();
+    let mut loads: BTreeMap<StepKey, BTreeMap<String, u64>> = BTreeMap::new();
     let order: Vec<String> = program.all_steps().iter().map(|s| s.id().to_string()).collect();
     let mut cap_skips = 0;
     // The enrollments made in the period with their ledger entries, in one read.
@@ -243,6 +243,9 @@ pub(super) async fn build(
 }
 
 type SendRow = (DryRunSend, i64, Option<String>, Option<String>);
+
+/// A step's place in the program, its id, channel and variant: how the load is grouped.
+type StepKey = (usize, String, String, Option<String>);
 
 /// Up to [`SAMPLES`] rendered messages, of different steps first, from the scratch outbox
 /// and inbox.
