@@ -320,7 +320,17 @@ async fn a_dry_run_refuses_a_period_over_366_days_and_an_unknown_program() {
 /// `GET /api/programs/{id}/dry-run` on the real server: the report as JSON, a period or a
 /// program that is wrong named in a 400 or a 404, and a secret key required.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_dry_runs_a_program_over_history() {
+async fn sqlite_the_api_dry_runs_a_program_over_history() {
+    the_api_dry_runs_a_program_over_history(common::Backend::Sqlite).await;
+}
+
+/// The same on PostgreSQL: the real store read is PostgreSQL, the scratch one SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_the_api_dry_runs_a_program_over_history() {
+    the_api_dry_runs_a_program_over_history(common::Backend::Postgres).await;
+}
+
+async fn the_api_dry_runs_a_program_over_history(backend: common::Backend) {
     let dir = workspace_dir(
         r#"
 segments:
@@ -339,7 +349,7 @@ programs:
         template: tips
 "#,
     );
-    let app = TestApp::spawn_with_workspace(common::Backend::Sqlite, dir.path()).await.unwrap();
+    let Some(app) = TestApp::spawn_with_workspace(backend, dir.path()).await else { return };
     let body = serde_json::json!({
         "userId": "u1",
         "event": "report_created",
