@@ -48,7 +48,7 @@ fn at(text: &str) -> Timestamp {
 }
 
 /// The period dry-run: from the first day of the quarter (the NPS survey's tick) to 10
-/// days before the simulation's end.
+/// days before the simulation's end (49 days).
 const FROM: &str = "2026-01-01T00:00:00Z";
 const TO: &str = "2026-02-19T00:00:00Z";
 
@@ -170,6 +170,7 @@ async fn the_dry_run_of_each_program_enrolls_and_sends_as_the_simulation_really_
     };
     let mut compared_sends = 0;
     let mut engaged = 0;
+    let mut quiet = 0;
     for program in ws.programs() {
         let id = program.id.as_str();
         let report = cairn_programs::dry_run(&store, Arc::clone(&ws), id, &dry_options).await.unwrap();
@@ -224,11 +225,13 @@ async fn the_dry_run_of_each_program_enrolls_and_sends_as_the_simulation_really_
         assert_eq!(per_step, report.sent, "{id}: the steps' sends add up");
         compared_sends += real_sent.len();
         engaged += report.engagements_replayed;
+        quiet += report.quiet_hours_deferrals;
     }
     // The comparison is not vacuous: the period holds sends, and engagement that steered
     // branches.
     assert!(compared_sends > 20, "{compared_sends} sends compared");
     assert!(engaged > 0, "no engagement was replayed");
+    assert!(quiet > 0, "quiet hours held sends (the NPS survey goes out at 10:00 in Berlin, night in America)");
     assert_eq!(footprint(&store).await, before, "a dry run writes nothing to the database it reads");
     store.close().await;
     the_cli_prints_the_dry_run_for_people_and_as_json(&url, &ws).await;
