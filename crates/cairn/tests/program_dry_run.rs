@@ -20,8 +20,10 @@
 //! renewal date and NPS answer, where the simulation's engine saw each change the moment
 //! the CRM import brought it (a renewal's new seats, an NPS answer's `nps_last`, a new
 //! customer's record the day before it starts). Health reads seats and `nps_last`, so an
-//! account whose record changed in the period may turn red on another day. The comparison
-//! is exact for every other account and its contacts, and those changed are few.
+//! account whose record changed in the period may turn red on another day. So a program
+//! that reads health is compared on the accounts whose record did not change in the
+//! period (the NPS answers of early January touch most of them, the test prints which);
+//! every other program is compared on every subject.
 
 #[path = "../../cairn-store/tests/common/mod.rs"]
 mod store_common;
