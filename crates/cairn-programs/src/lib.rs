@@ -18,6 +18,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
 
 mod context;
+pub mod dry_run;
 pub mod engage;
 mod error;
 pub mod plan;
@@ -25,6 +26,7 @@ pub mod preview;
 mod runner;
 pub mod secret;
 
+pub use dry_run::{DryRun, DryRunError, DryRunOptions, dry_run};
 pub use engage::{EngagementInput, EngagementKind};
 pub use error::ProgramError;
 pub use preview::{PREVIEW_SECRET, Preview, parse_as_of, parse_plausible_as_of, preview};

@@ -246,3 +246,50 @@ pub async fn program_preview(
     };
     Ok(Json(serde_json::to_value(preview).map_err(|e| ApiError::Internal(e.to_string()))?))
 }
+
+/// The query of a program's dry run over history.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DryRunQuery {
+    /// A day (its start in the workspace time zone) or an instant.
+    from: Option<String>,
+    /// A day (its end) or an instant.
+    to: Option<String>,
+}
+
+/// `GET /api/programs/{id}/dry-run?from=&to=`: what the program would have done over a
+/// period of history (at most 366 days) — enrollments, holdout, sends per step and
+/// variant, caps and quiet hours hit, tasks, sample messages — replayed in a scratch
+/// database: nothing is sent, nothing is written to this one.
+pub async fn program_dry_run(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<DryRunQuery>,
+) -> Reply {
+    use cairn_programs::DryRunError;
+    authorize(&state, &headers).await?;
+    let rt = runtime(&state)?;
+    let ws = rt.read(|live| live.engine.workspace_arc().clone()).await;
+    let (Some(from), Some(to)) = (q.from, q.to) else {
+        return Err(ApiError::BadRequest(
+            "a dry run needs its period: give from= and to= (days like 2026-03-01 or instants)".into(),
+        ));
+    };
+    let bad = |e: DryRunError| match e {
+        DryRunError::UnknownProgram { .. } => ApiError::NotFound(e.to_string()),
+        DryRunError::BadPeriod(m) => ApiError::BadRequest(m),
+        DryRunError::Store(s) => ApiError::Unavailable(s),
+        other => ApiError::Internal(other.to_string()),
+    };
+    let (from, to) = cairn_programs::dry_run::parse_period(&from, &to, ws.time_zone()).map_err(bad)?;
+    let options = cairn_programs::DryRunOptions {
+        from,
+        to,
+        now: state.clock.now(),
+        pass_every: cairn_programs::dry_run::DEFAULT_PASS_EVERY,
+        public_url: "http://127.0.0.1:8080".to_string(),
+    };
+    let report = cairn_programs::dry_run(&state.store, ws, &id, &options).await.map_err(bad)?;
+    Ok(Json(serde_json::to_value(report).map_err(|e| ApiError::Internal(e.to_string()))?))
+}

@@ -149,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/email/feedback", post(delivery::feedback))
         .route("/api/programs/dead-letters", get(delivery::dead_letters))
         .route("/api/programs/{id}/preview", get(api::program_preview))
+        .route("/api/programs/{id}/dry-run", get(api::program_dry_run))
         .route("/api/reports/{name}", get(reports::report))
         .route("/api/tasks", get(tasks::open_tasks))
         .route("/api/tasks/{id}/complete", post(tasks::complete))

@@ -66,6 +66,7 @@ pub use api_keys::ApiKeyListing;
 pub use appender::Appender;
 pub use postgres::copy_columns as pg_copy_line;
 pub use sql_both_dialects::consent::normalize_address;
+pub use sql_both_dialects::scratch_copy::{DirectoryCopy, GuardRailChanges, RawEvent, SentRecord};
 pub use sql_both_dialects::survey_and_journey::SurveyAnswerEvent;
 pub use subscription_ledger::SubscriptionLine;
 
@@ -1028,5 +1029,58 @@ impl Store {
     /// identity resolution uses for events. `None` when nothing matches.
     pub async fn resolve_contact(&self, user_id: &str) -> Result<Option<i64>> {
         dispatch!(self, s => s.resolve_contact(user_id).await)
+    }
+
+    // --- copies for a program's dry run (`sql_both_dialects/scratch_copy.rs`) ---
+
+    /// The directory (accounts, domains, contacts, external ids, aliases, subscription
+    /// lines, and the health overrides set up to `overrides_up_to`) with its ids, to
+    /// write into a scratch store.
+    pub async fn read_directory(&self, overrides_up_to: Timestamp) -> Result<DirectoryCopy> {
+        dispatch!(self, s => s.read_directory(overrides_up_to).await)
+    }
+
+    /// Writes a directory read from another store, ids kept, in one transaction; refused
+    /// unless this store holds no account (a fresh scratch store).
+    pub async fn write_directory(&self, copy: &DirectoryCopy) -> Result<()> {
+        dispatch!(self, s => s.write_directory(copy).await)
+    }
+
+    /// The consent changes and suppressions recorded in (`after`, `up_to`].
+    pub async fn read_guard_rail_changes(&self, after: Timestamp, up_to: Timestamp) -> Result<GuardRailChanges> {
+        dispatch!(self, s => s.read_guard_rail_changes(after, up_to).await)
+    }
+
+    /// Writes consent changes and suppressions read from another store.
+    pub async fn write_guard_rail_changes(&self, changes: &GuardRailChanges) -> Result<()> {
+        dispatch!(self, s => s.write_guard_rail_changes(changes).await)
+    }
+
+    /// Up to `limit` events after `after_seq`, in `seq` order, as the messages they were
+    /// appended from (identity columns raw), with their source.
+    pub async fn raw_events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<RawEvent>> {
+        dispatch!(self, s => s.raw_events_after(after_seq, limit).await)
+    }
+
+    /// Every recorded send (outcome `sent`, any channel) in [`since`, `until`), in time order.
+    pub async fn sent_between(&self, since: Timestamp, until: Timestamp) -> Result<Vec<SentRecord>> {
+        dispatch!(self, s => s.sent_between(since, until).await)
+    }
+
+    /// Records sends made outside this (scratch) store in its ledger, so frequency caps
+    /// count them: under one completed placeholder enrollment per program, which the
+    /// runner never runs; a send recorded twice is kept once.
+    pub async fn record_outside_sends(&self, sends: &[SentRecord]) -> Result<()> {
+        dispatch!(self, s => s.record_outside_sends(sends).await)
+    }
+
+    /// Writes enrollments read from another store, ids and status as given (no steps).
+    pub async fn copy_enrollments(&self, enrollments: &[Enrollment]) -> Result<()> {
+        dispatch!(self, s => s.copy_enrollments(enrollments).await)
+    }
+
+    /// Ends a copied enrollment (it has no steps) as it ended in the store it came from.
+    pub async fn set_enrollment_end(&self, id: i64, status: EnrollmentStatus, at: Timestamp) -> Result<()> {
+        dispatch!(self, s => s.set_enrollment_end(id, status, at).await)
     }
 }

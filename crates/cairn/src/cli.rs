@@ -181,14 +181,25 @@ pub struct WorkspaceArg {
 #[derive(Subcommand, Debug)]
 enum ProgramCommand {
     /// What a program would do: its audience (and holdout) as of an instant, the audience
-    /// by segment, and three rendered first messages. Writes nothing, sends nothing
+    /// by segment, and three rendered first messages; or, with --from and --to, what it
+    /// would have done over that period of history (the log replayed through the engine
+    /// and the runner on a simulated clock: enrollments, holdout, sends per step and
+    /// variant, caps and quiet hours hit, tasks, sample messages). Writes nothing, sends
+    /// nothing
     Preview {
         /// The program's id
         id: String,
         /// The instant (2026-03-10T09:00:00Z) or day (2026-03-10, its start in the workspace
         /// time zone) to preview at; default now
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["from", "to"])]
         as_of: Option<String>,
+        /// Dry-run over history from this day (its start in the workspace time zone) or
+        /// instant
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// … to this day (included) or instant; at most 366 days after --from
+        #[arg(long, requires = "from")]
+        to: Option<String>,
         #[command(flatten)]
         ws: WorkspaceArg,
         /// Print the preview as JSON
@@ -423,9 +434,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Show { command: ShowCommand::Account { id, ws, json, db } } => {
             crate::show::account(&id, &db.db, &ws.workspace, json, clock.as_ref()).await
         }
-        Command::Program { command: ProgramCommand::Preview { id, as_of, ws, json, db } } => {
-            crate::program::preview(&id, &db.db, &ws.workspace, as_of.as_deref(), json, clock.as_ref()).await
-        }
+        Command::Program { command: ProgramCommand::Preview { id, as_of, from, to, ws, json, db } } => match (from, to)
+        {
+            (Some(from), Some(to)) => {
+                crate::program::dry_run(&id, &db.db, &ws.workspace, (&from, &to), json, clock.as_ref()).await
+            }
+            _ => crate::program::preview(&id, &db.db, &ws.workspace, as_of.as_deref(), json, clock.as_ref()).await,
+        },
         Command::Segments { ws, json, db } => crate::show::segments(&db.db, &ws.workspace, json, clock.as_ref()).await,
         Command::Keys { command } => keys(command, clock.as_ref()).await,
         Command::Demo { accounts, seed, days, json, db } => {

@@ -113,7 +113,7 @@ impl Runner {
                 if t.backfill {
                     continue;
                 }
-                for program in ws.programs() {
+                for program in ws.programs().iter().filter(|p| self.runs(p)) {
                     if !transition_matches(&program.trigger, &t.kind, &t.detail) {
                         continue;
                     }
@@ -138,7 +138,8 @@ impl Runner {
         now: Timestamp,
         report: &mut PassReport,
     ) -> Result<(), ProgramError> {
-        let wanted: Vec<&Program> = ws.programs().iter().filter(|p| matches!(p.trigger, Trigger::Event(_))).collect();
+        let wanted: Vec<&Program> =
+            ws.programs().iter().filter(|p| self.runs(p) && matches!(p.trigger, Trigger::Event(_))).collect();
         let cursor = match self.cursor(EVENTS_CURSOR).await? {
             Some(c) => c,
             None => {
@@ -192,7 +193,7 @@ impl Runner {
         report: &mut PassReport,
     ) -> Result<(), ProgramError> {
         let tz = ws.time_zone().clone();
-        for program in ws.programs() {
+        for program in ws.programs().iter().filter(|p| self.runs(p)) {
             match &program.trigger {
                 Trigger::Schedule(schedule) => {
                     let key = format!("runner.schedule.{}", program.id);

@@ -17,7 +17,7 @@ impl Runner {
             }
             *last = Some(now);
         }
-        for program in ws.programs() {
+        for program in ws.programs().iter().filter(|p| self.runs(p)) {
             let Some(goal) = &program.goal else { continue };
             let since = now.checked_sub(goal.within).unwrap_or(now);
             for e in self.store.enrollments_to_measure(program.id.as_str(), since).await? {

@@ -71,6 +71,12 @@ pub struct RunnerConfig {
     pub live_event_window: SignedDuration,
     /// How often goals are measured.
     pub goal_every: SignedDuration,
+    /// When set, only these programs enroll and have their goals measured (a dry run
+    /// replays one program; the others' sends come in as records).
+    pub only_programs: Option<std::collections::BTreeSet<String>>,
+    /// Webhook, SMS and Slack sends are recorded as sent without an HTTP request (a dry
+    /// run: nothing leaves the machine).
+    pub record_webhooks_only: bool,
 }
 
 impl RunnerConfig {
@@ -91,6 +97,8 @@ impl RunnerConfig {
             wait_poll: SignedDuration::from_mins(15),
             live_event_window: SignedDuration::from_hours(24),
             goal_every: SignedDuration::from_mins(1),
+            only_programs: None,
+            record_webhooks_only: false,
         }
     }
 }
@@ -116,6 +124,10 @@ pub struct PassReport {
     pub sent: u64,
     /// Steps deferred (quiet hours, caps, waits).
     pub deferred: u64,
+    /// Of which sends held by quiet hours.
+    pub quiet_hours: u64,
+    /// Of which sends held by a frequency cap (a cap that skips is recorded in the ledger).
+    pub capped: u64,
     /// Steps dead-lettered.
     pub dead: u64,
     /// Steps retried.
@@ -194,6 +206,11 @@ impl Runner {
     /// The link signer (the same secret every node uses).
     pub fn signer(&self) -> Arc<LinkSigner> {
         self.signer.clone()
+    }
+
+    /// Whether `program` enrolls and is measured on this runner.
+    fn runs(&self, program: &cairn_workspace::Program) -> bool {
+        self.config.only_programs.as_ref().is_none_or(|only| only.contains(program.id.as_str()))
     }
 
     async fn workspace(&self) -> Arc<Workspace> {

@@ -142,14 +142,25 @@ pub(super) fn sent_event(enrollment: &Enrollment, entry: &LedgerEntry) -> Option
     })
 }
 
+/// What held a step back for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Deferral {
+    /// A `wait until` whose condition does not hold yet.
+    Wait,
+    /// Quiet hours in the contact's time zone.
+    QuietHours,
+    /// The channel's frequency cap.
+    Cap,
+}
+
 /// What a step decided, before it is written.
 pub(super) enum Outcome {
     /// Record this and go on with `after`.
     Record(LedgerEntry, Option<After>),
     /// Record this email in the outbox too.
     Outbox(LedgerEntry, OutboxMessage, Option<After>),
-    /// Not now: due again at this instant, with why.
-    Defer(Timestamp, String),
+    /// Not now: due again at this instant, with why and which guard (or wait) held it.
+    Defer(Timestamp, String, Deferral),
     /// Failed for now: retry (or dead-letter once attempts run out).
     Failed { transient: bool, reason: String },
 }
@@ -303,11 +314,16 @@ impl Runner {
         let (entry, outbox, after) = match outcome {
             Outcome::Record(entry, after) => (entry, None, after),
             Outcome::Outbox(entry, outbox, after) => (entry, Some(outbox), after),
-            Outcome::Defer(until, note) => {
+            Outcome::Defer(until, note, why) => {
                 // Never due again within this pass: a deferral moves the step forward.
                 let until = until.max(now.checked_add(SignedDuration::from_secs(1)).unwrap_or(now));
                 self.store.defer_step(due, owner, until, &note).await?;
                 report.deferred += 1;
+                match why {
+                    Deferral::QuietHours => report.quiet_hours += 1,
+                    Deferral::Cap => report.capped += 1,
+                    Deferral::Wait => {}
+                }
                 return Ok(());
             }
             Outcome::Failed { transient, reason } => {

@@ -20,7 +20,7 @@ use jiff::tz::TimeZone;
 use serde_json::json;
 
 use super::email::text_to_html;
-use super::round::{Outcome, Recipient, RoundFacts};
+use super::round::{Deferral, Outcome, Recipient, RoundFacts};
 use super::{Runner, subject_ref};
 use crate::ProgramError;
 use crate::context::{links, render_context, template_links};
@@ -101,6 +101,7 @@ impl Runner {
                 return Ok(Outcome::Defer(
                     resume,
                     format!("quiet hours for the contact: resumes at {}", local_text(resume, &tz)),
+                    Deferral::QuietHours,
                 ));
             }
         }
@@ -114,7 +115,9 @@ impl Runner {
                 let note = format!("frequency cap: {} {channel} per {:#} reached", cap.max, cap.per);
                 return Ok(match send.on_cap.unwrap_or(ws.guardrails().on_cap) {
                     OnCap::Skip => record("skipped_cap", with(json!({"cap": note})), after),
-                    OnCap::Defer => Outcome::Defer(frees.max(now), format!("{note}; deferred until {frees}")),
+                    OnCap::Defer => {
+                        Outcome::Defer(frees.max(now), format!("{note}; deferred until {frees}"), Deferral::Cap)
+                    }
                 });
             }
         }
@@ -185,6 +188,11 @@ impl Runner {
                 let mut entry = ledger(due, channel, "sent", detail, now);
                 entry.message_id = Some(format!("inapp:{id}"));
                 Ok(Outcome::Record(entry, after))
+            }
+            Channel::Webhook | Channel::Sms | Channel::Slack if self.config.record_webhooks_only => {
+                let mut d = detail;
+                d["recorded_only"] = json!(true);
+                Ok(Outcome::Record(ledger(due, channel, "sent", d, now), after))
             }
             Channel::Webhook | Channel::Sms | Channel::Slack => {
                 let Some(url) = self.config.webhooks.get(&send.channel) else {

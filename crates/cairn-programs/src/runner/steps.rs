@@ -15,7 +15,7 @@ use cairn_workspace::{Assignee, PoolStrategy, Program, Step, Wait, Workspace};
 use jiff::Timestamp;
 use serde_json::json;
 
-use super::round::{Outcome, RoundFacts};
+use super::round::{Deferral, Outcome, RoundFacts};
 use super::{Facts, Runner, eval_bool, subject_ref};
 use crate::ProgramError;
 use crate::plan::{branch_target, next_after};
@@ -89,7 +89,11 @@ impl Runner {
                         Outcome::Record(entry("wait", "timed_out", json!({"rule": rule.source()})), next(now))
                     } else {
                         let again = now.checked_add(self.config.wait_poll).unwrap_or(deadline).min(deadline);
-                        Outcome::Defer(again, format!("waiting until {} (at most until {deadline})", rule.source()))
+                        Outcome::Defer(
+                            again,
+                            format!("waiting until {} (at most until {deadline})", rule.source()),
+                            Deferral::Wait,
+                        )
                     }
                 }
             },

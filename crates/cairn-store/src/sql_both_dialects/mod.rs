@@ -31,6 +31,7 @@ pub(crate) mod imports;
 pub(crate) mod inbox;
 pub(crate) mod named_events;
 pub(crate) mod reports;
+pub(crate) mod scratch_copy;
 pub(crate) mod segment_history;
 pub(crate) mod send_ledger;
 pub(crate) mod settings;
@@ -187,6 +188,7 @@ macro_rules! store_impl {
         crate::sql_both_dialects::segment_history::segment_history_impl!($Store, $Db);
         crate::sql_both_dialects::named_events::named_events_impl!($Store, $Db);
         crate::sql_both_dialects::survey_and_journey::survey_and_journey_impl!($Store, $Db);
+        crate::sql_both_dialects::scratch_copy::scratch_copy_impl!($Store, $Db);
     };
 }
 
