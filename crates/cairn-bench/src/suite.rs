@@ -153,7 +153,8 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
 
 /// The rows as a Markdown table.
 pub(crate) fn print_table(rows: &[SuiteRow]) {
-    let secs = |s: Option<f64>| s.map_or(String::new(), |s| format!("{s:.2}"));
+    let secs =
+        |s: Option<f64>| s.map_or(String::new(), |s| if s < 10.0 { format!("{s:.3}") } else { format!("{s:.1}") });
     println!("| area | cairn | seconds | rate | peer | seconds | cairn ÷ peer | note |");
     println!("|---|---|---:|---:|---|---:|---:|---|");
     for r in rows {
