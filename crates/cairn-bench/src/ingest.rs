@@ -176,7 +176,13 @@ fn fresh_sqlite(dir: &Path, name: &str) -> String {
 }
 
 /// (a) bulk import into SQLite and PostgreSQL, and PostgreSQL COPY as the peer.
-async fn bulk_import(args: &IngestArgs, dir: &Path, ndjson: &Path, bytes: u64, rows: &mut Vec<Row>) -> Result<()> {
+pub(crate) async fn bulk_import(
+    args: &IngestArgs,
+    dir: &Path,
+    ndjson: &Path,
+    bytes: u64,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
     let received_at = bench_end();
     let store = Store::open(&fresh_sqlite(dir, "bench.db")).await?;
     eprintln!("importing into SQLite…");

@@ -20,6 +20,7 @@ mod ingest;
 mod keys;
 mod programs;
 mod reports;
+mod suite;
 
 // The same allocator as the `cairn` binary, so the figures are those of what ships.
 #[global_allocator]
@@ -49,6 +50,10 @@ enum Command {
     /// Reports: the KPIs, renewal rate, movements and cohorts of every month of a
     /// generated ledger, beside the same figures as DuckDB SQL, compared figure by figure
     Reports(reports::ReportsArgs),
+    /// The whole suite on workload W1 (or a fraction of it) in one run: generation,
+    /// ingest, backfill, incremental, program sends and reports, each beside its peer,
+    /// in one table
+    Suite(suite::SuiteArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
             Command::Engine(args) => engine::run(args).await,
             Command::Programs(args) => programs::run(args).await,
             Command::Reports(args) => reports::run(args).await,
+            Command::Suite(args) => suite::run(args).await,
         }
     });
     match result {

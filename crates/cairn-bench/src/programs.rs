@@ -65,16 +65,42 @@ fn workspace() -> String {
 }
 
 #[derive(Debug, serde::Serialize)]
-struct Row {
-    what: String,
-    count: u64,
-    seconds: f64,
-    per_s: f64,
-    note: String,
+pub(crate) struct Row {
+    pub(crate) what: String,
+    pub(crate) count: u64,
+    pub(crate) seconds: f64,
+    pub(crate) per_s: f64,
+    pub(crate) note: String,
+}
+
+/// What a run measured: the throughput rows (enrollment, sends, the peer when it ran) and
+/// the trigger-to-outbox latency (count, p50, p99, max in ms) when triggers were posted.
+pub(crate) struct Measured {
+    pub(crate) rows: Vec<Row>,
+    pub(crate) latency: Option<(usize, f64, f64, f64)>,
 }
 
 /// `cairn-bench programs`.
 pub async fn run(args: ProgramsArgs) -> Result<()> {
+    let Measured { rows, latency } = measure(&args).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "rows": rows, "latency_ms": latency }))?);
+    } else {
+        println!("| what | count | seconds | per second | note |\n|---|---:|---:|---:|---|");
+        for r in &rows {
+            println!("| {} | {} | {:.2} | {:.0} | {} |", r.what, r.count, r.seconds, r.per_s, r.note);
+        }
+        if let Some((n, p50, p99, max)) = latency {
+            println!(
+                "\ntrigger-to-outbox over HTTP (/v1/track → engine → runner → outbox), {n} triggers one at a time: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Seeds, enrolls, sends, runs the peer and the latency run.
+pub(crate) async fn measure(args: &ProgramsArgs) -> Result<Measured> {
     let dir = tempfile::tempdir()?;
     let db = format!("sqlite://{}", dir.path().join("bench.db").display());
     let store = Store::open(&db).await?;
@@ -143,20 +169,7 @@ pub async fn run(args: ProgramsArgs) -> Result<()> {
     if args.triggers > 0 {
         latency = Some(trigger_latency(&store, ws.clone(), &files, args.triggers.min(args.contacts)).await?);
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "rows": rows, "latency_ms": latency }))?);
-    } else {
-        println!("| what | count | seconds | per second | note |\n|---|---:|---:|---:|---|");
-        for r in &rows {
-            println!("| {} | {} | {:.2} | {:.0} | {} |", r.what, r.count, r.seconds, r.per_s, r.note);
-        }
-        if let Some((n, p50, p99, max)) = latency {
-            println!(
-                "\ntrigger-to-outbox over HTTP (/v1/track → engine → runner → outbox), {n} triggers one at a time: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
-            );
-        }
-    }
-    Ok(())
+    Ok(Measured { rows, latency })
 }
 
 /// The accounts (all with `launch_date` = `day`) and their contacts.

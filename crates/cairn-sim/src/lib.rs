@@ -26,6 +26,7 @@ pub mod firmographics;
 pub mod reactions;
 pub mod rng;
 pub mod truth;
+pub mod w1;
 
 use jiff::Timestamp;
 use jiff::civil::Date;

@@ -148,6 +148,16 @@ enum Command {
         json: bool,
         #[command(flatten)]
         db: DbArg,
+        /// Instead of simulating, write a benchmark workload as files in --out: w1 is
+        /// DESIGN's W1 (10,000 accounts, 500,000 contacts, 50 million events over 180
+        /// days, about 11 GB), m a tenth of it, s a hundredth, xs a thousandth; --seed
+        /// applies, --accounts and --days do not
+        #[arg(long, value_enum, requires = "out")]
+        scale: Option<crate::workload::ScaleArg>,
+        /// The folder --scale writes accounts.csv, contacts.csv, subscriptions.csv,
+        /// events.ndjson and events.csv into
+        #[arg(long, requires = "scale")]
+        out: Option<PathBuf>,
     },
     /// Check a workspace folder (segments, journey, health as YAML) and report every problem.
     ///
@@ -443,7 +453,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         },
         Command::Segments { ws, json, db } => crate::show::segments(&db.db, &ws.workspace, json, clock.as_ref()).await,
         Command::Keys { command } => keys(command, clock.as_ref()).await,
-        Command::Demo { accounts, seed, days, json, db } => {
+        Command::Demo { scale: Some(scale), out: Some(out), seed, json, .. } => {
+            crate::workload::run(scale, seed, &out, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { accounts, seed, days, json, db, .. } => {
             let store = open_store(&db.db).await?;
             let today = clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
             let options = crate::simulation::Options { days, ..crate::simulation::Options::new(accounts, seed, today) };

@@ -21,3 +21,4 @@ pub mod progress;
 pub mod report;
 pub mod show;
 pub mod simulation;
+pub mod workload;

@@ -8,7 +8,7 @@ use super::replay::CairnRun;
 
 /// How a peer's answer compares with cairn's.
 #[derive(Debug, serde::Serialize)]
-pub(super) struct Agreement {
+pub(crate) struct Agreement {
     pub(super) peer: String,
     pub(super) segments_compared: usize,
     pub(super) segments_matching: usize,
@@ -21,7 +21,7 @@ pub(super) struct Agreement {
 }
 
 impl Agreement {
-    pub(super) fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.mismatches.is_empty() && self.health_accounts_differing == 0
     }
 }
@@ -88,7 +88,7 @@ pub(super) fn compare(cairn: &CairnRun, peer: &PeerRun) -> Agreement {
 
 /// How a peer's history compares with cairn's, day by day.
 #[derive(Debug, serde::Serialize)]
-pub(super) struct HistoryAgreement {
+pub(crate) struct HistoryAgreement {
     pub(super) peer: String,
     pub(super) segments: usize,
     pub(super) days: usize,
@@ -106,7 +106,7 @@ pub(super) struct HistoryAgreement {
 }
 
 impl HistoryAgreement {
-    pub(super) fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.segment_days_differing == 0 && self.health_differing == 0 && self.bands_differing == 0
     }
 }
@@ -177,5 +177,36 @@ pub(super) fn compare_history(
         bands_compared,
         bands_differing,
         mismatches,
+    }
+}
+
+impl Agreement {
+    /// One line: the peer, whether it matches, what was compared.
+    pub(crate) fn summary(&self) -> String {
+        format!(
+            "{} {}: {}/{} segment counts, {} health scores within 1e-6 of {}",
+            if self.ok() { "MATCH" } else { "MISMATCH" },
+            self.peer,
+            self.segments_matching,
+            self.segments_compared,
+            self.health_accounts - self.health_accounts_differing,
+            self.health_accounts
+        )
+    }
+}
+
+impl HistoryAgreement {
+    /// One line: the peer, whether its history matches, what was compared.
+    pub(crate) fn summary(&self) -> String {
+        format!(
+            "{} {} by day: {} segments × {} days ({} counts differ), {} health scores ({} differ)",
+            if self.ok() { "MATCH" } else { "MISMATCH" },
+            self.peer,
+            self.segments,
+            self.days,
+            self.segment_days_differing,
+            self.health_points,
+            self.health_differing
+        )
     }
 }

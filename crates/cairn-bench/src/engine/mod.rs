@@ -22,7 +22,8 @@ use anyhow::{Context, Result, bail};
 use cairn_engine::days::date_of_day;
 use clap::Args;
 
-use crate::figures::row;
+use crate::figures::{Row, row};
+use cairn_workspace::Workspace;
 use serde_json::json;
 
 mod answer;
@@ -37,7 +38,10 @@ use compare::{Agreement, HistoryAgreement, compare, compare_history};
 use peers::{run_duckdb, run_postgres};
 use replay::run_cairn;
 use sql::{LEFT_OUT, end_sql, history_sql, sql_segment_ids};
-use workload::{Workload, end_date, write_csv};
+pub(crate) use workload::Workload;
+#[cfg(test)]
+use workload::end_date;
+use workload::write_csv;
 
 /// Options of `cairn-bench engine`.
 #[derive(Args, Debug, Clone)]
@@ -83,12 +87,46 @@ pub struct EngineArgs {
     pub shards: Option<u8>,
 }
 
+/// What a run measured, for the table and the agreement lines.
+pub(crate) struct Measured {
+    pub(crate) rows: Vec<Row>,
+    pub(crate) agreements: Vec<Agreement>,
+    pub(crate) history_agreements: Vec<HistoryAgreement>,
+    tally: replay::Tally,
+    peak_rss_mb: Option<f64>,
+    csv_bytes: u64,
+    sql_ids: Vec<&'static str>,
+}
+
+impl Measured {
+    /// Every peer's answer agrees with cairn's.
+    pub(crate) fn agree(&self) -> bool {
+        self.agreements.iter().all(Agreement::ok) && self.history_agreements.iter().all(HistoryAgreement::ok)
+    }
+}
+
 /// Runs the engine benchmark and prints its table.
 pub async fn run(args: EngineArgs) -> Result<()> {
     let (ws, _hash) = cairn::demo::example_workspace()?;
     let ws = Arc::new(ws);
     let w = Workload::new(&args, ws.time_zone().clone())?;
-    let today = end_date();
+    let m = measure(&args, ws.clone(), &w).await?;
+    print(&args, &ws, &m)
+}
+
+/// The engine's workload made of workload W1: `args`' sizes are set from it.
+pub(crate) fn w1_workload(w1: Arc<cairn_sim::w1::W1>, ws: &Workspace, args: &mut EngineArgs) -> Result<Workload> {
+    let w = Workload::from_w1(w1.clone(), ws.time_zone().clone())?;
+    args.accounts = w1.accounts.len();
+    args.contacts = w1.contacts.len();
+    args.events = w.per_day.iter().sum();
+    args.days = w.per_day.len() as u32;
+    Ok(w)
+}
+
+/// Replays `w` through the engine, runs the peers on the same events and compares.
+pub(crate) async fn measure(args: &EngineArgs, ws: Arc<Workspace>, w: &Workload) -> Result<Measured> {
+    let today = w.end_date();
     let with_duckdb = !args.no_duckdb;
     let with_pg = args.pg != "none";
     if args.pg_history && !with_pg {
@@ -107,14 +145,14 @@ pub async fn run(args: EngineArgs) -> Result<()> {
     let mut csv_bytes = 0;
     if with_duckdb || with_pg {
         eprintln!("writing {} events for the peers to {}…", args.events, dir.display());
-        csv_bytes = write_csv(&w, &dir, args.events)?;
+        csv_bytes = write_csv(w, &dir, args.events)?;
     }
 
     eprintln!(
         "cairn: {} accounts, {} contacts, {} events over {} days…",
         args.accounts, args.contacts, args.events, args.days
     );
-    let cairn = run_cairn(&w, ws.clone(), args.shards, args.events, &sql_ids)?;
+    let cairn = run_cairn(w, ws.clone(), args.shards, args.events, &sql_ids)?;
 
     let mut peers = Vec::new();
     if with_duckdb {
@@ -183,13 +221,26 @@ pub async fn run(args: EngineArgs) -> Result<()> {
         .iter()
         .filter_map(|p| Some(compare_history(&cairn.history, &p.name, &p.history.as_ref()?.1, &bands)))
         .collect();
+    Ok(Measured {
+        rows,
+        agreements,
+        history_agreements,
+        tally: cairn.tally,
+        peak_rss_mb: cairn.peak_rss_mb,
+        csv_bytes,
+        sql_ids,
+    })
+}
 
+/// Prints a run's table and agreement lines (or JSON).
+fn print(args: &EngineArgs, ws: &Workspace, m: &Measured) -> Result<()> {
+    let Measured { rows, agreements, history_agreements, tally, peak_rss_mb, csv_bytes, sql_ids } = m;
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "accounts": args.accounts, "contacts": args.contacts, "events": args.events, "days": args.days,
-                "csv_bytes": csv_bytes, "peak_rss_mb": cairn.peak_rss_mb, "transitions": cairn.tally,
+                "csv_bytes": csv_bytes, "peak_rss_mb": peak_rss_mb, "transitions": tally,
                 "rows": rows, "agreement": agreements, "history_agreement": history_agreements,
                 "sql_segments": sql_ids, "left_out": LEFT_OUT,
             }))?
@@ -204,11 +255,11 @@ pub async fn run(args: EngineArgs) -> Result<()> {
             ws.segments().len(),
             ws.journey().map_or(0, |j| j.milestones().count())
         );
-        crate::figures::print_table(&rows);
+        crate::figures::print_table(rows);
         println!();
-        println!("transitions: {} (digest {}) {:?}", cairn.tally.total, cairn.tally.digest, cairn.tally.by_kind);
+        println!("transitions: {} (digest {}) {:?}", tally.total, tally.digest, tally.by_kind);
         println!("compared: {} segments in SQL ({}); left out: {LEFT_OUT}", sql_ids.len(), sql_ids.join(", "));
-        for a in &agreements {
+        for a in agreements {
             println!(
                 "agreement cairn vs {}: {} — {}/{} segment member counts match; health (default model, {} accounts): mean {:.4} vs {:.4}, {} accounts differ by more than 1e-6 (max {:.2e})",
                 a.peer,
@@ -225,7 +276,7 @@ pub async fn run(args: EngineArgs) -> Result<()> {
                 println!("  MISMATCH {m}");
             }
         }
-        for a in &history_agreements {
+        for a in history_agreements {
             println!(
                 "agreement over the history, cairn vs {}: {} — {} segments × {} days, {} member counts differ; health (default model, {} account-days): {} differ by more than 1e-6 (max {:.2e}); bands from cairn's transitions against the SQL's scores: {} of {} differ",
                 a.peer,
@@ -244,7 +295,7 @@ pub async fn run(args: EngineArgs) -> Result<()> {
             }
         }
     }
-    if agreements.iter().any(|a| !a.ok()) || history_agreements.iter().any(|a| !a.ok()) {
+    if !m.agree() {
         eprintln!("warning: a peer's answer differs from cairn's (see the MISMATCH lines)");
     }
     Ok(())

@@ -3,11 +3,13 @@
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use cairn::demo::{EVENTS, Rng};
 use cairn_engine::days::{Day, date_of_day, day_of_date, start_of_day};
 use cairn_rules::Value;
+use cairn_sim::w1::{EVENTS as W1_EVENTS, W1};
 use jiff::Timestamp;
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
@@ -61,8 +63,18 @@ pub(super) struct RawEvent {
     pub(super) event: u8,
 }
 
+/// Where a workload's events come from.
+enum Events {
+    /// This module's generator: `per_day[k]` events drawn over the day's active accounts.
+    Generated,
+    /// Workload W1 (`cairn_sim::w1`), its events regrouped by the workspace's days, with
+    /// the index into [`EVENTS`] of each of its event names.
+    W1(Arc<W1>, [u8; W1_EVENTS.len()]),
+}
+
 /// The deterministic workload: accounts, contacts and a per-day event plan.
-pub(super) struct Workload {
+pub(crate) struct Workload {
+    events: Events,
     pub(super) tz: TimeZone,
     /// The first day with events; the last is `end_day - 1`.
     pub(super) first_day: Day,
@@ -180,7 +192,97 @@ impl Workload {
         if let Some(last) = per_day.last_mut() {
             *last += args.events - given;
         }
-        Ok(Workload { tz, first_day, end_day, accounts, roles, per_day })
+        Ok(Workload { events: Events::Generated, tz, first_day, end_day, accounts, roles, per_day })
+    }
+
+    /// Workload W1 as the engine sees it: its accounts' traits and contacts' roles, its
+    /// events by day of the workspace's time zone `tz`. Its days span one more day on
+    /// each side than W1's (an event is at a working hour of its person's own time zone,
+    /// which can be the day before or after in `tz`), and `per_day` counts what each holds.
+    pub(super) fn from_w1(w1: Arc<W1>, tz: TimeZone) -> Result<Workload> {
+        let mut names = [0u8; W1_EVENTS.len()];
+        for (i, name) in W1_EVENTS.iter().enumerate() {
+            let Some(at) = EVENTS.iter().position(|e| e == name) else {
+                bail!("W1's event {name} is not one the engine benchmark knows");
+            };
+            names[i] = at as u8;
+        }
+        let first_day = day_of_date(w1.first_day()) - 1;
+        let end_day = day_of_date(w1.first_day()) + w1.days() as Day + 1;
+        let accounts = w1
+            .accounts
+            .iter()
+            .map(|a| AccountSpec {
+                plan: a.plan,
+                seats: a.seats,
+                arr: a.arr,
+                start: day_of_date(a.start_date),
+                renewal: day_of_date(a.renewal_date),
+                region: a.region,
+                pool: a.csm_pool,
+                nps: a.nps_last.map(u64::from),
+                weight: 0.0,
+                first_contact: u64::from(a.first_contact) + 1,
+                contacts: a.contacts,
+                stops: None,
+                drops: false,
+            })
+            .collect();
+        let roles =
+            w1.contacts.iter().map(|c| ROLES.iter().position(|r| *r == c.role.as_str()).unwrap_or(1) as u8).collect();
+        let mut w =
+            Workload { events: Events::W1(w1, names), tz, first_day, end_day, accounts, roles, per_day: Vec::new() };
+        // Counting the events of each day: on every core, as each day's events depend on
+        // its number alone.
+        let days = (end_day - first_day) as usize;
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+        let mut per_day = vec![0u64; days];
+        std::thread::scope(|scope| {
+            let w = &w;
+            let parts: Vec<_> = (0..threads)
+                .map(|t| {
+                    scope.spawn(move || {
+                        let mut out = Vec::new();
+                        (t..days).step_by(threads).map(|k| (k, w.w1_day(k, &mut out))).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for p in parts {
+                for (k, n) in p.join().unwrap_or_default() {
+                    per_day[k] = n as u64;
+                }
+            }
+        });
+        w.per_day = per_day;
+        Ok(w)
+    }
+
+    /// W1's events of day `k` (from `first_day`) in `tz`, sorted by time; their count.
+    fn w1_day(&self, k: usize, out: &mut Vec<RawEvent>) -> usize {
+        out.clear();
+        let Events::W1(w1, names) = &self.events else { return 0 };
+        let day = self.first_day + k as Day;
+        let (from, to) = (start_of_day(day, &self.tz).as_second(), start_of_day(day + 1, &self.tz).as_second());
+        // W1's days that can hold an event of `day`: the one before, itself, the one after.
+        let w1_first = day_of_date(w1.first_day());
+        let mut raw = Vec::new();
+        for d in day - 1..=day + 1 {
+            let Ok(i) = u32::try_from(d - w1_first) else { continue };
+            w1.day_events(i, &mut raw);
+            out.extend(raw.iter().filter(|e| from <= e.ts && e.ts < to).map(|e| RawEvent {
+                ts: e.ts,
+                account: e.account,
+                contact: u64::from(e.contact) + 1,
+                event: names.get(e.event as usize).copied().unwrap_or(0),
+            }));
+        }
+        out.sort_by_key(|e| (e.ts, e.contact, e.event));
+        out.len()
+    }
+
+    /// The last day, after the last event: what the end instant's SQL calls today.
+    pub(super) fn end_date(&self) -> Date {
+        date_of_day(self.end_day)
     }
 
     /// The end instant: the first moment of the end day, after the last event.
@@ -191,6 +293,10 @@ impl Workload {
     /// The events of day number `k` (from 0), sorted by time.
     pub(super) fn day_events(&self, k: usize, out: &mut Vec<RawEvent>) {
         out.clear();
+        if let Events::W1(..) = self.events {
+            self.w1_day(k, out);
+            return;
+        }
         let day = self.first_day + k as Day;
         let n = self.per_day.get(k).copied().unwrap_or(0);
         let from = start_of_day(day, &self.tz).as_second();

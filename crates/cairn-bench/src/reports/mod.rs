@@ -66,6 +66,20 @@ pub struct ReportsArgs {
     /// Folder for the CSV files and the SQLite store (default: a temporary folder)
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// A ledger to measure instead of the generated one (`cairn-bench suite` gives W1's)
+    #[arg(skip)]
+    pub ledger: Option<GivenLedger>,
+}
+
+/// A ledger written elsewhere: `accounts.csv` (external_id, name) and `subscriptions.csv`
+/// (id, account_id, start_date, end_date, arr), its lines, and the whole months to measure.
+#[derive(Debug, Clone)]
+pub struct GivenLedger {
+    pub accounts_csv: PathBuf,
+    pub subscriptions_csv: PathBuf,
+    pub lines: usize,
+    pub first: Date,
+    pub last: Date,
 }
 
 /// What a run measured.
@@ -113,19 +127,24 @@ impl Computed {
     }
 }
 
-fn best(times: &[f64]) -> f64 {
+pub(crate) fn best(times: &[f64]) -> f64 {
     times.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
 /// Generates, imports, measures both sides and compares them.
 pub(crate) async fn measure(args: &ReportsArgs) -> Result<Outcome> {
     let runs = args.runs.max(1);
-    let generated = ledger::generate(args.accounts, args.years, args.seed)?;
-    let (first, last) = (generated.first, generated.last);
     let tmp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (accounts_csv, subscriptions_csv) = ledger::write_csv(&generated, &dir)?;
+    let (first, last, accounts_csv, subscriptions_csv, written_lines) = match &args.ledger {
+        Some(g) => (g.first, g.last, g.accounts_csv.clone(), g.subscriptions_csv.clone(), g.lines),
+        None => {
+            let generated = ledger::generate(args.accounts, args.years, args.seed)?;
+            let (accounts_csv, subscriptions_csv) = ledger::write_csv(&generated, &dir)?;
+            (generated.first, generated.last, accounts_csv, subscriptions_csv, generated.lines.len())
+        }
+    };
 
     // The store, filled the way `cairn import` fills it.
     let db_path = dir.join("reports-bench.db");
@@ -161,8 +180,8 @@ pub(crate) async fn measure(args: &ReportsArgs) -> Result<Outcome> {
         lines = ledger.accounts(None).map(|(_, l)| l.len()).sum();
         computed = Some(c);
     }
-    if lines != generated.lines.len() {
-        bail!("the store holds {lines} subscription lines, {} were generated", generated.lines.len());
+    if lines != written_lines {
+        bail!("the store holds {lines} subscription lines, {written_lines} were written");
     }
     let computed = computed.context("no run")?;
     let cairn = computed.figures();
@@ -334,6 +353,7 @@ mod tests {
             no_per_request: false,
             no_duckdb: false,
             dir: None,
+            ledger: None,
         };
         let o = measure(&args).await.unwrap();
         assert_eq!(o.months, 24);
