@@ -894,6 +894,11 @@ impl Store {
         dispatch!(self, s => s.claim_task(id, who).await)
     }
 
+    /// An account's tasks, open and done, newest first, at most `limit`.
+    pub async fn account_tasks(&self, account_id: i64, limit: u32) -> Result<Vec<Task>> {
+        dispatch!(self, s => s.account_tasks(account_id, limit).await)
+    }
+
     /// Adds a CSM's note to an account; its row id.
     pub async fn add_account_note(&self, account_id: i64, body: &str, author: &str, at: Timestamp) -> Result<i64> {
         dispatch!(self, s => s.add_account_note(account_id, body, author, at).await)

@@ -9,7 +9,7 @@
 //! Content-Security-Policy: no inline script or style, assets only from cairn itself
 //! (`/static/cairn.css`, `/static/app.js`, embedded in the binary).
 
-// mod account;
+mod account;
 mod accounts;
 pub(crate) mod chart;
 mod data;
@@ -17,10 +17,10 @@ mod data;
 // mod journey;
 // mod kpis;
 mod morning;
-// mod programs;
+mod programs;
 // mod segments;
 // mod staffing;
-// mod tasks;
+mod tasks;
 // pub(crate) mod views_api;
 
 use std::fmt;
@@ -53,19 +53,19 @@ pub(crate) fn routes() -> Vec<UiRoute> {
     vec![
         r("/", Read, get(morning::page)),
         r("/accounts", Read, get(accounts::page)),
-        //         r("/accounts/{id}", Read, get(account::page)),
-        //         r("/accounts/{id}/health-override", Work, post(account::override_health)),
-        //         r("/accounts/{id}/notes", Work, post(account::add_note)),
+        r("/accounts/{id}", Read, get(account::page)),
+        r("/accounts/{id}/health-override", Work, post(account::override_health)),
+        r("/accounts/{id}/notes", Work, post(account::add_note)),
         //         r("/segments", Read, get(segments::page)),
         //         r("/segments/check", Read, get(segments::check)),
         //         r("/journey", Read, get(journey::page)),
-        //         r("/programs", Read, get(programs::list)),
-        //         r("/programs/{id}", Read, get(programs::page)),
-        //         r("/programs/{id}/pause", Operate, post(programs::pause)),
-        //         r("/programs/{id}/resume", Operate, post(programs::resume)),
-        //         r("/tasks", Read, get(tasks::page)),
-        //         r("/tasks/{id}/claim", Work, post(tasks::claim)),
-        //         r("/tasks/{id}/complete", Work, post(tasks::complete)),
+        r("/programs", Read, get(programs::list)),
+        r("/programs/{id}", Read, get(programs::page)),
+        r("/programs/{id}/pause", Operate, post(programs::pause)),
+        r("/programs/{id}/resume", Operate, post(programs::resume)),
+        r("/tasks", Read, get(tasks::page)),
+        r("/tasks/{id}/claim", Work, post(tasks::claim)),
+        r("/tasks/{id}/complete", Work, post(tasks::complete)),
         //         r("/insights", Read, get(insights::page)),
         //         r("/kpis", Read, get(kpis::page)),
         //         r("/staffing", Read, get(staffing::page)),

@@ -59,6 +59,12 @@ macro_rules! ui_state_impl {
                     .collect()
             }
 
+            pub(crate) async fn account_tasks(&self, account_id: i64, limit: u32) -> Result<Vec<Task>> {
+                let sql = format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.account_id = $1 ORDER BY t.created_at DESC, t.id DESC LIMIT $2");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+                rows.iter().map(task).collect()
+            }
+
             pub(crate) async fn claim_task(&self, id: i64, who: &str) -> Result<bool> {
                 let claimed = sqlx::query("UPDATE tasks SET assignee = $2 WHERE id = $1 AND status = 'open' AND (assignee IS NULL OR assignee <> $2)")
                     .bind(id)
