@@ -13,15 +13,15 @@ mod account;
 mod accounts;
 pub(crate) mod chart;
 mod data;
-// mod insights;
-// mod journey;
-// mod kpis;
+mod insights;
+mod journey;
+mod kpis;
 mod morning;
 mod programs;
-// mod segments;
-// mod staffing;
+mod segments;
+mod staffing;
 mod tasks;
-// pub(crate) mod views_api;
+pub(crate) mod views_api;
 
 use std::fmt;
 
@@ -56,9 +56,9 @@ pub(crate) fn routes() -> Vec<UiRoute> {
         r("/accounts/{id}", Read, get(account::page)),
         r("/accounts/{id}/health-override", Work, post(account::override_health)),
         r("/accounts/{id}/notes", Work, post(account::add_note)),
-        //         r("/segments", Read, get(segments::page)),
-        //         r("/segments/check", Read, get(segments::check)),
-        //         r("/journey", Read, get(journey::page)),
+        r("/segments", Read, get(segments::page)),
+        r("/segments/check", Read, get(segments::check)),
+        r("/journey", Read, get(journey::page)),
         r("/programs", Read, get(programs::list)),
         r("/programs/{id}", Read, get(programs::page)),
         r("/programs/{id}/pause", Operate, post(programs::pause)),
@@ -66,9 +66,9 @@ pub(crate) fn routes() -> Vec<UiRoute> {
         r("/tasks", Read, get(tasks::page)),
         r("/tasks/{id}/claim", Work, post(tasks::claim)),
         r("/tasks/{id}/complete", Work, post(tasks::complete)),
-        //         r("/insights", Read, get(insights::page)),
-        //         r("/kpis", Read, get(kpis::page)),
-        //         r("/staffing", Read, get(staffing::page)),
+        r("/insights", Read, get(insights::page)),
+        r("/kpis", Read, get(kpis::page)),
+        r("/staffing", Read, get(staffing::page)),
         r("/data", Read, get(data::page)),
     ]
 }
