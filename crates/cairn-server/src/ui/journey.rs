@@ -21,7 +21,10 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct JourneyView {
     pub journey: JourneyReport,
-    pub ttv: TtvReport,
+    /// Time to value, when the journey marks a value milestone.
+    pub ttv: Option<TtvReport>,
+    /// Why there is no TTV.
+    pub ttv_note: Option<String>,
 }
 
 impl JourneyView {
@@ -37,23 +40,21 @@ impl JourneyView {
     }
 
     /// Median, p75 and p90 days to value by start month.
-    pub fn ttv_chart(&self) -> Chart {
-        let x: Vec<String> = self.ttv.cohorts.iter().map(|c| c.start.first().strftime("%Y-%m").to_string()).collect();
+    pub fn ttv_chart(&self) -> Option<Chart> {
+        let ttv = self.ttv.as_ref()?;
+        let x: Vec<String> = ttv.cohorts.iter().map(|c| c.start.first().strftime("%Y-%m").to_string()).collect();
         let series = |name: &str, f: fn(&cairn_reports::ttv::TtvCohort) -> Option<f64>| Series {
             name: name.into(),
-            values: self.ttv.cohorts.iter().map(f).collect(),
+            values: ttv.cohorts.iter().map(f).collect(),
         };
-        chart::line(
-            &format!(
-                "Days to {} by start month",
-                self.ttv.milestone_name.clone().unwrap_or(self.ttv.milestone.clone())
-            ),
+        Some(chart::line(
+            &format!("Days to {} by start month", ttv.milestone_name.clone().unwrap_or(ttv.milestone.clone())),
             &x,
             &[series("median", |c| c.ttv.median), series("p75", |c| c.ttv.p75), series("p90", |c| c.ttv.p90)],
             Unit::Number,
             false,
             true,
-        )
+        ))
     }
 
     /// Each milestone's on-time rate.
@@ -101,8 +102,12 @@ pub(crate) async fn data(state: &AppState, q: &QueryText) -> Result<JourneyView,
         return Err(ApiError::NotFound("the workspace has no journey: add journey.yaml".into()));
     }
     let journey = cairn_reports::journey::journey(&state.store, &ws, &query).await?;
-    let ttv = cairn_reports::ttv::ttv(&state.store, &ws, &query).await?;
-    Ok(JourneyView { journey, ttv })
+    let (ttv, ttv_note) = match cairn_reports::ttv::ttv(&state.store, &ws, &query).await {
+        Ok(t) => (Some(t), None),
+        Err(cairn_reports::ReportError::Invalid(why)) => (None, Some(why)),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(JourneyView { journey, ttv, ttv_note })
 }
 
 #[derive(Template)]

@@ -17,7 +17,9 @@ use crate::error::ApiError;
 /// The staffing page's data.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct StaffingView {
-    pub report: StaffingReport,
+    /// `None` when the workspace has no `staffing:` section (`note` says so).
+    pub report: Option<StaffingReport>,
+    pub note: Option<String>,
     /// Every `segment:stage` the what-if form offers, with whether it is ticked.
     pub options: Vec<(String, bool)>,
 }
@@ -36,7 +38,8 @@ pub(crate) fn figures(f: &Figures) -> [String; 5] {
 impl StaffingView {
     /// (segment, stage, digital, hours per account, figures) rows.
     pub fn rows(&self) -> Vec<(String, String, bool, String, [String; 5])> {
-        self.report
+        let Some(report) = &self.report else { return Vec::new() };
+        report
             .staffing
             .segments
             .iter()
@@ -55,13 +58,13 @@ impl StaffingView {
     }
 
     /// The total.
-    pub fn total(&self) -> [String; 5] {
-        figures(&self.report.staffing.total)
+    pub fn total(&self) -> Option<[String; 5]> {
+        self.report.as_ref().map(|r| figures(&r.staffing.total))
     }
 
     /// The what-if in a sentence.
     pub fn what_if(&self) -> Option<String> {
-        let w = self.report.what_if.as_ref()?;
+        let w = self.report.as_ref()?.what_if.as_ref()?;
         Some(format!(
             "With those touchpoints digital: {} CSM hours a year, {} CSMs ({} whole), {} a year — a change of {} CSMs.",
             w.after.total.hours.one_decimal_string(),
@@ -76,7 +79,13 @@ impl StaffingView {
 /// The calculator for the `digital` touchpoints asked for.
 pub(crate) async fn data(state: &AppState, digital: &[String]) -> Result<StaffingView, ApiError> {
     let rt = crate::api::runtime(state)?;
-    let report = rt.read(|live| cairn_reports::staffing::staffing(&live.engine, digital)).await?;
+    let report = match rt.read(|live| cairn_reports::staffing::staffing(&live.engine, digital)).await {
+        Ok(r) => r,
+        Err(cairn_reports::ReportError::Invalid(why)) => {
+            return Ok(StaffingView { report: None, note: Some(why), options: Vec::new() });
+        }
+        Err(e) => return Err(e.into()),
+    };
     let options = report
         .staffing
         .segments
@@ -89,7 +98,7 @@ pub(crate) async fn data(state: &AppState, digital: &[String]) -> Result<Staffin
             (o, ticked)
         })
         .collect();
-    Ok(StaffingView { report, options })
+    Ok(StaffingView { report: Some(report), note: None, options })
 }
 
 #[derive(Template)]
