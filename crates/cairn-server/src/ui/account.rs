@@ -30,6 +30,8 @@ const TIMELINE_EACH: u32 = 40;
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct TimelineEntry {
     pub at: Timestamp,
+    /// `at` as people read it (`2026-03-01 12:00`, UTC).
+    pub when: String,
     /// `transition`, `task`, `note` or `override`.
     pub kind: &'static str,
     pub text: String,
@@ -111,6 +113,11 @@ fn describe(kind: &str, detail: &serde_json::Value) -> String {
             format!("{} {}", other.replace('_', " "), if detail.is_null() { String::new() } else { detail.to_string() })
         }
     }
+}
+
+/// An instant as people read it, to the minute (UTC).
+pub(crate) fn when(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 fn month_ends(today: Date, n: usize) -> Vec<Date> {
@@ -204,6 +211,7 @@ pub(crate) async fn data(state: &AppState, id: &str) -> Result<AccountPage, ApiE
     let mut timeline: Vec<TimelineEntry> = Vec::new();
     timeline.extend(transitions.iter().map(|t| TimelineEntry {
         at: t.at,
+        when: when(t.at),
         kind: "transition",
         text: describe(&t.kind, &t.detail),
         by: None,
@@ -211,6 +219,7 @@ pub(crate) async fn data(state: &AppState, id: &str) -> Result<AccountPage, ApiE
     for t in &tasks {
         timeline.push(TimelineEntry {
             at: t.created_at,
+            when: when(t.created_at),
             kind: "task",
             text: format!("task: {}", t.title),
             by: t.assignee.clone().or_else(|| t.pool.clone()),
@@ -219,6 +228,7 @@ pub(crate) async fn data(state: &AppState, id: &str) -> Result<AccountPage, ApiE
             let outcome = t.outcome.as_deref().map(|o| format!(" ({o})")).unwrap_or_default();
             timeline.push(TimelineEntry {
                 at: done,
+                when: when(done),
                 kind: "task",
                 text: format!("task done: {}{outcome}", t.title),
                 by: t.completed_by.clone(),
@@ -227,12 +237,14 @@ pub(crate) async fn data(state: &AppState, id: &str) -> Result<AccountPage, ApiE
     }
     timeline.extend(notes.iter().map(|note| TimelineEntry {
         at: note.created_at,
+        when: when(note.created_at),
         kind: "note",
         text: note.body.clone(),
         by: Some(note.author.clone()),
     }));
     timeline.extend(overrides.iter().map(|o| TimelineEntry {
         at: o.set_at,
+        when: when(o.set_at),
         kind: "override",
         text: match o.score {
             Some(s) => format!("health overridden to {s:.0}: {}", o.reason),
@@ -240,7 +252,7 @@ pub(crate) async fn data(state: &AppState, id: &str) -> Result<AccountPage, ApiE
         },
         by: Some(o.set_by.clone()),
     }));
-    timeline.sort_by(|a, b| b.at.cmp(&a.at));
+    timeline.sort_by_key(|e| std::cmp::Reverse(e.at));
     timeline.truncate(TIMELINE_EACH as usize * 2);
     Ok(AccountPage {
         lifetime_days: start_date.map(|s| super::days_until(s, today)),
@@ -348,7 +360,7 @@ impl AccountPage {
     /// The override in force, in words.
     pub fn override_text(&self) -> Option<String> {
         let o = self.view.health_override.as_ref()?;
-        Some(format!("{:.0} set by {} ({}), until {}", o.score, o.by, o.reason, o.expires_at))
+        Some(format!("{:.0} set by {} ({}), until {}", o.score, o.by, o.reason, when(o.expires_at)))
     }
 
     /// The default expiry offered by the form: 30 days from today.

@@ -123,14 +123,15 @@ pub fn nice_ticks(min: f64, max: f64, n: usize) -> Vec<f64> {
     let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= raw).unwrap_or(10.0 * magnitude);
     let first = (min / step).floor() * step;
     let mut ticks = Vec::new();
-    let mut t = first;
-    while t < max + step * 0.5 && ticks.len() < 50 {
-        // Snap away float noise (0.30000000000000004).
-        ticks.push((t / step).round() * step);
-        if t >= max {
+    let mut k = (first / step).round();
+    // Up to the first tick at or above `max` (a tolerance for float noise).
+    while ticks.len() < 50 {
+        let t = k * step;
+        ticks.push(t);
+        if t >= max - step * 1e-9 {
             break;
         }
-        t += step;
+        k += 1.0;
     }
     ticks
 }
@@ -165,9 +166,11 @@ fn y_axis(svg: &mut String, y: &Scale, ticks: &[f64], unit: Unit) {
     }
 }
 
-/// At most about 12 x labels, evenly skipped.
+/// As many x labels as fit side by side (about 6.5 units a character), evenly skipped.
 fn x_labels(svg: &mut String, labels: &[String], x: impl Fn(usize) -> f64) {
-    let every = labels.len().div_ceil(12).max(1);
+    let widest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1) as f64;
+    let fit = (((W - ML - MR) / (widest * 6.5 + 12.0)).floor() as usize).max(1);
+    let every = labels.len().div_ceil(fit).max(1);
     for (i, l) in labels.iter().enumerate().filter(|(i, _)| i % every == 0) {
         let _ = write!(
             svg,
@@ -523,8 +526,10 @@ mod tests {
         assert_eq!(nice_ticks(0.0, 100.0, 4), vec![0.0, 50.0, 100.0]);
         assert_eq!(nice_ticks(0.0, 1.0, 4), vec![0.0, 0.5, 1.0]);
         assert_eq!(nice_ticks(3.0, 97.0, 5), vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
-        assert_eq!(nice_ticks(-12.0, 30.0, 4), vec![-20.0, -10.0, 0.0, 10.0, 20.0, 30.0]);
-        assert_eq!(nice_ticks(0.0, 0.3, 3), vec![0.0, 0.1, 0.2, 0.30000000000000004]);
+        assert_eq!(nice_ticks(-12.0, 30.0, 4), vec![-20.0, 0.0, 20.0, 40.0]);
+        let small = nice_ticks(0.0, 0.3, 3);
+        assert_eq!(small.len(), 4);
+        assert!((small[3] - 0.3).abs() < 1e-12, "{small:?}");
         // A single value still gets an axis around it; nonsense gets 0..1.
         assert_eq!(nice_ticks(0.0, 0.0, 4), vec![0.0, 0.5, 1.0]);
         assert_eq!(nice_ticks(f64::NAN, 1.0, 4), vec![0.0, 0.5, 1.0]);

@@ -239,3 +239,29 @@ pub(crate) fn bad_form(message: impl Into<String>) -> UiError {
 pub(crate) fn days_until(from: jiff::civil::Date, to: jiff::civil::Date) -> i64 {
     (to - from).get_days().into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_escape_exactly_as_cairn_core_does() {
+        let hostile = r#"<img src=x onerror="alert('x')"> & é"#;
+        let page = ErrorPage { status: 400, message: hostile.into(), version: ASSET_VERSION };
+        let html = page.render().expect("renders");
+        let escaped = cairn_core::html::escape_html(hostile);
+        assert!(html.contains(&format!("<p class=error-message>{escaped}</p>")), "{html}");
+        assert!(!html.contains("<img"));
+    }
+
+    #[test]
+    fn every_route_says_what_it_needs_and_posts_need_more_than_reading() {
+        for route in routes() {
+            assert!(route.path.starts_with('/'), "{}", route.path);
+            let posts = ["/health-override", "/notes", "/claim", "/complete", "/pause", "/resume"];
+            if posts.iter().any(|p| route.path.ends_with(p)) {
+                assert_ne!(route.needs, Permission::Read, "{} changes things", route.path);
+            }
+        }
+    }
+}
