@@ -69,6 +69,8 @@ pub struct AppState {
     limits: Limits,
     inapp_identity_verification: bool,
     identity_master: Arc<tokio::sync::OnceCell<String>>,
+    /// The insights page's figures, kept for a day per definitions (they replay the log).
+    insights: ui::InsightsCache,
 }
 
 impl AppState {
@@ -87,6 +89,7 @@ impl AppState {
             limits: Limits::default(),
             inapp_identity_verification: true,
             identity_master: Arc::new(tokio::sync::OnceCell::new()),
+            insights: ui::InsightsCache::default(),
         }
     }
 

@@ -111,6 +111,29 @@ impl InsightsView {
     }
 }
 
+/// The last insights computed, by (definitions, day, discovery): hypotheses and the
+/// backtest replay the log, so the page computes them once a day per loaded definitions
+/// (a reload loads new ones) instead of on every visit.
+#[derive(Clone, Default)]
+pub(crate) struct InsightsCache(std::sync::Arc<std::sync::Mutex<Option<(CacheKey, InsightsView)>>>);
+
+/// The definitions (held, so that their address is not reused while cached), the day and
+/// whether discovery ran.
+type CacheKey = (std::sync::Arc<cairn_workspace::Workspace>, jiff::civil::Date, bool);
+
+impl InsightsCache {
+    fn get(&self, key: &CacheKey) -> Option<InsightsView> {
+        let held = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.as_ref()
+            .filter(|(k, _)| std::sync::Arc::ptr_eq(&k.0, &key.0) && k.1 == key.1 && k.2 == key.2)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, key: CacheKey, view: InsightsView) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((key, view));
+    }
+}
+
 /// The page's query.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct InsightsQuery {
@@ -123,11 +146,19 @@ pub(crate) async fn data(state: &AppState, q: &InsightsQuery) -> Result<Insights
         ApiError::NotFound("no workspace is loaded: start the server with `cairn serve --workspace DIR`".into())
     })?;
     let today = state.clock.now().to_zoned(ws.time_zone().clone()).date();
+    let discover = q.discover.unwrap_or(false);
+    // The loaded definitions are one Arc until a reload swaps it.
+    let key = (ws.clone(), today, discover);
+    if let Some(view) = state.insights.get(&key) {
+        return Ok(view);
+    }
     let query = cairn_reports::QueryText::default().resolve(PeriodKind::Year, today)?;
-    let request = HypothesesText { discover: q.discover.unwrap_or(false), ..Default::default() }.resolve()?;
+    let request = HypothesesText { discover, ..Default::default() }.resolve()?;
     let hypotheses = cairn_reports::hypotheses::hypotheses(&state.store, &ws, &query, &request).await?;
     let backtest = cairn_reports::backtest::backtest(&state.store, ws.clone(), &query).await?;
-    Ok(InsightsView { hypotheses, backtest })
+    let view = InsightsView { hypotheses, backtest };
+    state.insights.put(key, view.clone());
+    Ok(view)
 }
 
 #[derive(Template)]

@@ -95,19 +95,18 @@ impl KpisView {
         chart::heatmap("Logo retention by start month (columns: months since start)", &rows, &cols, &cells)
     }
 
-    /// NPS and CSAT by month.
+    /// NPS by month (points, −100…100).
     pub fn nps_chart(&self) -> Chart {
         let x: Vec<String> = self.nps.trend.iter().map(|m| month(&m.month)).collect();
         let nps = self.nps.trend.iter().map(|m| m.nps.nps.map(|r| r.to_f64())).collect();
+        chart::line("NPS by month", &x, &[Series { name: "NPS".into(), values: nps }], Unit::Number, false, true)
+    }
+
+    /// CSAT by month (share of answers 4–5 of 5).
+    pub fn csat_chart(&self) -> Chart {
+        let x: Vec<String> = self.nps.trend.iter().map(|m| month(&m.month)).collect();
         let csat = self.nps.trend.iter().map(|m| m.csat.csat.map(|r| r.to_f64())).collect();
-        chart::line(
-            "NPS and CSAT by month",
-            &x,
-            &[Series { name: "NPS".into(), values: nps }, Series { name: "CSAT".into(), values: csat }],
-            Unit::Share,
-            false,
-            false,
-        )
+        chart::line("CSAT by month", &x, &[Series { name: "CSAT".into(), values: csat }], Unit::Share, false, false)
     }
 }
 

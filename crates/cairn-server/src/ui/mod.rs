@@ -32,6 +32,8 @@ use axum::middleware;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
 
+pub(crate) use insights::InsightsCache;
+
 use crate::AppState;
 use crate::auth::{Permission, Role, SignedIn};
 use crate::error::ApiError;

@@ -173,7 +173,8 @@ async fn tiles(state: &AppState, today: Date, engine_share: Option<f64>) -> Resu
     let open_before = state.store.tasks_open_at(end_before.timestamp()).await?.len() as f64;
     let cents = |c: i64| c as f64 / 100.0;
     let ratio = |r: Option<cairn_measure::Ratio>| r.map(|r| r.to_f64());
-    let nps_points = |n: &cairn_measure::survey::Nps| n.nps.map(|r| r.to_f64() * 100.0);
+    // NPS is in points already (−100…100).
+    let nps_points = |n: &cairn_measure::survey::Nps| n.nps.map(|r| r.to_f64());
     let nps_change = nps_points(&nps_now.nps).zip(nps_points(&nps_before.nps)).map(|(a, b)| a - b);
     let tiles = vec![
         money_tile("ARR", cents(now.kpis.end_arr_cents), cents(before.kpis.end_arr_cents), true, "/kpis#arr"),

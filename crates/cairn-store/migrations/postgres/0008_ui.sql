@@ -21,3 +21,5 @@ CREATE TABLE program_pauses (
 );
 
 ALTER TABLE tasks ADD COLUMN outcome TEXT;
+-- The account 360 lists an account's tasks.
+CREATE INDEX tasks_account ON tasks(account_id, created_at);
