@@ -485,16 +485,14 @@ pub fn funnel(title: &str, stages: &[(String, f64)]) -> Chart {
         let share = if first > 0.0 { Unit::Share.format(n / first) } else { "–".into() };
         let _ = write!(
             svg,
-            r#"<text class=tick x="170" y="{:.1}" text-anchor=end>{}</text><rect class="s{} bar" x="{:.1}" y="{y:.1}" width="{width:.1}" height="{:.1}"><title>{}: {} ({share})</title></rect><text class=tick x="{:.1}" y="{:.1}">{} · {share}</text>"#,
+            r#"<text class=tick x="170" y="{:.1}" text-anchor=end>{} · {} ({share})</text><rect class="s{} bar" x="{:.1}" y="{y:.1}" width="{width:.1}" height="{:.1}"><title>{}: {} ({share})</title></rect>"#,
             y + 18.0,
             esc(label),
+            esc(&number(*n)),
             i % COLOURS,
             180.0 + (W - 180.0 - MR - width) / 2.0,
             bar_h - 4.0,
             esc(label),
-            esc(&number(*n)),
-            180.0 + (W - 180.0 - MR + width) / 2.0 + 6.0,
-            y + 18.0,
             esc(&number(*n)),
         );
     }
