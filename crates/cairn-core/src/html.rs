@@ -16,17 +16,30 @@ pub fn escape_html(text: &str) -> String {
         .sum();
     // The exact length, so that the string becomes a boxed `str` without reallocating.
     let mut out = String::with_capacity(text.len() + extra);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    // Writing to a String cannot fail.
+    let _ = write_escaped_html(&mut out, text);
     out
+}
+
+/// Writes `text` escaped as [`escape_html`] does: what the web UI's templates escape with
+/// (askama's escaper for `.html` templates is this function).
+pub fn write_escaped_html<W: std::fmt::Write + ?Sized>(dest: &mut W, text: &str) -> std::fmt::Result {
+    let mut rest = text;
+    while let Some(i) = rest.find(['&', '<', '>', '"', '\'']) {
+        let (plain, tail) = rest.split_at(i);
+        dest.write_str(plain)?;
+        let mut chars = tail.chars();
+        let entity = match chars.next() {
+            Some('&') => "&amp;",
+            Some('<') => "&lt;",
+            Some('>') => "&gt;",
+            Some('"') => "&quot;",
+            _ => "&#39;",
+        };
+        dest.write_str(entity)?;
+        rest = chars.as_str();
+    }
+    dest.write_str(rest)
 }
 
 /// `text` with its character references decoded: the five the escaper writes, `&apos;`,

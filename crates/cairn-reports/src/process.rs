@@ -375,6 +375,7 @@ mod tests {
             created_at: ts(created),
             completed_by: None,
             completed_at: None,
+            outcome: None,
         }
     }
 

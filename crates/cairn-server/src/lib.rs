@@ -69,6 +69,8 @@ pub struct AppState {
     limits: Limits,
     inapp_identity_verification: bool,
     identity_master: Arc<tokio::sync::OnceCell<String>>,
+    /// The insights page's figures, kept for a day per definitions (they replay the log).
+    insights: ui::InsightsCache,
 }
 
 impl AppState {
@@ -87,6 +89,7 @@ impl AppState {
             limits: Limits::default(),
             inapp_identity_verification: true,
             identity_master: Arc::new(tokio::sync::OnceCell::new()),
+            insights: ui::InsightsCache::default(),
         }
     }
 
@@ -152,6 +155,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/programs/{id}/dry-run", get(api::program_dry_run))
         .route("/api/reports/{name}", get(reports::report))
         .route("/api/tasks", get(tasks::open_tasks))
+        .route("/api/views/{page}", get(ui::views_api::view))
+        .route("/api/views/accounts/{id}", get(ui::views_api::account))
+        .route("/api/views/programs/{id}", get(ui::views_api::program))
         .route("/api/tasks/{id}/complete", post(tasks::complete))
         .route("/t/o", get(links::open))
         .route("/t/c", get(links::click))

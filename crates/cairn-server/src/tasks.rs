@@ -69,23 +69,44 @@ pub async fn complete(State(state): State<AppState>, headers: HeaderMap, Path(id
     let task_id = id.parse::<i64>().map_err(|_| not_found())?;
     let task = state.store.task(task_id).await?.ok_or_else(not_found)?;
     let by = body.by.as_deref().map(str::trim).filter(|b| !b.is_empty()).unwrap_or(key.name.as_str()).to_string();
+    finish(&state, &task, &by, None).await?;
+    let task = state.store.task(task_id).await?.ok_or_else(not_found)?;
+    Ok(Json(json!({ "success": true, "task": task })))
+}
+
+/// Completes `task` as `by` (with the outcome they give) and appends `task_completed` for
+/// the contact it is about; 409 when it is done already. The API and the UI both complete
+/// tasks through here.
+pub(crate) async fn finish(
+    state: &AppState,
+    task: &cairn_store::Task,
+    by: &str,
+    outcome: Option<&str>,
+) -> Result<(), ApiError> {
+    let task_id = task.id;
     let now = state.clock.now();
-    if !state.store.complete_task(task_id, &by, now).await? {
+    let done = match outcome {
+        Some(o) => state.store.complete_task_with_outcome(task_id, by, o, now).await?,
+        None => state.store.complete_task(task_id, by, now).await?,
+    };
+    if !done {
         let when = task.completed_at.map(|t| format!(" at {t}")).unwrap_or_default();
         let who = task.completed_by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();
         return Err(ApiError::Conflict(format!("task {task_id} is already done{who}{when}")));
     }
     if let Some(contact) = task.contact_id {
-        let properties = json!({
+        let mut properties = json!({
             "task_id": task_id,
             "title": task.title,
             "by": by,
             "enrollment_id": task.enrollment_id,
             "step": task.step_id,
         });
+        if let (Some(o), Some(map)) = (outcome, properties.as_object_mut()) {
+            map.insert("outcome".into(), o.into());
+        }
         let message_id = format!("cairn:task:{task_id}:completed");
         engage::append_contact_event(&state.store, contact, "task_completed", &message_id, now, &properties).await?;
     }
-    let task = state.store.task(task_id).await?.ok_or_else(not_found)?;
-    Ok(Json(json!({ "success": true, "task": task })))
+    Ok(())
 }

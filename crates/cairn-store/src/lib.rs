@@ -77,6 +77,7 @@ pub const CONTACT_ALIAS_PREFIX: &str = "cairn:contact:";
 pub fn contact_alias_of(contact_id: i64) -> String {
     format!("{CONTACT_ALIAS_PREFIX}{contact_id}")
 }
+pub use types::{AccountNote, ProgramPause};
 pub use types::{
     AccountRecord, After, ApiKey, Appended, ConsentChange, ContactRecord, DeadLetter, DueStep, EngagementRecord,
     EnrollRequest, Enrollment, EnrollmentStatus, HealthOverrideRecord, HealthSnapshotRecord, ImportRun, InAppMessage,
@@ -879,7 +880,50 @@ impl Store {
 
     /// Completes an open task. `Ok(false)` when it is not open (done already, or no such task).
     pub async fn complete_task(&self, id: i64, by: &str, at: Timestamp) -> Result<bool> {
-        dispatch!(self, s => s.complete_task(id, by, at).await)
+        dispatch!(self, s => s.complete_task(id, by, None, at).await)
+    }
+
+    /// Marks an open task done by `by` at `at` with the outcome they give; false when it
+    /// is unknown or already done.
+    pub async fn complete_task_with_outcome(&self, id: i64, by: &str, outcome: &str, at: Timestamp) -> Result<bool> {
+        dispatch!(self, s => s.complete_task(id, by, Some(outcome), at).await)
+    }
+
+    /// Gives an open task to `who` (a CSM taking it from a pool or from a colleague);
+    /// false when it is unknown, done, or theirs already.
+    pub async fn claim_task(&self, id: i64, who: &str) -> Result<bool> {
+        dispatch!(self, s => s.claim_task(id, who).await)
+    }
+
+    /// An account's tasks, open and done, newest first, at most `limit`.
+    pub async fn account_tasks(&self, account_id: i64, limit: u32) -> Result<Vec<Task>> {
+        dispatch!(self, s => s.account_tasks(account_id, limit).await)
+    }
+
+    /// Adds a CSM's note to an account; its row id.
+    pub async fn add_account_note(&self, account_id: i64, body: &str, author: &str, at: Timestamp) -> Result<i64> {
+        dispatch!(self, s => s.add_account_note(account_id, body, author, at).await)
+    }
+
+    /// An account's notes, newest first, at most `limit`.
+    pub async fn account_notes(&self, account_id: i64, limit: u32) -> Result<Vec<AccountNote>> {
+        dispatch!(self, s => s.account_notes(account_id, limit).await)
+    }
+
+    /// Pauses a program: the runner neither enrolls into it nor claims its due steps
+    /// (they wait, and run after a resume). False when it was paused already.
+    pub async fn pause_program(&self, program_id: &str, by: &str, at: Timestamp) -> Result<bool> {
+        dispatch!(self, s => s.pause_program(program_id, by, at).await)
+    }
+
+    /// Resumes a paused program; false when it was not paused.
+    pub async fn resume_program(&self, program_id: &str) -> Result<bool> {
+        dispatch!(self, s => s.resume_program(program_id).await)
+    }
+
+    /// The paused programs, by id.
+    pub async fn paused_programs(&self) -> Result<Vec<ProgramPause>> {
+        dispatch!(self, s => s.paused_programs().await)
     }
 
     // -----------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0007_health_snapshots.sql",
         sql: include_str!("../migrations/sqlite/0007_health_snapshots.sql"),
     },
+    Migration { version: 8, name: "0008_ui.sql", sql: include_str!("../migrations/sqlite/0008_ui.sql") },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -58,6 +59,7 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "0007_health_snapshots.sql",
         sql: include_str!("../migrations/postgres/0007_health_snapshots.sql"),
     },
+    Migration { version: 8, name: "0008_ui.sql", sql: include_str!("../migrations/postgres/0008_ui.sql") },
 ];
 
 /// Applies the migrations that `pool`'s database lacks. Generic over the two backends

@@ -26,13 +26,29 @@ pub struct SubscriptionLine {
 const SQL: &str = "SELECT source, id, account_id, start_date, end_date, arr_cents FROM subscriptions \
                    ORDER BY account_id, start_date, source, id";
 
+const ACCOUNT_SQL: &str = "SELECT source, id, account_id, start_date, end_date, arr_cents FROM subscriptions \
+                           WHERE account_id = $1 ORDER BY account_id, start_date, source, id";
+
 impl Store {
     /// Every subscription line, ordered by account, start date, source and id.
     pub async fn subscription_lines(&self) -> Result<Vec<SubscriptionLine>> {
+        self.read_lines(None).await
+    }
+
+    /// One account's subscription lines, ordered by start date, source and id.
+    pub async fn account_subscription_lines(&self, account_id: i64) -> Result<Vec<SubscriptionLine>> {
+        self.read_lines(Some(account_id)).await
+    }
+
+    async fn read_lines(&self, account_id: Option<i64>) -> Result<Vec<SubscriptionLine>> {
         macro_rules! read {
             ($pool:expr) => {{
                 let mut out = Vec::new();
-                for r in sqlx::query(SQL).fetch_all($pool).await? {
+                let query = match account_id {
+                    None => sqlx::query(SQL),
+                    Some(a) => sqlx::query(ACCOUNT_SQL).bind(a),
+                };
+                for r in query.fetch_all($pool).await? {
                     let (source, id): (String, String) = (r.try_get(0)?, r.try_get(1)?);
                     let start: String = r.try_get(3)?;
                     let end: String = r.try_get(4)?;

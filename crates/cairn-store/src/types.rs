@@ -665,6 +665,34 @@ pub struct Task {
     pub completed_by: Option<String>,
     /// When it was completed; `None` while open.
     pub completed_at: Option<jiff::Timestamp>,
+    /// What came of it, as the person completing it said (`None` when not given).
+    pub outcome: Option<String>,
+}
+
+/// A CSM's note on an account (migration 0008).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountNote {
+    /// Row id.
+    pub id: i64,
+    /// The account.
+    pub account_id: i64,
+    /// What the note says (plain text).
+    pub body: String,
+    /// Who wrote it.
+    pub author: String,
+    /// When.
+    pub created_at: jiff::Timestamp,
+}
+
+/// A program an operator paused: the runner neither enrolls into it nor runs its steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProgramPause {
+    /// The program.
+    pub program_id: String,
+    /// Who paused it.
+    pub paused_by: String,
+    /// When.
+    pub paused_at: jiff::Timestamp,
 }
 
 /// One attempt of a step as stored, for inspection (`Store::step_attempts`).

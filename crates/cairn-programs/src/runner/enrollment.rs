@@ -84,6 +84,8 @@ impl Runner {
         now: Timestamp,
         report: &mut PassReport,
     ) -> Result<(), ProgramError> {
+        let paused = self.store.paused_programs().await?.into_iter().map(|p| p.program_id).collect();
+        *self.paused.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = paused;
         self.enroll_from_transitions(ws, report).await?;
         self.enroll_from_events(ws, now, report).await?;
         self.enroll_from_schedules_and_dates(ws, now, report).await?;
@@ -312,6 +314,9 @@ impl Runner {
         trigger_key: &str,
         at: Timestamp,
     ) -> Result<u64, ProgramError> {
+        if self.paused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(program.id.as_str()) {
+            return Ok(0);
+        }
         let admitted: Vec<SubjectRef> = self
             .runtime
             .read(|live| {

@@ -148,6 +148,10 @@ pub struct Runner {
     pending_sends: std::sync::Mutex<std::collections::HashMap<(i64, String), usize>>,
     /// Enrollments admitted in this pass, written in batches.
     enrollments: std::sync::Mutex<Admitted>,
+    /// The programs an operator paused, read at the start of each pass: nobody is
+    /// enrolled into them (their triggers in the meantime are passed over) and the store
+    /// does not hand out their due steps, which wait for a resume.
+    paused: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The facts a program rule reads beyond the engine: engagement and the goal.
@@ -200,6 +204,7 @@ impl Runner {
             last_goal_check: tokio::sync::Mutex::new(None),
             pending_sends: std::sync::Mutex::new(std::collections::HashMap::new()),
             enrollments: std::sync::Mutex::new(Admitted::default()),
+            paused: std::sync::Mutex::new(std::collections::HashSet::new()),
         })
     }
 

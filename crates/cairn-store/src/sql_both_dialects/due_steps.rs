@@ -350,7 +350,8 @@ macro_rules! due_steps_impl {
                     format!(
                         "SELECT d.id FROM due_steps d
                          WHERE d.status = 'pending' AND d.due_at <= ${n} AND (d.lease_until IS NULL OR d.lease_until <= ${n})
-                           AND EXISTS (SELECT 1 FROM enrollments e WHERE e.id = d.enrollment_id AND e.status = 'active')
+                           AND EXISTS (SELECT 1 FROM enrollments e WHERE e.id = d.enrollment_id AND e.status = 'active'
+                                       AND NOT EXISTS (SELECT 1 FROM program_pauses p WHERE p.program_id = e.program_id))
                          ORDER BY d.due_at, d.id LIMIT ${} {CLAIM_LOCK}",
                         n + 1
                     )

@@ -37,6 +37,7 @@ pub(crate) mod send_ledger;
 pub(crate) mod settings;
 pub(crate) mod survey_and_journey;
 pub(crate) mod tasks;
+pub(crate) mod ui_state;
 
 /// The values of a one-row JSON aggregate (`json_array_agg`): many rows' values handed
 /// over at once.
@@ -185,6 +186,7 @@ macro_rules! store_impl {
         crate::sql_both_dialects::inbox::inbox_impl!($Store, $Db);
         crate::sql_both_dialects::tasks::tasks_impl!($Store, $Db);
         crate::sql_both_dialects::settings::settings_impl!($Store, $Db);
+        crate::sql_both_dialects::ui_state::ui_state_impl!($Store, $Db);
         crate::sql_both_dialects::segment_history::segment_history_impl!($Store, $Db);
         crate::sql_both_dialects::named_events::named_events_impl!($Store, $Db);
         crate::sql_both_dialects::survey_and_journey::survey_and_journey_impl!($Store, $Db);

@@ -2,7 +2,7 @@
 
 macro_rules! tasks_impl {
     ($Store:ident, $Db:ty) => {
-        const TASK_COLUMNS: &str = "t.id, t.enrollment_id, t.step_id, t.account_id, t.contact_id, t.title, t.body, t.assignee, t.pool, t.priority, t.due_at, t.created_at, t.completed_by, t.completed_at";
+        const TASK_COLUMNS: &str = "t.id, t.enrollment_id, t.step_id, t.account_id, t.contact_id, t.title, t.body, t.assignee, t.pool, t.priority, t.due_at, t.created_at, t.completed_by, t.completed_at, t.outcome";
 
         fn task(r: &DbRow) -> Result<Task> {
             let rank: i64 = r.get(9);
@@ -21,6 +21,7 @@ macro_rules! tasks_impl {
                 created_at: instant(r.get(11))?,
                 completed_by: r.get(12),
                 completed_at: r.get::<Option<i64>, _>(13).map(instant).transpose()?,
+                outcome: r.get(14),
             })
         }
 
@@ -108,11 +109,12 @@ macro_rules! tasks_impl {
                 Ok(row.map(|r| r.get(0)))
             }
 
-            pub(crate) async fn complete_task(&self, id: i64, by: &str, at: Timestamp) -> Result<bool> {
-                let done = sqlx::query("UPDATE tasks SET status = 'done', completed_by = $2, completed_at = $3 WHERE id = $1 AND status = 'open'")
+            pub(crate) async fn complete_task(&self, id: i64, by: &str, outcome: Option<&str>, at: Timestamp) -> Result<bool> {
+                let done = sqlx::query("UPDATE tasks SET status = 'done', completed_by = $2, completed_at = $3, outcome = $4 WHERE id = $1 AND status = 'open'")
                     .bind(id)
                     .bind(by)
                     .bind(ms(at))
+                    .bind(outcome)
                     .execute(&self.pool)
                     .await?
                     .rows_affected();

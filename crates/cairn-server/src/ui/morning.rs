@@ -1,0 +1,409 @@
+//! `/`: the morning view — what a Digital CSM looks at first. KPI tiles with their change
+//! against the previous month (from `cairn-reports`), the worklist of accounts that need
+//! a human today, health movers, missed milestones, renewals at risk, tasks due today and
+//! programs needing attention.
+//!
+//! The worklist's rank: an account is on it when its band is red or yellow, a milestone
+//! was missed in the last 14 days, or it renews within 30 days. It is ranked by need =
+//! (100 − health) / 100 + ARR / the largest ARR + (90 − days to renewal) / 90 for a
+//! renewal within 90 days (each term in [0, 1]): lower health, higher ARR and fewer days
+//! to renewal rank first, and each row says which of these put it there.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Html;
+use cairn_engine::{Engine, MilestoneStatus};
+use cairn_measure::{Period, PeriodKind};
+use cairn_reports::Query;
+use cairn_store::Task;
+use jiff::civil::Date;
+use serde::Serialize;
+
+use super::accounts::{AccountRow, row, today};
+use super::{Chrome, UiError, render};
+use crate::AppState;
+use crate::auth::SignedIn;
+use crate::error::ApiError;
+
+/// How many rows each list shows.
+const LIST: usize = 10;
+
+/// A KPI tile.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Tile {
+    pub label: &'static str,
+    pub value: String,
+    /// Against the previous period, e.g. "+1.2 pts".
+    pub change: Option<String>,
+    /// `up`, `down` or `flat`: whether the change is good news (green) or not.
+    pub tone: &'static str,
+    /// Where its chart is.
+    pub href: &'static str,
+}
+
+/// An account on the worklist with why.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WorkItem {
+    #[serde(flatten)]
+    pub account: AccountRow,
+    pub need: f64,
+    pub reasons: Vec<String>,
+}
+
+/// An account whose health moved most in 7 days.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Mover {
+    #[serde(flatten)]
+    pub account: AccountRow,
+    pub change_7d: f64,
+}
+
+impl Mover {
+    /// "+12" or "−8".
+    pub fn change_text(&self) -> String {
+        signed(self.change_7d, "")
+    }
+}
+
+/// A milestone missed recently.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Missed {
+    pub account_id: u64,
+    pub account: String,
+    pub milestone: String,
+    pub on: Date,
+}
+
+/// A task due by the end of today.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DueTask {
+    #[serde(flatten)]
+    pub task: Task,
+    pub account: Option<String>,
+}
+
+/// A program that needs a look, and why.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ProgramAlert {
+    pub program: String,
+    pub reasons: Vec<String>,
+}
+
+/// The morning view's data.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct MorningView {
+    pub today: Date,
+    /// The month the tiles measure (the last complete one).
+    pub period: Period,
+    pub tiles: Vec<Tile>,
+    pub worklist: Vec<WorkItem>,
+    pub movers: Vec<Mover>,
+    pub missed: Vec<Missed>,
+    pub renewals_at_risk: Vec<AccountRow>,
+    pub tasks_due: Vec<DueTask>,
+    pub programs: Vec<ProgramAlert>,
+    /// Set when no workspace runs (the engine's lists are then empty).
+    pub no_workspace: bool,
+}
+
+fn signed(v: f64, unit: &str) -> String {
+    if v > 0.0 {
+        format!("+{v:.1}{unit}")
+    } else if v < 0.0 {
+        format!("−{:.1}{unit}", -v)
+    } else {
+        format!("±0{unit}")
+    }
+}
+
+fn tone(change: f64, higher_is_better: bool) -> &'static str {
+    match (change.partial_cmp(&0.0), higher_is_better) {
+        (Some(std::cmp::Ordering::Greater), true) | (Some(std::cmp::Ordering::Less), false) => "up",
+        (Some(std::cmp::Ordering::Greater), false) | (Some(std::cmp::Ordering::Less), true) => "down",
+        _ => "flat",
+    }
+}
+
+fn share_tile(label: &'static str, now: Option<f64>, before: Option<f64>, href: &'static str) -> Tile {
+    let change = now.zip(before).map(|(a, b)| (a - b) * 100.0);
+    Tile {
+        label,
+        value: now.map_or_else(|| "–".into(), |v| format!("{:.1}%", v * 100.0)),
+        change: change.map(|c| signed(c, " pts")),
+        tone: change.map_or("flat", |c| tone(c, true)),
+        href,
+    }
+}
+
+fn money_tile(label: &'static str, now: f64, before: f64, higher_is_better: bool, href: &'static str) -> Tile {
+    let change = now - before;
+    Tile {
+        label,
+        value: super::chart::money(now),
+        change: Some(if change >= 0.0 {
+            format!("+{}", super::chart::money(change))
+        } else {
+            super::chart::money(change)
+        }),
+        tone: tone(change, higher_is_better),
+        href,
+    }
+}
+
+/// The last complete month before `today`, and the one before it.
+pub(crate) fn months(today: Date) -> Result<(Query, Query), ApiError> {
+    let current = cairn_reports::QueryText::default().resolve(PeriodKind::Month, today)?;
+    let before_day = current.period.day_before().ok_or_else(|| ApiError::BadRequest("no month before".into()))?;
+    let previous = Query { period: Period::containing(PeriodKind::Month, before_day), as_of: today, segment: None };
+    Ok((current, previous))
+}
+
+async fn tiles(state: &AppState, today: Date, engine_share: Option<f64>) -> Result<(Period, Vec<Tile>), ApiError> {
+    let (current, previous) = months(today)?;
+    let live = crate::api::live_workspace(state).await;
+    let ws = live.as_deref();
+    let options = cairn_reports::revenue::KpiOptions::default();
+    let now = cairn_reports::revenue::kpis(&state.store, ws, &current, &options).await?;
+    let before = cairn_reports::revenue::kpis(&state.store, ws, &previous, &options).await?;
+    let nps_now = cairn_reports::nps::nps(&state.store, &current).await?;
+    let nps_before = cairn_reports::nps::nps(&state.store, &previous).await?;
+    let open_now = state.store.open_tasks(None, None).await?.len() as f64;
+    let end_before =
+        previous.period.last().to_zoned(jiff::tz::TimeZone::UTC).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let open_before = state.store.tasks_open_at(end_before.timestamp()).await?.len() as f64;
+    let cents = |c: i64| c as f64 / 100.0;
+    let ratio = |r: Option<cairn_measure::Ratio>| r.map(|r| r.to_f64());
+    // NPS is in points already (−100…100).
+    let nps_points = |n: &cairn_measure::survey::Nps| n.nps.map(|r| r.to_f64());
+    let nps_change = nps_points(&nps_now.nps).zip(nps_points(&nps_before.nps)).map(|(a, b)| a - b);
+    let tiles = vec![
+        money_tile("ARR", cents(now.kpis.end_arr_cents), cents(before.kpis.end_arr_cents), true, "/kpis#arr"),
+        share_tile("NRR", ratio(now.kpis.nrr), ratio(before.kpis.nrr), "/kpis#nrr"),
+        share_tile("GRR", ratio(now.kpis.grr), ratio(before.kpis.grr), "/kpis#nrr"),
+        money_tile(
+            "Churned ARR",
+            cents(now.kpis.churned_arr_cents),
+            cents(before.kpis.churned_arr_cents),
+            false,
+            "/kpis#arr",
+        ),
+        Tile {
+            label: "Adoption",
+            value: engine_share.map_or_else(|| "–".into(), |s| format!("{:.0}%", s * 100.0)),
+            change: None,
+            tone: "flat",
+            href: "/journey",
+        },
+        Tile {
+            label: "NPS",
+            value: nps_points(&nps_now.nps).map_or_else(|| "–".into(), |v| format!("{v:.0}")),
+            change: nps_change.map(|c| signed(c, "")),
+            tone: nps_change.map_or("flat", |c| tone(c, true)),
+            href: "/kpis#nps",
+        },
+        Tile {
+            label: "Open tasks",
+            value: format!("{open_now:.0}"),
+            change: Some(signed(open_now - open_before, "")),
+            tone: tone(open_now - open_before, false),
+            href: "/tasks",
+        },
+    ];
+    Ok((current.period, tiles))
+}
+
+/// What the engine says about today: worklist, movers, missed milestones, renewals at risk,
+/// and the share of accounts past their value milestone.
+struct EngineLists {
+    worklist: Vec<WorkItem>,
+    movers: Vec<Mover>,
+    missed: Vec<Missed>,
+    renewals: Vec<AccountRow>,
+    adoption: Option<f64>,
+    names: std::collections::HashMap<u64, String>,
+}
+
+fn engine_lists(engine: &Engine, task_accounts: &[i64]) -> EngineLists {
+    let today = today(engine);
+    let tz = engine.workspace().time_zone().clone();
+    let value_milestones: Vec<&str> = engine
+        .workspace()
+        .journey()
+        .map(|j| j.stages.iter().flat_map(|s| s.milestones.iter()).filter(|m| m.value).map(|m| m.id.as_str()).collect())
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    let mut missed = Vec::new();
+    let mut movers = Vec::new();
+    let mut reached_value = 0usize;
+    let mut names = std::collections::HashMap::new();
+    let mut max_arr: f64 = 0.0;
+    for (id, a) in engine.accounts() {
+        let r = row(engine, id, a, today);
+        if task_accounts.contains(&(id as i64)) {
+            names.insert(id, r.name.clone());
+        }
+        max_arr = max_arr.max(r.arr.unwrap_or(0.0));
+        if value_milestones.iter().any(|m| matches!(a.milestones.get(*m), Some(MilestoneStatus::Achieved(_)))) {
+            reached_value += 1;
+        }
+        let mut recent_miss = None;
+        for (m, status) in &a.milestones {
+            if let MilestoneStatus::Missed(at) = status {
+                let on = at.to_zoned(tz.clone()).date();
+                if super::days_until(on, today) <= 14 {
+                    missed.push(Missed { account_id: id, account: r.name.clone(), milestone: m.clone(), on });
+                    recent_miss = Some(m.clone());
+                }
+            }
+        }
+        if let Some(change) = engine.health_trend(id, 7).filter(|c| c.abs() >= 1.0) {
+            movers.push(Mover { account: r.clone(), change_7d: change });
+        }
+        rows.push((r, recent_miss, a.health.as_ref().and_then(|h| h.dragging.clone())));
+    }
+    let accounts = rows.len();
+    let mut worklist = Vec::new();
+    let mut renewals = Vec::new();
+    for (r, recent_miss, dragging) in rows {
+        let soon = r.renews_in_days.filter(|d| (0..=90).contains(d));
+        if soon.is_some() && matches!(r.band, "red" | "yellow") {
+            renewals.push(r.clone());
+        }
+        let at_risk = matches!(r.band, "red" | "yellow");
+        if !(at_risk || recent_miss.is_some() || soon.is_some_and(|d| d <= 30)) {
+            continue;
+        }
+        let health_need = r.health.map_or(0.5, |h| (100.0 - h.clamp(0.0, 100.0)) / 100.0);
+        let arr_need = if max_arr > 0.0 { r.arr.unwrap_or(0.0) / max_arr } else { 0.0 };
+        let renewal_need = soon.map_or(0.0, |d| (90 - d) as f64 / 90.0);
+        let mut reasons = Vec::new();
+        if at_risk {
+            let drag = dragging.map(|(p, m)| format!(", dragged down by {p}/{m}")).unwrap_or_default();
+            reasons.push(format!("health {} ({}){drag}", r.health_text(), r.band));
+        }
+        if let Some(m) = recent_miss {
+            reasons.push(format!("missed the milestone {m}"));
+        }
+        if let Some(d) = soon {
+            reasons.push(format!("renews {}", if d == 0 { "today".into() } else { format!("in {d} days") }));
+        }
+        if arr_need >= 0.5 {
+            reasons.push(format!("{} ARR, among the largest", r.arr_text()));
+        }
+        worklist.push(WorkItem { account: r, need: health_need + arr_need + renewal_need, reasons });
+    }
+    worklist.sort_by(|a, b| b.need.total_cmp(&a.need).then(a.account.id.cmp(&b.account.id)));
+    worklist.truncate(LIST * 2);
+    movers.sort_by(|a, b| b.change_7d.abs().total_cmp(&a.change_7d.abs()).then(a.account.id.cmp(&b.account.id)));
+    movers.truncate(LIST);
+    missed.sort_by(|a, b| b.on.cmp(&a.on).then(a.account_id.cmp(&b.account_id)));
+    missed.truncate(LIST);
+    renewals.sort_by_key(|r| (r.renews_in_days, r.id));
+    renewals.truncate(LIST);
+    let adoption = (accounts > 0 && !value_milestones.is_empty()).then(|| reached_value as f64 / accounts as f64);
+    EngineLists { worklist, movers, missed, renewals, adoption, names }
+}
+
+async fn program_alerts(state: &AppState, today: Date) -> Result<Vec<ProgramAlert>, ApiError> {
+    let mut alerts: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let paused = state.store.paused_programs().await?;
+    for p in &paused {
+        alerts.entry(p.program_id.clone()).or_default().push(format!("paused by {}", p.paused_by));
+    }
+    let mut dead: std::collections::BTreeMap<String, u64> = Default::default();
+    for d in state.store.dead_letters(1000).await? {
+        *dead.entry(d.program_id).or_default() += 1;
+    }
+    for (p, n) in dead {
+        alerts.entry(p).or_default().push(format!("{n} dead letter(s)"));
+    }
+    let Some(ws) = crate::api::live_workspace(state).await else {
+        return Ok(alerts.into_iter().map(|(program, reasons)| ProgramAlert { program, reasons }).collect());
+    };
+    let (current, _) = months(today)?;
+    let report = cairn_reports::programs::programs(&state.store, Some(&ws), &current, None).await?;
+    for p in &report.programs {
+        let (sent, bounced): (u64, u64) = p.reach.iter().fold((0, 0), |(s, b), r| (s + r.sent, b + r.bounced));
+        if sent >= 20 && bounced * 20 > sent {
+            alerts.entry(p.program.clone()).or_default().push(format!("{bounced} of {sent} sends bounced"));
+        }
+    }
+    let experiments = cairn_reports::experiments::experiments(
+        &state.store,
+        Some(&ws),
+        &current,
+        None,
+        cairn_reports::experiments::DEFAULT_MDE,
+    )
+    .await?;
+    for e in &experiments.experiments {
+        if e.sample_ratio.as_ref().is_some_and(|s| s.mismatch) {
+            alerts.entry(e.program.clone()).or_default().push("the split is broken (sample-ratio mismatch)".into());
+        }
+    }
+    Ok(alerts.into_iter().map(|(program, reasons)| ProgramAlert { program, reasons }).collect())
+}
+
+/// The morning view's data.
+pub(crate) async fn data(state: &AppState) -> Result<MorningView, ApiError> {
+    let open = state.store.open_tasks(None, None).await?;
+    let task_accounts: Vec<i64> = open.iter().filter_map(|t| t.account_id).collect();
+    let lists = match &state.runtime {
+        Some(rt) => Some(rt.read(|live| engine_lists(&live.engine, &task_accounts)).await),
+        None => None,
+    };
+    let today = match &state.runtime {
+        Some(rt) => rt.read(|live| today(&live.engine)).await,
+        None => state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date(),
+    };
+    let (period, tiles) = tiles(state, today, lists.as_ref().and_then(|l| l.adoption)).await?;
+    let end_of_today = today
+        .tomorrow()
+        .ok()
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp())
+        .unwrap_or_else(|| state.clock.now());
+    let no_workspace = lists.is_none();
+    let lists = lists.unwrap_or(EngineLists {
+        worklist: vec![],
+        movers: vec![],
+        missed: vec![],
+        renewals: vec![],
+        adoption: None,
+        names: Default::default(),
+    });
+    let tasks_due = open
+        .into_iter()
+        .filter(|t| t.due_at.is_some_and(|d| d < end_of_today))
+        .take(LIST)
+        .map(|t| {
+            let account = t.account_id.and_then(|a| lists.names.get(&(a as u64)).cloned());
+            DueTask { task: t, account }
+        })
+        .collect();
+    Ok(MorningView {
+        today,
+        period,
+        tiles,
+        worklist: lists.worklist,
+        movers: lists.movers,
+        missed: lists.missed,
+        renewals_at_risk: lists.renewals,
+        tasks_due,
+        programs: program_alerts(state, today).await?,
+        no_workspace,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "morning.html")]
+struct Page {
+    chrome: Chrome,
+    d: MorningView,
+}
+
+/// `GET /`.
+pub(crate) async fn page(State(state): State<AppState>, user: SignedIn) -> Result<Html<String>, UiError> {
+    let d = data(&state).await?;
+    render(&Page { chrome: Chrome::new(&user, "/"), d })
+}

@@ -1,0 +1,322 @@
+//! `/programs` and `/programs/{id}`: every program with its reach this month; one
+//! program's steps as a diagram with Reach and Effect on each (`cairn report programs`),
+//! its A/B and holdout results with intervals and the sample-ratio warning
+//! (`cairn report experiments`), the audience preview (`cairn program preview`) and
+//! pause/resume (the runner skips a paused program: `Store::pause_program`).
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::{Html, Response};
+use cairn_reports::experiments::{Experiment, ExperimentKind};
+use cairn_reports::programs::{ProgramReport, ReachRow};
+use cairn_store::ProgramPause;
+use cairn_workspace::Trigger;
+use serde::Serialize;
+
+use super::{Chrome, UiError, back_to, render};
+use crate::AppState;
+use crate::auth::SignedIn;
+use crate::error::ApiError;
+
+/// A program in the list.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ProgramLine {
+    pub id: String,
+    pub name: Option<String>,
+    pub subject: &'static str,
+    pub trigger: &'static str,
+    pub steps: usize,
+    pub holdout_percent: f64,
+    pub enrollments: u64,
+    pub sent: u64,
+    pub paused: Option<ProgramPause>,
+}
+
+/// The programs list's data.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ProgramsView {
+    pub period: cairn_measure::Period,
+    pub programs: Vec<ProgramLine>,
+}
+
+fn trigger_kind(t: &Trigger) -> &'static str {
+    match t {
+        Trigger::Transition(_) => "transition",
+        Trigger::Event(_) => "event",
+        Trigger::Schedule(_) => "schedule",
+        Trigger::Date(_) => "date",
+    }
+}
+
+fn subject(s: cairn_rules::Subject) -> &'static str {
+    match s {
+        cairn_rules::Subject::Account => "account",
+        cairn_rules::Subject::Contact => "contact",
+    }
+}
+
+async fn workspace(state: &AppState) -> Result<std::sync::Arc<cairn_workspace::Workspace>, ApiError> {
+    crate::api::live_workspace(state).await.ok_or_else(|| {
+        ApiError::NotFound("no workspace is loaded: start the server with `cairn serve --workspace DIR`".into())
+    })
+}
+
+/// Every program with this month's reach.
+pub(crate) async fn list_data(state: &AppState) -> Result<ProgramsView, ApiError> {
+    let ws = workspace(state).await?;
+    let today = state.clock.now().to_zoned(ws.time_zone().clone()).date();
+    let (current, _) = super::morning::months(today)?;
+    let report = cairn_reports::programs::programs(&state.store, Some(&ws), &current, None).await?;
+    let paused = state.store.paused_programs().await?;
+    let programs = ws
+        .programs()
+        .iter()
+        .map(|p| {
+            let r = report.programs.iter().find(|r| r.program == p.id.as_str());
+            ProgramLine {
+                id: p.id.as_str().to_string(),
+                name: p.name.clone(),
+                subject: subject(p.subject),
+                trigger: trigger_kind(&p.trigger),
+                steps: p.all_steps().len(),
+                holdout_percent: p.holdout_percent,
+                enrollments: r.map_or(0, |r| r.enrollments),
+                sent: r.map_or(0, |r| r.reach.iter().map(|x| x.sent).sum()),
+                paused: paused.iter().find(|x| x.program_id == p.id.as_str()).cloned(),
+            }
+        })
+        .collect();
+    Ok(ProgramsView { period: current.period, programs })
+}
+
+/// A step in the diagram.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct StepBox {
+    pub id: String,
+    pub kind: &'static str,
+    /// Reach rows of this step (one per variant of a split).
+    pub reach: Vec<ReachRow>,
+}
+
+impl StepBox {
+    /// Reach in a line per row: "120 sent · 97% delivered · 41% opened · 9% clicked".
+    pub fn reach_lines(&self) -> Vec<String> {
+        let pct = |r: Option<cairn_measure::Ratio>| r.map_or("–".into(), |r| r.percent_one_decimal());
+        self.reach
+            .iter()
+            .map(|r| {
+                let variant = r.variant.as_deref().map(|v| format!("{v}: ")).unwrap_or_default();
+                format!(
+                    "{variant}{} sent · {} delivered · {} opened · {} clicked",
+                    r.sent,
+                    pct(r.delivery_rate),
+                    pct(r.open_rate),
+                    pct(r.click_rate)
+                )
+            })
+            .collect()
+    }
+}
+
+/// An experiment's results as lines of text.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ExperimentView {
+    pub title: String,
+    pub arms: Vec<String>,
+    /// The sample-ratio warning, when the split is broken.
+    pub warning: Option<String>,
+    pub results: Vec<String>,
+}
+
+fn experiment_view(e: &Experiment) -> ExperimentView {
+    let title = match &e.kind {
+        ExperimentKind::Split { step } => format!("A/B split on step {step}"),
+        ExperimentKind::Holdout => "Holdout: treated against held out".to_string(),
+    };
+    let arms = e
+        .arms
+        .iter()
+        .map(|a| match a.share {
+            Some(s) => format!("{}: {} ({:.0}% configured)", a.arm, a.n, s * 100.0),
+            None => format!("{}: {}", a.arm, a.n),
+        })
+        .collect();
+    let warning = match (&e.sample_ratio, &e.withheld) {
+        (Some(s), _) if s.mismatch => Some(format!(
+            "Sample-ratio mismatch (χ² p = {:.4}): the arms are not the sizes configured, so no verdict is given",
+            s.p_value
+        )),
+        (_, Some(w)) => Some(w.clone()),
+        _ => None,
+    };
+    let mut results = Vec::new();
+    for m in &e.metrics {
+        for arm in &m.arms {
+            let rate = arm.rate.map_or("–".into(), |r| format!("{:.1}%", r * 100.0));
+            let interval = arm
+                .interval
+                .as_ref()
+                .map_or(String::new(), |i| format!(" [{:.1}%, {:.1}%]", i.low * 100.0, i.high * 100.0));
+            results.push(format!("{:?} · {}: {} of {} = {rate}{interval}", m.metric, arm.arm, arm.conversions, arm.n));
+        }
+        for c in &m.comparisons {
+            let diff = c.comparison.as_ref().map_or(String::new(), |x| {
+                format!(
+                    ": {:+.1} pts [{:+.1}, {:+.1}], p = {:.3}",
+                    x.difference * 100.0,
+                    x.difference_interval.low * 100.0,
+                    x.difference_interval.high * 100.0,
+                    x.p_value
+                )
+            });
+            results.push(format!("{:?} · {} vs {}{diff} — {}", m.metric, c.treatment, c.control, c.verdict_text()));
+        }
+    }
+    ExperimentView { title, arms, warning, results }
+}
+
+/// One program's page data.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ProgramView {
+    pub id: String,
+    pub name: Option<String>,
+    pub subject: &'static str,
+    pub holdout_percent: f64,
+    pub period: cairn_measure::Period,
+    pub steps: Vec<StepBox>,
+    pub report: Option<ProgramReport>,
+    /// The goal's effect, in words.
+    pub effect: Option<String>,
+    pub experiments: Vec<ExperimentView>,
+    pub preview: cairn_programs::Preview,
+    pub paused: Option<ProgramPause>,
+}
+
+/// One program's data; 404 naming the programs for an unknown id.
+pub(crate) async fn data(state: &AppState, id: &str) -> Result<ProgramView, ApiError> {
+    let ws = workspace(state).await?;
+    let Some(program) = ws.programs().iter().find(|p| p.id.as_str() == id).cloned() else {
+        let ids: Vec<&str> = ws.programs().iter().map(|p| p.id.as_str()).collect();
+        return Err(ApiError::NotFound(format!("no program `{id}`; the workspace has: {}", ids.join(", "))));
+    };
+    let today = state.clock.now().to_zoned(ws.time_zone().clone()).date();
+    let (current, _) = super::morning::months(today)?;
+    let report = cairn_reports::programs::programs(&state.store, Some(&ws), &current, Some(id)).await?;
+    let report = report.programs.into_iter().find(|r| r.program == id);
+    let experiments = cairn_reports::experiments::experiments(
+        &state.store,
+        Some(&ws),
+        &current,
+        Some(id),
+        cairn_reports::experiments::DEFAULT_MDE,
+    )
+    .await?;
+    let steps = program
+        .all_steps()
+        .iter()
+        .map(|s| StepBox {
+            id: s.id().as_str().to_string(),
+            kind: s.kind(),
+            reach: report
+                .as_ref()
+                .map(|r| r.reach.iter().filter(|x| x.step == s.id().as_str()).cloned().collect())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let effect = report.as_ref().and_then(|r| match (&r.effect, &r.no_effect) {
+        (Some(e), _) => {
+            let rate = |a: &cairn_reports::programs::GoalArm| a.rate.map_or("–".into(), |r| r.percent_one_decimal());
+            Some(format!(
+                "Goal within {}: treated {} of {} ({}), held out {} of {} ({})",
+                e.within,
+                e.treated.converted,
+                e.treated.measured,
+                rate(&e.treated),
+                e.held_out.converted,
+                e.held_out.measured,
+                rate(&e.held_out)
+            ))
+        }
+        (None, Some(why)) => Some(why.clone()),
+        _ => None,
+    });
+    let rt = crate::api::runtime(state)?;
+    let signer = cairn_channels::LinkSigner::new(cairn_programs::PREVIEW_SECRET);
+    let preview =
+        rt.read(|live| cairn_programs::preview(&live.engine, &program, &signer, "http://127.0.0.1:8080")).await?;
+    let paused = state.store.paused_programs().await?.into_iter().find(|p| p.program_id == id);
+    Ok(ProgramView {
+        id: id.to_string(),
+        name: program.name.clone(),
+        subject: subject(program.subject),
+        holdout_percent: program.holdout_percent,
+        period: current.period,
+        steps,
+        report,
+        effect,
+        experiments: experiments.experiments.iter().map(experiment_view).collect(),
+        preview,
+        paused,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "programs.html")]
+struct ListPage {
+    chrome: Chrome,
+    d: ProgramsView,
+}
+
+#[derive(Template)]
+#[template(path = "program.html")]
+struct Page {
+    chrome: Chrome,
+    d: ProgramView,
+}
+
+/// `GET /programs`.
+pub(crate) async fn list(State(state): State<AppState>, user: SignedIn) -> Result<Html<String>, UiError> {
+    let d = list_data(&state).await?;
+    render(&ListPage { chrome: Chrome::new(&user, "/programs"), d })
+}
+
+/// `GET /programs/{id}`.
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Html<String>, UiError> {
+    let d = data(&state, &id).await?;
+    render(&Page { chrome: Chrome::new(&user, "/programs"), d })
+}
+
+async fn known(state: &AppState, id: &str) -> Result<(), UiError> {
+    let ws = workspace(state).await?;
+    if ws.programs().iter().any(|p| p.id.as_str() == id) {
+        Ok(())
+    } else {
+        Err(UiError(ApiError::NotFound(format!("no program `{id}`"))))
+    }
+}
+
+/// `POST /programs/{id}/pause`.
+pub(crate) async fn pause(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Response, UiError> {
+    known(&state, &id).await?;
+    state.store.pause_program(&id, &user.email, state.clock.now()).await?;
+    Ok(back_to(&format!("/programs/{id}")))
+}
+
+/// `POST /programs/{id}/resume`.
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    _user: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Response, UiError> {
+    known(&state, &id).await?;
+    state.store.resume_program(&id).await?;
+    Ok(back_to(&format!("/programs/{id}")))
+}

@@ -1,0 +1,60 @@
+// cairn's one script: progressive enhancement only (every page works without it).
+// The segment rule box: checks the rule as you type and previews its members, by calling
+// /segments/check (JSON). Without JavaScript the form's submit button does the same.
+"use strict";
+(function () {
+  const box = document.getElementById("rule");
+  if (!box) return;
+  const check = document.getElementById("rule-check");
+  const preview = document.getElementById("rule-preview");
+  const subject = document.getElementById("rule-of");
+  let timer = null;
+  let asked = 0;
+  function text(el, value) { el.textContent = value; }
+  function show(result) {
+    check.replaceChildren();
+    preview.replaceChildren();
+    if (!result.ok) {
+      const list = document.createElement("ul");
+      for (const d of result.diagnostics) {
+        const li = document.createElement("li");
+        li.className = "diag";
+        text(li, d);
+        list.appendChild(li);
+      }
+      check.appendChild(list);
+      return;
+    }
+    const good = document.createElement("p");
+    good.className = "good";
+    text(good, "✓ The rule checks.");
+    check.appendChild(good);
+    const count = document.createElement("p");
+    text(count, result.count + " of " + result.of_total + " " + result.of + "s match now.");
+    preview.appendChild(count);
+    if (result.sample.length) {
+      const ul = document.createElement("ul");
+      for (const s of result.sample) {
+        const li = document.createElement("li");
+        const a = document.createElement("a");
+        a.href = s.href;
+        text(a, s.label);
+        li.appendChild(a);
+        ul.appendChild(li);
+      }
+      preview.appendChild(ul);
+    }
+    const yaml = document.getElementById("rule-yaml");
+    if (yaml) text(yaml, result.yaml);
+  }
+  function run() {
+    const n = ++asked;
+    const q = new URLSearchParams({ rule: box.value, of: subject ? subject.value : "account" });
+    fetch("/segments/check?" + q.toString(), { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (result) { if (n === asked) show(result); })
+      .catch(function () { text(check, "Could not check the rule just now."); });
+  }
+  box.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(run, 250); });
+  if (subject) subject.addEventListener("change", run);
+})();
