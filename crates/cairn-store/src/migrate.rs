@@ -32,6 +32,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0007_health_snapshots.sql",
         sql: include_str!("../migrations/sqlite/0007_health_snapshots.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_users_sessions_audit.sql",
+        sql: include_str!("../migrations/sqlite/0009_users_sessions_audit.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -57,6 +62,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 7,
         name: "0007_health_snapshots.sql",
         sql: include_str!("../migrations/postgres/0007_health_snapshots.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "0009_users_sessions_audit.sql",
+        sql: include_str!("../migrations/postgres/0009_users_sessions_audit.sql"),
     },
 ];
 
