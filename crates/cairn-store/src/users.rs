@@ -108,6 +108,18 @@ macro_rules! users_impl {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn set_user_password(&self, id: i64, password_hash: &str) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                    .bind(password_hash)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn disable_user(&self, id: i64, when: Timestamp) -> Result<bool> {
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL")
@@ -226,6 +238,15 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.set_user_role(id, role).await,
             Store::Postgres(s) => s.set_user_role(id, role).await,
+        }
+    }
+
+    /// Gives user `id` a new password hash and ends their sessions; `Ok(false)` when there
+    /// is no such user.
+    pub async fn set_user_password(&self, id: i64, password_hash: &str) -> Result<bool> {
+        match self {
+            Store::Sqlite(s) => s.set_user_password(id, password_hash).await,
+            Store::Postgres(s) => s.set_user_password(id, password_hash).await,
         }
     }
 
