@@ -11,6 +11,9 @@ use axum::routing::{MethodRouter, get, post};
 use crate::AppState;
 use crate::auth::Permission;
 
+#[cfg(test)]
+mod role_table;
+
 /// One UI route.
 pub(crate) struct UiRoute {
     /// The path, in axum's syntax (`/accounts/{id}`).
