@@ -204,6 +204,11 @@ async fn a_disabled_user_is_signed_out_and_cannot_sign_in() {
     app.finish().await;
 }
 
+async fn call(app: &TestApp, key: &str, method: &str, path: &str) -> u16 {
+    let auth = format!("Bearer {key}");
+    app.raw(method, path, &[("Authorization", &auth)], b"{}").await.status
+}
+
 #[tokio::test]
 async fn secret_keys_made_in_the_ui_work_within_their_scope_and_stop_when_revoked() {
     let app = app().await;
@@ -218,10 +223,6 @@ async fn secret_keys_made_in_the_ui_work_within_their_scope_and_stop_when_revoke
     }
     let listing = app.ui(&admin, "GET", "/admin/keys", &[]).await;
     assert!(keys.values().all(|k| !listing.body.contains(k.as_str())), "a key is shown only once");
-    let call = |key: &str, method: &'static str, path: &'static str| {
-        let auth = format!("Bearer {key}");
-        async move { app.raw(method, path, &[("Authorization", &auth)], b"{}").await.status }
-    };
     // (method, path, the least scope): reads, a CSM's write, a reload.
     let table = [
         ("GET", "/api/tasks", "read"),
@@ -230,7 +231,7 @@ async fn secret_keys_made_in_the_ui_work_within_their_scope_and_stop_when_revoke
     ];
     for (method, path, least) in table {
         for scope in ["read", "write", "admin"] {
-            let status = call(&keys[scope], method, path).await;
+            let status = call(&app, &keys[scope], method, path).await;
             let allowed = ["read", "write", "admin"].iter().position(|s| *s == scope)
                 >= ["read", "write", "admin"].iter().position(|s| *s == least);
             if allowed {
@@ -242,7 +243,7 @@ async fn secret_keys_made_in_the_ui_work_within_their_scope_and_stop_when_revoke
     }
     let id = app.store.list_api_keys().await.unwrap().into_iter().find(|k| k.name == "read").unwrap().id;
     assert_eq!(app.ui(&admin, "POST", &format!("/admin/keys/{id}/revoke"), &[]).await.status, 303);
-    assert_eq!(call(&keys["read"], "GET", "/api/tasks").await, 401);
+    assert_eq!(call(&app, &keys["read"], "GET", "/api/tasks").await, 401);
     let actions = audit_actions(&app).await;
     assert_eq!(actions.iter().filter(|a| *a == "key.created").count(), 3);
     assert_eq!(actions.last().map(String::as_str), Some("key.revoked"));

@@ -1,6 +1,7 @@
 //! Signing in to the web UI from a test, through the real `/login` form.
 
 use cairn::loopback::Response;
+use cairn_core::Clock as _;
 use cairn_server::auth::password;
 
 use super::TestApp;
