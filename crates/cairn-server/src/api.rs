@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use cairn_runtime::views;
-use cairn_store::{ApiKey, KeyKind};
+use cairn_store::{ApiKey, AuditActor, KeyKind, KeyScope};
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,8 +18,9 @@ use crate::error::ApiError;
 type Reply = Result<Json<Value>, ApiError>;
 
 /// The secret key of a request (`Authorization: Bearer KEY`, any case of `Bearer`), or
-/// 401 with `WWW-Authenticate: Bearer`.
-pub(crate) async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<ApiKey, ApiError> {
+/// 401 with `WWW-Authenticate: Bearer`; 403 when its scope does not include `needs`
+/// (reads need `read`, a CSM's writes `write`, workspace reloads `admin`).
+pub(crate) async fn authorize(state: &AppState, headers: &HeaderMap, needs: KeyScope) -> Result<ApiKey, ApiError> {
     let token = crate::keys::bearer_token(headers).ok_or_else(|| {
         ApiError::UnauthorizedBearer(
             "missing secret key: send `Authorization: Bearer KEY` with a key from `cairn keys create --kind secret`"
@@ -27,7 +28,14 @@ pub(crate) async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<A
         )
     })?;
     match state.keys.find(&state.store, token).await? {
-        Some(k) if k.kind == KeyKind::Secret => Ok(k),
+        Some(k) if k.kind == KeyKind::Secret => match k.scope {
+            Some(scope) if scope.allows(needs) => Ok(k),
+            scope => Err(ApiError::Forbidden(format!(
+                "this secret key's scope ({}) does not allow this: it needs a key with the `{}` scope (create one in /admin/keys)",
+                scope.map(KeyScope::as_str).unwrap_or("none"),
+                needs.as_str()
+            ))),
+        },
         Some(k) => Err(ApiError::UnauthorizedBearer(format!(
             "a {} key cannot use the REST API: use a secret key",
             k.kind.as_str()
@@ -36,6 +44,11 @@ pub(crate) async fn authorize(state: &AppState, headers: &HeaderMap) -> Result<A
             "unknown or revoked key: `cairn keys list` shows the keys and which are revoked".into(),
         )),
     }
+}
+
+/// A key as the audit log names it.
+pub(crate) fn key_actor(key: &ApiKey) -> AuditActor {
+    AuditActor::Key { id: key.id, prefix: key.prefix.clone() }
 }
 
 pub(crate) fn runtime(state: &AppState) -> Result<&cairn_runtime::Runtime, ApiError> {
@@ -62,7 +75,7 @@ async fn account_id(state: &AppState, id: &str) -> Result<u64, ApiError> {
 
 /// `GET /api/accounts`: every account with stage, health and segments.
 pub async fn accounts(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, KeyScope::Read).await?;
     let list = runtime(&state)?.read(|live| views::accounts(&live.engine)).await;
     Ok(Json(json!({ "accounts": list })))
 }
@@ -70,7 +83,7 @@ pub async fn accounts(State(state): State<AppState>, headers: HeaderMap) -> Repl
 /// `GET /api/accounts/{id}`: the account 360 (traits, segments, stage, milestones,
 /// health by pillar with explanation and trend, override, contacts, recent transitions).
 pub async fn account(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, KeyScope::Read).await?;
     let rt = runtime(&state)?;
     let n = account_id(&state, &id).await?;
     let view = rt.read(|live| views::account(&live.engine, n)).await;
@@ -87,14 +100,14 @@ pub async fn account(State(state): State<AppState>, headers: HeaderMap, Path(id)
 
 /// `GET /api/segments`: every segment with its rule and size.
 pub async fn segments(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, KeyScope::Read).await?;
     let list = runtime(&state)?.read(|live| views::segments(&live.engine)).await;
     Ok(Json(json!({ "segments": list })))
 }
 
 /// `GET /api/segments/{id}/members`.
 pub async fn segment_members(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Reply {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, KeyScope::Read).await?;
     let members = runtime(&state)?.read(|live| views::segment_members(&live.engine, &id)).await;
     match members {
         Some(m) => Ok(Json(json!({ "segment": id, "count": m.len(), "members": m }))),
@@ -155,7 +168,7 @@ pub async fn health_override(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Reply {
-    let key = authorize(&state, &headers).await?;
+    let key = authorize(&state, &headers, KeyScope::Write).await?;
     let rt = runtime(&state)?;
     let now = state.clock.now();
     let request = parse_override(&body, now)?;
@@ -164,6 +177,10 @@ pub async fn health_override(
     rt.set_health_override(n as i64, request.score, &request.reason, &by, request.expires_at)
         .await
         .map_err(runtime_error)?;
+    let detail =
+        json!({ "score": request.score, "reason": request.reason, "by": by, "expires_at": request.expires_at });
+    crate::audit::record(&state, &key_actor(&key), crate::audit::AuditAction::HealthOverride, &n.to_string(), detail)
+        .await;
     let history = state.store.health_overrides(n as i64).await?;
     Ok(Json(json!({ "success": true, "account": n, "history": history })))
 }
@@ -171,7 +188,7 @@ pub async fn health_override(
 /// `POST /api/workspace/reload`: loads the workspace folder again. Invalid definitions
 /// are answered with every diagnostic, and the running ones stay.
 pub async fn reload(State(state): State<AppState>, headers: HeaderMap) -> Reply {
-    authorize(&state, &headers).await?;
+    let key = authorize(&state, &headers, KeyScope::Admin).await?;
     let rt = runtime(&state)?;
     let Some(dir) = state.workspace_dir.as_ref() else {
         return Err(ApiError::NotFound("no workspace folder to reload".into()));
@@ -180,6 +197,9 @@ pub async fn reload(State(state): State<AppState>, headers: HeaderMap) -> Reply 
         Ok((ws, hash)) => {
             let summary = ws.summary().to_string();
             rt.reload(Arc::new(ws), hash).await.map_err(runtime_error)?;
+            let detail = json!({ "loaded": summary });
+            crate::audit::record(&state, &key_actor(&key), crate::audit::AuditAction::WorkspaceReload, "", detail)
+                .await;
             Ok(Json(json!({ "success": true, "loaded": summary })))
         }
         Err(diagnostics) => {
@@ -218,7 +238,7 @@ pub async fn program_preview(
     Path(id): Path<String>,
     axum::extract::Query(q): axum::extract::Query<PreviewQuery>,
 ) -> Reply {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, KeyScope::Read).await?;
     let rt = runtime(&state)?;
     let ws = rt.read(|live| live.engine.workspace_arc().clone()).await;
     let Some(program) = ws.programs().iter().find(|p| p.id.as_str() == id).cloned() else {
@@ -268,7 +288,7 @@ pub async fn program_dry_run(
     axum::extract::Query(q): axum::extract::Query<DryRunQuery>,
 ) -> Reply {
     use cairn_programs::DryRunError;
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, cairn_store::KeyScope::Read).await?;
     let rt = runtime(&state)?;
     let ws = rt.read(|live| live.engine.workspace_arc().clone()).await;
     let (Some(from), Some(to)) = (q.from, q.to) else {

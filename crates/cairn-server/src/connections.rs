@@ -16,12 +16,15 @@
 //!   being served.
 //! - **A client that leaves**: hyper notices the closed connection and drops the request's
 //!   future, which cancels the work at its next await.
+//! - **Who**: each request carries its peer's address as `ConnectInfo<SocketAddr>` (the
+//!   sign-in rate limit counts per address).
 //! - **Panics**: [`crate::panics`] turns a handler's panic into a 500 with an error id.
 //! - **Shutdown**: when `shutdown` completes the loop stops accepting; each connection
 //!   finishes the request in flight and closes; after [`Limits::shutdown_grace`] the
 //!   rest are abandoned.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -29,7 +32,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use hyper::body::{Frame, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -124,9 +127,10 @@ async fn connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    let conn = builder.serve_connection(TokioIo::new(stream), WithPeer { inner: TowerToHyperService::new(app), peer });
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,
@@ -137,6 +141,28 @@ async fn connection(
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection closed");
+    }
+}
+
+/// The app, with the peer's address put on every request it serves.
+#[derive(Clone)]
+struct WithPeer {
+    inner: TowerToHyperService<Router>,
+    peer: Option<SocketAddr>,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for WithPeer {
+    type Response =
+        <TowerToHyperService<Router> as hyper::service::Service<hyper::Request<hyper::body::Incoming>>>::Response;
+    type Error = <TowerToHyperService<Router> as hyper::service::Service<hyper::Request<hyper::body::Incoming>>>::Error;
+    type Future =
+        <TowerToHyperService<Router> as hyper::service::Service<hyper::Request<hyper::body::Incoming>>>::Future;
+
+    fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        if let Some(peer) = self.peer {
+            req.extensions_mut().insert(ConnectInfo(peer));
+        }
+        self.inner.call(req)
     }
 }
 

@@ -75,7 +75,7 @@ async fn apply(state: &AppState, feedback: &DeliveryFeedback) -> Result<(bool, b
 /// suppresses the address; one naming a Message-ID that cairn sent is recorded on that
 /// send. Answers `{"suppressed": n, "recorded": m}`; 400 for a body that is no feedback.
 pub async fn feedback(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Reply {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, cairn_store::KeyScope::Write).await?;
     let events = parse_feedback(&body).map_err(|e| ApiError::BadRequest(format!("not a bounce or complaint: {e}")))?;
     let (mut suppressed, mut recorded) = (0u32, 0u32);
     for event in &events {
@@ -99,7 +99,7 @@ pub async fn dead_letters(
     headers: HeaderMap,
     query: Result<Query<DeadLetterQuery>, QueryRejection>,
 ) -> Reply {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, cairn_store::KeyScope::Read).await?;
     let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("limit: {}", e.body_text())))?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let list = state.store.dead_letters(limit).await?;

@@ -15,7 +15,9 @@
 // of a str by byte offsets; handle the error, or use `str::get` and say what to do.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::string_slice))]
 
+mod admin;
 mod api;
+pub mod audit;
 pub mod auth;
 mod connections;
 mod delivery;
@@ -66,6 +68,7 @@ pub struct AppState {
     /// The dates a tracked event may carry.
     pub plausible: cairn_core::plausible::PlausibleTimes,
     keys: Arc<keys::KeyCache>,
+    auth: Arc<auth::Sessions>,
     limits: Limits,
     inapp_identity_verification: bool,
     identity_master: Arc<tokio::sync::OnceCell<String>>,
@@ -86,6 +89,7 @@ impl AppState {
             links: None,
             plausible: cairn_core::plausible::PlausibleTimes::default(),
             keys: Arc::new(keys::KeyCache::default()),
+            auth: Arc::new(auth::Sessions::new(true)),
             limits: Limits::default(),
             inapp_identity_verification: true,
             identity_master: Arc::new(tokio::sync::OnceCell::new()),
@@ -96,6 +100,14 @@ impl AppState {
     /// Serves within `limits` (timeouts, connections) instead of [`Limits::default`].
     pub fn with_limits(mut self, limits: Limits) -> AppState {
         self.limits = limits;
+        self
+    }
+
+    /// Marks the session cookie `Secure` (sent only over https) or not. On by default; a
+    /// server on a loopback address serving plain http turns it off, or browsers would
+    /// never send the cookie back (see [`auth`]).
+    pub fn with_secure_cookies(mut self, secure: bool) -> AppState {
+        self.auth = Arc::new(auth::Sessions::new(secure));
         self
     }
 

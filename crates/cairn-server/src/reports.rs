@@ -84,7 +84,7 @@ pub async fn report(
     Query(hypotheses): Query<cairn_reports::hypotheses::HypothesesText>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, cairn_store::KeyScope::Read).await?;
     let today = state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let default_kind = if matches!(name.as_str(), "cohorts" | "journey" | "ttv" | "backtest") {
         PeriodKind::Year

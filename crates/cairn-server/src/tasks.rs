@@ -35,7 +35,7 @@ pub async fn open_tasks(
     headers: HeaderMap,
     query: Result<Query<TaskQuery>, QueryRejection>,
 ) -> Reply {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, cairn_store::KeyScope::Read).await?;
     let Query(q) =
         query.map_err(|e| ApiError::BadRequest(format!("the query string is not valid: {}", e.body_text())))?;
     let tasks = state.store.open_tasks(filter(&q.assignee), filter(&q.pool)).await?;
@@ -63,7 +63,7 @@ pub(crate) fn parse_complete(body: &[u8]) -> Result<CompleteBody, ApiError> {
 /// `POST /api/tasks/{id}/complete` with `{"by": "ana@acme.example"}`: 404 for an unknown
 /// task, 409 for one already done.
 pub async fn complete(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Reply {
-    let key = authorize(&state, &headers).await?;
+    let key = authorize(&state, &headers, cairn_store::KeyScope::Write).await?;
     let body = parse_complete(&body)?;
     let not_found = || ApiError::NotFound(format!("no task `{id}`: `GET /api/tasks` lists the open ones"));
     let task_id = id.parse::<i64>().map_err(|_| not_found())?;

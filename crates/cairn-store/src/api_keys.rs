@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::types::KeyKind;
+use crate::types::{KeyKind, KeyScope};
 use crate::{Result, Store, StoreError};
 
 /// A stored API key as listed: never the key itself, nor its hash.
@@ -23,6 +23,8 @@ pub struct ApiKeyListing {
     pub created_at: Timestamp,
     /// When it was revoked; `None` while it works.
     pub revoked_at: Option<Timestamp>,
+    /// A secret key's scope; `None` for write and publishable keys.
+    pub scope: Option<KeyScope>,
 }
 
 fn at(ms: i64) -> Result<Timestamp> {
@@ -34,10 +36,11 @@ macro_rules! api_keys_impl {
         impl $Store {
             async fn list_api_keys(&self) -> Result<Vec<ApiKeyListing>> {
                 use sqlx::Row as _;
-                let rows =
-                    sqlx::query("SELECT id, kind, name, key_prefix, created_at, revoked_at FROM api_keys ORDER BY id")
-                        .fetch_all(&self.pool)
-                        .await?;
+                let rows = sqlx::query(
+                    "SELECT id, kind, name, key_prefix, created_at, revoked_at, scope FROM api_keys ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
                 rows.iter()
                     .map(|r| {
                         let kind: String = r.get(1);
@@ -49,6 +52,11 @@ macro_rules! api_keys_impl {
                             prefix: r.get(3),
                             created_at: at(r.get(4))?,
                             revoked_at: r.get::<Option<i64>, _>(5).map(at).transpose()?,
+                            scope: r
+                                .get::<Option<String>, _>(6)
+                                .as_deref()
+                                .map(crate::sql_both_dialects::api_keys::parse_scope)
+                                .transpose()?,
                         })
                     })
                     .collect()

@@ -41,6 +41,7 @@
 
 mod api_keys;
 mod appender;
+mod audit_log;
 mod migrate;
 pub mod postgres;
 mod signals;
@@ -48,6 +49,7 @@ mod sql_both_dialects;
 mod sqlite;
 mod subscription_ledger;
 mod types;
+mod users;
 
 use std::collections::HashMap;
 
@@ -64,11 +66,13 @@ use tokio::sync::watch;
 
 pub use api_keys::ApiKeyListing;
 pub use appender::Appender;
+pub use audit_log::{AuditActor, AuditEntry, AuditQuery, NewAuditEntry};
 pub use postgres::copy_columns as pg_copy_line;
 pub use sql_both_dialects::consent::normalize_address;
 pub use sql_both_dialects::scratch_copy::{DirectoryCopy, GuardRailChanges, RawEvent, SentRecord};
 pub use sql_both_dialects::survey_and_journey::SurveyAnswerEvent;
 pub use subscription_ledger::SubscriptionLine;
+pub use users::{SessionRecord, UserRecord};
 
 /// What starts the internal alias of a contact (`cairn:contact:{id}`).
 pub const CONTACT_ALIAS_PREFIX: &str = "cairn:contact:";
@@ -81,8 +85,8 @@ pub use types::{AccountNote, ProgramPause};
 pub use types::{
     AccountRecord, After, ApiKey, Appended, ConsentChange, ContactRecord, DeadLetter, DueStep, EngagementRecord,
     EnrollRequest, Enrollment, EnrollmentStatus, HealthOverrideRecord, HealthSnapshotRecord, ImportRun, InAppMessage,
-    KeyKind, LedgerEntry, LogEvent, MeasuredEnrollment, NewTask, NewTransition, OutboxMessage, ProgramActivity,
-    SendRecord, StepAttempt, StepRecord, StoredTransition, SubjectKind, Task, TaskPriority,
+    KeyKind, KeyScope, LedgerEntry, LogEvent, MeasuredEnrollment, NewTask, NewTransition, OutboxMessage,
+    ProgramActivity, SendRecord, StepAttempt, StepRecord, StoredTransition, SubjectKind, Task, TaskPriority,
 };
 
 /// What can go wrong in the store. Messages say what to do where they can.
@@ -246,7 +250,21 @@ impl Store {
         key_prefix: &str,
         at: Timestamp,
     ) -> Result<()> {
-        dispatch!(self, s => s.create_api_key(kind, name, key_hash, key_prefix, at).await)
+        let scope = (kind == KeyKind::Secret).then_some(KeyScope::Admin);
+        dispatch!(self, s => s.create_api_key(kind, scope, name, key_hash, key_prefix, at).await)
+    }
+
+    /// Records a new secret key limited to `scope` (what [`Store::create_api_key`] gives a
+    /// secret key is [`KeyScope::Admin`]: every power of the REST API).
+    pub async fn create_secret_key(
+        &self,
+        scope: KeyScope,
+        name: &str,
+        key_hash: &str,
+        key_prefix: &str,
+        at: Timestamp,
+    ) -> Result<()> {
+        dispatch!(self, s => s.create_api_key(KeyKind::Secret, Some(scope), name, key_hash, key_prefix, at).await)
     }
 
     /// Finds a live (not revoked) API key by its SHA-256 hash.

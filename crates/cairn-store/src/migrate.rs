@@ -33,6 +33,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         sql: include_str!("../migrations/sqlite/0007_health_snapshots.sql"),
     },
     Migration { version: 8, name: "0008_ui.sql", sql: include_str!("../migrations/sqlite/0008_ui.sql") },
+    Migration {
+        version: 9,
+        name: "0009_users_sessions_audit.sql",
+        sql: include_str!("../migrations/sqlite/0009_users_sessions_audit.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -60,6 +65,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         sql: include_str!("../migrations/postgres/0007_health_snapshots.sql"),
     },
     Migration { version: 8, name: "0008_ui.sql", sql: include_str!("../migrations/postgres/0008_ui.sql") },
+    Migration {
+        version: 9,
+        name: "0009_users_sessions_audit.sql",
+        sql: include_str!("../migrations/postgres/0009_users_sessions_audit.sql"),
+    },
 ];
 
 /// Applies the migrations that `pool`'s database lacks. Generic over the two backends

@@ -35,6 +35,44 @@ impl KeyKind {
     }
 }
 
+/// What a secret key may do on the REST API; each scope includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyScope {
+    /// Read what the UI shows (`GET /api/*`).
+    Read,
+    /// And do a CSM's work through the API: health overrides, task completion, mail feedback.
+    Write,
+    /// And operate cairn: workspace reloads.
+    Admin,
+}
+
+impl KeyScope {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyScope::Read => "read",
+            KeyScope::Write => "write",
+            KeyScope::Admin => "admin",
+        }
+    }
+
+    /// Parses `read`, `write` or `admin`.
+    pub fn parse(s: &str) -> Option<KeyScope> {
+        match s {
+            "read" => Some(KeyScope::Read),
+            "write" => Some(KeyScope::Write),
+            "admin" => Some(KeyScope::Admin),
+            _ => None,
+        }
+    }
+
+    /// Whether a key of this scope may do what needs `needed`.
+    pub fn allows(self, needed: KeyScope) -> bool {
+        self >= needed
+    }
+}
+
 /// A stored API key (without the key itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiKey {
@@ -46,6 +84,8 @@ pub struct ApiKey {
     pub name: String,
     /// The first characters of the key, to recognise it in lists.
     pub prefix: String,
+    /// A secret key's scope; `None` for write and publishable keys.
+    pub scope: Option<KeyScope>,
 }
 
 /// What happened to one appended message.

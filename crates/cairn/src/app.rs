@@ -59,6 +59,10 @@ pub struct AppConfig {
     pub inapp_identity_verification: bool,
     /// The dates an event may carry; the tracking API refuses others.
     pub plausible: PlausibleTimes,
+    /// Whether the session cookie is `Secure`; `None` guesses: yes, unless the server
+    /// listens on a loopback address (plain http on 127.0.0.1, where browsers would not
+    /// send a `Secure` cookie back).
+    pub secure_cookies: Option<bool>,
 }
 
 impl AppConfig {
@@ -71,6 +75,7 @@ impl AppConfig {
             limits: Limits::default(),
             inapp_identity_verification: true,
             plausible: PlausibleTimes::default(),
+            secure_cookies: None,
         }
     }
 }
@@ -93,7 +98,11 @@ impl App {
             TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let signer = cairn_programs::link_signer(&store).await.context("creating the link signer")?;
-        let mut state = AppState::new(store.clone(), Arc::clone(&clock)).with_links(signer).with_limits(config.limits);
+        let secure_cookies = config.secure_cookies.unwrap_or(!addr.ip().is_loopback());
+        let mut state = AppState::new(store.clone(), Arc::clone(&clock))
+            .with_links(signer)
+            .with_limits(config.limits)
+            .with_secure_cookies(secure_cookies);
         state.plausible = config.plausible;
         if !config.inapp_identity_verification {
             tracing::warn!(

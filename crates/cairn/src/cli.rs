@@ -65,6 +65,12 @@ enum Command {
         inapp_identity_verification: OnOff,
         #[command(flatten)]
         events: crate::import::EventRangeArg,
+        /// Whether the session cookie is `Secure` (sent over https only). `auto`: yes,
+        /// unless cairn listens on a loopback address (plain http on 127.0.0.1, where a
+        /// browser would never send a `Secure` cookie back); say `on` behind a TLS proxy
+        /// on the same host
+        #[arg(long, env = "CAIRN_SECURE_COOKIES", default_value = "auto")]
+        secure_cookies: AutoOnOff,
     },
     /// Import a CSV export (accounts, contacts, subscriptions) or NDJSON events.
     ///
@@ -127,6 +133,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage the users of the web UI
+    User {
+        #[command(subcommand)]
+        command: crate::users::UserCommand,
     },
     /// Simulate a year of a SaaS company through cairn: the example workspace's engine and
     /// programs run live on a simulated clock over a generated customer base (accounts,
@@ -246,6 +257,10 @@ enum KeysCommand {
         /// A name; for write keys, the source name recorded on their events
         #[arg(long)]
         name: Option<String>,
+        /// A secret key's scope on the REST API: read (GET), write (and overrides, task
+        /// completion, mail feedback) or admin (and workspace reloads, the default)
+        #[arg(long)]
+        scope: Option<ScopeArg>,
         #[command(flatten)]
         db: DbArg,
     },
@@ -317,6 +332,13 @@ impl LimitArgs {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum AutoOnOff {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum OnOff {
     On,
     Off,
@@ -328,6 +350,13 @@ pub enum ImportWhat {
     Contacts,
     Subscriptions,
     Events,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ScopeArg {
+    Read,
+    Write,
+    Admin,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -369,7 +398,17 @@ pub async fn open_store(url: &str) -> Result<Store> {
 async fn run(cli: Cli) -> Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match cli.command {
-        Command::Serve { listen, db, workspace, demo, delivery, limits, inapp_identity_verification, events } => {
+        Command::Serve {
+            listen,
+            db,
+            workspace,
+            demo,
+            delivery,
+            limits,
+            inapp_identity_verification,
+            events,
+            secure_cookies,
+        } => {
             let plausible = events.plausible_times()?;
             if let Some(dir) = &workspace
                 && !dir.is_dir()
@@ -408,6 +447,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 limits,
                 inapp_identity_verification: inapp_identity_verification == OnOff::On,
                 plausible,
+                secure_cookies: match secure_cookies {
+                    AutoOnOff::Auto => None,
+                    AutoOnOff::On => Some(true),
+                    AutoOnOff::Off => Some(false),
+                },
             };
             // A shutdown while the engine is still evaluating the history stops it there.
             let built = tokio::select! {
@@ -418,6 +462,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             eprintln!("cairn is serving on http://{}/ ({} database)", built.addr(), store.backend());
+            if demo {
+                let password = crate::users::demo_admin(&store, clock.as_ref()).await?;
+                eprintln!(
+                    "sign in at http://{}/login as {} with the password {password} (new at every start)",
+                    built.addr(),
+                    crate::users::DEMO_ADMIN
+                );
+            }
             built.run(stop.wait()).await?;
             close_store(&store).await;
             Ok(ExitCode::SUCCESS)
@@ -453,6 +505,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         },
         Command::Segments { ws, json, db } => crate::show::segments(&db.db, &ws.workspace, json, clock.as_ref()).await,
         Command::Keys { command } => keys(command, clock.as_ref()).await,
+        Command::User { command } => crate::users::run(command, clock.as_ref()).await,
         Command::Demo { scale: Some(scale), out: Some(out), seed, json, .. } => {
             crate::workload::run(scale, seed, &out, json)?;
             Ok(ExitCode::SUCCESS)
@@ -486,7 +539,7 @@ async fn close_store(store: &Store) {
 
 async fn keys(command: KeysCommand, clock: &dyn Clock) -> Result<ExitCode> {
     match command {
-        KeysCommand::Create { kind, name, db } => {
+        KeysCommand::Create { kind, name, scope, db } => {
             let kind = match kind {
                 KindArg::Write => KeyKind::Write,
                 KindArg::Publishable => KeyKind::Publishable,
@@ -498,7 +551,19 @@ async fn keys(command: KeysCommand, clock: &dyn Clock) -> Result<ExitCode> {
             getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
             let key = cairn_server::generate_key(kind, random);
             let prefix = cairn_server::key_prefix(&key);
-            store.create_api_key(kind, &name, &cairn_server::hash_key(&key), prefix, clock.now()).await?;
+            let hash = cairn_server::hash_key(&key);
+            match (kind, scope) {
+                (KeyKind::Secret, Some(scope)) => {
+                    let scope = match scope {
+                        ScopeArg::Read => cairn_store::KeyScope::Read,
+                        ScopeArg::Write => cairn_store::KeyScope::Write,
+                        ScopeArg::Admin => cairn_store::KeyScope::Admin,
+                    };
+                    store.create_secret_key(scope, &name, &hash, prefix, clock.now()).await?;
+                }
+                (_, Some(_)) => bail!("--scope is for secret keys: write and publishable keys have one use each"),
+                (_, None) => store.create_api_key(kind, &name, &hash, prefix, clock.now()).await?,
+            }
             println!("{key}");
             if kind == KeyKind::Publishable {
                 eprintln!(

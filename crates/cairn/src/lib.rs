@@ -1,4 +1,4 @@
-//! cairn's command line: `serve`, `import`, `doctor`, `check`, `show`, `segments`, `keys`,
+//! cairn's command line: `serve`, `import`, `doctor`, `check`, `show`, `segments`, `keys`, `user`,
 //! `demo` and `report` (the benchmarks are the `cairn-bench` crate's).
 //!
 //! This crate is the edge: it reads files and flags, opens the store, starts the server
@@ -22,3 +22,4 @@ pub mod report;
 pub mod show;
 pub mod simulation;
 pub mod workload;
+pub mod users;

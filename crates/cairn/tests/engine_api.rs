@@ -103,7 +103,8 @@ async fn a_tracked_event_moves_segments_milestones_stage_and_health(app: &TestAp
     assert_eq!(status, 200);
     assert_eq!(list["accounts"][0]["name"], "Acme");
     // The home page shows the same: Acme is red and at risk, the segments with sizes.
-    let home = app.raw("GET", "/", &[], b"").await;
+    let viewer = app.signed_in_as("viewer").await;
+    let home = app.ui(&viewer, "GET", "/", &[]).await;
     assert_eq!(home.status, 200);
     for expected in [
         "<h2>Accounts at risk</h2>",

@@ -8,6 +8,8 @@
 //! ([`CairnHtml`], configured in `askama.toml`). Every UI response carries a strict
 //! Content-Security-Policy: no inline script or style, assets only from cairn itself
 //! (`/static/cairn.css`, `/static/app.js`, embedded in the binary).
+//! The sign-in page (`/login`, GET and POST) is the one UI route outside the list: the
+//! signed-out use it.
 
 mod account;
 mod accounts;
@@ -38,6 +40,9 @@ use crate::AppState;
 use crate::auth::{Permission, Role, SignedIn};
 use crate::error::ApiError;
 
+#[cfg(test)]
+mod role_table;
+
 /// One UI route.
 pub(crate) struct UiRoute {
     /// The path, in axum's syntax (`/accounts/{id}`).
@@ -50,7 +55,8 @@ pub(crate) struct UiRoute {
 
 /// Every UI route.
 pub(crate) fn routes() -> Vec<UiRoute> {
-    use Permission::{Operate, Read, Work};
+    use crate::admin;
+    use Permission::{Administer, Operate, Read, Work};
     let r = |path, needs, handler| UiRoute { path, needs, handler };
     vec![
         r("/", Read, get(morning::page)),
@@ -72,13 +78,21 @@ pub(crate) fn routes() -> Vec<UiRoute> {
         r("/kpis", Read, get(kpis::page)),
         r("/staffing", Read, get(staffing::page)),
         r("/data", Read, get(data::page)),
+        r("/logout", Read, post(crate::auth::sign_in::logout)),
+        r("/admin/users", Administer, get(admin::users).post(admin::add_user)),
+        r("/admin/users/{id}/role", Administer, post(admin::change_role)),
+        r("/admin/users/{id}/disable", Administer, post(admin::disable_user)),
+        r("/admin/keys", Administer, get(admin::keys).post(admin::create_key)),
+        r("/admin/keys/{id}/revoke", Administer, post(admin::revoke_key)),
+        r("/admin/audit", Administer, get(admin::audit)),
     ]
 }
 
 /// The UI's router, built from [`routes`]: each route behind the check of its permission,
 /// the static assets (no sign-in needed), and the security headers on every response.
 pub(crate) fn router(state: &AppState) -> Router<AppState> {
-    let pages = routes().into_iter().fold(Router::new(), |r, route| {
+    let sign_in = Router::new().route("/login", get(crate::auth::sign_in::form).post(crate::auth::sign_in::submit));
+    let pages = routes().into_iter().fold(sign_in, |r, route| {
         let needs = route.needs;
         let guard = middleware::from_fn_with_state(state.clone(), move |s, req, next| {
             crate::auth::require(needs, s, req, next)
@@ -169,6 +183,19 @@ const NAV: &[(&str, &str)] = &[
 const ADMIN_NAV: &[(&str, &str)] = &[("/admin/users", "Users"), ("/admin/keys", "Keys"), ("/admin/audit", "Audit")];
 
 impl Chrome {
+    /// The frame of a page for someone not (or no longer) signed in: no navigation, no user.
+    pub(crate) fn signed_out() -> Chrome {
+        Chrome {
+            email: String::new(),
+            role: "",
+            csrf: String::new(),
+            nav: Vec::new(),
+            can_work: false,
+            can_operate: false,
+            version: ASSET_VERSION,
+        }
+    }
+
     /// The frame for `user` on the page under `current` (a top-level path).
     pub(crate) fn new(user: &SignedIn, current: &str) -> Chrome {
         let admin = if user.role == Role::Admin { ADMIN_NAV } else { &[] };

@@ -28,7 +28,7 @@ pub(crate) async fn view(
     Path(page): Path<String>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, cairn_store::KeyScope::Read).await?;
     let query = serde_urlencoded_pairs(&pairs);
     match page.as_str() {
         "morning" => json(super::morning::data(&state).await?),
@@ -80,7 +80,7 @@ pub(crate) async fn account(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, cairn_store::KeyScope::Read).await?;
     json(super::account::data(&state, &id).await?)
 }
 
@@ -90,6 +90,6 @@ pub(crate) async fn program(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers).await?;
+    authorize(&state, &headers, cairn_store::KeyScope::Read).await?;
     json(super::programs::data(&state, &id).await?)
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod ui;
+
 use std::sync::Arc;
 
 use cairn::app::{App, AppConfig, Definitions};
