@@ -152,7 +152,7 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
         ("adjusted_p", nullable(number())),
         ("association", any_object("phi, sensitivity and precision.")),
         ("log_rank", nullable(any_object("The log-rank test of the survival curves."))),
-        ("label", one_of_strings(&["positive_indicator", "negative_indicator", "inconclusive"])),
+        ("label", one_of_strings(&["positive_indicator", "negative_indicator", "inconclusive", "too_small"])),
     ];
     let hypothesis = {
         let mut m = vec![

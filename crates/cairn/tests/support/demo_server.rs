@@ -1,7 +1,10 @@
 //! The real server (`App::build`, as `cairn serve`) on a loopback port over a small
 //! simulated demo company: a fresh SQLite file, a few weeks of the simulation run
 //! through the engine and the program runner, the example workspace folder loaded (so
-//! that reloads work), and a key of each kind.
+//! that reloads work), a key of each kind, and an open task in the `digital` pool (the
+//! simulated CSMs work theirs off).
+
+#![allow(dead_code)] // each test binary uses part of it
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +12,7 @@ use std::sync::Arc;
 use cairn::app::{App, AppConfig, Definitions};
 use cairn::simulation::{Options, simulate};
 use cairn_core::FixedClock;
-use cairn_store::{KeyKind, Store};
+use cairn_store::{KeyKind, NewTask, Store, SubjectKind, TaskPriority};
 use jiff::Timestamp;
 
 /// The day the demo's clock stands on (the simulation ends the day before).
@@ -53,6 +56,23 @@ impl DemoServer {
             store.create_api_key(kind, name, &cairn_server::hash_key(&key), name, now).await.expect("a key");
             keys.push(key);
         }
+        let enrollment = store.program_enrollments("onboarding_welcome").await.expect("enrollments");
+        let enrollment = enrollment.first().expect("the demo enrolled accounts in onboarding_welcome");
+        let account = (enrollment.subject_kind == SubjectKind::Account).then_some(enrollment.subject_id);
+        let task = NewTask {
+            enrollment_id: enrollment.id,
+            step_id: "kickoff_call".into(),
+            account_id: account,
+            contact_id: None,
+            title: "Book the kickoff call".into(),
+            body: "A new account: book the kickoff call with its admin.".into(),
+            assignee: None,
+            pool: Some("digital".into()),
+            priority: TaskPriority::High,
+            due_at: Some(now),
+            created_at: now,
+        };
+        store.create_task(&task).await.expect("a task");
         let clock = Arc::new(FixedClock::new(now));
         let config = AppConfig::new("127.0.0.1:0", Some(Definitions::Folder(example_workspace_dir())));
         let app = App::build(store.clone(), clock, config).await.unwrap_or_else(|e| panic!("{e:#}"));
