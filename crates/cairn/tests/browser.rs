@@ -120,7 +120,7 @@ async fn every_page_works_in_a_real_browser() {
     if let Some((email, password)) = demo_admin(&server.db_url) {
         command.env("CAIRN_EMAIL", email).env("CAIRN_PASSWORD", password);
     }
-    let out = tokio::task::spawn_blocking(move || run_with_deadline(command, std::time::Duration::from_secs(240)))
+    let out = tokio::task::spawn_blocking(move || run_with_deadline(command, std::time::Duration::from_secs(480)))
         .await
         .expect("the browser run");
     let stdout = String::from_utf8_lossy(&out.stdout);
