@@ -27,6 +27,7 @@ mod keys;
 mod links;
 #[cfg(test)]
 mod never_panics;
+mod openapi;
 mod pages;
 mod panics;
 mod reports;
@@ -155,6 +156,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/alias", post(tracking::alias))
         .route("/v1/batch", post(tracking::batch))
         .route("/v1/import", post(tracking::batch))
+        .route("/api/openapi.json", get(openapi::serve))
         .route("/api/accounts", get(api::accounts))
         .route("/api/accounts/{id}", get(api::account))
         .route("/api/accounts/{id}/health/override", post(api::health_override))
