@@ -354,6 +354,11 @@ impl Store {
         dispatch!(self, s => s.events_after(after_seq, limit).await)
     }
 
+    /// [`Store::events_after`] of one source only (what cairn itself wrote: `cairn`).
+    pub async fn events_after_from(&self, after_seq: i64, source: &str, limit: u32) -> Result<Vec<LogEvent>> {
+        dispatch!(self, s => s.events_after_from(after_seq, source, limit).await)
+    }
+
     /// `(seq, ts)` of every track, page and screen event with `seq <= up_to_seq`, in seq
     /// order. A replay orders them by time itself: there is no index on `ts`, so that
     /// appends stay fast.
@@ -743,6 +748,11 @@ impl Store {
         dispatch!(self, s => s.ledger_entry(enrollment_id, step_id).await)
     }
 
+    /// What the steps of these enrollments did, by enrollment, then time and step id.
+    pub async fn ledger_entries_of(&self, enrollment_ids: &[i64]) -> Result<Vec<LedgerEntry>> {
+        dispatch!(self, s => s.ledger_entries_of(enrollment_ids).await)
+    }
+
     /// What the steps of an enrollment did, by time (then step id).
     #[cfg(feature = "testing")]
     pub async fn ledger_for_enrollment(&self, enrollment_id: i64) -> Result<Vec<LedgerEntry>> {
@@ -881,6 +891,11 @@ impl Store {
         dispatch!(self, s => s.complete_task(id, by, at).await)
     }
 
+    /// [`Store::complete_task`] for many (id, by, at), in one transaction: one answer each.
+    pub async fn complete_tasks(&self, done: &[(i64, String, Timestamp)]) -> Result<Vec<bool>> {
+        dispatch!(self, s => s.complete_tasks(done).await)
+    }
+
     // -----------------------------------------------------------------------------------
     // The program runner (migration 0004): deferrals, wake-ups, engagement, goals,
     // settings shared by every node, and custom traits set by `update` steps.
@@ -897,6 +912,17 @@ impl Store {
     /// later (a `wait until` told that something it waits for happened). How many moved.
     pub async fn wake_steps(&self, enrollment_id: i64, step_ids: &[String], at: Timestamp) -> Result<u64> {
         dispatch!(self, s => s.wake_steps(enrollment_id, step_ids, at).await)
+    }
+
+    /// [`Store::wake_steps`] for many (enrollment, steps, at), in one transaction.
+    pub async fn wake_steps_many(&self, wakes: &[(i64, Vec<String>, Timestamp)]) -> Result<u64> {
+        dispatch!(self, s => s.wake_steps_many(wakes).await)
+    }
+
+    /// [`Store::record_engagement`] for many, in order and in one transaction: one answer
+    /// each (a second of the same key in `rows` is `false`).
+    pub async fn record_engagements(&self, rows: &[EngagementRecord]) -> Result<Vec<bool>> {
+        dispatch!(self, s => s.record_engagements(rows).await)
     }
 
     /// Records that the recipient of a send engaged with it (`kind`: delivered, opened,

@@ -33,6 +33,10 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+/// Days of history before the simulated days: a year, so that the customers of the
+/// history have their first year (milestones, first renewal) in the log.
+pub const HISTORY_DAYS: u32 = 365;
+
 /// The most customers a live simulation takes.
 pub const MAX_ACCOUNTS: usize = 20_000;
 
@@ -120,6 +124,15 @@ struct Pending {
     kind: ReactionKind,
 }
 
+/// A task a simulated CSM will complete at `at`.
+#[derive(Debug, Clone)]
+struct TaskDue {
+    at: Timestamp,
+    task: cairn_store::Task,
+    program: String,
+    account: Option<String>,
+}
+
 /// The state of the drive: the company, the clock, the engine, the runner, and what
 /// is still to come.
 struct Drive<'a> {
@@ -129,7 +142,7 @@ struct Drive<'a> {
     clock: Arc<FixedClock>,
     events: Vec<ProductEvent>,
     reactions: Vec<Pending>,
-    tasks_due: Vec<(Timestamp, i64, String, Option<String>)>,
+    tasks_due: Vec<TaskDue>,
     tasks_seen: HashSet<i64>,
     emails: HashMap<i64, String>,
     accounts: HashMap<i64, String>,
@@ -175,8 +188,13 @@ pub async fn simulate(
         "passes per day must divide 24 (1, 2, 3, 4, 6, 8, 12 or 24)"
     );
     let first_day = options.today.checked_sub(i64::from(options.days).days()).context("--days goes too far back")?;
-    let config =
-        Config { accounts: options.accounts, seed: options.seed, first_day, days: options.days, history_days: 30 };
+    let config = Config {
+        accounts: options.accounts,
+        seed: options.seed,
+        first_day,
+        days: options.days,
+        history_days: HISTORY_DAYS,
+    };
     let company = Company::new(config.clone());
     let new_accounts = company.accounts().filter(|a| a.start_date >= first_day).count();
     let contacts = company.accounts().map(|a| a.contacts.len()).sum();
@@ -214,12 +232,19 @@ pub async fn simulate(
         },
         sent: BTreeMap::new(),
     };
-    // The history: loaded before the engine starts, replayed as backfill.
+    // The history: loaded before the engine starts (the CRM's changes as one import),
+    // replayed as backfill.
+    let mut crm = CrmUpdate::default();
     let mut d = history_start;
     while d <= first_day {
-        drive.generate(d).await?;
+        let day = drive.company.day(d);
+        crm.accounts.extend(day.crm.accounts);
+        crm.contacts.extend(day.crm.contacts);
+        crm.lines.extend(day.crm.lines);
+        drive.events.extend(day.events);
         d = d.checked_add(1.day())?;
     }
+    drive.import(&crm).await?;
     clock.set(midnight(first_day));
     drive.append_due(midnight(first_day)).await?;
     drive.cursor = store.last_seq().await?;
@@ -360,10 +385,10 @@ impl Drive<'_> {
     /// Reads what the runner sent since the last look and lets the recipients react.
     async fn read_sends(&mut self) -> Result<()> {
         loop {
-            let events = self.store.events_after(self.cursor, 10_000).await?;
+            let events = self.store.events_after_from(self.cursor, "cairn", 10_000).await?;
             let Some(last) = events.last() else { return Ok(()) };
             self.cursor = last.seq;
-            for e in events.iter().filter(|e| e.source == "cairn") {
+            for e in &events {
                 let Some(name) = e.name.as_deref() else { continue };
                 let props: Value =
                     e.properties.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
@@ -403,40 +428,45 @@ impl Drive<'_> {
         }
     }
 
-    /// Records the reactions due by `t`, as the link and in-app routes do.
+    /// Records the reactions due by `t`, as the link and in-app routes do, in one batch
+    /// ([`engage::record_all`]: the same records as one at a time).
     async fn react_until(&mut self, t: Timestamp) -> Result<()> {
         self.reactions.sort_by_key(|r| std::cmp::Reverse((r.at, r.enrollment_id)));
+        let mut inputs = Vec::new();
         while self.reactions.last().is_some_and(|r| r.at <= t) {
             let Some(r) = self.reactions.pop() else { break };
             let (kind, detail) = match r.kind {
                 ReactionKind::Opened => (EngagementKind::Opened, json!({})),
                 ReactionKind::Clicked => (EngagementKind::Clicked, json!({"url": "https://app.acme.example/"})),
-                ReactionKind::Answered { score } => {
-                    (EngagementKind::Answered, json!({"survey": "nps", "score": score}))
+                ReactionKind::Answered { survey, score } => {
+                    (EngagementKind::Answered, json!({"survey": survey.as_str(), "score": score}))
                 }
             };
-            let input = EngagementInput {
+            inputs.push(EngagementInput {
                 enrollment_id: r.enrollment_id,
                 step_id: r.step,
                 contact_id: Some(r.contact_id),
                 kind,
                 at: r.at,
                 detail,
-            };
-            if engage::record(self.store, Some(&self.ws), &input).await? {
-                *self.summary.engagements.entry(kind.as_str().to_string()).or_default() += 1;
-            }
+            });
+        }
+        let new = engage::record_all(self.store, Some(&self.ws), &inputs).await?;
+        for (input, _) in inputs.iter().zip(new).filter(|(_, new)| *new) {
+            *self.summary.engagements.entry(input.kind.as_str().to_string()).or_default() += 1;
         }
         Ok(())
     }
 
     /// The CSMs look at their open tasks (once a day) and decide when they do each.
     async fn see_tasks(&mut self) -> Result<()> {
-        for task in self.store.open_tasks(None, None).await? {
-            if !self.tasks_seen.insert(task.id) {
-                continue;
-            }
-            let program = self.store.enrollment(task.enrollment_id).await?.map(|e| e.program_id).unwrap_or_default();
+        let new: Vec<cairn_store::Task> =
+            self.store.open_tasks(None, None).await?.into_iter().filter(|t| self.tasks_seen.insert(t.id)).collect();
+        let ids: Vec<i64> = new.iter().map(|t| t.enrollment_id).collect();
+        let programs: HashMap<i64, String> =
+            self.store.enrollments(&ids).await?.into_iter().map(|e| (e.id, e.program_id)).collect();
+        for task in new {
+            let program = programs.get(&task.enrollment_id).cloned().unwrap_or_default();
             // Counted here rather than from `task_created` events: a task about an account
             // has no contact to carry one.
             self.sent.entry(program.clone()).or_default().tasks += 1;
@@ -450,31 +480,52 @@ impl Drive<'_> {
                 created_at: task.created_at,
             };
             if let Some(at) = self.company.work_task(&seen) {
-                self.tasks_due.push((at.max(self.clock.now()), task.id, program, account));
+                self.tasks_due.push(TaskDue { at: at.max(self.clock.now()), task, program, account });
             }
         }
         Ok(())
     }
 
-    /// Completes the tasks the CSMs do by `t`.
+    /// Completes the tasks the CSMs do by `t`, as `POST /api/tasks/{id}/complete` does
+    /// (with `task_completed` in the log for a task about a contact), in one batch.
     async fn complete_tasks_until(&mut self, t: Timestamp) -> Result<()> {
-        self.tasks_due.sort_by_key(|(at, id, ..)| std::cmp::Reverse((*at, *id)));
-        while self.tasks_due.last().is_some_and(|(at, ..)| *at <= t) {
-            let Some((at, id, program, account)) = self.tasks_due.pop() else { break };
-            let by =
-                self.store.task(id).await?.and_then(|task| task.assignee).unwrap_or_else(|| "csm@acme.example".into());
-            if self.store.complete_task(id, &by, at).await? {
-                self.summary.tasks_completed += 1;
-                let seen = TaskSeen {
-                    id: id as u64,
-                    program: &program,
-                    account: account.as_deref(),
-                    urgent: false,
-                    created_at: at,
-                };
-                self.company.task_done(&seen, at);
-            }
+        self.tasks_due.sort_by_key(|d| std::cmp::Reverse((d.at, d.task.id)));
+        let mut due = Vec::new();
+        while self.tasks_due.last().is_some_and(|d| d.at <= t) {
+            let Some(d) = self.tasks_due.pop() else { break };
+            due.push(d);
         }
+        let by = |d: &TaskDue| d.task.assignee.clone().unwrap_or_else(|| "csm@acme.example".into());
+        let rows: Vec<(i64, String, Timestamp)> = due.iter().map(|d| (d.task.id, by(d), d.at)).collect();
+        let done = self.store.complete_tasks(&rows).await?;
+        let mut events = Vec::new();
+        for (d, _) in due.iter().zip(done).filter(|(_, done)| *done) {
+            self.summary.tasks_completed += 1;
+            if let Some(contact) = d.task.contact_id {
+                events.push(engage::ContactEvent {
+                    contact_id: contact,
+                    name: "task_completed".to_string(),
+                    message_id: format!("cairn:task:{}:completed", d.task.id),
+                    at: d.at,
+                    properties: json!({
+                        "task_id": d.task.id,
+                        "title": d.task.title,
+                        "by": by(d),
+                        "enrollment_id": d.task.enrollment_id,
+                        "step": d.task.step_id,
+                    }),
+                });
+            }
+            let seen = TaskSeen {
+                id: d.task.id as u64,
+                program: &d.program,
+                account: d.account.as_deref(),
+                urgent: false,
+                created_at: d.at,
+            };
+            self.company.task_done(&seen, d.at);
+        }
+        engage::append_contact_events(self.store, &events).await?;
         Ok(())
     }
 
