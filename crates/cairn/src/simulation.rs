@@ -33,6 +33,10 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+mod summary;
+
+pub use summary::{Arm, BehaviourFound, Kpis, Measured, ProgramYear, Split, Uplift};
+
 /// Days of history before the simulated days: a year, so that the customers of the
 /// history have their first year (milestones, first renewal) in the log.
 pub const HISTORY_DAYS: u32 = 365;
@@ -62,21 +66,6 @@ impl Options {
     }
 }
 
-/// One program's year.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct ProgramYear {
-    /// The program's id.
-    pub program: String,
-    /// Enrollments, the holdout included.
-    pub enrolled: u64,
-    /// Enrollments held out.
-    pub held_out: u64,
-    /// Messages sent, per channel.
-    pub sent: BTreeMap<String, u64>,
-    /// Tasks created.
-    pub tasks: u64,
-}
-
 /// What the simulated year did: the demo's summary.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Summary {
@@ -84,7 +73,7 @@ pub struct Summary {
     pub first_day: Date,
     /// The last simulated day.
     pub last_day: Date,
-    /// Customers at the start (before the history) and new during it.
+    /// Customers (started during the history or the simulated days).
     pub accounts: usize,
     /// Of which new during the simulated period.
     pub new_accounts: usize,
@@ -92,7 +81,7 @@ pub struct Summary {
     pub contacts: usize,
     /// Product events written to the log.
     pub events: u64,
-    /// Per program.
+    /// Per program: what it did, and its Reach, Effect and uplift.
     pub programs: Vec<ProgramYear>,
     /// Engagements recorded, per kind.
     pub engagements: BTreeMap<String, u64>,
@@ -100,7 +89,8 @@ pub struct Summary {
     pub tasks_created: u64,
     /// Completed by the simulated CSMs.
     pub tasks_completed: u64,
-    /// Term ends decided in the simulated period: renewed (any form), of which expanded and contracted, and lost.
+    /// Term ends decided in the simulated period (the truth's record): renewed (any
+    /// form), of which expanded and contracted, and lost.
     pub renewals_won: u64,
     /// Renewed with more seats.
     pub expanded: u64,
@@ -108,10 +98,8 @@ pub struct Summary {
     pub contracted: u64,
     /// Not renewed.
     pub renewals_lost: u64,
-    /// ARR (dollars) of the lines active on the first and the last day, from the store.
-    pub arr_start: u64,
-    /// On the last day.
-    pub arr_end: u64,
+    /// What cairn's reports say about the period.
+    pub measured: Measured,
 }
 
 /// A reaction waiting for its time.
@@ -227,8 +215,7 @@ pub async fn simulate(
             expanded: 0,
             contracted: 0,
             renewals_lost: 0,
-            arr_start: 0,
-            arr_end: 0,
+            measured: Measured::default(),
         },
         sent: BTreeMap::new(),
     };
@@ -529,7 +516,7 @@ impl Drive<'_> {
         Ok(())
     }
 
-    /// The summary, from the store's records and the company's truth.
+    /// The summary, from the store's records, the reports and the company's truth.
     async fn finish(mut self, options: &Options) -> Result<(Summary, Truth)> {
         for p in self.ws.programs() {
             let id = p.id.as_str().to_string();
@@ -538,6 +525,7 @@ impl Drive<'_> {
             year.program = id;
             year.enrolled = enrollments.len() as u64;
             year.held_out = enrollments.iter().filter(|e| e.holdout).count() as u64;
+            year.holdout_share = p.holdout_percent;
             self.summary.programs.push(year);
         }
         let truth = self.company.truth();
@@ -552,50 +540,102 @@ impl Drive<'_> {
                 }
             }
         }
-        let lines = self.store.subscription_lines().await?;
-        let arr_on = |d: Date| {
-            lines.iter().filter(|l| l.start_date <= d && d <= l.end_date).map(|l| l.arr_cents).sum::<i64>() / 100
-        };
-        self.summary.arr_start = arr_on(first) as u64;
-        self.summary.arr_end = arr_on(self.summary.last_day) as u64;
+        let last = self.summary.last_day;
+        self.summary.measured =
+            summary::measure(self.store, &self.ws, &truth, first, last, &mut self.summary.programs).await?;
         Ok((self.summary, truth))
     }
 }
 
-/// The summary as a few lines for the terminal.
+/// The summary for the terminal.
 pub fn render(summary: &Summary) -> String {
+    use std::fmt::Write as _;
+    let m = &summary.measured;
+    let k = &m.kpis;
+    let money = crate::report::format::money;
+    let pct = |x: Option<f64>| x.map_or_else(|| "n/a".to_string(), |x| format!("{x:.1}%"));
     let mut out = format!(
         "simulated {} to {}: {} accounts ({} new in the period), {} contacts, {} product events\n",
         summary.first_day, summary.last_day, summary.accounts, summary.new_accounts, summary.contacts, summary.events
     );
-    out.push_str("programs                enrolled  held out  sent                     tasks\n");
+    let _ = writeln!(
+        out,
+        "\nKPIs      ARR ${} → ${}   NRR {}   GRR {}   logo churn {} ({} of {} accounts, ${} ARR lost)   renewal rate {}",
+        money(k.arr_start_cents),
+        money(k.arr_end_cents),
+        pct(k.nrr),
+        pct(k.grr),
+        pct(k.logo_churn),
+        k.churned_accounts,
+        k.cohort_accounts,
+        money(k.churned_arr_cents),
+        pct(k.renewal_rate),
+    );
+    let _ = writeln!(
+        out,
+        "renewals  {} won ({} expanded, {} contracted), {} lost   tasks {} created, {} completed",
+        summary.renewals_won,
+        summary.expanded,
+        summary.contracted,
+        summary.renewals_lost,
+        summary.tasks_created,
+        summary.tasks_completed
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<22} {:>8} {:>9}  {:<22} {:>6} {:>7} {:>7}  {:<14} {:<14} uplift (95% interval)",
+        "program", "enrolled", "held out", "sent", "tasks", "opened", "clicked", "goal treated", "goal held out"
+    );
+    let arm = |a: Option<Arm>| match a {
+        Some(a) if a.n > 0 => format!("{}/{} {:.0}%", a.converted, a.n, 100.0 * a.converted as f64 / a.n as f64),
+        _ => "-".to_string(),
+    };
     for p in &summary.programs {
         let sent: Vec<String> = p.sent.iter().map(|(c, n)| format!("{c} {n}")).collect();
-        out.push_str(&format!(
-            "  {:<21} {:>8}  {:>8}  {:<24} {:>5}\n",
+        let uplift = p.uplift.as_ref().map_or_else(
+            || "-".to_string(),
+            |u| format!("{:+.1} pts [{:+.1}, {:+.1}] {}", u.points, u.low, u.high, u.verdict),
+        );
+        let _ = writeln!(
+            out,
+            "{:<22} {:>8} {:>9}  {:<22} {:>6} {:>7} {:>7}  {:<14} {:<14} {}",
             p.program,
             p.enrolled,
-            p.held_out,
+            format!("{} ({:.0}%)", p.held_out, p.holdout_share),
             if sent.is_empty() { "-".to_string() } else { sent.join(", ") },
-            p.tasks
-        ));
+            p.tasks,
+            p.opened,
+            p.clicked,
+            arm(p.goal_treated),
+            arm(p.goal_held_out),
+            uplift
+        );
+        for s in &p.splits {
+            let arms: Vec<String> = s.arms.iter().map(|(a, n, c)| format!("{a} {c}/{n} clicked")).collect();
+            let _ = writeln!(out, "    A/B {}: {}: {}", s.step, arms.join(", "), s.verdict);
+        }
     }
     let engaged: Vec<String> = summary.engagements.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    out.push_str(&format!("engagement: {}\n", if engaged.is_empty() { "none".into() } else { engaged.join(", ") }));
-    out.push_str(&format!("tasks: {} created, {} completed\n", summary.tasks_created, summary.tasks_completed));
-    out.push_str(&format!(
-        "renewals: {} won ({} expanded, {} contracted), {} lost\n",
-        summary.renewals_won, summary.expanded, summary.contracted, summary.renewals_lost
-    ));
-    // Whole dollars, printed as the reports print money.
-    let money =
-        |dollars: u64| crate::report::format::money(i64::try_from(dollars).unwrap_or(i64::MAX).saturating_mul(100));
-    out.push_str(&format!(
-        "ARR: ${} on {} → ${} on {}\n",
-        money(summary.arr_start),
-        summary.first_day,
-        money(summary.arr_end),
-        summary.last_day
-    ));
+    let _ = writeln!(out, "engagement: {}", if engaged.is_empty() { "none".into() } else { engaged.join(", ") });
+    let _ = writeln!(
+        out,
+        "\nhealth backtest: AUC {} of overall health {} days before each renewal",
+        m.health_auc.map_or_else(|| "n/a".to_string(), |a| format!("{a:.3}")),
+        m.health_auc_days_before.unwrap_or(0)
+    );
+    let _ =
+        writeln!(out, "\n{:<24} {:<10} {:<20} cairn found (retention with / without)", "behaviour", "truth", "event");
+    for b in &summary.measured.behaviours {
+        let truth = match b.truth {
+            cairn_sim::Effect::Raises => "raises",
+            cairn_sim::Effect::Lowers => "lowers",
+            cairn_sim::Effect::Decoy => "decoy",
+        };
+        let figures = match (b.retention_with, b.retention_without, &b.rule) {
+            (Some(w), Some(wo), Some(rule)) => format!(" ({w:.1}% / {wo:.1}%; {rule})"),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "{:<24} {:<10} {:<20} {}{}", b.behaviour, truth, b.event, b.label, figures);
+    }
     out
 }
