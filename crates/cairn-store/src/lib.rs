@@ -67,6 +67,7 @@ pub use appender::Appender;
 pub use postgres::copy_columns as pg_copy_line;
 pub use sql_both_dialects::consent::normalize_address;
 pub use sql_both_dialects::survey_and_journey::SurveyAnswerEvent;
+pub use sqlite::Durability;
 pub use subscription_ledger::SubscriptionLine;
 
 /// What starts the internal alias of a contact (`cairn:contact:{id}`).
@@ -219,6 +220,20 @@ impl Store {
             Ok(Store::Sqlite(sqlite::SqliteStore::open(url).await?))
         } else {
             Err(StoreError::BadUrl(redact_url(url)))
+        }
+    }
+
+    /// [`Store::open`] with the durability of each commit chosen. Only SQLite has a
+    /// choice; PostgreSQL keeps its server's settings. `SurvivesProcessCrash` is for data
+    /// that can be made again from scratch (`cairn demo` writing a fresh database from a
+    /// seed), never for what cairn is told by others.
+    pub async fn open_with(url: &str, durability: Durability) -> Result<Store> {
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            Ok(Store::Sqlite(sqlite::SqliteStore::open_with(path, durability).await?))
+        } else if url.ends_with(".db") && !url.contains("://") {
+            Ok(Store::Sqlite(sqlite::SqliteStore::open_with(url, durability).await?))
+        } else {
+            Store::open(url).await
         }
     }
 
