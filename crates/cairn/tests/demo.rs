@@ -37,14 +37,16 @@ async fn run(store: &Store, options: &Options) -> (Summary, Truth) {
     simulate(store, Arc::new(ws), hash, options, |_, _| {}).await.unwrap()
 }
 
-/// The summary as JSON and the outbox, as bytes to compare.
+/// The summary as JSON and the outbox, as bytes to compare: each message's time,
+/// recipient and subject (Message-IDs and the bodies' links are signed with the
+/// database's own random secret, so they differ between two databases by design).
 async fn fingerprint(store: &Store, summary: &Summary) -> (String, Vec<String>) {
     let mut outbox: Vec<String> = store
         .outbox(1_000_000)
         .await
         .unwrap()
         .into_iter()
-        .map(|m| format!("{} {} {} {} {}", m.at, m.message_id, m.to, m.subject, m.html))
+        .map(|m| format!("{} {} {}", m.at, m.to, m.subject))
         .collect();
     outbox.sort();
     (serde_json::to_string(summary).unwrap(), outbox)
