@@ -52,6 +52,9 @@ async fn fingerprint(store: &Store, summary: &Summary) -> (String, Vec<String>) 
     (serde_json::to_string(summary).unwrap(), outbox)
 }
 
+// Known to fail today (a 500-account year, seed 1): NRR 67.5% (too many contractions),
+// `heavy_support` not labelled negative (tickets follow activity in the simulator) and
+// `invited_team_early` inconclusive. The simulator's effect sizes need tuning first.
 #[tokio::test]
 #[ignore = "a year of 300 accounts takes tens of minutes in a debug build: run it with `cargo nextest run --release -p cairn --test demo --run-ignored all`"]
 async fn sqlite_a_simulated_year_is_measured_by_the_reports_and_they_find_the_hidden_truth() {
