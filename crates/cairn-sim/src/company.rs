@@ -10,6 +10,7 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
 use crate::firmographics::{self, Firmographics, Plan, Role, Size};
+use crate::reactions::Playbook;
 use crate::rng::Rng;
 use crate::truth::{self, Outcome, RenewalOutcome};
 use crate::{Config, CrmUpdate, Day, Line, ProductEvent};
@@ -46,6 +47,10 @@ pub(crate) struct AccountState {
     pub contact_boost_until: Vec<Option<Date>>,
     /// Per contact: more reports (the welcome's tips) until this day.
     pub report_boost_until: Vec<Option<Date>>,
+    /// Per contact: dashboards shared (a business review's call to action) until this day.
+    pub share_boost_until: Vec<Option<Date>>,
+    /// Per contact: alerts set up (a launch's call to action) until this day.
+    pub alert_boost_until: Vec<Option<Date>>,
     pub invites_in_first_14_days: u32,
     pub invited_team_early: Option<bool>,
     pub shared_dashboard_early: Option<bool>,
@@ -105,20 +110,22 @@ pub struct Company {
     pub(crate) renewals: Vec<RenewalOutcome>,
     /// Accounts whose latest NPS answer changed: in the next day's CRM update.
     pub(crate) nps_changed: Vec<usize>,
+    /// How people respond to the programs.
+    pub(crate) playbook: Playbook,
 }
 
 impl Company {
     /// The company of `config`: its customers, their contracts, their people. Nothing has
     /// happened yet; [`Company::day`] makes each day happen.
     pub fn new(config: Config) -> Company {
-        let history_start = config.history_start();
         let mut accounts = Vec::with_capacity(config.accounts);
         for i in 0..config.accounts {
             let mut r = Rng::keyed(config.seed, &[2, i as u64]);
-            // Seven in ten were customers before the history starts (up to two years),
-            // the rest start during the simulated year.
-            let start = if r.chance(0.7) {
-                plus_days(history_start, -(i64::from(r.int(1, 730))))
+            // Seven in ten became customers during the history, the rest start during the
+            // simulated days: every customer's life, from its first day, is in the log
+            // (what the journey's milestones and the behaviour hypotheses read).
+            let start = if config.history_days > 0 && r.chance(0.7) {
+                plus_days(config.first_day, -i64::from(r.int(1, config.history_days)))
             } else {
                 plus_days(config.first_day, i64::from(r.int(0, config.days.saturating_sub(1))))
             };
@@ -129,49 +136,29 @@ impl Company {
                 sharer: r.chance(0.4),
                 friction: 0.004 + 0.05 * r.unit().powi(3),
             };
-            // The term running on the first day of the history (or the first term).
-            let mut term = 1;
-            let mut term_start = start;
-            while term_end_from(term_start) < history_start {
-                term_start = term_start.checked_add(1.year()).unwrap_or(term_start);
-                term += 1;
-            }
-            let existing = start < history_start;
             let people = firm.contacts.len();
-            // Old customers have onboarded: nine in ten of their people use the product,
-            // and whether they invited the team and shared early is a matter of record.
-            let active_from: Vec<Option<Date>> = (0..people)
-                .map(|j| match (existing, j) {
-                    (_, 0..=2) => Some(start),
-                    (true, _) if r.chance(0.9) => Some(start),
-                    _ => None,
-                })
-                .collect();
-            let (invited, shared) = if existing {
-                (
-                    Some(r.chance(if latent.team_oriented { 0.75 } else { 0.1 })),
-                    Some(r.chance(if latent.sharer { 0.7 } else { 0.1 })),
-                )
-            } else {
-                (None, None)
-            };
+            // The first three people use the product from the start; the others once
+            // someone invites them.
+            let active_from: Vec<Option<Date>> = (0..people).map(|j| if j <= 2 { Some(start) } else { None }).collect();
             accounts.push(AccountState {
                 plan: firm.plan,
                 seats: firm.seats,
                 firm,
                 latent,
-                term,
-                term_start,
-                term_end: term_end_from(term_start),
+                term: 1,
+                term_start: start,
+                term_end: term_end_from(start),
                 introduced: false,
                 churned_on: None,
                 contact_boost_until: vec![None; people],
                 report_boost_until: vec![None; people],
+                share_boost_until: vec![None; people],
+                alert_boost_until: vec![None; people],
                 active_from,
                 invites_in_first_14_days: 0,
-                invited_team_early: invited,
-                shared_dashboard_early: shared,
-                shared_any: shared == Some(true),
+                invited_team_early: None,
+                shared_dashboard_early: None,
+                shared_any: false,
                 ticket_days: VecDeque::new(),
                 active_counts: VecDeque::new(),
                 slump_until: None,
@@ -192,7 +179,27 @@ impl Company {
         }
         let zones =
             firmographics::time_zones().map(|name| (name, TimeZone::get(name).unwrap_or(TimeZone::UTC))).collect();
-        Company { config, accounts, zones, by_email, renewals: Vec::new(), nps_changed: Vec::new() }
+        Company {
+            config,
+            accounts,
+            zones,
+            by_email,
+            renewals: Vec::new(),
+            nps_changed: Vec::new(),
+            playbook: Playbook::example_workspace(),
+        }
+    }
+
+    /// The same company, its people responding to programs as `playbook` says (the
+    /// default is [`Playbook::example_workspace`]).
+    pub fn with_playbook(mut self, playbook: Playbook) -> Company {
+        self.playbook = playbook;
+        self
+    }
+
+    /// How its people respond to programs.
+    pub fn playbook(&self) -> &Playbook {
+        &self.playbook
     }
 
     /// The configuration it was made from.
@@ -403,13 +410,21 @@ fn step_account(
         if cr.chance(report) {
             emit(out, &mut cr, j, "report_created");
         }
-        if cr.chance(if age < 60 { 0.1 } else { 0.02 }) {
+        let alert = if a.alert_boost_until[j].is_some_and(|u| d <= u) {
+            0.5
+        } else if age < 60 {
+            0.1
+        } else {
+            0.02
+        };
+        if cr.chance(alert) {
             emit(out, &mut cr, j, "alert_set");
         }
         if cr.chance(if a.latent.sharer { 0.09 } else { 0.05 }) {
             emit(out, &mut cr, j, "export_downloaded");
         }
         let share = match (a.latent.sharer, age < 30 && c.role == Role::Admin) {
+            _ if a.share_boost_until[j].is_some_and(|u| d <= u) => 0.4,
             (true, true) => 0.15,
             (true, false) => 0.05,
             (false, _) => 0.008,

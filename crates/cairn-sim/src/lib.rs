@@ -33,7 +33,9 @@ use jiff::civil::Date;
 
 pub use company::Company;
 pub use crm::CrmFiles;
-pub use reactions::{Channel, Delivery, Reaction, ReactionKind, TaskSeen};
+pub use reactions::{
+    Act, Change, Channel, Delivery, Playbook, ProgramEffect, Reaction, ReactionKind, Survey, TaskSeen,
+};
 pub use truth::{Effect, Outcome, RenewalOutcome, Truth};
 
 /// What company to simulate, and over which days.
@@ -130,13 +132,8 @@ impl Company {
         Truth {
             behaviours: truth::behaviours(),
             renewals: self.renewals.clone(),
-            program_effects: vec![
-                ("invite_your_team", "a click makes the admin invite teammates for 10 days"),
-                ("onboarding_welcome", "a click triples the person's reports for 7 days"),
-                ("renewal_sequence", "an open adds goodwill (+0.5 log-odds of renewal, twice at most)"),
-                ("at_risk_rescue", "a completed call ends the slump and counts as a rescue (+0.7 log-odds)"),
-            ],
-            variant_b_open_lift: reactions::VARIANT_B_OPEN_LIFT,
+            program_effects: self.playbook.effects.clone(),
+            winning_variants: self.playbook.variant_open_lift.clone(),
         }
     }
 }

@@ -87,18 +87,19 @@ fn a_year_of_the_company_looks_like_a_saas_business_and_follows_its_truth() {
     let days = run(&mut co, 30 + 365);
     let truth = co.truth();
     let renewals = &truth.renewals;
-    // Every customer from before the history has a term ending within the 395 days and
-    // decides it (those ending in the first 30 days, twice); the new customers' first
-    // terms end after the last day.
+    // Every customer of the history (they start in its 30 days) has its first term end
+    // within the 395 days and decides it once; the new customers' first terms end after
+    // the last day.
     let start = co.config().history_start();
-    let old: Vec<&str> = co.accounts().filter(|a| a.start_date < start).map(|a| a.external_id.as_str()).collect();
+    let first = co.config().first_day;
+    let old: Vec<&str> = co.accounts().filter(|a| a.start_date < first).map(|a| a.external_id.as_str()).collect();
     let mut decided: BTreeMap<&str, usize> = BTreeMap::new();
     for r in renewals {
         *decided.entry(r.account.as_str()).or_default() += 1;
         assert!(r.term_end >= start && r.term_end < plus_days(start, 394), "{r:?}");
     }
     assert_eq!(decided.keys().copied().collect::<Vec<_>>(), old);
-    assert!(decided.values().all(|n| *n <= 2));
+    assert!(decided.values().all(|n| *n == 1));
     // 600 × 0.7 = 420 expected old customers (binomial standard deviation 11).
     assert!((370..470).contains(&old.len()), "{}", old.len());
     let rate = |rs: &[&RenewalOutcome]| rs.iter().filter(|r| r.outcome.renewed()).count() as f64 / rs.len() as f64;
@@ -238,4 +239,37 @@ fn engaging_with_the_invite_program_makes_the_admin_invite_the_team() {
         }
     }
     assert!(invites[1] as f64 > invites[0] as f64 * 1.5, "{invites:?}");
+}
+
+#[test]
+fn survey_steps_are_answered_on_their_own_scale_and_others_never() {
+    // The playbook names the steps that carry a survey: an NPS step is answered 0–10, the
+    // launch's thank-you (CSAT) 1–5, and a step without one is never answered.
+    let mut co = Company::new(config(9, 60));
+    run(&mut co, 40);
+    let emails: Vec<String> = co.accounts().flat_map(|a| a.contacts.iter().map(|c| c.email.clone())).collect();
+    let mut answered: BTreeMap<&str, Vec<(Survey, u8)>> = BTreeMap::new();
+    for (program, step) in [("nps_survey", "nps"), ("alerts_launch", "thank_you"), ("alerts_launch", "introduction")] {
+        for (k, email) in emails.iter().enumerate() {
+            let delivery = Delivery {
+                email,
+                program,
+                step,
+                channel: Channel::Email,
+                variant: None,
+                at: "2026-01-20T10:00:00Z".parse().unwrap(),
+                key: k as u64,
+            };
+            for r in co.respond(&delivery) {
+                if let ReactionKind::Answered { survey, score } = r.kind {
+                    answered.entry(step).or_default().push((survey, score));
+                }
+            }
+        }
+    }
+    let nps = &answered["nps"];
+    assert!(nps.len() > 5 && nps.iter().all(|(s, score)| *s == Survey::Nps && *score <= 10), "{nps:?}");
+    let csat = &answered["thank_you"];
+    assert!(csat.len() > 5 && csat.iter().all(|(s, score)| *s == Survey::Csat && (1..=5).contains(score)), "{csat:?}");
+    assert!(!answered.contains_key("introduction"));
 }

@@ -166,10 +166,10 @@ pub struct Truth {
     pub behaviours: Vec<BehaviourTruth>,
     /// Every term end so far, in order.
     pub renewals: Vec<RenewalOutcome>,
-    /// Programs whose messages change behaviour when engaged with, and how.
-    pub program_effects: Vec<(&'static str, &'static str)>,
-    /// How much more often a `_b` subject line is opened than its `_a` sibling.
-    pub variant_b_open_lift: f64,
+    /// What engaging with each program (or a CSM completing its task) changes.
+    pub program_effects: Vec<crate::ProgramEffect>,
+    /// The subject lines (template ids) opened more often than their siblings, and by how much.
+    pub winning_variants: Vec<(&'static str, f64)>,
 }
 
 /// The renewal probability of the logit's facts.

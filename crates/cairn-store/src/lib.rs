@@ -71,6 +71,7 @@ pub use postgres::copy_columns as pg_copy_line;
 pub use sql_both_dialects::consent::normalize_address;
 pub use sql_both_dialects::scratch_copy::{DirectoryCopy, GuardRailChanges, RawEvent, SentRecord};
 pub use sql_both_dialects::survey_and_journey::SurveyAnswerEvent;
+pub use sqlite::Durability;
 pub use subscription_ledger::SubscriptionLine;
 pub use users::{SessionRecord, UserRecord};
 
@@ -228,6 +229,20 @@ impl Store {
         }
     }
 
+    /// [`Store::open`] with the durability of each commit chosen. Only SQLite has a
+    /// choice; PostgreSQL keeps its server's settings. `SurvivesProcessCrash` is for data
+    /// that can be made again from scratch (`cairn demo` writing a fresh database from a
+    /// seed), never for what cairn is told by others.
+    pub async fn open_with(url: &str, durability: Durability) -> Result<Store> {
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            Ok(Store::Sqlite(sqlite::SqliteStore::open_with(path, durability).await?))
+        } else if url.ends_with(".db") && !url.contains("://") {
+            Ok(Store::Sqlite(sqlite::SqliteStore::open_with(url, durability).await?))
+        } else {
+            Store::open(url).await
+        }
+    }
+
     /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         match self {
@@ -372,6 +387,11 @@ impl Store {
     /// backends (on PostgreSQL, appending transactions take turns for that).
     pub async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<LogEvent>> {
         dispatch!(self, s => s.events_after(after_seq, limit).await)
+    }
+
+    /// [`Store::events_after`] of one source only (what cairn itself wrote: `cairn`).
+    pub async fn events_after_from(&self, after_seq: i64, source: &str, limit: u32) -> Result<Vec<LogEvent>> {
+        dispatch!(self, s => s.events_after_from(after_seq, source, limit).await)
     }
 
     /// `(seq, ts)` of every track, page and screen event with `seq <= up_to_seq`, in seq
@@ -763,6 +783,11 @@ impl Store {
         dispatch!(self, s => s.ledger_entry(enrollment_id, step_id).await)
     }
 
+    /// What the steps of these enrollments did, by enrollment, then time and step id.
+    pub async fn ledger_entries_of(&self, enrollment_ids: &[i64]) -> Result<Vec<LedgerEntry>> {
+        dispatch!(self, s => s.ledger_entries_of(enrollment_ids).await)
+    }
+
     /// What the steps of an enrollment did, by time (then step id).
     #[cfg(feature = "testing")]
     pub async fn ledger_for_enrollment(&self, enrollment_id: i64) -> Result<Vec<LedgerEntry>> {
@@ -944,6 +969,11 @@ impl Store {
         dispatch!(self, s => s.paused_programs().await)
     }
 
+    /// [`Store::complete_task`] for many (id, by, at), in one transaction: one answer each.
+    pub async fn complete_tasks(&self, done: &[(i64, String, Timestamp)]) -> Result<Vec<bool>> {
+        dispatch!(self, s => s.complete_tasks(done).await)
+    }
+
     // -----------------------------------------------------------------------------------
     // The program runner (migration 0004): deferrals, wake-ups, engagement, goals,
     // settings shared by every node, and custom traits set by `update` steps.
@@ -960,6 +990,17 @@ impl Store {
     /// later (a `wait until` told that something it waits for happened). How many moved.
     pub async fn wake_steps(&self, enrollment_id: i64, step_ids: &[String], at: Timestamp) -> Result<u64> {
         dispatch!(self, s => s.wake_steps(enrollment_id, step_ids, at).await)
+    }
+
+    /// [`Store::wake_steps`] for many (enrollment, steps, at), in one transaction.
+    pub async fn wake_steps_many(&self, wakes: &[(i64, Vec<String>, Timestamp)]) -> Result<u64> {
+        dispatch!(self, s => s.wake_steps_many(wakes).await)
+    }
+
+    /// [`Store::record_engagement`] for many, in order and in one transaction: one answer
+    /// each (a second of the same key in `rows` is `false`).
+    pub async fn record_engagements(&self, rows: &[EngagementRecord]) -> Result<Vec<bool>> {
+        dispatch!(self, s => s.record_engagements(rows).await)
     }
 
     /// Records that the recipient of a send engaged with it (`kind`: delivered, opened,

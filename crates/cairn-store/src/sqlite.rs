@@ -15,6 +15,16 @@ use crate::migrate::{SQLITE, run_migrations};
 use crate::signals::ChangeSignals;
 use crate::sql_both_dialects::event_log::AppendLog;
 
+/// How much a commit promises (see [`crate::Store::open_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On disk before the commit returns (`synchronous = FULL`): what serving needs.
+    Full,
+    /// Survives a crash of the process, not of the machine: the last commits before a
+    /// power loss may be lost (WAL with `synchronous = NORMAL`, no sync per commit).
+    SurvivesProcessCrash,
+}
+
 /// A store in one SQLite file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -26,12 +36,20 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     pub(crate) async fn open(path: &str) -> crate::Result<SqliteStore> {
+        SqliteStore::open_with(path, Durability::Full).await
+    }
+
+    pub(crate) async fn open_with(path: &str, durability: Durability) -> crate::Result<SqliteStore> {
+        let synchronous = match durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::SurvivesProcessCrash => SqliteSynchronous::Normal,
+        };
         let open_err = |source| StoreError::Open { url: format!("sqlite://{path}"), source };
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
             .map_err(open_err)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(synchronous)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
             .pragma("cache_size", "-262144")

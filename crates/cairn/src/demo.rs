@@ -274,7 +274,17 @@ pub fn example_workspace() -> Result<(cairn_workspace::Workspace, String)> {
         ("health.yaml", include_str!("../../../examples/workspace/health.yaml")),
         ("programs.yaml", include_str!("../../../examples/workspace/programs.yaml")),
         ("templates.yaml", include_str!("../../../examples/workspace/templates.yaml")),
+        ("staffing.yaml", include_str!("../../../examples/workspace/staffing.yaml")),
+        ("templates/business_review.html", include_str!("../../../examples/workspace/templates/business_review.html")),
         ("templates/invite_team.html", include_str!("../../../examples/workspace/templates/invite_team.html")),
+        (
+            "templates/launch_introduction.html",
+            include_str!("../../../examples/workspace/templates/launch_introduction.html"),
+        ),
+        (
+            "templates/launch_thank_you.html",
+            include_str!("../../../examples/workspace/templates/launch_thank_you.html"),
+        ),
         ("templates/nps.html", include_str!("../../../examples/workspace/templates/nps.html")),
         ("templates/renewal_recap.html", include_str!("../../../examples/workspace/templates/renewal_recap.html")),
         ("templates/welcome.html", include_str!("../../../examples/workspace/templates/welcome.html")),

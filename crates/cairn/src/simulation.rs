@@ -33,6 +33,14 @@ use jiff::{SignedDuration, Timestamp, ToSpan};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+mod summary;
+
+pub use summary::{Arm, BehaviourFound, Kpis, Measured, ProgramYear, Split, Uplift};
+
+/// Days of history before the simulated days: a year, so that the customers of the
+/// history have their first year (milestones, first renewal) in the log.
+pub const HISTORY_DAYS: u32 = 365;
+
 /// The most customers a live simulation takes.
 pub const MAX_ACCOUNTS: usize = 20_000;
 
@@ -58,21 +66,6 @@ impl Options {
     }
 }
 
-/// One program's year.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct ProgramYear {
-    /// The program's id.
-    pub program: String,
-    /// Enrollments, the holdout included.
-    pub enrolled: u64,
-    /// Enrollments held out.
-    pub held_out: u64,
-    /// Messages sent, per channel.
-    pub sent: BTreeMap<String, u64>,
-    /// Tasks created.
-    pub tasks: u64,
-}
-
 /// What the simulated year did: the demo's summary.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Summary {
@@ -80,7 +73,7 @@ pub struct Summary {
     pub first_day: Date,
     /// The last simulated day.
     pub last_day: Date,
-    /// Customers at the start (before the history) and new during it.
+    /// Customers (started during the history or the simulated days).
     pub accounts: usize,
     /// Of which new during the simulated period.
     pub new_accounts: usize,
@@ -88,7 +81,7 @@ pub struct Summary {
     pub contacts: usize,
     /// Product events written to the log.
     pub events: u64,
-    /// Per program.
+    /// Per program: what it did, and its Reach, Effect and uplift.
     pub programs: Vec<ProgramYear>,
     /// Engagements recorded, per kind.
     pub engagements: BTreeMap<String, u64>,
@@ -96,7 +89,8 @@ pub struct Summary {
     pub tasks_created: u64,
     /// Completed by the simulated CSMs.
     pub tasks_completed: u64,
-    /// Term ends decided in the simulated period: renewed (any form), of which expanded and contracted, and lost.
+    /// Term ends decided in the simulated period (the truth's record): renewed (any
+    /// form), of which expanded and contracted, and lost.
     pub renewals_won: u64,
     /// Renewed with more seats.
     pub expanded: u64,
@@ -104,10 +98,8 @@ pub struct Summary {
     pub contracted: u64,
     /// Not renewed.
     pub renewals_lost: u64,
-    /// ARR (dollars) of the lines active on the first and the last day, from the store.
-    pub arr_start: u64,
-    /// On the last day.
-    pub arr_end: u64,
+    /// What cairn's reports say about the period.
+    pub measured: Measured,
 }
 
 /// A reaction waiting for its time.
@@ -120,6 +112,15 @@ struct Pending {
     kind: ReactionKind,
 }
 
+/// A task a simulated CSM will complete at `at`.
+#[derive(Debug, Clone)]
+struct TaskDue {
+    at: Timestamp,
+    task: cairn_store::Task,
+    program: String,
+    account: Option<String>,
+}
+
 /// The state of the drive: the company, the clock, the engine, the runner, and what
 /// is still to come.
 struct Drive<'a> {
@@ -129,7 +130,7 @@ struct Drive<'a> {
     clock: Arc<FixedClock>,
     events: Vec<ProductEvent>,
     reactions: Vec<Pending>,
-    tasks_due: Vec<(Timestamp, i64, String, Option<String>)>,
+    tasks_due: Vec<TaskDue>,
     tasks_seen: HashSet<i64>,
     emails: HashMap<i64, String>,
     accounts: HashMap<i64, String>,
@@ -175,8 +176,13 @@ pub async fn simulate(
         "passes per day must divide 24 (1, 2, 3, 4, 6, 8, 12 or 24)"
     );
     let first_day = options.today.checked_sub(i64::from(options.days).days()).context("--days goes too far back")?;
-    let config =
-        Config { accounts: options.accounts, seed: options.seed, first_day, days: options.days, history_days: 30 };
+    let config = Config {
+        accounts: options.accounts,
+        seed: options.seed,
+        first_day,
+        days: options.days,
+        history_days: HISTORY_DAYS,
+    };
     let company = Company::new(config.clone());
     let new_accounts = company.accounts().filter(|a| a.start_date >= first_day).count();
     let contacts = company.accounts().map(|a| a.contacts.len()).sum();
@@ -209,17 +215,23 @@ pub async fn simulate(
             expanded: 0,
             contracted: 0,
             renewals_lost: 0,
-            arr_start: 0,
-            arr_end: 0,
+            measured: Measured::default(),
         },
         sent: BTreeMap::new(),
     };
-    // The history: loaded before the engine starts, replayed as backfill.
+    // The history: loaded before the engine starts (the CRM's changes as one import),
+    // replayed as backfill.
+    let mut crm = CrmUpdate::default();
     let mut d = history_start;
     while d <= first_day {
-        drive.generate(d).await?;
+        let day = drive.company.day(d);
+        crm.accounts.extend(day.crm.accounts);
+        crm.contacts.extend(day.crm.contacts);
+        crm.lines.extend(day.crm.lines);
+        drive.events.extend(day.events);
         d = d.checked_add(1.day())?;
     }
+    drive.import(&crm).await?;
     clock.set(midnight(first_day));
     drive.append_due(midnight(first_day)).await?;
     drive.cursor = store.last_seq().await?;
@@ -360,10 +372,10 @@ impl Drive<'_> {
     /// Reads what the runner sent since the last look and lets the recipients react.
     async fn read_sends(&mut self) -> Result<()> {
         loop {
-            let events = self.store.events_after(self.cursor, 10_000).await?;
+            let events = self.store.events_after_from(self.cursor, "cairn", 10_000).await?;
             let Some(last) = events.last() else { return Ok(()) };
             self.cursor = last.seq;
-            for e in events.iter().filter(|e| e.source == "cairn") {
+            for e in &events {
                 let Some(name) = e.name.as_deref() else { continue };
                 let props: Value =
                     e.properties.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
@@ -403,40 +415,45 @@ impl Drive<'_> {
         }
     }
 
-    /// Records the reactions due by `t`, as the link and in-app routes do.
+    /// Records the reactions due by `t`, as the link and in-app routes do, in one batch
+    /// ([`engage::record_all`]: the same records as one at a time).
     async fn react_until(&mut self, t: Timestamp) -> Result<()> {
         self.reactions.sort_by_key(|r| std::cmp::Reverse((r.at, r.enrollment_id)));
+        let mut inputs = Vec::new();
         while self.reactions.last().is_some_and(|r| r.at <= t) {
             let Some(r) = self.reactions.pop() else { break };
             let (kind, detail) = match r.kind {
                 ReactionKind::Opened => (EngagementKind::Opened, json!({})),
                 ReactionKind::Clicked => (EngagementKind::Clicked, json!({"url": "https://app.acme.example/"})),
-                ReactionKind::Answered { score } => {
-                    (EngagementKind::Answered, json!({"survey": "nps", "score": score}))
+                ReactionKind::Answered { survey, score } => {
+                    (EngagementKind::Answered, json!({"survey": survey.as_str(), "score": score}))
                 }
             };
-            let input = EngagementInput {
+            inputs.push(EngagementInput {
                 enrollment_id: r.enrollment_id,
                 step_id: r.step,
                 contact_id: Some(r.contact_id),
                 kind,
                 at: r.at,
                 detail,
-            };
-            if engage::record(self.store, Some(&self.ws), &input).await? {
-                *self.summary.engagements.entry(kind.as_str().to_string()).or_default() += 1;
-            }
+            });
+        }
+        let new = engage::record_all(self.store, Some(&self.ws), &inputs).await?;
+        for (input, _) in inputs.iter().zip(new).filter(|(_, new)| *new) {
+            *self.summary.engagements.entry(input.kind.as_str().to_string()).or_default() += 1;
         }
         Ok(())
     }
 
     /// The CSMs look at their open tasks (once a day) and decide when they do each.
     async fn see_tasks(&mut self) -> Result<()> {
-        for task in self.store.open_tasks(None, None).await? {
-            if !self.tasks_seen.insert(task.id) {
-                continue;
-            }
-            let program = self.store.enrollment(task.enrollment_id).await?.map(|e| e.program_id).unwrap_or_default();
+        let new: Vec<cairn_store::Task> =
+            self.store.open_tasks(None, None).await?.into_iter().filter(|t| self.tasks_seen.insert(t.id)).collect();
+        let ids: Vec<i64> = new.iter().map(|t| t.enrollment_id).collect();
+        let programs: HashMap<i64, String> =
+            self.store.enrollments(&ids).await?.into_iter().map(|e| (e.id, e.program_id)).collect();
+        for task in new {
+            let program = programs.get(&task.enrollment_id).cloned().unwrap_or_default();
             // Counted here rather than from `task_created` events: a task about an account
             // has no contact to carry one.
             self.sent.entry(program.clone()).or_default().tasks += 1;
@@ -450,35 +467,56 @@ impl Drive<'_> {
                 created_at: task.created_at,
             };
             if let Some(at) = self.company.work_task(&seen) {
-                self.tasks_due.push((at.max(self.clock.now()), task.id, program, account));
+                self.tasks_due.push(TaskDue { at: at.max(self.clock.now()), task, program, account });
             }
         }
         Ok(())
     }
 
-    /// Completes the tasks the CSMs do by `t`.
+    /// Completes the tasks the CSMs do by `t`, as `POST /api/tasks/{id}/complete` does
+    /// (with `task_completed` in the log for a task about a contact), in one batch.
     async fn complete_tasks_until(&mut self, t: Timestamp) -> Result<()> {
-        self.tasks_due.sort_by_key(|(at, id, ..)| std::cmp::Reverse((*at, *id)));
-        while self.tasks_due.last().is_some_and(|(at, ..)| *at <= t) {
-            let Some((at, id, program, account)) = self.tasks_due.pop() else { break };
-            let by =
-                self.store.task(id).await?.and_then(|task| task.assignee).unwrap_or_else(|| "csm@acme.example".into());
-            if self.store.complete_task(id, &by, at).await? {
-                self.summary.tasks_completed += 1;
-                let seen = TaskSeen {
-                    id: id as u64,
-                    program: &program,
-                    account: account.as_deref(),
-                    urgent: false,
-                    created_at: at,
-                };
-                self.company.task_done(&seen, at);
-            }
+        self.tasks_due.sort_by_key(|d| std::cmp::Reverse((d.at, d.task.id)));
+        let mut due = Vec::new();
+        while self.tasks_due.last().is_some_and(|d| d.at <= t) {
+            let Some(d) = self.tasks_due.pop() else { break };
+            due.push(d);
         }
+        let by = |d: &TaskDue| d.task.assignee.clone().unwrap_or_else(|| "csm@acme.example".into());
+        let rows: Vec<(i64, String, Timestamp)> = due.iter().map(|d| (d.task.id, by(d), d.at)).collect();
+        let done = self.store.complete_tasks(&rows).await?;
+        let mut events = Vec::new();
+        for (d, _) in due.iter().zip(done).filter(|(_, done)| *done) {
+            self.summary.tasks_completed += 1;
+            if let Some(contact) = d.task.contact_id {
+                events.push(engage::ContactEvent {
+                    contact_id: contact,
+                    name: "task_completed".to_string(),
+                    message_id: format!("cairn:task:{}:completed", d.task.id),
+                    at: d.at,
+                    properties: json!({
+                        "task_id": d.task.id,
+                        "title": d.task.title,
+                        "by": by(d),
+                        "enrollment_id": d.task.enrollment_id,
+                        "step": d.task.step_id,
+                    }),
+                });
+            }
+            let seen = TaskSeen {
+                id: d.task.id as u64,
+                program: &d.program,
+                account: d.account.as_deref(),
+                urgent: false,
+                created_at: d.at,
+            };
+            self.company.task_done(&seen, d.at);
+        }
+        engage::append_contact_events(self.store, &events).await?;
         Ok(())
     }
 
-    /// The summary, from the store's records and the company's truth.
+    /// The summary, from the store's records, the reports and the company's truth.
     async fn finish(mut self, options: &Options) -> Result<(Summary, Truth)> {
         for p in self.ws.programs() {
             let id = p.id.as_str().to_string();
@@ -487,6 +525,7 @@ impl Drive<'_> {
             year.program = id;
             year.enrolled = enrollments.len() as u64;
             year.held_out = enrollments.iter().filter(|e| e.holdout).count() as u64;
+            year.holdout_share = p.holdout_percent;
             self.summary.programs.push(year);
         }
         let truth = self.company.truth();
@@ -501,50 +540,102 @@ impl Drive<'_> {
                 }
             }
         }
-        let lines = self.store.subscription_lines().await?;
-        let arr_on = |d: Date| {
-            lines.iter().filter(|l| l.start_date <= d && d <= l.end_date).map(|l| l.arr_cents).sum::<i64>() / 100
-        };
-        self.summary.arr_start = arr_on(first) as u64;
-        self.summary.arr_end = arr_on(self.summary.last_day) as u64;
+        let last = self.summary.last_day;
+        self.summary.measured =
+            summary::measure(self.store, &self.ws, &truth, first, last, &mut self.summary.programs).await?;
         Ok((self.summary, truth))
     }
 }
 
-/// The summary as a few lines for the terminal.
+/// The summary for the terminal.
 pub fn render(summary: &Summary) -> String {
+    use std::fmt::Write as _;
+    let m = &summary.measured;
+    let k = &m.kpis;
+    let money = crate::report::format::money;
+    let pct = |x: Option<f64>| x.map_or_else(|| "n/a".to_string(), |x| format!("{x:.1}%"));
     let mut out = format!(
         "simulated {} to {}: {} accounts ({} new in the period), {} contacts, {} product events\n",
         summary.first_day, summary.last_day, summary.accounts, summary.new_accounts, summary.contacts, summary.events
     );
-    out.push_str("programs                enrolled  held out  sent                     tasks\n");
+    let _ = writeln!(
+        out,
+        "\nKPIs      ARR ${} → ${}   NRR {}   GRR {}   logo churn {} ({} of {} accounts, ${} ARR lost)   renewal rate {}",
+        money(k.arr_start_cents),
+        money(k.arr_end_cents),
+        pct(k.nrr),
+        pct(k.grr),
+        pct(k.logo_churn),
+        k.churned_accounts,
+        k.cohort_accounts,
+        money(k.churned_arr_cents),
+        pct(k.renewal_rate),
+    );
+    let _ = writeln!(
+        out,
+        "renewals  {} won ({} expanded, {} contracted), {} lost   tasks {} created, {} completed",
+        summary.renewals_won,
+        summary.expanded,
+        summary.contracted,
+        summary.renewals_lost,
+        summary.tasks_created,
+        summary.tasks_completed
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<22} {:>8} {:>9}  {:<22} {:>6} {:>7} {:>7}  {:<14} {:<14} uplift (95% interval)",
+        "program", "enrolled", "held out", "sent", "tasks", "opened", "clicked", "goal treated", "goal held out"
+    );
+    let arm = |a: Option<Arm>| match a {
+        Some(a) if a.n > 0 => format!("{}/{} {:.0}%", a.converted, a.n, 100.0 * a.converted as f64 / a.n as f64),
+        _ => "-".to_string(),
+    };
     for p in &summary.programs {
         let sent: Vec<String> = p.sent.iter().map(|(c, n)| format!("{c} {n}")).collect();
-        out.push_str(&format!(
-            "  {:<21} {:>8}  {:>8}  {:<24} {:>5}\n",
+        let uplift = p.uplift.as_ref().map_or_else(
+            || "-".to_string(),
+            |u| format!("{:+.1} pts [{:+.1}, {:+.1}] {}", u.points, u.low, u.high, u.verdict),
+        );
+        let _ = writeln!(
+            out,
+            "{:<22} {:>8} {:>9}  {:<22} {:>6} {:>7} {:>7}  {:<14} {:<14} {}",
             p.program,
             p.enrolled,
-            p.held_out,
+            format!("{} ({:.0}%)", p.held_out, p.holdout_share),
             if sent.is_empty() { "-".to_string() } else { sent.join(", ") },
-            p.tasks
-        ));
+            p.tasks,
+            p.opened,
+            p.clicked,
+            arm(p.goal_treated),
+            arm(p.goal_held_out),
+            uplift
+        );
+        for s in &p.splits {
+            let arms: Vec<String> = s.arms.iter().map(|(a, n, c)| format!("{a} {c}/{n} clicked")).collect();
+            let _ = writeln!(out, "    A/B {}: {}: {}", s.step, arms.join(", "), s.verdict);
+        }
     }
     let engaged: Vec<String> = summary.engagements.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    out.push_str(&format!("engagement: {}\n", if engaged.is_empty() { "none".into() } else { engaged.join(", ") }));
-    out.push_str(&format!("tasks: {} created, {} completed\n", summary.tasks_created, summary.tasks_completed));
-    out.push_str(&format!(
-        "renewals: {} won ({} expanded, {} contracted), {} lost\n",
-        summary.renewals_won, summary.expanded, summary.contracted, summary.renewals_lost
-    ));
-    // Whole dollars, printed as the reports print money.
-    let money =
-        |dollars: u64| crate::report::format::money(i64::try_from(dollars).unwrap_or(i64::MAX).saturating_mul(100));
-    out.push_str(&format!(
-        "ARR: ${} on {} → ${} on {}\n",
-        money(summary.arr_start),
-        summary.first_day,
-        money(summary.arr_end),
-        summary.last_day
-    ));
+    let _ = writeln!(out, "engagement: {}", if engaged.is_empty() { "none".into() } else { engaged.join(", ") });
+    let _ = writeln!(
+        out,
+        "\nhealth backtest: AUC {} of overall health {} days before each renewal",
+        m.health_auc.map_or_else(|| "n/a".to_string(), |a| format!("{a:.3}")),
+        m.health_auc_days_before.unwrap_or(0)
+    );
+    let _ =
+        writeln!(out, "\n{:<24} {:<10} {:<20} cairn found (retention with / without)", "behaviour", "truth", "event");
+    for b in &summary.measured.behaviours {
+        let truth = match b.truth {
+            cairn_sim::Effect::Raises => "raises",
+            cairn_sim::Effect::Lowers => "lowers",
+            cairn_sim::Effect::Decoy => "decoy",
+        };
+        let figures = match (b.retention_with, b.retention_without, &b.rule) {
+            (Some(w), Some(wo), Some(rule)) => format!(" ({w:.1}% / {wo:.1}%; {rule})"),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "{:<24} {:<10} {:<20} {}{}", b.behaviour, truth, b.event, b.label, figures);
+    }
     out
 }

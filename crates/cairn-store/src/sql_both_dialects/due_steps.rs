@@ -574,6 +574,29 @@ macro_rules! due_steps_impl {
                 tx.commit().await?;
                 Ok(woken)
             }
+
+            pub(crate) async fn wake_steps_many(&self, wakes: &[(i64, Vec<String>, Timestamp)]) -> Result<u64> {
+                if wakes.iter().all(|(_, steps, _)| steps.is_empty()) {
+                    return Ok(0);
+                }
+                let mut woken = 0;
+                let mut tx = self.begin_write().await?;
+                for (enrollment_id, step_ids, at) in wakes {
+                    for chunk in step_ids.chunks(VALUES_PER_IN_LIST - 2) {
+                        let sql = format!(
+                            "UPDATE due_steps SET due_at = $2 WHERE enrollment_id = $1 AND status = 'pending' AND due_at > $2 AND step_id IN ({})",
+                            in_list_from(3, chunk.len())
+                        );
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(*enrollment_id).bind(ms(*at));
+                        for id in chunk {
+                            q = q.bind(id.as_str());
+                        }
+                        woken += q.execute(&mut *tx).await?.rows_affected();
+                    }
+                }
+                tx.commit().await?;
+                Ok(woken)
+            }
         }
     };
 }

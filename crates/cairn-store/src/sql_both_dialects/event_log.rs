@@ -200,6 +200,12 @@ macro_rules! event_log_impl {
                 rows.iter().map(log_event).collect()
             }
 
+            pub(crate) async fn events_after_from(&self, after_seq: i64, source: &str, limit: u32) -> Result<Vec<LogEvent>> {
+                let sql = format!("{LOG_EVENTS} AND e.source = $3 AND e.seq > $1 AND i.seq > $1 ORDER BY e.seq LIMIT $2");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after_seq).bind(i64::from(limit)).bind(source).fetch_all(&self.pool).await?;
+                rows.iter().map(log_event).collect()
+            }
+
             pub(crate) async fn event_times(&self, up_to_seq: i64) -> Result<Vec<(i64, Timestamp)>> {
                 let rows = sqlx::query("SELECT seq, ts FROM events WHERE seq <= $1 AND kind IN ('track', 'page', 'screen') ORDER BY seq")
                     .bind(up_to_seq)

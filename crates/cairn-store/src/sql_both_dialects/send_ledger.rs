@@ -91,6 +91,50 @@ macro_rules! send_ledger_impl {
                 Ok(added == 1)
             }
 
+            pub(crate) async fn record_engagements(&self, rows: &[EngagementRecord]) -> Result<Vec<bool>> {
+                let mut out = Vec::with_capacity(rows.len());
+                if rows.is_empty() {
+                    return Ok(out);
+                }
+                let mut tx = self.begin_write().await?;
+                for e in rows {
+                    let added = sqlx::query(
+                        "INSERT INTO engagements (enrollment_id, step_id, kind, at, detail)
+                         SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM enrollments e WHERE e.id = $1)
+                         ON CONFLICT (enrollment_id, step_id, kind) DO NOTHING",
+                    )
+                    .bind(e.enrollment_id)
+                    .bind(e.step_id.as_str())
+                    .bind(e.kind.as_str())
+                    .bind(ms(e.at))
+                    .bind(e.detail.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    out.push(added == 1);
+                }
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            pub(crate) async fn ledger_entries_of(&self, enrollment_ids: &[i64]) -> Result<Vec<LedgerEntry>> {
+                let mut out = Vec::new();
+                for chunk in enrollment_ids.chunks(VALUES_PER_IN_LIST) {
+                    let sql = format!(
+                        "SELECT {LEDGER_COLUMNS} FROM send_ledger l WHERE l.enrollment_id IN ({}) ORDER BY l.enrollment_id, l.at, l.step_id",
+                        in_list(chunk.len(), true)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    for r in q.fetch_all(&self.pool).await? {
+                        out.push(ledger_entry(&r)?);
+                    }
+                }
+                Ok(out)
+            }
+
             pub(crate) async fn engagements(&self, enrollment_id: i64) -> Result<Vec<EngagementRecord>> {
                 let rows = sqlx::query("SELECT enrollment_id, step_id, kind, at, detail FROM engagements WHERE enrollment_id = $1 ORDER BY at, step_id, kind")
                     .bind(enrollment_id)

@@ -120,6 +120,26 @@ macro_rules! tasks_impl {
                     .rows_affected();
                 Ok(done == 1)
             }
+
+            pub(crate) async fn complete_tasks(&self, done: &[(i64, String, Timestamp)]) -> Result<Vec<bool>> {
+                let mut out = Vec::with_capacity(done.len());
+                if done.is_empty() {
+                    return Ok(out);
+                }
+                let mut tx = self.begin_write().await?;
+                for (id, by, at) in done {
+                    let n = sqlx::query("UPDATE tasks SET status = 'done', completed_by = $2, completed_at = $3 WHERE id = $1 AND status = 'open'")
+                        .bind(*id)
+                        .bind(by.as_str())
+                        .bind(ms(*at))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    out.push(n == 1);
+                }
+                tx.commit().await?;
+                Ok(out)
+            }
         }
     };
 }
