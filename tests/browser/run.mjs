@@ -11,7 +11,7 @@
 //    account, saves a screenshot of each, and fails on any console error, uncaught
 //    exception or failed request (network error or HTTP status >= 400), and on any
 //    serious or critical axe-core violation.
-// 2. Runs the interactions of the UI contract (/work/prompts/ui-contract.md). An
+// 2. Runs the interactions of the UI contract (the selectors the pages promise, listed below). An
 //    interaction whose selector is absent is skipped with a notice while it is not
 //    `required`; flip `required` to true (or set CAIRN_BROWSER_STRICT=1) once the page
 //    that carries it has landed.
@@ -43,20 +43,20 @@ const STEP_TIMEOUT = 15_000;
 // while `required` is false a page without it passes with a printed notice.
 
 const contract = {
-  landmarks: { required: false, what: "every page has <main> and <h1>" },
-  nav: { required: false, what: "every page has nav#main-nav linking the top-level pages" },
-  icon: { required: false, what: "the UI serves its icon (browsers ask for /favicon.ico)" },
+  landmarks: { required: true, what: "every page has <main> and <h1>" },
+  nav: { required: true, what: "every page has nav#main-nav linking the top-level pages" },
+  icon: { required: true, what: "the UI serves its icon (browsers ask for /favicon.ico)" },
 };
 
 // ---------------------------------------------------------------------------------------
 // The interactions of the contract. `page` is where the step starts; `needs` the
-// selectors that must be there for it to run; `required: false` turns an absent selector
+// selectors that must be there for it to run; `required: true` turns an absent selector
 // into a printed notice instead of a failure.
 
 const interactions = [
   {
     name: "filter accounts",
-    required: false,
+    required: true,
     page: "/accounts",
     needs: ["form#account-filters", "select[name=band]", "table#accounts"],
     async run(page) {
@@ -71,7 +71,7 @@ const interactions = [
   },
   {
     name: "open an account",
-    required: false,
+    required: true,
     page: "/accounts",
     needs: ['table#accounts a[href^="/accounts/"]'],
     async run(page) {
@@ -82,7 +82,7 @@ const interactions = [
   },
   {
     name: "override health",
-    required: false,
+    required: true,
     page: "@account",
     needs: ["form#health-override", "form#health-override input[name=score]"],
     async run(page) {
@@ -97,7 +97,7 @@ const interactions = [
   },
   {
     name: "add a note",
-    required: false,
+    required: true,
     page: "@account",
     needs: ["form#add-note", "form#add-note textarea[name=body]"],
     async run(page) {
@@ -109,7 +109,7 @@ const interactions = [
   },
   {
     name: "claim a task",
-    required: false,
+    required: true,
     page: "/tasks",
     needs: ["tr.task form.claim-task"],
     async run(page) {
@@ -120,7 +120,7 @@ const interactions = [
   },
   {
     name: "complete a task",
-    required: false,
+    required: true,
     page: "/tasks",
     needs: ["tr.task form.complete-task", "tr.task form.complete-task select[name=outcome]"],
     async run(page) {
@@ -132,7 +132,7 @@ const interactions = [
   },
   {
     name: "pause a program",
-    required: false,
+    required: true,
     page: "@program",
     needs: ["form#pause-program, form#resume-program"],
     async run(page) {
@@ -147,7 +147,7 @@ const interactions = [
   },
   {
     name: "try a rule in the segment rule box",
-    required: false,
+    required: true,
     page: "/segments",
     needs: ["textarea#rule[name=rule]", "#rule-check", "#rule-preview"],
     async run(page) {

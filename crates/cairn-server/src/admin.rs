@@ -14,8 +14,8 @@ use serde_json::json;
 use crate::AppState;
 use crate::audit::{self, AuditAction};
 use crate::auth::{Role, SignedIn, password};
-use crate::ui::Chrome;
 use crate::error::ApiError;
+use crate::ui::Chrome;
 
 /// Entries per page of the audit log.
 const AUDIT_PAGE: u32 = 100;
@@ -77,7 +77,10 @@ async fn users_page(
         })
         .collect();
     let roles = Role::ALL.map(Role::as_str);
-    with_status(status, UsersPage { chrome: Chrome::new(me, "/admin/users"), csrf: &me.csrf, users, roles, error, email })
+    with_status(
+        status,
+        UsersPage { chrome: Chrome::new(me, "/admin/users"), csrf: &me.csrf, users, roles, error, email },
+    )
 }
 
 /// `GET /admin/users`.
@@ -235,7 +238,8 @@ async fn keys_page(
         Err(e) => return ApiError::from(e).into_response(),
     };
     let shows_key = created.is_some();
-    let mut r = with_status(status, KeysPage { chrome: Chrome::new(me, "/admin/keys"), csrf: &me.csrf, keys, error, created });
+    let mut r =
+        with_status(status, KeysPage { chrome: Chrome::new(me, "/admin/keys"), csrf: &me.csrf, keys, error, created });
     if shows_key {
         r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     }

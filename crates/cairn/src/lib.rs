@@ -21,5 +21,5 @@ pub mod progress;
 pub mod report;
 pub mod show;
 pub mod simulation;
-pub mod workload;
 pub mod users;
+pub mod workload;

@@ -11,6 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use cairn_store::{NewTask, SubjectKind, TaskPriority};
+use common::ui::UiSession;
 use common::{TestApp, test_now};
 use jiff::SignedDuration;
 
@@ -55,20 +56,29 @@ fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
         .into_bytes()
 }
 
-async fn get(app: &TestApp, path: &str) -> cairn::loopback::Response {
-    app.raw("GET", path, &[], b"").await
+async fn get(app: &TestApp, s: &UiSession, path: &str) -> cairn::loopback::Response {
+    app.raw("GET", path, &[("Cookie", s.cookie().as_str())], b"").await
 }
 
-/// The CSRF token a page's forms carry (empty until sessions exist).
+/// The CSRF token a page's forms carry.
 fn csrf(page: &str) -> String {
     page.split("name=csrf value=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or("").to_string()
 }
 
-async fn post_form(app: &TestApp, path: &str, page: &str, pairs: &[(&str, &str)]) -> cairn::loopback::Response {
+async fn post_form(
+    app: &TestApp,
+    s: &UiSession,
+    path: &str,
+    page: &str,
+    pairs: &[(&str, &str)],
+) -> cairn::loopback::Response {
     let token = csrf(page);
+    assert_eq!(token, s.csrf, "the page's forms carry the session's CSRF token");
     let mut all = vec![("csrf", token.as_str())];
     all.extend_from_slice(pairs);
-    app.raw("POST", path, &[("content-type", "application/x-www-form-urlencoded")], &form(&all)).await
+    let cookie = s.cookie();
+    let headers = [("content-type", "application/x-www-form-urlencoded"), ("Cookie", cookie.as_str())];
+    app.raw("POST", path, &headers, &form(&all)).await
 }
 
 fn header<'a>(r: &'a cairn::loopback::Response, name: &str) -> Option<&'a str> {
@@ -106,11 +116,12 @@ async fn wait_for(app: &TestApp, path: &str, ok: impl Fn(&serde_json::Value) -> 
 }
 
 async fn every_page_has_the_frame_a_strict_csp_and_escapes_names(app: &TestApp) {
+    let s = app.signed_in_as("admin").await;
     setup(app).await;
     for path in
         ["/", "/accounts", "/segments", "/journey", "/programs", "/tasks", "/insights", "/kpis", "/staffing", "/data"]
     {
-        let r = get(app, path).await;
+        let r = get(app, &s, path).await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
         let csp = header(&r, "content-security-policy").unwrap_or_default();
         assert!(csp.contains("default-src 'self'") && csp.contains("script-src 'self'"), "{path}: {csp}");
@@ -126,25 +137,26 @@ async fn every_page_has_the_frame_a_strict_csp_and_escapes_names(app: &TestApp) 
         assert!(!r.body.contains(" style="), "{path} has an inline style");
         assert!(!r.body.contains("<script>"), "{path} has an inline script");
     }
-    let list = get(app, "/accounts").await;
+    let list = get(app, &s, "/accounts").await;
     assert!(list.body.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co"), "{}", list.body);
-    let css = get(app, "/static/cairn.css").await;
+    let css = get(app, &s, "/static/cairn.css").await;
     assert_eq!((css.status, header(&css, "content-type")), (200, Some("text/css; charset=utf-8")));
     assert!(header(&css, "cache-control").is_some_and(|c| c.contains("max-age")));
-    let js = get(app, "/static/app.js").await;
+    let js = get(app, &s, "/static/app.js").await;
     assert_eq!(js.status, 200);
-    let missing = get(app, "/accounts/nobody").await;
+    let missing = get(app, &s, "/accounts/nobody").await;
     assert_eq!(missing.status, 404);
     assert!(missing.body.contains("<h1>404</h1>") && missing.body.contains("no account `nobody`"), "{}", missing.body);
 }
 
 async fn the_accounts_list_filters_sorts_and_pages(app: &TestApp) {
+    let s = app.signed_in_as("admin").await;
     setup(app).await;
-    let enterprise = get(app, "/accounts?segment=enterprise").await;
+    let enterprise = get(app, &s, "/accounts?segment=enterprise").await;
     assert!(enterprise.body.contains(">Acme</a>") && !enterprise.body.contains("&amp; Co"), "{}", enterprise.body);
-    let searched = get(app, "/accounts?q=acm").await;
+    let searched = get(app, &s, "/accounts?q=acm").await;
     assert!(searched.body.contains(">Acme</a>") && !searched.body.contains("&amp; Co"));
-    let bad = get(app, "/accounts?page=x").await;
+    let bad = get(app, &s, "/accounts?page=x").await;
     assert_eq!(bad.status, 400);
     // 55 more accounts: two pages of 50.
     let batch: Vec<serde_json::Value> = (0..55)
@@ -153,11 +165,11 @@ async fn the_accounts_list_filters_sorts_and_pages(app: &TestApp) {
     let r = app.post("/v1/batch", &serde_json::json!({ "batch": batch }).to_string()).await;
     assert_eq!(r.status, 200, "{}", r.body);
     wait_for(app, "/api/accounts/g54", |a| a["traits"]["name"] == "Filler 54").await;
-    let first = get(app, "/accounts?sort=name").await;
+    let first = get(app, &s, "/accounts?sort=name").await;
     assert_eq!(first.body.matches("<a href=\"/accounts/").count(), 50, "page one holds 50 rows");
     assert!(first.body.contains("rel=next href=\"/accounts?sort=name&amp;page=2\""), "{}", first.body);
     assert!(!first.body.contains("rel=prev"));
-    let second = get(app, "/accounts?sort=name&page=2").await;
+    let second = get(app, &s, "/accounts?sort=name&page=2").await;
     // 57 accounts by name: the hostile name sorts first, then Acme and the fillers.
     assert_eq!(second.body.matches("<a href=\"/accounts/").count(), 7);
     assert!(second.body.contains("rel=prev") && !second.body.contains("rel=next"));
@@ -165,27 +177,34 @@ async fn the_accounts_list_filters_sorts_and_pages(app: &TestApp) {
 }
 
 async fn the_account_forms_add_a_note_and_override_health(app: &TestApp) {
+    let s = app.signed_in_as("admin").await;
     let acme = setup(app).await;
-    let page = get(app, &format!("/accounts/{acme}")).await;
+    let page = get(app, &s, &format!("/accounts/{acme}")).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("<form id=health-override") && page.body.contains("<form id=add-note"));
-    let r = post_form(app, &format!("/accounts/{acme}/notes"), &page.body, &[("body", "Called <b>Ada</b>")]).await;
+    let r = post_form(app, &s, &format!("/accounts/{acme}/notes"), &page.body, &[("body", "Called <b>Ada</b>")]).await;
     assert_eq!(r.status, 303, "{}", r.body);
     let notes = app.store.account_notes(acme, 10).await.expect("notes");
     assert_eq!(notes.len(), 1);
     assert_eq!((notes[0].body.as_str(), notes[0].author.as_str()), ("Called <b>Ada</b>", "demo@cairn.localhost"));
-    let page = get(app, &format!("/accounts/{acme}")).await;
+    let page = get(app, &s, &format!("/accounts/{acme}")).await;
     let listed = page.body.split("id=notes").nth(1).unwrap_or_default();
     assert!(listed.contains("Called &lt;b&gt;Ada&lt;/b&gt;"), "{}", page.body);
-    let empty = post_form(app, &format!("/accounts/{acme}/notes"), &page.body, &[("body", "  ")]).await;
+    let empty = post_form(app, &s, &format!("/accounts/{acme}/notes"), &page.body, &[("body", "  ")]).await;
     assert_eq!(empty.status, 400);
 
-    let no_reason =
-        post_form(app, &format!("/accounts/{acme}/health-override"), &page.body, &[("score", "55"), ("reason", "")])
-            .await;
+    let no_reason = post_form(
+        app,
+        &s,
+        &format!("/accounts/{acme}/health-override"),
+        &page.body,
+        &[("score", "55"), ("reason", "")],
+    )
+    .await;
     assert_eq!(no_reason.status, 400, "{}", no_reason.body);
     let r = post_form(
         app,
+        &s,
         &format!("/accounts/{acme}/health-override"),
         &page.body,
         &[("score", "55"), ("reason", "the renewal call went well"), ("expires", "2026-03-20")],
@@ -199,11 +218,12 @@ async fn the_account_forms_add_a_note_and_override_health(app: &TestApp) {
     // Until the end of March 20 in the workspace's zone (UTC here).
     assert_eq!(history[0].expires_at.map(|t| t.to_string()), Some("2026-03-21T00:00:00Z".to_string()));
     wait_for(app, "/api/accounts/acme", |a| a["health_override"]["score"] == 55.0).await;
-    let page = get(app, &format!("/accounts/{acme}")).await;
+    let page = get(app, &s, &format!("/accounts/{acme}")).await;
     assert!(page.body.contains("Overridden: 55 set by demo@cairn.localhost"), "{}", page.body);
 }
 
 async fn tasks_are_claimed_and_completed_with_an_outcome(app: &TestApp) {
+    let s = app.signed_in_as("admin").await;
     let acme = setup(app).await;
     let enrollment = app
         .store
@@ -228,46 +248,47 @@ async fn tasks_are_claimed_and_completed_with_an_outcome(app: &TestApp) {
         })
         .await
         .expect("task");
-    let page = get(app, "/tasks").await;
+    let page = get(app, &s, "/tasks").await;
     assert!(page.body.contains(&format!("<tr class=task id=\"task-{task}\"")), "{}", page.body);
     assert!(page.body.contains("Call &lt;Acme&gt;") && page.body.contains("Pool: team"));
     assert!(page.body.contains("class=\"claim-task") && page.body.contains("class=\"complete-task"));
-    let morning = get(app, "/").await;
+    let morning = get(app, &s, "/").await;
     assert!(morning.body.contains("Call &lt;Acme&gt;"), "the morning view lists tasks due today");
 
-    let r = post_form(app, &format!("/tasks/{task}/claim"), &page.body, &[]).await;
+    let r = post_form(app, &s, &format!("/tasks/{task}/claim"), &page.body, &[]).await;
     assert_eq!(r.status, 303, "{}", r.body);
     let claimed = app.store.task(task).await.expect("task").expect("exists");
     assert_eq!(claimed.assignee.as_deref(), Some("demo@cairn.localhost"));
-    let page = get(app, "/tasks").await;
+    let page = get(app, &s, "/tasks").await;
     let mine = page.body.split("My tasks").nth(1).and_then(|s| s.split("Pool:").next()).unwrap_or_default();
     assert!(mine.contains("Call &lt;Acme&gt;"), "a claimed task is under My tasks");
 
-    let bad = post_form(app, &format!("/tasks/{task}/complete"), &page.body, &[("outcome", "vanished")]).await;
+    let bad = post_form(app, &s, &format!("/tasks/{task}/complete"), &page.body, &[("outcome", "vanished")]).await;
     assert_eq!(bad.status, 400);
-    let r = post_form(app, &format!("/tasks/{task}/complete"), &page.body, &[("outcome", "no answer")]).await;
+    let r = post_form(app, &s, &format!("/tasks/{task}/complete"), &page.body, &[("outcome", "no answer")]).await;
     assert_eq!(r.status, 303, "{}", r.body);
     let done = app.store.task(task).await.expect("task").expect("exists");
     assert_eq!(
         (done.completed_by.as_deref(), done.outcome.as_deref()),
         (Some("demo@cairn.localhost"), Some("no answer"))
     );
-    let again = post_form(app, &format!("/tasks/{task}/complete"), &page.body, &[("outcome", "done")]).await;
+    let again = post_form(app, &s, &format!("/tasks/{task}/complete"), &page.body, &[("outcome", "done")]).await;
     assert_eq!(again.status, 409);
-    let account = get(app, &format!("/accounts/{acme}")).await;
+    let account = get(app, &s, &format!("/accounts/{acme}")).await;
     assert!(account.body.contains("task done: Call &lt;Acme&gt; (no answer)"), "the timeline shows it");
 }
 
 async fn a_paused_program_enrolls_nobody_and_its_steps_wait(app: &TestApp) {
+    let s = app.signed_in_as("admin").await;
     let acme = setup(app).await;
     wait_for_enrollment(app, acme).await;
-    let page = get(app, "/programs/onboarding").await;
+    let page = get(app, &s, "/programs/onboarding").await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("<form id=pause-program"), "{}", page.body);
-    let r = post_form(app, "/programs/onboarding/pause", &page.body, &[]).await;
+    let r = post_form(app, &s, "/programs/onboarding/pause", &page.body, &[]).await;
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(app.store.paused_programs().await.expect("pauses").len(), 1);
-    let page = get(app, "/programs/onboarding").await;
+    let page = get(app, &s, "/programs/onboarding").await;
     assert!(page.body.contains("<form id=resume-program") && !page.body.contains("<form id=pause-program"));
 
     // Beta enters the segment while the program is paused: once the runner has passed its
@@ -301,7 +322,7 @@ async fn a_paused_program_enrolls_nobody_and_its_steps_wait(app: &TestApp) {
     let due = test_now().checked_add(SignedDuration::from_hours(24 * 400)).expect("later");
     let claimed = app.store.claim_due_steps("test", due, SignedDuration::from_secs(60), 100).await.expect("claim");
     assert!(claimed.iter().all(|d| d.program_id != "onboarding"), "{claimed:?}");
-    let r = post_form(app, "/programs/onboarding/resume", &page.body, &[]).await;
+    let r = post_form(app, &s, "/programs/onboarding/resume", &page.body, &[]).await;
     assert_eq!(r.status, 303, "{}", r.body);
     assert!(app.store.paused_programs().await.expect("pauses").is_empty());
 }
@@ -319,9 +340,10 @@ async fn wait_for_enrollment(app: &TestApp, account: i64) {
 }
 
 async fn the_rule_box_checks_as_cairn_check_does_and_views_are_json(app: &TestApp) {
+    let s = app.signed_in_as("admin").await;
     setup(app).await;
     let (status, bad) = {
-        let r = get(app, "/segments/check?rule=plann%20%3D%20%27enterprise%27").await;
+        let r = get(app, &s, "/segments/check?rule=plann%20%3D%20%27enterprise%27").await;
         (r.status, r.json())
     };
     assert_eq!(status, 200);
@@ -329,7 +351,7 @@ async fn the_rule_box_checks_as_cairn_check_does_and_views_are_json(app: &TestAp
     let first = bad["diagnostics"][0].as_str().unwrap_or_default();
     assert!(first.starts_with("--rule:1:1"), "{bad}");
     assert!(first.contains("plan"), "a did-you-mean: {bad}");
-    let good = get(app, "/segments/check?rule=plan%20%3D%20%27enterprise%27").await.json();
+    let good = get(app, &s, "/segments/check?rule=plan%20%3D%20%27enterprise%27").await.json();
     assert_eq!(
         (good["ok"].as_bool(), good["count"].as_u64(), good["of_total"].as_u64()),
         (Some(true), Some(1), Some(2))
@@ -337,7 +359,7 @@ async fn the_rule_box_checks_as_cairn_check_does_and_views_are_json(app: &TestAp
     assert_eq!(good["sample"][0]["label"], "Acme");
     assert!(good["yaml"].as_str().is_some_and(|y| y.contains("where: \"plan = 'enterprise'\"")));
     // Without JavaScript: the form's GET renders the same check.
-    let page = get(app, "/segments?rule=plan%20%3D%20%27enterprise%27").await;
+    let page = get(app, &s, "/segments?rule=plan%20%3D%20%27enterprise%27").await;
     assert!(page.body.contains("1 of 2 accounts match now."), "{}", page.body);
 
     let r = app.raw("GET", "/api/views/accounts", &[], b"").await;

@@ -52,10 +52,11 @@ fn page(
     email: &str,
     error: Option<&str>,
 ) -> Response {
-    let html = match (LoginPage { chrome: crate::ui::Chrome::signed_out(), csrf: login_token, next, email, error }).render() {
-        Ok(html) => html,
-        Err(e) => return ApiError::Internal(format!("rendering the sign-in page: {e}")).into_response(),
-    };
+    let html =
+        match (LoginPage { chrome: crate::ui::Chrome::signed_out(), csrf: login_token, next, email, error }).render() {
+            Ok(html) => html,
+            Err(e) => return ApiError::Internal(format!("rendering the sign-in page: {e}")).into_response(),
+        };
     let cookie = cookies::set_cookie(LOGIN_COOKIE, login_token, 3600, state.auth.cookie);
     let mut response = (status, Html(html)).into_response();
     if let Ok(v) = cookie.parse() {

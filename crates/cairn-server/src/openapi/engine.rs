@@ -317,6 +317,17 @@ pub(super) fn operations() -> Vec<Operation> {
             .error(400, "BadRequest")
             .error(404, "NotFound")
             .done(),
+        Op::get("/api/programs/{id}/dry-run", "dryRunProgram", "What a program would have done over a period of history.")
+            .describe("Replays the log over the period (at most 366 days) in a scratch database with the program added: enrollments, holdout, sends per step and variant, caps and quiet hours hit, tasks created and sample messages. Nothing is sent and nothing is written to this database.")
+            .tag("programs")
+            .secret()
+            .path_param("id", "The program's id.", "onboarding_welcome")
+            .query_required("from", string(), "A day (its start) or an instant.", "2026-02-20")
+            .query_required("to", string(), "A day (its end) or an instant.", "2026-02-24")
+            .ok(any_object("The dry run's report: what `cairn program preview ID --from --to --json` prints."))
+            .error(400, "BadRequest")
+            .error(404, "NotFound")
+            .done(),
         Op::get("/api/tasks", "listTasks", "Open tasks, most urgent first.")
             .tag("programs")
             .secret()

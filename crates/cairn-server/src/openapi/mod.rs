@@ -25,6 +25,7 @@ mod engine;
 mod reports;
 mod schema;
 mod tracking;
+mod views;
 
 use axum::Json;
 use serde_json::{Map, Value, json};
@@ -54,6 +55,7 @@ pub(crate) fn operations() -> Vec<Operation> {
     all.extend(tracking::operations());
     all.extend(engine::operations());
     all.extend(reports::operations());
+    all.extend(views::operations());
     all
 }
 

@@ -444,6 +444,9 @@ pub(crate) async fn override_health(
         cairn_runtime::RuntimeError::BadOverride(m) => bad_form(m),
         other => UiError(ApiError::Internal(other.to_string())),
     })?;
+    let detail = serde_json::json!({"score": score, "reason": reason, "expires_at": expires_at.to_string()});
+    crate::audit::record(&state, &user.actor(), crate::audit::AuditAction::HealthOverride, &n.to_string(), detail)
+        .await;
     Ok(back_to(&format!("/accounts/{n}#health")))
 }
 
@@ -476,5 +479,7 @@ pub(crate) async fn add_note(
         return Err(bad_form(format!("the note is longer than {NOTE_MAX} characters")));
     }
     state.store.add_account_note(n, body, &user.email, state.clock.now()).await?;
+    let detail = serde_json::json!({"characters": body.chars().count()});
+    crate::audit::record(&state, &user.actor(), crate::audit::AuditAction::NoteAdded, &n.to_string(), detail).await;
     Ok(back_to(&format!("/accounts/{n}#notes")))
 }

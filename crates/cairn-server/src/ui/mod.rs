@@ -102,11 +102,14 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
     pages
         .route("/static/cairn.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
         .route("/static/app.js", get(|| async { asset("text/javascript; charset=utf-8", JS) }))
+        .route("/static/favicon.svg", get(|| async { asset("image/svg+xml", ICON) }))
+        .route("/favicon.ico", get(|| async { asset("image/svg+xml", ICON) }))
         .layer(middleware::map_response(security_headers))
 }
 
 const CSS: &str = include_str!("../../static/cairn.css");
 const JS: &str = include_str!("../../static/app.js");
+const ICON: &str = include_str!("../../static/favicon.svg");
 
 /// What the pages link their assets with: the version busts the long cache on upgrade.
 pub(crate) const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");

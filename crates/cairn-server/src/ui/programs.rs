@@ -307,16 +307,20 @@ pub(crate) async fn pause(
 ) -> Result<Response, UiError> {
     known(&state, &id).await?;
     state.store.pause_program(&id, &user.email, state.clock.now()).await?;
+    crate::audit::record(&state, &user.actor(), crate::audit::AuditAction::ProgramPaused, &id, serde_json::json!({}))
+        .await;
     Ok(back_to(&format!("/programs/{id}")))
 }
 
 /// `POST /programs/{id}/resume`.
 pub(crate) async fn resume(
     State(state): State<AppState>,
-    _user: SignedIn,
+    user: SignedIn,
     Path(id): Path<String>,
 ) -> Result<Response, UiError> {
     known(&state, &id).await?;
     state.store.resume_program(&id).await?;
+    crate::audit::record(&state, &user.actor(), crate::audit::AuditAction::ProgramResumed, &id, serde_json::json!({}))
+        .await;
     Ok(back_to(&format!("/programs/{id}")))
 }
