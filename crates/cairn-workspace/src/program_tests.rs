@@ -269,12 +269,24 @@ fn a_program_of_accounts_reads_account_rules_and_assigns_tasks() {
 }
 
 #[test]
-fn the_example_workspace_holds_the_five_programs() {
+fn the_example_workspace_holds_its_eight_programs() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/workspace");
     let ws = crate::load_dir(&dir)
         .unwrap_or_else(|ds| panic!("{}", ds.iter().map(|d| format!("{d:#}")).collect::<Vec<_>>().join("\n")));
     let ids: Vec<&str> = ws.programs().iter().map(|p| p.id.as_str()).collect();
-    assert_eq!(ids, ["onboarding_welcome", "invite_your_team", "at_risk_rescue", "renewal_sequence", "nps_survey"]);
+    assert_eq!(
+        ids,
+        [
+            "onboarding_welcome",
+            "invite_your_team",
+            "at_risk_rescue",
+            "renewal_sequence",
+            "renewal_risk_handoff",
+            "nps_survey",
+            "alerts_launch",
+            "business_review"
+        ]
+    );
     assert!(ws.programs().iter().all(|p| p.holdout_percent > 0.0 && p.topic.is_some()));
     assert!(ws.templates().iter().any(|t| matches!(t.html.as_ref().map(|h| &h.origin), Some(TextOrigin::File { .. }))));
     assert!(ws.guardrails().quiet_hours.is_some());

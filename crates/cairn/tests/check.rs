@@ -66,7 +66,7 @@ fn the_example_workspace_passes() {
     let stdout = text(&out.stdout);
     assert!(
         stdout
-            .starts_with("ok: 26 segments, 4 stages, 12 milestones, 4 pillars (15 measures), 1 segment health model, 5 programs, 10 templates, 2 pools, "),
+            .starts_with("ok: 26 segments, 4 stages, 12 milestones, 4 pillars (15 measures), 1 segment health model, 8 programs, 17 templates, 2 pools, "),
         "{stdout}"
     );
 }

@@ -102,17 +102,16 @@ async fn a_tracked_event_moves_segments_milestones_stage_and_health(app: &TestAp
     let (status, list) = app.api_get("/api/accounts").await;
     assert_eq!(status, 200);
     assert_eq!(list["accounts"][0]["name"], "Acme");
-    // The home page shows the same: Acme is red and at risk, the segments with sizes.
+    // The pages show the same: Acme listed red, the segment with its member.
     let viewer = app.signed_in_as("viewer").await;
-    let home = app.ui(&viewer, "GET", "/", &[]).await;
-    assert_eq!(home.status, 200);
-    for expected in [
-        "<h2>Accounts at risk</h2>",
-        "<td>Acme</td><td>adoption</td><td class=n>30</td>",
-        "<td>reporters</td><td>account</td><td class=n>1</td>",
-    ] {
-        assert!(home.body.contains(expected), "`{expected}` missing from the home page:\n{}", home.body);
+    let accounts = app.ui(&viewer, "GET", "/accounts?band=red", &[]).await;
+    assert_eq!(accounts.status, 200);
+    for expected in ["Acme", "band-red"] {
+        assert!(accounts.body.contains(expected), "`{expected}` missing from the accounts page:\n{}", accounts.body);
     }
+    let segments = app.ui(&viewer, "GET", "/segments", &[]).await;
+    assert_eq!(segments.status, 200);
+    assert!(segments.body.contains("reporters"), "the segments page lacks `reporters`:\n{}", segments.body);
 }
 
 async fn the_rest_api_needs_a_secret_key(app: &TestApp) {

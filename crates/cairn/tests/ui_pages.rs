@@ -186,7 +186,7 @@ async fn the_account_forms_add_a_note_and_override_health(app: &TestApp) {
     assert_eq!(r.status, 303, "{}", r.body);
     let notes = app.store.account_notes(acme, 10).await.expect("notes");
     assert_eq!(notes.len(), 1);
-    assert_eq!((notes[0].body.as_str(), notes[0].author.as_str()), ("Called <b>Ada</b>", "demo@cairn.localhost"));
+    assert_eq!((notes[0].body.as_str(), notes[0].author.as_str()), ("Called <b>Ada</b>", "admin@example.com"));
     let page = get(app, &s, &format!("/accounts/{acme}")).await;
     let listed = page.body.split("id=notes").nth(1).unwrap_or_default();
     assert!(listed.contains("Called &lt;b&gt;Ada&lt;/b&gt;"), "{}", page.body);
@@ -214,12 +214,12 @@ async fn the_account_forms_add_a_note_and_override_health(app: &TestApp) {
     let history = app.store.health_overrides(acme).await.expect("overrides");
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].score, Some(55.0));
-    assert_eq!(history[0].set_by, "demo@cairn.localhost");
+    assert_eq!(history[0].set_by, "admin@example.com");
     // Until the end of March 20 in the workspace's zone (UTC here).
     assert_eq!(history[0].expires_at.map(|t| t.to_string()), Some("2026-03-21T00:00:00Z".to_string()));
     wait_for(app, "/api/accounts/acme", |a| a["health_override"]["score"] == 55.0).await;
     let page = get(app, &s, &format!("/accounts/{acme}")).await;
-    assert!(page.body.contains("Overridden: 55 set by demo@cairn.localhost"), "{}", page.body);
+    assert!(page.body.contains("Overridden: 55 set by admin@example.com"), "{}", page.body);
 }
 
 async fn tasks_are_claimed_and_completed_with_an_outcome(app: &TestApp) {
@@ -258,7 +258,7 @@ async fn tasks_are_claimed_and_completed_with_an_outcome(app: &TestApp) {
     let r = post_form(app, &s, &format!("/tasks/{task}/claim"), &page.body, &[]).await;
     assert_eq!(r.status, 303, "{}", r.body);
     let claimed = app.store.task(task).await.expect("task").expect("exists");
-    assert_eq!(claimed.assignee.as_deref(), Some("demo@cairn.localhost"));
+    assert_eq!(claimed.assignee.as_deref(), Some("admin@example.com"));
     let page = get(app, &s, "/tasks").await;
     let mine = page.body.split("My tasks").nth(1).and_then(|s| s.split("Pool:").next()).unwrap_or_default();
     assert!(mine.contains("Call &lt;Acme&gt;"), "a claimed task is under My tasks");
@@ -268,10 +268,7 @@ async fn tasks_are_claimed_and_completed_with_an_outcome(app: &TestApp) {
     let r = post_form(app, &s, &format!("/tasks/{task}/complete"), &page.body, &[("outcome", "no answer")]).await;
     assert_eq!(r.status, 303, "{}", r.body);
     let done = app.store.task(task).await.expect("task").expect("exists");
-    assert_eq!(
-        (done.completed_by.as_deref(), done.outcome.as_deref()),
-        (Some("demo@cairn.localhost"), Some("no answer"))
-    );
+    assert_eq!((done.completed_by.as_deref(), done.outcome.as_deref()), (Some("admin@example.com"), Some("no answer")));
     let again = post_form(app, &s, &format!("/tasks/{task}/complete"), &page.body, &[("outcome", "done")]).await;
     assert_eq!(again.status, 409);
     let account = get(app, &s, &format!("/accounts/{acme}")).await;

@@ -165,6 +165,7 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                 ("created_at", timestamp()),
                 ("completed_by", nullable(string())),
                 ("completed_at", nullable(timestamp())),
+                ("outcome", nullable(text("What the CSM recorded on completing it (from the UI)."))),
             ]),
         ),
         (
