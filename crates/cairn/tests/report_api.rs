@@ -82,6 +82,17 @@ async fn kpis_by_month_and_the_process_report_over_http(app: &TestApp) {
         (Some("2025-03-01"), Some(12))
     );
 
+    // The process report's health part is the engine's state: wait until Acme is scored
+    // (on a loaded machine the segment can be seen before the score).
+    let start = Instant::now();
+    loop {
+        let (_, acme) = app.api_get("/api/accounts/acme").await;
+        if acme["health"]["score"].is_number() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the engine never scored Acme: {acme}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let (status, process) = app.api_get("/api/reports/process?from=2026-03-01&to=2026-03-01").await;
     assert_eq!(status, 200, "{process}");
     // Acme has no report_created: score 0, red.
