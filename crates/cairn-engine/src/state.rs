@@ -193,6 +193,11 @@ pub struct AccountState {
     pub(crate) snapshots: BTreeMap<Day, HealthSnapshot>,
     /// Its contacts.
     pub contacts: BTreeSet<u64>,
+    /// Whether every account node has been evaluated for it: set by its first
+    /// [`crate::Engine::upsert_account`] (or its first event). An account first met
+    /// through a contact linked to it, or an override, is only a placeholder until then,
+    /// whatever a day tick looked at meanwhile.
+    pub whole: bool,
     /// The last instant it was evaluated at outside the day ticks that found nothing of
     /// it to change (its shard's day start stands for those).
     pub evaluated_at: Option<Timestamp>,

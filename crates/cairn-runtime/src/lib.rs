@@ -265,8 +265,7 @@ impl Runtime {
         let ws = Arc::clone(live.engine.workspace_arc());
         for a in &accounts {
             let traits = account_traits(a, &ws);
-            let unchanged =
-                live.engine.account(a.id as u64).is_some_and(|s| s.traits == traits && s.evaluated_at.is_some());
+            let unchanged = live.engine.account(a.id as u64).is_some_and(|s| s.traits == traits && s.whole);
             if !unchanged {
                 out.extend(live.engine.upsert_account(a.id as u64, traits));
             }

@@ -83,34 +83,24 @@ async fn kpis_by_month_and_the_process_report_over_http(app: &TestApp) {
     );
 
     // The process report's health part is the engine's state: wait until Acme is scored
-    // (on a loaded machine the segment can be seen before the score). On PostgreSQL a run
-    // in two or three leaves Acme unscored for good — the open race also seen in the
-    // journey API test (the engine's tail of the log appears to miss an event committed
-    // out of sequence order); until it is fixed the health part is asserted on SQLite.
-    let sqlite = app.store.backend() == "sqlite";
+    // (on a loaded machine the segment can be seen before the score).
     let start = Instant::now();
-    if sqlite {
-        loop {
-            let (_, acme) = app.api_get("/api/accounts/acme").await;
-            if acme["health"]["score"].is_number() {
-                break;
-            }
-            assert!(start.elapsed() < Duration::from_secs(30), "the engine never scored Acme: {acme}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    loop {
+        let (_, acme) = app.api_get("/api/accounts/acme").await;
+        if acme["health"]["score"].is_number() {
+            break;
         }
+        assert!(start.elapsed() < Duration::from_secs(30), "the engine never scored Acme: {acme}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let (status, process) = app.api_get("/api/reports/process?from=2026-03-01&to=2026-03-01").await;
     assert_eq!(status, 200, "{process}");
     // Acme has no report_created: score 0, red.
     let health = &process["health"];
-    if sqlite {
-        assert_eq!(
-            (health["accounts"].as_u64(), health["red"].as_u64(), health["median"].as_f64()),
-            (Some(1), Some(1), Some(0.0))
-        );
-    } else {
-        assert_eq!(health["accounts"].as_u64(), Some(1), "{process}");
-    }
+    assert_eq!(
+        (health["accounts"].as_u64(), health["red"].as_u64(), health["median"].as_f64()),
+        (Some(1), Some(1), Some(0.0))
+    );
     assert_eq!(process["tasks"]["total"]["open"], 0);
     // The clock stands at noon: the backlog and tickets are measured then, not at midnight.
     assert_eq!(process["tasks"]["at"], "2026-03-01T12:00:00Z");

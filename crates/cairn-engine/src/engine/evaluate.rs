@@ -53,7 +53,8 @@ impl Shard {
             .filter(|k| traits.get(*k) != state.traits.get(*k))
             .cloned()
             .collect();
-        let first = state.evaluated_at.is_none();
+        let first = !state.whole;
+        state.whole = true;
         state.traits = traits;
         state.anchor = anchor_trait.as_ref().and_then(|t| anchor_day(state.traits.get(t), &tz));
         self.schedule_deadlines(sh, id);
@@ -140,7 +141,9 @@ impl Shard {
             }
             return None;
         };
-        let new_account = !self.accounts.contains_key(&a);
+        // Met here for the first time, or only as a placeholder so far (a contact's link):
+        // evaluated whole first.
+        let new_account = !self.accounts.get(&a).is_some_and(|s| s.whole);
         if new_account {
             out.extend(self.upsert_account(sh, a, BTreeMap::new()));
         }
