@@ -86,13 +86,6 @@ pub(crate) struct PagesOutcome {
     pub(crate) peer_note: String,
 }
 
-impl PagesOutcome {
-    /// The slowest p95 of the pages whose name starts with `prefix`.
-    pub(crate) fn worst_p95(&self, prefix: &str) -> Option<&PageTime> {
-        self.pages.iter().filter(|p| p.page.starts_with(prefix)).max_by(|a, b| a.p95_ms.total_cmp(&b.p95_ms))
-    }
-}
-
 /// Runs the benchmark and prints its table.
 pub async fn run(args: PagesArgs) -> Result<()> {
     let tmp = tempfile::tempdir()?;
