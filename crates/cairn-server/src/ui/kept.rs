@@ -37,6 +37,9 @@ impl StoreVersion {
     }
 }
 
+/// What a segment's sizes by month were computed from, and which segment.
+pub(crate) type SegmentKey = (StoreVersion, Date, SameDefinitions, String);
+
 /// The figures kept for the pages, one slot each.
 #[derive(Clone, Default)]
 pub(crate) struct KeptFigures {
@@ -46,7 +49,7 @@ pub(crate) struct KeptFigures {
     /// definitions and segment.
     /// `/`: the reports behind the KPI tiles, by version, day and definitions.
     pub(crate) tiles: Kept<(StoreVersion, Date, Option<SameDefinitions>), Arc<super::morning::TileReports>>,
-    pub(crate) segment_sizes: Kept<(StoreVersion, Date, SameDefinitions, String), Vec<(String, usize)>>,
+    pub(crate) segment_sizes: Kept<SegmentKey, Vec<(String, usize)>>,
 }
 
 /// One kept value and the key it was computed for.
