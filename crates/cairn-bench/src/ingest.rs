@@ -102,16 +102,16 @@ fn generate_copy_text(ndjson: &Path, out_path: &Path, received_at: Timestamp) ->
     Ok(())
 }
 
-fn unique_schema(tag: &str) -> String {
+pub(crate) fn unique_schema(tag: &str) -> String {
     format!("bench_{tag}_{}_{}", std::process::id(), Timestamp::now().as_millisecond() % 1_000_000)
 }
 
-fn with_schema(url: &str, schema: &str) -> String {
+pub(crate) fn with_schema(url: &str, schema: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}schema={schema}")
 }
 
-async fn drop_schema(url: &str, schema: &str) {
+pub(crate) async fn drop_schema(url: &str, schema: &str) {
     use sqlx::Connection as _;
     if let Ok(mut c) = sqlx::PgConnection::connect(url).await {
         let _ =
@@ -167,7 +167,7 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
 }
 
 /// The URL of a new, empty SQLite file in `dir`.
-fn fresh_sqlite(dir: &Path, name: &str) -> String {
+pub(crate) fn fresh_sqlite(dir: &Path, name: &str) -> String {
     let path = dir.join(name);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

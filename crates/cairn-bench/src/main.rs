@@ -18,6 +18,8 @@ mod engine;
 mod figures;
 mod ingest;
 mod keys;
+mod pages;
+mod pages_peer;
 mod programs;
 mod reports;
 mod suite;
@@ -50,6 +52,9 @@ enum Command {
     /// Reports: the KPIs, renewal rate, movements and cohorts of every month of a
     /// generated ledger, beside the same figures as DuckDB SQL, compared figure by figure
     Reports(reports::ReportsArgs),
+    /// The web UI: server time of every page on workload W1 (or a fraction of it), signed
+    /// in over loopback, beside the accounts list as PostgreSQL SQL
+    Pages(pages::PagesArgs),
     /// The whole suite on workload W1 (or a fraction of it) in one run: generation,
     /// ingest, backfill, incremental, program sends and reports, each beside its peer,
     /// in one table
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
             Command::Engine(args) => engine::run(args).await,
             Command::Programs(args) => programs::run(args).await,
             Command::Reports(args) => reports::run(args).await,
+            Command::Pages(args) => pages::run(args).await,
             Command::Suite(args) => suite::run(args).await,
         }
     });

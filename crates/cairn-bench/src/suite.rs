@@ -15,7 +15,9 @@
 //!   and outbox rows;
 //! - **reports** (`reports`): W1's subscription ledger through cairn's revenue reports for
 //!   every month it covers, beside the same figures as DuckDB SQL, compared figure by figure;
-//! - **pages**: a row that says the web UI has no pages to time yet.
+//! - **pages** (`pages`): the ingest rows' events loaded with the CRM files into a store
+//!   served as `cairn serve` serves it, every page timed signed in (p95 of 20 visits),
+//!   the accounts list beside the same page as PostgreSQL SQL;
 //!
 //! The ratio is cairn's time over the peer's for the same work (below 1: cairn faster).
 
@@ -33,6 +35,7 @@ use jiff::ToSpan;
 use crate::engine::EngineArgs;
 use crate::figures::Row;
 use crate::ingest::IngestArgs;
+use crate::pages::{PagesArgs, PagesOutcome};
 use crate::programs::ProgramsArgs;
 use crate::reports::{GivenLedger, ReportsArgs};
 
@@ -252,6 +255,21 @@ pub(crate) async fn measure(args: &SuiteArgs) -> Result<SuiteOutcome> {
     let mut ingest_rows = Vec::new();
     crate::ingest::bulk_import(&ingest_args, &dir.join("ingest"), &ingest_file, bytes, &mut ingest_rows).await?;
     let _ = std::fs::remove_dir_all(dir.join("ingest"));
+
+    // Pages: the same events served by `cairn serve`'s app, every page timed signed in.
+    let pages_args = PagesArgs {
+        scale: args.scale,
+        seed: args.seed,
+        days: None,
+        runs: 20,
+        accounts: 5,
+        pg: args.pg.clone(),
+        dir: None,
+        json: false,
+    };
+    let pages = crate::pages::measure(&pages_args, &w1, &w1_dir, &ingest_file, String::new()).await?;
+    crate::ingest::fresh_sqlite(&w1_dir, "pages.db");
+    let pages_rows = page_rows(&pages, take);
     if ingest_file != ndjson {
         let _ = std::fs::remove_file(&ingest_file);
     }
@@ -442,13 +460,34 @@ pub(crate) async fn measure(args: &SuiteArgs) -> Result<SuiteOutcome> {
         Err(why) => agreement.push(format!("reports: DuckDB peer left out: {why}")),
     }
 
-    rows.push(
-        SuiteRow::new("pages", "web UI page times", None, String::new()).note("no UI pages yet: nothing to time"),
-    );
+    rows.extend(pages_rows);
     if !args.keep {
         let _ = std::fs::remove_dir_all(&w1_dir);
     }
     Ok(SuiteOutcome { workload, rows, agreement, agree })
+}
+
+/// A row per page: its p95 server time over loopback (and the accounts list's SQL peer).
+fn page_rows(o: &PagesOutcome, events: u64) -> Vec<SuiteRow> {
+    o.pages
+        .iter()
+        .map(|p| {
+            let row = SuiteRow::new(
+                "pages",
+                &format!("{}: p95 of {} visits", p.page, p.runs),
+                Some(p.p95_ms / 1e3),
+                format!("p50 {:.1} ms", p.p50_ms),
+            )
+            .note(format!(
+                "`{}`, first visit {:.1} ms, max {:.1} ms; the store holds the ingest rows' {events} events",
+                p.path, p.first_ms, p.max_ms
+            ));
+            match o.peer.iter().find(|q| q.page == p.page) {
+                Some(q) => row.peer("PostgreSQL SQL of the same list page (rows, count, owners)", q.p95_ms / 1e3),
+                None => row,
+            }
+        })
+        .collect()
 }
 
 /// Copies the first `n` lines of `from` to `to`.

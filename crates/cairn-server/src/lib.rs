@@ -75,6 +75,8 @@ pub struct AppState {
     identity_master: Arc<tokio::sync::OnceCell<String>>,
     /// The insights page's figures, kept for a day per definitions (they replay the log).
     insights: ui::InsightsCache,
+    /// Other pages' figures read from much of the store, kept until it moves.
+    kept: ui::KeptFigures,
 }
 
 impl AppState {
@@ -95,6 +97,7 @@ impl AppState {
             inapp_identity_verification: true,
             identity_master: Arc::new(tokio::sync::OnceCell::new()),
             insights: ui::InsightsCache::default(),
+            kept: ui::KeptFigures::default(),
         }
     }
 

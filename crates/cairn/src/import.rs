@@ -155,7 +155,9 @@ enum Row {
     Subscription(cairn_core::import::SubscriptionRow),
 }
 
-async fn import_csv(
+/// Imports a CSV of accounts, contacts or subscription lines (without a store, or with
+/// `dry_run`: checks the file only).
+pub async fn import_csv(
     store: Option<&Store>,
     file: &Path,
     kind: ImportKind,

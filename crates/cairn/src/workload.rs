@@ -97,6 +97,13 @@ pub fn write(config: W1Config, dir: &Path, progress: bool) -> Result<Written> {
 
 /// Writes a workload already drawn into `dir`; `setup_secs` counts the CRM files only.
 pub fn write_w1(w1: &W1, dir: &Path, progress: bool) -> Result<Written> {
+    write_w1_days(w1, dir, None, progress)
+}
+
+/// [`write_w1`] with only the events of the workload's last `last_days` days (all of them
+/// for `None`): the whole CRM and ledger beside a recent slice of the product's use, for a
+/// benchmark that needs W1's accounts but not its 11 GB of events.
+pub fn write_w1_days(w1: &W1, dir: &Path, last_days: Option<u32>, progress: bool) -> Result<Written> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let t = Instant::now();
     let create = |name: &str| {
@@ -113,8 +120,9 @@ pub fn write_w1(w1: &W1, dir: &Path, progress: bool) -> Result<Written> {
     csv.write_all(W1::EVENTS_CSV_HEADER.as_bytes())?;
     csv.write_all(b"\n")?;
     let days = w1.days();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8).min(days as usize);
-    let mut bar = progress.then(|| Progress::steps(u64::from(days), "days", "writing the events"));
+    let first = days.saturating_sub(last_days.unwrap_or(days).max(1));
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8).min((days - first) as usize);
+    let mut bar = progress.then(|| Progress::steps(u64::from(days - first), "days", "writing the events"));
     let t = Instant::now();
     let (mut events, mut ndjson_bytes, mut csv_bytes) = (0u64, 0u64, 0u64);
     let written: Result<()> = std::thread::scope(|scope| {
@@ -128,7 +136,7 @@ pub fn write_w1(w1: &W1, dir: &Path, progress: bool) -> Result<Written> {
             scope.spawn(move || {
                 let mut day: Vec<W1Event> = Vec::new();
                 let mut spare: Vec<DayFiles> = Vec::new();
-                let mut k = worker as u32;
+                let mut k = first + worker as u32;
                 while k < days {
                     let mut files = spare.pop().or_else(|| empty_rx.try_recv().ok()).unwrap_or(DayFiles {
                         k,
@@ -147,8 +155,8 @@ pub fn write_w1(w1: &W1, dir: &Path, progress: bool) -> Result<Written> {
                 }
             });
         }
-        for k in 0..days {
-            let worker = k as usize % threads;
+        for k in first..days {
+            let worker = (k - first) as usize % threads;
             let files = full[worker].recv().context("a generator thread stopped")?;
             anyhow::ensure!(files.k == k, "day {} arrived for day {k}", files.k);
             ndjson.write_all(&files.ndjson)?;
@@ -158,7 +166,7 @@ pub fn write_w1(w1: &W1, dir: &Path, progress: bool) -> Result<Written> {
             csv_bytes += files.csv.len() as u64;
             let _ = empty[worker].try_send(files);
             if let Some(bar) = bar.as_mut() {
-                bar.set(u64::from(k) + 1);
+                bar.set(u64::from(k - first) + 1);
             }
         }
         Ok(())
@@ -176,7 +184,7 @@ pub fn write_w1(w1: &W1, dir: &Path, progress: bool) -> Result<Written> {
         contacts: w1.contacts.len(),
         subscription_lines: w1.lines.len(),
         events,
-        days,
+        days: days - first,
         ndjson_bytes,
         csv_bytes: csv_bytes + W1::EVENTS_CSV_HEADER.len() as u64 + 1,
         setup_secs,

@@ -1,7 +1,8 @@
 //! `/accounts`: search, filters (segment, stage, band, owner, renewal window), sorting and
 //! pages, over the engine's in-memory state: one pass over the accounts filters them into
-//! small rows, the rows are sorted, and only the asked page is rendered, so a page of
-//! 10,000 accounts costs a scan and a sort, not 10,000 rows of HTML.
+//! borrowed sort keys (no allocation per account for ASCII names), the keys are sorted,
+//! and only the asked page's rows are built and rendered, so a page of 10,000 accounts
+//! costs a scan and a sort, not 10,000 rows.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -64,11 +65,47 @@ impl AccountRow {
     }
 }
 
-fn text(a: &AccountState, k: &str) -> Option<String> {
+fn str_trait<'a>(a: &'a AccountState, k: &str) -> Option<&'a str> {
     match a.traits.get(k) {
-        Some(Value::String(s)) => Some(s.to_string()),
+        Some(Value::String(s)) => Some(s.as_ref()),
         _ => None,
     }
+}
+
+fn text(a: &AccountState, k: &str) -> Option<String> {
+    str_trait(a, k).map(str::to_string)
+}
+
+fn renewal_date(a: &AccountState) -> Option<Date> {
+    match a.traits.get("renewal_date") {
+        Some(Value::Date(d)) => Some(*d),
+        _ => None,
+    }
+}
+
+/// The score shown: the override in force, else the computed one.
+fn shown_health(engine: &Engine, id: u64, a: &AccountState) -> Option<f64> {
+    engine.health_override(id).map(|o| o.score).or_else(|| a.health.as_ref().and_then(|h| h.score))
+}
+
+/// Whether `text` lowercased contains `lowercase_needle`, without allocating for ASCII text.
+fn contains_lowercase(text: &str, lowercase_needle: &str) -> bool {
+    if text.is_ascii() && lowercase_needle.is_ascii() {
+        let (t, n) = (text.as_bytes(), lowercase_needle.as_bytes());
+        n.is_empty() || t.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+    } else {
+        text.to_lowercase().contains(lowercase_needle)
+    }
+}
+
+/// An account that matched the filters, with what sorting needs; its row is built only
+/// when it lands on the page asked for.
+struct Listed<'e> {
+    id: u64,
+    a: &'e AccountState,
+    name: Option<&'e str>,
+    renews_in_days: Option<i64>,
+    health: Option<f64>,
 }
 
 /// The band's name for CSS and filters.
@@ -84,11 +121,7 @@ pub(crate) fn band_name(b: Option<cairn_workspace::Band>) -> &'static str {
 /// An account's row as of `today`.
 pub(crate) fn row(engine: &Engine, id: u64, a: &AccountState, today: Date) -> AccountRow {
     let computed = a.health.as_ref();
-    let over = engine.health_override(id);
-    let renewal_date = match a.traits.get("renewal_date") {
-        Some(Value::Date(d)) => Some(*d),
-        _ => None,
-    };
+    let renewal_date = renewal_date(a);
     AccountRow {
         id,
         name: text(a, "name").unwrap_or_else(|| format!("account {id}")),
@@ -99,9 +132,9 @@ pub(crate) fn row(engine: &Engine, id: u64, a: &AccountState, today: Date) -> Ac
             _ => None,
         },
         stage: engine.stage_of(id).map(str::to_string),
-        health: over.map(|o| o.score).or_else(|| computed.and_then(|h| h.score)),
+        health: shown_health(engine, id, a),
         band: band_name(computed.and_then(|h| h.band)),
-        overridden: over.is_some(),
+        overridden: engine.health_override(id).is_some(),
         owner: text(a, "owner_email"),
         renewal_date,
         renews_in_days: renewal_date.map(|d| days_until(today, d)),
@@ -203,51 +236,58 @@ pub(crate) fn accounts_view(engine: &Engine, f: &AccountFilters, today: Date) ->
         .max(1);
     let mut owners = std::collections::BTreeSet::new();
     let mut all = 0;
-    let mut rows: Vec<AccountRow> = Vec::new();
+    let mut matching: Vec<Listed<'_>> = Vec::new();
     for (id, a) in engine.accounts() {
         all += 1;
-        if let Some(o) = text(a, "owner_email") {
+        let owned_by = str_trait(a, "owner_email");
+        if let Some(o) = owned_by {
             owners.insert(o);
         }
-        if segment.is_some_and(|s| !a.segments.contains(s)) {
+        if segment.is_some_and(|s| !a.segments.contains(s))
+            || band.is_some_and(|b| band_name(a.health.as_ref().and_then(|h| h.band)) != b)
+            || stage.is_some_and(|s| engine.stage_of(id) != Some(s))
+            || owner.is_some_and(|o| owned_by != Some(o))
+        {
             continue;
         }
-        if band.is_some_and(|b| band_name(a.health.as_ref().and_then(|h| h.band)) != b) {
-            continue;
-        }
-        if stage.is_some_and(|s| engine.stage_of(id) != Some(s)) {
-            continue;
-        }
-        if owner.is_some_and(|o| text(a, "owner_email").as_deref() != Some(o)) {
-            continue;
-        }
-        let r = row(engine, id, a, today);
+        let renews_in_days = renewal_date(a).map(|d| days_until(today, d));
         if let Some(w) = window
-            && !r.renews_in_days.is_some_and(|d| (0..=w).contains(&d))
+            && !renews_in_days.is_some_and(|d| (0..=w).contains(&d))
         {
             continue;
         }
+        let name = str_trait(a, "name");
         if let Some(q) = &q
-            && !(r.name.to_lowercase().contains(q.as_str()) || id.to_string() == *q)
+            && !(match name {
+                Some(n) => contains_lowercase(n, q),
+                None => format!("account {id}").contains(q.as_str()),
+            } || id.to_string() == *q)
         {
             continue;
         }
-        rows.push(r);
+        matching.push(Listed { id, a, name, renews_in_days, health: shown_health(engine, id, a) });
     }
     let sort = given(&f.sort).unwrap_or("health");
-    let by_health = |r: &AccountRow| r.health.unwrap_or(f64::INFINITY);
+    let by_health = |r: &Listed| r.health.unwrap_or(f64::INFINITY);
+    let arr = |r: &Listed| match r.a.traits.get("arr") {
+        Some(Value::Number(x)) => *x,
+        _ => 0.0,
+    };
     match sort {
-        "-health" => rows.sort_by(|a, b| by_health(b).total_cmp(&by_health(a)).then(a.id.cmp(&b.id))),
-        "arr" => rows.sort_by(|a, b| a.arr.unwrap_or(0.0).total_cmp(&b.arr.unwrap_or(0.0)).then(a.id.cmp(&b.id))),
-        "-arr" => rows.sort_by(|a, b| b.arr.unwrap_or(0.0).total_cmp(&a.arr.unwrap_or(0.0)).then(a.id.cmp(&b.id))),
-        "renewal" => rows.sort_by_key(|r| (r.renews_in_days.map_or((1, 0), |d| (0, d)), r.id)),
-        "name" => rows.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()).then(a.id.cmp(&b.id))),
-        _ => rows.sort_by(|a, b| by_health(a).total_cmp(&by_health(b)).then(a.id.cmp(&b.id))),
+        "-health" => matching.sort_by(|a, b| by_health(b).total_cmp(&by_health(a)).then(a.id.cmp(&b.id))),
+        "arr" => matching.sort_by(|a, b| arr(a).total_cmp(&arr(b)).then(a.id.cmp(&b.id))),
+        "-arr" => matching.sort_by(|a, b| arr(b).total_cmp(&arr(a)).then(a.id.cmp(&b.id))),
+        "renewal" => matching.sort_by_key(|r| (r.renews_in_days.map_or((1, 0), |d| (0, d)), r.id)),
+        "name" => matching
+            .sort_by_cached_key(|r| (r.name.map_or_else(|| format!("account {}", r.id), str::to_lowercase), r.id)),
+        _ => matching.sort_by(|a, b| by_health(a).total_cmp(&by_health(b)).then(a.id.cmp(&b.id))),
     }
-    let total = rows.len();
+    let total = matching.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = page.min(pages);
-    let rows: Vec<AccountRow> = rows.into_iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE).collect();
+    let rows: Vec<AccountRow> =
+        matching.iter().skip((page - 1) * PAGE_SIZE).take(PAGE_SIZE).map(|r| row(engine, r.id, r.a, today)).collect();
+    let owners: Vec<String> = owners.into_iter().map(str::to_string).collect();
     let ws = engine.workspace();
     let segments = ws
         .segments()

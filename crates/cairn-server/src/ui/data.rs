@@ -6,6 +6,7 @@ use axum::response::Html;
 use cairn_core::doctor::DoctorReport;
 use serde::Serialize;
 
+use super::kept::StoreVersion;
 use super::{Chrome, UiError, render};
 use crate::AppState;
 use crate::auth::SignedIn;
@@ -65,10 +66,19 @@ impl DataView {
     }
 }
 
-/// The doctor report as of the clock's day.
+/// The doctor report as of the clock's day: its counts scan every event, so it is kept
+/// until the store moves (`kept`).
 pub(crate) async fn data(state: &AppState) -> Result<DataView, ApiError> {
     let today = state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let report = state.store.doctor(today).await?;
+    let key = (StoreVersion::of(state).await, today);
+    let report = match state.kept.doctor.get(&key) {
+        Some(r) => r,
+        None => {
+            let r = state.store.doctor(today).await?;
+            state.kept.doctor.put(key, r.clone());
+            r
+        }
+    };
     Ok(DataView { backend: state.store.backend().to_string(), report })
 }
 

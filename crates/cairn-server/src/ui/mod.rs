@@ -17,6 +17,7 @@ pub(crate) mod chart;
 mod data;
 mod insights;
 mod journey;
+mod kept;
 mod kpis;
 mod morning;
 mod programs;
@@ -35,6 +36,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
 
 pub(crate) use insights::InsightsCache;
+pub(crate) use kept::KeptFigures;
 
 use crate::AppState;
 use crate::auth::{Permission, Role, SignedIn};

@@ -9,6 +9,8 @@
 //! renewal within 90 days (each term in [0, 1]): lower health, higher ARR and fewer days
 //! to renewal rank first, and each row says which of these put it there.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::extract::State;
 use axum::response::Html;
@@ -20,6 +22,7 @@ use jiff::civil::Date;
 use serde::Serialize;
 
 use super::accounts::{AccountRow, row, today};
+use super::kept::{SameDefinitions, StoreVersion};
 use super::{Chrome, UiError, render};
 use crate::AppState;
 use crate::auth::SignedIn;
@@ -158,16 +161,32 @@ pub(crate) fn months(today: Date) -> Result<(Query, Query), ApiError> {
     Ok((current, previous))
 }
 
-async fn tiles(state: &AppState, today: Date, engine_share: Option<f64>) -> Result<(Period, Vec<Tile>), ApiError> {
+async fn tiles(
+    state: &AppState,
+    today: Date,
+    engine_share: Option<f64>,
+    open_tasks: usize,
+) -> Result<(Period, Vec<Tile>), ApiError> {
     let (current, previous) = months(today)?;
     let live = crate::api::live_workspace(state).await;
-    let ws = live.as_deref();
-    let options = cairn_reports::revenue::KpiOptions::default();
-    let now = cairn_reports::revenue::kpis(&state.store, ws, &current, &options).await?;
-    let before = cairn_reports::revenue::kpis(&state.store, ws, &previous, &options).await?;
-    let nps_now = cairn_reports::nps::nps(&state.store, &current).await?;
-    let nps_before = cairn_reports::nps::nps(&state.store, &previous).await?;
-    let open_now = state.store.open_tasks(None, None).await?.len() as f64;
+    let key = (StoreVersion::of(state).await, today, live.clone().map(SameDefinitions));
+    let reports = match state.kept.tiles.get(&key) {
+        Some(r) => r,
+        None => {
+            let ws = live.as_deref();
+            let options = cairn_reports::revenue::KpiOptions::default();
+            let r = Arc::new(TileReports {
+                kpis: cairn_reports::revenue::kpis(&state.store, ws, &current, &options).await?,
+                kpis_before: cairn_reports::revenue::kpis(&state.store, ws, &previous, &options).await?,
+                nps: cairn_reports::nps::nps(&state.store, &current).await?,
+                nps_before: cairn_reports::nps::nps(&state.store, &previous).await?,
+            });
+            state.kept.tiles.put(key, r.clone());
+            r
+        }
+    };
+    let TileReports { kpis: now, kpis_before: before, nps: nps_now, nps_before } = &*reports;
+    let open_now = open_tasks as f64;
     let end_before =
         previous.period.last().to_zoned(jiff::tz::TimeZone::UTC).map_err(|e| ApiError::Internal(e.to_string()))?;
     let open_before = state.store.tasks_open_at(end_before.timestamp()).await?.len() as f64;
@@ -212,6 +231,15 @@ async fn tiles(state: &AppState, today: Date, engine_share: Option<f64>) -> Resu
     Ok((current.period, tiles))
 }
 
+/// The reports the tiles read from the store (the ledger, the survey answers): kept until
+/// the store moves, the day turns or the definitions change (`kept`).
+pub(crate) struct TileReports {
+    kpis: cairn_reports::revenue::KpiReport,
+    kpis_before: cairn_reports::revenue::KpiReport,
+    nps: cairn_reports::nps::NpsReport,
+    nps_before: cairn_reports::nps::NpsReport,
+}
+
 /// What the engine says about today: worklist, movers, missed milestones, renewals at risk,
 /// and the share of accounts past their value milestone.
 struct EngineLists {
@@ -223,7 +251,7 @@ struct EngineLists {
     names: std::collections::HashMap<u64, String>,
 }
 
-fn engine_lists(engine: &Engine, task_accounts: &[i64]) -> EngineLists {
+fn engine_lists(engine: &Engine, task_accounts: &std::collections::HashSet<u64>) -> EngineLists {
     let today = today(engine);
     let tz = engine.workspace().time_zone().clone();
     let value_milestones: Vec<&str> = engine
@@ -239,7 +267,7 @@ fn engine_lists(engine: &Engine, task_accounts: &[i64]) -> EngineLists {
     let mut max_arr: f64 = 0.0;
     for (id, a) in engine.accounts() {
         let r = row(engine, id, a, today);
-        if task_accounts.contains(&(id as i64)) {
+        if task_accounts.contains(&id) {
             names.insert(id, r.name.clone());
         }
         max_arr = max_arr.max(r.arr.unwrap_or(0.0));
@@ -347,7 +375,8 @@ async fn program_alerts(state: &AppState, today: Date) -> Result<Vec<ProgramAler
 /// The morning view's data.
 pub(crate) async fn data(state: &AppState) -> Result<MorningView, ApiError> {
     let open = state.store.open_tasks(None, None).await?;
-    let task_accounts: Vec<i64> = open.iter().filter_map(|t| t.account_id).collect();
+    let task_accounts: std::collections::HashSet<u64> =
+        open.iter().filter_map(|t| t.account_id).map(|a| a as u64).collect();
     let lists = match &state.runtime {
         Some(rt) => Some(rt.read(|live| engine_lists(&live.engine, &task_accounts)).await),
         None => None,
@@ -356,7 +385,7 @@ pub(crate) async fn data(state: &AppState) -> Result<MorningView, ApiError> {
         Some(rt) => rt.read(|live| today(&live.engine)).await,
         None => state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date(),
     };
-    let (period, tiles) = tiles(state, today, lists.as_ref().and_then(|l| l.adoption)).await?;
+    let (period, tiles) = tiles(state, today, lists.as_ref().and_then(|l| l.adoption), open.len()).await?;
     let end_of_today = today
         .tomorrow()
         .ok()

@@ -22,6 +22,7 @@ use cairn_workspace::{ProbeMilestone, Workspace};
 use serde::{Deserialize, Serialize};
 
 use super::chart::{self, Chart, Series, Unit};
+use super::kept::{SameDefinitions, StoreVersion};
 use super::{Chrome, UiError, given, render};
 use crate::AppState;
 use crate::auth::SignedIn;
@@ -200,24 +201,9 @@ pub(crate) async fn data(state: &AppState, q: &SegmentsQuery) -> Result<Segments
         return Err(ApiError::NotFound(format!("no segment `{s}`: the segments are {}", ids.join(", "))));
     }
     let mut size_by_month = Vec::new();
-    if let (Some(s), Some(kind)) = (&selected, kind) {
+    if let (Some(s), Some(kind), Some(ws)) = (&selected, kind, crate::api::live_workspace(state).await) {
         let today = state.clock.now().to_zoned(tz.clone()).date();
-        let (current, _) = super::morning::months(today)?;
-        let mut month = cairn_measure::Period::containing(PeriodKind::Month, current.period.first());
-        let mut starts = Vec::new();
-        for _ in 0..12 {
-            starts.push(month.first());
-            match month.day_before() {
-                Some(d) => month = cairn_measure::Period::containing(PeriodKind::Month, d),
-                None => break,
-            }
-        }
-        starts.reverse();
-        for first in starts {
-            let at = first.to_zoned(tz.clone()).map_err(|e| ApiError::Internal(e.to_string()))?.timestamp();
-            let n = state.store.segment_members_before(s, kind, at).await?.len();
-            size_by_month.push((first.strftime("%Y-%m").to_string(), n));
-        }
+        size_by_month = segment_sizes(state, s, kind, today, ws).await?;
     }
     let rule = q.rule.clone().unwrap_or_default();
     let check = match rule.trim() {
@@ -226,6 +212,43 @@ pub(crate) async fn data(state: &AppState, q: &SegmentsQuery) -> Result<Segments
     };
     let (member_count, members) = members.unwrap_or((0, vec![]));
     Ok(SegmentsView { segments, selected, members, member_count, size_by_month, rule, check })
+}
+
+/// A segment's size at the start of each of the last twelve months, from its stored
+/// transitions (one read of them per month): kept until the store or the definitions
+/// move, or the day turns.
+async fn segment_sizes(
+    state: &AppState,
+    s: &str,
+    kind: SubjectKind,
+    today: jiff::civil::Date,
+    ws: Arc<Workspace>,
+) -> Result<Vec<(String, usize)>, ApiError> {
+    let tz = ws.time_zone().clone();
+    let key = (StoreVersion::of(state).await, today, SameDefinitions(ws), s.to_string());
+    if let Some(sizes) = state.kept.segment_sizes.get(&key) {
+        return Ok(sizes);
+    }
+    let mut size_by_month = Vec::new();
+
+    let (current, _) = super::morning::months(today)?;
+    let mut month = cairn_measure::Period::containing(PeriodKind::Month, current.period.first());
+    let mut starts = Vec::new();
+    for _ in 0..12 {
+        starts.push(month.first());
+        match month.day_before() {
+            Some(d) => month = cairn_measure::Period::containing(PeriodKind::Month, d),
+            None => break,
+        }
+    }
+    starts.reverse();
+    for first in starts {
+        let at = first.to_zoned(tz.clone()).map_err(|e| ApiError::Internal(e.to_string()))?.timestamp();
+        let n = state.store.segment_members_before(s, kind, at).await?.len();
+        size_by_month.push((first.strftime("%Y-%m").to_string(), n));
+    }
+    state.kept.segment_sizes.put(key, size_by_month.clone());
+    Ok(size_by_month)
 }
 
 #[derive(Template)]
