@@ -32,8 +32,10 @@
 //! A renewed account expands (seats × 1.2–1.7; 65 times in 100) when its people are
 //! active on at least 30% of the working days, contracts (seats × 0.75–0.9; three times
 //! in ten) when fewer than 40% of its people use the product or they are barely active,
-//! and otherwise renews flat. Over a year this gives an SMB-heavy business its usual
-//! figures: logo churn in the low teens, GRR in the 80s, NRR about 100%.
+//! and otherwise renews flat. Over a year of 300 accounts (seeds 1 to 5, the company
+//! alone, without programs) this gives logo churn of 13% to 18%, GRR of 70% to 83% and
+//! NRR of 84% to 97%: a few large customers carry much of the ARR, and they churn more
+//! often than the logit's facts alone explain (not yet understood).
 
 use jiff::civil::Date;
 use serde::Serialize;
