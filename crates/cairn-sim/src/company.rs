@@ -24,7 +24,11 @@ pub(crate) struct Latent {
     pub team_oriented: bool,
     /// Its people share dashboards.
     pub sharer: bool,
-    /// Support tickets a working day.
+    /// Support tickets a working day, whatever the usage: 0.06 to 0.12 when the product
+    /// does not fit how the account works (a [`FIT_PROBLEM_SHARE`] of the accounts: a
+    /// missing integration, a data model it fights), 0.001 to 0.006 otherwise. The
+    /// tickets of a misfit come from the first weeks on, and through the truth's
+    /// `heavy_support` it renews less.
     pub friction: f64,
 }
 
@@ -100,6 +104,13 @@ fn term_end_from(start: Date) -> Date {
     plus_days(start.checked_add(1.year()).unwrap_or(start), -1)
 }
 
+/// The share of the customers who started during the history (the others start during
+/// the simulated days).
+pub(crate) const HISTORY_CUSTOMERS: f64 = 0.8;
+
+/// The share of the accounts the product does not fit (see [`Latent::friction`]).
+pub(crate) const FIT_PROBLEM_SHARE: f64 = 0.3;
+
 /// The simulated company.
 #[derive(Debug, Clone)]
 pub struct Company {
@@ -121,20 +132,21 @@ impl Company {
         let mut accounts = Vec::with_capacity(config.accounts);
         for i in 0..config.accounts {
             let mut r = Rng::keyed(config.seed, &[2, i as u64]);
-            // Seven in ten became customers during the history, the rest start during the
+            // Eight in ten became customers during the history, the rest start during the
             // simulated days: every customer's life, from its first day, is in the log
             // (what the journey's milestones and the behaviour hypotheses read).
-            let start = if config.history_days > 0 && r.chance(0.7) {
+            let start = if config.history_days > 0 && r.chance(HISTORY_CUSTOMERS) {
                 plus_days(config.first_day, -i64::from(r.int(1, config.history_days)))
             } else {
                 plus_days(config.first_day, i64::from(r.int(0, config.days.saturating_sub(1))))
             };
             let firm = firmographics::account(config.seed, i, start);
+            let fit_problem = r.chance(FIT_PROBLEM_SHARE);
             let latent = Latent {
                 vigor: 0.25 + 0.6 * r.unit().powf(0.8),
                 team_oriented: r.chance(0.45),
                 sharer: r.chance(0.4),
-                friction: 0.004 + 0.05 * r.unit().powi(3),
+                friction: if fit_problem { r.between(0.06, 0.12) } else { r.between(0.001, 0.006) },
             };
             let people = firm.contacts.len();
             // The first three people use the product from the start; the others once
@@ -273,6 +285,10 @@ fn introduce(i: usize, a: &AccountState, crm: &mut CrmUpdate) {
     }
 }
 
+/// Renewed accounts whose people are in the product this share of the working days
+/// may expand.
+const EXPAND_ACTIVITY: f64 = 0.3;
+
 /// The end of a term, decided on the day after it.
 fn renew(i: usize, a: &mut AccountState, d: Date, r: &mut Rng, crm: &mut CrmUpdate) -> RenewalOutcome {
     let heavy = a.ticket_days.iter().filter(|t| **t > plus_days(d, -90)).count() >= 4;
@@ -282,20 +298,20 @@ fn renew(i: usize, a: &mut AccountState, d: Date, r: &mut Rng, crm: &mut CrmUpda
     let p = truth::p_renew(invited, shared, heavy, activity, a.goodwill, a.rescued, a.in_slump(d));
     let arr_before = a.arr();
     let activated = a.active_from.iter().filter(|x| x.is_some()).count() as f64;
-    let utilisation = activated / f64::from(a.seats.max(1));
+    let utilisation = activated / a.firm.contacts.len().max(1) as f64;
     let outcome = if !r.chance(p) {
         Outcome::Churned
-    } else if utilisation >= 0.65 && r.chance(0.6) {
+    } else if activity >= EXPAND_ACTIVITY && r.chance(0.65) {
         Outcome::Expanded
-    } else if (utilisation < 0.35 || activity < 0.2) && r.chance(0.5) {
+    } else if (utilisation < 0.4 || activity < 0.2) && r.chance(0.3) {
         Outcome::Contracted
     } else {
         Outcome::Renewed
     };
     match outcome {
         Outcome::Churned => a.churned_on = Some(d),
-        Outcome::Expanded => a.seats = ((f64::from(a.seats) * r.between(1.15, 1.5)).round() as u32).max(a.seats + 1),
-        Outcome::Contracted => a.seats = ((f64::from(a.seats) * r.between(0.6, 0.85)).round() as u32).max(3),
+        Outcome::Expanded => a.seats = ((f64::from(a.seats) * r.between(1.2, 1.7)).round() as u32).max(a.seats + 1),
+        Outcome::Contracted => a.seats = ((f64::from(a.seats) * r.between(0.75, 0.9)).round() as u32).max(3),
         Outcome::Renewed => {}
     }
     let result = RenewalOutcome {
@@ -423,11 +439,15 @@ fn step_account(
         if cr.chance(if a.latent.sharer { 0.09 } else { 0.05 }) {
             emit(out, &mut cr, j, "export_downloaded");
         }
-        let share = match (a.latent.sharer, age < 30 && c.role == Role::Admin) {
+        // Early on, the admin and the champion share (or not); the other people share
+        // little, so the number of people does not decide `shared_dashboard_early`.
+        let leads = matches!(c.role, Role::Admin | Role::Champion);
+        let share = match (a.latent.sharer, age < 30, leads) {
             _ if a.share_boost_until[j].is_some_and(|u| d <= u) => 0.4,
-            (true, true) => 0.15,
-            (true, false) => 0.05,
-            (false, _) => 0.008,
+            (true, true, true) => 0.12,
+            (_, true, _) => 0.004,
+            (true, false, _) => 0.05,
+            (false, false, _) => 0.008,
         };
         if cr.chance(share) {
             emit(out, &mut cr, j, "dashboard_shared");
@@ -439,7 +459,7 @@ fn step_account(
             let rate = if a.invite_boost_until.is_some_and(|u| d <= u) {
                 0.5
             } else if age < 21 {
-                if a.latent.team_oriented { 0.45 } else { 0.06 }
+                if a.latent.team_oriented { 0.6 } else { 0.06 }
             } else {
                 0.03
             };
@@ -458,7 +478,7 @@ fn step_account(
     }
     // The account's own events, by someone in the product.
     if let Some(&who) = r.pick(&activated) {
-        if working && r.chance(a.latent.friction * 1.4) {
+        if working && r.chance(a.latent.friction) {
             emit(out, r, who, "ticket_opened");
             a.ticket_days.push_back(d);
         }

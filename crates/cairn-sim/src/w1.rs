@@ -338,7 +338,7 @@ impl W1 {
                 team_invites_in_14 >= 5
             };
             let shared = r.chance(if a.latent.sharer { 0.7 } else { 0.1 });
-            let heavy = r.poisson(a.latent.friction * 1.4 * 64.0) >= 4;
+            let heavy = r.poisson(a.latent.friction * 64.0) >= 4;
             let activity = (a.latent.vigor * 0.85).min(1.0);
             loop {
                 let term_end = plus_days(term_start.checked_add(1.year()).unwrap_or(term_start), -1);
@@ -481,7 +481,7 @@ impl W1 {
                 }
                 let base = self.account_factor(a, k, working);
                 let (integration, webinar) = size_rates(a.size);
-                fixed += if working { a.friction * 1.4 + webinar * 2.0 } else { 0.0 } + integration;
+                fixed += if working { a.friction + webinar * 2.0 } else { 0.0 } + integration;
                 let age = k - a.start_day;
                 for c in self.account_contacts(a) {
                     if c.active_from == k + 1 && c.active_from > a.start_day {
@@ -583,7 +583,7 @@ impl W1 {
             let who = a.first_contact + r.int(0, a.contacts.saturating_sub(1));
             let zone = self.contacts.get(who as usize).map_or(0, |c| c.zone);
             let (integration, webinar) = size_rates(a.size);
-            if working && r.chance(a.friction * 1.4) {
+            if working && r.chance(a.friction) {
                 out.push(self.event(&mut r, zone, k, i, who, TICKET));
             }
             if r.chance(integration) {

@@ -22,9 +22,19 @@ use cairn_sim::{Effect, Truth};
 use cairn_store::{Store, SubjectKind};
 use store_common::{Backend, TestDb, date};
 
-/// A company large enough for the year's statistics (labels need 30 renewals a group).
+/// The smallest year at which the statistics hold: the labels need 30 accounts due for
+/// their first renewal in each group, about 240 of the 300 accounts are (eight in ten
+/// start in the history), and a pass every 12 hours (the fewest at which the day's product
+/// use is drawn). On the company alone (cairn-measure's discovery over its log and
+/// ledger, without the engine and the programs) seeds 1, 2, 3 and 5 of 1 to 5 label all
+/// three behaviours and no decoy; seed 4 leaves all three inconclusive.
 fn a_year() -> Options {
-    Options { accounts: 300, seed: 3, today: date("2026-03-01"), days: 365, passes_per_day: 8 }
+    Options { accounts: 300, seed: 1, today: date("2026-03-01"), days: 365, passes_per_day: 2 }
+}
+
+/// The demo's default pace, a pass every 3 hours, at 500 accounts.
+fn a_larger_year() -> Options {
+    Options { accounts: 500, seed: 2, today: date("2026-03-01"), days: 365, passes_per_day: 8 }
 }
 
 /// A short stretch, for determinism and the records.
@@ -52,14 +62,29 @@ async fn fingerprint(store: &Store, summary: &Summary) -> (String, Vec<String>) 
     (serde_json::to_string(summary).unwrap(), outbox)
 }
 
-// Known to fail today (a 500-account year, seed 1): NRR 67.5% (too many contractions),
-// `heavy_support` not labelled negative (tickets follow activity in the simulator) and
-// `invited_team_early` inconclusive. The simulator's effect sizes need tuning first.
+// Not yet run through the engine at this size: the simulator was tuned on the company
+// alone (see `a_year`), and a debug run's duration is not measured yet. Un-ignore it once
+// a debug run passes within about 3 minutes.
 #[tokio::test]
-#[ignore = "a year of 300 accounts takes tens of minutes in a debug build: run it with `cargo nextest run --release -p cairn --test demo --run-ignored all`"]
+#[ignore = "a year of 300 accounts, not yet measured in a debug build: run it with `cargo nextest run --release -p cairn --test demo --run-ignored all`"]
 async fn sqlite_a_simulated_year_is_measured_by_the_reports_and_they_find_the_hidden_truth() {
+    a_year_is_measured_and_the_truth_found(&a_year()).await;
+}
+
+#[tokio::test]
+#[ignore = "a year of 500 accounts, a pass every 3 hours: run it with `cargo nextest run --release -p cairn --test demo --run-ignored all`"]
+async fn sqlite_a_larger_year_finds_the_hidden_truth_too() {
+    a_year_is_measured_and_the_truth_found(&a_larger_year()).await;
+}
+
+/// Runs `options` on SQLite and asserts the summary: every program of the example
+/// workspace enrolled people and acted, every holdout holds about its share, the KPIs
+/// are those of a plausible SaaS business, the hypotheses report labels the truth's
+/// positive and negative behaviours and none of its decoys, and a program's holdout
+/// shows an uplift whose interval excludes zero.
+async fn a_year_is_measured_and_the_truth_found(options: &Options) {
     let db = TestDb::open(Backend::Sqlite).await.unwrap();
-    let (summary, truth) = run(&db.store, &a_year()).await;
+    let (summary, truth) = run(&db.store, options).await;
     eprintln!("{}", cairn::simulation::render(&summary));
     // Every program enrolled people and sent something, or created tasks.
     for p in &summary.programs {
@@ -78,9 +103,10 @@ async fn sqlite_a_simulated_year_is_measured_by_the_reports_and_they_find_the_hi
     let nrr = k.nrr.unwrap();
     let grr = k.grr.unwrap();
     let churn = k.logo_churn.unwrap();
-    assert!((70.0..=130.0).contains(&nrr), "NRR {nrr}");
-    assert!((50.0..=100.0).contains(&grr) && grr <= nrr, "GRR {grr}, NRR {nrr}");
-    assert!((3.0..=45.0).contains(&churn), "logo churn {churn}");
+    // (The company alone gives NRR 84–97%, GRR 70–83%, logo churn 13–18% at 300 accounts.)
+    assert!((80.0..=115.0).contains(&nrr), "NRR {nrr}");
+    assert!((65.0..=95.0).contains(&grr) && grr <= nrr, "GRR {grr}, NRR {nrr}");
+    assert!((5.0..=25.0).contains(&churn), "logo churn {churn}");
     // The KPIs agree with the truth's record of term ends: the accounts the report counts
     // as lost are the churns the company decided in the period (and one whose term ended
     // the day before it, decided on its first day).
