@@ -35,6 +35,7 @@ programs:
     trigger: event('review_requested')
     audience: role = 'admin'
     holdout: 0%
+    topic: reviews
     steps:
       - { id: review, send: email, template: review }
 "#;

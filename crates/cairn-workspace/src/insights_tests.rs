@@ -91,17 +91,17 @@ fn wrong_insights_are_reported_where_they_are() {
     assert_eq!(
         problems(text),
         [
-            "insights.yaml:3:29: error: expected a number, found a condition",
-            "insights.yaml:5:38: error: unknown peers `plan`",
-            "insights.yaml:6:47: error: segment `admins` holds contacts",
-            "insights.yaml:7:47: error: unknown segment `enterprize`",
-            "insights.yaml:8:45: error: unknown account trait `industri`",
+            "insights.yaml:3:29: error: expected a number, found a condition (true or false)\n  help: turn it into a number: `case when ... then 1 else 0 end`",
+            "insights.yaml:5:37: error: unknown peers `plan`\n  help: write `peers: all`, `peers: size_band`, `peers: { segment: <account segment> }` or `peers: { trait: plan }`",
+            "insights.yaml:6:48: error: segment `admins` holds contacts\n  help: peers are accounts: name a segment of accounts",
+            "insights.yaml:7:48: error: unknown segment `enterprize`",
+            "insights.yaml:8:46: error: unknown account trait `industri`\n  help: did you mean `industry`?",
             "insights.yaml:9:53: error: `min_peers` must be between 1 and 10000, found 0",
-            "insights.yaml:10:7: error: missing key `peers` in benchmark `e`",
-            "insights.yaml:10:13: error: benchmark `e` is already defined at insights.yaml:9:13",
-            "insights.yaml:12:54: error: `top` must be between 1 and 100, found 500",
-            "insights.yaml:13:30: error: expected a number, found text",
-            "insights.yaml:14:3: error: unknown key `extra` in `insights`",
+            "insights.yaml:10:7: error: missing key `peers` in benchmark `e`\n  help: write `peers: all`, `peers: size_band`, `peers: { segment: <account segment> }` or `peers: { trait: plan }`",
+            "insights.yaml:10:13: error: benchmark `e` is already defined at insights.yaml:9:13\n  help: benchmark ids are unique across the workspace's files",
+            "insights.yaml:12:53: error: `top` must be between 1 and 100, found 500",
+            "insights.yaml:13:27: error: expected a number, found a string",
+            "insights.yaml:14:3: error: unknown key `extra` in `insights`\n  help: expected one of `metrics`, `benchmarks`, `leaderboards`",
         ]
     );
 }
@@ -114,7 +114,7 @@ fn a_template_may_read_only_what_insights_declare() {
         SourceFile::new(
             "templates.yaml",
             "templates:
-  - id: review
+  review:
     channel: email
     subject: \"{{ insights.benchmark.reports_vs_plan.percentile }} {{ metrics.reports_30d }}\"
     text: \"{{ insights.leaderboard.most_activ.top.first.name }} {{ insights.benchmark.nope.rank }}\"
