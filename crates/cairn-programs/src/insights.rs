@@ -123,7 +123,8 @@ pub(crate) fn add_insights(
             }
         }
     }
-    let contacts = engine.account(account).map(|a| a.contacts.iter().copied().collect::<Vec<u64>>()).unwrap_or_default();
+    let contacts =
+        engine.account(account).map(|a| a.contacts.iter().copied().collect::<Vec<u64>>()).unwrap_or_default();
     for l in insights.leaderboards.iter().filter(|l| template.mentions(l.id.as_str())) {
         let users: Vec<UserCount> = contacts
             .iter()

@@ -94,12 +94,13 @@ impl Checker<'_> {
         let mut seen = BTreeMap::new();
         if let Some(list) = fields.get("leaderboards") {
             for item in self.list(file, list, "leaderboards") {
-                let decl = self.insight(file, item, "leaderboard", LEADERBOARD_KEYS, &mut seen, |cx, fields, _| {
-                    match fields.get("top") {
+                let decl =
+                    self.insight(file, item, "leaderboard", LEADERBOARD_KEYS, &mut seen, |cx, fields, _| match fields
+                        .get("top")
+                    {
                         Some(n) => cx.whole(file, n, "top", 1, 100).map(|n| n as usize),
                         None => Some(DEFAULT_TOP),
-                    }
-                });
+                    });
                 out.leaderboards.extend(decl);
             }
         }
@@ -161,7 +162,8 @@ impl Checker<'_> {
                             None
                         }
                         None => {
-                            let help = suggestion(id.as_str(), &names.segments.keys().map(String::as_str).collect::<Vec<_>>());
+                            let help =
+                                suggestion(id.as_str(), &names.segments.keys().map(String::as_str).collect::<Vec<_>>());
                             self.error(segment_at, format!("unknown segment `{id}`"), help);
                             None
                         }
@@ -173,7 +175,8 @@ impl Checker<'_> {
                         return Some(Peers::Trait(name));
                     }
                     let known: Vec<&str> = names.account_traits.keys().map(String::as_str).collect();
-                    let help = suggestion(&name, &known).or_else(|| Some(format!("the account traits are {}", list(&known))));
+                    let help =
+                        suggestion(&name, &known).or_else(|| Some(format!("the account traits are {}", list(&known))));
                     self.error(At { file, offset: node.offset }, format!("unknown account trait `{name}`"), help);
                     None
                 }
@@ -203,21 +206,21 @@ impl Checker<'_> {
             }
         }
         for d in decl.benchmarks {
-            let benchmark = self.compile_insight(&d, Subject::Account, schema, table).and_then(
-                |(id, name, value, location)| {
+            let benchmark =
+                self.compile_insight(&d, Subject::Account, schema, table).and_then(|(id, name, value, location)| {
                     let (peers, min_peers) = d.extra?;
                     Some(BenchmarkDef { id, name, value, peers, min_peers, location })
-                },
-            );
+                });
             match (benchmark, &mut out) {
                 (Some(b), Some(insights)) => insights.benchmarks.push(b),
                 _ => out = None,
             }
         }
         for d in decl.leaderboards {
-            let leaderboard = self.compile_insight(&d, Subject::Contact, schema, table).and_then(
-                |(id, name, value, location)| Some(LeaderboardDef { id, name, value, top: d.extra?, location }),
-            );
+            let leaderboard =
+                self.compile_insight(&d, Subject::Contact, schema, table).and_then(|(id, name, value, location)| {
+                    Some(LeaderboardDef { id, name, value, top: d.extra?, location })
+                });
             match (leaderboard, &mut out) {
                 (Some(l), Some(insights)) => insights.leaderboards.push(l),
                 _ => out = None,
