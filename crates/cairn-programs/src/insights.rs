@@ -137,7 +137,7 @@ pub(crate) fn add_insights(
                 };
                 let email = text("email").unwrap_or_default();
                 let name = text("name").unwrap_or_else(|| email.clone());
-                (count >= 1.0).then(|| UserCount { name, email, count: count as u64 })
+                (count >= 1.0).then_some(UserCount { name, email, count: count as u64 })
             })
             .collect();
         ctx = ctx.leaderboard(l.id.as_str(), leaderboard(&users, l.top));
