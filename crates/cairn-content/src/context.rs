@@ -11,9 +11,11 @@
 //!              milestones { <milestone>: { status, at } }
 //! contact      id, email, name, first_name, role, timezone, each trait
 //! metrics      { <name>: value }                  named values the caller supplies
-//! insights     benchmark   { <metric>: { value, percentile, rank, peers, median, p75 } }
-//!              leaderboard { <event>: { top: [entry], bottom: [entry] } }
+//! insights     benchmark   { <id>: { value, percentile, rank, peers, median, p75 } }
+//!              leaderboard { <id>: { top: [entry], bottom: [entry] } }
 //!                          entry = { rank, name, email, count }
+//!              (the ids are the workspace's `insights:` declarations; a benchmark the
+//!              caller withholds, e.g. too few peers, is absent)
 //! links        unsubscribe_url, preferences_url, nps_survey_url, csat_survey_url, and
 //!              any other link the caller names
 //! program      id, name
@@ -139,9 +141,9 @@ pub struct RenderContext {
     pub contact: ContactData,
     /// Named values (aggregates, KPIs) by name.
     pub metrics: BTreeMap<String, Value>,
-    /// Benchmarks by metric name.
+    /// Benchmarks by id.
     pub benchmarks: BTreeMap<String, Benchmark>,
-    /// Leaderboards by event name.
+    /// Leaderboards by id.
     pub leaderboards: BTreeMap<String, Leaderboard>,
     /// Links by name (`unsubscribe_url`, …), already signed by the caller.
     pub links: BTreeMap<String, String>,
@@ -175,15 +177,15 @@ impl RenderContext {
         self
     }
 
-    /// Adds a benchmark (`insights.benchmark.<metric>`).
-    pub fn benchmark(mut self, metric: impl Into<String>, benchmark: Benchmark) -> Self {
-        self.benchmarks.insert(metric.into(), benchmark);
+    /// Adds a benchmark (`insights.benchmark.<id>`).
+    pub fn benchmark(mut self, id: impl Into<String>, benchmark: Benchmark) -> Self {
+        self.benchmarks.insert(id.into(), benchmark);
         self
     }
 
-    /// Adds a leaderboard (`insights.leaderboard.<event>`).
-    pub fn leaderboard(mut self, event: impl Into<String>, leaderboard: Leaderboard) -> Self {
-        self.leaderboards.insert(event.into(), leaderboard);
+    /// Adds a leaderboard (`insights.leaderboard.<id>`).
+    pub fn leaderboard(mut self, id: impl Into<String>, leaderboard: Leaderboard) -> Self {
+        self.leaderboards.insert(id.into(), leaderboard);
         self
     }
 
@@ -360,10 +362,10 @@ pub struct ContextSchema {
     pub pillars: BTreeSet<String>,
     /// Names of the metrics the caller supplies.
     pub metrics: BTreeSet<String>,
-    /// Metrics with a benchmark.
-    pub benchmark_metrics: BTreeSet<String>,
-    /// Events with a leaderboard.
-    pub leaderboard_events: BTreeSet<String>,
+    /// Ids of the benchmarks the caller may supply.
+    pub benchmarks: BTreeSet<String>,
+    /// Ids of the leaderboards the caller may supply.
+    pub leaderboards: BTreeSet<String>,
     /// Links beyond the standard ones (`unsubscribe_url`, `preferences_url`,
     /// `nps_survey_url`, `csat_survey_url`).
     pub links: BTreeSet<String>,
@@ -432,8 +434,8 @@ impl ContextSchema {
             (
                 "insights",
                 record([
-                    ("benchmark", keyed(&self.benchmark_metrics, &benchmark)),
-                    ("leaderboard", keyed(&self.leaderboard_events, &board)),
+                    ("benchmark", keyed(&self.benchmarks, &benchmark)),
+                    ("leaderboard", keyed(&self.leaderboards, &board)),
                 ]),
             ),
             ("links", keyed(&links, &TEXT)),

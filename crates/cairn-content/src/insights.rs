@@ -1,8 +1,7 @@
 //! Data-driven insights for messages: where an account stands among its peers
-//! ([`benchmark`]) and who uses a feature most and least in an account ([`leaderboard`]).
-//! Plain functions over plain data; the caller gathers the numbers.
-
-use std::collections::BTreeSet;
+//! ([`benchmark`], or a [`Distribution`] of a whole peer group sorted once) and who uses a
+//! feature most and least in an account ([`leaderboard`]). Plain functions over plain
+//! data; the caller gathers the numbers and picks the peers.
 
 use serde::Serialize;
 
@@ -28,40 +27,89 @@ pub struct Benchmark {
 }
 
 /// The account's benchmark on one metric against its peers' values (the account itself
-/// excluded, see [`peer_values`]). Values that are not finite numbers are ignored; `None`
-/// when the account's value is not finite or no peer has a finite value.
+/// not among them). Values that are not finite numbers are ignored; `None` when the
+/// account's value is not finite or no peer has a finite value.
 pub fn benchmark(value: f64, peer_values: &[f64]) -> Option<Benchmark> {
-    if !value.is_finite() {
-        return None;
-    }
-    let mut peers: Vec<f64> = peer_values.iter().copied().filter(|v| v.is_finite()).collect();
-    if peers.is_empty() {
-        return None;
-    }
-    peers.sort_by(f64::total_cmp);
-    let below = peers.iter().filter(|&&p| p < value).count();
-    let ties = peers.iter().filter(|&&p| p == value).count();
-    let above = peers.len() - below - ties;
-    let n = peers.len() as f64;
-    Some(Benchmark {
-        value,
-        percentile: 100.0 * (below as f64 + ties as f64 / 2.0) / n,
-        rank: above + 1,
-        peers: peers.len(),
-        median: quantile(&peers, 0.5),
-        p75: quantile(&peers, 0.75),
-    })
+    Distribution::new(peer_values.iter().copied()).benchmark(value)
 }
 
-/// The `q` quantile of sorted, non-empty `values`, linearly interpolated.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let position = q * (sorted.len() - 1) as f64;
-    let lower = position.floor() as usize;
-    let upper = position.ceil() as usize;
-    match (sorted.get(lower), sorted.get(upper)) {
-        (Some(&a), Some(&b)) => a + (b - a) * (position - lower as f64),
-        _ => f64::NAN,
+/// The values of a metric over a group of accounts, sorted once so that each account's
+/// [`Benchmark`] among the others is a binary search, not a pass over the group.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Distribution {
+    /// The finite values, ascending.
+    sorted: Vec<f64>,
+}
+
+impl Distribution {
+    /// The distribution of `values` (those that are not finite numbers are left out).
+    pub fn new(values: impl IntoIterator<Item = f64>) -> Distribution {
+        let mut sorted: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
+        sorted.sort_by(f64::total_cmp);
+        Distribution { sorted }
     }
+
+    /// How many values it holds.
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// Whether it holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+
+    /// The benchmark of `value` against every value of the distribution (an outsider's).
+    pub fn benchmark(&self, value: f64) -> Option<Benchmark> {
+        self.rank(value, false)
+    }
+
+    /// The benchmark of a member whose own value is `value`, against the others: one copy
+    /// of `value` is taken out of the distribution first (an account is never its own
+    /// peer). `None` when `value` is not in it or no other value is.
+    pub fn benchmark_of_member(&self, value: f64) -> Option<Benchmark> {
+        self.rank(value, true)
+    }
+
+    fn rank(&self, value: f64, member: bool) -> Option<Benchmark> {
+        if !value.is_finite() {
+            return None;
+        }
+        let first_equal = self.sorted.partition_point(|&p| p < value);
+        let past_equal = self.sorted.partition_point(|&p| p <= value);
+        let own = usize::from(member);
+        if past_equal - first_equal < own {
+            return None;
+        }
+        let peers = self.sorted.len() - own;
+        if peers == 0 {
+            return None;
+        }
+        // The peers' values, ascending: the sorted values without the member's own copy
+        // (the first equal one; which copy does not matter, they are equal).
+        let peer = |k: usize| if member && k >= first_equal { self.sorted[k + 1] } else { self.sorted[k] };
+        let below = first_equal;
+        let ties = past_equal - first_equal - own;
+        let above = self.sorted.len() - past_equal;
+        Some(Benchmark {
+            value,
+            percentile: 100.0 * (below as f64 + ties as f64 / 2.0) / peers as f64,
+            rank: above + 1,
+            peers,
+            median: quantile(peers, 0.5, peer),
+            p75: quantile(peers, 0.75, peer),
+        })
+    }
+}
+
+/// The `q` quantile of `len` (> 0) ascending values, the `k`-th given by `value(k)`,
+/// linearly interpolated.
+fn quantile(len: usize, q: f64, value: impl Fn(usize) -> f64) -> f64 {
+    let position = q * (len - 1) as f64;
+    let lower = position.floor() as usize;
+    let upper = (position.ceil() as usize).min(len - 1);
+    let (a, b) = (value(lower), value(upper));
+    a + (b - a) * (position - lower as f64)
 }
 
 /// An account's size by seats, for comparing accounts of similar size.
@@ -101,56 +149,6 @@ pub fn size_band(seats: u64) -> SizeBand {
         201..=1000 => SizeBand::UpTo1000,
         _ => SizeBand::Over1000,
     }
-}
-
-/// What an account is compared on, to pick its peers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cohort {
-    /// Accounts in the same segment (both members of it).
-    Segment(String),
-    /// Accounts on the same plan.
-    Plan,
-    /// Accounts in the same [`SizeBand`].
-    SizeBand,
-}
-
-/// What peer selection needs to know of an account.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PeerProfile {
-    /// The account id (an account is never its own peer).
-    pub id: String,
-    /// Its plan, if known.
-    pub plan: Option<String>,
-    /// Its seats, if known.
-    pub seats: Option<u64>,
-    /// The segments it is in.
-    pub segments: BTreeSet<String>,
-}
-
-/// Whether `other` is a peer of `account` in `cohort`: a different account sharing the
-/// segment, the plan or the size band. An account missing the attribute has no peers.
-pub fn is_peer(account: &PeerProfile, other: &PeerProfile, cohort: &Cohort) -> bool {
-    if account.id == other.id {
-        return false;
-    }
-    match cohort {
-        Cohort::Segment(segment) => account.segments.contains(segment) && other.segments.contains(segment),
-        Cohort::Plan => account.plan.is_some() && account.plan == other.plan,
-        Cohort::SizeBand => match (account.seats, other.seats) {
-            (Some(a), Some(b)) => size_band(a) == size_band(b),
-            _ => false,
-        },
-    }
-}
-
-/// The metric values of `account`'s peers among `candidates` (profile, value): the input
-/// of [`benchmark`].
-pub fn peer_values<'a>(
-    account: &PeerProfile,
-    candidates: impl IntoIterator<Item = (&'a PeerProfile, f64)>,
-    cohort: &Cohort,
-) -> Vec<f64> {
-    candidates.into_iter().filter(|(other, _)| is_peer(account, other, cohort)).map(|(_, value)| value).collect()
 }
 
 /// One user's count of an event in the window, the input of [`leaderboard`].
@@ -265,26 +263,38 @@ mod tests {
     }
 
     #[test]
-    fn peers_share_the_cohort_and_exclude_the_account() {
-        let profile = |id: &str, plan: &str, seats: u64, segments: &[&str]| PeerProfile {
-            id: id.to_owned(),
-            plan: Some(plan.to_owned()),
-            seats: Some(seats),
-            segments: segments.iter().map(|s| (*s).to_owned()).collect(),
-        };
-        let me = profile("a", "team", 30, &["smb"]);
-        let others = [
-            (profile("a", "team", 30, &["smb"]), 1.0),
-            (profile("b", "team", 300, &[]), 2.0),
-            (profile("c", "starter", 45, &["smb"]), 3.0),
-            (profile("d", "team", 12, &["smb"]), 4.0),
-        ];
-        let candidates = || others.iter().map(|(p, v)| (p, *v));
-        assert_eq!(peer_values(&me, candidates(), &Cohort::Plan), [2.0, 4.0]);
-        assert_eq!(peer_values(&me, candidates(), &Cohort::SizeBand), [3.0, 4.0]);
-        assert_eq!(peer_values(&me, candidates(), &Cohort::Segment("smb".into())), [3.0, 4.0]);
-        let no_plan = PeerProfile { plan: None, ..me.clone() };
-        assert!(peer_values(&no_plan, candidates(), &Cohort::Plan).is_empty());
+    fn a_member_is_benchmarked_against_the_others() {
+        // Group 3, 5, 5, 8, 10. The account with 5 against 3, 5, 8, 10: 1 below, 1 equal
+        // → (1 + 0.5) / 4 = 37.5 %; rank 3 (8 and 10 above); median (5 + 8) / 2 = 6.5;
+        // p75 at position 2.25 of 3, 5, 8, 10 → 8 + 0.25 × 2 = 8.5.
+        let group = Distribution::new([10.0, 5.0, 3.0, 8.0, 5.0]);
+        let b = group.benchmark_of_member(5.0).unwrap();
+        assert!(close(b.percentile, 37.5), "{b:?}");
+        assert_eq!((b.rank, b.peers), (3, 4));
+        assert!(close(b.median, 6.5) && close(b.p75, 8.5), "{b:?}");
+        // The largest: all four others below → 100 %, rank 1; peers 3, 5, 5, 8.
+        let top = group.benchmark_of_member(10.0).unwrap();
+        assert!(close(top.percentile, 100.0) && top.rank == 1);
+        assert!(close(top.median, 5.0) && close(top.p75, 5.75), "{top:?}");
+        // The smallest: 0 %, last of five.
+        let low = group.benchmark_of_member(3.0).unwrap();
+        assert!(close(low.percentile, 0.0) && low.rank == 5);
+        // Not a member, or alone: nothing.
+        assert_eq!(group.benchmark_of_member(4.0), None);
+        assert_eq!(Distribution::new([7.0]).benchmark_of_member(7.0), None);
+        // Two equal accounts: each is level with its one peer.
+        let pair = Distribution::new([2.0, 2.0]).benchmark_of_member(2.0).unwrap();
+        assert!(close(pair.percentile, 50.0) && pair.rank == 1 && pair.peers == 1);
+    }
+
+    #[test]
+    fn a_member_gets_what_the_others_alone_give() {
+        let values = [0.0, 1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 9.5, 12.0, 40.0];
+        let group = Distribution::new(values);
+        for (i, own) in values.iter().enumerate() {
+            let others: Vec<f64> = values.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, v)| *v).collect();
+            assert_eq!(group.benchmark_of_member(*own), benchmark(*own, &others), "value {own}");
+        }
     }
 
     fn user(name: &str, count: u64) -> UserCount {

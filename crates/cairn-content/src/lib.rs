@@ -36,8 +36,9 @@
 //! escaped copy is made only of what it reads, and only where escaping changes something.
 //! `render_via_json` in the tests (the old path through `to_json` and serde) holds the direct
 //! path (`globals.rs`) to the same messages and errors. Insights are pure functions:
-//! `benchmark` (percentile among a peer cohort: same segment, plan or size band) and
-//! `leaderboard` (top and bottom users).
+//! `benchmark` (percentile among peers; a `Distribution` sorts a peer group once so each
+//! member's benchmark against the others is a binary search) and `leaderboard` (top and
+//! bottom users); which accounts are peers is the caller's choice (the workspace declares it).
 
 // Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
 // of a str by byte offsets; handle the error, or use `str::get` and say what to do.
@@ -56,8 +57,7 @@ mod template;
 
 pub use context::{AccountData, ContactData, ContextSchema, HealthData, MilestoneData, RenderContext, check_variables};
 pub use insights::{
-    Benchmark, Cohort, Entry, Leaderboard, PeerProfile, SizeBand, UserCount, benchmark, is_peer, leaderboard,
-    peer_values, size_band,
+    Benchmark, Distribution, Entry, Leaderboard, SizeBand, UserCount, benchmark, leaderboard, size_band,
 };
 pub use render::{Limits, RenderError, RenderedMessage, escape_html, render};
 pub use scan::MAX_NESTING;

@@ -136,8 +136,8 @@ fn schema() -> ContextSchema {
         milestones: ["invited_team".to_owned()].into(),
         pillars: ["adoption".to_owned(), "onboarding".to_owned()].into(),
         metrics: ["reports_30d".to_owned()].into(),
-        benchmark_metrics: ["reports_30d".to_owned()].into(),
-        leaderboard_events: ["report_created".to_owned()].into(),
+        benchmarks: ["reports_30d".to_owned()].into(),
+        leaderboards: ["report_created".to_owned()].into(),
         ..ContextSchema::default()
     }
 }

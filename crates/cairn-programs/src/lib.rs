@@ -8,6 +8,10 @@
 //! the guard rails (consent, suppression, frequency caps with priorities, quiet hours),
 //! rendered with Liquid and delivered on their channel. Engagement comes back as events.
 //!
+//! Messages quote the workspace's insights (`insights.rs`): named account metrics, the
+//! account's benchmarks among its peers (peer groups gathered once per pass) and
+//! leaderboards of its own people.
+//!
 //! Owns: triggers, enrollment, step order, guard-rail decisions, rendering contexts,
 //! delivery orchestration, engagement recording. Must not touch: HTTP (the server calls
 //! [`engage::record`] and the [`secret::link_signer`]), rule evaluation internals (the
@@ -21,6 +25,7 @@ mod context;
 pub mod dry_run;
 pub mod engage;
 mod error;
+mod insights;
 pub mod plan;
 pub mod preview;
 mod runner;
@@ -29,6 +34,7 @@ pub mod secret;
 pub use dry_run::{DryRun, DryRunError, DryRunOptions, dry_run};
 pub use engage::{EngagementInput, EngagementKind};
 pub use error::ProgramError;
+pub use insights::PeerGroups;
 pub use preview::{PREVIEW_SECRET, Preview, parse_as_of, parse_plausible_as_of, preview};
 pub use runner::{PassReport, Runner, RunnerConfig, html_to_text, text_to_html};
 pub use secret::link_signer;

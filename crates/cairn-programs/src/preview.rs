@@ -3,6 +3,7 @@
 //! Pure over the engine's state: nothing is enrolled, sent or stored.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use cairn_channels::{LinkSigner, LinkSubject};
 use cairn_content::{Limits, render};
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use crate::ProgramError;
 use crate::context::{links, render_context, template_links};
+use crate::insights::{PeerGroups, add_insights};
 use crate::plan::{in_holdout, pick_variant};
 
 /// Preview links are signed with a throwaway secret: they show the shape, not a link
@@ -180,6 +182,8 @@ pub fn preview(
         _ => None,
     });
     let mut samples = Vec::new();
+    // The benchmarks' peer groups, gathered once for the samples that quote one.
+    let peers = std::sync::OnceLock::new();
     if let Some(send) = send {
         let mut picks = vec![0, treated.len() / 2, treated.len().saturating_sub(1)];
         picks.dedup();
@@ -214,7 +218,10 @@ pub fn preview(
                 links,
                 now,
             );
-            let rendered = parsed.map(|t| render(t, &ctx, &Limits::default()));
+            let rendered = parsed.map(|t| {
+                let gather = || peers.get_or_init(|| Arc::new(PeerGroups::gather(engine))).clone();
+                render(t, &add_insights(ctx, engine, account, t, gather), &Limits::default())
+            });
             let (subject_line, text, html, error) = match rendered {
                 Some(Ok(r)) => (r.subject, r.text, r.html, None),
                 Some(Err(e)) => (String::new(), String::new(), String::new(), Some(e.to_string())),

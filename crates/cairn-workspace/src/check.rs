@@ -8,7 +8,8 @@
 //! (mappings, ids, labels, numbers, rules). One module per section of the YAML:
 //! `segments`, `journey` (stages, milestones, deadlines), `health`, `guardrails`,
 //! `templates` (their Liquid in `content`), `pools`, `programs` (with its `triggers`
-//! and `steps`) and `staffing` (the touch model).
+//! and `steps`), `staffing` (the touch model) and `insights` (metrics, benchmarks,
+//! leaderboards).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,6 +33,7 @@ const TRAIT_SUBJECTS: &[&str] = &["account", "contact"];
 mod content;
 mod guardrails;
 mod health;
+mod insights;
 mod journey;
 mod pools;
 mod programs;

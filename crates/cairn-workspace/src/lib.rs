@@ -3,8 +3,9 @@
 //! A workspace is a folder of YAML files (`*.yaml`, `*.yml`, read in name order, not
 //! recursively) holding the custom traits, segments, the customer journey, health
 //! scoring, programs, message templates, the pools of people tasks go to, the guard
-//! rails of sending and the staffing model (a CSM's capacity and cost, the touch model),
-//! beside a `templates/` folder of template bodies. [`check_sources`]
+//! rails of sending, the staffing model (a CSM's capacity and cost, the touch model) and
+//! the insights messages quote (named account metrics, benchmarks against peers,
+//! leaderboards of an account's people), beside a `templates/` folder of template bodies. [`check_sources`]
 //! parses them with positions (serde-saphyr), checks their shape, compiles every rule with
 //! `cairn_rules::compile` against a schema of every declared name, parses every template
 //! part as Liquid and checks its variables with `cairn_content` against the context this
@@ -26,7 +27,11 @@
 //! against a `ContextSchema` built from the workspace (custom traits, milestones, pillars, the
 //! standard links and the one-click survey answers `nps_0`…`nps_10`, `csat_1`…`csat_5`); the
 //! checked `Workspace` keeps each `ParsedTemplate` (`parsed_template(id)`) so sending never
-//! re-parses. A task's `pool('x')` must name a pool defined under `pools:`. Rule and Liquid
+//! re-parses. A task's `pool('x')` must name a pool defined under `pools:`. `insights:` rules
+//! are numbers over the account (metrics, benchmarks) or the contact (leaderboards), compiled
+//! into the same aggregate table so the engine maintains what they read; a benchmark's
+//! `peers` names an account segment or trait; the ids become what templates may read under
+//! `metrics.` and `insights.`. Rule and Liquid
 //! errors are mapped from their span into the YAML scalar, or into the template file.
 
 // Input never panics (STYLE.md habit 4): outside tests, no unwrap/expect and no slicing
@@ -36,6 +41,7 @@
 mod check;
 mod diagnostic;
 mod folder;
+mod insights;
 mod model;
 mod order;
 mod programs;
@@ -43,6 +49,8 @@ mod staffing;
 mod suggest;
 mod yaml;
 
+#[cfg(test)]
+mod insights_tests;
 #[cfg(test)]
 mod program_tests;
 #[cfg(test)]
@@ -54,6 +62,7 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Location};
 pub use folder::MAX_TEMPLATE_BYTES;
+pub use insights::{BenchmarkDef, Insights, LeaderboardDef, Metric, Peers};
 pub use model::{
     BUILTIN_ACCOUNT_TRAITS, BUILTIN_CONTACT_TRAITS, Band, Curve, CurveBand, CustomTraits, Health, HealthBands,
     HealthModel, Id, IdError, Journey, Measure, Milestone, Pillar, Segment, Stage, Summary, TraitType, Workspace,

@@ -370,6 +370,7 @@ pub struct Workspace {
     /// The files it was checked from, to check them again with a probe milestone.
     pub(crate) sources: Vec<crate::SourceFile>,
     pub(crate) staffing: Option<Staffing>,
+    pub(crate) insights: crate::insights::Insights,
 }
 
 impl Workspace {
@@ -436,9 +437,9 @@ impl Workspace {
     }
 
     /// What templates may refer to: the custom traits, milestones and pillars of this
-    /// workspace and the links a send carries (the standard ones plus the one-click survey
-    /// answers `nps_0`…`nps_10` and `csat_1`…`csat_5`); no metrics, benchmarks or
-    /// leaderboards are declared yet.
+    /// workspace, the links a send carries (the standard ones plus the one-click survey
+    /// answers `nps_0`…`nps_10` and `csat_1`…`csat_5`) and the metrics, benchmarks and
+    /// leaderboards of [`Self::insights`].
     pub fn context_schema(&self) -> &ContextSchema {
         &self.context_schema
     }
@@ -461,6 +462,12 @@ impl Workspace {
     /// The staffing model (`staffing:`), if defined: what `cairn report staffing` reads.
     pub fn staffing(&self) -> Option<&Staffing> {
         self.staffing.as_ref()
+    }
+
+    /// The metrics, benchmarks and leaderboards messages may quote (`insights:`; empty
+    /// when the workspace declares none).
+    pub fn insights(&self) -> &crate::insights::Insights {
+        &self.insights
     }
 
     /// Counts of what was loaded.

@@ -272,6 +272,7 @@ pub fn example_workspace() -> Result<(cairn_workspace::Workspace, String)> {
         ("segments.yaml", include_str!("../../../examples/workspace/segments.yaml")),
         ("journey.yaml", include_str!("../../../examples/workspace/journey.yaml")),
         ("health.yaml", include_str!("../../../examples/workspace/health.yaml")),
+        ("insights.yaml", include_str!("../../../examples/workspace/insights.yaml")),
         ("programs.yaml", include_str!("../../../examples/workspace/programs.yaml")),
         ("templates.yaml", include_str!("../../../examples/workspace/templates.yaml")),
         ("staffing.yaml", include_str!("../../../examples/workspace/staffing.yaml")),

@@ -11,7 +11,8 @@
 //! - `round.rs`: rounds of due steps are claimed and run until none is due, each round's
 //!   records written while the next one runs;
 //! - `steps.rs`: what one step decides (exit rules first; waits, branches, updates, tasks);
-//! - `send.rs`: a send step through the guard rails, rendered and delivered on its channel;
+//! - `send.rs`: a send step through the guard rails, rendered (with the insights it quotes:
+//!   the benchmarks' peer groups gathered once per pass) and delivered on its channel;
 //! - `email.rs`: email to the outbox or over SMTP.
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use cairn_store::{EngagementRecord, Store, SubjectKind};
 use cairn_workspace::{Channel, Workspace};
 use jiff::{SignedDuration, Timestamp};
 
+use crate::insights::PeerGroups;
 use crate::{ProgramError, link_signer};
 
 mod email;
@@ -152,6 +154,9 @@ pub struct Runner {
     /// enrolled into them (their triggers in the meantime are passed over) and the store
     /// does not hand out their due steps, which wait for a resume.
     paused: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The benchmarks' peer groups, gathered at the first send of a pass that quotes a
+    /// benchmark and shared by the pass's other sends (cleared when a pass starts).
+    peer_groups: std::sync::Mutex<Option<Arc<PeerGroups>>>,
 }
 
 /// The facts a program rule reads beyond the engine: engagement and the goal.
@@ -205,6 +210,7 @@ impl Runner {
             pending_sends: std::sync::Mutex::new(std::collections::HashMap::new()),
             enrollments: std::sync::Mutex::new(Admitted::default()),
             paused: std::sync::Mutex::new(std::collections::HashSet::new()),
+            peer_groups: std::sync::Mutex::new(None),
         })
     }
 
@@ -216,6 +222,12 @@ impl Runner {
     /// Whether `program` enrolls and is measured on this runner.
     fn runs(&self, program: &cairn_workspace::Program) -> bool {
         self.config.only_programs.as_ref().is_none_or(|only| only.contains(program.id.as_str()))
+    }
+
+    /// This pass's peer groups, gathered from `engine` on first use.
+    fn peer_groups(&self, engine: &Engine) -> Arc<PeerGroups> {
+        let mut cached = self.peer_groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cached.get_or_insert_with(|| Arc::new(PeerGroups::gather(engine))).clone()
     }
 
     async fn workspace(&self) -> Arc<Workspace> {
@@ -244,6 +256,7 @@ impl Runner {
     /// step due is run, until none is due.
     pub async fn run_once(&self) -> Result<PassReport, ProgramError> {
         let mut report = PassReport::default();
+        *self.peer_groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         let ws = self.workspace().await;
         let now = self.clock.now();
         self.enroll_triggered(&ws, now, &mut report).await?;

@@ -24,6 +24,7 @@ use super::round::{Deferral, Outcome, Recipient, RoundFacts};
 use super::{Runner, subject_ref};
 use crate::ProgramError;
 use crate::context::{links, render_context, template_links};
+use crate::insights::add_insights;
 use crate::plan::{after_quiet_hours, cap_frees_at, local_text, pick_variant};
 
 impl Runner {
@@ -142,7 +143,7 @@ impl Runner {
         let ctx = self
             .runtime
             .read(|live| {
-                render_context(
+                let ctx = render_context(
                     &live.engine,
                     account,
                     contact,
@@ -151,7 +152,8 @@ impl Runner {
                     variant_name,
                     links,
                     now,
-                )
+                );
+                add_insights(ctx, &live.engine, account, parsed, || self.peer_groups(&live.engine))
             })
             .await;
         let rendered = match render(parsed, &ctx, &Limits::default()) {

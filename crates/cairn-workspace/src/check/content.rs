@@ -29,8 +29,9 @@ fn survey_answer_links() -> impl Iterator<Item = String> {
     (0..=10).map(|score| format!("nps_{score}")).chain((1..=5).map(|score| format!("csat_{score}")))
 }
 
-/// What a template of this workspace may refer to. Nothing declares metrics, benchmarks
-/// or leaderboards yet, so `metrics.x` and `insights.…` are errors.
+/// What a template of this workspace may refer to: its traits, milestones, pillars and
+/// the links of a send (the metrics, benchmarks and leaderboards `insights:` declares are
+/// added by `InsightsDecl::declare`).
 pub(super) fn context_schema(
     traits: &CustomTraits,
     milestones: &BTreeSet<String>,

@@ -8,6 +8,7 @@ use cairn_rules::{AggregateTable, Schema, Subject, Type};
 use jiff::tz::TimeZone;
 
 use super::*;
+use crate::insights::Insights;
 use crate::model::{BUILTIN_ACCOUNT_TRAITS, BUILTIN_CONTACT_TRAITS, CustomTraits, TraitType, Workspace};
 use crate::order::evaluation_order;
 use crate::programs::Guardrails;
@@ -15,7 +16,7 @@ use crate::suggest::did_you_mean;
 use crate::yaml::{Node, Value};
 
 const TOP_KEYS: &[&str] =
-    &["workspace", "traits", "segments", "journey", "health", "programs", "templates", "pools", "staffing"];
+    &["workspace", "traits", "segments", "journey", "health", "programs", "templates", "pools", "staffing", "insights"];
 const WORKSPACE_KEYS: &[&str] = &["name", "time_zone", "frequency_caps", "quiet_hours", "on_cap"];
 
 impl Checker<'_> {
@@ -34,6 +35,8 @@ impl Checker<'_> {
         let mut pool_nodes: Vec<(usize, &Node)> = Vec::new();
         let mut staffing_at: Option<At> = None;
         let mut staffing_node: Option<(usize, &Node)> = None;
+        let mut insights_at: Option<At> = None;
+        let mut insights_node: Option<(usize, &Node)> = None;
         let mut guardrails = Guardrails::default();
 
         for (file, root) in trees {
@@ -76,6 +79,11 @@ impl Checker<'_> {
                     "staffing" => {
                         if self.once(&mut staffing_at, key_at, "staffing") {
                             staffing_node = Some((file, node));
+                        }
+                    }
+                    "insights" => {
+                        if self.once(&mut insights_at, key_at, "insights") {
+                            insights_node = Some((file, node));
                         }
                     }
                     _ => template_nodes.push((file, node)),
@@ -133,6 +141,10 @@ impl Checker<'_> {
             };
             self.staffing(file, node, &names)
         });
+        let insights = insights_node.map(|(file, node)| {
+            let names = insights::PeerNames { segments: &known.segments, account_traits: &account_traits };
+            self.insights(file, node, &names)
+        });
         let mut program_ids = BTreeMap::new();
         let programs: Vec<_> = program_nodes
             .iter()
@@ -169,7 +181,14 @@ impl Checker<'_> {
         let journey = journey.map(|j| self.compile_journey(j, &schema, &mut table, &mut graph));
         let health = health.map(|h| self.compile_health(h, &schema, &mut table, &mut graph));
         let programs = self.compile_programs(programs, &schema, &mut table);
-        let context_schema = content::context_schema(&traits, &schema.milestones, &schema.pillars);
+        let mut context_schema = content::context_schema(&traits, &schema.milestones, &schema.pillars);
+        let insights = match insights {
+            Some(decl) => {
+                decl.declare(&mut context_schema);
+                self.compile_insights(decl, &schema, &mut table)
+            }
+            None => Some(Insights::default()),
+        };
         let parsed_templates = self.check_template_content(&templates, &context_schema, &assets);
 
         let order = match evaluation_order(&graph.dependencies) {
@@ -212,6 +231,7 @@ impl Checker<'_> {
             pools,
             programs: programs?,
             staffing,
+            insights: insights?,
             aggregates: table,
             order,
             sources: Vec::new(),
