@@ -958,13 +958,23 @@ impl Store {
     /// `seq`), at most `limit`: those carrying its product id as groupId, and those
     /// carrying no groupId from one of its contacts (by product id or alias; cairn's own
     /// events about sends are not among them). Read through indexes (migration 0010).
-    pub async fn account_events_before(&self, account_id: i64, before: Timestamp, limit: u32) -> Result<Vec<AccountEvent>> {
+    pub async fn account_events_before(
+        &self,
+        account_id: i64,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<AccountEvent>> {
         dispatch!(self, s => s.account_events_before(account_id, before, limit).await)
     }
 
     /// The messages programs sent to the account's contacts before `before`, newest
     /// first, at most `limit`, each with its program, subject and engagement.
-    pub async fn account_messages_before(&self, account_id: i64, before: Timestamp, limit: u32) -> Result<Vec<AccountMessage>> {
+    pub async fn account_messages_before(
+        &self,
+        account_id: i64,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<AccountMessage>> {
         dispatch!(self, s => s.account_messages_before(account_id, before, limit).await)
     }
 
@@ -975,23 +985,43 @@ impl Store {
 
     /// An account's tasks completed before `before`, the latest completed first, at most
     /// `limit`.
-    pub async fn account_tasks_completed_before(&self, account_id: i64, before: Timestamp, limit: u32) -> Result<Vec<Task>> {
+    pub async fn account_tasks_completed_before(
+        &self,
+        account_id: i64,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Task>> {
         dispatch!(self, s => s.account_tasks_completed_before(account_id, before, limit).await)
     }
 
     /// An account's notes written before `before`, newest first, at most `limit`.
-    pub async fn account_notes_before(&self, account_id: i64, before: Timestamp, limit: u32) -> Result<Vec<AccountNote>> {
+    pub async fn account_notes_before(
+        &self,
+        account_id: i64,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<AccountNote>> {
         dispatch!(self, s => s.account_notes_before(account_id, before, limit).await)
     }
 
     /// An account's health overrides set before `before`, newest first, at most `limit`.
-    pub async fn health_overrides_before(&self, account_id: i64, before: Timestamp, limit: u32) -> Result<Vec<HealthOverrideRecord>> {
+    pub async fn health_overrides_before(
+        &self,
+        account_id: i64,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<HealthOverrideRecord>> {
         dispatch!(self, s => s.health_overrides_before(account_id, before, limit).await)
     }
 
     /// An account's transitions and its contacts' before `before`, newest first, at
     /// most `limit`.
-    pub async fn account_transitions_before(&self, account_id: i64, before: Timestamp, limit: u32) -> Result<Vec<StoredTransition>> {
+    pub async fn account_transitions_before(
+        &self,
+        account_id: i64,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<StoredTransition>> {
         dispatch!(self, s => s.account_transitions_before(account_id, before, limit).await)
     }
 

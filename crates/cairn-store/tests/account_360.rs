@@ -91,7 +91,8 @@ async fn an_accounts_events_come_by_group_and_by_its_contacts_without_one(store:
 
     let all = store.account_events_before(acme, Timestamp::MAX, 100).await.unwrap();
     // Only product events: the identify and group calls are not among them.
-    let seen: Vec<(&str, Option<i64>)> = all.iter().map(|e| (e.name.as_deref().unwrap_or(&e.kind), e.contact_id)).collect();
+    let seen: Vec<(&str, Option<i64>)> =
+        all.iter().map(|e| (e.name.as_deref().unwrap_or(&e.kind), e.contact_id)).collect();
     assert_eq!(seen, [("report_created", Some(ada)), ("login", Some(bob)), ("report_created", Some(ada))]);
     assert!(all.windows(2).all(|w| (w[0].at, w[0].seq) > (w[1].at, w[1].seq)), "newest first");
     assert_eq!(all[0].properties.as_deref(), Some(r#"{"id":"e5"}"#));
@@ -106,7 +107,11 @@ async fn an_accounts_events_come_by_group_and_by_its_contacts_without_one(store:
 /// A sent email of `program` to `contact` at `at`, recorded as the runner records it.
 async fn send(store: &Store, program: &str, contact: i64, at: &str, subject: &str) -> i64 {
     let at = timestamp(at);
-    let e = store.enroll(program, SubjectKind::Contact, contact, &format!("t-{at}"), at, false, None).await.unwrap().expect("new");
+    let e = store
+        .enroll(program, SubjectKind::Contact, contact, &format!("t-{at}"), at, false, None)
+        .await
+        .unwrap()
+        .expect("new");
     store.schedule_step(e.id, "welcome", at).await.unwrap();
     let due = store.claim_due_steps("w", at, SignedDuration::from_mins(1), 10).await.unwrap();
     let due = due.into_iter().find(|d| d.enrollment_id == e.id).expect("claimed");
@@ -132,13 +137,20 @@ async fn messages_carry_their_program_subject_and_engagement(store: Store) {
     store.record_engagement(first, "welcome", "clicked", timestamp("2026-02-01T11:05:00Z"), "{}").await.unwrap();
 
     let messages = store.account_messages_before(acme, Timestamp::MAX, 10).await.unwrap();
-    let shown: Vec<(Option<i64>, Option<&str>)> = messages.iter().map(|m| (m.contact_id, m.subject.as_deref())).collect();
+    let shown: Vec<(Option<i64>, Option<&str>)> =
+        messages.iter().map(|m| (m.contact_id, m.subject.as_deref())).collect();
     assert_eq!(shown, [(Some(bob), Some("Welcome Bob")), (Some(ada), Some("Welcome <Ada>"))], "not Cy's: Globex");
     let ada_msg = &messages[1];
-    assert_eq!((ada_msg.program_id.as_str(), ada_msg.step_id.as_str(), ada_msg.channel.as_str()), ("onboarding", "welcome", "email"));
+    assert_eq!(
+        (ada_msg.program_id.as_str(), ada_msg.step_id.as_str(), ada_msg.channel.as_str()),
+        ("onboarding", "welcome", "email")
+    );
     assert_eq!(
         ada_msg.engagements,
-        [("opened".to_string(), timestamp("2026-02-01T11:00:00Z")), ("clicked".to_string(), timestamp("2026-02-01T11:05:00Z"))]
+        [
+            ("opened".to_string(), timestamp("2026-02-01T11:00:00Z")),
+            ("clicked".to_string(), timestamp("2026-02-01T11:05:00Z"))
+        ]
     );
     assert!(messages[0].engagements.is_empty());
     let older = store.account_messages_before(acme, timestamp("2026-02-02T10:00:00Z"), 10).await.unwrap();
@@ -149,7 +161,11 @@ async fn messages_carry_their_program_subject_and_engagement(store: Store) {
 async fn tasks_notes_overrides_and_transitions_page_before_a_cursor(store: Store) {
     let (acme, ada, _, cy) = people(&store).await;
     let globex = store.resolve_account("globex").await.unwrap().expect("globex");
-    let e = store.enroll("calls", SubjectKind::Account, acme, "t", timestamp("2026-02-01T00:00:00Z"), false, None).await.unwrap().expect("new");
+    let e = store
+        .enroll("calls", SubjectKind::Account, acme, "t", timestamp("2026-02-01T00:00:00Z"), false, None)
+        .await
+        .unwrap()
+        .expect("new");
     let mut ids = Vec::new();
     for (i, day) in ["2026-02-01", "2026-02-02", "2026-02-03"].into_iter().enumerate() {
         let id = store
@@ -171,12 +187,25 @@ async fn tasks_notes_overrides_and_transitions_page_before_a_cursor(store: Store
         ids.push(id);
     }
     // The first task is completed last.
-    assert!(store.complete_task_with_outcome(ids[0], "csm@example.com", "reached", timestamp("2026-02-05T09:00:00Z")).await.unwrap());
-    let created: Vec<i64> = store.account_tasks_before(acme, timestamp("2026-02-03T09:00:00Z"), 10).await.unwrap().iter().map(|t| t.id).collect();
+    assert!(
+        store
+            .complete_task_with_outcome(ids[0], "csm@example.com", "reached", timestamp("2026-02-05T09:00:00Z"))
+            .await
+            .unwrap()
+    );
+    let created: Vec<i64> = store
+        .account_tasks_before(acme, timestamp("2026-02-03T09:00:00Z"), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
     assert_eq!(created, [ids[1], ids[0]]);
     let done = store.account_tasks_completed_before(acme, Timestamp::MAX, 10).await.unwrap();
     assert_eq!((done.len(), done[0].id, done[0].outcome.as_deref()), (1, ids[0], Some("reached")));
-    assert!(store.account_tasks_completed_before(acme, timestamp("2026-02-05T09:00:00Z"), 10).await.unwrap().is_empty());
+    assert!(
+        store.account_tasks_completed_before(acme, timestamp("2026-02-05T09:00:00Z"), 10).await.unwrap().is_empty()
+    );
 
     for (i, at) in ["2026-02-01T08:00:00Z", "2026-02-02T08:00:00Z", "2026-02-03T08:00:00Z"].into_iter().enumerate() {
         store.add_account_note(acme, &format!("note {i}"), "csm@example.com", timestamp(at)).await.unwrap();
@@ -210,9 +239,14 @@ async fn tasks_notes_overrides_and_transitions_page_before_a_cursor(store: Store
         ])
         .await
         .unwrap();
-    let keys = |ts: Vec<cairn_store::StoredTransition>| ts.iter().map(|t| t.detail["key"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>();
+    let keys = |ts: Vec<cairn_store::StoredTransition>| {
+        ts.iter().map(|t| t.detail["key"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>()
+    };
     assert_eq!(keys(store.account_transitions_before(acme, Timestamp::MAX, 10).await.unwrap()), ["d", "b", "a"]);
-    assert_eq!(keys(store.account_transitions_before(acme, timestamp("2026-02-04T00:00:00Z"), 1).await.unwrap()), ["b"]);
+    assert_eq!(
+        keys(store.account_transitions_before(acme, timestamp("2026-02-04T00:00:00Z"), 1).await.unwrap()),
+        ["b"]
+    );
 }
 
 async fn contact_activity_counts_events_days_and_messages(store: Store) {

@@ -71,9 +71,16 @@ async fn setup(app: &TestApp) -> (i64, i64, i64) {
 
     // A welcome email to Ada, opened.
     let sent = test_now() - SignedDuration::from_hours(24);
-    let e = app.store.enroll("onboarding", SubjectKind::Contact, ada, "t", sent, false, None).await.expect("enroll").expect("new");
-    app.store.schedule_step(e.id, "welcome", sent).await.expect("schedule");
-    let due = app.store.claim_due_steps("test", test_now(), SignedDuration::from_mins(1), 10).await.expect("claim");
+    let e = app
+        .store
+        .enroll("onboarding", SubjectKind::Contact, ada, "t", sent, false, None)
+        .await
+        .expect("enroll")
+        .expect("new");
+    // Due tomorrow, so that the runner (its clock stands at now) leaves it to this test.
+    let tomorrow = test_now() + SignedDuration::from_hours(24);
+    app.store.schedule_step(e.id, "welcome", tomorrow).await.expect("schedule");
+    let due = app.store.claim_due_steps("test", tomorrow, SignedDuration::from_mins(1), 10).await.expect("claim");
     let due = due.into_iter().find(|d| d.enrollment_id == e.id).expect("claimed");
     let entry = LedgerEntry {
         enrollment_id: e.id,
@@ -107,9 +114,19 @@ async fn setup(app: &TestApp) -> (i64, i64, i64) {
         .expect("task");
     let done = test_now() - SignedDuration::from_hours(6);
     assert!(app.store.complete_task_with_outcome(task, "csm@example.com", "reached", done).await.expect("complete"));
-    app.store.add_account_note(acme, "Renewal <soon>", "csm@example.com", test_now() - SignedDuration::from_hours(7)).await.expect("note");
     app.store
-        .insert_health_override(acme, Some(60.0), "call went well", "csm@example.com", test_now() - SignedDuration::from_hours(8), None)
+        .add_account_note(acme, "Renewal <soon>", "csm@example.com", test_now() - SignedDuration::from_hours(7))
+        .await
+        .expect("note");
+    app.store
+        .insert_health_override(
+            acme,
+            Some(60.0),
+            "call went well",
+            "csm@example.com",
+            test_now() - SignedDuration::from_hours(8),
+            None,
+        )
         .await
         .expect("override");
     (acme, ada, task)
@@ -139,7 +156,11 @@ async fn the_timeline_shows_every_kind_escaped_and_linked(app: &TestApp) {
     let messages = rows(body, "message");
     assert_eq!(messages.len(), 1, "{messages:#?}");
     assert!(messages[0].contains("email sent “Welcome &lt;Ada&gt;” (step welcome)"), "{}", messages[0]);
-    assert!(messages[0].contains("opened ") && messages[0].contains("href=\"/programs/onboarding\""), "{}", messages[0]);
+    assert!(
+        messages[0].contains("opened ") && messages[0].contains("href=\"/programs/onboarding\""),
+        "{}",
+        messages[0]
+    );
 
     let tasks = rows(body, "task");
     assert_eq!(tasks.len(), 2, "created and done: {tasks:#?}");
@@ -154,7 +175,11 @@ async fn the_timeline_shows_every_kind_escaped_and_linked(app: &TestApp) {
 
     // Contacts with their engagement.
     let contacts = body.split("id=contact-table").nth(1).expect("the contacts table");
-    let ada_row = contacts.split(&format!("id=\"contact-{ada}\"")).nth(1).and_then(|r| r.split("</tr>").next()).expect("Ada's row");
+    let ada_row = contacts
+        .split(&format!("id=\"contact-{ada}\""))
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .expect("Ada's row");
     assert!(ada_row.contains("<td class=n>4 / 1</td>"), "4 events on one day: {ada_row}");
     assert!(ada_row.contains("1/1 (100%)") && ada_row.contains("0/1 (0%)"), "opened and clicked: {ada_row}");
 
@@ -177,7 +202,8 @@ async fn the_timeline_shows_every_kind_escaped_and_linked(app: &TestApp) {
     assert!(timeline["older"].is_null());
     let (status, listed) = app.api_get(&format!("/api/accounts/{acme}/contacts?sort=name")).await;
     assert_eq!(status, 200, "{listed}");
-    let names: Vec<&str> = listed["contacts"]["lines"].as_array().expect("lines").iter().filter_map(|c| c["name"].as_str()).collect();
+    let names: Vec<&str> =
+        listed["contacts"]["lines"].as_array().expect("lines").iter().filter_map(|c| c["name"].as_str()).collect();
     assert_eq!(names, ["Ada", "Bob"]);
     assert_eq!(listed["contacts"]["lines"][0]["activity"]["received"], 1);
 }
@@ -196,7 +222,11 @@ async fn the_timeline_pages_back_with_older(app: &TestApp) {
         let page = get(app, &s, &path).await;
         let notes = rows(&page.body, "note");
         assert!(notes.len() <= 50, "a page is bounded");
-        seen.extend(notes.iter().map(|r| r.split("<div>").nth(1).and_then(|t| t.split("</div>").next()).unwrap_or("").to_string()));
+        seen.extend(
+            notes
+                .iter()
+                .map(|r| r.split("<div>").nth(1).and_then(|t| t.split("</div>").next()).unwrap_or("").to_string()),
+        );
         match page.body.split("id=timeline-older href=\"").nth(1).and_then(|r| r.split('"').next()) {
             Some(next) => path = next.replace("&amp;", "&").split('#').next().unwrap_or("").to_string(),
             None => break,

@@ -127,8 +127,20 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                     ("kind", one_of_strings(&["event", "message", "task", "transition", "note", "override"])),
                     ("text", text("What happened, in words (plain text).")),
                     ("by", described(nullable(string()), "Who did it: an author, an assignee.")),
-                    ("count", described(count(), "Events grouped into the row (by contact, name and UTC day); 1 for other kinds.")),
-                    ("detail", described(nullable(string()), "An event's properties (shortened), a message's opens, clicks and bounces.")),
+                    (
+                        "count",
+                        described(
+                            count(),
+                            "Events grouped into the row (by contact, name and UTC day); 1 for other kinds.",
+                        ),
+                    ),
+                    (
+                        "detail",
+                        described(
+                            nullable(string()),
+                            "An event's properties (shortened), a message's opens, clicks and bounces.",
+                        ),
+                    ),
                     ("links", array(record(&[("href", text("A page of the UI.")), ("label", string())]))),
                 ]),
                 "One row of the account 360's merged timeline.",

@@ -17,8 +17,8 @@ use axum::extract::{Form, Path, Query, State};
 use axum::response::{Html, Response};
 use cairn_runtime::views::{self, AccountView};
 use cairn_store::{AccountNote, ContactActivity, SubscriptionLine};
+use jiff::ToSpan;
 use jiff::civil::Date;
-use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 
 use super::account_timeline::{self as timeline, Kind, when};
@@ -132,9 +132,11 @@ fn sort_contacts(lines: &mut [ContactLine], sort: ContactSort) {
             ContactSort::Activity => activity(b).cmp(&activity(a)),
             ContactSort::Name => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
             ContactSort::LastSeen => b.activity.last_seen.cmp(&a.activity.last_seen),
-            ContactSort::Opened => {
-                b.open_rate.unwrap_or(-1.0).total_cmp(&a.open_rate.unwrap_or(-1.0)).then(b.activity.opened.cmp(&a.activity.opened))
-            }
+            ContactSort::Opened => b
+                .open_rate
+                .unwrap_or(-1.0)
+                .total_cmp(&a.open_rate.unwrap_or(-1.0))
+                .then(b.activity.opened.cmp(&a.activity.opened)),
             ContactSort::Received => b.activity.received.cmp(&a.activity.received),
         };
         order.then(a.id.cmp(&b.id))
@@ -237,7 +239,11 @@ fn status_of(lines: &[SubscriptionLine], today: Date) -> &'static str {
 }
 
 /// The contacts section for `q` from the engine's contacts and their activity.
-pub(crate) fn contacts(view: &AccountView, activity: Vec<ContactActivity>, q: &AccountQuery) -> Result<Contacts, ApiError> {
+pub(crate) fn contacts(
+    view: &AccountView,
+    activity: Vec<ContactActivity>,
+    q: &AccountQuery,
+) -> Result<Contacts, ApiError> {
     let sort = match given(&q.sort) {
         None => ContactSort::Activity,
         Some(s) => ContactSort::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
@@ -248,9 +254,11 @@ pub(crate) fn contacts(view: &AccountView, activity: Vec<ContactActivity>, q: &A
     let all = given(&q.contacts) == Some("all");
     let page = match given(&q.page) {
         None => 1,
-        Some(p) => p.parse::<usize>().ok().filter(|p| *p >= 1).ok_or_else(|| {
-            ApiError::BadRequest(format!("page `{p}` is not a page number (1, 2, …)"))
-        })?,
+        Some(p) => p
+            .parse::<usize>()
+            .ok()
+            .filter(|p| *p >= 1)
+            .ok_or_else(|| ApiError::BadRequest(format!("page `{p}` is not a page number (1, 2, …)")))?,
     };
     let chosen: Option<u64> = given(&q.contact).and_then(|c| c.parse().ok());
     let mut by_id: HashMap<i64, ContactActivity> = activity.into_iter().map(|a| (a.contact_id, a)).collect();
@@ -259,7 +267,8 @@ pub(crate) fn contacts(view: &AccountView, activity: Vec<ContactActivity>, q: &A
         .iter()
         .map(|c| {
             let id = c.id as i64;
-            let activity = by_id.remove(&id).unwrap_or(ContactActivity { contact_id: id, ..ContactActivity::default() });
+            let activity =
+                by_id.remove(&id).unwrap_or(ContactActivity { contact_id: id, ..ContactActivity::default() });
             let rate = |n: u64| (activity.received > 0).then(|| n as f64 / activity.received as f64);
             ContactLine {
                 id: c.id,
@@ -472,18 +481,11 @@ impl AccountPage {
         self.today.checked_add(30.days()).map_or_else(|_| self.today.to_string(), |d| d.to_string())
     }
 
-    fn kind_param(kinds: &[Kind]) -> String {
-        kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")
-    }
-
     /// The timeline's filter: every kind, then each kind alone (newest page).
     pub fn kind_links(&self) -> Vec<KindLink> {
         let base = format!("/accounts/{}", self.summary.id);
-        let mut out = vec![KindLink {
-            label: "all",
-            href: format!("{base}#timeline"),
-            current: self.timeline_kinds.is_empty(),
-        }];
+        let mut out =
+            vec![KindLink { label: "all", href: format!("{base}#timeline"), current: self.timeline_kinds.is_empty() }];
         out.extend(Kind::ALL.into_iter().map(|k| KindLink {
             label: k.as_str(),
             href: format!("{base}?kind={}#timeline", k.as_str()),
@@ -495,7 +497,7 @@ impl AccountPage {
     /// The link to the next, older page of the timeline, when there may be one.
     pub fn older_href(&self) -> Option<String> {
         let before = self.timeline.older?.as_millisecond();
-        let kinds = Self::kind_param(&self.timeline_kinds);
+        let kinds = timeline::kind_param(&self.timeline_kinds);
         let kind = if kinds.is_empty() { String::new() } else { format!("&kind={kinds}") };
         Some(format!("/accounts/{}?before={before}{kind}#timeline", self.summary.id))
     }
@@ -506,7 +508,11 @@ impl AccountPage {
         ContactSort::ALL
             .into_iter()
             .map(|k| {
-                (k.as_str(), format!("/accounts/{}?{all}sort={}#contacts", self.summary.id, k.as_str()), k == self.contacts.sort)
+                (
+                    k.as_str(),
+                    format!("/accounts/{}?{all}sort={}#contacts", self.summary.id, k.as_str()),
+                    k == self.contacts.sort,
+                )
             })
             .collect()
     }

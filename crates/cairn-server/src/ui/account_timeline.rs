@@ -42,7 +42,8 @@ pub(crate) enum Kind {
 
 impl Kind {
     /// Every kind, in the order the filter lists them.
-    pub(crate) const ALL: [Kind; 6] = [Kind::Event, Kind::Message, Kind::Task, Kind::Transition, Kind::Note, Kind::Override];
+    pub(crate) const ALL: [Kind; 6] =
+        [Kind::Event, Kind::Message, Kind::Task, Kind::Transition, Kind::Note, Kind::Override];
 
     /// Its name in URLs and JSON.
     pub(crate) fn as_str(self) -> &'static str {
@@ -79,9 +80,9 @@ impl Query {
             None => None,
             Some(s) => Some(match s.parse::<i64>() {
                 Ok(ms) => Timestamp::from_millisecond(ms).map_err(|_| format!("`before` {ms} is out of range"))?,
-                Err(_) => s.parse::<Timestamp>().map_err(|_| {
-                    format!("`before` must be an instant (RFC 3339) or ms since the epoch, not `{s}`")
-                })?,
+                Err(_) => s
+                    .parse::<Timestamp>()
+                    .map_err(|_| format!("`before` must be an instant (RFC 3339) or ms since the epoch, not `{s}`"))?,
             }),
         };
         let mut kinds = Vec::new();
@@ -102,11 +103,11 @@ impl Query {
     pub(crate) fn wants(&self, k: Kind) -> bool {
         self.kinds.is_empty() || self.kinds.contains(&k)
     }
+}
 
-    /// The `kind` parameter for links (empty for every kind).
-    pub(crate) fn kind_param(&self) -> String {
-        self.kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")
-    }
+/// The `kind` parameter of links for `kinds` (empty for every kind).
+pub(crate) fn kind_param(kinds: &[Kind]) -> String {
+    kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")
 }
 
 /// What a row links to.
@@ -219,8 +220,7 @@ fn contact_link(account: u64, contact: i64, names: &Names) -> Link {
 
 /// What a transition says, in words.
 pub(crate) fn describe(kind: &str, detail: &serde_json::Value) -> String {
-    let field =
-        |k: &str| detail.get(k).and_then(|v| v.as_str().map(str::to_string).or_else(|| Some(v.to_string())));
+    let field = |k: &str| detail.get(k).and_then(|v| v.as_str().map(str::to_string).or_else(|| Some(v.to_string())));
     match kind {
         "segment_entered" | "segment_exited" => {
             format!("{} {}", kind.replace('_', " "), field("segment").unwrap_or_default())
@@ -427,7 +427,13 @@ mod tests {
     }
 
     fn note(id: i64, at: &str) -> AccountNote {
-        AccountNote { id, account_id: 1, body: format!("note {id}"), author: "csm@example.com".into(), created_at: t(at) }
+        AccountNote {
+            id,
+            account_id: 1,
+            body: format!("note {id}"),
+            author: "csm@example.com".into(),
+            created_at: t(at),
+        }
     }
 
     fn names() -> Names {
@@ -482,7 +488,14 @@ mod tests {
         let today: Date = "2026-03-02".parse().unwrap();
         // 60 events of 60 different days: 60 rows, fewer than a full read.
         let events: Vec<AccountEvent> = (0..60)
-            .map(|i| event(100 - i, &(t("2026-03-02T12:00:00Z") - jiff::SignedDuration::from_hours(24 * i)).to_string(), 7, "x"))
+            .map(|i| {
+                event(
+                    100 - i,
+                    &(t("2026-03-02T12:00:00Z") - jiff::SignedDuration::from_hours(24 * i)).to_string(),
+                    7,
+                    "x",
+                )
+            })
             .collect();
         let read = Read { events, ..Read::default() };
         let page = merge(1, &read, today, &names());
@@ -507,7 +520,10 @@ mod tests {
             contact_id: Some(7),
             subject: Some("Welcome <b>".into()),
             at: t("2026-03-01T10:00:00Z"),
-            engagements: vec![("opened".into(), t("2026-03-01T11:00:00Z")), ("clicked".into(), t("2026-03-01T11:05:00Z"))],
+            engagements: vec![
+                ("opened".into(), t("2026-03-01T11:00:00Z")),
+                ("clicked".into(), t("2026-03-01T11:05:00Z")),
+            ],
         };
         let read = Read { messages: vec![message], ..Read::default() };
         let page = merge(1, &read, today, &names());
@@ -523,7 +539,7 @@ mod tests {
         let q = Query::parse(Some("1772400000000"), Some("note, event,note")).unwrap();
         assert_eq!(q.kinds, [Kind::Event, Kind::Note]);
         assert_eq!(q.before, Some(Timestamp::from_millisecond(1_772_400_000_000).unwrap()));
-        assert_eq!(q.kind_param(), "event,note");
+        assert_eq!(kind_param(&q.kinds), "event,note");
         assert!(!q.wants(Kind::Task));
         assert_eq!(Query::parse(Some("2026-03-01T00:00:00Z"), None).unwrap().before, Some(t("2026-03-01T00:00:00Z")));
         assert!(Query::parse(None, Some("emails")).unwrap_err().contains("the kinds are event, message"));
