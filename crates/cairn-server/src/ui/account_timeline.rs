@@ -473,14 +473,17 @@ mod tests {
             .map(|i| note(i, &(t("2026-03-02T12:00:00Z") - jiff::SignedDuration::from_mins(i)).to_string()))
             .collect();
         let oldest_note = notes.last().unwrap().created_at;
+        let forty_ninth = notes[48].created_at;
         let events = vec![event(2, "2026-03-02T13:00:00Z", 7, "login"), event(1, "2026-03-02T10:00:00Z", 7, "login")];
         let read = Read { events, notes, ..Read::default() };
         let page = merge(1, &read, today, &names());
-        assert_eq!(page.older, Some(oldest_note));
-        assert!(page.entries.iter().all(|e| e.at >= oldest_note));
+        // Every note was read down to the oldest, but 49 notes beside the newer event
+        // fill the page: it ends at the 49th note, and the next page starts below it.
+        assert_eq!(page.older, Some(forty_ninth));
+        assert!(page.entries.iter().all(|e| e.at >= forty_ninth && e.at >= oldest_note));
         // The 10:00 login is older than every note read: it waits for the next page.
         assert_eq!(page.entries.iter().filter(|e| e.kind == Kind::Event).count(), 1);
-        assert_eq!(page.entries.len(), 50, "49 notes fit beside the event, the 50th is at the cut");
+        assert_eq!(page.entries.len(), 50, "49 notes and the event");
     }
 
     #[test]
