@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use cairn_runtime::views;
 use cairn_store::{ApiKey, AuditActor, KeyKind, KeyScope};
@@ -96,6 +96,55 @@ pub async fn account(State(state): State<AppState>, headers: HeaderMap, Path(id)
         map.insert("timeline".into(), serde_json::to_value(timeline).unwrap_or(Value::Null));
     }
     Ok(Json(body))
+}
+
+/// The engine's view of account `id` and its day, or 404.
+async fn account_view(state: &AppState, id: &str) -> Result<(views::AccountView, jiff::civil::Date), ApiError> {
+    let n = account_id(state, id).await?;
+    let found = runtime(state)?
+        .read(|live| Some((views::account(&live.engine, n)?, crate::ui::accounts::today(&live.engine))))
+        .await;
+    found.ok_or_else(|| ApiError::NotFound(format!("account `{id}` is not known to the engine yet")))
+}
+
+/// The query of `GET /api/accounts/{id}/timeline`.
+#[derive(Debug, Deserialize)]
+pub struct TimelineParams {
+    /// Rows strictly before this instant (RFC 3339 or ms since the epoch).
+    before: Option<String>,
+    /// Kinds, comma-separated: event, message, task, transition, note, override.
+    kind: Option<String>,
+}
+
+/// `GET /api/accounts/{id}/timeline`: one page of the account 360's merged timeline
+/// (the page's own rows), newest first, and the cursor of the next page.
+pub async fn account_timeline(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Query<TimelineParams>,
+) -> Reply {
+    authorize(&state, &headers, KeyScope::Read).await?;
+    let q = crate::ui::account_timeline::Query::parse(params.before.as_deref(), params.kind.as_deref())
+        .map_err(ApiError::BadRequest)?;
+    let (view, today) = account_view(&state, &id).await?;
+    let page = crate::ui::account_timeline::page(&state, &view, &q, today).await?;
+    Ok(Json(json!({ "account": view.id, "entries": page.entries, "older": page.older })))
+}
+
+/// `GET /api/accounts/{id}/contacts`: the account's contacts with their engagement, as
+/// the account 360 lists them (`sort`, `contacts=all`, `page`).
+pub async fn account_contacts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<crate::ui::account::AccountQuery>,
+) -> Reply {
+    authorize(&state, &headers, KeyScope::Read).await?;
+    let (view, _) = account_view(&state, &id).await?;
+    let activity = state.store.account_contact_activity(view.id as i64, state.clock.now()).await?;
+    let contacts = crate::ui::account::contacts(&view, activity, &q)?;
+    Ok(Json(json!({ "account": view.id, "contacts": contacts })))
 }
 
 /// `GET /api/segments`: every segment with its rule and size.

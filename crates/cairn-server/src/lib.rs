@@ -163,6 +163,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/accounts", get(api::accounts))
         .route("/api/accounts/{id}", get(api::account))
         .route("/api/accounts/{id}/health/override", post(api::health_override))
+        .route("/api/accounts/{id}/timeline", get(api::account_timeline))
+        .route("/api/accounts/{id}/contacts", get(api::account_contacts))
         .route("/api/segments", get(api::segments))
         .route("/api/segments/{id}/members", get(api::segment_members))
         .route("/api/workspace/reload", post(api::reload))

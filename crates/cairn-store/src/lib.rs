@@ -68,6 +68,7 @@ pub use api_keys::ApiKeyListing;
 pub use appender::Appender;
 pub use audit_log::{AuditActor, AuditEntry, AuditQuery, NewAuditEntry};
 pub use postgres::copy_columns as pg_copy_line;
+pub use sql_both_dialects::account_360::{ACTIVE_DAYS, AccountEvent, AccountMessage, ContactActivity, LAST_SEEN_DAYS};
 pub use sql_both_dialects::consent::normalize_address;
 pub use sql_both_dialects::scratch_copy::{DirectoryCopy, GuardRailChanges, RawEvent, SentRecord};
 pub use sql_both_dialects::survey_and_journey::SurveyAnswerEvent;
@@ -951,6 +952,85 @@ impl Store {
     /// An account's notes, newest first, at most `limit`.
     pub async fn account_notes(&self, account_id: i64, limit: u32) -> Result<Vec<AccountNote>> {
         dispatch!(self, s => s.account_notes(account_id, limit).await)
+    }
+
+    /// An account's product events before `before`, newest first (by instant, then
+    /// `seq`), at most `limit`: those carrying its product id as groupId, and those
+    /// carrying no groupId from one of its contacts (by product id or alias; cairn's own
+    /// events about sends are not among them). Read through indexes (migration 0010).
+    pub async fn account_events_before(
+        &self,
+        account_id: i64,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<AccountEvent>> {
+        dispatch!(self, s => s.account_events_before(account_id, before, limit).await)
+    }
+
+    /// The messages programs sent to the account's contacts before `before`, newest
+    /// first, at most `limit`, each with its program, subject and engagement.
+    pub async fn account_messages_before(
+        &self,
+        account_id: i64,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<AccountMessage>> {
+        dispatch!(self, s => s.account_messages_before(account_id, before, limit).await)
+    }
+
+    /// An account's tasks created before `before`, newest first, at most `limit`.
+    pub async fn account_tasks_before(&self, account_id: i64, before: Timestamp, limit: u32) -> Result<Vec<Task>> {
+        dispatch!(self, s => s.account_tasks_before(account_id, before, limit).await)
+    }
+
+    /// An account's tasks completed before `before`, the latest completed first, at most
+    /// `limit`.
+    pub async fn account_tasks_completed_before(
+        &self,
+        account_id: i64,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Task>> {
+        dispatch!(self, s => s.account_tasks_completed_before(account_id, before, limit).await)
+    }
+
+    /// An account's notes written before `before`, newest first, at most `limit`.
+    pub async fn account_notes_before(
+        &self,
+        account_id: i64,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<AccountNote>> {
+        dispatch!(self, s => s.account_notes_before(account_id, before, limit).await)
+    }
+
+    /// An account's health overrides set before `before`, newest first, at most `limit`.
+    pub async fn health_overrides_before(
+        &self,
+        account_id: i64,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<HealthOverrideRecord>> {
+        dispatch!(self, s => s.health_overrides_before(account_id, before, limit).await)
+    }
+
+    /// An account's transitions and its contacts' before `before`, newest first, at
+    /// most `limit`.
+    pub async fn account_transitions_before(
+        &self,
+        account_id: i64,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<StoredTransition>> {
+        dispatch!(self, s => s.account_transitions_before(account_id, before, limit).await)
+    }
+
+    /// The activity of the account's contacts up to `now`: events and active days in the
+    /// last [`ACTIVE_DAYS`], the latest event in the last [`LAST_SEEN_DAYS`], and the
+    /// messages sent to each with how many were opened, clicked and bounced. Contacts
+    /// with neither events nor messages are absent. By contact id.
+    pub async fn account_contact_activity(&self, account_id: i64, now: Timestamp) -> Result<Vec<ContactActivity>> {
+        dispatch!(self, s => s.account_contact_activity(account_id, now).await)
     }
 
     /// Pauses a program: the runner neither enrolls into it nor claims its due steps

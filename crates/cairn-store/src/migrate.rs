@@ -38,6 +38,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0009_users_sessions_audit.sql",
         sql: include_str!("../migrations/sqlite/0009_users_sessions_audit.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_account_360.sql",
+        sql: include_str!("../migrations/sqlite/0010_account_360.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -69,6 +74,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 9,
         name: "0009_users_sessions_audit.sql",
         sql: include_str!("../migrations/postgres/0009_users_sessions_audit.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "0010_account_360.sql",
+        sql: include_str!("../migrations/postgres/0010_account_360.sql"),
     },
 ];
 

@@ -177,7 +177,12 @@ async fn every_documented_operation_answers_as_its_schema_says() {
     let task = tasks["tasks"][0]["id"].as_i64().expect("the demo has open tasks").to_string();
     let message = inapp_message_for_u42(&server).await.to_string();
     let mut live = Live::new();
-    for path in ["/api/accounts/{id}", "/api/accounts/{id}/health/override"] {
+    for path in [
+        "/api/accounts/{id}",
+        "/api/accounts/{id}/timeline",
+        "/api/accounts/{id}/contacts",
+        "/api/accounts/{id}/health/override",
+    ] {
         live.insert((path.into(), "id".into()), account.clone());
     }
     live.insert(("/api/tasks/{id}/complete".into(), "id".into()), task);

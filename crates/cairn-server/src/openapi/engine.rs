@@ -119,6 +119,63 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
             ]),
         ),
         (
+            "TimelineEntry",
+            described(
+                record(&[
+                    ("at", described(timestamp(), "The newest instant the row covers.")),
+                    ("when", text("`at` as people read it (UTC, to the minute).")),
+                    ("kind", one_of_strings(&["event", "message", "task", "transition", "note", "override"])),
+                    ("text", text("What happened, in words (plain text).")),
+                    ("by", described(nullable(string()), "Who did it: an author, an assignee.")),
+                    (
+                        "count",
+                        described(
+                            count(),
+                            "Events grouped into the row (by contact, name and UTC day); 1 for other kinds.",
+                        ),
+                    ),
+                    (
+                        "detail",
+                        described(
+                            nullable(string()),
+                            "An event's properties (shortened), a message's opens, clicks and bounces.",
+                        ),
+                    ),
+                    ("links", array(record(&[("href", text("A page of the UI.")), ("label", string())]))),
+                ]),
+                "One row of the account 360's merged timeline.",
+            ),
+        ),
+        (
+            "ContactEngagement",
+            described(
+                record(&[
+                    ("id", count()),
+                    ("name", string()),
+                    ("email", nullable(string())),
+                    ("role", nullable(string())),
+                    ("segments", array(string())),
+                    (
+                        "activity",
+                        record(&[
+                            ("contact_id", integer()),
+                            ("events_30d", described(count(), "Events in the last 30 days.")),
+                            ("active_days_30d", described(count(), "UTC days with an event in the last 30 days.")),
+                            ("last_seen", described(nullable(timestamp()), "The latest event in the last 90 days.")),
+                            ("received", described(count(), "Messages programs sent it.")),
+                            ("opened", count()),
+                            ("clicked", count()),
+                            ("bounced", count()),
+                            ("last_message_at", nullable(timestamp())),
+                        ]),
+                    ),
+                    ("open_rate", described(nullable(number()), "opened / received; null when nothing was received.")),
+                    ("click_rate", described(nullable(number()), "clicked / received.")),
+                ]),
+                "A contact of an account with its activity and how it answers messages.",
+            ),
+        ),
+        (
             "Account",
             described(
                 record(&[
@@ -228,6 +285,47 @@ pub(super) fn operations() -> Vec<Operation> {
             .secret()
             .path_param("id", "cairn id, CRM id or product id.", "1")
             .ok(reference("Account"))
+            .error(404, "NotFound")
+            .done(),
+        Op::get("/api/accounts/{id}/timeline", "getAccountTimeline", "One page of the account 360's merged timeline.")
+            .describe("Product events (grouped by contact, event and day), messages sent with their engagement, tasks created and completed, transitions, notes and overrides, newest first. `older` is the `before` of the next page (null when there is none).")
+            .tag("accounts")
+            .secret()
+            .path_param("id", "cairn id, CRM id or product id.", "1")
+            .query("before", string(), "Rows strictly before this instant (RFC 3339 or ms since the epoch).")
+            .query_example("kind", string(), "Kinds, comma-separated: event, message, task, transition, note, override.", "event,message")
+            .ok(record(&[
+                ("account", count()),
+                ("entries", array(reference("TimelineEntry"))),
+                ("older", nullable(timestamp())),
+            ]))
+            .error(400, "BadRequest")
+            .error(404, "NotFound")
+            .done(),
+        Op::get("/api/accounts/{id}/contacts", "getAccountContacts", "The account's contacts with their engagement.")
+            .describe("By default the 10 most active; `contacts=all` lists every contact, 50 a page.")
+            .tag("accounts")
+            .secret()
+            .path_param("id", "cairn id, CRM id or product id.", "1")
+            .query_example("sort", one_of_strings(&["activity", "name", "last_seen", "opened", "received"]), "The order (default activity).", "last_seen")
+            .query_example("contacts", one_of_strings(&["all"]), "`all`: every contact, a page at a time.", "all")
+            .query("page", string(), "The page of every contact, from 1.")
+            .query("contact", string(), "A contact (cairn id) to list whatever the order.")
+            .ok(record(&[
+                ("account", count()),
+                (
+                    "contacts",
+                    record(&[
+                        ("lines", array(reference("ContactEngagement"))),
+                        ("total", count()),
+                        ("sort", one_of_strings(&["activity", "name", "last_seen", "opened", "received"])),
+                        ("all", boolean()),
+                        ("page", count()),
+                        ("pages", count()),
+                    ]),
+                ),
+            ]))
+            .error(400, "BadRequest")
             .error(404, "NotFound")
             .done(),
         Op::post("/api/accounts/{id}/health/override", "overrideHealth", "Sets or clears a CSM's health override.")

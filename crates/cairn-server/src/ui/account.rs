@@ -1,44 +1,59 @@
-//! `/accounts/{id}`: the account 360 — summary, health by pillar with its explanation and
-//! a year's trend (stored daily snapshots), journey and milestones, contacts,
-//! subscriptions and ARR history, one merged timeline (transitions, tasks, notes, health
-//! overrides), and the CSM's forms: a health override (reason and expiry, through the
-//! runtime like `POST /api/accounts/{id}/health/override`) and a note.
+//! `/accounts/{id}`: the account 360 — summary (status, industry, ARR, start and renewal
+//! dates, lifetime, owner), health by pillar with its explanation and a year's trend
+//! (stored daily snapshots), journey and milestones, contacts with their engagement,
+//! subscriptions and ARR history, one merged timeline (`account_timeline`: events,
+//! messages, tasks, transitions, notes, overrides; paged and filtered by kind), and the
+//! CSM's forms: a health override (reason and expiry, through the runtime like
+//! `POST /api/accounts/{id}/health/override`) and a note.
 //!
 //! Everything is read for the one account: the engine's state by id, the store by
-//! indexed account id, so the page costs the same at 100 or 10,000 accounts.
+//! indexed account id with a `LIMIT` or a time window, so the page costs the same at 100
+//! or 10,000 accounts and follows the account's own size, not the log's.
+
+use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::response::{Html, Response};
 use cairn_runtime::views::{self, AccountView};
-use cairn_store::{AccountNote, HealthOverrideRecord, SubscriptionLine, Task};
+use cairn_store::{AccountNote, ContactActivity, SubscriptionLine};
+use jiff::ToSpan;
 use jiff::civil::Date;
-use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 
+use super::account_timeline::{self as timeline, Kind, when};
 use super::accounts::{AccountRow, row, today};
 use super::chart::{self, Chart, Series, Unit};
-use super::{Chrome, UiError, back_to, bad_form, render};
+use super::{Chrome, UiError, back_to, bad_form, given, render};
 use crate::AppState;
 use crate::auth::SignedIn;
 use crate::error::ApiError;
 
-/// How many entries of each kind the timeline merges.
-const TIMELINE_EACH: u32 = 40;
+/// Notes listed beside the forms.
+const NOTES_SHOWN: u32 = 20;
+/// Contacts shown by default: the most active.
+const TOP_CONTACTS: usize = 10;
+/// Contacts a page of "all contacts" shows.
+const CONTACTS_PAGE: usize = 50;
 
-/// One entry of the merged timeline.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct TimelineEntry {
-    pub at: Timestamp,
-    /// `at` as people read it (`2026-03-01 12:00`, UTC).
-    pub when: String,
-    /// `transition`, `task`, `note` or `override`.
-    pub kind: &'static str,
-    pub text: String,
-    pub by: Option<String>,
+/// The page's query: the timeline's cursor and kinds, and which contacts to list.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct AccountQuery {
+    /// The timeline from before this instant (RFC 3339 or ms since the epoch).
+    pub before: Option<String>,
+    /// The timeline's kinds, comma-separated (every kind when absent).
+    pub kind: Option<String>,
+    /// `all` lists every contact, a page at a time; otherwise the most active.
+    pub contacts: Option<String>,
+    /// Contact order: `activity` (default), `name`, `last_seen`, `opened`, `received`.
+    pub sort: Option<String>,
+    /// The page of "all contacts", from 1.
+    pub page: Option<String>,
+    /// A contact to list whatever the order (a timeline row links to it).
+    pub contact: Option<String>,
 }
 
-/// A contact as the 360 lists it.
+/// A contact as the 360 lists it, with its engagement.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ContactLine {
     pub id: u64,
@@ -46,6 +61,99 @@ pub(crate) struct ContactLine {
     pub email: Option<String>,
     pub role: Option<String>,
     pub segments: Vec<String>,
+    /// Events, active days, last seen; messages received, opened, clicked.
+    pub activity: ContactActivity,
+    /// Opened / received, when anything was received.
+    pub open_rate: Option<f64>,
+    /// Clicked / received.
+    pub click_rate: Option<f64>,
+}
+
+impl ContactLine {
+    /// Last seen, as people read it.
+    pub fn last_seen_text(&self) -> String {
+        self.activity.last_seen.map_or_else(|| format!("not in {} days", cairn_store::LAST_SEEN_DAYS), when)
+    }
+
+    /// The last message's instant, as people read it.
+    pub fn last_message_text(&self) -> String {
+        self.activity.last_message_at.map_or_else(|| "–".into(), when)
+    }
+
+    /// `opened/received (rate)`.
+    pub fn opened_text(&self) -> String {
+        rate_text(self.activity.opened, self.activity.received, self.open_rate)
+    }
+
+    /// `clicked/received (rate)`.
+    pub fn clicked_text(&self) -> String {
+        rate_text(self.activity.clicked, self.activity.received, self.click_rate)
+    }
+}
+
+fn rate_text(n: u64, of: u64, rate: Option<f64>) -> String {
+    match rate {
+        Some(r) => format!("{n}/{of} ({:.0}%)", r * 100.0),
+        None => "–".into(),
+    }
+}
+
+/// How the contacts table is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ContactSort {
+    Activity,
+    Name,
+    LastSeen,
+    Opened,
+    Received,
+}
+
+impl ContactSort {
+    const ALL: [ContactSort; 5] =
+        [ContactSort::Activity, ContactSort::Name, ContactSort::LastSeen, ContactSort::Opened, ContactSort::Received];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            ContactSort::Activity => "activity",
+            ContactSort::Name => "name",
+            ContactSort::LastSeen => "last_seen",
+            ContactSort::Opened => "opened",
+            ContactSort::Received => "received",
+        }
+    }
+}
+
+/// Orders `lines` by `sort`: the most first (names A to Z), ties by id.
+fn sort_contacts(lines: &mut [ContactLine], sort: ContactSort) {
+    let activity = |c: &ContactLine| (c.activity.events_30d, c.activity.active_days_30d, c.activity.last_seen);
+    lines.sort_by(|a, b| {
+        let order = match sort {
+            ContactSort::Activity => activity(b).cmp(&activity(a)),
+            ContactSort::Name => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+            ContactSort::LastSeen => b.activity.last_seen.cmp(&a.activity.last_seen),
+            ContactSort::Opened => b
+                .open_rate
+                .unwrap_or(-1.0)
+                .total_cmp(&a.open_rate.unwrap_or(-1.0))
+                .then(b.activity.opened.cmp(&a.activity.opened)),
+            ContactSort::Received => b.activity.received.cmp(&a.activity.received),
+        };
+        order.then(a.id.cmp(&b.id))
+    });
+}
+
+/// The contacts section: which contacts, in which order, and how many there are.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Contacts {
+    pub lines: Vec<ContactLine>,
+    pub total: usize,
+    pub sort: ContactSort,
+    /// Every contact, paged (`contacts=all`), or the most active only.
+    pub all: bool,
+    /// The page shown, from 1, and the last page.
+    pub page: usize,
+    pub pages: usize,
 }
 
 /// A month's ARR.
@@ -59,16 +167,23 @@ pub(crate) struct ArrPoint {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct AccountPage {
     pub summary: AccountRow,
+    /// `customer`, `churned` or `prospect` from the subscription lines (a `status`
+    /// trait, when the CRM gives one, wins).
+    pub status: String,
     pub start_date: Option<Date>,
     /// Days since the start date.
     pub lifetime_days: Option<i64>,
     pub view: AccountView,
-    pub contacts: Vec<ContactLine>,
+    pub contacts: Contacts,
     pub subscriptions: Vec<SubscriptionView>,
     pub arr_history: Vec<ArrPoint>,
     /// (day, score) from the stored daily snapshots, weekly over the last year.
     pub health_history: Vec<(Date, Option<f64>)>,
-    pub timeline: Vec<TimelineEntry>,
+    pub timeline: timeline::Page,
+    /// The timeline's kinds shown (every kind when empty).
+    pub timeline_kinds: Vec<Kind>,
+    /// Whether this is a later page of the timeline (a `before` was given).
+    pub timeline_paged: bool,
     pub notes: Vec<AccountNote>,
     pub today: Date,
 }
@@ -94,32 +209,6 @@ fn text(v: Option<&serde_json::Value>) -> Option<String> {
     v.and_then(|v| v.as_str()).map(str::to_string)
 }
 
-fn describe(kind: &str, detail: &serde_json::Value) -> String {
-    let field = |k: &str| detail.get(k).and_then(|v| v.as_str().map(str::to_string).or_else(|| Some(v.to_string())));
-    match kind {
-        "segment_entered" | "segment_exited" => {
-            format!("{} {}", kind.replace('_', " "), field("segment").unwrap_or_default())
-        }
-        "milestone_achieved" | "milestone_missed" => {
-            format!("{} {}", kind.replace('_', " "), field("milestone").unwrap_or_default())
-        }
-        "stage_changed" => format!("moved to stage {}", field("to").or_else(|| field("stage")).unwrap_or_default()),
-        "health_band_changed" => format!(
-            "health band {} → {}",
-            field("from").unwrap_or_else(|| "–".into()),
-            field("to").or_else(|| field("band")).unwrap_or_default()
-        ),
-        other => {
-            format!("{} {}", other.replace('_', " "), if detail.is_null() { String::new() } else { detail.to_string() })
-        }
-    }
-}
-
-/// An instant as people read it, to the minute (UTC).
-pub(crate) fn when(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%d %H:%M UTC").to_string()
-}
-
 fn month_ends(today: Date, n: usize) -> Vec<Date> {
     let mut out = Vec::with_capacity(n);
     let mut first_of_month = today.first_of_month();
@@ -138,8 +227,79 @@ fn month_ends(today: Date, n: usize) -> Vec<Date> {
     out
 }
 
+/// What the subscription lines say of the account today.
+fn status_of(lines: &[SubscriptionLine], today: Date) -> &'static str {
+    if lines.iter().any(|l| l.start_date <= today && today <= l.end_date && l.arr_cents > 0) {
+        "customer"
+    } else if lines.iter().any(|l| l.start_date <= today) {
+        "churned"
+    } else {
+        "prospect"
+    }
+}
+
+/// The contacts section for `q` from the engine's contacts and their activity.
+pub(crate) fn contacts(
+    view: &AccountView,
+    activity: Vec<ContactActivity>,
+    q: &AccountQuery,
+) -> Result<Contacts, ApiError> {
+    let sort = match given(&q.sort) {
+        None => ContactSort::Activity,
+        Some(s) => ContactSort::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            let names: Vec<&str> = ContactSort::ALL.iter().map(|k| k.as_str()).collect();
+            ApiError::BadRequest(format!("no contact order `{s}`: use one of {}", names.join(", ")))
+        })?,
+    };
+    let all = given(&q.contacts) == Some("all");
+    let page = match given(&q.page) {
+        None => 1,
+        Some(p) => p
+            .parse::<usize>()
+            .ok()
+            .filter(|p| *p >= 1)
+            .ok_or_else(|| ApiError::BadRequest(format!("page `{p}` is not a page number (1, 2, …)")))?,
+    };
+    let chosen: Option<u64> = given(&q.contact).and_then(|c| c.parse().ok());
+    let mut by_id: HashMap<i64, ContactActivity> = activity.into_iter().map(|a| (a.contact_id, a)).collect();
+    let mut lines: Vec<ContactLine> = view
+        .contacts
+        .iter()
+        .map(|c| {
+            let id = c.id as i64;
+            let activity =
+                by_id.remove(&id).unwrap_or(ContactActivity { contact_id: id, ..ContactActivity::default() });
+            let rate = |n: u64| (activity.received > 0).then(|| n as f64 / activity.received as f64);
+            ContactLine {
+                id: c.id,
+                name: timeline::contact_name(c),
+                email: text(c.traits.get("email")),
+                role: text(c.traits.get("role")),
+                segments: c.segments.clone(),
+                open_rate: rate(activity.opened),
+                click_rate: rate(activity.clicked),
+                activity,
+            }
+        })
+        .collect();
+    sort_contacts(&mut lines, sort);
+    let total = lines.len();
+    let (size, pages) = if all { (CONTACTS_PAGE, total.div_ceil(CONTACTS_PAGE).max(1)) } else { (TOP_CONTACTS, 1) };
+    let page = page.min(pages);
+    let first = (page - 1) * size;
+    let mut shown: Vec<ContactLine> = lines.iter().skip(first).take(size).cloned().collect();
+    if let Some(c) = chosen
+        && !shown.iter().any(|l| l.id == c)
+        && let Some(line) = lines.iter().find(|l| l.id == c)
+    {
+        shown.insert(0, line.clone());
+    }
+    Ok(Contacts { lines: shown, total, sort, all, page, pages })
+}
+
 /// The 360 of account `id` (a cairn id, CRM id or product id).
-pub(crate) async fn data(state: &AppState, id: &str) -> Result<AccountPage, ApiError> {
+pub(crate) async fn data(state: &AppState, id: &str, q: &AccountQuery) -> Result<AccountPage, ApiError> {
+    let tq = timeline::Query::parse(q.before.as_deref(), q.kind.as_deref()).map_err(ApiError::BadRequest)?;
     let rt = crate::api::runtime(state)?;
     let n = match state.store.resolve_account(id).await? {
         Some(n) => n,
@@ -158,20 +318,12 @@ pub(crate) async fn data(state: &AppState, id: &str) -> Result<AccountPage, ApiE
         return Err(ApiError::NotFound(format!("account `{id}` is not known to the engine yet")));
     };
     let start_date = view.traits.get("start_date").and_then(|v| v.as_str()).and_then(|s| s.parse::<Date>().ok());
-    let contacts = view
-        .contacts
-        .iter()
-        .map(|c| ContactLine {
-            id: c.id,
-            name: text(c.traits.get("name"))
-                .or_else(|| text(c.traits.get("email")))
-                .unwrap_or_else(|| format!("contact {}", c.id)),
-            email: text(c.traits.get("email")),
-            role: text(c.traits.get("role")),
-            segments: c.segments.clone(),
-        })
-        .collect();
+    let now = state.clock.now();
+    let activity = state.store.account_contact_activity(n, now).await?;
+    let contacts = contacts(&view, activity, q)?;
+    let timeline = timeline::page(state, &view, &tq, today).await?;
     let lines: Vec<SubscriptionLine> = state.store.account_subscription_lines(n).await?;
+    let status = text(view.traits.get("status")).unwrap_or_else(|| status_of(&lines, today).to_string());
     let ledger = cairn_measure::Ledger::new(lines.iter().map(|l| cairn_measure::Line {
         id: format!("{}/{}", l.source, l.id),
         account: n.to_string(),
@@ -204,59 +356,11 @@ pub(crate) async fn data(state: &AppState, id: &str) -> Result<AccountPage, ApiE
             Err(_) => break,
         };
     }
-    let notes = state.store.account_notes(n, TIMELINE_EACH).await?;
-    let tasks: Vec<Task> = state.store.account_tasks(n, TIMELINE_EACH).await?;
-    let overrides: Vec<HealthOverrideRecord> = state.store.health_overrides(n).await?;
-    let transitions = state.store.account_transitions(n, TIMELINE_EACH).await?;
-    let mut timeline: Vec<TimelineEntry> = Vec::new();
-    timeline.extend(transitions.iter().map(|t| TimelineEntry {
-        at: t.at,
-        when: when(t.at),
-        kind: "transition",
-        text: describe(&t.kind, &t.detail),
-        by: None,
-    }));
-    for t in &tasks {
-        timeline.push(TimelineEntry {
-            at: t.created_at,
-            when: when(t.created_at),
-            kind: "task",
-            text: format!("task: {}", t.title),
-            by: t.assignee.clone().or_else(|| t.pool.clone()),
-        });
-        if let Some(done) = t.completed_at {
-            let outcome = t.outcome.as_deref().map(|o| format!(" ({o})")).unwrap_or_default();
-            timeline.push(TimelineEntry {
-                at: done,
-                when: when(done),
-                kind: "task",
-                text: format!("task done: {}{outcome}", t.title),
-                by: t.completed_by.clone(),
-            });
-        }
-    }
-    timeline.extend(notes.iter().map(|note| TimelineEntry {
-        at: note.created_at,
-        when: when(note.created_at),
-        kind: "note",
-        text: note.body.clone(),
-        by: Some(note.author.clone()),
-    }));
-    timeline.extend(overrides.iter().map(|o| TimelineEntry {
-        at: o.set_at,
-        when: when(o.set_at),
-        kind: "override",
-        text: match o.score {
-            Some(s) => format!("health overridden to {s:.0}: {}", o.reason),
-            None => format!("health override cleared: {}", o.reason),
-        },
-        by: Some(o.set_by.clone()),
-    }));
-    timeline.sort_by_key(|e| std::cmp::Reverse(e.at));
-    timeline.truncate(TIMELINE_EACH as usize * 2);
+    let notes = state.store.account_notes(n, NOTES_SHOWN).await?;
     Ok(AccountPage {
         lifetime_days: start_date.map(|s| super::days_until(s, today)),
         start_date,
+        status,
         summary,
         view,
         contacts,
@@ -273,9 +377,18 @@ pub(crate) async fn data(state: &AppState, id: &str) -> Result<AccountPage, ApiE
         arr_history,
         health_history,
         timeline,
+        timeline_paged: tq.before.is_some(),
+        timeline_kinds: tq.kinds,
         notes,
         today,
     })
+}
+
+/// A link of the timeline's kind filter.
+pub(crate) struct KindLink {
+    pub label: &'static str,
+    pub href: String,
+    pub current: bool,
 }
 
 /// A pillar as the page shows it.
@@ -367,6 +480,63 @@ impl AccountPage {
     pub fn default_expiry(&self) -> String {
         self.today.checked_add(30.days()).map_or_else(|_| self.today.to_string(), |d| d.to_string())
     }
+
+    /// The timeline's filter: every kind, then each kind alone (newest page).
+    pub fn kind_links(&self) -> Vec<KindLink> {
+        let base = format!("/accounts/{}", self.summary.id);
+        let mut out =
+            vec![KindLink { label: "all", href: format!("{base}#timeline"), current: self.timeline_kinds.is_empty() }];
+        out.extend(Kind::ALL.into_iter().map(|k| KindLink {
+            label: k.as_str(),
+            href: format!("{base}?kind={}#timeline", k.as_str()),
+            current: self.timeline_kinds == [k],
+        }));
+        out
+    }
+
+    /// The link to the next, older page of the timeline, when there may be one.
+    pub fn older_href(&self) -> Option<String> {
+        let before = self.timeline.older?.as_millisecond();
+        let kinds = timeline::kind_param(&self.timeline_kinds);
+        let kind = if kinds.is_empty() { String::new() } else { format!("&kind={kinds}") };
+        Some(format!("/accounts/{}?before={before}{kind}#timeline", self.summary.id))
+    }
+
+    /// The contacts table's order links: (label, href, current).
+    pub fn contact_sort_links(&self) -> Vec<(&'static str, String, bool)> {
+        let all = if self.contacts.all { "contacts=all&" } else { "" };
+        ContactSort::ALL
+            .into_iter()
+            .map(|k| {
+                (
+                    k.as_str(),
+                    format!("/accounts/{}?{all}sort={}#contacts", self.summary.id, k.as_str()),
+                    k == self.contacts.sort,
+                )
+            })
+            .collect()
+    }
+
+    /// "All contacts" and its pages: (label, href).
+    pub fn contact_page_links(&self) -> Vec<(String, String)> {
+        let c = &self.contacts;
+        let base = format!("/accounts/{}?contacts=all&sort={}", self.summary.id, c.sort.as_str());
+        if !c.all {
+            return if c.total > c.lines.len() {
+                vec![(format!("all {} contacts", c.total), format!("{base}#contacts"))]
+            } else {
+                Vec::new()
+            };
+        }
+        let mut out = Vec::new();
+        if c.page > 1 {
+            out.push(("← previous".to_string(), format!("{base}&page={}#contacts", c.page - 1)));
+        }
+        if c.page < c.pages {
+            out.push(("next →".to_string(), format!("{base}&page={}#contacts", c.page + 1)));
+        }
+        out
+    }
 }
 
 #[derive(Template)]
@@ -381,8 +551,9 @@ pub(crate) async fn page(
     State(state): State<AppState>,
     user: SignedIn,
     Path(id): Path<String>,
+    Query(q): Query<AccountQuery>,
 ) -> Result<Html<String>, UiError> {
-    let d = data(&state, &id).await?;
+    let d = data(&state, &id, &q).await?;
     render(&Page { chrome: Chrome::new(&user, "/accounts"), d })
 }
 

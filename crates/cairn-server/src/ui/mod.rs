@@ -11,8 +11,9 @@
 //! The sign-in page (`/login`, GET and POST) is the one UI route outside the list: the
 //! signed-out use it.
 
-mod account;
-mod accounts;
+pub(crate) mod account;
+pub(crate) mod account_timeline;
+pub(crate) mod accounts;
 pub(crate) mod chart;
 mod data;
 mod insights;

@@ -79,9 +79,11 @@ pub(crate) async fn account(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers, cairn_store::KeyScope::Read).await?;
-    json(super::account::data(&state, &id).await?)
+    let query = from_pairs(&serde_urlencoded_pairs(&pairs))?;
+    json(super::account::data(&state, &id, &query).await?)
 }
 
 /// `GET /api/views/programs/{id}`: one program.

@@ -139,13 +139,18 @@ macro_rules! engine_state_impl {
             }
 
             pub(crate) async fn account_transitions(&self, account_id: i64, limit: u32) -> Result<Vec<StoredTransition>> {
+                self.account_transitions_before(account_id, Timestamp::MAX, limit).await
+            }
+
+            pub(crate) async fn account_transitions_before(&self, account_id: i64, before: Timestamp, limit: u32) -> Result<Vec<StoredTransition>> {
                 let sql = format!(
                     "SELECT {TRANSITION_COLUMNS} FROM transitions t
-                     WHERE (t.subject_kind = 'account' AND t.subject_id = $1)
-                        OR (t.subject_kind = 'contact' AND t.subject_id IN (SELECT c.id FROM contacts c WHERE c.account_id = $1))
+                     WHERE ((t.subject_kind = 'account' AND t.subject_id = $1)
+                        OR (t.subject_kind = 'contact' AND t.subject_id IN (SELECT c.id FROM contacts c WHERE c.account_id = $1)))
+                       AND t.at < $3
                      ORDER BY t.at DESC, t.seq DESC LIMIT $2"
                 );
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account_id).bind(i64::from(limit)).bind(ms(before)).fetch_all(&self.pool).await?;
                 rows.iter().map(stored_transition).collect()
             }
 

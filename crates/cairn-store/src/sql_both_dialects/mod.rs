@@ -19,6 +19,7 @@
 
 use serde_json::Value;
 
+pub(crate) mod account_360;
 pub(crate) mod api_keys;
 pub(crate) mod consent;
 pub(crate) mod due_steps;
@@ -191,6 +192,7 @@ macro_rules! store_impl {
         crate::sql_both_dialects::named_events::named_events_impl!($Store, $Db);
         crate::sql_both_dialects::survey_and_journey::survey_and_journey_impl!($Store, $Db);
         crate::sql_both_dialects::scratch_copy::scratch_copy_impl!($Store, $Db);
+        crate::sql_both_dialects::account_360::account_360_impl!($Store, $Db);
     };
 }
 

@@ -16,11 +16,16 @@ macro_rules! ui_state_impl {
             }
 
             pub(crate) async fn account_notes(&self, account_id: i64, limit: u32) -> Result<Vec<crate::types::AccountNote>> {
+                self.account_notes_before(account_id, Timestamp::MAX, limit).await
+            }
+
+            pub(crate) async fn account_notes_before(&self, account_id: i64, before: Timestamp, limit: u32) -> Result<Vec<crate::types::AccountNote>> {
                 let rows = sqlx::query(
-                    "SELECT id, account_id, body, author, created_at FROM account_notes WHERE account_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+                    "SELECT id, account_id, body, author, created_at FROM account_notes WHERE account_id = $1 AND created_at < $3 ORDER BY created_at DESC, id DESC LIMIT $2",
                 )
                 .bind(account_id)
                 .bind(i64::from(limit))
+                .bind(ms(before))
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter()
