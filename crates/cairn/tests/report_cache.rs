@@ -7,8 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cairn_core::Source;
 use cairn_core::import::{Header, ImportKind, parse_account, parse_subscription};
+use cairn_core::{Clock, Source};
 use cairn_measure::PeriodKind;
 use cairn_reports::QueryText;
 use common::TestApp;
