@@ -19,6 +19,7 @@ mod admin;
 mod api;
 pub mod audit;
 pub mod auth;
+mod cached_reports;
 mod connections;
 mod delivery;
 pub mod error;
@@ -30,6 +31,7 @@ mod never_panics;
 mod openapi;
 mod pages;
 mod panics;
+mod report_cache;
 mod reports;
 mod tasks;
 mod tracking;
@@ -73,16 +75,17 @@ pub struct AppState {
     limits: Limits,
     inapp_identity_verification: bool,
     identity_master: Arc<tokio::sync::OnceCell<String>>,
-    /// The insights page's figures, kept for a day per definitions (they replay the log).
-    insights: ui::InsightsCache,
     /// Other pages' figures read from much of the store, kept until it moves.
     kept: ui::KeptFigures,
+    /// The reports' figures per data version, shared by the pages and the API.
+    reports: report_cache::ReportCache,
 }
 
 impl AppState {
     /// Builds the state and starts the writer task (needs a tokio runtime).
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> AppState {
         let appender = Appender::start(store.clone());
+        let reports = report_cache::ReportCache::new(store.report_inputs(), clock.clone());
         AppState {
             store,
             appender,
@@ -96,8 +99,8 @@ impl AppState {
             limits: Limits::default(),
             inapp_identity_verification: true,
             identity_master: Arc::new(tokio::sync::OnceCell::new()),
-            insights: ui::InsightsCache::default(),
             kept: ui::KeptFigures::default(),
+            reports,
         }
     }
 
@@ -188,6 +191,30 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::router(&state))
         .fallback(error::not_found)
         .with_state(state)
+}
+
+/// Keeps the report pages' default figures current until `shutdown` completes: computes
+/// them now, then again after the data changes (at most once per `every`, so a stream of
+/// writes costs one computation per report at a time), so a visitor finds them ready
+/// (see [`report_cache`]).
+pub async fn keep_reports_warm(
+    state: AppState,
+    every: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let mut changes = state.store.report_inputs();
+    tokio::pin!(shutdown);
+    loop {
+        ui::warm(&state).await;
+        tokio::select! {
+            _ = &mut shutdown => return,
+            r = changes.changed() => if r.is_err() { return },
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 /// Serves `router(state)` on `listener` within the state's [`Limits`] until `shutdown`

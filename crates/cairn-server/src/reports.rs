@@ -7,6 +7,9 @@
 //! (definitions, segments, health) is the live runtime's, when one runs.
 //! `staffing` reads the live engine and takes `digital=SEGMENT:STAGE[,STAGE…]`
 //! (repeatable), the CLI's `--digital`.
+//! Every report but `process` and `staffing` (which read the live engine) comes from the
+//! report cache the pages share ([`crate::cached_reports`]), current with the data at
+//! the request.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -18,7 +21,9 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::api::authorize;
+use crate::cached_reports as cached;
 use crate::error::ApiError;
+use crate::report_cache::Wait;
 
 /// The reports served, in the order `cairn report --help` lists them.
 const REPORTS: &[&str] = &[
@@ -103,12 +108,13 @@ pub async fn report(
     }
     let store = &state.store;
     let live = crate::api::live_workspace(&state).await;
-    let ws = live.as_deref();
+    let ws = live.as_ref();
+    let now = Wait::Current;
     match name.as_str() {
-        "kpis" if series => to_json(cairn_reports::revenue::kpis_series(store, ws, &query).await?),
-        "kpis" => to_json(cairn_reports::revenue::kpis(store, ws, &query, &kpi).await?),
-        "movements" => to_json(cairn_reports::revenue::movements(store, ws, &query).await?),
-        "cohorts" => to_json(cairn_reports::revenue::cohorts(store, ws, &query).await?),
+        "kpis" if series => to_json(&*cached::kpis_series(&state, ws, &query, now).await?.ready()?),
+        "kpis" => to_json(&*cached::kpis(&state, ws, &query, &kpi, now).await?.ready()?),
+        "movements" => to_json(&*cached::movements(&state, ws, &query, now).await?.ready()?),
+        "cohorts" => to_json(&*cached::cohorts(&state, ws, &query, now).await?.ready()?),
         "process" => {
             let health = match &state.runtime {
                 Some(rt) => Some(rt.read(|live| cairn_reports::process::health(&live.engine)).await?),
@@ -118,13 +124,13 @@ pub async fn report(
         }
         "programs" => {
             let program = params.program.as_deref();
-            to_json(cairn_reports::programs::programs(store, ws, &query, program).await?)
+            to_json(&*cached::programs(&state, ws, &query, program, now).await?.ready()?)
         }
         "experiments" => {
             let (program, mde) = (params.program.as_deref(), params.mde()?);
-            to_json(cairn_reports::experiments::experiments(store, ws, &query, program, mde).await?)
+            to_json(&*cached::experiments(&state, ws, &query, program, mde, now).await?.ready()?)
         }
-        "nps" => to_json(cairn_reports::nps::nps(store, &query).await?),
+        "nps" => to_json(&*cached::nps(&state, &query, now).await?.ready()?),
         "journey" | "ttv" => {
             let Some(ws) = ws else {
                 return Err(ApiError::Conflict(format!(
@@ -132,9 +138,12 @@ pub async fn report(
                 )));
             };
             if name == "journey" {
-                to_json(cairn_reports::journey::journey(store, ws, &query).await?)
+                to_json(&*cached::journey(&state, ws, &query, now).await?.ready()?)
             } else {
-                to_json(cairn_reports::ttv::ttv(store, ws, &query).await?)
+                match &*cached::ttv(&state, ws, &query, now).await?.ready()? {
+                    Ok(t) => to_json(t),
+                    Err(why) => Err(ApiError::BadRequest(why.clone())),
+                }
             }
         }
         "hypotheses" => {
@@ -144,15 +153,15 @@ pub async fn report(
                     "hypotheses need the workspace: start cairn serve with --workspace".into(),
                 ));
             };
-            to_json(cairn_reports::hypotheses::hypotheses(store, ws, &query, &request).await?)
+            to_json(&*cached::hypotheses(&state, ws, &query, &request, now).await?.ready()?)
         }
         "backtest" => {
-            let Some(ws) = live.clone() else {
+            let Some(ws) = ws else {
                 return Err(ApiError::BadRequest(
                     "the backtest needs the workspace's health definitions: start cairn serve with --workspace".into(),
                 ));
             };
-            to_json(cairn_reports::backtest::backtest(store, ws, &query).await?)
+            to_json(&*cached::backtest(&state, ws, &query, now).await?.ready()?)
         }
         "staffing" => {
             let digital: Vec<String> = pairs.into_iter().filter(|(k, _)| k == "digital").map(|(_, v)| v).collect();

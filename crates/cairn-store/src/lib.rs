@@ -212,6 +212,22 @@ macro_rules! dispatch {
     };
 }
 
+/// [`dispatch!`] for a write that a report reads but that moves neither events nor
+/// account data (transitions, health, the send ledger, tasks, …): once it succeeded,
+/// moves [`Store::report_inputs`], unless it was given nothing to write.
+macro_rules! report_input {
+    ($self:ident, $s:ident => $body:expr) => {
+        report_input!($self, $s => $body, unless false)
+    };
+    ($self:ident, $s:ident => $body:expr, unless $nothing:expr) => {{
+        let out = dispatch!($self, $s => $body);
+        if out.is_ok() && !$nothing {
+            dispatch!($self, s => s.signals.after_report_input());
+        }
+        out
+    }};
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `url` and brings its schema up to date.
     ///
@@ -461,13 +477,13 @@ impl Store {
         rows: &[HealthSnapshotRecord],
         through: Option<jiff::civil::Date>,
     ) -> Result<u64> {
-        dispatch!(self, s => s.write_health_snapshots(rows, through).await)
+        report_input!(self, s => s.write_health_snapshots(rows, through).await, unless rows.is_empty() && through.is_none())
     }
 
     /// Forgets every health snapshot and how far they were written (the definitions
     /// changed: the replay that follows writes the history again).
     pub async fn clear_health_snapshots(&self) -> Result<()> {
-        dispatch!(self, s => s.clear_health_snapshots().await)
+        report_input!(self, s => s.clear_health_snapshots().await)
     }
 
     /// The last day whose end-of-day health is stored (snapshots say nothing of later
@@ -501,7 +517,7 @@ impl Store {
     /// Stores transitions in one transaction, in order; one whose key is already stored
     /// (or repeated earlier in `rows`) is skipped. Returns how many were new.
     pub async fn append_transitions(&self, rows: &[NewTransition]) -> Result<u64> {
-        dispatch!(self, s => s.append_transitions(rows).await)
+        report_input!(self, s => s.append_transitions(rows).await, unless rows.is_empty())
     }
 
     /// Transitions with `seq > after_seq`, in seq order, at most `limit`. Like events,
@@ -547,7 +563,7 @@ impl Store {
         set_at: Timestamp,
         expires_at: Option<Timestamp>,
     ) -> Result<HealthOverrideRecord> {
-        dispatch!(self, s => s.insert_health_override(account_id, score, reason, set_by, set_at, expires_at).await)
+        report_input!(self, s => s.insert_health_override(account_id, score, reason, set_by, set_at, expires_at).await)
     }
 
     /// The audit trail of an account's overrides, oldest first (by `set_at`, then `id`).
@@ -564,7 +580,7 @@ impl Store {
     /// Records that a workspace definition was loaded: its content hash, a one-line
     /// summary and when. Every call adds a row (the audit of definition changes).
     pub async fn record_definitions(&self, hash: &str, summary: &str, at: Timestamp) -> Result<()> {
-        dispatch!(self, s => s.record_definitions(hash, summary, at).await)
+        report_input!(self, s => s.record_definitions(hash, summary, at).await)
     }
 
     /// The hash of the definitions recorded last, if any.
@@ -587,6 +603,15 @@ impl Store {
         dispatch!(self, s => s.signals.event_appends())
     }
 
+    /// A counter that grows after every commit that changed something a report reads:
+    /// events, account data, transitions, health snapshots and overrides, definitions,
+    /// enrollments, the send ledger and engagements, consent, tasks and program pauses.
+    /// The report cache's data version (`cairn-server`). In-process only, like
+    /// [`Store::data_changes`]: writes by another process are not seen.
+    pub fn report_inputs(&self) -> watch::Receiver<u64> {
+        dispatch!(self, s => s.signals.report_inputs())
+    }
+
     // -----------------------------------------------------------------------------------
     // Programs: enrollments, due steps, the send ledger. None of these move
     // `data_changes()`: they change no account data.
@@ -606,14 +631,14 @@ impl Store {
         holdout: bool,
         variant: Option<&str>,
     ) -> Result<Option<Enrollment>> {
-        dispatch!(self, s => s.enroll(program_id, subject_kind, subject_id, trigger_key, at, holdout, variant).await)
+        report_input!(self, s => s.enroll(program_id, subject_kind, subject_id, trigger_key, at, holdout, variant).await)
     }
 
     /// Many enrollments in one transaction, each with its first step scheduled in that
     /// transaction, so a crash never leaves an enrollment without it (one that has no
     /// first step is stored as completed: the holdout). How many were new.
     pub async fn enroll_many(&self, requests: &[EnrollRequest]) -> Result<u64> {
-        dispatch!(self, s => s.enroll_many(requests).await)
+        report_input!(self, s => s.enroll_many(requests).await, unless requests.is_empty())
     }
 
     /// A subject's latest enrollment in a program (by `enrolled_at`, then id), whatever
@@ -654,7 +679,7 @@ impl Store {
     /// worker finishes and records.
     #[cfg(feature = "testing")]
     pub async fn end_enrollment(&self, id: i64, status: EnrollmentStatus, at: Timestamp) -> Result<()> {
-        dispatch!(self, s => s.end_enrollment(id, status, at).await)
+        report_input!(self, s => s.end_enrollment(id, status, at).await)
     }
 
     /// A program's active enrollments, by id.
@@ -743,7 +768,7 @@ impl Store {
     /// step's, or an outbox message id already kept for another step, is
     /// [`StoreError::Invalid`].
     pub async fn complete_steps(&self, owner: &str, steps: &[StepRecord]) -> Result<Vec<bool>> {
-        dispatch!(self, s => s.complete_steps(owner, steps).await)
+        report_input!(self, s => s.complete_steps(owner, steps).await, unless steps.is_empty())
     }
 
     /// A transient failure: if `owner` still holds the lease, this attempt ends with
@@ -757,7 +782,7 @@ impl Store {
     /// A permanent failure: if `owner` still holds the lease, the step is marked dead and
     /// added to the dead letters with `reason`. Does nothing when the lease was lost.
     pub async fn dead_letter(&self, due: &DueStep, owner: &str, reason: &str, at: Timestamp) -> Result<()> {
-        dispatch!(self, s => s.dead_letter(due, owner, reason, at).await)
+        report_input!(self, s => s.dead_letter(due, owner, reason, at).await)
     }
 
     /// The latest dead letters, newest first, at most `limit`.
@@ -822,7 +847,7 @@ impl Store {
         source: &str,
         at: Timestamp,
     ) -> Result<()> {
-        dispatch!(self, s => s.set_consent(contact_id, topic, subscribed, source, at).await)
+        report_input!(self, s => s.set_consent(contact_id, topic, subscribed, source, at).await)
     }
 
     /// A contact's consent to a topic in force: `None` when they never said.
@@ -869,7 +894,7 @@ impl Store {
         body_html: &str,
         at: Timestamp,
     ) -> Result<i64> {
-        dispatch!(self, s => s.add_inapp_message(contact_id, enrollment_id, step_id, title, body_html, at).await)
+        report_input!(self, s => s.add_inapp_message(contact_id, enrollment_id, step_id, title, body_html, at).await)
     }
 
     /// A contact's in-app messages, newest first; dismissed ones only when asked.
@@ -891,7 +916,7 @@ impl Store {
     /// Creates a task and returns its id. One task per (enrollment, step): creating it
     /// again returns the first one's id and changes nothing.
     pub async fn create_task(&self, t: &NewTask) -> Result<i64> {
-        dispatch!(self, s => s.create_task(t).await)
+        report_input!(self, s => s.create_task(t).await)
     }
 
     /// Open tasks, most urgent first (priority, then due date, those without last), of an
@@ -924,19 +949,19 @@ impl Store {
 
     /// Completes an open task. `Ok(false)` when it is not open (done already, or no such task).
     pub async fn complete_task(&self, id: i64, by: &str, at: Timestamp) -> Result<bool> {
-        dispatch!(self, s => s.complete_task(id, by, None, at).await)
+        report_input!(self, s => s.complete_task(id, by, None, at).await)
     }
 
     /// Marks an open task done by `by` at `at` with the outcome they give; false when it
     /// is unknown or already done.
     pub async fn complete_task_with_outcome(&self, id: i64, by: &str, outcome: &str, at: Timestamp) -> Result<bool> {
-        dispatch!(self, s => s.complete_task(id, by, Some(outcome), at).await)
+        report_input!(self, s => s.complete_task(id, by, Some(outcome), at).await)
     }
 
     /// Gives an open task to `who` (a CSM taking it from a pool or from a colleague);
     /// false when it is unknown, done, or theirs already.
     pub async fn claim_task(&self, id: i64, who: &str) -> Result<bool> {
-        dispatch!(self, s => s.claim_task(id, who).await)
+        report_input!(self, s => s.claim_task(id, who).await)
     }
 
     /// An account's tasks, open and done, newest first, at most `limit`.
@@ -1036,12 +1061,12 @@ impl Store {
     /// Pauses a program: the runner neither enrolls into it nor claims its due steps
     /// (they wait, and run after a resume). False when it was paused already.
     pub async fn pause_program(&self, program_id: &str, by: &str, at: Timestamp) -> Result<bool> {
-        dispatch!(self, s => s.pause_program(program_id, by, at).await)
+        report_input!(self, s => s.pause_program(program_id, by, at).await)
     }
 
     /// Resumes a paused program; false when it was not paused.
     pub async fn resume_program(&self, program_id: &str) -> Result<bool> {
-        dispatch!(self, s => s.resume_program(program_id).await)
+        report_input!(self, s => s.resume_program(program_id).await)
     }
 
     /// The paused programs, by id.
@@ -1051,7 +1076,7 @@ impl Store {
 
     /// [`Store::complete_task`] for many (id, by, at), in one transaction: one answer each.
     pub async fn complete_tasks(&self, done: &[(i64, String, Timestamp)]) -> Result<Vec<bool>> {
-        dispatch!(self, s => s.complete_tasks(done).await)
+        report_input!(self, s => s.complete_tasks(done).await, unless done.is_empty())
     }
 
     // -----------------------------------------------------------------------------------
@@ -1080,7 +1105,7 @@ impl Store {
     /// [`Store::record_engagement`] for many, in order and in one transaction: one answer
     /// each (a second of the same key in `rows` is `false`).
     pub async fn record_engagements(&self, rows: &[EngagementRecord]) -> Result<Vec<bool>> {
-        dispatch!(self, s => s.record_engagements(rows).await)
+        report_input!(self, s => s.record_engagements(rows).await, unless rows.is_empty())
     }
 
     /// Records that the recipient of a send engaged with it (`kind`: delivered, opened,
@@ -1094,7 +1119,7 @@ impl Store {
         at: Timestamp,
         detail: &str,
     ) -> Result<bool> {
-        dispatch!(self, s => s.record_engagement(enrollment_id, step_id, kind, at, detail).await)
+        report_input!(self, s => s.record_engagement(enrollment_id, step_id, kind, at, detail).await)
     }
 
     /// Every engagement with an enrollment's sends, by time.
@@ -1104,7 +1129,7 @@ impl Store {
 
     /// Records the first time an enrollment's goal was met. `Ok(false)` if it was already.
     pub async fn mark_goal_met(&self, enrollment_id: i64, at: Timestamp) -> Result<bool> {
-        dispatch!(self, s => s.mark_goal_met(enrollment_id, at).await)
+        report_input!(self, s => s.mark_goal_met(enrollment_id, at).await)
     }
 
     /// A program's enrollments (active or not, holdout included) enrolled at or after
@@ -1197,7 +1222,7 @@ impl Store {
         name: &str,
         value: &serde_json::Value,
     ) -> Result<bool> {
-        dispatch!(self, s => s.set_custom_trait(kind, id, name, value).await)
+        report_input!(self, s => s.set_custom_trait(kind, id, name, value).await)
     }
 
     /// The ledger entry of the send whose Message-ID is `message_id` (with or without its
@@ -1254,16 +1279,16 @@ impl Store {
     /// count them: under one completed placeholder enrollment per program, which the
     /// runner never runs; a send recorded twice is kept once.
     pub async fn record_outside_sends(&self, sends: &[SentRecord]) -> Result<()> {
-        dispatch!(self, s => s.record_outside_sends(sends).await)
+        report_input!(self, s => s.record_outside_sends(sends).await, unless sends.is_empty())
     }
 
     /// Writes enrollments read from another store, ids and status as given (no steps).
     pub async fn copy_enrollments(&self, enrollments: &[Enrollment]) -> Result<()> {
-        dispatch!(self, s => s.copy_enrollments(enrollments).await)
+        report_input!(self, s => s.copy_enrollments(enrollments).await, unless enrollments.is_empty())
     }
 
     /// Ends a copied enrollment (it has no steps) as it ended in the store it came from.
     pub async fn set_enrollment_end(&self, id: i64, status: EnrollmentStatus, at: Timestamp) -> Result<()> {
-        dispatch!(self, s => s.set_enrollment_end(id, status, at).await)
+        report_input!(self, s => s.set_enrollment_end(id, status, at).await)
     }
 }

@@ -1,6 +1,6 @@
 //! In-process notices that the store's contents moved, for readers that keep derived
-//! state in memory (the engine runtime). One counter per kind of change, bumped only
-//! after the commit, so a reader woken by it sees the new rows. Other processes on the
+//! state in memory (the engine runtime, the server's report cache). One counter per kind
+//! of change, bumped only after the commit, so a reader woken by it sees the new rows. Other processes on the
 //! same database are not told (a PostgreSQL `LISTEN` would be the way, when needed).
 
 use std::sync::Arc;
@@ -11,12 +11,13 @@ use cairn_core::tracking::TrackingMessage;
 
 use crate::Appended;
 
-/// The senders behind [`crate::Store::data_changes`] and [`crate::Store::event_appends`],
-/// shared by every clone of a store.
+/// The senders behind [`crate::Store::data_changes`], [`crate::Store::event_appends`]
+/// and [`crate::Store::report_inputs`], shared by every clone of a store.
 #[derive(Debug)]
 pub(crate) struct ChangeSignals {
     data: watch::Sender<u64>,
     events: watch::Sender<u64>,
+    reports: watch::Sender<u64>,
 }
 
 /// What a committed transaction changed, as far as the signals are concerned.
@@ -50,7 +51,11 @@ impl Committed {
 
 impl ChangeSignals {
     pub(crate) fn new() -> Arc<ChangeSignals> {
-        Arc::new(ChangeSignals { data: watch::Sender::new(0), events: watch::Sender::new(0) })
+        Arc::new(ChangeSignals {
+            data: watch::Sender::new(0),
+            events: watch::Sender::new(0),
+            reports: watch::Sender::new(0),
+        })
     }
 
     /// Call after the commit that made these changes.
@@ -62,6 +67,15 @@ impl ChangeSignals {
         if committed.events {
             self.events.send_modify(|n| *n += 1);
         }
+        if committed.data || committed.events {
+            self.reports.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Call after a write a report reads (transitions, health, the send ledger, tasks, …)
+    /// that moves neither events nor account data.
+    pub(crate) fn after_report_input(&self) {
+        self.reports.send_modify(|n| *n += 1);
     }
 
     pub(crate) fn data_changes(&self) -> watch::Receiver<u64> {
@@ -70,5 +84,9 @@ impl ChangeSignals {
 
     pub(crate) fn event_appends(&self) -> watch::Receiver<u64> {
         self.events.subscribe()
+    }
+
+    pub(crate) fn report_inputs(&self) -> watch::Receiver<u64> {
+        self.reports.subscribe()
     }
 }

@@ -95,6 +95,7 @@ on_both_backends! {
         health_overrides_keep_an_audit_trail,
         the_last_recorded_definitions_hash_is_known,
         change_counters_move_after_the_right_commits_and_not_after_reads,
+        the_report_counter_moves_after_every_write_a_report_reads,
         an_append_waits_for_an_open_import_so_events_become_visible_in_seq_order,
         // Health snapshots (migration 0007)
         health_snapshots_are_written_once_and_a_changed_day_replaces_its_row,
@@ -1421,6 +1422,41 @@ async fn change_counters_move_after_the_right_commits_and_not_after_reads(store:
     store.insert_health_override(acme, Some(10.0), "r", "csm", timestamp(RECEIVED_AT), None).await.unwrap();
     store.record_definitions("h", "s", timestamp(RECEIVED_AT)).await.unwrap();
     assert_eq!(moved(), NONE);
+}
+
+async fn the_report_counter_moves_after_every_write_a_report_reads(store: Store) {
+    let mut reports = store.clone().report_inputs();
+    let mut moved = move || {
+        let out = reports.has_changed().unwrap();
+        reports.borrow_and_update();
+        out
+    };
+    import_accounts(&store, Source::Crm, ACCOUNTS).await;
+    assert!(moved(), "accounts imported");
+    import_subscriptions(&store, Source::Crm, "id,account_id,start_date,end_date,arr\nS1,A1,2026-01-01,2026-12-31,100")
+        .await;
+    assert!(moved(), "subscription lines imported");
+    append_new(&store, "web", vec![track("t1", "u1", "Report Viewed")]).await;
+    assert!(moved(), "an event");
+    store.append("web", &[track("t1", "u1", "Report Viewed")]).await.unwrap();
+    assert!(!moved(), "a duplicate stores nothing");
+
+    store.doctor(today()).await.unwrap();
+    store.events_after(0, 100).await.unwrap();
+    store.subscription_lines().await.unwrap();
+    store.paused_programs().await.unwrap();
+    assert!(!moved(), "reads");
+
+    // What the engine and the runner write, which the reports read.
+    let acme = account_id(&store, "A1").await;
+    store.append_transitions(&[transition("k1", RECEIVED_AT, "account", acme, "segment_entered")]).await.unwrap();
+    assert!(moved(), "a transition");
+    store.insert_health_override(acme, Some(10.0), "r", "csm", timestamp(RECEIVED_AT), None).await.unwrap();
+    assert!(moved(), "a health override");
+    store.record_definitions("h", "s", timestamp(RECEIVED_AT)).await.unwrap();
+    assert!(moved(), "definitions");
+    store.pause_program("onboarding", "ops", timestamp(RECEIVED_AT)).await.unwrap();
+    assert!(moved(), "a pause");
 }
 
 async fn an_append_waits_for_an_open_import_so_events_become_visible_in_seq_order(store: Store) {

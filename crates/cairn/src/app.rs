@@ -35,6 +35,10 @@ use crate::delivery::DeliveryArgs;
 /// are doing (a delivery pass, an evaluation step) before they are abandoned.
 const STOP_BACKGROUND_WITHIN: Duration = Duration::from_secs(3);
 
+/// The report pages' figures are recomputed at most this often while data keeps changing
+/// (operational pacing: each computation may read the whole log).
+const WARM_REPORTS_EVERY: Duration = Duration::from_secs(10);
+
 /// The definitions the engine runs.
 pub enum Definitions {
     /// A workspace folder, reloaded on SIGHUP and `POST /api/workspace/reload`.
@@ -160,6 +164,7 @@ front end) can read and mark any user's in-app messages. Turn it on unless every
             if let Some(dir) = reload_dir {
                 tokio::spawn(reload_on_sighup(runtime, dir, stopping.clone()));
             }
+            tokio::spawn(cairn_server::keep_reports_warm(state.clone(), WARM_REPORTS_EVERY, stopped(stopping.clone())));
         }
         let served = cairn_server::serve(listener, state, shutdown).await.context("serving HTTP");
         let _ = stop.send(true);

@@ -18,7 +18,9 @@ use super::chart::{self, Chart, Curve};
 use super::{Chrome, UiError, render};
 use crate::AppState;
 use crate::auth::SignedIn;
+use crate::cached_reports as cached;
 use crate::error::ApiError;
+use crate::report_cache::{Freshness, PAGE_WAIT, Wait};
 
 /// The insights page's data.
 #[derive(Debug, Clone, Serialize)]
@@ -111,61 +113,43 @@ impl InsightsView {
     }
 }
 
-/// The last insights computed, by (definitions, day, discovery): hypotheses and the
-/// backtest replay the log, so the page computes them once a day per loaded definitions
-/// (a reload loads new ones) instead of on every visit.
-#[derive(Clone, Default)]
-pub(crate) struct InsightsCache(std::sync::Arc<std::sync::Mutex<Option<(CacheKey, InsightsView)>>>);
-
-/// The definitions (held, so that their address is not reused while cached), the day and
-/// whether discovery ran.
-type CacheKey = (std::sync::Arc<cairn_workspace::Workspace>, jiff::civil::Date, bool);
-
-impl InsightsCache {
-    fn get(&self, key: &CacheKey) -> Option<InsightsView> {
-        let held = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        held.as_ref()
-            .filter(|(k, _)| std::sync::Arc::ptr_eq(&k.0, &key.0) && k.1 == key.1 && k.2 == key.2)
-            .map(|(_, v)| v.clone())
-    }
-
-    fn put(&self, key: CacheKey, view: InsightsView) {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((key, view));
-    }
-}
-
 /// The page's query.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct InsightsQuery {
     pub discover: Option<bool>,
 }
 
-/// The hypotheses (and discovery when asked) and the backtest, over the last complete year.
-pub(crate) async fn data(state: &AppState, q: &InsightsQuery) -> Result<InsightsView, ApiError> {
+/// The hypotheses (and discovery when asked) and the backtest, over the last complete
+/// year, from the report cache (they replay the log: a page shows the last complete
+/// figures, or "computing" the first time).
+pub(crate) async fn data(
+    state: &AppState,
+    q: &InsightsQuery,
+    wait: Wait,
+) -> Result<(Option<InsightsView>, Freshness), ApiError> {
     let ws = crate::api::live_workspace(state).await.ok_or_else(|| {
         ApiError::NotFound("no workspace is loaded: start the server with `cairn serve --workspace DIR`".into())
     })?;
     let today = state.clock.now().to_zoned(ws.time_zone().clone()).date();
     let discover = q.discover.unwrap_or(false);
-    // The loaded definitions are one Arc until a reload swaps it.
-    let key = (ws.clone(), today, discover);
-    if let Some(view) = state.insights.get(&key) {
-        return Ok(view);
-    }
     let query = cairn_reports::QueryText::default().resolve(PeriodKind::Year, today)?;
     let request = HypothesesText { discover, ..Default::default() }.resolve()?;
-    let hypotheses = cairn_reports::hypotheses::hypotheses(&state.store, &ws, &query, &request).await?;
-    let backtest = cairn_reports::backtest::backtest(&state.store, ws.clone(), &query).await?;
-    let view = InsightsView { hypotheses, backtest };
-    state.insights.put(key, view.clone());
-    Ok(view)
+    let (hypotheses, backtest) = tokio::join!(
+        cached::hypotheses(state, &ws, &query, &request, wait),
+        cached::backtest(state, &ws, &query, wait)
+    );
+    let mut fresh = Freshness::default();
+    let (hypotheses, backtest) = (fresh.take(hypotheses?), fresh.take(backtest?));
+    let view = hypotheses.zip(backtest).map(|(h, b)| InsightsView { hypotheses: (*h).clone(), backtest: (*b).clone() });
+    Ok((view, fresh))
 }
 
 #[derive(Template)]
 #[template(path = "insights.html")]
 struct Page {
     chrome: Chrome,
-    d: InsightsView,
+    d: Option<InsightsView>,
+    fresh: Freshness,
     discover: bool,
 }
 
@@ -175,6 +159,35 @@ pub(crate) async fn page(
     user: SignedIn,
     Query(q): Query<InsightsQuery>,
 ) -> Result<Html<String>, UiError> {
-    let d = data(&state, &q).await?;
-    render(&Page { chrome: Chrome::new(&user, "/insights"), d, discover: q.discover.unwrap_or(false) })
+    let (d, fresh) = data(&state, &q, Wait::Page(PAGE_WAIT)).await?;
+    render(&Page { chrome: Chrome::new(&user, "/insights"), d, fresh, discover: q.discover.unwrap_or(false) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+
+    fn chrome() -> Chrome {
+        let user = SignedIn { user_id: 1, email: "ops@example.com".into(), role: Role::Admin, csrf: "t".into() };
+        Chrome::new(&user, "/insights")
+    }
+
+    #[test]
+    fn the_first_visit_says_computing_and_reloads_itself() {
+        let fresh = Freshness { as_of: None, updating: false, computing: true };
+        let html = Page { chrome: chrome(), d: None, fresh, discover: false }.render().expect("renders");
+        assert!(html.contains("Computing these figures for the first time"), "{html}");
+        assert!(html.contains("<meta http-equiv=refresh content=5>"), "{html}");
+        assert!(html.contains("<h1>Insights</h1>") && !html.contains("Health backtest"), "{html}");
+    }
+
+    #[test]
+    fn stale_figures_say_when_they_are_from_and_that_newer_ones_come() {
+        let at: jiff::Timestamp = "2026-03-01T12:34:56Z".parse().expect("ts");
+        let fresh = Freshness { as_of: Some(at), updating: true, computing: false };
+        let html = Page { chrome: chrome(), d: None, fresh, discover: false }.render().expect("renders");
+        assert!(html.contains("Figures as of 2026-03-01 12:34:56 UTC; newer data has arrived"), "{html}");
+        assert!(!html.contains("http-equiv=refresh"), "{html}");
+    }
 }

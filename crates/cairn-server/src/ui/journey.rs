@@ -15,7 +15,9 @@ use super::chart::{self, Chart, Series, Unit};
 use super::{Chrome, UiError, render};
 use crate::AppState;
 use crate::auth::SignedIn;
+use crate::cached_reports as cached;
 use crate::error::ApiError;
+use crate::report_cache::{Freshness, PAGE_WAIT, Wait};
 
 /// The journey page's data.
 #[derive(Debug, Clone, Serialize)]
@@ -91,8 +93,13 @@ impl JourneyView {
     }
 }
 
-/// The journey page's data for `q` (default: the last complete year).
-pub(crate) async fn data(state: &AppState, q: &QueryText) -> Result<JourneyView, ApiError> {
+/// The journey page's data for `q` (default: the last complete year), from the report
+/// cache.
+pub(crate) async fn data(
+    state: &AppState,
+    q: &QueryText,
+    wait: Wait,
+) -> Result<(Option<JourneyView>, Freshness), ApiError> {
     let ws = crate::api::live_workspace(state).await.ok_or_else(|| {
         ApiError::NotFound("no workspace is loaded: start the server with `cairn serve --workspace DIR`".into())
     })?;
@@ -101,20 +108,25 @@ pub(crate) async fn data(state: &AppState, q: &QueryText) -> Result<JourneyView,
     if ws.journey().is_none() {
         return Err(ApiError::NotFound("the workspace has no journey: add journey.yaml".into()));
     }
-    let journey = cairn_reports::journey::journey(&state.store, &ws, &query).await?;
-    let (ttv, ttv_note) = match cairn_reports::ttv::ttv(&state.store, &ws, &query).await {
-        Ok(t) => (Some(t), None),
-        Err(cairn_reports::ReportError::Invalid(why)) => (None, Some(why)),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(JourneyView { journey, ttv, ttv_note })
+    let (journey, ttv) = tokio::join!(cached::journey(state, &ws, &query, wait), cached::ttv(state, &ws, &query, wait));
+    let mut fresh = Freshness::default();
+    let (journey, ttv) = (fresh.take(journey?), fresh.take(ttv?));
+    let view = journey.zip(ttv).map(|(journey, ttv)| {
+        let (ttv, ttv_note) = match &*ttv {
+            Ok(t) => (Some(t.clone()), None),
+            Err(why) => (None, Some(why.clone())),
+        };
+        JourneyView { journey: (*journey).clone(), ttv, ttv_note }
+    });
+    Ok((view, fresh))
 }
 
 #[derive(Template)]
 #[template(path = "journey.html")]
 struct Page {
     chrome: Chrome,
-    d: JourneyView,
+    d: Option<JourneyView>,
+    fresh: Freshness,
 }
 
 /// `GET /journey`.
@@ -123,6 +135,6 @@ pub(crate) async fn page(
     user: SignedIn,
     Query(q): Query<QueryText>,
 ) -> Result<Html<String>, UiError> {
-    let d = data(&state, &q).await?;
-    render(&Page { chrome: Chrome::new(&user, "/journey"), d })
+    let (d, fresh) = data(&state, &q, Wait::Page(PAGE_WAIT)).await?;
+    render(&Page { chrome: Chrome::new(&user, "/journey"), d, fresh })
 }

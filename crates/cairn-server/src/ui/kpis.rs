@@ -19,7 +19,9 @@ use super::chart::{self, Chart, Series, Unit};
 use super::{Chrome, UiError, given, render};
 use crate::AppState;
 use crate::auth::SignedIn;
+use crate::cached_reports as cached;
 use crate::error::ApiError;
+use crate::report_cache::{Freshness, PAGE_WAIT, Wait};
 
 /// The KPI page's data.
 #[derive(Debug, Clone, Serialize)]
@@ -110,20 +112,30 @@ impl KpisView {
     }
 }
 
-/// The KPIs over the twelve months before the last complete one (or the range asked).
-pub(crate) async fn data(state: &AppState, q: &QueryText) -> Result<KpisView, ApiError> {
+/// The KPIs over the twelve months before the last complete one (or the range asked),
+/// from the report cache.
+pub(crate) async fn data(
+    state: &AppState,
+    q: &QueryText,
+    wait: Wait,
+) -> Result<(Option<KpisView>, Freshness), ApiError> {
     let live = crate::api::live_workspace(state).await;
-    let ws = live.as_deref();
+    let ws = live.as_ref();
     let tz = ws.map_or(jiff::tz::TimeZone::UTC, |w| w.time_zone().clone());
     let today = state.clock.now().to_zoned(tz).date();
     let mut query = q.resolve(PeriodKind::Month, today)?;
     if q.period.is_none() && q.from.is_none() {
         query.period = cairn_reports::revenue::last_twelve_months(query.period)?;
     }
-    let series = cairn_reports::revenue::kpis_series(&state.store, ws, &query).await?;
-    let movements = cairn_reports::revenue::movements(&state.store, ws, &query).await?;
-    let cohorts = cairn_reports::revenue::cohorts(&state.store, ws, &query).await?;
-    let nps = cairn_reports::nps::nps(&state.store, &query).await?;
+    let (series, movements, cohorts, nps) = tokio::join!(
+        cached::kpis_series(state, ws, &query, wait),
+        cached::movements(state, ws, &query, wait),
+        cached::cohorts(state, ws, &query, wait),
+        cached::nps(state, &query, wait),
+    );
+    let mut fresh = Freshness::default();
+    let (series, movements, cohorts, nps) =
+        (fresh.take(series?), fresh.take(movements?), fresh.take(cohorts?), fresh.take(nps?));
     let selected = given(&q.segment);
     let mut segments =
         vec![Choice { value: String::new(), label: "every account".into(), selected: selected.is_none() }];
@@ -136,14 +148,25 @@ pub(crate) async fn data(state: &AppState, q: &QueryText) -> Result<KpisView, Ap
             }
         }));
     }
-    Ok(KpisView { series, movements, cohorts, nps, segments })
+    let view = match (series, movements, cohorts, nps) {
+        (Some(series), Some(movements), Some(cohorts), Some(nps)) => Some(KpisView {
+            series: (*series).clone(),
+            movements: (*movements).clone(),
+            cohorts: (*cohorts).clone(),
+            nps: (*nps).clone(),
+            segments,
+        }),
+        _ => None,
+    };
+    Ok((view, fresh))
 }
 
 #[derive(Template)]
 #[template(path = "kpis.html")]
 struct Page {
     chrome: Chrome,
-    d: KpisView,
+    d: Option<KpisView>,
+    fresh: Freshness,
 }
 
 /// `GET /kpis`.
@@ -152,6 +175,6 @@ pub(crate) async fn page(
     user: SignedIn,
     Query(q): Query<QueryText>,
 ) -> Result<Html<String>, UiError> {
-    let d = data(&state, &q).await?;
-    render(&Page { chrome: Chrome::new(&user, "/kpis"), d })
+    let (d, fresh) = data(&state, &q, Wait::Page(PAGE_WAIT)).await?;
+    render(&Page { chrome: Chrome::new(&user, "/kpis"), d, fresh })
 }

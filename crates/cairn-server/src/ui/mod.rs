@@ -10,6 +10,10 @@
 //! (`/static/cairn.css`, `/static/app.js`, embedded in the binary).
 //! The sign-in page (`/login`, GET and POST) is the one UI route outside the list: the
 //! signed-out use it.
+//! The report pages (insights, KPIs, journey, programs) read their figures from the
+//! report cache ([`crate::report_cache`]): a page waits [`crate::report_cache::PAGE_WAIT`]
+//! at most, then shows the last complete figures with their time, or "computing"; their
+//! JSON views wait for current figures. [`warm`] starts their default figures' computation.
 
 pub(crate) mod account;
 pub(crate) mod account_timeline;
@@ -36,7 +40,6 @@ use axum::middleware;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
 
-pub(crate) use insights::InsightsCache;
 pub(crate) use kept::KeptFigures;
 
 use crate::AppState;
@@ -45,6 +48,28 @@ use crate::error::ApiError;
 
 #[cfg(test)]
 mod role_table;
+
+/// Starts computing the report pages' default figures that are not current (the
+/// insights, KPIs, journey and programs pages, and each program's), without waiting.
+pub(crate) async fn warm(state: &AppState) {
+    let now = crate::report_cache::Wait::Page(std::time::Duration::ZERO);
+    let mut failures = Vec::new();
+    failures.push(insights::data(state, &insights::InsightsQuery::default(), now).await.err());
+    failures.push(kpis::data(state, &Default::default(), now).await.err());
+    failures.push(journey::data(state, &Default::default(), now).await.err());
+    failures.push(programs::list_data(state, now).await.err());
+    if let Some(ws) = crate::api::live_workspace(state).await {
+        for p in ws.programs() {
+            failures.push(programs::data(state, p.id.as_str(), now).await.err());
+        }
+    }
+    for e in failures.into_iter().flatten() {
+        // A workspace without a journey has no journey page: nothing to warn about.
+        if !matches!(e, ApiError::NotFound(_)) {
+            tracing::warn!("warming the report pages: {e}");
+        }
+    }
+}
 
 /// One UI route.
 pub(crate) struct UiRoute {

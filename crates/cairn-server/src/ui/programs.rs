@@ -16,7 +16,9 @@ use serde::Serialize;
 use super::{Chrome, UiError, back_to, render};
 use crate::AppState;
 use crate::auth::SignedIn;
+use crate::cached_reports as cached;
 use crate::error::ApiError;
+use crate::report_cache::{Freshness, PAGE_WAIT, Wait};
 
 /// A program in the list.
 #[derive(Debug, Clone, Serialize)]
@@ -61,18 +63,21 @@ async fn workspace(state: &AppState) -> Result<std::sync::Arc<cairn_workspace::W
     })
 }
 
-/// Every program with this month's reach.
-pub(crate) async fn list_data(state: &AppState) -> Result<ProgramsView, ApiError> {
+/// Every program with this month's reach (the figures from the report cache: none while
+/// they are computed the first time).
+pub(crate) async fn list_data(state: &AppState, wait: Wait) -> Result<(ProgramsView, Freshness), ApiError> {
     let ws = workspace(state).await?;
     let today = state.clock.now().to_zoned(ws.time_zone().clone()).date();
     let (current, _) = super::morning::months(today)?;
-    let report = cairn_reports::programs::programs(&state.store, Some(&ws), &current, None).await?;
+    let mut fresh = Freshness::default();
+    let report = fresh.take(cached::programs(state, Some(&ws), &current, None, wait).await?);
+    let report = report.as_ref().map_or(&[][..], |r| &r.programs[..]);
     let paused = state.store.paused_programs().await?;
     let programs = ws
         .programs()
         .iter()
         .map(|p| {
-            let r = report.programs.iter().find(|r| r.program == p.id.as_str());
+            let r = report.iter().find(|r| r.program == p.id.as_str());
             ProgramLine {
                 id: p.id.as_str().to_string(),
                 name: p.name.clone(),
@@ -86,7 +91,7 @@ pub(crate) async fn list_data(state: &AppState) -> Result<ProgramsView, ApiError
             }
         })
         .collect();
-    Ok(ProgramsView { period: current.period, programs })
+    Ok((ProgramsView { period: current.period, programs }, fresh))
 }
 
 /// A step in the diagram.
@@ -192,8 +197,10 @@ pub(crate) struct ProgramView {
     pub paused: Option<ProgramPause>,
 }
 
-/// One program's data; 404 naming the programs for an unknown id.
-pub(crate) async fn data(state: &AppState, id: &str) -> Result<ProgramView, ApiError> {
+/// One program's data; 404 naming the programs for an unknown id. Reach, Effect and the
+/// experiments come from the report cache (empty while computed the first time); the
+/// audience preview and the pause are read now.
+pub(crate) async fn data(state: &AppState, id: &str, wait: Wait) -> Result<(ProgramView, Freshness), ApiError> {
     let ws = workspace(state).await?;
     let Some(program) = ws.programs().iter().find(|p| p.id.as_str() == id).cloned() else {
         let ids: Vec<&str> = ws.programs().iter().map(|p| p.id.as_str()).collect();
@@ -201,16 +208,13 @@ pub(crate) async fn data(state: &AppState, id: &str) -> Result<ProgramView, ApiE
     };
     let today = state.clock.now().to_zoned(ws.time_zone().clone()).date();
     let (current, _) = super::morning::months(today)?;
-    let report = cairn_reports::programs::programs(&state.store, Some(&ws), &current, Some(id)).await?;
-    let report = report.programs.into_iter().find(|r| r.program == id);
-    let experiments = cairn_reports::experiments::experiments(
-        &state.store,
-        Some(&ws),
-        &current,
-        Some(id),
-        cairn_reports::experiments::DEFAULT_MDE,
-    )
-    .await?;
+    let (report, experiments) = tokio::join!(
+        cached::programs(state, Some(&ws), &current, Some(id), wait),
+        cached::experiments(state, Some(&ws), &current, Some(id), cairn_reports::experiments::DEFAULT_MDE, wait)
+    );
+    let mut fresh = Freshness::default();
+    let (report, experiments) = (fresh.take(report?), fresh.take(experiments?));
+    let report = report.and_then(|r| r.programs.iter().find(|r| r.program == id).cloned());
     let steps = program
         .all_steps()
         .iter()
@@ -245,7 +249,7 @@ pub(crate) async fn data(state: &AppState, id: &str) -> Result<ProgramView, ApiE
     let preview =
         rt.read(|live| cairn_programs::preview(&live.engine, &program, &signer, "http://127.0.0.1:8080")).await?;
     let paused = state.store.paused_programs().await?.into_iter().find(|p| p.program_id == id);
-    Ok(ProgramView {
+    let view = ProgramView {
         id: id.to_string(),
         name: program.name.clone(),
         subject: subject(program.subject),
@@ -254,10 +258,11 @@ pub(crate) async fn data(state: &AppState, id: &str) -> Result<ProgramView, ApiE
         steps,
         report,
         effect,
-        experiments: experiments.experiments.iter().map(experiment_view).collect(),
+        experiments: experiments.map(|e| e.experiments.iter().map(experiment_view).collect()).unwrap_or_default(),
         preview,
         paused,
-    })
+    };
+    Ok((view, fresh))
 }
 
 #[derive(Template)]
@@ -265,6 +270,7 @@ pub(crate) async fn data(state: &AppState, id: &str) -> Result<ProgramView, ApiE
 struct ListPage {
     chrome: Chrome,
     d: ProgramsView,
+    fresh: Freshness,
 }
 
 #[derive(Template)]
@@ -272,12 +278,13 @@ struct ListPage {
 struct Page {
     chrome: Chrome,
     d: ProgramView,
+    fresh: Freshness,
 }
 
 /// `GET /programs`.
 pub(crate) async fn list(State(state): State<AppState>, user: SignedIn) -> Result<Html<String>, UiError> {
-    let d = list_data(&state).await?;
-    render(&ListPage { chrome: Chrome::new(&user, "/programs"), d })
+    let (d, fresh) = list_data(&state, Wait::Page(PAGE_WAIT)).await?;
+    render(&ListPage { chrome: Chrome::new(&user, "/programs"), d, fresh })
 }
 
 /// `GET /programs/{id}`.
@@ -286,8 +293,8 @@ pub(crate) async fn page(
     user: SignedIn,
     Path(id): Path<String>,
 ) -> Result<Html<String>, UiError> {
-    let d = data(&state, &id).await?;
-    render(&Page { chrome: Chrome::new(&user, "/programs"), d })
+    let (d, fresh) = data(&state, &id, Wait::Page(PAGE_WAIT)).await?;
+    render(&Page { chrome: Chrome::new(&user, "/programs"), d, fresh })
 }
 
 async fn known(state: &AppState, id: &str) -> Result<(), UiError> {

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::AppState;
 use crate::api::authorize;
 use crate::error::ApiError;
+use crate::report_cache::{Freshness, Wait};
 
 /// The pages served.
 pub(crate) const PAGES: &[&str] =
@@ -34,14 +35,14 @@ pub(crate) async fn view(
         "morning" => json(super::morning::data(&state).await?),
         "accounts" => json(super::accounts::data(&state, &from_pairs(&query)?).await?),
         "segments" => json(super::segments::data(&state, &from_pairs(&query)?).await?),
-        "journey" => json(super::journey::data(&state, &from_pairs(&query)?).await?),
-        "programs" => json(super::programs::list_data(&state).await?),
+        "journey" => json(current(super::journey::data(&state, &from_pairs(&query)?, Wait::Current).await?)?),
+        "programs" => json(super::programs::list_data(&state, Wait::Current).await?.0),
         "tasks" => {
             let me = pairs.iter().find(|(k, _)| k == "me").map(|(_, v)| v.as_str()).unwrap_or("");
             json(super::tasks::data(&state, me).await?)
         }
-        "insights" => json(super::insights::data(&state, &from_pairs(&query)?).await?),
-        "kpis" => json(super::kpis::data(&state, &from_pairs(&query)?).await?),
+        "insights" => json(current(super::insights::data(&state, &from_pairs(&query)?, Wait::Current).await?)?),
+        "kpis" => json(current(super::kpis::data(&state, &from_pairs(&query)?, Wait::Current).await?)?),
         "staffing" => {
             let digital: Vec<String> = pairs.iter().filter(|(k, _)| k == "digital").map(|(_, v)| v.clone()).collect();
             json(super::staffing::data(&state, &digital).await?)
@@ -93,5 +94,10 @@ pub(crate) async fn program(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers, cairn_store::KeyScope::Read).await?;
-    json(super::programs::data(&state, &id).await?)
+    json(super::programs::data(&state, &id, Wait::Current).await?.0)
+}
+
+/// The view of a page that waited for current figures ([`Wait::Current`] always has them).
+fn current<T>((view, _): (Option<T>, Freshness)) -> Result<T, ApiError> {
+    view.ok_or_else(|| ApiError::Internal("the view's figures are still being computed".into()))
 }
