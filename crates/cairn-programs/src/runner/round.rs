@@ -12,8 +12,8 @@
 //! while the next round decides; the sends in flight count towards the caps through
 //! `pending_sends`, since the facts read cannot see them. A deferral moves a step at least
 //! a second forward (never due again in the same pass) and is written with the round's
-//! records (until then the step's lease keeps it from being claimed again); a transient failure is retried
-//! with jittered backoff until attempts run out, then dead-lettered. What left the machine
+//! records (until then the step's lease keeps it from being claimed again); a transient
+//! failure is retried with jittered backoff until attempts run out, then dead-lettered. What left the machine
 //! (SMTP, a webhook) is written at once, to keep the window between delivery and record
 //! short. Each recorded send appends its `{channel}_sent` event with the ledger key as
 //! message id, so it is appended once.
