@@ -254,23 +254,39 @@ impl Runtime {
 
     /// Reloads accounts and contacts from the store and applies what changed.
     pub async fn refresh_traits(&self) -> Result<(), RuntimeError> {
-        let tz = self.live.read().await.engine.workspace().time_zone().clone();
-        let today = tz.to_datetime(self.clock.now()).date();
+        let today = self.traits_day().await;
         let accounts = self.store.engine_accounts(today).await?;
         let contacts = self.store.engine_contacts().await?;
+        self.refresh_traits_from(&accounts, &contacts).await
+    }
+
+    /// The day [`Runtime::refresh_traits`] reads accounts on (their ARR is the lines
+    /// active that day): today in the workspace's time zone.
+    pub async fn traits_day(&self) -> jiff::civil::Date {
+        let tz = self.live.read().await.engine.workspace().time_zone().clone();
+        tz.to_datetime(self.clock.now()).date()
+    }
+
+    /// [`Runtime::refresh_traits`] with the records read by the caller (who needs them
+    /// too): `engine_accounts` on [`Runtime::traits_day`] and `engine_contacts`.
+    pub async fn refresh_traits_from(
+        &self,
+        accounts: &[cairn_store::AccountRecord],
+        contacts: &[cairn_store::ContactRecord],
+    ) -> Result<(), RuntimeError> {
         let mut out = Vec::new();
         let mut live = self.live.write().await;
         let now = self.clock.now();
         out.extend(live.engine.advance_to(now));
         let ws = Arc::clone(live.engine.workspace_arc());
-        for a in &accounts {
+        for a in accounts {
             let traits = account_traits(a, &ws);
             let unchanged = live.engine.account(a.id as u64).is_some_and(|s| s.traits == traits && s.whole);
             if !unchanged {
                 out.extend(live.engine.upsert_account(a.id as u64, traits));
             }
         }
-        for c in &contacts {
+        for c in contacts {
             out.extend(live.engine.upsert_contact(c.id as u64, c.account_id.map(|a| a as u64), contact_traits(c, &ws)));
         }
         let health = health_to_store(&mut live);

@@ -1091,6 +1091,13 @@ impl Store {
         dispatch!(self, s => s.defer_step(due, owner, until, note).await)
     }
 
+    /// [`Store::defer_step`] for many steps at once, each `(due, until, note)`: one
+    /// transaction, a multi-row statement per 300. How many were deferred (a step whose
+    /// lease was lost is left as it is).
+    pub async fn defer_steps(&self, owner: &str, steps: &[(DueStep, Timestamp, String)]) -> Result<u64> {
+        dispatch!(self, s => s.defer_steps(owner, steps).await)
+    }
+
     /// Makes the pending steps `step_ids` of an enrollment due at `at` if they were due
     /// later (a `wait until` told that something it waits for happened). How many moved.
     pub async fn wake_steps(&self, enrollment_id: i64, step_ids: &[String], at: Timestamp) -> Result<u64> {
@@ -1122,6 +1129,12 @@ impl Store {
         report_input!(self, s => s.record_engagement(enrollment_id, step_id, kind, at, detail).await)
     }
 
+    /// [`Store::engagements`] of many enrollments at once (one query per 500), by
+    /// enrollment; an enrollment without any is absent.
+    pub async fn engagements_of(&self, enrollment_ids: &[i64]) -> Result<HashMap<i64, Vec<EngagementRecord>>> {
+        dispatch!(self, s => s.engagements_of(enrollment_ids).await)
+    }
+
     /// Every engagement with an enrollment's sends, by time.
     pub async fn engagements(&self, enrollment_id: i64) -> Result<Vec<EngagementRecord>> {
         dispatch!(self, s => s.engagements(enrollment_id).await)
@@ -1130,6 +1143,12 @@ impl Store {
     /// Records the first time an enrollment's goal was met. `Ok(false)` if it was already.
     pub async fn mark_goal_met(&self, enrollment_id: i64, at: Timestamp) -> Result<bool> {
         report_input!(self, s => s.mark_goal_met(enrollment_id, at).await)
+    }
+
+    /// Marks the goal of each of these enrollments met at `at` (those not marked yet), in
+    /// one transaction; how many were marked now.
+    pub async fn mark_goals_met(&self, enrollment_ids: &[i64], at: Timestamp) -> Result<u64> {
+        dispatch!(self, s => s.mark_goals_met(enrollment_ids, at).await)
     }
 
     /// A program's enrollments (active or not, holdout included) enrolled at or after

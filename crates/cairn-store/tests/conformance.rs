@@ -119,6 +119,7 @@ on_both_backends! {
         a_recorded_step_schedules_the_next_or_ends_the_enrollment_in_the_same_transaction,
         a_deferred_step_keeps_its_start_and_a_woken_wait_is_due_now,
         engagement_is_recorded_once_per_kind_and_goals_once,
+        deferrals_engagement_and_goals_set_wise_agree_with_one_at_a_time,
         settings_are_shared_and_the_first_secret_stored_wins,
         custom_traits_set_by_a_program_are_read_back_and_signal_a_data_change,
         program_activity_reads_a_range_of_enrollments_with_accounts_sends_and_engagements,
@@ -2380,6 +2381,64 @@ async fn engagement_is_recorded_once_per_kind_and_goals_once(store: Store) {
     assert_eq!(store.enrollment(e.id).await.unwrap().unwrap().goal_met_at, Some(after(hours(1))));
     assert!(store.enrollments_to_measure("nps", t0()).await.unwrap().is_empty());
     assert_eq!(store.program_enrollments("nps").await.unwrap().len(), 1);
+}
+
+async fn deferrals_engagement_and_goals_set_wise_agree_with_one_at_a_time(store: Store) {
+    // Three waits claimed by node-a; a fourth step held by node-b.
+    let mut waits = Vec::new();
+    for contact in [7, 8, 9] {
+        let e = enroll_contact(&store, "nps", contact, "k").await;
+        store.schedule_step(e.id, "wait_answer", t0()).await.unwrap();
+        waits.push(e);
+    }
+    let other = enroll_contact(&store, "nps", 10, "k").await;
+    store.schedule_step(other.id, "wait_answer", t0()).await.unwrap();
+    let mut claimed = store.claim_due_steps("node-a", t0(), mins(5), 3).await.unwrap();
+    let theirs = claim_one(&store, "node-b", t0()).await;
+    assert_eq!(theirs.enrollment_id, other.id);
+    claimed.sort_by_key(|d| d.enrollment_id);
+    let deferrals: Vec<(DueStep, Timestamp, String)> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.clone(), after(hours(i as i64 + 1)), format!("waiting {i}")))
+        .chain([(theirs.clone(), after(hours(9)), "not mine".to_string())])
+        .collect();
+    assert_eq!(store.defer_steps("node-a", &deferrals).await.unwrap(), 3, "only the lease holder defers");
+    assert_eq!(store.defer_steps("node-a", &[]).await.unwrap(), 0);
+    nothing_due(&store, after(mins(59))).await;
+    for (i, e) in waits.iter().enumerate() {
+        let attempts = store.step_attempts(e.id).await.unwrap();
+        assert_eq!(attempts.len(), 1, "a deferral is not a new attempt: {attempts:?}");
+        assert_eq!(attempts[0].due_at, after(hours(i as i64 + 1)));
+        assert_eq!(attempts[0].last_error.as_deref(), Some(format!("waiting {i}").as_str()));
+    }
+    let held = store.step_attempts(other.id).await.unwrap();
+    assert_eq!((held[0].due_at, held[0].last_error.as_deref()), (t0(), None), "node-b's step is untouched");
+    let first = claim_one(&store, "node-a", after(hours(1))).await;
+    assert_eq!((first.enrollment_id, first.started_at), (waits[0].id, t0()));
+
+    // Engagement of many enrollments: what one at a time gives, by enrollment.
+    let (a, b, c) = (waits[0].id, waits[1].id, waits[2].id);
+    store.record_engagement(a, "nps", "answered", after(mins(7)), r#"{"score":9}"#).await.unwrap();
+    store.record_engagement(a, "nps", "opened", after(mins(5)), "{}").await.unwrap();
+    store.record_engagement(b, "nps", "clicked", after(mins(3)), "{}").await.unwrap();
+    let many = store.engagements_of(&[a, b, c, 9_999]).await.unwrap();
+    assert_eq!(many.len(), 2, "enrollments without engagement are absent: {many:?}");
+    assert_eq!(many[&a], store.engagements(a).await.unwrap());
+    assert_eq!(many[&b], store.engagements(b).await.unwrap());
+    assert!(store.engagements_of(&[]).await.unwrap().is_empty());
+
+    // Goals met in one write: the first time counts, others are left alone.
+    assert!(store.mark_goal_met(b, after(hours(1))).await.unwrap());
+    assert_eq!(store.mark_goals_met(&[a, b], after(hours(2))).await.unwrap(), 1);
+    assert_eq!(store.mark_goals_met(&[], after(hours(2))).await.unwrap(), 0);
+    let goal = |id: i64| {
+        let store = store.clone();
+        async move { store.enrollment(id).await.unwrap().unwrap().goal_met_at }
+    };
+    assert_eq!((goal(a).await, goal(b).await, goal(c).await), (Some(after(hours(2))), Some(after(hours(1))), None));
+    let open: Vec<i64> = store.enrollments_to_measure("nps", t0()).await.unwrap().iter().map(|e| e.id).collect();
+    assert_eq!(open, vec![c, other.id], "by id, the goals not met yet");
 }
 
 async fn settings_are_shared_and_the_first_secret_stored_wins(store: Store) {

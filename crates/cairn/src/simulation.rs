@@ -186,6 +186,7 @@ pub async fn simulate(
     let company = Company::new(config.clone());
     let new_accounts = company.accounts().filter(|a| a.start_date >= first_day).count();
     let contacts = company.accounts().map(|a| a.contacts.len()).sum();
+    let mut phases = Phases::from_env();
     let history_start = config.history_start();
     let clock = Arc::new(FixedClock::new(midnight(history_start)));
     let mut drive = Drive {
@@ -244,6 +245,7 @@ pub async fn simulate(
         .await
         .context("starting the program runner")?;
     drive.refresh_ids().await?;
+    phases.lap("history and engine start");
     // The year, a pass every few hours; tomorrow's product use is drawn at noon UTC (the
     // earliest working hour anywhere is later: 08:00 in Sydney is 21:00 UTC).
     let step = SignedDuration::from_hours(24 / i64::from(options.passes_per_day));
@@ -262,18 +264,30 @@ pub async fn simulate(
             }
             generated = tomorrow;
         }
+        phases.lap("generate");
         drive.react_until(t).await?;
+        phases.lap("react");
         drive.complete_tasks_until(t).await?;
+        phases.lap("complete tasks");
         drive.append_due(t).await?;
+        phases.lap("append events");
         if traits_changed {
-            runtime.refresh_traits().await?;
-            drive.refresh_ids().await?;
+            // One read of the records for the engine and the drive's ids.
+            let day = runtime.traits_day().await;
+            let (accounts, contacts) = (store.engine_accounts(day).await?, store.engine_contacts().await?);
+            runtime.refresh_traits_from(&accounts, &contacts).await?;
+            drive.set_ids(&accounts, &contacts);
+            phases.lap("refresh traits");
         }
         runtime.catch_up().await?;
+        phases.lap("engine catch-up");
         runner.run_once().await?;
+        phases.lap("runner pass");
         drive.read_sends().await?;
+        phases.lap("read sends");
         if t == midnight(today) {
             drive.see_tasks().await?;
+            phases.lap("see tasks");
             let done = today.since(first_day).map(|s| s.get_days()).unwrap_or(0) as u64 + 1;
             progress(done, total);
         }
@@ -286,7 +300,53 @@ pub async fn simulate(
     runner.run_once().await?;
     drive.read_sends().await?;
     drive.see_tasks().await?;
-    drive.finish(options).await
+    phases.lap("last pass");
+    let out = drive.finish(options).await;
+    phases.lap("summary");
+    phases.print();
+    out
+}
+
+/// Wall time per phase of the drive, printed on stderr at the end when the environment
+/// variable `CAIRN_SIM_PROFILE` is set (for tuning; the simulation does not depend on it).
+struct Phases {
+    on: bool,
+    last: std::time::Instant,
+    spent: BTreeMap<&'static str, (std::time::Duration, u64)>,
+}
+
+impl Phases {
+    fn from_env() -> Phases {
+        let on = std::env::var_os("CAIRN_SIM_PROFILE").is_some();
+        Phases { on, last: std::time::Instant::now(), spent: BTreeMap::new() }
+    }
+
+    /// Charges the time since the previous lap to `phase`.
+    fn lap(&mut self, phase: &'static str) {
+        if !self.on {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let e = self.spent.entry(phase).or_default();
+        e.0 += now - self.last;
+        e.1 += 1;
+        self.last = now;
+    }
+
+    fn print(&self) {
+        if !self.on {
+            return;
+        }
+        let total: f64 = self.spent.values().map(|(d, _)| d.as_secs_f64()).sum();
+        eprintln!("simulation phases ({total:.1} s):");
+        for (phase, (d, n)) in &self.spent {
+            eprintln!(
+                "  {phase:<26} {:>8.2} s {:>5.1}%  {n:>6} times",
+                d.as_secs_f64(),
+                100.0 * d.as_secs_f64() / total
+            );
+        }
+    }
 }
 
 impl Drive<'_> {
@@ -355,18 +415,24 @@ impl Drive<'_> {
 
     /// Maps cairn's contact ids to addresses and account ids to CRM ids.
     async fn refresh_ids(&mut self) -> Result<()> {
-        for c in self.store.engine_contacts().await? {
-            if let Some(email) = c.email {
-                self.emails.insert(c.id, email);
-            }
-        }
         let today = self.clock.now().to_zoned(TimeZone::UTC).date();
-        for a in self.store.engine_accounts(today).await? {
-            if let Some(crm) = a.crm_id {
-                self.accounts.insert(a.id, crm);
+        let (accounts, contacts) = (self.store.engine_accounts(today).await?, self.store.engine_contacts().await?);
+        self.set_ids(&accounts, &contacts);
+        Ok(())
+    }
+
+    /// [`Drive::refresh_ids`] from records read already.
+    fn set_ids(&mut self, accounts: &[cairn_store::AccountRecord], contacts: &[cairn_store::ContactRecord]) {
+        for c in contacts {
+            if let Some(email) = &c.email {
+                self.emails.insert(c.id, email.clone());
             }
         }
-        Ok(())
+        for a in accounts {
+            if let Some(crm) = &a.crm_id {
+                self.accounts.insert(a.id, crm.clone());
+            }
+        }
     }
 
     /// Reads what the runner sent since the last look and lets the recipients react.

@@ -1,5 +1,7 @@
 //! Goals: at most every `goal_every`, each program's goal rule is evaluated for the
-//! enrollments still within the goal's window, and those that meet it are marked (once).
+//! enrollments still within the goal's window, and those that meet it are marked (once):
+//! per program, the enrollments and their engagement are read set-wise, the rule
+//! evaluated in one read of the engine and the goals met written in one transaction.
 //! Steps read the goal too (`goal_met()` in rules), evaluated then for their enrollment.
 
 use cairn_workspace::Workspace;
@@ -20,15 +22,28 @@ impl Runner {
         for program in ws.programs().iter().filter(|p| self.runs(p)) {
             let Some(goal) = &program.goal else { continue };
             let since = now.checked_sub(goal.within).unwrap_or(now);
-            for e in self.store.enrollments_to_measure(program.id.as_str(), since).await? {
-                let engagements = self.store.engagements(e.id).await?;
-                let facts = Facts { engagements: &engagements, goal: false };
-                let subject = subject_ref(e.subject_kind, e.subject_id);
-                let met = self.runtime.read(|live| eval_bool(&live.engine, subject, &goal.rule, Some(&facts))).await;
-                if met {
-                    self.store.mark_goal_met(e.id, now).await?;
-                }
+            // The enrollments and their engagement in two reads, the rule in one read of
+            // the engine, the goals met in one write.
+            let open = self.store.enrollments_to_measure(program.id.as_str(), since).await?;
+            if open.is_empty() {
+                continue;
             }
+            let ids: Vec<i64> = open.iter().map(|e| e.id).collect();
+            let engagements = self.store.engagements_of(&ids).await?;
+            let met: Vec<i64> = self
+                .runtime
+                .read(|live| {
+                    open.iter()
+                        .filter(|e| {
+                            let engagements = engagements.get(&e.id).map(Vec::as_slice).unwrap_or_default();
+                            let facts = Facts { engagements, goal: false };
+                            eval_bool(&live.engine, subject_ref(e.subject_kind, e.subject_id), &goal.rule, Some(&facts))
+                        })
+                        .map(|e| e.id)
+                        .collect()
+                })
+                .await;
+            self.store.mark_goals_met(&met, now).await?;
         }
         Ok(())
     }

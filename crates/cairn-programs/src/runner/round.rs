@@ -11,8 +11,9 @@
 //! Rounds are pipelined: a round's records ([`Batch`]) are written in one transaction
 //! while the next round decides; the sends in flight count towards the caps through
 //! `pending_sends`, since the facts read cannot see them. A deferral moves a step at least
-//! a second forward (never due again in the same pass); a transient failure is retried
-//! with jittered backoff until attempts run out, then dead-lettered. What left the machine
+//! a second forward (never due again in the same pass) and is written with the round's
+//! records (until then the step's lease keeps it from being claimed again); a transient
+//! failure is retried with jittered backoff until attempts run out, then dead-lettered. What left the machine
 //! (SMTP, a webhook) is written at once, to keep the window between delivery and record
 //! short. Each recorded send appends its `{channel}_sent` event with the ledger key as
 //! message id, so it is appended once.
@@ -21,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use cairn_engine::{Engine, SubjectRef};
 use cairn_rules::Value;
-use cairn_store::{After, DueStep, Enrollment, LedgerEntry, OutboxMessage, StepRecord};
+use cairn_store::{After, DueStep, EngagementRecord, Enrollment, LedgerEntry, OutboxMessage, StepRecord};
 use cairn_workspace::{Channel, SendStep, Step, Workspace};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
@@ -30,10 +31,13 @@ use super::{PassReport, Runner, subject_ref};
 use crate::ProgramError;
 use crate::engage::ContactEvent;
 
-/// The records of one claimed batch, written in one transaction.
+/// The records of one claimed batch, written in one transaction, and its deferrals
+/// (written just before, in one transaction of their own).
 #[derive(Default)]
 pub(super) struct Batch {
     pub(super) records: Vec<StepRecord>,
+    /// Steps held back: due again at the instant, with why.
+    pub(super) deferrals: Vec<(DueStep, Timestamp, String)>,
 }
 
 /// A written batch: per record, whether it was recorded now.
@@ -73,7 +77,8 @@ pub(super) struct Recipient {
 
 /// What the steps of one claimed round read from the store, read set-wise before any of
 /// them runs: their enrollments, their send recipients, and those recipients' consent,
-/// suppressions and recent sends (for frequency caps). A round decides from these and
+/// suppressions and recent sends (for frequency caps), and the engagement of the
+/// enrollments whose step evaluates rules. A round decides from these and
 /// from the sends it decided itself (`pending_sends`).
 #[derive(Default)]
 pub(super) struct RoundFacts {
@@ -84,6 +89,8 @@ pub(super) struct RoundFacts {
     pub(super) suppressed: HashSet<String>,
     /// By (channel, contact): sends within the channel's cap window, oldest first.
     pub(super) sent: HashMap<(Channel, i64), Vec<Timestamp>>,
+    /// By enrollment, for steps that evaluate rules: engagement with its sends so far.
+    pub(super) engagements: HashMap<i64, Vec<EngagementRecord>>,
 }
 
 /// The recipient of a send about `subject`.
@@ -282,7 +289,22 @@ impl Runner {
                 sent.insert((channel, contact), times);
             }
         }
-        Ok(RoundFacts { enrollments, recipients, unsubscribed, suppressed, sent })
+        // The engagement of the enrollments whose step evaluates rules.
+        let mut reading: Vec<i64> = claimed
+            .iter()
+            .filter(|d| {
+                ws.programs()
+                    .iter()
+                    .find(|p| p.id.as_str() == d.program_id)
+                    .and_then(|p| Some(super::steps::reads_rules(p, p.step(&d.step_id)?)))
+                    .unwrap_or(false)
+            })
+            .map(|d| d.enrollment_id)
+            .collect();
+        reading.sort_unstable();
+        reading.dedup();
+        let engagements = if reading.is_empty() { HashMap::new() } else { self.store.engagements_of(&reading).await? };
+        Ok(RoundFacts { enrollments, recipients, unsubscribed, suppressed, sent, engagements })
     }
 
     /// Records a batch's steps in one transaction, each with its event. Owns what it
@@ -294,6 +316,9 @@ impl Runner {
         let store = self.store.clone();
         let owner = self.config.node.clone();
         async move {
+            // A deferred step keeps its lease until this is written, so nobody runs it
+            // again in the meantime.
+            store.defer_steps(&owner, &batch.deferrals).await?;
             let recorded = store.complete_steps(&owner, &batch.records).await?;
             Ok(Written { batch, recorded })
         }
@@ -317,7 +342,7 @@ impl Runner {
             Outcome::Defer(until, note, why) => {
                 // Never due again within this pass: a deferral moves the step forward.
                 let until = until.max(now.checked_add(SignedDuration::from_secs(1)).unwrap_or(now));
-                self.store.defer_step(due, owner, until, &note).await?;
+                batch.deferrals.push((due.clone(), until, note));
                 report.deferred += 1;
                 match why {
                     Deferral::QuietHours => report.quiet_hours += 1,
@@ -350,7 +375,7 @@ impl Runner {
             && record.entry.outcome == "sent"
             && matches!(record.entry.channel.as_str(), "email" | "webhook" | "sms" | "slack");
         if delivered {
-            self.write(Batch { records: vec![record] }).await?.count(report);
+            self.write(Batch { records: vec![record], deferrals: Vec::new() }).await?.count(report);
         } else {
             batch.records.push(record);
         }

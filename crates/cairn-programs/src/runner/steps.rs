@@ -20,6 +20,12 @@ use super::{Facts, Runner, eval_bool, subject_ref};
 use crate::ProgramError;
 use crate::plan::{branch_target, next_after};
 
+/// Whether a step of `program` evaluates rules (exit rules, or the step's own): only then
+/// does it read the enrollment's engagement and goal.
+pub(super) fn reads_rules(program: &Program, step: &Step) -> bool {
+    !program.exits.is_empty() || matches!(step, Step::If(_) | Step::Wait(_) | Step::Update(_))
+}
+
 impl Runner {
     pub(super) async fn decide(
         &self,
@@ -47,21 +53,22 @@ impl Runner {
             return Ok(Outcome::Record(e, Some(After::End(EnrollmentStatus::Exited))));
         };
         let subject = subject_ref(enrollment.subject_kind, enrollment.subject_id);
-        // Engagement and the goal are read only by rules: a plain send needs neither.
-        let reads_rules = !program.exits.is_empty() || matches!(step, Step::If(_) | Step::Wait(_) | Step::Update(_));
-        let engagements = if reads_rules { self.store.engagements(enrollment.id).await? } else { Vec::new() };
+        // Engagement and the goal are read only by rules: a plain send needs neither (the
+        // round read the engagement of the steps that do).
+        let reads_rules = reads_rules(program, step);
+        let engagements = round.engagements.get(&enrollment.id).map(Vec::as_slice).unwrap_or_default();
         let goal = match &program.goal {
             _ if !reads_rules => false,
             None => false,
             Some(g) => {
                 enrollment.goal_met_at.is_some() || {
                     let within = enrollment.enrolled_at.checked_add(g.within).is_ok_and(|end| now <= end);
-                    let facts = Facts { engagements: &engagements, goal: false };
+                    let facts = Facts { engagements, goal: false };
                     within && self.runtime.read(|live| eval_bool(&live.engine, subject, &g.rule, Some(&facts))).await
                 }
             }
         };
-        let facts = Facts { engagements: &engagements, goal };
+        let facts = Facts { engagements, goal };
         // An exit rule ends the enrollment before anything else happens.
         for (i, rule) in program.exits.iter().enumerate() {
             if self.runtime.read(|live| eval_bool(&live.engine, subject, rule, Some(&facts))).await {

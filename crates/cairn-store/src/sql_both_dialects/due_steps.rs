@@ -30,6 +30,9 @@ pub(crate) fn distinct_runs<T>(items: &[T], enrollment: impl Fn(&T) -> i64) -> V
 /// Rows per multi-row statement of the step records (at most 9 parameters a row).
 pub(crate) const STEP_ROWS_PER_STATEMENT: usize = 500;
 
+/// Rows per multi-row statement of deferrals (3 parameters a row).
+pub(crate) const DEFERRALS_PER_STATEMENT: usize = 300;
+
 macro_rules! due_steps_impl {
     ($Store:ident, $Db:ty) => {
         fn attempt_number(n: i64) -> Result<u32> {
@@ -552,6 +555,32 @@ macro_rules! due_steps_impl {
                 .await?
                 .rows_affected();
                 Ok(deferred == 1)
+            }
+
+            pub(crate) async fn defer_steps(&self, owner: &str, steps: &[(DueStep, Timestamp, String)]) -> Result<u64> {
+                if steps.is_empty() {
+                    return Ok(0);
+                }
+                let n = NUMBERED_PLACEHOLDERS;
+                let mut deferred = 0;
+                let mut tx = self.begin_write().await?;
+                for chunk in steps.chunks(DEFERRALS_PER_STATEMENT) {
+                    // The new due times and notes as a table joined to the steps.
+                    let sql = format!(
+                        "WITH v (id, due_at, note) AS (VALUES {})
+                         UPDATE due_steps SET due_at = v.due_at, lease_owner = NULL, lease_until = NULL, last_error = v.note
+                         FROM v WHERE due_steps.id = v.id AND due_steps.lease_owner = {} AND due_steps.status = 'pending'",
+                        values_rows(chunk.len(), 3, n),
+                        param(chunk.len() * 3 + 1, n)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (due, until, note) in chunk {
+                        q = q.bind(due.id).bind(ms(*until)).bind(note.as_str());
+                    }
+                    deferred += q.bind(owner).execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(deferred)
             }
 
             pub(crate) async fn wake_steps(&self, enrollment_id: i64, step_ids: &[String], at: Timestamp) -> Result<u64> {

@@ -60,17 +60,42 @@ macro_rules! engine_state_impl {
 
         impl $Store {
             pub(crate) async fn engine_accounts(&self, day: Date) -> Result<Vec<AccountRecord>> {
-                let rows = sqlx::query(
-                    "SELECT a.id, a.name, a.industry, a.employees, a.plan, a.seats, a.owner_email, a.start_date, a.renewal_date,
-                            (SELECT CAST(SUM(s.arr_cents) AS BIGINT) FROM subscriptions s WHERE s.account_id = a.id AND s.start_date <= $1 AND s.end_date >= $1),
-                            (SELECT MIN(x.external_id) FROM external_ids x WHERE x.entity_kind = 'account' AND x.source = 'crm' AND x.entity_id = a.id),
-                            (SELECT MIN(x.external_id) FROM external_ids x WHERE x.entity_kind = 'account' AND x.source = 'product' AND x.entity_id = a.id),
+                let select = "SELECT a.id, a.name, a.industry, a.employees, a.plan, a.seats, a.owner_email, a.start_date, a.renewal_date,
+                            (SELECT CAST(SUM(s.arr_cents) AS BIGINT) FROM subscriptions s WHERE s.account_id = a.id AND s.start_date <= $1 AND s.end_date >= $1) AS arr_cents,
+                            (SELECT MIN(x.external_id) FROM external_ids x WHERE x.entity_kind = 'account' AND x.source = 'crm' AND x.entity_id = a.id) AS crm_id,
+                            (SELECT MIN(x.external_id) FROM external_ids x WHERE x.entity_kind = 'account' AND x.source = 'product' AND x.entity_id = a.id) AS product_id,
                             a.traits
-                     FROM accounts a ORDER BY a.id",
-                )
-                .bind(day.to_string())
-                .fetch_all(&self.pool)
-                .await?;
+                     FROM accounts a ORDER BY a.id";
+                if ROWS_ONE_AT_A_TIME {
+                    // All of them in one row (see the module's note).
+                    type Tuple = (i64, Option<String>, Option<String>, Option<i64>, Option<String>, Option<i64>, Option<String>, Option<String>, Option<String>, Option<i64>, Option<String>, Option<String>, String);
+                    let sql = format!(
+                        "SELECT {} FROM ({select}) y",
+                        json_array_agg(&json_tuple("y.id, y.name, y.industry, y.employees, y.plan, y.seats, y.owner_email, y.start_date, y.renewal_date, y.arr_cents, y.crm_id, y.product_id, y.traits"))
+                    );
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(day.to_string()).fetch_one(&self.pool).await?;
+                    let mut out: Vec<AccountRecord> = json_array::<Tuple>(row.get(0))?
+                        .into_iter()
+                        .map(|(id, name, industry, employees, plan, seats, owner_email, start_date, renewal_date, arr_cents, crm_id, product_id, traits)| AccountRecord {
+                            id,
+                            name,
+                            industry,
+                            employees,
+                            plan,
+                            seats,
+                            owner_email,
+                            start_date: stored_date(start_date, "start_date", id),
+                            renewal_date: stored_date(renewal_date, "renewal_date", id),
+                            arr_cents,
+                            crm_id,
+                            product_id,
+                            traits: traits_object(&traits),
+                        })
+                        .collect();
+                    out.sort_by_key(|a| a.id);
+                    return Ok(out);
+                }
+                let rows = sqlx::query(select).bind(day.to_string()).fetch_all(&self.pool).await?;
                 Ok(rows
                     .iter()
                     .map(|r| {
@@ -95,7 +120,30 @@ macro_rules! engine_state_impl {
             }
 
             pub(crate) async fn engine_contacts(&self) -> Result<Vec<ContactRecord>> {
-                let rows = sqlx::query("SELECT id, account_id, email, name, role, timezone, traits FROM contacts ORDER BY id").fetch_all(&self.pool).await?;
+                let select = "SELECT id, account_id, email, name, role, timezone, traits FROM contacts ORDER BY id";
+                if ROWS_ONE_AT_A_TIME {
+                    type Tuple = (i64, Option<i64>, Option<String>, Option<String>, Option<String>, Option<String>, String);
+                    let sql = format!(
+                        "SELECT {} FROM ({select}) y",
+                        json_array_agg(&json_tuple("y.id, y.account_id, y.email, y.name, y.role, y.timezone, y.traits"))
+                    );
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(&self.pool).await?;
+                    let mut out: Vec<ContactRecord> = json_array::<Tuple>(row.get(0))?
+                        .into_iter()
+                        .map(|(id, account_id, email, name, role, timezone, traits)| ContactRecord {
+                            id,
+                            account_id,
+                            email,
+                            name,
+                            role,
+                            timezone,
+                            traits: traits_object(&traits),
+                        })
+                        .collect();
+                    out.sort_by_key(|c| c.id);
+                    return Ok(out);
+                }
+                let rows = sqlx::query(select).fetch_all(&self.pool).await?;
                 Ok(rows
                     .iter()
                     .map(|r| ContactRecord {

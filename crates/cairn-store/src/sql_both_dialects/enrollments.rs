@@ -309,10 +309,39 @@ macro_rules! enrollments_impl {
                 Ok(marked == 1)
             }
 
+            pub(crate) async fn mark_goals_met(&self, enrollment_ids: &[i64], at: Timestamp) -> Result<u64> {
+                if enrollment_ids.is_empty() {
+                    return Ok(0);
+                }
+                let n = NUMBERED_PLACEHOLDERS;
+                let mut marked = 0;
+                let mut tx = self.begin_write().await?;
+                for chunk in enrollment_ids.chunks(VALUES_PER_IN_LIST) {
+                    let sql = format!(
+                        "UPDATE enrollments SET goal_met_at = {} WHERE goal_met_at IS NULL AND id IN ({})",
+                        param(1, n), params_from(2, chunk.len(), n)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ms(at));
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    marked += q.execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                Ok(marked)
+            }
+
             pub(crate) async fn enrollments_to_measure(&self, program_id: &str, enrolled_since: Timestamp) -> Result<Vec<Enrollment>> {
-                let sql = format!(
-                    "SELECT {ENROLLMENT_COLUMNS} FROM enrollments e WHERE e.program_id = $1 AND e.goal_met_at IS NULL AND e.enrolled_at >= $2 ORDER BY e.id"
-                );
+                let filter = "FROM enrollments e WHERE e.program_id = $1 AND e.goal_met_at IS NULL AND e.enrolled_at >= $2";
+                if ROWS_ONE_AT_A_TIME {
+                    // One row for all of them (`holdout` is 0 or 1 in SQLite).
+                    let sql = format!("SELECT {} FROM (SELECT {ENROLLMENT_COLUMNS} {filter}) x", json_array_agg("json_array(x.id, x.program_id, x.subject_kind, x.subject_id, x.trigger_key, x.enrolled_at, x.holdout, x.variant, x.status, x.ended_at, x.goal_met_at)"));
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program_id).bind(ms(enrolled_since)).fetch_one(&self.pool).await?;
+                    let mut out = json_array::<EnrollmentTuple>(row.get(0))?.into_iter().map(enrollment_of).collect::<Result<Vec<_>>>()?;
+                    out.sort_by_key(|e| e.id);
+                    return Ok(out);
+                }
+                let sql = format!("SELECT {ENROLLMENT_COLUMNS} {filter} ORDER BY e.id");
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(program_id).bind(ms(enrolled_since)).fetch_all(&self.pool).await?;
                 rows.iter().map(enrollment).collect()
             }

@@ -137,7 +137,7 @@ macro_rules! store_impl {
         use jiff::SignedDuration;
 
         use crate::sql_both_dialects::consent::normalize_address;
-        use crate::sql_both_dialects::due_steps::{STEP_ROWS_PER_STATEMENT, distinct_runs};
+        use crate::sql_both_dialects::due_steps::{DEFERRALS_PER_STATEMENT, STEP_ROWS_PER_STATEMENT, distinct_runs};
         use crate::sql_both_dialects::inbox::inapp_mark_columns;
         use crate::sql_both_dialects::send_ledger::ledger_contact;
         use crate::sql_both_dialects::{in_list_from, param, params_from};

@@ -145,6 +145,29 @@ macro_rules! send_ledger_impl {
                     .collect()
             }
 
+            pub(crate) async fn engagements_of(&self, enrollment_ids: &[i64]) -> Result<HashMap<i64, Vec<EngagementRecord>>> {
+                let mut out: HashMap<i64, Vec<EngagementRecord>> = HashMap::new();
+                for chunk in enrollment_ids.chunks(VALUES_PER_IN_LIST) {
+                    let sql = format!(
+                        "SELECT {} FROM engagements WHERE enrollment_id IN ({})",
+                        json_array_agg(&json_tuple("enrollment_id, step_id, kind, at, detail")),
+                        in_list(chunk.len(), NUMBERED_PLACEHOLDERS)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in chunk {
+                        q = q.bind(*id);
+                    }
+                    for (enrollment_id, step_id, kind, at, detail) in json_array::<(i64, String, String, i64, String)>(q.fetch_one(&self.pool).await?.get(0))? {
+                        out.entry(enrollment_id).or_default().push(EngagementRecord { enrollment_id, step_id, kind, at: instant(at)?, detail });
+                    }
+                }
+                // The order `engagements` gives.
+                for list in out.values_mut() {
+                    list.sort_by(|a, b| (a.at, &a.step_id, &a.kind).cmp(&(b.at, &b.step_id, &b.kind)));
+                }
+                Ok(out)
+            }
+
             pub(crate) async fn sent_times_since_many(&self, contact_ids: &[i64], channel: &str, since: Timestamp) -> Result<HashMap<i64, Vec<Timestamp>>> {
                 let n = NUMBERED_PLACEHOLDERS;
                 let mut out: HashMap<i64, Vec<Timestamp>> = HashMap::new();
