@@ -2394,7 +2394,8 @@ async fn deferrals_engagement_and_goals_set_wise_agree_with_one_at_a_time(store:
     let other = enroll_contact(&store, "nps", 10, "k").await;
     store.schedule_step(other.id, "wait_answer", t0()).await.unwrap();
     let mut claimed = store.claim_due_steps("node-a", t0(), mins(5), 3).await.unwrap();
-    let theirs = claim_one(&store, "node-b", t0()).await;
+    // node-b holds its step for the whole story (a short lease would hand it back).
+    let theirs = store.claim_due_steps("node-b", t0(), hours(10), 10).await.unwrap().remove(0);
     assert_eq!(theirs.enrollment_id, other.id);
     claimed.sort_by_key(|d| d.enrollment_id);
     let deferrals: Vec<(DueStep, Timestamp, String)> = claimed

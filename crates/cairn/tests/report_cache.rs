@@ -86,7 +86,7 @@ async fn cached_figures_follow_the_data(app: &TestApp) {
     import(
         app,
         "external_id,name,seats\na1,Alpha,5\na2,Bravo,20\n",
-        "id,account_external_id,start_date,end_date,arr\ns1,a1,2025-01-01,2025-12-31,60000\n",
+        "id,account_id,start_date,end_date,arr\ns1,a1,2025-01-01,2025-12-31,60000\n",
     )
     .await;
     let before = fresh_series(app).await;
@@ -101,7 +101,7 @@ async fn cached_figures_follow_the_data(app: &TestApp) {
     import(
         app,
         "external_id,name,seats\na2,Bravo,20\n",
-        "id,account_external_id,start_date,end_date,arr\ns2,a2,2025-06-01,2026-05-31,24000\ns3,a1,2026-01-01,2026-12-31,30000\n",
+        "id,account_id,start_date,end_date,arr\ns2,a2,2025-06-01,2026-05-31,24000\ns3,a1,2026-01-01,2026-12-31,30000\n",
     )
     .await;
     let after = fresh_series(app).await;

@@ -395,7 +395,7 @@ pub(crate) fn merge(account: u64, read: &Read, today: Date, names: &Names) -> Pa
     // Then the page holds at most PAGE_ROWS rows (events grouped as they would show).
     let mut all = rows.clone();
     all.extend(event_rows(account, &read.events, end, today, names));
-    all.sort_by(|a, b| b.at.cmp(&a.at));
+    all.sort_by_key(|r| std::cmp::Reverse(r.at));
     if all.len() > PAGE_ROWS as usize {
         let cut = all[PAGE_ROWS as usize - 1].at;
         end = Some(end.map_or(cut, |e| e.max(cut)));
@@ -451,7 +451,7 @@ mod tests {
             (0..12).map(|i| event(100 - i, &format!("2026-03-02T1{}:00:00Z", i % 10), 7, "report_created")).collect();
         events.push(event(50, "2026-03-01T09:00:00Z", 7, "report_created"));
         events.push(event(49, "2026-03-01T08:00:00Z", 8, "login"));
-        events.sort_by(|a, b| (b.at, b.seq).cmp(&(a.at, a.seq)));
+        events.sort_by_key(|e| std::cmp::Reverse((e.at, e.seq)));
         let read = Read { events, ..Read::default() };
         let page = merge(1, &read, today, &names());
         let texts: Vec<&str> = page.entries.iter().map(|e| e.text.as_str()).collect();

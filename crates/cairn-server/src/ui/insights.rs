@@ -26,7 +26,8 @@ use crate::report_cache::{Freshness, PAGE_WAIT, Wait};
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct InsightsView {
     pub hypotheses: HypothesesReport,
-    pub backtest: Backtest,
+    /// None when the workspace defines no health score.
+    pub backtest: Option<Backtest>,
 }
 
 /// A verdict in words for the page.
@@ -97,8 +98,8 @@ impl InsightsView {
     /// Backtest rows: (days before renewal, renewed, churned, AUC).
     pub fn backtest_rows(&self) -> Vec<[String; 4]> {
         self.backtest
-            .horizons
             .iter()
+            .flat_map(|b| b.horizons.iter())
             .map(|h| {
                 [
                     h.days_before.to_string(),
@@ -134,13 +135,20 @@ pub(crate) async fn data(
     let discover = q.discover.unwrap_or(false);
     let query = cairn_reports::QueryText::default().resolve(PeriodKind::Year, today)?;
     let request = HypothesesText { discover, ..Default::default() }.resolve()?;
-    let (hypotheses, backtest) = tokio::join!(
-        cached::hypotheses(state, &ws, &query, &request, wait),
-        cached::backtest(state, &ws, &query, wait)
-    );
+    // Without a health score there is nothing to backtest: the page says so.
+    let scored = ws.health().is_some();
+    let (hypotheses, backtest) = tokio::join!(cached::hypotheses(state, &ws, &query, &request, wait), async {
+        if scored { Some(cached::backtest(state, &ws, &query, wait).await) } else { None }
+    });
     let mut fresh = Freshness::default();
-    let (hypotheses, backtest) = (fresh.take(hypotheses?), fresh.take(backtest?));
-    let view = hypotheses.zip(backtest).map(|(h, b)| InsightsView { hypotheses: (*h).clone(), backtest: (*b).clone() });
+    let hypotheses = fresh.take(hypotheses?);
+    let backtest = match backtest {
+        Some(b) => fresh.take(b?).map(Some),
+        None => Some(None),
+    };
+    let view = hypotheses
+        .zip(backtest)
+        .map(|(h, b)| InsightsView { hypotheses: (*h).clone(), backtest: b.map(|b| (*b).clone()) });
     Ok((view, fresh))
 }
 
