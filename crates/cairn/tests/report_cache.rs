@@ -7,8 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cairn_core::import::{Header, ImportKind, parse_account, parse_subscription};
-use cairn_core::{Clock, Source};
+use cairn_core::Clock;
 use cairn_measure::PeriodKind;
 use cairn_reports::QueryText;
 use common::TestApp;
@@ -24,43 +23,6 @@ journey:
       milestones:
         - { id: first_report, when: "count('report_created', since_anchor) >= 1", within: 7d }
 "#;
-
-fn rows(csv: &str) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut lines = csv.lines();
-    let header = lines.next().expect("header").split(',').map(str::to_string).collect();
-    (header, lines.map(|l| l.split(',').map(str::to_string).collect()).collect())
-}
-
-/// Imports accounts and subscription lines (CSV text) into the server's store.
-async fn import(app: &TestApp, accounts: &str, subscriptions: &str) {
-    let (names, lines) = rows(accounts);
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let header = Header::parse(ImportKind::Accounts, &names).expect("header");
-    let accounts: Vec<_> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            parse_account(&header, i as u64 + 2, &l.iter().map(String::as_str).collect::<Vec<_>>()).expect("row")
-        })
-        .collect();
-    let (names, lines) = rows(subscriptions);
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let header = Header::parse(ImportKind::Subscriptions, &names).expect("header");
-    let subscriptions: Vec<_> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            parse_subscription(&header, i as u64 + 2, &l.iter().map(String::as_str).collect::<Vec<_>>()).expect("row")
-        })
-        .collect();
-    let source = Source::parse("crm").expect("source");
-    for r in app.store.upsert_accounts(source, &accounts).await.expect("accounts") {
-        r.expect("account row");
-    }
-    for r in app.store.upsert_subscriptions(source, &subscriptions).await.expect("subscriptions") {
-        r.expect("subscription row");
-    }
-}
 
 /// The KPI series the `/kpis` page and `kpis?series=true` show by default, computed from
 /// the store now, without the server.
@@ -83,8 +45,7 @@ async fn fresh_journey(app: &TestApp) -> Value {
 }
 
 async fn cached_figures_follow_the_data(app: &TestApp) {
-    import(
-        app,
+    app.import_crm(
         "external_id,name,seats\na1,Alpha,5\na2,Bravo,20\n",
         "id,account_id,start_date,end_date,arr\ns1,a1,2025-01-01,2025-12-31,60000\n",
     )
@@ -98,8 +59,7 @@ async fn cached_figures_follow_the_data(app: &TestApp) {
     assert_eq!(view["series"], before);
 
     // Bravo's line, and Alpha renewed at a lower price: the figures move.
-    import(
-        app,
+    app.import_crm(
         "external_id,name,seats\na2,Bravo,20\n",
         "id,account_id,start_date,end_date,arr\ns2,a2,2025-06-01,2026-05-31,24000\ns3,a1,2026-01-01,2026-12-31,30000\n",
     )

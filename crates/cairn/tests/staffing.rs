@@ -25,8 +25,6 @@ mod common;
 
 use std::process::{Command, Output};
 
-use cairn_core::Source;
-use cairn_core::import::{Header, ImportKind, parse_account, parse_subscription};
 use common::TestApp;
 use serde_json::Value;
 
@@ -274,38 +272,7 @@ fn the_example_workspace_staffs_the_demo_customer_base() {
 // ---- the API ---------------------------------------------------------------------------
 
 async fn import(app: &TestApp) {
-    let rows = |text: &str| -> (Vec<String>, Vec<Vec<String>>) {
-        let mut lines = text.lines();
-        let header = lines.next().expect("header").split(',').map(str::to_string).collect();
-        (header, lines.map(|l| l.split(',').map(str::to_string).collect()).collect())
-    };
-    let (names, lines) = rows(ACCOUNTS);
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let header = Header::parse(ImportKind::Accounts, &names).expect("header");
-    let accounts: Vec<_> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            parse_account(&header, i as u64 + 2, &l.iter().map(String::as_str).collect::<Vec<_>>()).expect("row")
-        })
-        .collect();
-    let (names, lines) = rows(SUBSCRIPTIONS);
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let header = Header::parse(ImportKind::Subscriptions, &names).expect("header");
-    let subscriptions: Vec<_> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            parse_subscription(&header, i as u64 + 2, &l.iter().map(String::as_str).collect::<Vec<_>>()).expect("row")
-        })
-        .collect();
-    let source = Source::parse("crm").expect("source");
-    for r in app.store.upsert_accounts(source, &accounts).await.expect("accounts") {
-        r.expect("account row");
-    }
-    for r in app.store.upsert_subscriptions(source, &subscriptions).await.expect("subscriptions") {
-        r.expect("subscription row");
-    }
+    app.import_crm(ACCOUNTS, SUBSCRIPTIONS).await;
     // The engine reloads from the store: the accounts with today's ARR.
     let (status, body) = app.api_post("/api/workspace/reload", "").await;
     assert_eq!(status, 200, "{body}");

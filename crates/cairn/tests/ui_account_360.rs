@@ -28,18 +28,6 @@ async fn get(app: &TestApp, s: &UiSession, path: &str) -> cairn::loopback::Respo
     r
 }
 
-async fn wait_for(app: &TestApp, path: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let start = Instant::now();
-    loop {
-        let (_, body) = app.api_get(path).await;
-        if ok(&body) {
-            return body;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{path} never got there: {body}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Acme with Ada and Bob, their events, a message Ada opened, a task, a note and an
 /// override: (acme, ada, task).
 async fn setup(app: &TestApp) -> (i64, i64, i64) {
@@ -59,7 +47,7 @@ async fn setup(app: &TestApp) -> (i64, i64, i64) {
         "properties":{"note":"<b>bold</b>"},"timestamp":at(5)}));
     let r = app.post("/v1/batch", &json!({ "batch": calls }).to_string()).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let acme = wait_for(app, "/api/accounts/acme", |a| a["contacts"].as_array().is_some_and(|c| c.len() == 2)).await;
+    let acme = app.wait_for("/api/accounts/acme", |a| a["contacts"].as_array().is_some_and(|c| c.len() == 2)).await;
     let acme = acme["id"].as_i64().expect("acme's id");
     let ada = app.store.resolve_contact("u1").await.expect("store").expect("ada");
     // The engine's transition (Acme entered `enterprise`) is stored.

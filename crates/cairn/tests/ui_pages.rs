@@ -98,21 +98,9 @@ async fn setup(app: &TestApp) -> i64 {
         let r = app.post(path, &body).await;
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    wait_for(app, "/api/accounts/evil", |a| a["traits"]["name"] == HOSTILE).await;
-    let acme = wait_for(app, "/api/accounts/acme", |a| a["segments"] == serde_json::json!(["enterprise"])).await;
+    app.wait_for("/api/accounts/evil", |a| a["traits"]["name"] == HOSTILE).await;
+    let acme = app.wait_for("/api/accounts/acme", |a| a["segments"] == serde_json::json!(["enterprise"])).await;
     acme["id"].as_i64().expect("acme's id")
-}
-
-async fn wait_for(app: &TestApp, path: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    let start = Instant::now();
-    loop {
-        let (_, body) = app.api_get(path).await;
-        if ok(&body) {
-            return body;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{path} never got there: {body}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 async fn every_page_has_the_frame_a_strict_csp_and_escapes_names(app: &TestApp) {
@@ -164,7 +152,7 @@ async fn the_accounts_list_filters_sorts_and_pages(app: &TestApp) {
         .collect();
     let r = app.post("/v1/batch", &serde_json::json!({ "batch": batch }).to_string()).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    wait_for(app, "/api/accounts/g54", |a| a["traits"]["name"] == "Filler 54").await;
+    app.wait_for("/api/accounts/g54", |a| a["traits"]["name"] == "Filler 54").await;
     let first = get(app, &s, "/accounts?sort=name").await;
     assert_eq!(first.body.matches("<a href=\"/accounts/").count(), 50, "page one holds 50 rows");
     assert!(first.body.contains("rel=next href=\"/accounts?sort=name&amp;page=2\""), "{}", first.body);
@@ -217,7 +205,7 @@ async fn the_account_forms_add_a_note_and_override_health(app: &TestApp) {
     assert_eq!(history[0].set_by, "admin@example.com");
     // Until the end of March 20 in the workspace's zone (UTC here).
     assert_eq!(history[0].expires_at.map(|t| t.to_string()), Some("2026-03-21T00:00:00Z".to_string()));
-    wait_for(app, "/api/accounts/acme", |a| a["health_override"]["score"] == 55.0).await;
+    app.wait_for("/api/accounts/acme", |a| a["health_override"]["score"] == 55.0).await;
     let page = get(app, &s, &format!("/accounts/{acme}")).await;
     assert!(page.body.contains("Overridden: 55 set by admin@example.com"), "{}", page.body);
 }
@@ -293,7 +281,7 @@ async fn a_paused_program_enrolls_nobody_and_its_steps_wait(app: &TestApp) {
     let r =
         app.post("/v1/group", r#"{"userId":"u3","groupId":"beta","traits":{"name":"Beta","plan":"enterprise"}}"#).await;
     assert_eq!(r.status, 200);
-    let beta = wait_for(app, "/api/accounts/beta", |a| a["segments"] == serde_json::json!(["enterprise"])).await;
+    let beta = app.wait_for("/api/accounts/beta", |a| a["segments"] == serde_json::json!(["enterprise"])).await;
     let beta = beta["id"].as_i64().expect("id");
     let start = Instant::now();
     let seq = loop {

@@ -129,6 +129,51 @@ impl TestApp {
         (r.status, serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null))
     }
 
+    /// GETs a REST API path until `ok` holds of its body (or 30 s pass: the engine tails
+    /// the log, and a loaded machine can take seconds); the last body.
+    pub async fn wait_for(&self, path: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let start = std::time::Instant::now();
+        loop {
+            let (_, body) = self.api_get(path).await;
+            if ok(&body) {
+                return body;
+            }
+            assert!(start.elapsed() < std::time::Duration::from_secs(30), "{path} never got there: {body}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stores accounts and subscription lines given as CRM CSV text (header first), as
+    /// `cairn import` would, under the source `crm`.
+    pub async fn import_crm(&self, accounts: &str, subscriptions: &str) {
+        use cairn_core::import::{Header, ImportKind, parse_account, parse_subscription};
+        fn fields(l: &[String]) -> Vec<&str> {
+            l.iter().map(String::as_str).collect()
+        }
+        fn rows(kind: ImportKind, text: &str) -> (Header, Vec<(u64, Vec<String>)>) {
+            let mut lines = text.lines();
+            let names: Vec<&str> = lines.next().expect("header").split(',').collect();
+            let header = Header::parse(kind, &names).expect("header");
+            (
+                header,
+                lines.enumerate().map(|(i, l)| (i as u64 + 2, l.split(',').map(str::to_string).collect())).collect(),
+            )
+        }
+        let (header, lines) = rows(ImportKind::Accounts, accounts);
+        let accounts: Vec<_> =
+            lines.iter().map(|(n, l)| parse_account(&header, *n, &fields(l)).expect("account row")).collect();
+        let (header, lines) = rows(ImportKind::Subscriptions, subscriptions);
+        let subscriptions: Vec<_> =
+            lines.iter().map(|(n, l)| parse_subscription(&header, *n, &fields(l)).expect("subscription row")).collect();
+        let source = cairn_core::Source::parse("crm").expect("source");
+        for r in self.store.upsert_accounts(source, &accounts).await.expect("accounts") {
+            r.expect("account row");
+        }
+        for r in self.store.upsert_subscriptions(source, &subscriptions).await.expect("subscriptions") {
+            r.expect("subscription row");
+        }
+    }
+
     /// POSTs JSON to a REST API path with the secret key.
     pub async fn api_post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
         let auth = format!("Bearer {}", self.secret_key);
