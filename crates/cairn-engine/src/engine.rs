@@ -42,7 +42,7 @@ mod evaluate;
 mod plan;
 mod replay;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use cairn_rules::{AggId, Engagement, Env, Reference, Rule, Subject, Value};
@@ -537,6 +537,39 @@ impl Engine {
     /// Every contact's state, by id.
     pub fn contacts(&self) -> impl Iterator<Item = (u64, &ContactState)> {
         in_id_order(self.shards.iter().map(|s| &s.contacts))
+    }
+
+    /// Every segment's member count (0 for one with no member), in one pass over the
+    /// accounts and contacts, where counting each segment's members apart would pass over
+    /// them once per segment.
+    pub fn segment_sizes(&self) -> HashMap<&str, usize> {
+        let segments = self.shared.ws.segments();
+        let mut accounts: HashMap<&str, usize> = HashMap::new();
+        let mut contacts: HashMap<&str, usize> = HashMap::new();
+        for s in segments {
+            match s.subject {
+                Subject::Account => accounts.insert(s.id.as_str(), 0),
+                Subject::Contact => contacts.insert(s.id.as_str(), 0),
+            };
+        }
+        for shard in &self.shards {
+            for a in shard.accounts.values() {
+                for s in &a.segments {
+                    if let Some(n) = accounts.get_mut(s.as_str()) {
+                        *n += 1;
+                    }
+                }
+            }
+            for c in shard.contacts.values() {
+                for s in &c.segments {
+                    if let Some(n) = contacts.get_mut(s.as_str()) {
+                        *n += 1;
+                    }
+                }
+            }
+        }
+        accounts.extend(contacts);
+        accounts
     }
 
     /// The members of a segment, in id order.

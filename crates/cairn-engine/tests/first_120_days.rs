@@ -162,6 +162,13 @@ fn an_accounts_first_120_days_produce_each_transition_at_the_moment_it_happened(
     assert_eq!(engine.health_trend(1, 7), Some(0.0));
     assert_eq!(engine.segment_members("admins"), vec![SubjectRef::Contact(1)]);
     assert_eq!(engine.segment_members("big"), vec![SubjectRef::Account(1)]);
+    // The sizes counted in one pass are the members counted one segment at a time.
+    let sizes = engine.segment_sizes();
+    assert_eq!(sizes.len(), engine.workspace().segments().len());
+    for s in engine.workspace().segments() {
+        assert_eq!(sizes[s.id.as_str()], engine.segment_members(s.id.as_str()).len(), "{}", s.id.as_str());
+    }
+    assert_eq!((sizes["admins"], sizes["big"]), (1, 1));
 }
 
 #[test]

@@ -214,6 +214,7 @@ pub fn account(engine: &Engine, id: u64) -> Option<AccountView> {
 
 /// Every segment with its member count.
 pub fn segments(engine: &Engine) -> Vec<SegmentSummary> {
+    let sizes = engine.segment_sizes();
     engine
         .workspace()
         .segments()
@@ -226,7 +227,7 @@ pub fn segments(engine: &Engine) -> Vec<SegmentSummary> {
                 Subject::Contact => "contact",
             },
             rule: s.rule.source().to_string(),
-            members: engine.segment_members(s.id.as_str()).len(),
+            members: sizes.get(s.id.as_str()).copied().unwrap_or(0),
         })
         .collect()
 }

@@ -43,6 +43,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "0010_account_360.sql",
         sql: include_str!("../migrations/sqlite/0010_account_360.sql"),
     },
+    Migration {
+        version: 11,
+        name: "0011_external_ids_by_entity.sql",
+        sql: include_str!("../migrations/sqlite/0011_external_ids_by_entity.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -79,6 +84,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 10,
         name: "0010_account_360.sql",
         sql: include_str!("../migrations/postgres/0010_account_360.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "0011_external_ids_by_entity.sql",
+        sql: include_str!("../migrations/postgres/0011_external_ids_by_entity.sql"),
     },
 ];
 

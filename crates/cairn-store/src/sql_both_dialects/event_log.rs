@@ -175,6 +175,9 @@ macro_rules! event_log_impl {
             })
         }
 
+        /// The columns of [`LOG_EVENTS`] (selected as `x`), as one element of a JSON array.
+        const LOG_EVENT_JSON: &str = "json_array(x.seq, x.ts, x.kind, x.event, x.contact_id, x.account_id, x.source, x.properties)";
+
         /// The columns of [`LOG_EVENTS`], as one element of a JSON array.
         type LogEventTuple = (i64, i64, String, Option<String>, Option<i64>, Option<i64>, String, Option<String>);
 
@@ -190,7 +193,7 @@ macro_rules! event_log_impl {
                 let sql = format!("{LOG_EVENTS} AND e.seq > $1 AND i.seq > $1 ORDER BY e.seq LIMIT $2");
                 if ROWS_ONE_AT_A_TIME {
                     // One row for all of them: this driver hands rows over one at a time.
-                    let sql = format!("SELECT {} FROM ({sql}) x", json_array_agg("json_array(x.seq, x.ts, x.kind, x.event, x.contact_id, x.account_id, x.source, x.properties)"));
+                    let sql = format!("SELECT {} FROM ({sql}) x", json_array_agg(LOG_EVENT_JSON));
                     let text: String = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after_seq).bind(i64::from(limit)).fetch_one(&self.pool).await?.get(0);
                     let mut out = json_array::<LogEventTuple>(text)?.into_iter().map(log_event_of).collect::<Result<Vec<_>>>()?;
                     out.sort_by_key(|e| e.seq);
@@ -202,11 +205,42 @@ macro_rules! event_log_impl {
 
             pub(crate) async fn events_after_from(&self, after_seq: i64, source: &str, limit: u32) -> Result<Vec<LogEvent>> {
                 let sql = format!("{LOG_EVENTS} AND e.source = $3 AND e.seq > $1 AND i.seq > $1 ORDER BY e.seq LIMIT $2");
+                if ROWS_ONE_AT_A_TIME {
+                    let sql = format!("SELECT {} FROM ({sql}) x", json_array_agg(LOG_EVENT_JSON));
+                    let text: String = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after_seq).bind(i64::from(limit)).bind(source).fetch_one(&self.pool).await?.get(0);
+                    let mut out = json_array::<LogEventTuple>(text)?.into_iter().map(log_event_of).collect::<Result<Vec<_>>>()?;
+                    out.sort_by_key(|e| e.seq);
+                    return Ok(out);
+                }
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after_seq).bind(i64::from(limit)).bind(source).fetch_all(&self.pool).await?;
                 rows.iter().map(log_event).collect()
             }
 
             pub(crate) async fn event_times(&self, up_to_seq: i64) -> Result<Vec<(i64, Timestamp)>> {
+                if ROWS_ONE_AT_A_TIME {
+                    // A page of rows per JSON array, so that no one text is the whole log.
+                    const PAGE: i64 = 200_000;
+                    let sql = format!(
+                        "SELECT {} FROM (SELECT seq, ts FROM events WHERE seq > $1 AND seq <= $2 AND kind IN ('track', 'page', 'screen') ORDER BY seq LIMIT $3) x",
+                        json_array_agg("json_array(x.seq, x.ts)")
+                    );
+                    let mut out = Vec::new();
+                    let mut after = 0;
+                    loop {
+                        let text: String = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(after).bind(up_to_seq).bind(PAGE).fetch_one(&self.pool).await?.get(0);
+                        let mut page = json_array::<(i64, i64)>(text)?;
+                        page.sort_unstable_by_key(|(seq, _)| *seq);
+                        let Some(&(last, _)) = page.last() else { return Ok(out) };
+                        let full = page.len() as i64 == PAGE;
+                        for (seq, ts) in page {
+                            out.push((seq, instant(ts)?));
+                        }
+                        if !full {
+                            return Ok(out);
+                        }
+                        after = last;
+                    }
+                }
                 let rows = sqlx::query("SELECT seq, ts FROM events WHERE seq <= $1 AND kind IN ('track', 'page', 'screen') ORDER BY seq")
                     .bind(up_to_seq)
                     .fetch_all(&self.pool)
@@ -222,6 +256,19 @@ macro_rules! event_log_impl {
                 let mut conn = self.pool.acquire().await?;
                 for chunk in wanted.chunks(VALUES_PER_IN_LIST) {
                     let sql = format!("{LOG_EVENTS} AND e.seq IN ({})", in_list(chunk.len(), NUMBERED_PLACEHOLDERS));
+                    if ROWS_ONE_AT_A_TIME {
+                        let sql = format!("SELECT {} FROM ({sql}) x", json_array_agg(LOG_EVENT_JSON));
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for seq in chunk {
+                            q = q.bind(*seq);
+                        }
+                        let text: String = q.fetch_one(&mut *conn).await?.get(0);
+                        for t in json_array::<LogEventTuple>(text)? {
+                            let e = log_event_of(t)?;
+                            found.insert(e.seq, e);
+                        }
+                        continue;
+                    }
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                     for seq in chunk {
                         q = q.bind(*seq);
