@@ -47,8 +47,6 @@ pub(crate) struct KeptFigures {
     pub(crate) doctor: Kept<(StoreVersion, Date), DoctorReport>,
     /// `/segments?segment=`: a segment's size at each month's start, by version, day,
     /// definitions and segment.
-    /// `/`: the reports behind the KPI tiles, by version, day and definitions.
-    pub(crate) tiles: Kept<(StoreVersion, Date, Option<SameDefinitions>), Arc<super::morning::TileReports>>,
     pub(crate) segment_sizes: Kept<SegmentKey, Vec<(String, usize)>>,
 }
 

@@ -9,12 +9,11 @@
 //! renewal within 90 days (each term in [0, 1]): lower health, higher ARR and fewer days
 //! to renewal rank first, and each row says which of these put it there.
 
-use std::sync::Arc;
-
 use askama::Template;
 use axum::extract::State;
 use axum::response::Html;
 use cairn_engine::{Engine, MilestoneStatus};
+use cairn_measure::retention::PeriodKpis;
 use cairn_measure::{Period, PeriodKind};
 use cairn_reports::Query;
 use cairn_store::Task;
@@ -22,11 +21,12 @@ use jiff::civil::Date;
 use serde::Serialize;
 
 use super::accounts::{AccountRow, row, today};
-use super::kept::{SameDefinitions, StoreVersion};
 use super::{Chrome, UiError, render};
 use crate::AppState;
 use crate::auth::SignedIn;
+use crate::cached_reports;
 use crate::error::ApiError;
+use crate::report_cache::{Freshness, PAGE_WAIT, Wait};
 
 /// How many rows each list shows.
 const LIST: usize = 10;
@@ -138,17 +138,19 @@ fn share_tile(label: &'static str, now: Option<f64>, before: Option<f64>, href: 
     }
 }
 
-fn money_tile(label: &'static str, now: f64, before: f64, higher_is_better: bool, href: &'static str) -> Tile {
-    let change = now - before;
+fn money_tile(
+    label: &'static str,
+    now: Option<f64>,
+    before: Option<f64>,
+    higher_is_better: bool,
+    href: &'static str,
+) -> Tile {
+    let change = now.zip(before).map(|(a, b)| a - b);
     Tile {
         label,
-        value: super::chart::money(now),
-        change: Some(if change >= 0.0 {
-            format!("+{}", super::chart::money(change))
-        } else {
-            super::chart::money(change)
-        }),
-        tone: tone(change, higher_is_better),
+        value: now.map_or_else(|| "–".into(), super::chart::money),
+        change: change.map(|c| if c >= 0.0 { format!("+{}", super::chart::money(c)) } else { super::chart::money(c) }),
+        tone: change.map_or("flat", |c| tone(c, higher_is_better)),
         href,
     }
 }
@@ -166,46 +168,44 @@ async fn tiles(
     today: Date,
     engine_share: Option<f64>,
     open_tasks: usize,
+    wait: Wait,
+    fresh: &mut Freshness,
 ) -> Result<(Period, Vec<Tile>), ApiError> {
     let (current, previous) = months(today)?;
     let live = crate::api::live_workspace(state).await;
-    let key = (StoreVersion::of(state).await, today, live.clone().map(SameDefinitions));
-    let reports = match state.kept.tiles.get(&key) {
-        Some(r) => r,
-        None => {
-            let ws = live.as_deref();
-            let options = cairn_reports::revenue::KpiOptions::default();
-            let r = Arc::new(TileReports {
-                kpis: cairn_reports::revenue::kpis(&state.store, ws, &current, &options).await?,
-                kpis_before: cairn_reports::revenue::kpis(&state.store, ws, &previous, &options).await?,
-                nps: cairn_reports::nps::nps(&state.store, &current).await?,
-                nps_before: cairn_reports::nps::nps(&state.store, &previous).await?,
-            });
-            state.kept.tiles.put(key, r.clone());
-            r
-        }
-    };
-    let TileReports { kpis: now, kpis_before: before, nps: nps_now, nps_before } = &*reports;
+    let ws = live.as_ref();
+    let options = cairn_reports::revenue::KpiOptions::default();
+    // The reports the API and the KPI page share (the report cache): a tile with no
+    // figures yet shows a dash.
+    let (now, before, nps_now, nps_before) = tokio::join!(
+        cached_reports::kpis(state, ws, &current, &options, wait),
+        cached_reports::kpis(state, ws, &previous, &options, wait),
+        cached_reports::nps(state, &current, wait),
+        cached_reports::nps(state, &previous, wait),
+    );
+    let (now, before, nps_now, nps_before) =
+        (fresh.take(now?), fresh.take(before?), fresh.take(nps_now?), fresh.take(nps_before?));
+    let (now, before) = (now.as_deref().map(|r| &r.kpis), before.as_deref().map(|r| &r.kpis));
     let open_now = open_tasks as f64;
     let end_before =
         previous.period.last().to_zoned(jiff::tz::TimeZone::UTC).map_err(|e| ApiError::Internal(e.to_string()))?;
     let open_before = state.store.tasks_open_at(end_before.timestamp()).await?.len() as f64;
-    let cents = |c: i64| c as f64 / 100.0;
-    let ratio = |r: Option<cairn_measure::Ratio>| r.map(|r| r.to_f64());
+    let cents = |k: Option<&PeriodKpis>, f: fn(&PeriodKpis) -> i64| k.map(|k| f(k) as f64 / 100.0);
+    let ratio =
+        |k: Option<&PeriodKpis>, f: fn(&PeriodKpis) -> Option<cairn_measure::Ratio>| k.and_then(f).map(|r| r.to_f64());
     // NPS is in points already (−100…100).
-    let nps_points = |n: &cairn_measure::survey::Nps| n.nps.map(|r| r.to_f64());
-    let nps_change = nps_points(&nps_now.nps).zip(nps_points(&nps_before.nps)).map(|(a, b)| a - b);
+    let nps_points = |n: Option<&cairn_reports::nps::NpsReport>| n.and_then(|n| n.nps.nps).map(|r| r.to_f64());
+    let (nps_now, nps_before) = (nps_points(nps_now.as_deref()), nps_points(nps_before.as_deref()));
+    let nps_change = nps_now.zip(nps_before).map(|(a, b)| a - b);
+    let (arr, churned): (fn(&PeriodKpis) -> i64, fn(&PeriodKpis) -> i64) =
+        (|k| k.end_arr_cents, |k| k.churned_arr_cents);
+    let (nrr, grr): (fn(&PeriodKpis) -> Option<cairn_measure::Ratio>, fn(&PeriodKpis) -> Option<cairn_measure::Ratio>) =
+        (|k| k.nrr, |k| k.grr);
     let tiles = vec![
-        money_tile("ARR", cents(now.kpis.end_arr_cents), cents(before.kpis.end_arr_cents), true, "/kpis#arr"),
-        share_tile("NRR", ratio(now.kpis.nrr), ratio(before.kpis.nrr), "/kpis#nrr"),
-        share_tile("GRR", ratio(now.kpis.grr), ratio(before.kpis.grr), "/kpis#nrr"),
-        money_tile(
-            "Churned ARR",
-            cents(now.kpis.churned_arr_cents),
-            cents(before.kpis.churned_arr_cents),
-            false,
-            "/kpis#arr",
-        ),
+        money_tile("ARR", cents(now, arr), cents(before, arr), true, "/kpis#arr"),
+        share_tile("NRR", ratio(now, nrr), ratio(before, nrr), "/kpis#nrr"),
+        share_tile("GRR", ratio(now, grr), ratio(before, grr), "/kpis#nrr"),
+        money_tile("Churned ARR", cents(now, churned), cents(before, churned), false, "/kpis#arr"),
         Tile {
             label: "Adoption",
             value: engine_share.map_or_else(|| "–".into(), |s| format!("{:.0}%", s * 100.0)),
@@ -215,7 +215,7 @@ async fn tiles(
         },
         Tile {
             label: "NPS",
-            value: nps_points(&nps_now.nps).map_or_else(|| "–".into(), |v| format!("{v:.0}")),
+            value: nps_now.map_or_else(|| "–".into(), |v| format!("{v:.0}")),
             change: nps_change.map(|c| signed(c, "")),
             tone: nps_change.map_or("flat", |c| tone(c, true)),
             href: "/kpis#nps",
@@ -229,15 +229,6 @@ async fn tiles(
         },
     ];
     Ok((current.period, tiles))
-}
-
-/// The reports the tiles read from the store (the ledger, the survey answers): kept until
-/// the store moves, the day turns or the definitions change (`kept`).
-pub(crate) struct TileReports {
-    kpis: cairn_reports::revenue::KpiReport,
-    kpis_before: cairn_reports::revenue::KpiReport,
-    nps: cairn_reports::nps::NpsReport,
-    nps_before: cairn_reports::nps::NpsReport,
 }
 
 /// What the engine says about today: worklist, movers, missed milestones, renewals at risk,
@@ -332,7 +323,12 @@ fn engine_lists(engine: &Engine, task_accounts: &std::collections::HashSet<u64>)
     EngineLists { worklist, movers, missed, renewals, adoption, names }
 }
 
-async fn program_alerts(state: &AppState, today: Date) -> Result<Vec<ProgramAlert>, ApiError> {
+async fn program_alerts(
+    state: &AppState,
+    today: Date,
+    wait: Wait,
+    fresh: &mut Freshness,
+) -> Result<Vec<ProgramAlert>, ApiError> {
     let mut alerts: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     let paused = state.store.paused_programs().await?;
     for p in &paused {
@@ -349,22 +345,18 @@ async fn program_alerts(state: &AppState, today: Date) -> Result<Vec<ProgramAler
         return Ok(alerts.into_iter().map(|(program, reasons)| ProgramAlert { program, reasons }).collect());
     };
     let (current, _) = months(today)?;
-    let report = cairn_reports::programs::programs(&state.store, Some(&ws), &current, None).await?;
-    for p in &report.programs {
+    let (report, experiments) = tokio::join!(
+        cached_reports::programs(state, Some(&ws), &current, None, wait),
+        cached_reports::experiments(state, Some(&ws), &current, None, cairn_reports::experiments::DEFAULT_MDE, wait),
+    );
+    let (report, experiments) = (fresh.take(report?), fresh.take(experiments?));
+    for p in report.iter().flat_map(|r| &r.programs) {
         let (sent, bounced): (u64, u64) = p.reach.iter().fold((0, 0), |(s, b), r| (s + r.sent, b + r.bounced));
         if sent >= 20 && bounced * 20 > sent {
             alerts.entry(p.program.clone()).or_default().push(format!("{bounced} of {sent} sends bounced"));
         }
     }
-    let experiments = cairn_reports::experiments::experiments(
-        &state.store,
-        Some(&ws),
-        &current,
-        None,
-        cairn_reports::experiments::DEFAULT_MDE,
-    )
-    .await?;
-    for e in &experiments.experiments {
+    for e in experiments.iter().flat_map(|x| &x.experiments) {
         if e.sample_ratio.as_ref().is_some_and(|s| s.mismatch) {
             alerts.entry(e.program.clone()).or_default().push("the split is broken (sample-ratio mismatch)".into());
         }
@@ -373,7 +365,10 @@ async fn program_alerts(state: &AppState, today: Date) -> Result<Vec<ProgramAler
 }
 
 /// The morning view's data.
-pub(crate) async fn data(state: &AppState) -> Result<MorningView, ApiError> {
+/// The morning view's data: the tiles' and the program alerts' reports come from the
+/// report cache, waiting as `wait` says, and `Freshness` tells how current they are.
+pub(crate) async fn data(state: &AppState, wait: Wait) -> Result<(MorningView, Freshness), ApiError> {
+    let mut fresh = Freshness::default();
     let open = state.store.open_tasks(None, None).await?;
     let task_accounts: std::collections::HashSet<u64> =
         open.iter().filter_map(|t| t.account_id).map(|a| a as u64).collect();
@@ -385,7 +380,8 @@ pub(crate) async fn data(state: &AppState) -> Result<MorningView, ApiError> {
         Some(rt) => rt.read(|live| today(&live.engine)).await,
         None => state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date(),
     };
-    let (period, tiles) = tiles(state, today, lists.as_ref().and_then(|l| l.adoption), open.len()).await?;
+    let (period, tiles) =
+        tiles(state, today, lists.as_ref().and_then(|l| l.adoption), open.len(), wait, &mut fresh).await?;
     let end_of_today = today
         .tomorrow()
         .ok()
@@ -410,7 +406,8 @@ pub(crate) async fn data(state: &AppState) -> Result<MorningView, ApiError> {
             DueTask { task: t, account }
         })
         .collect();
-    Ok(MorningView {
+    let programs = program_alerts(state, today, wait, &mut fresh).await?;
+    let view = MorningView {
         today,
         period,
         tiles,
@@ -419,9 +416,10 @@ pub(crate) async fn data(state: &AppState) -> Result<MorningView, ApiError> {
         missed: lists.missed,
         renewals_at_risk: lists.renewals,
         tasks_due,
-        programs: program_alerts(state, today).await?,
+        programs,
         no_workspace,
-    })
+    };
+    Ok((view, fresh))
 }
 
 #[derive(Template)]
@@ -429,10 +427,11 @@ pub(crate) async fn data(state: &AppState) -> Result<MorningView, ApiError> {
 struct Page {
     chrome: Chrome,
     d: MorningView,
+    fresh: Freshness,
 }
 
 /// `GET /`.
 pub(crate) async fn page(State(state): State<AppState>, user: SignedIn) -> Result<Html<String>, UiError> {
-    let d = data(&state).await?;
-    render(&Page { chrome: Chrome::new(&user, "/"), d })
+    let (d, fresh) = data(&state, Wait::Page(PAGE_WAIT)).await?;
+    render(&Page { chrome: Chrome::new(&user, "/"), d, fresh })
 }

@@ -32,7 +32,7 @@ pub(crate) async fn view(
     authorize(&state, &headers, cairn_store::KeyScope::Read).await?;
     let query = serde_urlencoded_pairs(&pairs);
     match page.as_str() {
-        "morning" => json(super::morning::data(&state).await?),
+        "morning" => json(super::morning::data(&state, Wait::Current).await?.0),
         "accounts" => json(super::accounts::data(&state, &from_pairs(&query)?).await?),
         "segments" => json(super::segments::data(&state, &from_pairs(&query)?).await?),
         "journey" => json(current(super::journey::data(&state, &from_pairs(&query)?, Wait::Current).await?)?),
