@@ -191,21 +191,22 @@ async fn tiles(
         previous.period.last().to_zoned(jiff::tz::TimeZone::UTC).map_err(|e| ApiError::Internal(e.to_string()))?;
     let open_before = state.store.tasks_open_at(end_before.timestamp()).await?.len() as f64;
     let cents = |k: Option<&PeriodKpis>, f: fn(&PeriodKpis) -> i64| k.map(|k| f(k) as f64 / 100.0);
-    let ratio =
-        |k: Option<&PeriodKpis>, f: fn(&PeriodKpis) -> Option<cairn_measure::Ratio>| k.and_then(f).map(|r| r.to_f64());
+    let ratio = |r: Option<cairn_measure::Ratio>| r.map(|r| r.to_f64());
     // NPS is in points already (−100…100).
     let nps_points = |n: Option<&cairn_reports::nps::NpsReport>| n.and_then(|n| n.nps.nps).map(|r| r.to_f64());
     let (nps_now, nps_before) = (nps_points(nps_now.as_deref()), nps_points(nps_before.as_deref()));
     let nps_change = nps_now.zip(nps_before).map(|(a, b)| a - b);
-    let (arr, churned): (fn(&PeriodKpis) -> i64, fn(&PeriodKpis) -> i64) =
-        (|k| k.end_arr_cents, |k| k.churned_arr_cents);
-    let (nrr, grr): (fn(&PeriodKpis) -> Option<cairn_measure::Ratio>, fn(&PeriodKpis) -> Option<cairn_measure::Ratio>) =
-        (|k| k.nrr, |k| k.grr);
     let tiles = vec![
-        money_tile("ARR", cents(now, arr), cents(before, arr), true, "/kpis#arr"),
-        share_tile("NRR", ratio(now, nrr), ratio(before, nrr), "/kpis#nrr"),
-        share_tile("GRR", ratio(now, grr), ratio(before, grr), "/kpis#nrr"),
-        money_tile("Churned ARR", cents(now, churned), cents(before, churned), false, "/kpis#arr"),
+        money_tile("ARR", cents(now, |k| k.end_arr_cents), cents(before, |k| k.end_arr_cents), true, "/kpis#arr"),
+        share_tile("NRR", ratio(now.and_then(|k| k.nrr)), ratio(before.and_then(|k| k.nrr)), "/kpis#nrr"),
+        share_tile("GRR", ratio(now.and_then(|k| k.grr)), ratio(before.and_then(|k| k.grr)), "/kpis#nrr"),
+        money_tile(
+            "Churned ARR",
+            cents(now, |k| k.churned_arr_cents),
+            cents(before, |k| k.churned_arr_cents),
+            false,
+            "/kpis#arr",
+        ),
         Tile {
             label: "Adoption",
             value: engine_share.map_or_else(|| "–".into(), |s| format!("{:.0}%", s * 100.0)),
