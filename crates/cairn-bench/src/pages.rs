@@ -94,16 +94,7 @@ pub async fn run(args: PagesArgs) -> Result<()> {
     eprintln!("pages: writing the workload to {}…", dir.display());
     let written = write_w1_days(&w1, &dir, args.days, false)?;
     let _ = std::fs::remove_file(dir.join("events.csv"));
-    let workload = format!(
-        "scale {:?} (seed {}): {} accounts, {} contacts, {} subscription lines, {} events of the last {} days",
-        args.scale,
-        args.seed,
-        written.accounts,
-        written.contacts,
-        written.subscription_lines,
-        written.events,
-        written.days
-    );
+    let workload = written.describe(args.scale, args.seed);
     let o = measure(&args, &w1, &dir, &dir.join("events.ndjson"), workload).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&o)?);

@@ -198,16 +198,7 @@ pub(crate) async fn measure(args: &SuiteArgs) -> Result<SuiteOutcome> {
     let w1 = Arc::new(W1::new(W1Config::new(scale, args.seed)));
     let drawn = t.elapsed().as_secs_f64();
     let written = write_w1(&w1, &w1_dir, true)?;
-    let workload = format!(
-        "scale {:?} (seed {}): {} accounts, {} contacts, {} subscription lines, {} events over {} days",
-        args.scale,
-        args.seed,
-        written.accounts,
-        written.contacts,
-        written.subscription_lines,
-        written.events,
-        written.days
-    );
+    let workload = written.describe(args.scale, args.seed);
     rows.push(
         SuiteRow::new(
             "generate",

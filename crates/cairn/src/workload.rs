@@ -77,6 +77,16 @@ pub struct Written {
     pub threads: usize,
 }
 
+impl Written {
+    /// The workload in one line, for the benchmarks' headers.
+    pub fn describe(&self, scale: impl std::fmt::Debug, seed: u64) -> String {
+        format!(
+            "scale {scale:?} (seed {seed}): {} accounts, {} contacts, {} subscription lines, {} events over {} days",
+            self.accounts, self.contacts, self.subscription_lines, self.events, self.days
+        )
+    }
+}
+
 /// One day's events, formatted.
 struct DayFiles {
     k: u32,

@@ -1,6 +1,6 @@
 //! Page figures kept between requests: what a page computes by reading much of the store
-//! (the doctor's counts over every event, the revenue KPIs over the whole ledger, a
-//! segment's size at each month's start from its transitions), held until what it was
+//! (the doctor's counts over every event, a segment's size at each month's start from
+//! its transitions; report figures are the report cache's), held until what it was
 //! computed from can have moved. The key says what that is: the store's change counters
 //! ([`StoreVersion`], bumped after every commit of new events or changed accounts,
 //! contacts and subscription lines), the day, the loaded definitions, the page's query.
