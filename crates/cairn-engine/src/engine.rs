@@ -332,6 +332,10 @@ struct Shard {
     /// With [`Engine::report_health_runs`]: the health runs recorded since the last
     /// [`Engine::take_health_runs`].
     health_runs: Option<Vec<HealthRun>>,
+    /// Per segment (by its index in the workspace), how many of this shard's accounts or
+    /// contacts are in it: moved wherever a `member_of` bit is, so the sizes are read
+    /// without passing over every subject.
+    members: Vec<i64>,
 }
 
 /// What the engine's day ticks did: the measure of what the passing of days cost, which
@@ -427,6 +431,7 @@ impl Engine {
             work: DayWork::default(),
             backfill: false,
             health_runs: None,
+            members: vec![0; shared.ws.segments().len()],
         };
         Engine {
             shards: (0..shards.clamp(1, MAX_SHARDS)).map(|_| shard()).collect(),
@@ -539,37 +544,19 @@ impl Engine {
         in_id_order(self.shards.iter().map(|s| &s.contacts))
     }
 
-    /// Every segment's member count (0 for one with no member), in one pass over the
-    /// accounts and contacts, where counting each segment's members apart would pass over
-    /// them once per segment.
+    /// Every segment's member count (0 for one with no member): each shard keeps its
+    /// counts as members enter and leave, so this reads a number per segment and shard.
     pub fn segment_sizes(&self) -> HashMap<&str, usize> {
-        let segments = self.shared.ws.segments();
-        let mut accounts: HashMap<&str, usize> = HashMap::new();
-        let mut contacts: HashMap<&str, usize> = HashMap::new();
-        for s in segments {
-            match s.subject {
-                Subject::Account => accounts.insert(s.id.as_str(), 0),
-                Subject::Contact => contacts.insert(s.id.as_str(), 0),
-            };
-        }
-        for shard in &self.shards {
-            for a in shard.accounts.values() {
-                for s in &a.segments {
-                    if let Some(n) = accounts.get_mut(s.as_str()) {
-                        *n += 1;
-                    }
-                }
-            }
-            for c in shard.contacts.values() {
-                for s in &c.segments {
-                    if let Some(n) = contacts.get_mut(s.as_str()) {
-                        *n += 1;
-                    }
-                }
-            }
-        }
-        accounts.extend(contacts);
-        accounts
+        self.shared
+            .ws
+            .segments()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let n: i64 = self.shards.iter().map(|sh| sh.members[i]).sum();
+                (s.id.as_str(), usize::try_from(n).unwrap_or(0))
+            })
+            .collect()
     }
 
     /// The members of a segment, in id order.
@@ -692,7 +679,15 @@ impl Engine {
                 // Filed in the old shard's days: filed again when evaluated below.
                 state.wake = None;
                 state.filed = None;
-                self.shards[target].contacts.insert(id, state);
+                // Its segments' counts move with it.
+                for i in state.member_of.iter() {
+                    old.members[i] -= 1;
+                }
+                let new = &mut self.shards[target];
+                for i in state.member_of.iter() {
+                    new.members[i] += 1;
+                }
+                new.contacts.insert(id, state);
             }
         }
         self.homes.insert(id, target);

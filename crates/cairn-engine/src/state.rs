@@ -259,6 +259,14 @@ impl Bits {
             self.0[word] &= !(1 << (i % 64));
         }
     }
+
+    /// The indices in the set, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .flat_map(|(w, &bits)| (0..64).filter(move |b| bits & (1 << b) != 0).map(move |b| w * 64 + b))
+    }
 }
 
 #[cfg(test)]
@@ -274,7 +282,9 @@ mod tests {
         b.set(64, false);
         assert!(b.contains(3) && b.contains(130));
         assert!(!b.contains(2) && !b.contains(64) && !b.contains(129) && !b.contains(1000));
+        assert_eq!(b.iter().collect::<Vec<_>>(), vec![3, 130]);
         b.set(3, false);
         assert!(!b.contains(3) && b.contains(130));
+        assert_eq!(b.iter().collect::<Vec<_>>(), vec![130]);
     }
 }

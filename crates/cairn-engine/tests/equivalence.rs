@@ -273,6 +273,14 @@ proptest! {
         prop_assert_eq!(format!("{:?}", one.contacts().collect::<Vec<_>>()), format!("{:?}", many.contacts().collect::<Vec<_>>()));
         prop_assert!(one.evaluate_all().is_empty(), "one shard's state was stale");
         prop_assert!(many.evaluate_all().is_empty(), "sharded state was stale");
+        // The sizes kept as members came and went (and moved shards) are the members
+        // counted now.
+        for engine in [&one, &many] {
+            let sizes = engine.segment_sizes();
+            for s in engine.workspace().segments() {
+                prop_assert_eq!(sizes[s.id.as_str()], engine.segment_members(s.id.as_str()).len(), "{}", s.id.as_str());
+            }
+        }
     }
 }
 

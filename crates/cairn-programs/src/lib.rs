@@ -35,6 +35,6 @@ pub use dry_run::{DryRun, DryRunError, DryRunOptions, dry_run};
 pub use engage::{EngagementInput, EngagementKind};
 pub use error::ProgramError;
 pub use insights::PeerGroups;
-pub use preview::{PREVIEW_SECRET, Preview, parse_as_of, parse_plausible_as_of, preview};
+pub use preview::{PREVIEW_SECRET, Preview, parse_as_of, parse_plausible_as_of, preview, trigger_text};
 pub use runner::{PassReport, Runner, RunnerConfig, html_to_text, text_to_html};
 pub use secret::link_signer;

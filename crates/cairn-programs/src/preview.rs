@@ -262,7 +262,8 @@ pub fn preview(
     })
 }
 
-fn trigger_text(t: &Trigger) -> String {
+/// A trigger as a workspace writes it, e.g. `segment_entered('trial')`.
+pub fn trigger_text(t: &Trigger) -> String {
     match t {
         Trigger::Transition(t) => {
             use cairn_workspace::Transition as T;

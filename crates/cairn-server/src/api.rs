@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::report_cache::Wait;
 
 type Reply = Result<Json<Value>, ApiError>;
 
@@ -297,11 +298,15 @@ pub async fn program_preview(
             .unwrap_or_else(|| format!("; the workspace has: {}", ids.join(", ")));
         return Err(ApiError::NotFound(format!("no program `{id}`{hint}")));
     };
-    let signer = cairn_channels::LinkSigner::new(cairn_programs::PREVIEW_SECRET);
-    let url = "http://127.0.0.1:8080";
     let preview = match q.as_of {
-        None => rt.read(|live| cairn_programs::preview(&live.engine, &program, &signer, url)).await?,
+        None => {
+            let today = state.clock.now().to_zoned(ws.time_zone().clone()).date();
+            let now = crate::cached_reports::program_preview(&state, &ws, &program, today, Wait::Current).await?;
+            now.ready()?.as_ref().clone()
+        }
         Some(text) => {
+            let signer = cairn_channels::LinkSigner::new(cairn_programs::PREVIEW_SECRET);
+            let url = crate::cached_reports::PREVIEW_URL;
             let at = cairn_programs::parse_plausible_as_of(&text, ws.time_zone(), state.clock.now())
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?;
             let clock = cairn_core::FixedClock::new(at);

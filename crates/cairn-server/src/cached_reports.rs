@@ -30,19 +30,98 @@ where
     T: Send + Sync + 'static,
     Fut: Future<Output = Result<T, ReportError>> + Send + 'static,
 {
+    let (store, w) = (state.store.clone(), ws.cloned());
+    cached_with(state, name, ws, params, wait, move || {
+        let work = f(store, w);
+        async move { work.await.map_err(ApiError::from) }
+    })
+    .await
+}
+
+/// `work()` under the key `name`, the definitions' address and `params`: for figures
+/// that are not a `cairn_reports` report (the doctor, the engine's audience preview).
+async fn cached_with<T, Fut>(
+    state: &AppState,
+    name: &str,
+    ws: Option<&Arc<Workspace>>,
+    params: String,
+    wait: Wait,
+    work: impl FnOnce() -> Fut,
+) -> Result<Fetched<T>, ApiError>
+where
+    T: Send + Sync + 'static,
+    Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+{
     // The definitions are one Arc until a reload swaps it; the entry holds it, so its
     // address is not reused while the key names it.
     let key = format!("{name} {:?} {params}", ws.map(Arc::as_ptr));
     let pin = ws.map(|w| w.clone() as Arc<dyn std::any::Any + Send + Sync>);
-    let (store, ws) = (state.store.clone(), ws.cloned());
-    state
-        .reports
-        .get(key, pin, wait, move || {
-            let work = f(store, ws);
-            async move { work.await.map_err(ApiError::from) }
-        })
+    state.reports.get(key, pin, wait, work).await
+}
+
+/// The doctor report (`cairn doctor`) as of `today`: its counts read every event.
+pub(crate) async fn doctor(
+    state: &AppState,
+    today: jiff::civil::Date,
+    wait: Wait,
+) -> Result<Fetched<cairn_core::doctor::DoctorReport>, ApiError> {
+    let store = state.store.clone();
+    cached_with(state, "doctor", None, today.to_string(), wait, move || async move { Ok(store.doctor(today).await?) })
         .await
 }
+
+/// A segment's size at the start of each month in `starts` (as `YYYY-MM`), from its
+/// stored transitions (one read of them per month).
+pub(crate) async fn segment_sizes_by_month(
+    state: &AppState,
+    ws: &Arc<Workspace>,
+    segment: &str,
+    kind: cairn_store::SubjectKind,
+    starts: Vec<jiff::civil::Date>,
+    wait: Wait,
+) -> Result<Fetched<Vec<(String, usize)>>, ApiError> {
+    let (store, tz, s) = (state.store.clone(), ws.time_zone().clone(), segment.to_string());
+    let params = format!("{segment} {kind:?} {starts:?}");
+    cached_with(state, "segment_sizes_by_month", Some(ws), params, wait, move || async move {
+        let mut sizes = Vec::with_capacity(starts.len());
+        for first in starts {
+            let at = first.to_zoned(tz.clone()).map_err(|e| ApiError::Internal(e.to_string()))?.timestamp();
+            let n = store.segment_members_before(&s, kind, at).await?.len();
+            sizes.push((first.strftime("%Y-%m").to_string(), n));
+        }
+        Ok(sizes)
+    })
+    .await
+}
+
+/// `cairn_programs::preview` of `program` on the live engine as it is now (its audience
+/// rule over every account or contact); keyed by the day, as a date trigger's audience
+/// moves with it.
+pub(crate) async fn program_preview(
+    state: &AppState,
+    ws: &Arc<Workspace>,
+    program: &cairn_workspace::Program,
+    today: jiff::civil::Date,
+    wait: Wait,
+) -> Result<Fetched<cairn_programs::Preview>, ApiError> {
+    let (st, p) = (state.clone(), program.clone());
+    cached_with(
+        state,
+        "program_preview",
+        Some(ws),
+        format!("{} {today}", program.id.as_str()),
+        wait,
+        move || async move {
+            let rt = crate::api::runtime(&st)?;
+            let signer = cairn_channels::LinkSigner::new(cairn_programs::PREVIEW_SECRET);
+            Ok(rt.read(|live| cairn_programs::preview(&live.engine, &p, &signer, PREVIEW_URL)).await?)
+        },
+    )
+    .await
+}
+
+/// The base URL of the links in previewed messages (they are shown, never sent).
+pub(crate) const PREVIEW_URL: &str = "http://127.0.0.1:8080";
 
 /// `cairn_reports::revenue::kpis_series`.
 pub(crate) async fn kpis_series(

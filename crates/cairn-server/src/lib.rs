@@ -75,8 +75,6 @@ pub struct AppState {
     limits: Limits,
     inapp_identity_verification: bool,
     identity_master: Arc<tokio::sync::OnceCell<String>>,
-    /// Other pages' figures read from much of the store, kept until it moves.
-    kept: ui::KeptFigures,
     /// The reports' figures per data version, shared by the pages and the API.
     reports: report_cache::ReportCache,
 }
@@ -99,7 +97,6 @@ impl AppState {
             limits: Limits::default(),
             inapp_identity_verification: true,
             identity_master: Arc::new(tokio::sync::OnceCell::new()),
-            kept: ui::KeptFigures::default(),
             reports,
         }
     }

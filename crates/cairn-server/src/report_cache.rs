@@ -9,7 +9,8 @@
 //! *current* when it was computed at the version the request saw; the computation runs in
 //! its own task (one at a time per key), so a page never waits for a replay of the log:
 //!
-//! - [`Wait::Page`] waits a short while for a current result, then answers with the
+//! - [`Wait::Page`] waits a short while for a current result (longer when it has no
+//!   older one: a small store's first figures come in that time), then answers with the
 //!   last complete one (stale, with the time it was computed from) or, the first time,
 //!   with nothing ("computing"); the computation goes on and the next visit finds it.
 //! - [`Wait::Current`] (the JSON API) waits for a current result: what it returns is what
@@ -35,16 +36,34 @@ use crate::error::ApiError;
 /// How long a page waits for a current result before showing the last one it has.
 pub(crate) const PAGE_WAIT: Duration = Duration::from_millis(40);
 
+/// How long a page waits for a result when there is none yet (the first visit after a
+/// start or a reload of the definitions): on a small store the figures come in this
+/// time, on a large one the page says they are being computed.
+pub(crate) const FIRST_WAIT: Duration = Duration::from_millis(1500);
+
 /// The most keys kept; the least recently used beyond it are dropped.
 const MAX_KEYS: usize = 64;
+
+/// The most computations that run at once; the others wait their turn. Each holds a
+/// store connection while it reads, and the pages' own reads need the rest of the pool
+/// (a first visit of the morning view starts six).
+const MAX_RUNNING: usize = 2;
 
 /// How long a request waits for a result.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Wait {
-    /// At most this long; then the last complete result, or none.
-    Page(Duration),
+    /// At most `stale` when there is an older result to show, `first` when there is
+    /// none; then the last complete result, or none.
+    Page { stale: Duration, first: Duration },
     /// Until a current result is there.
     Current,
+}
+
+impl Wait {
+    /// A page's wait: [`PAGE_WAIT`], or [`FIRST_WAIT`] with nothing to show yet.
+    pub(crate) const PAGE: Wait = Wait::Page { stale: PAGE_WAIT, first: FIRST_WAIT };
+    /// No wait: the computation is started (or joined) and whatever is there returned.
+    pub(crate) const START: Wait = Wait::Page { stale: Duration::ZERO, first: Duration::ZERO };
 }
 
 /// A report as a request finds it.
@@ -99,6 +118,16 @@ impl Freshness {
         }
     }
 
+    /// Takes another part of the page's state into this one.
+    pub(crate) fn merge(&mut self, other: Freshness) {
+        self.as_of = match (self.as_of, other.as_of) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.updating |= other.updating;
+        self.computing |= other.computing;
+    }
+
     /// `as_of` for the page, to the second, in UTC.
     pub(crate) fn as_of_text(&self) -> String {
         self.as_of.map_or_else(String::new, |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
@@ -144,18 +173,26 @@ pub(crate) struct ReportCache {
     version: watch::Receiver<u64>,
     clock: Arc<dyn Clock>,
     entries: Arc<Mutex<Entries>>,
+    /// [`MAX_RUNNING`] permits, one held by each running computation.
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 /// What a request does next.
 enum Step<T> {
     Answer(Result<Fetched<T>, ApiError>),
-    WaitFor(watch::Receiver<bool>),
+    /// Wait for this computation; whether an older result is there to show meanwhile.
+    WaitFor(watch::Receiver<bool>, bool),
 }
 
 impl ReportCache {
     /// A cache versioned by `version` (the store's `report_inputs()`), timing with `clock`.
     pub(crate) fn new(version: watch::Receiver<u64>, clock: Arc<dyn Clock>) -> ReportCache {
-        ReportCache { version, clock, entries: Arc::default() }
+        ReportCache {
+            version,
+            clock,
+            entries: Arc::default(),
+            running: Arc::new(tokio::sync::Semaphore::new(MAX_RUNNING)),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
@@ -177,10 +214,7 @@ impl ReportCache {
         Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
     {
         let wanted = *self.version.borrow();
-        let deadline = match wait {
-            Wait::Page(d) => Some(tokio::time::Instant::now() + d),
-            Wait::Current => None,
-        };
+        let asked = tokio::time::Instant::now();
         let mut compute = Some(compute);
         let mut pin = pin;
         loop {
@@ -195,12 +229,17 @@ impl ReportCache {
                 }
                 self.step(&key, entry, wanted, &mut compute)
             };
-            let mut finished = match step {
+            let (mut finished, has_older) = match step {
                 Step::Answer(a) => {
                     self.evict();
                     return a;
                 }
-                Step::WaitFor(rx) => rx,
+                Step::WaitFor(rx, has_older) => (rx, has_older),
+            };
+            let deadline = match wait {
+                Wait::Page { stale, .. } if has_older => Some(asked + stale),
+                Wait::Page { first, .. } => Some(asked + first),
+                Wait::Current => None,
             };
             let ended = async { finished.wait_for(|done| *done).await.is_ok() };
             let in_time = match deadline {
@@ -239,7 +278,7 @@ impl ReportCache {
             });
         }
         if let Some((_, rx)) = &entry.running {
-            return Step::WaitFor(rx.clone());
+            return Step::WaitFor(rx.clone(), entry.done.is_some());
         }
         if let Some(f) = &entry.failed
             && f.version >= wanted
@@ -258,7 +297,12 @@ impl ReportCache {
         entry.running = Some((version, rx.clone()));
         entry.failed = None;
         let as_of = self.clock.now();
-        let work = tokio::spawn(compute());
+        let (work, permits) = (compute(), self.running.clone());
+        let work = tokio::spawn(async move {
+            // Never closed: the permit is always granted, in turn.
+            let _turn = permits.acquire_owned().await;
+            work.await
+        });
         let cache = self.clone();
         let key = key.to_string();
         tokio::spawn(async move {
@@ -283,7 +327,7 @@ impl ReportCache {
             }
             tx.send_replace(true);
         });
-        Step::WaitFor(rx)
+        Step::WaitFor(rx, entry.done.is_some())
     }
 
     /// Drops the least recently used keys beyond [`MAX_KEYS`] (not those computing).
@@ -381,14 +425,14 @@ mod tests {
         let f = Fixture::new();
         f.write(1);
         let slow = Duration::from_millis(200);
-        assert!(matches!(f.get(Wait::Page(Duration::ZERO), slow).await.expect("ok"), Fetched::Computing));
+        assert!(matches!(f.get(Wait::START, slow).await.expect("ok"), Fetched::Computing));
         // The computation goes on without the page: a current request joins it.
         assert_eq!(value(f.get(Wait::Current, slow).await.expect("ok")), (1, true));
         assert_eq!(f.runs.load(Ordering::SeqCst), 1, "one computation for both");
         f.write(5);
-        assert_eq!(value(f.get(Wait::Page(Duration::ZERO), slow).await.expect("ok")), (1, false), "stale, and said so");
+        assert_eq!(value(f.get(Wait::START, slow).await.expect("ok")), (1, false), "stale, and said so");
         assert_eq!(value(f.get(Wait::Current, slow).await.expect("ok")), (5, true));
-        assert_eq!(value(f.get(Wait::Page(Duration::ZERO), slow).await.expect("ok")), (5, true));
+        assert_eq!(value(f.get(Wait::START, slow).await.expect("ok")), (5, true));
         assert_eq!(f.runs.load(Ordering::SeqCst), 2);
     }
 
@@ -397,7 +441,7 @@ mod tests {
         let f = Fixture::new();
         f.write(1);
         let slow = Duration::from_millis(200);
-        assert!(matches!(f.get(Wait::Page(Duration::ZERO), slow).await.expect("ok"), Fetched::Computing));
+        assert!(matches!(f.get(Wait::START, slow).await.expect("ok"), Fetched::Computing));
         // Written while the first computation runs: a current request waits for it, then
         // for one that reads the write.
         f.write(7);
@@ -427,6 +471,47 @@ mod tests {
             .get::<u64, _, _>("boom".into(), None, Wait::Current, || async { panic!("a bug in a report") })
             .await;
         assert!(matches!(r, Err(ApiError::Internal(_))), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_page_waits_longer_for_its_first_figures_than_for_newer_ones() {
+        let f = Fixture::new();
+        f.write(1);
+        // Nothing to show yet: a computation shorter than FIRST_WAIT is waited for.
+        let quick = PAGE_WAIT * 3;
+        assert!(quick < FIRST_WAIT);
+        assert_eq!(value(f.get(Wait::PAGE, quick).await.expect("ok")), (1, true));
+        // An older result to show: the page waits PAGE_WAIT, then shows it.
+        f.write(2);
+        assert_eq!(value(f.get(Wait::PAGE, quick).await.expect("ok")), (1, false));
+        assert_eq!(value(f.get(Wait::Current, quick).await.expect("ok")), (2, true));
+    }
+
+    #[tokio::test]
+    async fn no_more_than_max_running_computations_run_at_once() {
+        let f = Fixture::new();
+        let (now, most) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let n = MAX_RUNNING as u64 + 3;
+        for i in 0..n {
+            let (now, most) = (now.clone(), most.clone());
+            let r = f
+                .cache
+                .get(format!("k{i}"), None, Wait::START, move || async move {
+                    let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(running, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    Ok(i)
+                })
+                .await;
+            assert!(matches!(r.expect("ok"), Fetched::Computing));
+        }
+        // Every one of them ends, in turn.
+        for i in 0..n {
+            let r = f.cache.get(format!("k{i}"), None, Wait::Current, || async { Ok(u64::MAX) }).await;
+            assert_eq!(value(r.expect("ok")).0, i);
+        }
+        assert_eq!(most.load(Ordering::SeqCst), MAX_RUNNING as u64);
     }
 
     #[tokio::test]

@@ -58,3 +58,34 @@
   box.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(run, 250); });
   if (subject) subject.addEventListener("change", run);
 })();
+
+// Figures computed for the first time: no page reloads itself (a timed reload takes the
+// page from under the reader). The page is asked for again every 5 seconds, and when its
+// figures are there the status line says so, with a link that shows them.
+(function () {
+  const status = document.querySelector("#freshness[data-computing]");
+  if (!status) return;
+  let tries = 0;
+  function ready() {
+    status.replaceChildren();
+    status.className = "good";
+    status.appendChild(document.createTextNode("The figures are ready: "));
+    const a = document.createElement("a");
+    a.href = window.location.href;
+    a.textContent = "show them";
+    status.appendChild(a);
+    status.appendChild(document.createTextNode("."));
+  }
+  function ask() {
+    if (++tries > 120) return;
+    fetch(window.location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) {
+        const page = new DOMParser().parseFromString(html, "text/html");
+        if (page.querySelector("#freshness[data-computing]")) setTimeout(ask, 5000);
+        else ready();
+      })
+      .catch(function () { setTimeout(ask, 5000); });
+  }
+  setTimeout(ask, 5000);
+})();

@@ -316,6 +316,7 @@ impl Shard {
                         out.push(self.transition(at, SubjectRef::Account(id), kind));
                         if let Some(s) = self.accounts.get_mut(&id) {
                             s.member_of.set(i, inside);
+                            self.members[i] += if inside { 1 } else { -1 };
                             if inside {
                                 s.segments.insert(id_str.to_string());
                             } else {
@@ -594,6 +595,7 @@ impl Shard {
             c.member_of = bits;
             for (i, inside) in changes {
                 let sid = ws.segments()[i].id.as_str();
+                self.members[i] += if inside { 1 } else { -1 };
                 if inside {
                     c.segments.insert(sid.to_string());
                 } else {

@@ -6,19 +6,21 @@ use axum::response::Html;
 use cairn_core::doctor::DoctorReport;
 use serde::Serialize;
 
-use super::kept::StoreVersion;
 use super::{Chrome, UiError, render};
 use crate::AppState;
 use crate::auth::SignedIn;
+use crate::cached_reports as cached;
 use crate::error::ApiError;
+use crate::report_cache::{Freshness, Wait};
 
 /// The data page's data.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct DataView {
     /// The store's backend (`sqlite` or `postgres`).
     pub backend: String,
+    /// None while it is computed the first time.
     #[serde(flatten)]
-    pub report: DoctorReport,
+    pub report: Option<DoctorReport>,
 }
 
 /// One line of the readiness table.
@@ -31,7 +33,7 @@ pub(crate) struct Check<'a> {
 impl DataView {
     /// The checks in the order the page lists them.
     pub fn checks(&self) -> Vec<Check<'_>> {
-        let r = &self.report;
+        let Some(r) = &self.report else { return vec![] };
         let none: &[String] = &[];
         vec![
             Check { label: "events matched to nobody", count: r.unmatched.events_matched_to_nobody, examples: none },
@@ -66,20 +68,13 @@ impl DataView {
     }
 }
 
-/// The doctor report as of the clock's day: its counts scan every event, so it is kept
-/// until the store moves (`kept`).
-pub(crate) async fn data(state: &AppState) -> Result<DataView, ApiError> {
+/// The doctor report as of the clock's day, from the report cache (its counts read every
+/// event): a page waits as `Wait::PAGE` does, the API (`Wait::Current`) until it is there.
+pub(crate) async fn data(state: &AppState, wait: Wait) -> Result<(DataView, Freshness), ApiError> {
     let today = state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let key = (StoreVersion::of(state).await, today);
-    let report = match state.kept.doctor.get(&key) {
-        Some(r) => r,
-        None => {
-            let r = state.store.doctor(today).await?;
-            state.kept.doctor.put(key, r.clone());
-            r
-        }
-    };
-    Ok(DataView { backend: state.store.backend().to_string(), report })
+    let mut fresh = Freshness::default();
+    let report = fresh.take(cached::doctor(state, today, wait).await?).map(|r| (*r).clone());
+    Ok((DataView { backend: state.store.backend().to_string(), report }, fresh))
 }
 
 #[derive(Template)]
@@ -87,10 +82,11 @@ pub(crate) async fn data(state: &AppState) -> Result<DataView, ApiError> {
 struct Page {
     chrome: Chrome,
     d: DataView,
+    fresh: Freshness,
 }
 
 /// `GET /data`.
 pub(crate) async fn page(State(state): State<AppState>, user: SignedIn) -> Result<Html<String>, UiError> {
-    let d = data(&state).await?;
-    render(&Page { chrome: Chrome::new(&user, "/data"), d })
+    let (d, fresh) = data(&state, Wait::PAGE).await?;
+    render(&Page { chrome: Chrome::new(&user, "/data"), d, fresh })
 }

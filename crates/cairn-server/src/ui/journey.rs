@@ -17,7 +17,7 @@ use crate::AppState;
 use crate::auth::SignedIn;
 use crate::cached_reports as cached;
 use crate::error::ApiError;
-use crate::report_cache::{Freshness, PAGE_WAIT, Wait};
+use crate::report_cache::{Freshness, Wait};
 
 /// The journey page's data.
 #[derive(Debug, Clone, Serialize)]
@@ -135,6 +135,6 @@ pub(crate) async fn page(
     user: SignedIn,
     Query(q): Query<QueryText>,
 ) -> Result<Html<String>, UiError> {
-    let (d, fresh) = data(&state, &q, Wait::Page(PAGE_WAIT)).await?;
+    let (d, fresh) = data(&state, &q, Wait::PAGE).await?;
     render(&Page { chrome: Chrome::new(&user, "/journey"), d, fresh })
 }

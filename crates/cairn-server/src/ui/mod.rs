@@ -10,9 +10,10 @@
 //! (`/static/cairn.css`, `/static/app.js`, embedded in the binary).
 //! The sign-in page (`/login`, GET and POST) is the one UI route outside the list: the
 //! signed-out use it.
-//! The report pages (insights, KPIs, journey, programs) read their figures from the
-//! report cache ([`crate::report_cache`]): a page waits [`crate::report_cache::PAGE_WAIT`]
-//! at most, then shows the last complete figures with their time, or "computing"; their
+//! The report pages (insights, KPIs, journey, programs, data, a segment's sizes) read their
+//! figures from the report cache ([`crate::report_cache`]): a page waits as
+//! [`crate::report_cache::Wait::PAGE`] says at most, then shows the last complete figures
+//! with their time, or "computing"; their
 //! JSON views wait for current figures. [`warm`] starts their default figures' computation.
 
 pub(crate) mod account;
@@ -22,7 +23,6 @@ pub(crate) mod chart;
 mod data;
 mod insights;
 mod journey;
-mod kept;
 mod kpis;
 mod morning;
 mod programs;
@@ -40,8 +40,6 @@ use axum::middleware;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
 
-pub(crate) use kept::KeptFigures;
-
 use crate::AppState;
 use crate::auth::{Permission, Role, SignedIn};
 use crate::error::ApiError;
@@ -52,8 +50,10 @@ mod role_table;
 /// Starts computing the report pages' default figures that are not current (the
 /// insights, KPIs, journey and programs pages, and each program's), without waiting.
 pub(crate) async fn warm(state: &AppState) {
-    let now = crate::report_cache::Wait::Page(std::time::Duration::ZERO);
+    let now = crate::report_cache::Wait::START;
     let mut failures = Vec::new();
+    // Not the doctor (`/data`): it reads every event, so it is computed when asked for.
+    failures.push(morning::data(state, now).await.err());
     failures.push(insights::data(state, &insights::InsightsQuery::default(), now).await.err());
     failures.push(kpis::data(state, &Default::default(), now).await.err());
     failures.push(journey::data(state, &Default::default(), now).await.err());

@@ -26,7 +26,7 @@ use crate::AppState;
 use crate::auth::SignedIn;
 use crate::cached_reports;
 use crate::error::ApiError;
-use crate::report_cache::{Freshness, PAGE_WAIT, Wait};
+use crate::report_cache::{Freshness, Wait};
 
 /// How many rows each list shows.
 const LIST: usize = 10;
@@ -381,8 +381,14 @@ pub(crate) async fn data(state: &AppState, wait: Wait) -> Result<(MorningView, F
         Some(rt) => rt.read(|live| today(&live.engine)).await,
         None => state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date(),
     };
-    let (period, tiles) =
-        tiles(state, today, lists.as_ref().and_then(|l| l.adoption), open.len(), wait, &mut fresh).await?;
+    // The tiles and the program alerts each wait up to `wait` for their reports: at once.
+    let mut alerts_fresh = Freshness::default();
+    let (tiles, programs) = tokio::join!(
+        tiles(state, today, lists.as_ref().and_then(|l| l.adoption), open.len(), wait, &mut fresh),
+        program_alerts(state, today, wait, &mut alerts_fresh)
+    );
+    let ((period, tiles), programs) = (tiles?, programs?);
+    fresh.merge(alerts_fresh);
     let end_of_today = today
         .tomorrow()
         .ok()
@@ -407,7 +413,6 @@ pub(crate) async fn data(state: &AppState, wait: Wait) -> Result<(MorningView, F
             DueTask { task: t, account }
         })
         .collect();
-    let programs = program_alerts(state, today, wait, &mut fresh).await?;
     let view = MorningView {
         today,
         period,
@@ -433,6 +438,6 @@ struct Page {
 
 /// `GET /`.
 pub(crate) async fn page(State(state): State<AppState>, user: SignedIn) -> Result<Html<String>, UiError> {
-    let (d, fresh) = data(&state, Wait::Page(PAGE_WAIT)).await?;
+    let (d, fresh) = data(&state, Wait::PAGE).await?;
     render(&Page { chrome: Chrome::new(&user, "/"), d, fresh })
 }

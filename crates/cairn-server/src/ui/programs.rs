@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::auth::SignedIn;
 use crate::cached_reports as cached;
 use crate::error::ApiError;
-use crate::report_cache::{Freshness, PAGE_WAIT, Wait};
+use crate::report_cache::{Freshness, Wait};
 
 /// A program in the list.
 #[derive(Debug, Clone, Serialize)]
@@ -193,13 +193,16 @@ pub(crate) struct ProgramView {
     /// The goal's effect, in words.
     pub effect: Option<String>,
     pub experiments: Vec<ExperimentView>,
-    pub preview: cairn_programs::Preview,
+    /// The trigger as written.
+    pub trigger: String,
+    /// The audience now (none while it is computed the first time).
+    pub preview: Option<cairn_programs::Preview>,
     pub paused: Option<ProgramPause>,
 }
 
 /// One program's data; 404 naming the programs for an unknown id. Reach, Effect and the
-/// experiments come from the report cache (empty while computed the first time); the
-/// audience preview and the pause are read now.
+/// experiments and the audience preview come from the report cache (empty while computed
+/// the first time); the pause is read now.
 pub(crate) async fn data(state: &AppState, id: &str, wait: Wait) -> Result<(ProgramView, Freshness), ApiError> {
     let ws = workspace(state).await?;
     let Some(program) = ws.programs().iter().find(|p| p.id.as_str() == id).cloned() else {
@@ -208,12 +211,14 @@ pub(crate) async fn data(state: &AppState, id: &str, wait: Wait) -> Result<(Prog
     };
     let today = state.clock.now().to_zoned(ws.time_zone().clone()).date();
     let (current, _) = super::morning::months(today)?;
-    let (report, experiments) = tokio::join!(
+    let (report, experiments, preview) = tokio::join!(
         cached::programs(state, Some(&ws), &current, Some(id), wait),
-        cached::experiments(state, Some(&ws), &current, Some(id), cairn_reports::experiments::DEFAULT_MDE, wait)
+        cached::experiments(state, Some(&ws), &current, Some(id), cairn_reports::experiments::DEFAULT_MDE, wait),
+        cached::program_preview(state, &ws, &program, today, wait)
     );
     let mut fresh = Freshness::default();
     let (report, experiments) = (fresh.take(report?), fresh.take(experiments?));
+    let preview = fresh.take(preview?).map(|p| (*p).clone());
     let report = report.and_then(|r| r.programs.iter().find(|r| r.program == id).cloned());
     let steps = program
         .all_steps()
@@ -244,10 +249,6 @@ pub(crate) async fn data(state: &AppState, id: &str, wait: Wait) -> Result<(Prog
         (None, Some(why)) => Some(why.clone()),
         _ => None,
     });
-    let rt = crate::api::runtime(state)?;
-    let signer = cairn_channels::LinkSigner::new(cairn_programs::PREVIEW_SECRET);
-    let preview =
-        rt.read(|live| cairn_programs::preview(&live.engine, &program, &signer, "http://127.0.0.1:8080")).await?;
     let paused = state.store.paused_programs().await?.into_iter().find(|p| p.program_id == id);
     let view = ProgramView {
         id: id.to_string(),
@@ -259,6 +260,7 @@ pub(crate) async fn data(state: &AppState, id: &str, wait: Wait) -> Result<(Prog
         report,
         effect,
         experiments: experiments.map(|e| e.experiments.iter().map(experiment_view).collect()).unwrap_or_default(),
+        trigger: cairn_programs::trigger_text(&program.trigger),
         preview,
         paused,
     };
@@ -283,7 +285,7 @@ struct Page {
 
 /// `GET /programs`.
 pub(crate) async fn list(State(state): State<AppState>, user: SignedIn) -> Result<Html<String>, UiError> {
-    let (d, fresh) = list_data(&state, Wait::Page(PAGE_WAIT)).await?;
+    let (d, fresh) = list_data(&state, Wait::PAGE).await?;
     render(&ListPage { chrome: Chrome::new(&user, "/programs"), d, fresh })
 }
 
@@ -293,7 +295,7 @@ pub(crate) async fn page(
     user: SignedIn,
     Path(id): Path<String>,
 ) -> Result<Html<String>, UiError> {
-    let (d, fresh) = data(&state, &id, Wait::Page(PAGE_WAIT)).await?;
+    let (d, fresh) = data(&state, &id, Wait::PAGE).await?;
     render(&Page { chrome: Chrome::new(&user, "/programs"), d, fresh })
 }
 

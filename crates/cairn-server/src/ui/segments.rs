@@ -22,11 +22,12 @@ use cairn_workspace::{ProbeMilestone, Workspace};
 use serde::{Deserialize, Serialize};
 
 use super::chart::{self, Chart, Series, Unit};
-use super::kept::{SameDefinitions, StoreVersion};
 use super::{Chrome, UiError, given, render};
 use crate::AppState;
 use crate::auth::SignedIn;
+use crate::cached_reports as cached;
 use crate::error::ApiError;
+use crate::report_cache::{Freshness, Wait};
 
 /// Members listed, and sampled by the rule box.
 const MEMBERS_SHOWN: usize = 50;
@@ -72,6 +73,9 @@ impl SegmentsView {
     /// The size-over-time chart of the selected segment.
     pub fn size_chart(&self) -> Option<Chart> {
         let name = self.selected.as_deref()?;
+        if self.size_by_month.is_empty() {
+            return None;
+        }
         let x: Vec<String> = self.size_by_month.iter().map(|(m, _)| m.clone()).collect();
         let values = self.size_by_month.iter().map(|(_, n)| Some(*n as f64)).collect();
         Some(chart::line(
@@ -177,8 +181,13 @@ pub(crate) async fn check_rule(state: &AppState, rule: &str) -> Result<RuleCheck
     })
 }
 
-/// The segments page's data.
-pub(crate) async fn data(state: &AppState, q: &SegmentsQuery) -> Result<SegmentsView, ApiError> {
+/// The segments page's data; the selected segment's size by month comes from the report
+/// cache (empty while it is computed the first time).
+pub(crate) async fn data(
+    state: &AppState,
+    q: &SegmentsQuery,
+    wait: Wait,
+) -> Result<(SegmentsView, Freshness), ApiError> {
     let rt = crate::api::runtime(state)?;
     let selected = given(&q.segment).map(str::to_string);
     let (segments, members, kind, tz) = rt
@@ -201,9 +210,12 @@ pub(crate) async fn data(state: &AppState, q: &SegmentsQuery) -> Result<Segments
         return Err(ApiError::NotFound(format!("no segment `{s}`: the segments are {}", ids.join(", "))));
     }
     let mut size_by_month = Vec::new();
+    let mut fresh = Freshness::default();
     if let (Some(s), Some(kind), Some(ws)) = (&selected, kind, crate::api::live_workspace(state).await) {
-        let today = state.clock.now().to_zoned(tz.clone()).date();
-        size_by_month = segment_sizes(state, s, kind, today, ws).await?;
+        let today = state.clock.now().to_zoned(tz).date();
+        let starts = month_starts(today)?;
+        let sizes = cached::segment_sizes_by_month(state, &ws, s, kind, starts, wait).await?;
+        size_by_month = fresh.take(sizes).map(|v| (*v).clone()).unwrap_or_default();
     }
     let rule = q.rule.clone().unwrap_or_default();
     let check = match rule.trim() {
@@ -211,26 +223,11 @@ pub(crate) async fn data(state: &AppState, q: &SegmentsQuery) -> Result<Segments
         r => Some(check_rule(state, r).await?),
     };
     let (member_count, members) = members.unwrap_or((0, vec![]));
-    Ok(SegmentsView { segments, selected, members, member_count, size_by_month, rule, check })
+    Ok((SegmentsView { segments, selected, members, member_count, size_by_month, rule, check }, fresh))
 }
 
-/// A segment's size at the start of each of the last twelve months, from its stored
-/// transitions (one read of them per month): kept until the store or the definitions
-/// move, or the day turns.
-async fn segment_sizes(
-    state: &AppState,
-    s: &str,
-    kind: SubjectKind,
-    today: jiff::civil::Date,
-    ws: Arc<Workspace>,
-) -> Result<Vec<(String, usize)>, ApiError> {
-    let tz = ws.time_zone().clone();
-    let key = (StoreVersion::of(state).await, today, SameDefinitions(ws), s.to_string());
-    if let Some(sizes) = state.kept.segment_sizes.get(&key) {
-        return Ok(sizes);
-    }
-    let mut size_by_month = Vec::new();
-
+/// The first days of the last twelve months, oldest first (the current month's last).
+fn month_starts(today: jiff::civil::Date) -> Result<Vec<jiff::civil::Date>, ApiError> {
     let (current, _) = super::morning::months(today)?;
     let mut month = cairn_measure::Period::containing(PeriodKind::Month, current.period.first());
     let mut starts = Vec::new();
@@ -242,13 +239,7 @@ async fn segment_sizes(
         }
     }
     starts.reverse();
-    for first in starts {
-        let at = first.to_zoned(tz.clone()).map_err(|e| ApiError::Internal(e.to_string()))?.timestamp();
-        let n = state.store.segment_members_before(s, kind, at).await?.len();
-        size_by_month.push((first.strftime("%Y-%m").to_string(), n));
-    }
-    state.kept.segment_sizes.put(key, size_by_month.clone());
-    Ok(size_by_month)
+    Ok(starts)
 }
 
 #[derive(Template)]
@@ -256,6 +247,7 @@ async fn segment_sizes(
 struct Page {
     chrome: Chrome,
     d: SegmentsView,
+    fresh: Freshness,
 }
 
 /// `GET /segments`.
@@ -264,8 +256,8 @@ pub(crate) async fn page(
     user: SignedIn,
     Query(q): Query<SegmentsQuery>,
 ) -> Result<Html<String>, UiError> {
-    let d = data(&state, &q).await?;
-    render(&Page { chrome: Chrome::new(&user, "/segments"), d })
+    let (d, fresh) = data(&state, &q, Wait::PAGE).await?;
+    render(&Page { chrome: Chrome::new(&user, "/segments"), d, fresh })
 }
 
 /// The rule box's query.

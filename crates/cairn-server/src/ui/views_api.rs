@@ -34,7 +34,7 @@ pub(crate) async fn view(
     match page.as_str() {
         "morning" => json(super::morning::data(&state, Wait::Current).await?.0),
         "accounts" => json(super::accounts::data(&state, &from_pairs(&query)?).await?),
-        "segments" => json(super::segments::data(&state, &from_pairs(&query)?).await?),
+        "segments" => json(super::segments::data(&state, &from_pairs(&query)?, Wait::Current).await?.0),
         "journey" => json(current(super::journey::data(&state, &from_pairs(&query)?, Wait::Current).await?)?),
         "programs" => json(super::programs::list_data(&state, Wait::Current).await?.0),
         "tasks" => {
@@ -47,7 +47,7 @@ pub(crate) async fn view(
             let digital: Vec<String> = pairs.iter().filter(|(k, _)| k == "digital").map(|(_, v)| v.clone()).collect();
             json(super::staffing::data(&state, &digital).await?)
         }
-        "data" => json(super::data::data(&state).await?),
+        "data" => json(super::data::data(&state, Wait::Current).await?.0),
         other => Err(ApiError::NotFound(format!("no view `{other}`: the views are {}", PAGES.join(", ")))),
     }
 }
