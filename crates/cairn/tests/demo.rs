@@ -199,6 +199,14 @@ async fn sqlite_the_same_seed_gives_the_same_summary_and_outbox_byte_for_byte() 
     let db = TestDb::open(Backend::Sqlite).await.unwrap();
     let (summary, _) = run(&db.store, &a_quarter()).await;
     the_records_agree_with_the_summary(&db.store, &summary, &a_quarter()).await;
+    // docs/metrics.md's worked example of the simulation's renewals is this run.
+    assert_eq!(
+        (summary.renewals_won, summary.renewals_lost, summary.expanded, summary.contracted),
+        (7, 2, 3, 1),
+        "docs/metrics.md: {summary:?}"
+    );
+    let k = &summary.measured.kpis;
+    assert_eq!((k.arr_start_cents, k.arr_end_cents), (120_840_000, 124_590_000), "docs/metrics.md: {k:?}");
     let first = fingerprint(&db.store, &summary).await;
     db.close().await;
     let again = TestDb::open(Backend::Sqlite).await.unwrap();
