@@ -30,11 +30,32 @@ macro_rules! reports_impl {
                     subscription_lines: count(conn, "SELECT COUNT(*) FROM subscriptions").await?,
                     events: count(conn, "SELECT COUNT(*) FROM events").await?,
                 };
+                // The `event_identity` view's resolution, applied once per distinct
+                // (userId, anonymousId, groupId) of the log rather than once per event (a
+                // person sends thousands of events under the same ids): on W1's 8.9 million
+                // events over 313,000 such triples, 9 s instead of 42 s on SQLite.
                 let r = sqlx::query(
-                    "SELECT CAST(COUNT(*) FILTER (WHERE contact_id IS NULL) AS BIGINT),
-                            CAST(COUNT(*) FILTER (WHERE account_id IS NULL) AS BIGINT),
-                            CAST(COUNT(*) FILTER (WHERE contact_id IS NULL AND account_id IS NULL) AS BIGINT)
-                     FROM event_identity",
+                    "SELECT CAST(COALESCE(SUM(CASE WHEN contact_id IS NULL THEN n ELSE 0 END), 0) AS BIGINT),
+                            CAST(COALESCE(SUM(CASE WHEN account_id IS NULL THEN n ELSE 0 END), 0) AS BIGINT),
+                            CAST(COALESCE(SUM(CASE WHEN contact_id IS NULL AND account_id IS NULL THEN n ELSE 0 END), 0) AS BIGINT)
+                     FROM (
+                         SELECT r.n, r.contact_id, COALESCE(r.group_account_id, c.account_id) AS account_id
+                         FROM (
+                             SELECT g.n,
+                                    COALESCE(
+                                        (SELECT x.entity_id FROM external_ids x
+                                          WHERE x.entity_kind = 'contact' AND x.source = 'product' AND x.external_id = g.user_id),
+                                        (SELECT a.contact_id FROM contact_aliases a WHERE a.alias = g.user_id),
+                                        (SELECT a.contact_id FROM contact_aliases a WHERE a.alias = g.anonymous_id)
+                                    ) AS contact_id,
+                                    (SELECT x.entity_id FROM external_ids x
+                                      WHERE x.entity_kind = 'account' AND x.source = 'product' AND x.external_id = g.group_id
+                                    ) AS group_account_id
+                             FROM (SELECT user_id, anonymous_id, group_id, COUNT(*) AS n
+                                   FROM events GROUP BY user_id, anonymous_id, group_id) g
+                         ) r
+                         LEFT JOIN contacts c ON c.id = r.contact_id
+                     ) i",
                 )
                 .fetch_one(&mut *conn)
                 .await?;
