@@ -146,6 +146,28 @@ const interactions = [
     },
   },
   {
+    name: "dry-run a program over history",
+    required: true,
+    page: "@program",
+    needs: ['main a[href$="/dry-run"]'],
+    async run(page) {
+      await Promise.all([page.waitForLoadState("load"), page.locator('main a[href$="/dry-run"]').first().click()]);
+      await page.locator("form#dry-run").waitFor();
+      // Two weeks of history (the form offers 90 days): enough to see sends, quick in a debug build.
+      const to = await page.locator("form#dry-run input[name=to]").inputValue();
+      const from = new Date(Date.parse(to) - 14 * 86_400_000).toISOString().slice(0, 10);
+      await page.locator("form#dry-run input[name=from]").fill(from);
+      await Promise.all([
+        page.waitForNavigation({ timeout: 8 * STEP_TIMEOUT }),
+        page.locator("form#dry-run button[type=submit]").click(),
+      ]);
+      await expectText(page, "main", "messages sent");
+      await page.screenshot({ path: path.join(SHOTS, "program-dry-run.png"), fullPage: true });
+      const violations = await axe(page);
+      must(violations.length === 0, violations.map((v) => `axe ${v.impact}: ${v.id} — ${v.help}`).join("; "));
+    },
+  },
+  {
     name: "try a rule in the segment rule box",
     required: true,
     page: "/segments",

@@ -341,29 +341,40 @@ pub async fn program_dry_run(
     Path(id): Path<String>,
     axum::extract::Query(q): axum::extract::Query<DryRunQuery>,
 ) -> Reply {
-    use cairn_programs::DryRunError;
     authorize(&state, &headers, cairn_store::KeyScope::Read).await?;
-    let rt = runtime(&state)?;
-    let ws = rt.read(|live| live.engine.workspace_arc().clone()).await;
     let (Some(from), Some(to)) = (q.from, q.to) else {
         return Err(ApiError::BadRequest(
             "a dry run needs its period: give from= and to= (days like 2026-03-01 or instants)".into(),
         ));
     };
+    let report = dry_run(&state, &id, &from, &to).await?;
+    Ok(Json(serde_json::to_value(report).map_err(|e| ApiError::Internal(e.to_string()))?))
+}
+
+/// The dry run of program `id` over `from`..`to` (days in the workspace's time zone, the
+/// end day included, or instants), for the API and the program's dry-run page.
+pub(crate) async fn dry_run(
+    state: &AppState,
+    id: &str,
+    from: &str,
+    to: &str,
+) -> Result<cairn_programs::DryRun, ApiError> {
+    use cairn_programs::DryRunError;
+    let rt = runtime(state)?;
+    let ws = rt.read(|live| live.engine.workspace_arc().clone()).await;
     let bad = |e: DryRunError| match e {
         DryRunError::UnknownProgram { .. } => ApiError::NotFound(e.to_string()),
         DryRunError::BadPeriod(m) => ApiError::BadRequest(m),
         DryRunError::Store(s) => ApiError::Unavailable(s),
         other => ApiError::Internal(other.to_string()),
     };
-    let (from, to) = cairn_programs::dry_run::parse_period(&from, &to, ws.time_zone()).map_err(bad)?;
+    let (from, to) = cairn_programs::dry_run::parse_period(from, to, ws.time_zone()).map_err(bad)?;
     let options = cairn_programs::DryRunOptions {
         from,
         to,
         now: state.clock.now(),
         pass_every: cairn_programs::dry_run::DEFAULT_PASS_EVERY,
-        public_url: "http://127.0.0.1:8080".to_string(),
+        public_url: crate::cached_reports::PREVIEW_URL.to_string(),
     };
-    let report = cairn_programs::dry_run(&state.store, ws, &id, &options).await.map_err(bad)?;
-    Ok(Json(serde_json::to_value(report).map_err(|e| ApiError::Internal(e.to_string()))?))
+    cairn_programs::dry_run(&state.store, ws, id, &options).await.map_err(bad)
 }

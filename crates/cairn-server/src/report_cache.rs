@@ -45,10 +45,11 @@ pub(crate) const FIRST_WAIT: Duration = Duration::from_millis(1500);
 /// The most keys kept; the least recently used beyond it are dropped.
 const MAX_KEYS: usize = 64;
 
-/// The most computations that run at once; the others wait their turn. Each holds a
-/// store connection while it reads, and the pages' own reads need the rest of the pool
-/// (a first visit of the morning view starts six).
-const MAX_RUNNING: usize = 2;
+/// The most computations that run at once; the others wait their turn, first come first
+/// served. Each holds a store connection while it reads, and the pages' own reads need
+/// the rest of the pool (SQLite's has four; a first visit of the morning view starts
+/// six computations, the warm-up dozens).
+const MAX_RUNNING: usize = 3;
 
 /// How long a request waits for a result.
 #[derive(Debug, Clone, Copy)]

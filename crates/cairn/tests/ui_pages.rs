@@ -312,6 +312,47 @@ async fn a_paused_program_enrolls_nobody_and_its_steps_wait(app: &TestApp) {
     assert!(app.store.paused_programs().await.expect("pauses").is_empty());
 }
 
+async fn a_program_is_dry_run_over_history_from_its_page(app: &TestApp) {
+    let s = app.signed_in_as("ops").await;
+    let acme = setup(app).await;
+    wait_for_enrollment(app, acme).await;
+    let page = get(app, &s, "/programs/onboarding").await;
+    assert!(page.body.contains("href=\"/programs/onboarding/dry-run\""), "{}", page.body);
+    // The form alone, with the last 90 days filled in.
+    let form = get(app, &s, "/programs/onboarding/dry-run").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(form.body.contains("<form id=dry-run") && !form.body.contains("messages sent"), "{}", form.body);
+    // Over the last two days: the replay's figures (what it enrolls is the dry run's own
+    // tests' matter, `program_dry_run.rs`), and the real store gains nothing. (Acme
+    // entered its segment by a trait, and traits have no history: it is in the segment
+    // from the period's start, so nobody enters it in the period.)
+    let today = test_now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let before = app.store.program_enrollments("onboarding").await.expect("enrollments").len();
+    let run =
+        get(app, &s, &format!("/programs/onboarding/dry-run?from={}&to={today}", today.yesterday().expect("day")))
+            .await;
+    assert_eq!(run.status, 200, "{}", run.body);
+    assert!(run.body.contains("<span class=label>enrolled</span><span class=value>0</span>"), "{}", run.body);
+    assert!(
+        run.body.contains("messages sent") && run.body.contains("passes of the engine and the runner"),
+        "{}",
+        run.body
+    );
+    assert!(run.body.contains("traits have no history"), "the dry run's notes are shown: {}", run.body);
+    assert_eq!(app.store.program_enrollments("onboarding").await.expect("enrollments").len(), before);
+    // A period that is not one is said, above the form.
+    let bad = get(app, &s, "/programs/onboarding/dry-run?from=yesterday&to=2026-01-02").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(
+        bad.body.contains("from `yesterday` is neither a date") && bad.body.contains("<form id=dry-run"),
+        "{}",
+        bad.body
+    );
+    // A viewer may look at the program, not run it.
+    let viewer = app.signed_in_as("viewer").await;
+    assert_eq!(get(app, &viewer, "/programs/onboarding/dry-run").await.status, 403);
+}
+
 async fn wait_for_enrollment(app: &TestApp, account: i64) {
     let start = Instant::now();
     loop {
@@ -369,5 +410,6 @@ on_both_backends!(
     the_account_forms_add_a_note_and_override_health,
     tasks_are_claimed_and_completed_with_an_outcome,
     a_paused_program_enrolls_nobody_and_its_steps_wait,
+    a_program_is_dry_run_over_history_from_its_page,
     the_rule_box_checks_as_cairn_check_does_and_views_are_json,
 );

@@ -52,17 +52,19 @@ mod role_table;
 pub(crate) async fn warm(state: &AppState) {
     let now = crate::report_cache::Wait::START;
     let mut failures = Vec::new();
+    // Computations run a few at a time, in the order they are asked for: the quick ones
+    // first (the ledger's, the programs'), the insights (which read the whole log) last.
     // Not the doctor (`/data`): it reads every event, so it is computed when asked for.
     failures.push(morning::data(state, now).await.err());
-    failures.push(insights::data(state, &insights::InsightsQuery::default(), now).await.err());
     failures.push(kpis::data(state, &Default::default(), now).await.err());
-    failures.push(journey::data(state, &Default::default(), now).await.err());
     failures.push(programs::list_data(state, now).await.err());
+    failures.push(journey::data(state, &Default::default(), now).await.err());
     if let Some(ws) = crate::api::live_workspace(state).await {
         for p in ws.programs() {
             failures.push(programs::data(state, p.id.as_str(), now).await.err());
         }
     }
+    failures.push(insights::data(state, &insights::InsightsQuery::default(), now).await.err());
     for e in failures.into_iter().flatten() {
         // A workspace without a journey has no journey page: nothing to warn about.
         if !matches!(e, ApiError::NotFound(_)) {
@@ -97,6 +99,7 @@ pub(crate) fn routes() -> Vec<UiRoute> {
         r("/journey", Read, get(journey::page)),
         r("/programs", Read, get(programs::list)),
         r("/programs/{id}", Read, get(programs::page)),
+        r("/programs/{id}/dry-run", Operate, get(programs::dry_run_page)),
         r("/programs/{id}/pause", Operate, post(programs::pause)),
         r("/programs/{id}/resume", Operate, post(programs::resume)),
         r("/tasks", Read, get(tasks::page)),

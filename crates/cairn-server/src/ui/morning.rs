@@ -163,26 +163,31 @@ pub(crate) fn months(today: Date) -> Result<(Query, Query), ApiError> {
     Ok((current, previous))
 }
 
+/// The tiles, with the engine's lists: `lists` (the engine's pass over the accounts) runs
+/// while the reports are waited for.
 async fn tiles(
     state: &AppState,
     today: Date,
-    engine_share: Option<f64>,
+    lists: impl std::future::Future<Output = Option<EngineLists>>,
     open_tasks: usize,
     wait: Wait,
     fresh: &mut Freshness,
-) -> Result<(Period, Vec<Tile>), ApiError> {
+) -> Result<(Period, Vec<Tile>, Option<EngineLists>), ApiError> {
     let (current, previous) = months(today)?;
     let live = crate::api::live_workspace(state).await;
     let ws = live.as_ref();
     let options = cairn_reports::revenue::KpiOptions::default();
     // The reports the API and the KPI page share (the report cache): a tile with no
     // figures yet shows a dash.
-    let (now, before, nps_now, nps_before) = tokio::join!(
-        cached_reports::kpis(state, ws, &current, &options, wait),
-        cached_reports::kpis(state, ws, &previous, &options, wait),
-        cached_reports::nps(state, &current, wait),
-        cached_reports::nps(state, &previous, wait),
-    );
+    let (lists, (now, before, nps_now, nps_before)) = tokio::join!(lists, async {
+        tokio::join!(
+            cached_reports::kpis(state, ws, &current, &options, wait),
+            cached_reports::kpis(state, ws, &previous, &options, wait),
+            cached_reports::nps(state, &current, wait),
+            cached_reports::nps(state, &previous, wait),
+        )
+    });
+    let engine_share = lists.as_ref().and_then(|l| l.adoption);
     let (now, before, nps_now, nps_before) =
         (fresh.take(now?), fresh.take(before?), fresh.take(nps_now?), fresh.take(nps_before?));
     let (now, before) = (now.as_deref().map(|r| &r.kpis), before.as_deref().map(|r| &r.kpis));
@@ -229,7 +234,7 @@ async fn tiles(
             href: "/tasks",
         },
     ];
-    Ok((current.period, tiles))
+    Ok((current.period, tiles, lists))
 }
 
 /// What the engine says about today: worklist, movers, missed milestones, renewals at risk,
@@ -373,21 +378,27 @@ pub(crate) async fn data(state: &AppState, wait: Wait) -> Result<(MorningView, F
     let open = state.store.open_tasks(None, None).await?;
     let task_accounts: std::collections::HashSet<u64> =
         open.iter().filter_map(|t| t.account_id).map(|a| a as u64).collect();
-    let lists = match &state.runtime {
-        Some(rt) => Some(rt.read(|live| engine_lists(&live.engine, &task_accounts)).await),
-        None => None,
-    };
     let today = match &state.runtime {
         Some(rt) => rt.read(|live| today(&live.engine)).await,
         None => state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date(),
     };
-    // The tiles and the program alerts each wait up to `wait` for their reports: at once.
+    let lists = async {
+        // Polled first, it would hold the task for its pass before the reports' waits
+        // start: it lets them start theirs.
+        tokio::task::yield_now().await;
+        match &state.runtime {
+            Some(rt) => Some(rt.read(|live| engine_lists(&live.engine, &task_accounts)).await),
+            None => None,
+        }
+    };
+    // The tiles and the program alerts each wait up to `wait` for their reports, at once,
+    // and the engine's pass over the accounts runs meanwhile.
     let mut alerts_fresh = Freshness::default();
     let (tiles, programs) = tokio::join!(
-        tiles(state, today, lists.as_ref().and_then(|l| l.adoption), open.len(), wait, &mut fresh),
+        tiles(state, today, lists, open.len(), wait, &mut fresh),
         program_alerts(state, today, wait, &mut alerts_fresh)
     );
-    let ((period, tiles), programs) = (tiles?, programs?);
+    let ((period, tiles, lists), programs) = (tiles?, programs?);
     fresh.merge(alerts_fresh);
     let end_of_today = today
         .tomorrow()

@@ -5,15 +5,16 @@
 //! pause/resume (the runner skips a paused program: `Store::pause_program`).
 
 use askama::Template;
-use axum::extract::{Path, State};
-use axum::response::{Html, Response};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
 use cairn_reports::experiments::{Experiment, ExperimentKind};
 use cairn_reports::programs::{ProgramReport, ReachRow};
 use cairn_store::ProgramPause;
 use cairn_workspace::Trigger;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{Chrome, UiError, back_to, render};
+use super::{Chrome, UiError, back_to, given, render};
 use crate::AppState;
 use crate::auth::SignedIn;
 use crate::cached_reports as cached;
@@ -297,6 +298,62 @@ pub(crate) async fn page(
 ) -> Result<Html<String>, UiError> {
     let (d, fresh) = data(&state, &id, Wait::PAGE).await?;
     render(&Page { chrome: Chrome::new(&user, "/programs"), d, fresh })
+}
+
+/// The dry-run form's query: a period of history (days).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct DryRunQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// The default period of a dry run: the last 90 days, up to today.
+const DRY_RUN_DAYS: i64 = 90;
+
+#[derive(Template)]
+#[template(path = "dry_run.html")]
+struct DryRunPage {
+    chrome: Chrome,
+    id: String,
+    from: String,
+    to: String,
+    run: Option<cairn_programs::DryRun>,
+    error: Option<String>,
+}
+
+impl DryRunPage {
+    /// A step's outcomes in words: `sent 40 · skipped_cap 2`.
+    fn outcomes(load: &cairn_programs::dry_run::StepLoad) -> String {
+        load.outcomes.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(" · ")
+    }
+}
+
+/// `GET /programs/{id}/dry-run?from=&to=`: the form, and with a period the dry run over
+/// it (`cairn program preview ID --from --to`): the log replayed with the program in a
+/// scratch database, nothing sent. A bad period is said above the form (400).
+pub(crate) async fn dry_run_page(
+    State(state): State<AppState>,
+    user: SignedIn,
+    Path(id): Path<String>,
+    Query(q): Query<DryRunQuery>,
+) -> Result<Response, UiError> {
+    known(&state, &id).await?;
+    let ws = workspace(&state).await?;
+    let today = state.clock.now().to_zoned(ws.time_zone().clone()).date();
+    let back = today.checked_sub(jiff::Span::new().days(DRY_RUN_DAYS)).unwrap_or(today);
+    let from = given(&q.from).map_or_else(|| back.to_string(), str::to_string);
+    let to = given(&q.to).map_or_else(|| today.to_string(), str::to_string);
+    let (run, error, status) = if given(&q.from).is_some() || given(&q.to).is_some() {
+        match crate::api::dry_run(&state, &id, &from, &to).await {
+            Ok(r) => (Some(r), None, StatusCode::OK),
+            Err(ApiError::BadRequest(m)) => (None, Some(m), StatusCode::BAD_REQUEST),
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        (None, None, StatusCode::OK)
+    };
+    let html = render(&DryRunPage { chrome: Chrome::new(&user, "/programs"), id, from, to, run, error })?;
+    Ok((status, html).into_response())
 }
 
 async fn known(state: &AppState, id: &str) -> Result<(), UiError> {
