@@ -156,22 +156,44 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
 
 /// The rows as a Markdown table.
 pub(crate) fn print_table(rows: &[SuiteRow]) {
-    let secs =
-        |s: Option<f64>| s.map_or(String::new(), |s| if s < 10.0 { format!("{s:.3}") } else { format!("{s:.1}") });
     println!("| area | cairn | seconds | rate | peer | seconds | cairn ÷ peer | note |");
     println!("|---|---|---:|---:|---|---:|---:|---|");
     for r in rows {
-        println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.area,
-            r.cairn,
-            secs(r.cairn_secs),
-            r.rate,
-            r.peer,
-            secs(r.peer_secs),
-            r.ratio.map_or(String::new(), |x| format!("{x:.2}×")),
-            r.note
-        );
+        println!("{}", row_line(r));
+    }
+}
+
+/// One row as a line of the Markdown table.
+fn row_line(r: &SuiteRow) -> String {
+    let secs =
+        |s: Option<f64>| s.map_or(String::new(), |s| if s < 10.0 { format!("{s:.3}") } else { format!("{s:.1}") });
+    format!(
+        "| {} | {} | {} | {} | {} | {} | {} | {} |",
+        r.area,
+        r.cairn,
+        secs(r.cairn_secs),
+        r.rate,
+        r.peer,
+        secs(r.peer_secs),
+        r.ratio.map_or(String::new(), |x| format!("{x:.2}×")),
+        r.note
+    )
+}
+
+/// The rows measured so far, each also written to stderr when it is measured, so that a
+/// run that fails late (a W1 run takes half an hour) keeps what it measured.
+struct Rows(Vec<SuiteRow>);
+
+impl Rows {
+    fn push(&mut self, r: SuiteRow) {
+        eprintln!("suite: measured {}", row_line(&r));
+        self.0.push(r);
+    }
+
+    fn extend(&mut self, rows: impl IntoIterator<Item = SuiteRow>) {
+        for r in rows {
+            self.push(r);
+        }
     }
 }
 
@@ -181,7 +203,7 @@ pub(crate) async fn measure(args: &SuiteArgs) -> Result<SuiteOutcome> {
     let dir = args.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     let w1_dir = dir.join("w1");
     let scale = args.scale.scale();
-    let mut rows = Vec::new();
+    let mut rows = Rows(Vec::new());
     let mut agreement = Vec::new();
     let mut agree = true;
 
@@ -455,7 +477,7 @@ pub(crate) async fn measure(args: &SuiteArgs) -> Result<SuiteOutcome> {
     if !args.keep {
         let _ = std::fs::remove_dir_all(&w1_dir);
     }
-    Ok(SuiteOutcome { workload, rows, agreement, agree })
+    Ok(SuiteOutcome { workload, rows: rows.0, agreement, agree })
 }
 
 /// A row per page: its p95 server time over loopback (and the accounts list's SQL peer).
