@@ -554,6 +554,7 @@ impl Engine {
             .enumerate()
             .map(|(i, s)| {
                 let n: i64 = self.shards.iter().map(|sh| sh.members[i]).sum();
+                debug_assert!(n >= 0, "segment {} counted {n} members", s.id.as_str());
                 (s.id.as_str(), usize::try_from(n).unwrap_or(0))
             })
             .collect()

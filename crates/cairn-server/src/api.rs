@@ -321,14 +321,14 @@ pub async fn program_preview(
     Ok(Json(serde_json::to_value(preview).map_err(|e| ApiError::Internal(e.to_string()))?))
 }
 
-/// The query of a program's dry run over history.
+/// The query of a program's dry run over history (the API's and the dry-run page's form).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DryRunQuery {
     /// A day (its start in the workspace time zone) or an instant.
-    from: Option<String>,
+    pub from: Option<String>,
     /// A day (its end) or an instant.
-    to: Option<String>,
+    pub to: Option<String>,
 }
 
 /// `GET /api/programs/{id}/dry-run?from=&to=`: what the program would have done over a

@@ -12,7 +12,7 @@ use cairn_reports::experiments::{Experiment, ExperimentKind};
 use cairn_reports::programs::{ProgramReport, ReachRow};
 use cairn_store::ProgramPause;
 use cairn_workspace::Trigger;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{Chrome, UiError, back_to, given, render};
 use crate::AppState;
@@ -300,13 +300,6 @@ pub(crate) async fn page(
     render(&Page { chrome: Chrome::new(&user, "/programs"), d, fresh })
 }
 
-/// The dry-run form's query: a period of history (days).
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct DryRunQuery {
-    pub from: Option<String>,
-    pub to: Option<String>,
-}
-
 /// The default period of a dry run: the last 90 days, up to today.
 const DRY_RUN_DAYS: i64 = 90;
 
@@ -335,7 +328,7 @@ pub(crate) async fn dry_run_page(
     State(state): State<AppState>,
     user: SignedIn,
     Path(id): Path<String>,
-    Query(q): Query<DryRunQuery>,
+    Query(q): Query<crate::api::DryRunQuery>,
 ) -> Result<Response, UiError> {
     known(&state, &id).await?;
     let ws = workspace(&state).await?;
