@@ -266,13 +266,18 @@ async fn trigger_latency(
     let server = tokio::spawn(app.run(async {
         let _ = stopped.await;
     }));
-    // The runner's first pass sets its event cursor at the end of the log (history does
-    // not trigger): wait for it before the first trigger.
+    // The runner's first pass moves its event cursor to the end of the log, past the
+    // sends' own events (history does not trigger): wait for it before the first trigger.
+    let end = store.last_seq().await?;
     let waiting = Instant::now();
-    while store.setting("runner.events").await?.is_none() {
-        anyhow::ensure!(waiting.elapsed() < Duration::from_secs(30), "the program runner did not start within 30 s");
+    while store.setting("runner.events").await?.and_then(|v| v.parse::<i64>().ok()).is_none_or(|c| c < end) {
+        anyhow::ensure!(waiting.elapsed() < Duration::from_secs(60), "the program runner did not catch up within 60 s");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    eprintln!(
+        "the runner caught up with the log ({end} events) {:.1} s after the server started",
+        waiting.elapsed().as_secs_f64()
+    );
     let mut conn = Connection::new(&addr.to_string());
     let mut times = Vec::with_capacity(n);
     for i in 0..n {

@@ -298,6 +298,51 @@ async fn the_holdout_receives_nothing_and_the_others_run_every_step(store: Store
     assert_eq!(met, expected, "the goal is measured for every enrollment, holdout included");
 }
 
+/// Event triggers read only the events they name, and only live ones: a backlog of other
+/// events between them (an import, the sends' own events while the runner was down) is
+/// passed over, the triggers behind it enroll, more than one statement's worth of them
+/// (1,000) included, and the cursor ends at the end of the log.
+async fn an_event_trigger_behind_a_backlog_of_other_events_enrolls(store: Store) {
+    const TRIGGERED: usize = 1_005;
+    let w = World::new(store, TRIGGERED + 1).await;
+    let at = w.clock.now().to_string();
+    let stale = (w.clock.now() - SignedDuration::from_hours(72)).to_string();
+    let event = |id: String, user: usize, name: &str, when: &str| {
+        msg_received_at(
+            &at,
+            json!({"type": "track", "messageId": id, "userId": format!("u{user}"), "event": name, "timestamp": when}),
+        )
+    };
+    let mut messages: Vec<_> = (0..1_500).map(|i| event(format!("noise-{i}"), i % 7, "page_viewed", &at)).collect();
+    for user in 0..TRIGGERED {
+        messages.push(event(format!("signup-{user}"), user, "signed_up", &at));
+        messages.push(event(format!("noise-after-{user}"), user, "page_viewed", &at));
+    }
+    // Older than the runner's live window (a day): history, not a trigger.
+    messages.push(event("signup-stale".into(), TRIGGERED, "signed_up", &stale));
+    for chunk in messages.chunks(500) {
+        w.store.append("test", chunk).await.unwrap();
+    }
+    let end = w.store.last_seq().await.unwrap();
+    w.pass().await;
+    let enrolled = w.store.program_enrollments("welcome").await.unwrap();
+    assert_eq!(enrolled.len(), TRIGGERED, "every live sign-up behind the backlog enrolls, once");
+    let stale_contact = w.contact(TRIGGERED).await;
+    assert!(w.store.last_enrollment("welcome", SubjectKind::Contact, stale_contact).await.unwrap().is_none());
+    let cursor: i64 = w.store.setting("runner.events").await.unwrap().unwrap().parse().unwrap();
+    assert!(cursor >= end, "the cursor {cursor} is at the end of the log ({end}) or past it");
+}
+
+#[tokio::test]
+async fn sqlite_an_event_trigger_behind_a_backlog_of_other_events_enrolls() {
+    run(Backend::Sqlite, "backlog", an_event_trigger_behind_a_backlog_of_other_events_enrolls).await;
+}
+
+#[tokio::test]
+async fn postgres_an_event_trigger_behind_a_backlog_of_other_events_enrolls() {
+    run(Backend::Postgres, "backlog", an_event_trigger_behind_a_backlog_of_other_events_enrolls).await;
+}
+
 #[tokio::test]
 async fn sqlite_a_contested_frequency_cap_goes_to_the_higher_priority_program() {
     run(Backend::Sqlite, "cap", a_contested_frequency_cap_goes_to_the_higher_priority_program).await;

@@ -406,6 +406,21 @@ impl Store {
         dispatch!(self, s => s.events_after(after_seq, limit).await)
     }
 
+    /// The track, page and screen events named one of `names`, with `seq` in
+    /// (`after_seq`, `up_to_seq`] and a time at or after `since`, in seq order, at most
+    /// `limit`: what a reader that wants only some events reads, however many others
+    /// lie between them (the filter runs before identity is resolved).
+    pub async fn events_named_after(
+        &self,
+        after_seq: i64,
+        up_to_seq: i64,
+        names: &[&str],
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<LogEvent>> {
+        dispatch!(self, s => s.events_named_after(after_seq, up_to_seq, names, since, limit).await)
+    }
+
     /// [`Store::events_after`] of one source only (what cairn itself wrote: `cairn`).
     pub async fn events_after_from(&self, after_seq: i64, source: &str, limit: u32) -> Result<Vec<LogEvent>> {
         dispatch!(self, s => s.events_after_from(after_seq, source, limit).await)

@@ -31,6 +31,18 @@ impl Response {
     }
 }
 
+/// The connection failed before the first byte of an answer.
+#[derive(Debug)]
+struct NoResponse(String);
+
+impl std::fmt::Display for NoResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoResponse {}
+
 /// One keep-alive connection to `addr`.
 pub struct Connection {
     addr: String,
@@ -58,12 +70,17 @@ impl Connection {
         head.push_str("\r\n");
         let mut bytes = head.into_bytes();
         bytes.extend_from_slice(body);
-        if self.stream.is_none() {
-            let s = TcpStream::connect(&self.addr).await.with_context(|| format!("connecting to {}", self.addr))?;
-            s.set_nodelay(true)?;
-            self.stream = Some(BufReader::new(s));
+        let reused = self.stream.is_some();
+        if !reused {
+            self.connect().await?;
         }
-        let result = tokio::time::timeout(Duration::from_secs(60), self.exchange(&bytes)).await;
+        let mut result = tokio::time::timeout(Duration::from_secs(60), self.exchange(&bytes)).await;
+        // A kept-alive connection the server closed while it was idle (its keep-alive
+        // timeout) is opened again and the request sent once more, as HTTP clients do.
+        if reused && matches!(&result, Ok(Err(e)) if e.is::<NoResponse>()) {
+            self.connect().await?;
+            result = tokio::time::timeout(Duration::from_secs(60), self.exchange(&bytes)).await;
+        }
         match result {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => {
@@ -77,6 +94,13 @@ impl Connection {
         }
     }
 
+    async fn connect(&mut self) -> Result<()> {
+        let s = TcpStream::connect(&self.addr).await.with_context(|| format!("connecting to {}", self.addr))?;
+        s.set_nodelay(true)?;
+        self.stream = Some(BufReader::new(s));
+        Ok(())
+    }
+
     async fn exchange(&mut self, bytes: &[u8]) -> Result<Response> {
         let stream = self.stream.as_mut().context("not connected")?;
         // A server may answer (a 413 for an oversized body) and close before the whole
@@ -86,9 +110,9 @@ impl Connection {
         let mut line = String::new();
         match (stream.read_line(&mut line).await, written) {
             (Ok(n), _) if n > 0 => {}
-            (_, Err(e)) => return Err(anyhow::Error::from(e).context("sending the request")),
-            (Ok(_), Ok(())) => bail!("connection closed before a response"),
-            (Err(e), Ok(())) => return Err(e.into()),
+            (_, Err(e)) => return Err(NoResponse(format!("sending the request: {e}")).into()),
+            (Ok(_), Ok(())) => return Err(NoResponse("connection closed before a response".into()).into()),
+            (Err(e), Ok(())) => return Err(NoResponse(format!("reading the response: {e}")).into()),
         }
         let status: u16 = line
             .split_whitespace()
@@ -139,4 +163,44 @@ impl Connection {
 pub fn basic_auth(key: &str) -> String {
     use base64::Engine as _;
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that answers one request per connection and then closes it (as a server
+    /// does with a connection idle past its keep-alive timeout).
+    async fn one_answer_per_connection() -> (String, tokio::task::JoinHandle<usize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let mut served = 0;
+            while served < 2 {
+                let (socket, _) = listener.accept().await.unwrap();
+                let mut socket = BufReader::new(socket);
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    socket.read_line(&mut line).await.unwrap();
+                    if line.trim_end().is_empty() {
+                        break;
+                    }
+                }
+                socket.get_mut().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await.unwrap();
+                served += 1;
+            }
+            served
+        });
+        (addr, server)
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_the_server_closed_is_opened_again() {
+        let (addr, server) = one_answer_per_connection().await;
+        let mut conn = Connection::new(&addr);
+        assert_eq!(conn.request("GET", "/a", &[], b"").await.unwrap().body, "ok");
+        assert_eq!(conn.request("GET", "/b", &[], b"").await.unwrap().body, "ok", "the second request reconnects");
+        assert_eq!(server.await.unwrap(), 2);
+    }
 }

@@ -65,6 +65,9 @@ pub(super) fn subject_key(subject: SubjectRef) -> Option<(SubjectKind, i64)> {
     }
 }
 
+/// Events read per statement by the event triggers.
+const EVENTS_BATCH: u32 = 1000;
+
 pub(super) const TRANSITIONS_CURSOR: &str = "runner.transitions";
 pub(super) const EVENTS_CURSOR: &str = "runner.events";
 
@@ -158,16 +161,24 @@ impl Runner {
             }
             return Ok(());
         }
-        let mut cursor = cursor;
+        // Only the events the programs name, and only live ones, are read: a backlog of
+        // others (an import, or the sends' own events while the runner was down) costs
+        // one scan, not a read of each.
+        let names: Vec<&str> = wanted
+            .iter()
+            .filter_map(|p| match &p.trigger {
+                Trigger::Event(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let last = self.store.last_seq().await?;
         let oldest = now.checked_sub(self.config.live_event_window).unwrap_or(now);
-        loop {
-            let batch = self.store.events_after(cursor, 1000).await?;
-            let Some(last) = batch.last() else { break };
-            let last_seq = last.seq;
+        let mut cursor = cursor;
+        while cursor < last {
+            let batch = self.store.events_named_after(cursor, last, &names, oldest, EVENTS_BATCH).await?;
             for e in &batch {
-                if e.ts < oldest {
-                    continue;
-                }
                 for program in &wanted {
                     let Trigger::Event(name) = &program.trigger else { continue };
                     if e.name.as_deref() != Some(name.as_str()) {
@@ -182,7 +193,11 @@ impl Runner {
                     report.enrolled += self.enroll_subjects(program, &[subject], &key, e.ts).await?;
                 }
             }
-            cursor = last_seq;
+            // A batch short of the limit has read everything up to `last`.
+            cursor = match batch.last() {
+                Some(e) if batch.len() == EVENTS_BATCH as usize => e.seq,
+                _ => last,
+            };
             self.save_cursor(EVENTS_CURSOR, &cursor.to_string()).await?;
         }
         Ok(())

@@ -203,6 +203,31 @@ macro_rules! event_log_impl {
                 rows.iter().map(log_event).collect()
             }
 
+            pub(crate) async fn events_named_after(&self, after_seq: i64, up_to_seq: i64, names: &[&str], since: Timestamp, limit: u32) -> Result<Vec<LogEvent>> {
+                if names.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // The name and time are tested before identity is resolved: a backlog of
+                // other events costs a scan of the primary key, not a resolution each.
+                let sql = format!(
+                    "{LOG_EVENTS} AND e.seq > $1 AND i.seq > $1 AND e.seq <= $2 AND e.ts >= $3 AND e.event IN ({}) ORDER BY e.seq LIMIT $4",
+                    crate::sql_both_dialects::in_list_from(5, names.len())
+                );
+                let sql = if ROWS_ONE_AT_A_TIME { format!("SELECT {} FROM ({sql}) x", json_array_agg(LOG_EVENT_JSON)) } else { sql };
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after_seq).bind(up_to_seq).bind(ms(since)).bind(i64::from(limit));
+                for name in names {
+                    query = query.bind(*name);
+                }
+                if ROWS_ONE_AT_A_TIME {
+                    let text: String = query.fetch_one(&self.pool).await?.get(0);
+                    let mut out = json_array::<LogEventTuple>(text)?.into_iter().map(log_event_of).collect::<Result<Vec<_>>>()?;
+                    out.sort_by_key(|e| e.seq);
+                    return Ok(out);
+                }
+                let rows = query.fetch_all(&self.pool).await?;
+                rows.iter().map(log_event).collect()
+            }
+
             pub(crate) async fn events_after_from(&self, after_seq: i64, source: &str, limit: u32) -> Result<Vec<LogEvent>> {
                 let sql = format!("{LOG_EVENTS} AND e.source = $3 AND e.seq > $1 AND i.seq > $1 ORDER BY e.seq LIMIT $2");
                 if ROWS_ONE_AT_A_TIME {
