@@ -393,9 +393,11 @@ pub fn main() -> ExitCode {
 /// Customers of `cairn demo`'s company by default.
 const DEMO_ACCOUNTS: usize = 500;
 /// Customers of `cairn serve --demo`'s company: fewer than `cairn demo`'s until a year of
-/// 500 simulates within a minute (it takes several today, bound by the SQLite driver's
-/// per-statement thread hand-offs; see the issue 16 notes).
-const SERVE_DEMO_ACCOUNTS: usize = 120;
+/// 500 simulates within a minute (about three today, bound by the SQLite driver's
+/// per-statement thread hand-offs; see BENCHMARKS.md, "Demo year"). 300 is the fewest at
+/// which the first start's insights find the simulation's hidden truth (200 miss one of
+/// its three behaviours, 120 all three).
+const SERVE_DEMO_ACCOUNTS: usize = 300;
 
 /// The store a simulation writes into: on SQLite, a commit survives a crash of the
 /// process but not a power loss (no sync per commit), which is honest for data made
