@@ -310,12 +310,7 @@ async fn pages(runtime: &cairn_runtime::Runtime, sampled: usize) -> Vec<Page> {
 }
 
 fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    cairn_channels::encode_query_value(s)
 }
 
 /// A signed-in admin's keep-alive connection.

@@ -45,7 +45,9 @@ mod webhook;
 pub use email::{BuiltEmail, EmailIds, LedgerKey, OutgoingEmail, build_email, email_ids, message_id, track_html};
 pub use error::ChannelError;
 pub use feedback::{DeliveryFeedback, FeedbackError, FeedbackKind, parse_feedback};
-pub use links::{Link, LinkError, LinkKind, LinkSigner, LinkSubject, Survey, VerifiedLink, absolute_url};
+pub use links::{
+    Link, LinkError, LinkKind, LinkSigner, LinkSubject, Survey, VerifiedLink, absolute_url, encode_query_value,
+};
 pub use retry::RetryPolicy;
 pub use transport::{Delivery, EmailTransport, Mailer, SmtpCredentials, SmtpSecurity, SmtpSettings};
 pub use webhook::{

@@ -214,15 +214,15 @@ impl LinkSigner {
         let mut query = format!(
             "{}?e={}&s={}&c={}",
             kind.path(),
-            encode(&subject.enrollment),
-            encode(&subject.step),
-            encode(&subject.contact)
+            encode_query_value(&subject.enrollment),
+            encode_query_value(&subject.step),
+            encode_query_value(&subject.contact)
         );
         let score_text;
         let extra: Vec<&[u8]> = match link {
             Link::Click { url } => {
                 query.push_str("&url=");
-                query.push_str(&encode(url));
+                query.push_str(&encode_query_value(url));
                 vec![url.as_bytes()]
             }
             Link::Open | Link::Unsubscribe => Vec::new(),
@@ -335,7 +335,9 @@ fn fields<'a>(kind: LinkKind, subject: &'a LinkSubject, extra: &[&'a [u8]]) -> V
     all
 }
 
-fn encode(value: &str) -> String {
+/// `value` percent-encoded for a URL's query string (or a form body): every byte but
+/// ASCII letters, digits and `-._~` as `%XX` (RFC 3986's unreserved characters).
+pub fn encode_query_value(value: &str) -> String {
     utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
@@ -382,6 +384,13 @@ impl Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_value_keeps_only_the_unreserved_characters() {
+        // By hand from RFC 3986: space 20, & 26, = 3D, / 2F, + 2B, é is C3 A9 in UTF-8.
+        assert_eq!(encode_query_value("a b&c=d/e+f é-._~Z9"), "a%20b%26c%3Dd%2Fe%2Bf%20%C3%A9-._~Z9");
+        assert_eq!(encode_query_value(""), "");
+    }
 
     fn subject() -> LinkSubject {
         LinkSubject { enrollment: "enr-42".into(), step: "welcome/1".into(), contact: "ada@example.com".into() }

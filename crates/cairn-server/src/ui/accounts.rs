@@ -210,13 +210,10 @@ fn choices(values: impl IntoIterator<Item = (String, String)>, selected: Option<
 fn encode(pairs: &[(&str, Option<&str>)]) -> String {
     pairs
         .iter()
-        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", percent_encoding::utf8_percent_encode(v, QUERY_VALUE))))
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", cairn_channels::encode_query_value(v))))
         .collect::<Vec<_>>()
         .join("&")
 }
-
-const QUERY_VALUE: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// Filters, sorts and pages the accounts; `BadRequest` for a page or window that is not a
 /// number.

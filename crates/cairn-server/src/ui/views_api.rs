@@ -56,13 +56,7 @@ pub(crate) async fn view(
 fn serde_urlencoded_pairs(pairs: &[(String, String)]) -> String {
     pairs
         .iter()
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                percent_encoding::utf8_percent_encode(k, percent_encoding::NON_ALPHANUMERIC),
-                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
-            )
-        })
+        .map(|(k, v)| format!("{}={}", cairn_channels::encode_query_value(k), cairn_channels::encode_query_value(v)))
         .collect::<Vec<_>>()
         .join("&")
 }

@@ -52,12 +52,7 @@ fn form_urlencoded_pairs(fields: &[(&str, &str)]) -> String {
 }
 
 fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    cairn_channels::encode_query_value(s)
 }
 
 impl TestApp {
