@@ -145,17 +145,13 @@ impl Runner {
     ) -> Result<(), ProgramError> {
         let wanted: Vec<&Program> =
             ws.programs().iter().filter(|p| self.runs(p) && matches!(p.trigger, Trigger::Event(_))).collect();
-        let cursor = match self.cursor(EVENTS_CURSOR).await? {
-            Some(c) => c,
-            None => {
-                // The first pass starts at the end of the log: history does not trigger.
-                let last = self.store.last_seq().await?;
-                self.save_cursor(EVENTS_CURSOR, &last.to_string()).await?;
-                return Ok(());
-            }
+        // Read up to here this pass; later events wait for the next.
+        let last = self.store.last_seq().await?;
+        let Some(mut cursor) = self.cursor(EVENTS_CURSOR).await? else {
+            // The first pass starts at the end of the log: history does not trigger.
+            return self.save_cursor(EVENTS_CURSOR, &last.to_string()).await;
         };
         if wanted.is_empty() {
-            let last = self.store.last_seq().await?;
             if last != cursor {
                 self.save_cursor(EVENTS_CURSOR, &last.to_string()).await?;
             }
@@ -173,9 +169,7 @@ impl Runner {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let last = self.store.last_seq().await?;
         let oldest = now.checked_sub(self.config.live_event_window).unwrap_or(now);
-        let mut cursor = cursor;
         while cursor < last {
             let batch = self.store.events_named_after(cursor, last, &names, oldest, EVENTS_BATCH).await?;
             for e in &batch {

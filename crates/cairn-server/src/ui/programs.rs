@@ -330,8 +330,7 @@ pub(crate) async fn dry_run_page(
     Path(id): Path<String>,
     Query(q): Query<crate::api::DryRunQuery>,
 ) -> Result<Response, UiError> {
-    known(&state, &id).await?;
-    let ws = workspace(&state).await?;
+    let ws = known(&state, &id).await?;
     let today = state.clock.now().to_zoned(ws.time_zone().clone()).date();
     let back = today.checked_sub(jiff::Span::new().days(DRY_RUN_DAYS)).unwrap_or(today);
     let from = given(&q.from).map_or_else(|| back.to_string(), str::to_string);
@@ -349,10 +348,11 @@ pub(crate) async fn dry_run_page(
     Ok((status, html).into_response())
 }
 
-async fn known(state: &AppState, id: &str) -> Result<(), UiError> {
+/// The loaded workspace, when it defines program `id`.
+async fn known(state: &AppState, id: &str) -> Result<std::sync::Arc<cairn_workspace::Workspace>, UiError> {
     let ws = workspace(state).await?;
     if ws.programs().iter().any(|p| p.id.as_str() == id) {
-        Ok(())
+        Ok(ws)
     } else {
         Err(UiError(ApiError::NotFound(format!("no program `{id}`"))))
     }
